@@ -1,0 +1,56 @@
+# Keyward — the two commands that matter:
+#   make run    install what is missing, build, start Keyward (embedded, dev)
+#   make test   install what is missing, build, run every test
+# and the others: make build | bench | fuzz | test-asan | format | clean
+
+PRESET   ?= release
+BUILD    := build/$(PRESET)
+JOBS     ?= $(shell nproc)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps configure build run test test-asan fuzz fuzz-smoke bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+run: build
+	@scripts/run-dev
+
+test: build
+	@scripts/run-tests $(BUILD)
+	@if command -v clang++ >/dev/null; then \
+	  $(MAKE) --no-print-directory fuzz-smoke; \
+	else echo "fuzz smoke skipped: clang is not installed"; fi
+
+# The crypto tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build --preset asan -j $(JOBS) --target crypto_test
+	@build/asan/tests/crypto_test --gtest_brief=1
+
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz -j $(JOBS) --target fuzzers
+	@echo "fuzzers built in build/fuzz/fuzz/: $$(ls build/fuzz/fuzz | tr '\n' ' ')"
+
+# Runs every fuzzer for FUZZ_SECONDS each (part of `make test`).
+fuzz-smoke: fuzz
+	@scripts/fuzz-smoke build/fuzz/fuzz $(FUZZ_SECONDS)
+
+bench: build
+	@scripts/run-bench $(BUILD)
+
+format:
+	@find src include bench examples -name '*.h' -o -name '*.cc' | \
+	  xargs clang-format -i
+
+clean:
+	rm -rf build

@@ -1,0 +1,314 @@
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "crypto/aead.h"
+#include "crypto/internal/nonce_aead.h"
+#include "crypto/internal/openssl_util.h"
+#include "crypto/random.h"
+
+namespace keyward::crypto {
+
+absl::string_view AeadAlgorithmName(AeadAlgorithm algorithm) {
+  switch (algorithm) {
+    case AeadAlgorithm::kAes256Gcm:
+      return "AES-256-GCM";
+    case AeadAlgorithm::kChaCha20Poly1305:
+      return "ChaCha20-Poly1305";
+    case AeadAlgorithm::kXChaCha20Poly1305:
+      return "XChaCha20-Poly1305";
+  }
+  return "unknown";
+}
+
+size_t AeadNonceSize(AeadAlgorithm algorithm) {
+  return algorithm == AeadAlgorithm::kXChaCha20Poly1305 ? 24 : 12;
+}
+
+namespace internal {
+namespace {
+
+absl::Status CheckSizes(absl::string_view nonce, size_t expected_nonce,
+                        size_t input, absl::string_view aad, size_t out,
+                        size_t expected_out) {
+  if (nonce.size() != expected_nonce) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nonce must be ", expected_nonce, " bytes, got ",
+                     nonce.size()));
+  }
+  if (input > kMaxEvpLength || aad.size() > kMaxEvpLength) {
+    return absl::InvalidArgumentError(
+        "AEAD input or associated data larger than 1 GiB; split it (the "
+        "message format frames large inputs)");
+  }
+  if (out != expected_out) {
+    return absl::InvalidArgumentError("AEAD output buffer has the wrong size");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AuthenticationFailed() {
+  ERR_clear_error();
+  return absl::InvalidArgumentError(
+      "authentication failed: the ciphertext, its tag or the associated data "
+      "was modified, or the key is wrong");
+}
+
+// AES-256-GCM and ChaCha20-Poly1305 through OpenSSL's EVP interface.
+class EvpNonceAead final : public NonceAead {
+ public:
+  EvpNonceAead(AeadAlgorithm algorithm, const EVP_CIPHER* cipher,
+               SecretData key)
+      : algorithm_(algorithm), cipher_(cipher), key_(std::move(key)) {}
+
+  absl::Status Seal(absl::string_view nonce, absl::string_view plaintext,
+                    absl::string_view aad,
+                    absl::Span<uint8_t> out) const override {
+    absl::Status status = SealImpl(nonce, plaintext, aad, out);
+    if (!status.ok() && !out.empty()) OPENSSL_cleanse(out.data(), out.size());
+    return status;
+  }
+
+  absl::Status Open(absl::string_view nonce, absl::string_view input,
+                    absl::string_view aad,
+                    absl::Span<uint8_t> out) const override {
+    absl::Status status = OpenImpl(nonce, input, aad, out);
+    if (!status.ok() && !out.empty()) OPENSSL_cleanse(out.data(), out.size());
+    return status;
+  }
+
+  AeadAlgorithm algorithm() const override { return algorithm_; }
+
+ private:
+  absl::Status SealImpl(absl::string_view nonce, absl::string_view plaintext,
+                        absl::string_view aad,
+                        absl::Span<uint8_t> out) const {
+    KW_RETURN_IF_ERROR(CheckSizes(nonce, 12, plaintext.size(), aad,
+                                  out.size(), plaintext.size() + kAeadTagSize));
+    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+    if (ctx == nullptr) return OpenSslError("EVP_CIPHER_CTX_new");
+    int len = 0;
+    if (EVP_EncryptInit_ex2(ctx.get(), cipher_, key_.data(), U8(nonce),
+                            nullptr) != 1) {
+      return OpenSslError("AEAD encrypt init");
+    }
+    if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len, U8(aad),
+                                          static_cast<int>(aad.size())) != 1) {
+      return OpenSslError("AEAD associated data");
+    }
+    int written = 0;
+    if (!plaintext.empty()) {
+      if (EVP_EncryptUpdate(ctx.get(), out.data(), &written, U8(plaintext),
+                            static_cast<int>(plaintext.size())) != 1) {
+        return OpenSslError("AEAD encrypt");
+      }
+    }
+    if (EVP_EncryptFinal_ex(ctx.get(), out.data() + written, &len) != 1) {
+      return OpenSslError("AEAD encrypt final");
+    }
+    if (static_cast<size_t>(written + len) != plaintext.size()) {
+      return absl::InternalError("AEAD produced an unexpected length");
+    }
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagSize,
+                            out.data() + plaintext.size()) != 1) {
+      return OpenSslError("AEAD get tag");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status OpenImpl(absl::string_view nonce, absl::string_view input,
+                        absl::string_view aad,
+                        absl::Span<uint8_t> out) const {
+    if (input.size() < kAeadTagSize) {
+      return absl::InvalidArgumentError(
+          "ciphertext is shorter than the authentication tag");
+    }
+    const size_t ct_size = input.size() - kAeadTagSize;
+    KW_RETURN_IF_ERROR(
+        CheckSizes(nonce, 12, input.size(), aad, out.size(), ct_size));
+    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+    if (ctx == nullptr) return OpenSslError("EVP_CIPHER_CTX_new");
+    int len = 0;
+    if (EVP_DecryptInit_ex2(ctx.get(), cipher_, key_.data(), U8(nonce),
+                            nullptr) != 1) {
+      return OpenSslError("AEAD decrypt init");
+    }
+    // Copy the tag first: with in-place decryption `out` may alias `input`.
+    unsigned char tag[kAeadTagSize];
+    std::memcpy(tag, input.data() + ct_size, kAeadTagSize);
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, kAeadTagSize,
+                            tag) != 1) {
+      return OpenSslError("AEAD set tag");
+    }
+    if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, U8(aad),
+                                          static_cast<int>(aad.size())) != 1) {
+      return AuthenticationFailed();
+    }
+    int written = 0;
+    if (ct_size > 0 &&
+        EVP_DecryptUpdate(ctx.get(), out.data(), &written, U8(input),
+                          static_cast<int>(ct_size)) != 1) {
+      return AuthenticationFailed();
+    }
+    if (EVP_DecryptFinal_ex(ctx.get(), out.data() + written, &len) != 1) {
+      return AuthenticationFailed();
+    }
+    return absl::OkStatus();
+  }
+
+  const AeadAlgorithm algorithm_;
+  const EVP_CIPHER* const cipher_;
+  const SecretData key_;
+};
+
+// XChaCha20-Poly1305 through libsodium: OpenSSL 3.0 has no XChaCha.
+class SodiumXChaChaNonceAead final : public NonceAead {
+ public:
+  explicit SodiumXChaChaNonceAead(SecretData key) : key_(std::move(key)) {}
+
+  absl::Status Seal(absl::string_view nonce, absl::string_view plaintext,
+                    absl::string_view aad,
+                    absl::Span<uint8_t> out) const override {
+    absl::Status status =
+        CheckSizes(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                   plaintext.size(), aad, out.size(),
+                   plaintext.size() + kAeadTagSize);
+    if (status.ok() &&
+        crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+            out.data(), out.data() + plaintext.size(), nullptr, U8(plaintext),
+            plaintext.size(), U8(aad), aad.size(), nullptr, U8(nonce),
+            key_.data()) != 0) {
+      status = absl::InternalError("XChaCha20-Poly1305 encryption failed");
+    }
+    if (!status.ok() && !out.empty()) sodium_memzero(out.data(), out.size());
+    return status;
+  }
+
+  absl::Status Open(absl::string_view nonce, absl::string_view input,
+                    absl::string_view aad,
+                    absl::Span<uint8_t> out) const override {
+    absl::Status status;
+    if (input.size() < kAeadTagSize) {
+      status = absl::InvalidArgumentError(
+          "ciphertext is shorter than the authentication tag");
+    } else {
+      const size_t ct_size = input.size() - kAeadTagSize;
+      status = CheckSizes(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                          input.size(), aad, out.size(), ct_size);
+      unsigned char tag[kAeadTagSize];
+      if (status.ok()) {
+        std::memcpy(tag, input.data() + ct_size, kAeadTagSize);
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+                out.data(), nullptr, U8(input), ct_size, tag, U8(aad),
+                aad.size(), U8(nonce), key_.data()) != 0) {
+          status = AuthenticationFailed();
+        }
+      }
+    }
+    if (!status.ok() && !out.empty()) sodium_memzero(out.data(), out.size());
+    return status;
+  }
+
+  AeadAlgorithm algorithm() const override {
+    return AeadAlgorithm::kXChaCha20Poly1305;
+  }
+
+ private:
+  const SecretData key_;
+};
+
+void InitSodiumOnce() {
+  static const bool ok = sodium_init() >= 0;
+  if (!ok) {
+    std::fprintf(stderr, "keyward: libsodium failed to initialise\n");
+    std::abort();
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NonceAead>> NewNonceAead(
+    AeadAlgorithm algorithm, const SecretData& key) {
+  if (key.size() != kAeadKeySize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        AeadAlgorithmName(algorithm), " needs a ", kAeadKeySize,
+        "-byte key, got ", key.size(), " bytes"));
+  }
+  switch (algorithm) {
+    case AeadAlgorithm::kAes256Gcm: {
+      static const EVP_CIPHER* cipher = FetchCipher("AES-256-GCM");
+      return std::make_unique<EvpNonceAead>(algorithm, cipher, key.Clone());
+    }
+    case AeadAlgorithm::kChaCha20Poly1305: {
+      static const EVP_CIPHER* cipher = FetchCipher("ChaCha20-Poly1305");
+      return std::make_unique<EvpNonceAead>(algorithm, cipher, key.Clone());
+    }
+    case AeadAlgorithm::kXChaCha20Poly1305:
+      InitSodiumOnce();
+      return std::make_unique<SodiumXChaChaNonceAead>(key.Clone());
+  }
+  return absl::InvalidArgumentError("unknown AEAD algorithm");
+}
+
+}  // namespace internal
+
+namespace {
+
+// The public, randomized AEAD: nonce || ciphertext || tag.
+class RandomNonceAead final : public Aead {
+ public:
+  explicit RandomNonceAead(std::unique_ptr<internal::NonceAead> inner)
+      : inner_(std::move(inner)) {}
+
+  absl::StatusOr<std::string> Encrypt(absl::string_view plaintext,
+                                      absl::string_view aad) const override {
+    const size_t nonce_size = inner_->nonce_size();
+    std::string out(nonce_size + plaintext.size() + kAeadTagSize, '\0');
+    auto* bytes = reinterpret_cast<uint8_t*>(out.data());
+    KW_RETURN_IF_ERROR(FillRandom({bytes, nonce_size}));
+    KW_RETURN_IF_ERROR(inner_->Seal(
+        absl::string_view(out.data(), nonce_size), plaintext, aad,
+        {bytes + nonce_size, plaintext.size() + kAeadTagSize}));
+    return out;
+  }
+
+  absl::StatusOr<SecretData> Decrypt(absl::string_view ciphertext,
+                                     absl::string_view aad) const override {
+    const size_t nonce_size = inner_->nonce_size();
+    if (ciphertext.size() < nonce_size + kAeadTagSize) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ciphertext too short: ", ciphertext.size(), " bytes, at least ",
+          nonce_size + kAeadTagSize, " expected (nonce and tag)"));
+    }
+    SecretData plaintext(ciphertext.size() - nonce_size - kAeadTagSize);
+    KW_RETURN_IF_ERROR(inner_->Open(ciphertext.substr(0, nonce_size),
+                                    ciphertext.substr(nonce_size), aad,
+                                    plaintext.mutable_span()));
+    return plaintext;
+  }
+
+  AeadAlgorithm algorithm() const override { return inner_->algorithm(); }
+
+ private:
+  const std::unique_ptr<internal::NonceAead> inner_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Aead>> NewAead(AeadAlgorithm algorithm,
+                                              const SecretData& key) {
+  KW_ASSIGN_OR_RETURN(auto inner, internal::NewNonceAead(algorithm, key));
+  return std::make_unique<RandomNonceAead>(std::move(inner));
+}
+
+}  // namespace keyward::crypto

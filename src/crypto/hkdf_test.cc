@@ -1,0 +1,71 @@
+#include "crypto/hkdf.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/status_matchers.h"
+#include "testing/wycheproof.h"
+
+namespace keyward::crypto {
+namespace {
+
+using ::keyward::testing::HexDecode;
+using ::keyward::testing::HexEncode;
+using ::keyward::testing::StatusIs;
+
+std::string Range(int from, int to) {
+  std::string s;
+  for (int i = from; i < to; ++i) s.push_back(static_cast<char>(i));
+  return s;
+}
+
+// HKDF-SHA-512 has no Wycheproof file here.  These expected values were
+// computed with an independent implementation (Python's hmac module, the
+// RFC 5869 construction), which reproduces RFC 5869 test case 1 for SHA-256.
+TEST(HkdfTest, Sha512KnownAnswers) {
+  KW_ASSERT_OK_AND_ASSIGN(
+      SecretData okm, Hkdf(HashFunction::kSha512, Range(0, 22), Range(0, 13),
+                           Range(0xf0, 0xfa), 42));
+  EXPECT_EQ(HexEncode(okm.AsStringView()),
+            "8a642d880d39665d7d6957b7c15a53e681476094a9fc9d07e4c45e56f9a9ddf6"
+            "a13fc9944c6e251bc1b1");
+  KW_ASSERT_OK_AND_ASSIGN(
+      SecretData okm2, Hkdf(HashFunction::kSha512, "keyward-ikm", "", "", 100));
+  EXPECT_EQ(HexEncode(okm2.AsStringView()),
+            "7903f61177036312c961e388be76bcdd54c405346137cc99f3ea2d8741a4b04b"
+            "aa5cd38429509bda439792d7005dbb4dd6f60293835f4fb0bfed075d4311fde7"
+            "8f1c15764a0728e19fc1c2e57c340ee7606f454b8a5a6008c542b4f6a36ec65e"
+            "620a7833");
+}
+
+TEST(HkdfTest, Rfc5869Case1Sha256) {
+  KW_ASSERT_OK_AND_ASSIGN(
+      SecretData okm,
+      Hkdf(HashFunction::kSha256, std::string(22, 0x0b),
+           HexDecode("000102030405060708090a0b0c"),
+           HexDecode("f0f1f2f3f4f5f6f7f8f9"), 42));
+  EXPECT_EQ(HexEncode(okm.AsStringView()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+            "34007208d5b887185865");
+}
+
+TEST(HkdfTest, OutputSizeLimits) {
+  EXPECT_TRUE(Hkdf(HashFunction::kSha256, "k", "", "", 255 * 32).ok());
+  EXPECT_THAT(Hkdf(HashFunction::kSha256, "k", "", "", 255 * 32 + 1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_TRUE(Hkdf(HashFunction::kSha512, "k", "", "", 255 * 64).ok());
+  EXPECT_THAT(Hkdf(HashFunction::kSha512, "k", "", "", 255 * 64 + 1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Hkdf(HashFunction::kSha256, "k", "", "", 0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(HkdfTest, InfoSeparatesOutputs) {
+  KW_ASSERT_OK_AND_ASSIGN(SecretData a,
+                          Hkdf(HashFunction::kSha256, "ikm", "s", "a", 32));
+  KW_ASSERT_OK_AND_ASSIGN(SecretData b,
+                          Hkdf(HashFunction::kSha256, "ikm", "s", "b", 32));
+  EXPECT_FALSE(ConstantTimeEquals(a, b));
+}
+
+}  // namespace
+}  // namespace keyward::crypto
