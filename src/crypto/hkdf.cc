@@ -11,9 +11,12 @@
 
 namespace keyward::crypto {
 
-absl::StatusOr<SecretData> Hkdf(HashFunction hash, absl::string_view ikm,
-                                absl::string_view salt, absl::string_view info,
-                                size_t size) {
+namespace {
+
+absl::StatusOr<SecretData> Derive(HashFunction hash, int mode,
+                                  absl::string_view ikm,
+                                  absl::string_view salt,
+                                  absl::string_view info, size_t size) {
   const size_t max = 255 * HashSize(hash);
   if (size == 0 || size > max) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -36,8 +39,9 @@ absl::StatusOr<SecretData> Hkdf(HashFunction hash, absl::string_view ikm,
   auto* salt_ptr = const_cast<char*>(salt.data());
   auto* info_ptr = const_cast<char*>(info.data());
   char empty[1] = {0};
-  OSSL_PARAM params[5];
+  OSSL_PARAM params[6];
   int n = 0;
+  params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
   params[n++] =
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0);
   params[n++] = OSSL_PARAM_construct_octet_string(
@@ -55,6 +59,25 @@ absl::StatusOr<SecretData> Hkdf(HashFunction hash, absl::string_view ikm,
     return internal::OpenSslError("HKDF derive");
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<SecretData> Hkdf(HashFunction hash, absl::string_view ikm,
+                                absl::string_view salt, absl::string_view info,
+                                size_t size) {
+  return Derive(hash, EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND, ikm, salt, info,
+                size);
+}
+
+absl::StatusOr<SecretData> HkdfExpand(HashFunction hash, absl::string_view prk,
+                                      absl::string_view info, size_t size) {
+  if (prk.size() < HashSize(hash)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HKDF-Expand needs a pseudorandom key of at least ", HashSize(hash),
+        " bytes, got ", prk.size()));
+  }
+  return Derive(hash, EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, "", info, size);
 }
 
 }  // namespace keyward::crypto

@@ -21,6 +21,15 @@ namespace keyward::crypto {
                                               absl::string_view info,
                                               size_t size);
 
+// HKDF-Expand only (RFC 5869 section 2.3), for a `prk` that is already a
+// uniformly random key of at least HashLen bytes (a data key drawn from the
+// CSPRNG): section 3.3 of the RFC allows skipping Extract then.
+// Errors: kInvalidArgument for a short prk or an invalid size.
+[[nodiscard]] absl::StatusOr<SecretData> HkdfExpand(HashFunction hash,
+                                                    absl::string_view prk,
+                                                    absl::string_view info,
+                                                    size_t size);
+
 }  // namespace keyward::crypto
 
 #endif  // KEYWARD_CRYPTO_HKDF_H_

@@ -69,3 +69,24 @@ TEST(HkdfTest, InfoSeparatesOutputs) {
 
 }  // namespace
 }  // namespace keyward::crypto
+
+namespace keyward::crypto {
+namespace {
+
+// RFC 5869 test case 1, starting from its PRK.
+TEST(HkdfTest, ExpandOnlyMatchesRfc5869Case1) {
+  KW_ASSERT_OK_AND_ASSIGN(
+      SecretData okm,
+      HkdfExpand(HashFunction::kSha256,
+                 testing::HexDecode("077709362c2e32df0ddc3f0dc47bba63"
+                                    "90b6c73bb50f9c3122ec844ad7c2b3e5"),
+                 testing::HexDecode("f0f1f2f3f4f5f6f7f8f9"), 42));
+  EXPECT_EQ(testing::HexEncode(okm.AsStringView()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+            "34007208d5b887185865");
+  EXPECT_THAT(HkdfExpand(HashFunction::kSha256, std::string(31, 'k'), "", 32),
+              testing::StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace keyward::crypto

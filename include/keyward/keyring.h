@@ -1,0 +1,84 @@
+// Keyrings wrap and unwrap the data keys (DEKs) that protect Keyward
+// messages.  A message carries one wrapped copy of its DEK per keyring it was
+// encrypted for, so it can be opened through the KMS and, for example,
+// through an offline disaster-recovery key as well.
+//
+// Implementations: RawAesKeyring (keyward/raw_aes_keyring.h, a local key
+// file, for tests and offline use) and the KMS keyring of the SDK.
+#ifndef KEYWARD_KEYRING_H_
+#define KEYWARD_KEYRING_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "keyward/secret_data.h"
+
+namespace keyward {
+
+// Authenticated, non-secret key/value pairs bound to a message and to its
+// wrapped data keys (for example {"tenant": "acme", "table": "cards"}).  The
+// same pairs must be presented to decrypt.  Values are stored in the clear in
+// every message: never put secrets in an encryption context.  Keys and values
+// are UTF-8; std::map keeps them in the byte order the format requires.
+using EncryptionContext = std::map<std::string, std::string>;
+
+// Which key protects a message: environment ("dev", "production", or
+// "offline" for raw keys), key name ("payments/card-numbers") and version.
+struct KeyReference {
+  std::string environment;
+  std::string key_name;
+  uint32_t key_version = 0;
+};
+
+// One wrapped copy of a data key, as stored in a message header.
+struct EncryptedDataKey {
+  std::string provider_id;    // "kms", "raw-aes"
+  std::string provider_info;  // which key of that provider, e.g. a key id
+  std::string ciphertext;     // the wrapped data key
+};
+
+struct GeneratedDataKey {
+  SecretData plaintext;  // 32 bytes
+  EncryptedDataKey encrypted;
+  KeyReference key;
+};
+
+struct WrappedDataKey {
+  EncryptedDataKey encrypted;
+  KeyReference key;
+};
+
+// Thread-safety: implementations must be safe for concurrent use.
+class Keyring {
+ public:
+  virtual ~Keyring() = default;
+
+  // Generates a fresh 32-byte data key bound to `context` and returns it
+  // with its wrapped form and the key reference it was wrapped under.
+  [[nodiscard]] virtual absl::StatusOr<GeneratedDataKey> GenerateDataKey(
+      const EncryptionContext& context) const = 0;
+
+  // Wraps an existing data key for this keyring (an additional recipient,
+  // or the target of a rewrap).
+  [[nodiscard]] virtual absl::StatusOr<WrappedDataKey> WrapDataKey(
+      const SecretData& data_key, const EncryptionContext& context) const = 0;
+
+  // Unwraps `encrypted`.  Errors: kNotFound when the entry does not belong to
+  // this keyring (another provider or key), so the caller tries the next;
+  // any other code when it does belong but cannot be unwrapped (wrong
+  // context, tampered, key disabled, server unreachable...).
+  [[nodiscard]] virtual absl::StatusOr<SecretData> UnwrapDataKey(
+      const EncryptedDataKey& encrypted,
+      const EncryptionContext& context) const = 0;
+
+  // True when `encrypted` was wrapped by this keyring's key, any version
+  // (same provider and same key).  Rewrap uses it to replace a keyring's old
+  // entries and keep everybody else's.
+  virtual bool Owns(const EncryptedDataKey& encrypted) const = 0;
+};
+
+}  // namespace keyward
+
+#endif  // KEYWARD_KEYRING_H_

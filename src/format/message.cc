@@ -1,0 +1,534 @@
+// Keyward message format v1: encryption, decryption, rewrap and inspection.
+// docs/format.md is the normative description.
+#include "keyward/message.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "crypto/random.h"
+#include "format/encrypt_materials.h"
+#include "format/header.h"
+#include "format/message_keys.h"
+#include "format/wire.h"
+#include "keyward/errors.h"
+
+namespace keyward {
+
+using crypto::kAeadTagSize;
+using crypto::internal::NonceAead;
+using format::Header;
+using format::MessageKeys;
+
+absl::string_view SuiteName(Suite suite) {
+  switch (suite) {
+    case Suite::kAes256GcmHkdfSha256Commit:
+      return "AES-256-GCM-HKDF-SHA256-COMMIT";
+    case Suite::kChaCha20Poly1305HkdfSha256Commit:
+      return "CHACHA20-POLY1305-HKDF-SHA256-COMMIT";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// A frame on the wire: type byte, 4-byte length (final frame only), then
+// ciphertext and tag.  The encryptor seals in place behind this prefix.
+constexpr size_t kFramePrefix = 5;
+
+absl::Status Truncated(absl::string_view where) {
+  return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kTruncated,
+                   absl::StrCat("the message is truncated: it ends ", where));
+}
+
+absl::Status FrameLimit() {
+  return MakeError(absl::StatusCode::kInvalidArgument,
+                   ErrorCode::kLimitExceeded,
+                   absl::StrCat("the message has more than ",
+                                FormatLimits::kMaxFrames,
+                                " frames, the format's limit; use a larger "
+                                "frame size"));
+}
+
+absl::Span<uint8_t> MutableBytes(std::string& s) {
+  return {reinterpret_cast<uint8_t*>(s.data()), s.size()};
+}
+
+absl::string_view View(const uint8_t* p, size_t n) {
+  return {reinterpret_cast<const char*>(p), n};
+}
+
+absl::StatusOr<std::string> ComputeHeaderTag(const NonceAead& aead,
+                                             absl::string_view authenticated) {
+  std::string tag(kAeadTagSize, '\0');
+  const auto nonce = format::SequenceNonce(0);
+  KW_RETURN_IF_ERROR(aead.Seal(absl::string_view(nonce.data(), nonce.size()),
+                               "", authenticated, MutableBytes(tag)));
+  return tag;
+}
+
+struct PreparedHeader {
+  std::string bytes;  // authenticated part followed by the tag
+  MessageKeys keys;
+  uint32_t frame_size = 0;
+};
+
+absl::StatusOr<PreparedHeader> PrepareHeader(
+    const format::EncryptionMaterials& m) {
+  if (m.data_key == nullptr) {
+    return absl::InvalidArgumentError("encryption materials lack a data key");
+  }
+  KW_RETURN_IF_ERROR(format::ValidateFrameSize(m.frame_size));
+  Header h;
+  h.suite = m.suite;
+  h.frame_size = m.frame_size;
+  h.key = m.key;
+  h.context = m.context;
+  h.data_keys = m.data_keys;
+  if (m.message_id.empty()) {
+    KW_ASSIGN_OR_RETURN(h.message_id,
+                        crypto::RandomBytes(format::kMessageIdSize));
+  } else {
+    h.message_id = m.message_id;
+  }
+  PreparedHeader prepared;
+  KW_ASSIGN_OR_RETURN(prepared.keys,
+                      format::DeriveMessageKeys(h.suite, *m.data_key,
+                                                h.message_id));
+  h.commitment = prepared.keys.commitment;
+  KW_ASSIGN_OR_RETURN(prepared.bytes, format::SerializeAuthenticatedHeader(h));
+  KW_ASSIGN_OR_RETURN(std::string tag,
+                      ComputeHeaderTag(*prepared.keys.aead, prepared.bytes));
+  prepared.bytes.append(tag);
+  prepared.frame_size = h.frame_size;
+  return prepared;
+}
+
+// Asks the keyrings for a data key: keyrings[0] generates it, the others
+// add wrapped copies.  `data_key` receives the plaintext data key.
+absl::StatusOr<format::EncryptionMaterials> MaterialsFromKeyrings(
+    const EncryptionContext& context, absl::Span<const Keyring* const> keyrings,
+    const EncryptOptions& options, SecretData* data_key) {
+  if (keyrings.empty() || keyrings[0] == nullptr) {
+    return absl::InvalidArgumentError(
+        "encryption needs at least one keyring (a KMS key or a raw key)");
+  }
+  if (!format::IsKnownSuite(static_cast<uint16_t>(options.suite))) {
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     ErrorCode::kUnsupportedSuite, "unknown algorithm suite");
+  }
+  KW_RETURN_IF_ERROR(format::ValidateFrameSize(options.frame_size));
+  KW_RETURN_IF_ERROR(format::ValidateContext(context));
+  if (keyrings.size() > FormatLimits::kMaxDataKeys) {
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     ErrorCode::kLimitExceeded,
+                     absl::StrCat("a message holds at most ",
+                                  FormatLimits::kMaxDataKeys, " data keys"));
+  }
+  format::EncryptionMaterials m;
+  m.suite = options.suite;
+  m.frame_size = options.frame_size;
+  m.context = context;
+  KW_ASSIGN_OR_RETURN(GeneratedDataKey generated,
+                      keyrings[0]->GenerateDataKey(context));
+  m.key = std::move(generated.key);
+  m.data_keys.push_back(std::move(generated.encrypted));
+  for (size_t i = 1; i < keyrings.size(); ++i) {
+    if (keyrings[i] == nullptr) return absl::InvalidArgumentError("null keyring");
+    KW_ASSIGN_OR_RETURN(WrappedDataKey wrapped,
+                        keyrings[i]->WrapDataKey(generated.plaintext, context));
+    m.data_keys.push_back(std::move(wrapped.encrypted));
+  }
+  *data_key = std::move(generated.plaintext);
+  return m;
+}
+
+absl::Status WriteBody(InputStream& in, OutputStream& out,
+                       const NonceAead& aead, uint32_t frame_size) {
+  SecretData buffer(kFramePrefix + frame_size + kAeadTagSize);
+  uint8_t* const payload = buffer.data() + kFramePrefix;
+  KW_ASSIGN_OR_RETURN(size_t n, ReadFully(in, {payload, frame_size}));
+  for (uint64_t seq = 1;; ++seq) {
+    if (seq > FormatLimits::kMaxFrames) return FrameLimit();
+    // A full frame is final only if the input ends right after it.
+    bool final = n < frame_size;
+    uint8_t next = 0;
+    if (!final) {
+      KW_ASSIGN_OR_RETURN(size_t peeked, ReadFully(in, {&next, 1}));
+      final = peeked == 0;
+    }
+    const auto nonce = format::SequenceNonce(seq);
+    const auto aad = format::FrameAad(seq, final);
+    KW_RETURN_IF_ERROR(aead.Seal(absl::string_view(nonce.data(), nonce.size()),
+                                 View(payload, n),
+                                 absl::string_view(aad.data(), aad.size()),
+                                 {payload, n + kAeadTagSize}));
+    if (final) {
+      buffer.data()[0] = format::kFinalFrame;
+      format::StoreBigEndian(buffer.data() + 1, n, 4);
+      return out.Write(View(buffer.data(), kFramePrefix + n + kAeadTagSize));
+    }
+    buffer.data()[kFramePrefix - 1] = format::kRegularFrame;
+    KW_RETURN_IF_ERROR(out.Write(
+        View(payload - 1, 1 + static_cast<size_t>(frame_size) + kAeadTagSize)));
+    payload[0] = next;
+    KW_ASSIGN_OR_RETURN(size_t more,
+                        ReadFully(in, {payload + 1, frame_size - 1u}));
+    n = 1 + more;
+  }
+}
+
+struct OpenedHeader {
+  Header header;
+  std::string authenticated;
+  SecretData data_key;
+  MessageKeys keys;
+};
+
+absl::Status CheckExpectations(const Header& h, const DecryptOptions& options) {
+  if (!options.expected_environment.empty() &&
+      options.expected_environment != h.key.environment) {
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, ErrorCode::kEnvironmentMismatch,
+        absl::StrCat("the message belongs to environment '", h.key.environment,
+                     "' but this client is configured for '",
+                     options.expected_environment,
+                     "'; environments never share keys or data"));
+  }
+  for (const auto& [key, value] : options.expected_context) {
+    auto it = h.context.find(key);
+    if (it == h.context.end()) {
+      return MakeError(absl::StatusCode::kFailedPrecondition,
+                       ErrorCode::kContextMismatch,
+                       absl::StrCat("encryption context mismatch: the message "
+                                    "has no context key '", key, "'"));
+    }
+    if (it->second != value) {
+      return MakeError(absl::StatusCode::kFailedPrecondition,
+                       ErrorCode::kContextMismatch,
+                       absl::StrCat("encryption context mismatch: the "
+                                    "message's value for '", key,
+                                    "' differs from the expected one"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
+                                        absl::Span<const Keyring* const> keyrings,
+                                        const DecryptOptions& options) {
+  OpenedHeader opened;
+  KW_ASSIGN_OR_RETURN(opened.header, format::ReadHeader(in, &opened.authenticated));
+  const Header& h = opened.header;
+  KW_RETURN_IF_ERROR(CheckExpectations(h, options));
+  if (h.frame_size > options.max_frame_size) {
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     ErrorCode::kLimitExceeded,
+                     absl::StrCat("the message's frame size ", h.frame_size,
+                                  " is above this reader's limit of ",
+                                  options.max_frame_size));
+  }
+  if (keyrings.empty()) {
+    return absl::InvalidArgumentError(
+        "decryption needs at least one keyring (a KMS key or a raw key)");
+  }
+  bool commitment_failed = false;
+  std::vector<std::string> failures;
+  for (const EncryptedDataKey& edk : h.data_keys) {
+    for (const Keyring* keyring : keyrings) {
+      if (keyring == nullptr) continue;
+      auto data_key = keyring->UnwrapDataKey(edk, h.context);
+      if (absl::IsNotFound(data_key.status())) continue;
+      if (!data_key.ok()) {
+        failures.push_back(absl::StrCat(edk.provider_id, " ",
+                                        edk.provider_info, ": ",
+                                        data_key.status().message()));
+        continue;
+      }
+      KW_ASSIGN_OR_RETURN(MessageKeys keys,
+                          format::DeriveMessageKeys(h.suite, *data_key,
+                                                    h.message_id));
+      if (!ConstantTimeEquals(keys.commitment, h.commitment)) {
+        commitment_failed = true;
+        continue;
+      }
+      const auto nonce = format::SequenceNonce(0);
+      absl::Status tag_ok = keys.aead->Open(
+          absl::string_view(nonce.data(), nonce.size()), h.tag,
+          opened.authenticated, {});
+      if (!tag_ok.ok()) {
+        return MakeError(absl::StatusCode::kDataLoss,
+                         ErrorCode::kAuthenticationFailed,
+                         "the message header failed authentication: a header "
+                         "field or the header tag was modified");
+      }
+      opened.data_key = std::move(*data_key);
+      opened.keys = std::move(keys);
+      return opened;
+    }
+  }
+  if (commitment_failed) {
+    return MakeError(
+        absl::StatusCode::kDataLoss, ErrorCode::kCommitmentMismatch,
+        "a data key was unwrapped but does not match the message's key "
+        "commitment: the message was tampered with or crafted to decrypt "
+        "differently under different keys");
+  }
+  std::string entries;
+  for (const EncryptedDataKey& edk : h.data_keys) {
+    absl::StrAppend(&entries, entries.empty() ? "" : ", ", edk.provider_id,
+                    edk.provider_info.empty() ? "" : " ", edk.provider_info);
+  }
+  std::string detail;
+  for (const std::string& f : failures) absl::StrAppend(&detail, "; ", f);
+  return MakeError(
+      absl::StatusCode::kFailedPrecondition, ErrorCode::kNoKeyringCouldUnwrap,
+      absl::StrCat("none of the ", keyrings.size(),
+                   " keyring(s) could unwrap the message's data key (it is "
+                   "wrapped for: ", entries, ")", detail));
+}
+
+// Reads frames, verifies each and passes its plaintext to `out`.  With a
+// null `aead` it only walks the structure (Inspect).
+absl::Status ReadBody(InputStream& in, OutputStream* out, const NonceAead* aead,
+                      uint32_t frame_size, MessageInfo* info) {
+  // Inspect does not need the plaintext, so it reads through a small window.
+  const size_t window = aead != nullptr
+                            ? static_cast<size_t>(frame_size) + kAeadTagSize
+                            : std::min<size_t>(frame_size + kAeadTagSize, 64 << 10);
+  SecretData buffer(window);
+  for (uint64_t seq = 1;; ++seq) {
+    uint8_t type = 0;
+    KW_ASSIGN_OR_RETURN(size_t got, ReadFully(in, {&type, 1}));
+    if (got == 0) {
+      return Truncated(absl::StrCat("after frame ", seq - 1,
+                                    " without a final frame"));
+    }
+    if (seq > FormatLimits::kMaxFrames) return FrameLimit();
+    size_t length = frame_size;
+    const bool final = type == format::kFinalFrame;
+    if (final) {
+      uint8_t len_bytes[4];
+      KW_ASSIGN_OR_RETURN(got, ReadFully(in, {len_bytes, 4}));
+      if (got != 4) return Truncated(absl::StrCat("inside frame ", seq));
+      length = format::LoadBigEndian(View(len_bytes, 4));
+      if (length > frame_size) {
+        return MakeError(absl::StatusCode::kDataLoss,
+                         ErrorCode::kMalformedFrame,
+                         absl::StrCat("frame ", seq, " claims ", length,
+                                      " bytes, more than the frame size ",
+                                      frame_size));
+      }
+    } else if (type != format::kRegularFrame) {
+      return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kMalformedFrame,
+                       absl::StrCat("frame ", seq, " has type byte 0x",
+                                    absl::Hex(type, absl::kZeroPad2),
+                                    " (0x00 or 0x01 expected)"));
+    }
+    const size_t sealed = length + kAeadTagSize;
+    if (aead != nullptr) {
+      KW_ASSIGN_OR_RETURN(got, ReadFully(in, {buffer.data(), sealed}));
+      if (got != sealed) return Truncated(absl::StrCat("inside frame ", seq));
+      const auto nonce = format::SequenceNonce(seq);
+      const auto aad = format::FrameAad(seq, final);
+      absl::Status s = aead->Open(
+          absl::string_view(nonce.data(), nonce.size()),
+          View(buffer.data(), sealed), absl::string_view(aad.data(), aad.size()),
+          {buffer.data(), length});
+      if (!s.ok()) {
+        return MakeError(
+            absl::StatusCode::kDataLoss, ErrorCode::kAuthenticationFailed,
+            absl::StrCat("frame ", seq, " failed authentication: the body was "
+                         "modified, reordered or spliced from another message"));
+      }
+      KW_RETURN_IF_ERROR(out->Write(View(buffer.data(), length)));
+    } else {
+      for (size_t left = sealed; left > 0;) {
+        const size_t chunk = std::min(left, window);
+        KW_ASSIGN_OR_RETURN(got, ReadFully(in, {buffer.data(), chunk}));
+        if (got != chunk) return Truncated(absl::StrCat("inside frame ", seq));
+        left -= chunk;
+      }
+      info->total_bytes += (final ? kFramePrefix : 1) + sealed;
+      info->plaintext_bytes += length;
+      info->frames = seq;
+    }
+    if (final) {
+      uint8_t extra = 0;
+      KW_ASSIGN_OR_RETURN(got, ReadFully(in, {&extra, 1}));
+      if (got != 0) {
+        return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kTrailingData,
+                         absl::StrCat("unexpected bytes after the final frame (",
+                                      seq, "): data was appended to the "
+                                      "message"));
+      }
+      return absl::OkStatus();
+    }
+  }
+}
+
+// Collects plaintext into locked-or-wiped memory, growing geometrically.
+class SecretSink final : public OutputStream {
+ public:
+  explicit SecretSink(size_t capacity) : data_(capacity) {}
+  absl::Status Write(absl::string_view bytes) override {
+    if (used_ + bytes.size() > data_.size()) {
+      data_.Resize(std::max(data_.size() * 2, used_ + bytes.size()));
+    }
+    if (!bytes.empty()) std::memcpy(data_.data() + used_, bytes.data(), bytes.size());
+    used_ += bytes.size();
+    return absl::OkStatus();
+  }
+  SecretData Finish() && {
+    data_.Resize(used_);
+    return std::move(data_);
+  }
+
+ private:
+  SecretData data_;
+  size_t used_ = 0;
+};
+
+}  // namespace
+
+namespace format {
+
+absl::Status EncryptWithMaterials(const EncryptionMaterials& materials,
+                                  InputStream& in, OutputStream& out) {
+  KW_ASSIGN_OR_RETURN(PreparedHeader prepared, PrepareHeader(materials));
+  KW_RETURN_IF_ERROR(out.Write(prepared.bytes));
+  return WriteBody(in, out, *prepared.keys.aead, prepared.frame_size);
+}
+
+}  // namespace format
+
+absl::Status EncryptStream(InputStream& in, OutputStream& out,
+                           const EncryptionContext& context,
+                           absl::Span<const Keyring* const> keyrings,
+                           const EncryptOptions& options) {
+  SecretData data_key;
+  KW_ASSIGN_OR_RETURN(
+      format::EncryptionMaterials materials,
+      MaterialsFromKeyrings(context, keyrings, options, &data_key));
+  materials.data_key = &data_key;
+  return format::EncryptWithMaterials(materials, in, out);
+}
+
+absl::StatusOr<std::string> EncryptMessage(
+    absl::string_view plaintext, const EncryptionContext& context,
+    absl::Span<const Keyring* const> keyrings, const EncryptOptions& options) {
+  SecretData data_key;
+  KW_ASSIGN_OR_RETURN(
+      format::EncryptionMaterials materials,
+      MaterialsFromKeyrings(context, keyrings, options, &data_key));
+  materials.data_key = &data_key;
+  const size_t frames = plaintext.size() / options.frame_size + 1;
+  std::string message;
+  message.reserve(512 + plaintext.size() +
+                  frames * (kFramePrefix + kAeadTagSize));
+  StringInputStream in(plaintext);
+  StringOutputStream out(&message);
+  KW_RETURN_IF_ERROR(format::EncryptWithMaterials(materials, in, out));
+  return message;
+}
+
+absl::Status DecryptStream(InputStream& in, OutputStream& out,
+                           absl::Span<const Keyring* const> keyrings,
+                           const DecryptOptions& options) {
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, keyrings, options));
+  return ReadBody(in, &out, opened.keys.aead.get(), opened.header.frame_size,
+                  nullptr);
+}
+
+absl::StatusOr<SecretData> DecryptMessage(
+    absl::string_view message, absl::Span<const Keyring* const> keyrings,
+    const DecryptOptions& options) {
+  StringInputStream in(message);
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, keyrings, options));
+  SecretSink sink(message.size());
+  KW_RETURN_IF_ERROR(ReadBody(in, &sink, opened.keys.aead.get(),
+                              opened.header.frame_size, nullptr));
+  return std::move(sink).Finish();
+}
+
+absl::Status RewrapStream(InputStream& in, OutputStream& out,
+                          absl::Span<const Keyring* const> from,
+                          absl::Span<const Keyring* const> to,
+                          const DecryptOptions& options) {
+  if (to.empty() || to[0] == nullptr) {
+    return absl::InvalidArgumentError(
+        "rewrap needs at least one keyring to wrap the data key for");
+  }
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, from, options));
+  Header& h = opened.header;
+  auto owned = [&](const EncryptedDataKey& edk) {
+    for (auto set : {from, to}) {
+      for (const Keyring* k : set) {
+        if (k != nullptr && k->Owns(edk)) return true;
+      }
+    }
+    return false;
+  };
+  std::vector<EncryptedDataKey> entries;
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (to[i] == nullptr) return absl::InvalidArgumentError("null keyring");
+    KW_ASSIGN_OR_RETURN(WrappedDataKey wrapped,
+                        to[i]->WrapDataKey(opened.data_key, h.context));
+    if (i == 0) h.key = std::move(wrapped.key);
+    entries.push_back(std::move(wrapped.encrypted));
+  }
+  for (EncryptedDataKey& edk : h.data_keys) {
+    if (!owned(edk)) entries.push_back(std::move(edk));
+  }
+  h.data_keys = std::move(entries);
+  KW_ASSIGN_OR_RETURN(std::string header_bytes,
+                      format::SerializeAuthenticatedHeader(h));
+  KW_ASSIGN_OR_RETURN(std::string tag,
+                      ComputeHeaderTag(*opened.keys.aead, header_bytes));
+  header_bytes.append(tag);
+  KW_RETURN_IF_ERROR(out.Write(header_bytes));
+  // The body is copied as is: rewrap never reads or changes it.
+  std::string chunk(64 << 10, '\0');
+  while (true) {
+    KW_ASSIGN_OR_RETURN(size_t n, in.Read(MutableBytes(chunk)));
+    if (n == 0) return absl::OkStatus();
+    KW_RETURN_IF_ERROR(out.Write(absl::string_view(chunk.data(), n)));
+  }
+}
+
+absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
+                                          absl::Span<const Keyring* const> from,
+                                          absl::Span<const Keyring* const> to,
+                                          const DecryptOptions& options) {
+  StringInputStream in(message);
+  std::string out;
+  out.reserve(message.size() + 512);
+  StringOutputStream sink(&out);
+  KW_RETURN_IF_ERROR(RewrapStream(in, sink, from, to, options));
+  return out;
+}
+
+absl::StatusOr<MessageInfo> InspectStream(InputStream& in) {
+  std::string authenticated;
+  KW_ASSIGN_OR_RETURN(Header h, format::ReadHeader(in, &authenticated));
+  MessageInfo info;
+  info.format_version = format::kFormatVersion;
+  info.suite = h.suite;
+  info.message_id = h.message_id;
+  info.key = h.key;
+  info.context = h.context;
+  info.data_keys = h.data_keys;
+  info.frame_size = h.frame_size;
+  info.header_bytes = authenticated.size() + format::kHeaderTagSize;
+  info.total_bytes = info.header_bytes;
+  KW_RETURN_IF_ERROR(ReadBody(in, nullptr, nullptr, h.frame_size, &info));
+  return info;
+}
+
+absl::StatusOr<MessageInfo> InspectMessage(absl::string_view message) {
+  StringInputStream in(message);
+  return InspectStream(in);
+}
+
+}  // namespace keyward

@@ -1,0 +1,136 @@
+// Decodes every frozen vector of tests/vectors/format_v1/: positive vectors
+// must decrypt to their plaintext, re-encrypt to the exact same bytes from
+// their recorded inputs and match the recorded intermediate values; negative
+// vectors must fail with their recorded error.
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "crypto/hkdf.h"
+#include "format/encrypt_materials.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "keyward/errors.h"
+#include "keyward/message.h"
+#include "keyward/raw_aes_keyring.h"
+#include "nlohmann/json.hpp"
+#include "testing/status_matchers.h"
+
+namespace keyward {
+namespace {
+
+using Json = nlohmann::json;
+
+Json Load(const std::string& name) {
+  std::ifstream in("tests/vectors/format_v1/" + name);
+  EXPECT_TRUE(in) << "missing tests/vectors/format_v1/" << name
+                  << " (tests run from the repository root)";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Json::parse(ss.str());
+}
+
+std::string Unhex(const Json& j) {
+  return absl::HexStringToBytes(j.get<std::string>());
+}
+
+EncryptionContext Context(const Json& j) {
+  EncryptionContext c;
+  for (auto it = j.begin(); it != j.end(); ++it) c[it.key()] = it.value();
+  return c;
+}
+
+std::map<std::string, std::unique_ptr<RawAesKeyring>> Keyrings(const Json& keys) {
+  std::map<std::string, std::unique_ptr<RawAesKeyring>> out;
+  for (auto it = keys.begin(); it != keys.end(); ++it) {
+    auto k = RawAesKeyring::FromKey(SecretData::CopyFrom(Unhex(it.value()["key"])));
+    EXPECT_TRUE(k.ok());
+    EXPECT_EQ((*k)->key_id(), it.value()["id"].get<std::string>());
+    out[it.key()] = std::move(*k);
+  }
+  return out;
+}
+
+void CheckPositiveFile(const std::string& name, int* checked) {
+  Json file = Load(name);
+  auto keyrings = Keyrings(file["raw_keys"]);
+  for (const Json& v : file["vectors"]) {
+    SCOPED_TRACE(name + " " + v["name"].get<std::string>());
+    const std::string message = Unhex(v["message"]);
+    const std::string plaintext = Unhex(v["plaintext"]);
+    // Each wrapped key alone opens the message.
+    for (const Json& w : v["wrapped_keys"]) {
+      std::vector<const Keyring*> one{keyrings.at(w["raw_key"]).get()};
+      DecryptOptions opts;
+      opts.expected_context = Context(v["context"]);
+      auto back = DecryptMessage(message, one, opts);
+      ASSERT_TRUE(back.ok()) << back.status();
+      EXPECT_EQ(back->AsStringView(), plaintext);
+    }
+    // The key schedule's intermediate values.
+    const SecretData data_key = SecretData::CopyFrom(Unhex(v["data_key"]));
+    auto okm = crypto::HkdfExpand(crypto::HashFunction::kSha256,
+                                  data_key.AsStringView(), Unhex(v["hkdf_info"]), 64);
+    ASSERT_TRUE(okm.ok());
+    EXPECT_EQ(okm->AsStringView().substr(0, 32), Unhex(v["message_key"]));
+    EXPECT_EQ(okm->AsStringView().substr(32), Unhex(v["commitment"]));
+    // The encoder reproduces the frozen bytes from the recorded inputs.
+    format::EncryptionMaterials m;
+    m.suite = static_cast<Suite>(v["suite_id"].get<int>());
+    m.frame_size = v["frame_size"];
+    m.message_id = Unhex(v["message_id"]);
+    m.key = {v["environment"], v["key_name"], v["key_version"]};
+    m.context = Context(v["context"]);
+    m.data_key = &data_key;
+    for (const Json& w : v["wrapped_keys"]) {
+      m.data_keys.push_back({w["provider_id"], w["provider_info"],
+                             Unhex(w["ciphertext"])});
+    }
+    std::string again;
+    StringInputStream in(plaintext);
+    StringOutputStream out(&again);
+    KW_ASSERT_OK(format::EncryptWithMaterials(m, in, out));
+    EXPECT_EQ(absl::BytesToHexString(again), v["message"].get<std::string>());
+    auto info = InspectMessage(message);
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->header_bytes, v["header_length"].get<uint64_t>());
+    EXPECT_EQ(info->frames, v["frames"].get<uint64_t>());
+    ++*checked;
+  }
+}
+
+TEST(FormatVectorsTest, Aes256Gcm) {
+  int checked = 0;
+  CheckPositiveFile("aes-256-gcm.json", &checked);
+  EXPECT_EQ(checked, 5);
+}
+
+TEST(FormatVectorsTest, ChaCha20Poly1305) {
+  int checked = 0;
+  CheckPositiveFile("chacha20-poly1305.json", &checked);
+  EXPECT_EQ(checked, 5);
+}
+
+TEST(FormatVectorsTest, NegativeVectorsFailWithTheirError) {
+  auto keyrings = Keyrings(Load("aes-256-gcm.json")["raw_keys"]);
+  Json file = Load("negative.json");
+  int checked = 0;
+  for (const Json& v : file["vectors"]) {
+    SCOPED_TRACE(v["name"].get<std::string>());
+    std::vector<const Keyring*> use;
+    for (const Json& k : v["raw_keys"]) use.push_back(keyrings.at(k).get());
+    DecryptOptions opts;
+    opts.expected_context = Context(v["expected_context"]);
+    auto result = DecryptMessage(Unhex(v["message"]), use, opts);
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(ErrorCodeName(GetErrorCode(result.status())),
+              v["expected_error"].get<std::string>())
+        << result.status();
+    ++checked;
+  }
+  EXPECT_GE(checked, 18);
+}
+
+}  // namespace
+}  // namespace keyward
