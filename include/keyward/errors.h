@@ -30,6 +30,8 @@ enum class ErrorCode {
   kContextMismatch,        // the expected encryption context does not match
   kNoKeyringCouldUnwrap,   // none of the given keyrings could unwrap a DEK
   kEnvironmentMismatch,    // material from another environment
+  // Local I/O (absl::StatusCode::kUnavailable).
+  kIoError,                // reading or writing a file or stream failed
 };
 
 // "not-a-keyward-message", "authentication-failed", ... (stable; used in

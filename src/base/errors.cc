@@ -24,6 +24,7 @@ constexpr struct {
     {ErrorCode::kContextMismatch, "context-mismatch"},
     {ErrorCode::kNoKeyringCouldUnwrap, "no-keyring-could-unwrap"},
     {ErrorCode::kEnvironmentMismatch, "environment-mismatch"},
+    {ErrorCode::kIoError, "io-error"},
 };
 }  // namespace
 

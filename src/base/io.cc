@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "keyward/errors.h"
 
 namespace keyward {
 
@@ -26,8 +27,8 @@ absl::StatusOr<size_t> FdInputStream::Read(absl::Span<uint8_t> buffer) {
     ssize_t n = ::read(fd_, buffer.data(), buffer.size());
     if (n >= 0) return static_cast<size_t>(n);
     if (errno == EINTR) continue;
-    return absl::UnavailableError(
-        absl::StrCat("read failed: ", std::strerror(errno)));
+    return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kIoError,
+                     absl::StrCat("read failed: ", std::strerror(errno)));
   }
 }
 
@@ -36,8 +37,8 @@ absl::Status FdOutputStream::Write(absl::string_view data) {
     ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return absl::UnavailableError(
-          absl::StrCat("write failed: ", std::strerror(errno)));
+      return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kIoError,
+                       absl::StrCat("write failed: ", std::strerror(errno)));
     }
     data.remove_prefix(static_cast<size_t>(n));
   }

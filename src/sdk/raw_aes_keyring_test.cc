@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/status_matchers.h"
+#include "testing/subprocess.h"
 
 namespace keyward {
 namespace {
@@ -17,18 +18,7 @@ namespace {
 using ::keyward::testing::StatusIs;
 using ::testing::HasSubstr;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/keyward-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ::keyward::testing::TempDir;
 
 TEST(RawAesKeyringTest, KeyFileRoundTripAndPermissions) {
   TempDir dir;

@@ -1,0 +1,42 @@
+// Shared pieces of the `keyward` command line: exit codes, errors, and the
+// registration hooks of each command group.
+#ifndef KEYWARD_CLI_CLI_H_
+#define KEYWARD_CLI_CLI_H_
+
+#include <functional>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace keyward::cli {
+
+// Documented in docs/cli.md; scripts rely on them.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,      // anything not listed below
+  kExitUsage = 2,        // bad flags or arguments
+  kExitBadInput = 3,     // not a Keyward message, malformed, unsupported
+  kExitIntegrity = 4,    // authentication, commitment, truncation
+  kExitRefused = 5,      // no key could open it, context or environment
+  kExitIo = 6,           // a file could not be read or written
+  kExitUnavailable = 7,  // keywardd could not be reached
+};
+
+int ExitCodeFor(const absl::Status& status);
+
+// A status that makes `keyward` exit with kExitUsage.
+absl::Status UsageError(const std::string& message);
+
+// Set by the chosen subcommand; run after parsing.
+using Action = std::function<absl::Status()>;
+
+struct Globals {
+  bool json = false;
+};
+
+void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action);
+
+}  // namespace keyward::cli
+
+#endif  // KEYWARD_CLI_CLI_H_
