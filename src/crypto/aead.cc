@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -90,18 +91,62 @@ class EvpNonceAead final : public NonceAead {
   AeadAlgorithm algorithm() const override { return algorithm_; }
 
  private:
+  // A context keyed once and reused while this object lives: keying (AES
+  // key schedule, GHASH tables) costs as much as sealing a small record.
+  // Reuse is for the common single-threaded pattern (one message on one
+  // thread); concurrent callers that find it busy key a context of their
+  // own.  Freeing a context wipes its key material.
+  class ContextLease {
+   public:
+    ContextLease(const EvpNonceAead& aead, bool encrypt) {
+      std::unique_lock<std::mutex> lock(aead.mu_, std::try_to_lock);
+      if (lock.owns_lock()) {
+        lock_ = std::move(lock);
+        if (aead.cached_ != nullptr) {
+          ctx_ = aead.cached_.get();
+          keyed_ = true;
+        } else {
+          aead.cached_.reset(EVP_CIPHER_CTX_new());
+          ctx_ = aead.cached_.get();
+        }
+      } else {
+        own_.reset(EVP_CIPHER_CTX_new());
+        ctx_ = own_.get();
+      }
+      encrypt_ = encrypt;
+      cipher_ = aead.cipher_;
+      key_ = aead.key_.data();
+    }
+    // Sets the nonce (and, the first time, the cipher and key).
+    bool Init(absl::string_view nonce) {
+      if (ctx_ == nullptr) return false;
+      if (keyed_) {
+        return EVP_CipherInit_ex2(ctx_, nullptr, nullptr, U8(nonce),
+                                  encrypt_ ? 1 : 0, nullptr) == 1;
+      }
+      return EVP_CipherInit_ex2(ctx_, cipher_, key_, U8(nonce),
+                                encrypt_ ? 1 : 0, nullptr) == 1;
+    }
+    EVP_CIPHER_CTX* get() const { return ctx_; }
+
+   private:
+    std::unique_lock<std::mutex> lock_;
+    CipherCtxPtr own_;
+    EVP_CIPHER_CTX* ctx_ = nullptr;
+    bool keyed_ = false;
+    bool encrypt_ = true;
+    const EVP_CIPHER* cipher_ = nullptr;
+    const uint8_t* key_ = nullptr;
+  };
+
   absl::Status SealImpl(absl::string_view nonce, absl::string_view plaintext,
                         absl::string_view aad,
                         absl::Span<uint8_t> out) const {
     KW_RETURN_IF_ERROR(CheckSizes(nonce, 12, plaintext.size(), aad,
                                   out.size(), plaintext.size() + kAeadTagSize));
-    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-    if (ctx == nullptr) return OpenSslError("EVP_CIPHER_CTX_new");
+    ContextLease ctx(*this, /*encrypt=*/true);
     int len = 0;
-    if (EVP_EncryptInit_ex2(ctx.get(), cipher_, key_.data(), U8(nonce),
-                            nullptr) != 1) {
-      return OpenSslError("AEAD encrypt init");
-    }
+    if (!ctx.Init(nonce)) return OpenSslError("AEAD encrypt init");
     if (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len, U8(aad),
                                           static_cast<int>(aad.size())) != 1) {
       return OpenSslError("AEAD associated data");
@@ -136,13 +181,9 @@ class EvpNonceAead final : public NonceAead {
     const size_t ct_size = input.size() - kAeadTagSize;
     KW_RETURN_IF_ERROR(
         CheckSizes(nonce, 12, input.size(), aad, out.size(), ct_size));
-    CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-    if (ctx == nullptr) return OpenSslError("EVP_CIPHER_CTX_new");
+    ContextLease ctx(*this, /*encrypt=*/false);
     int len = 0;
-    if (EVP_DecryptInit_ex2(ctx.get(), cipher_, key_.data(), U8(nonce),
-                            nullptr) != 1) {
-      return OpenSslError("AEAD decrypt init");
-    }
+    if (!ctx.Init(nonce)) return OpenSslError("AEAD decrypt init");
     // Copy the tag first: with in-place decryption `out` may alias `input`.
     unsigned char tag[kAeadTagSize];
     std::memcpy(tag, input.data() + ct_size, kAeadTagSize);
@@ -169,6 +210,8 @@ class EvpNonceAead final : public NonceAead {
   const AeadAlgorithm algorithm_;
   const EVP_CIPHER* const cipher_;
   const SecretData key_;
+  mutable std::mutex mu_;
+  mutable CipherCtxPtr cached_;  // GUARDED_BY(mu_); keyed with key_ once set
 };
 
 // XChaCha20-Poly1305 through libsodium: OpenSSL 3.0 has no XChaCha.

@@ -1,5 +1,6 @@
 #include "crypto/aead.h"
 
+#include <atomic>
 #include <set>
 #include <string>
 
@@ -129,6 +130,47 @@ INSTANTIATE_TEST_SUITE_P(
       }
       return std::string("unknown");
     });
+
+}  // namespace
+}  // namespace keyward::crypto
+
+#include <thread>
+
+namespace keyward::crypto {
+namespace {
+
+// One NonceAead used from several threads at once: each call either gets the
+// cached context or keys its own, and every result must be right.
+TEST(NonceAeadConcurrencyTest, ConcurrentSealAndOpen) {
+  for (AeadAlgorithm algorithm :
+       {AeadAlgorithm::kAes256Gcm, AeadAlgorithm::kChaCha20Poly1305}) {
+    KW_ASSERT_OK_AND_ASSIGN(SecretData key, GenerateKey(kAeadKeySize));
+    KW_ASSERT_OK_AND_ASSIGN(auto aead, internal::NewNonceAead(algorithm, key));
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 2000; ++i) {
+          std::string nonce(12, static_cast<char>(t));
+          nonce[11] = static_cast<char>(i);
+          std::string pt(100 + t, static_cast<char>(i));
+          std::string sealed(pt.size() + kAeadTagSize, '\0');
+          auto* s = reinterpret_cast<uint8_t*>(sealed.data());
+          if (!aead->Seal(nonce, pt, "ad", {s, sealed.size()}).ok()) ++failures;
+          std::string back(pt.size(), '\0');
+          if (!aead->Open(nonce, sealed, "ad",
+                          {reinterpret_cast<uint8_t*>(back.data()), back.size()})
+                   .ok() ||
+              back != pt) {
+            ++failures;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0);
+  }
+}
 
 }  // namespace
 }  // namespace keyward::crypto

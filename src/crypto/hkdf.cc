@@ -5,55 +5,69 @@
 #include <openssl/params.h>
 
 #include <cstdio>
+#include <initializer_list>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "crypto/internal/openssl_util.h"
 
 namespace keyward::crypto {
 
 namespace {
 
-absl::StatusOr<SecretData> Derive(HashFunction hash, int mode,
-                                  absl::string_view ikm,
-                                  absl::string_view salt,
-                                  absl::string_view info, size_t size) {
+internal::KdfCtxPtr NewHkdfContext(HashFunction hash) {
+  internal::KdfCtxPtr ctx(EVP_KDF_CTX_new(internal::FetchKdf("HKDF")));
+  char name[16];
+  std::snprintf(name, sizeof(name), "%s",
+                hash == HashFunction::kSha512 ? "SHA2-512" : "SHA2-256");
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, name, 0),
+      OSSL_PARAM_construct_end()};
+  if (ctx != nullptr && EVP_KDF_CTX_set_params(ctx.get(), params) != 1) {
+    ctx.reset();
+  }
+  return ctx;
+}
+
+absl::Status CheckSizes(HashFunction hash, size_t size,
+                        std::initializer_list<absl::string_view> inputs) {
   const size_t max = 255 * HashSize(hash);
   if (size == 0 || size > max) {
     return absl::InvalidArgumentError(absl::StrCat(
         "HKDF output size must be 1 to ", max, " bytes, got ", size));
   }
-  if (ikm.size() > internal::kMaxEvpLength ||
-      salt.size() > internal::kMaxEvpLength ||
-      info.size() > internal::kMaxEvpLength) {
-    return absl::InvalidArgumentError("HKDF input larger than 1 GiB");
+  for (absl::string_view in : inputs) {
+    if (in.size() > internal::kMaxEvpLength) {
+      return absl::InvalidArgumentError("HKDF input larger than 1 GiB");
+    }
   }
-  static EVP_KDF* kdf = internal::FetchKdf("HKDF");
-  internal::KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf));
-  if (ctx == nullptr) return internal::OpenSslError("EVP_KDF_CTX_new");
+  return absl::OkStatus();
+}
 
-  char digest_name[16];
-  std::snprintf(digest_name, sizeof(digest_name), "%s",
-                hash == HashFunction::kSha512 ? "SHA2-512" : "SHA2-256");
+char kEmpty[1] = {0};
+
+OSSL_PARAM OctetParam(const char* name, absl::string_view value) {
   // OpenSSL's params take non-const pointers but only read them.
-  auto* ikm_ptr = const_cast<char*>(ikm.data());
-  auto* salt_ptr = const_cast<char*>(salt.data());
-  auto* info_ptr = const_cast<char*>(info.data());
-  char empty[1] = {0};
-  OSSL_PARAM params[6];
+  return OSSL_PARAM_construct_octet_string(
+      name, value.empty() ? kEmpty : const_cast<char*>(value.data()),
+      value.size());
+}
+
+absl::StatusOr<SecretData> Derive(HashFunction hash, int mode,
+                                  absl::string_view ikm,
+                                  absl::string_view salt,
+                                  absl::string_view info, size_t size) {
+  KW_RETURN_IF_ERROR(CheckSizes(hash, size, {ikm, salt, info}));
+  internal::KdfCtxPtr ctx = NewHkdfContext(hash);
+  if (ctx == nullptr) return internal::OpenSslError("HKDF context");
+  OSSL_PARAM params[5];
   int n = 0;
   params[n++] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-  params[n++] =
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest_name, 0);
-  params[n++] = OSSL_PARAM_construct_octet_string(
-      OSSL_KDF_PARAM_KEY, ikm.empty() ? empty : ikm_ptr, ikm.size());
-  if (!salt.empty()) {
-    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                    salt_ptr, salt.size());
-  }
-  params[n++] = OSSL_PARAM_construct_octet_string(
-      OSSL_KDF_PARAM_INFO, info.empty() ? empty : info_ptr, info.size());
+  params[n++] = OctetParam(OSSL_KDF_PARAM_KEY, ikm);
+  if (!salt.empty()) params[n++] = OctetParam(OSSL_KDF_PARAM_SALT, salt);
+  params[n++] = OctetParam(OSSL_KDF_PARAM_INFO, info);
   params[n] = OSSL_PARAM_construct_end();
-
   SecretData out(size);
   if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) {
     return internal::OpenSslError("HKDF derive");
@@ -77,7 +91,31 @@ absl::StatusOr<SecretData> HkdfExpand(HashFunction hash, absl::string_view prk,
         "HKDF-Expand needs a pseudorandom key of at least ", HashSize(hash),
         " bytes, got ", prk.size()));
   }
-  return Derive(hash, EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, "", info, size);
+  KW_RETURN_IF_ERROR(CheckSizes(hash, size, {prk, info}));
+  // Creating an HKDF context fetches its digest by name, which costs more
+  // than a whole derivation, and OpenSSL 3.0 cannot duplicate one.  So each
+  // thread keeps one context per hash with the digest set, and every call
+  // sets all the parameters Expand uses (mode, key, info; salt is unused in
+  // this mode).  Afterwards the key is overwritten, which wipes OpenSSL's
+  // copy of it, so no key outlives the call.
+  thread_local internal::KdfCtxPtr sha256 = NewHkdfContext(HashFunction::kSha256);
+  thread_local internal::KdfCtxPtr sha512 = NewHkdfContext(HashFunction::kSha512);
+  EVP_KDF_CTX* ctx = hash == HashFunction::kSha512 ? sha512.get() : sha256.get();
+  if (ctx == nullptr) return internal::OpenSslError("HKDF context");
+  int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+                         OctetParam(OSSL_KDF_PARAM_KEY, prk),
+                         OctetParam(OSSL_KDF_PARAM_INFO, info),
+                         OSSL_PARAM_construct_end()};
+  SecretData out(size);
+  const bool ok = EVP_KDF_derive(ctx, out.data(), out.size(), params) == 1;
+  char zero[1] = {0};
+  OSSL_PARAM wipe[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, zero, 1),
+      OSSL_PARAM_construct_end()};
+  EVP_KDF_CTX_set_params(ctx, wipe);
+  if (!ok) return internal::OpenSslError("HKDF-Expand derive");
+  return out;
 }
 
 }  // namespace keyward::crypto

@@ -3,7 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <climits>
+#include <cstring>
 
 #include "base/status_macros.h"
 
@@ -31,10 +35,55 @@ absl::StatusOr<SecretData> GenerateKey(size_t size) {
   return key;
 }
 
+namespace {
+
+// Non-secret random bytes (message ids, nonces) are handed out from a small
+// per-thread pool refilled from the same DRBG: one DRBG call costs as much
+// as the rest of encrypting a small record.  A forked child must never reuse
+// its parent's pool (same message ids under a shared cached data key would
+// repeat nonces), so fork bumps a generation that invalidates every pool.
+constexpr size_t kPoolSize = 4096;
+constexpr size_t kPoolMaxRequest = 256;
+std::atomic<uint64_t> fork_generation{0};
+
+struct RandomPool {
+  uint8_t bytes[kPoolSize];
+  size_t used = kPoolSize;
+  uint64_t generation = 0;
+  ~RandomPool() { OPENSSL_cleanse(bytes, sizeof(bytes)); }
+};
+thread_local RandomPool pool;
+
+void RegisterForkHandler() {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr,
+                     [] { fork_generation.fetch_add(1); });
+    return true;
+  }();
+  (void)registered;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> RandomBytes(size_t size) {
   std::string out(size, '\0');
-  KW_RETURN_IF_ERROR(FillRandom(absl::Span<uint8_t>(
-      reinterpret_cast<uint8_t*>(out.data()), out.size())));
+  auto* dest = reinterpret_cast<uint8_t*>(out.data());
+  if (size > kPoolMaxRequest) {
+    KW_RETURN_IF_ERROR(FillRandom({dest, size}));
+    return out;
+  }
+  RegisterForkHandler();
+  const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (pool.generation != generation || kPoolSize - pool.used < size) {
+    KW_RETURN_IF_ERROR(FillRandom({pool.bytes, kPoolSize}));
+    pool.used = 0;
+    pool.generation = generation;
+  }
+  std::memcpy(dest, pool.bytes + pool.used, size);
+  // Bytes handed out are erased from the pool so they cannot be handed out
+  // twice or read back later.
+  OPENSSL_cleanse(pool.bytes + pool.used, size);
+  pool.used += size;
   return out;
 }
 

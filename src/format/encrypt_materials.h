@@ -32,6 +32,11 @@ struct EncryptionMaterials {
 [[nodiscard]] absl::Status EncryptWithMaterials(
     const EncryptionMaterials& materials, InputStream& in, OutputStream& out);
 
+// The same for a plaintext in memory, sealing frames straight into the
+// returned message.  Produces exactly the bytes EncryptWithMaterials would.
+[[nodiscard]] absl::StatusOr<std::string> EncryptBytesWithMaterials(
+    const EncryptionMaterials& materials, absl::string_view plaintext);
+
 }  // namespace keyward::format
 
 #endif  // KEYWARD_FORMAT_ENCRYPT_MATERIALS_H_

@@ -146,35 +146,33 @@ absl::StatusOr<format::EncryptionMaterials> MaterialsFromKeyrings(
 
 absl::Status WriteBody(InputStream& in, OutputStream& out,
                        const NonceAead& aead, uint32_t frame_size) {
+  // Layout: [type][length(4)][payload: frame_size][tag(16)].  Each read asks
+  // for one byte more than a frame: getting it proves the frame is not the
+  // last, without a separate one-byte read per frame.
   SecretData buffer(kFramePrefix + frame_size + kAeadTagSize);
   uint8_t* const payload = buffer.data() + kFramePrefix;
-  KW_ASSIGN_OR_RETURN(size_t n, ReadFully(in, {payload, frame_size}));
+  KW_ASSIGN_OR_RETURN(size_t n, ReadFully(in, {payload, frame_size + 1u}));
   for (uint64_t seq = 1;; ++seq) {
     if (seq > FormatLimits::kMaxFrames) return FrameLimit();
-    // A full frame is final only if the input ends right after it.
-    bool final = n < frame_size;
-    uint8_t next = 0;
-    if (!final) {
-      KW_ASSIGN_OR_RETURN(size_t peeked, ReadFully(in, {&next, 1}));
-      final = peeked == 0;
-    }
+    const bool final = n <= frame_size;
+    const size_t length = final ? n : frame_size;
+    const uint8_t next = final ? 0 : payload[frame_size];  // sealing overwrites it
     const auto nonce = format::SequenceNonce(seq);
     const auto aad = format::FrameAad(seq, final);
     KW_RETURN_IF_ERROR(aead.Seal(absl::string_view(nonce.data(), nonce.size()),
-                                 View(payload, n),
+                                 View(payload, length),
                                  absl::string_view(aad.data(), aad.size()),
-                                 {payload, n + kAeadTagSize}));
+                                 {payload, length + kAeadTagSize}));
     if (final) {
       buffer.data()[0] = format::kFinalFrame;
-      format::StoreBigEndian(buffer.data() + 1, n, 4);
-      return out.Write(View(buffer.data(), kFramePrefix + n + kAeadTagSize));
+      format::StoreBigEndian(buffer.data() + 1, length, 4);
+      return out.Write(View(buffer.data(), kFramePrefix + length + kAeadTagSize));
     }
     buffer.data()[kFramePrefix - 1] = format::kRegularFrame;
     KW_RETURN_IF_ERROR(out.Write(
         View(payload - 1, 1 + static_cast<size_t>(frame_size) + kAeadTagSize)));
     payload[0] = next;
-    KW_ASSIGN_OR_RETURN(size_t more,
-                        ReadFully(in, {payload + 1, frame_size - 1u}));
+    KW_ASSIGN_OR_RETURN(size_t more, ReadFully(in, {payload + 1, frame_size}));
     n = 1 + more;
   }
 }
@@ -289,30 +287,156 @@ absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
                    "wrapped for: ", entries, ")", detail));
 }
 
-// Reads frames, verifies each and passes its plaintext to `out`.  With a
-// null `aead` it only walks the structure (Inspect).
-absl::Status ReadBody(InputStream& in, OutputStream* out, const NonceAead* aead,
-                      uint32_t frame_size, MessageInfo* info) {
-  // Inspect does not need the plaintext, so it reads through a small window.
-  const size_t window = aead != nullptr
-                            ? static_cast<size_t>(frame_size) + kAeadTagSize
-                            : std::min<size_t>(frame_size + kAeadTagSize, 64 << 10);
-  SecretData buffer(window);
+// Where frames come from: a stream (through a buffer of one frame) or a
+// message already in memory (zero copy).
+class FrameSource {
+ public:
+  virtual ~FrameSource() = default;
+  // Up to `n` bytes without consuming them: fewer only at the end of the
+  // input.  The view is valid until the next call.
+  virtual absl::StatusOr<absl::string_view> Peek(size_t n) = 0;
+  // Consumes `n` bytes. REQUIRES: n <= the size of the last Peek.
+  virtual void Consume(size_t n) = 0;
+};
+
+// Reads a frame with one read system call (the reader peeks at a whole
+// regular frame's worth, then consumes what the frame turns out to hold).
+// Also serves as the InputStream the header parser reads from, reading
+// ahead a little so header fields do not each cost a system call.
+class StreamFrameSource final : public FrameSource, public InputStream {
+ public:
+  // The buffer grows to the largest Peek (a frame and its tag, bounded by
+  // the frame size limit the header was checked against).
+  explicit StreamFrameSource(InputStream& in) : in_(in) {}
+
+  absl::StatusOr<absl::string_view> Peek(size_t n) override {
+    KW_RETURN_IF_ERROR(Fill(n));
+    return absl::string_view(buffer_.data() + begin_, std::min(n, end_ - begin_));
+  }
+  void Consume(size_t n) override { begin_ += n; }
+
+  absl::StatusOr<size_t> Read(absl::Span<uint8_t> out) override {
+    KW_RETURN_IF_ERROR(Fill(std::min<size_t>(out.size(), kMinRead)));
+    const size_t take = std::min(out.size(), end_ - begin_);
+    if (take > 0) std::memcpy(out.data(), buffer_.data() + begin_, take);
+    begin_ += take;
+    return take;
+  }
+
+ private:
+  static constexpr size_t kMinRead = 4096;
+
+  // Makes at least `n` bytes available unless the input ends first.
+  absl::Status Fill(size_t n) {
+    if (end_ - begin_ >= n || eof_) return absl::OkStatus();
+    const size_t target = std::max(n, kMinRead);
+    if (buffer_.size() < target) buffer_.resize(target);
+    if (begin_ + target > buffer_.size()) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    while (end_ - begin_ < n && !eof_) {
+      const size_t want = begin_ + target - end_;
+      KW_ASSIGN_OR_RETURN(size_t got,
+                          in_.Read(MutableBytes(buffer_).subspan(end_, want)));
+      if (got == 0) eof_ = true;
+      end_ += got;
+    }
+    return absl::OkStatus();
+  }
+
+  InputStream& in_;
+  std::string buffer_;  // ciphertext only
+  size_t begin_ = 0, end_ = 0;
+  bool eof_ = false;
+};
+
+class ViewFrameSource final : public FrameSource {
+ public:
+  explicit ViewFrameSource(absl::string_view data) : data_(data) {}
+  absl::StatusOr<absl::string_view> Peek(size_t n) override {
+    return data_.substr(0, n);
+  }
+  void Consume(size_t n) override { data_.remove_prefix(n); }
+
+ private:
+  absl::string_view data_;
+};
+
+// Where verified plaintext goes: Reserve() a span for one frame, decrypt
+// into it, Commit() it once it verified.
+class PlaintextSink {
+ public:
+  virtual ~PlaintextSink() = default;
+  virtual absl::Span<uint8_t> Reserve(size_t n) = 0;
+  virtual absl::Status Commit(size_t n) = 0;
+};
+
+// Passes each verified frame to an OutputStream.
+class StreamPlaintextSink final : public PlaintextSink {
+ public:
+  StreamPlaintextSink(OutputStream& out, size_t frame_size)
+      : out_(out), buffer_(frame_size) {}
+  absl::Span<uint8_t> Reserve(size_t n) override {
+    return buffer_.mutable_span().subspan(0, n);
+  }
+  absl::Status Commit(size_t n) override {
+    return out_.Write(View(buffer_.data(), n));
+  }
+
+ private:
+  OutputStream& out_;
+  SecretData buffer_;
+};
+
+// Collects the whole plaintext in one SecretData, decrypting in place.
+class SecretPlaintextSink final : public PlaintextSink {
+ public:
+  explicit SecretPlaintextSink(size_t capacity) : data_(capacity) {}
+  absl::Span<uint8_t> Reserve(size_t n) override {
+    if (used_ + n > data_.size()) data_.Resize(std::max(data_.size() * 2, used_ + n));
+    return data_.mutable_span().subspan(used_, n);
+  }
+  absl::Status Commit(size_t n) override {
+    used_ += n;
+    return absl::OkStatus();
+  }
+  SecretData Finish() && {
+    data_.Resize(used_);
+    return std::move(data_);
+  }
+
+ private:
+  SecretData data_;
+  size_t used_ = 0;
+};
+
+// Reads frames in order, verifies each and hands its plaintext to `sink`.
+// With a null `aead` it only walks the structure (Inspect) into `info`.
+absl::Status ReadBody(FrameSource& source, PlaintextSink* sink,
+                      const NonceAead* aead, uint32_t frame_size,
+                      MessageInfo* info) {
   for (uint64_t seq = 1;; ++seq) {
-    uint8_t type = 0;
-    KW_ASSIGN_OR_RETURN(size_t got, ReadFully(in, {&type, 1}));
-    if (got == 0) {
+    // Enough for the largest frame; a final frame may be shorter.
+    KW_ASSIGN_OR_RETURN(
+        absl::string_view view,
+        source.Peek(kFramePrefix + static_cast<size_t>(frame_size) + kAeadTagSize));
+    if (view.empty()) {
       return Truncated(absl::StrCat("after frame ", seq - 1,
                                     " without a final frame"));
     }
     if (seq > FormatLimits::kMaxFrames) return FrameLimit();
-    size_t length = frame_size;
+    const auto type = static_cast<uint8_t>(view[0]);
     const bool final = type == format::kFinalFrame;
+    size_t length = frame_size;
+    size_t prefix = 1;
     if (final) {
-      uint8_t len_bytes[4];
-      KW_ASSIGN_OR_RETURN(got, ReadFully(in, {len_bytes, 4}));
-      if (got != 4) return Truncated(absl::StrCat("inside frame ", seq));
-      length = format::LoadBigEndian(View(len_bytes, 4));
+      if (view.size() < kFramePrefix) {
+        return Truncated(absl::StrCat("inside frame ", seq));
+      }
+      length = format::LoadBigEndian(view.substr(1, 4));
+      prefix = kFramePrefix;
       if (length > frame_size) {
         return MakeError(absl::StatusCode::kDataLoss,
                          ErrorCode::kMalformedFrame,
@@ -327,37 +451,32 @@ absl::Status ReadBody(InputStream& in, OutputStream* out, const NonceAead* aead,
                                     " (0x00 or 0x01 expected)"));
     }
     const size_t sealed = length + kAeadTagSize;
+    if (view.size() < prefix + sealed) {
+      return Truncated(absl::StrCat("inside frame ", seq));
+    }
     if (aead != nullptr) {
-      KW_ASSIGN_OR_RETURN(got, ReadFully(in, {buffer.data(), sealed}));
-      if (got != sealed) return Truncated(absl::StrCat("inside frame ", seq));
       const auto nonce = format::SequenceNonce(seq);
       const auto aad = format::FrameAad(seq, final);
-      absl::Status s = aead->Open(
-          absl::string_view(nonce.data(), nonce.size()),
-          View(buffer.data(), sealed), absl::string_view(aad.data(), aad.size()),
-          {buffer.data(), length});
+      absl::Status s = aead->Open(absl::string_view(nonce.data(), nonce.size()),
+                                  view.substr(prefix, sealed),
+                                  absl::string_view(aad.data(), aad.size()),
+                                  sink->Reserve(length));
       if (!s.ok()) {
         return MakeError(
             absl::StatusCode::kDataLoss, ErrorCode::kAuthenticationFailed,
             absl::StrCat("frame ", seq, " failed authentication: the body was "
                          "modified, reordered or spliced from another message"));
       }
-      KW_RETURN_IF_ERROR(out->Write(View(buffer.data(), length)));
+      KW_RETURN_IF_ERROR(sink->Commit(length));
     } else {
-      for (size_t left = sealed; left > 0;) {
-        const size_t chunk = std::min(left, window);
-        KW_ASSIGN_OR_RETURN(got, ReadFully(in, {buffer.data(), chunk}));
-        if (got != chunk) return Truncated(absl::StrCat("inside frame ", seq));
-        left -= chunk;
-      }
-      info->total_bytes += (final ? kFramePrefix : 1) + sealed;
+      info->total_bytes += prefix + sealed;
       info->plaintext_bytes += length;
       info->frames = seq;
     }
+    source.Consume(prefix + sealed);
     if (final) {
-      uint8_t extra = 0;
-      KW_ASSIGN_OR_RETURN(got, ReadFully(in, {&extra, 1}));
-      if (got != 0) {
+      KW_ASSIGN_OR_RETURN(absl::string_view extra, source.Peek(1));
+      if (!extra.empty()) {
         return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kTrailingData,
                          absl::StrCat("unexpected bytes after the final frame (",
                                       seq, "): data was appended to the "
@@ -368,27 +487,43 @@ absl::Status ReadBody(InputStream& in, OutputStream* out, const NonceAead* aead,
   }
 }
 
-// Collects plaintext into locked-or-wiped memory, growing geometrically.
-class SecretSink final : public OutputStream {
- public:
-  explicit SecretSink(size_t capacity) : data_(capacity) {}
-  absl::Status Write(absl::string_view bytes) override {
-    if (used_ + bytes.size() > data_.size()) {
-      data_.Resize(std::max(data_.size() * 2, used_ + bytes.size()));
+// Bytes form of WriteBody: seals each frame straight from `plaintext` into
+// `out`, with no intermediate buffer.
+absl::Status SealBody(absl::string_view plaintext, const NonceAead& aead,
+                      uint32_t frame_size, std::string* out) {
+  uint64_t regular = plaintext.size() / frame_size;
+  size_t last = plaintext.size() % frame_size;
+  if (last == 0 && regular > 0) {  // a full last frame is the final one
+    --regular;
+    last = frame_size;
+  }
+  if (regular + 1 > FormatLimits::kMaxFrames) return FrameLimit();
+  size_t offset = out->size();
+  out->resize(offset + regular * (1 + frame_size + kAeadTagSize) + kFramePrefix +
+              last + kAeadTagSize);
+  auto* bytes = reinterpret_cast<uint8_t*>(out->data());
+  for (uint64_t i = 0; i <= regular; ++i) {
+    const uint64_t seq = i + 1;
+    const bool final = i == regular;
+    const size_t length = final ? last : frame_size;
+    if (final) {
+      bytes[offset] = format::kFinalFrame;
+      format::StoreBigEndian(bytes + offset + 1, length, 4);
+      offset += kFramePrefix;
+    } else {
+      bytes[offset] = format::kRegularFrame;
+      offset += 1;
     }
-    if (!bytes.empty()) std::memcpy(data_.data() + used_, bytes.data(), bytes.size());
-    used_ += bytes.size();
-    return absl::OkStatus();
+    const auto nonce = format::SequenceNonce(seq);
+    const auto aad = format::FrameAad(seq, final);
+    KW_RETURN_IF_ERROR(aead.Seal(absl::string_view(nonce.data(), nonce.size()),
+                                 plaintext.substr(i * frame_size, length),
+                                 absl::string_view(aad.data(), aad.size()),
+                                 {bytes + offset, length + kAeadTagSize}));
+    offset += length + kAeadTagSize;
   }
-  SecretData Finish() && {
-    data_.Resize(used_);
-    return std::move(data_);
-  }
-
- private:
-  SecretData data_;
-  size_t used_ = 0;
-};
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -399,6 +534,18 @@ absl::Status EncryptWithMaterials(const EncryptionMaterials& materials,
   KW_ASSIGN_OR_RETURN(PreparedHeader prepared, PrepareHeader(materials));
   KW_RETURN_IF_ERROR(out.Write(prepared.bytes));
   return WriteBody(in, out, *prepared.keys.aead, prepared.frame_size);
+}
+
+absl::StatusOr<std::string> EncryptBytesWithMaterials(
+    const EncryptionMaterials& materials, absl::string_view plaintext) {
+  KW_ASSIGN_OR_RETURN(PreparedHeader prepared, PrepareHeader(materials));
+  const size_t frames = plaintext.size() / prepared.frame_size + 1;
+  std::string message = std::move(prepared.bytes);
+  message.reserve(message.size() + plaintext.size() +
+                  frames * (kFramePrefix + kAeadTagSize));
+  KW_RETURN_IF_ERROR(SealBody(plaintext, *prepared.keys.aead,
+                              prepared.frame_size, &message));
+  return message;
 }
 
 }  // namespace format
@@ -423,22 +570,17 @@ absl::StatusOr<std::string> EncryptMessage(
       format::EncryptionMaterials materials,
       MaterialsFromKeyrings(context, keyrings, options, &data_key));
   materials.data_key = &data_key;
-  const size_t frames = plaintext.size() / options.frame_size + 1;
-  std::string message;
-  message.reserve(512 + plaintext.size() +
-                  frames * (kFramePrefix + kAeadTagSize));
-  StringInputStream in(plaintext);
-  StringOutputStream out(&message);
-  KW_RETURN_IF_ERROR(format::EncryptWithMaterials(materials, in, out));
-  return message;
+  return format::EncryptBytesWithMaterials(materials, plaintext);
 }
 
 absl::Status DecryptStream(InputStream& in, OutputStream& out,
                            absl::Span<const Keyring* const> keyrings,
                            const DecryptOptions& options) {
-  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, keyrings, options));
-  return ReadBody(in, &out, opened.keys.aead.get(), opened.header.frame_size,
-                  nullptr);
+  StreamFrameSource source(in);
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(source, keyrings, options));
+  const uint32_t frame_size = opened.header.frame_size;
+  StreamPlaintextSink sink(out, frame_size);
+  return ReadBody(source, &sink, opened.keys.aead.get(), frame_size, nullptr);
 }
 
 absl::StatusOr<SecretData> DecryptMessage(
@@ -446,8 +588,11 @@ absl::StatusOr<SecretData> DecryptMessage(
     const DecryptOptions& options) {
   StringInputStream in(message);
   KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, keyrings, options));
-  SecretSink sink(message.size());
-  KW_RETURN_IF_ERROR(ReadBody(in, &sink, opened.keys.aead.get(),
+  const size_t header_size = opened.authenticated.size() + format::kHeaderTagSize;
+  absl::string_view body = message.substr(header_size);
+  ViewFrameSource source(body);
+  SecretPlaintextSink sink(body.size());
+  KW_RETURN_IF_ERROR(ReadBody(source, &sink, opened.keys.aead.get(),
                               opened.header.frame_size, nullptr));
   return std::move(sink).Finish();
 }
@@ -460,7 +605,8 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
     return absl::InvalidArgumentError(
         "rewrap needs at least one keyring to wrap the data key for");
   }
-  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, from, options));
+  StreamFrameSource source(in);
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(source, from, options));
   Header& h = opened.header;
   auto owned = [&](const EncryptedDataKey& edk) {
     for (auto set : {from, to}) {
@@ -491,7 +637,7 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
   // The body is copied as is: rewrap never reads or changes it.
   std::string chunk(64 << 10, '\0');
   while (true) {
-    KW_ASSIGN_OR_RETURN(size_t n, in.Read(MutableBytes(chunk)));
+    KW_ASSIGN_OR_RETURN(size_t n, source.Read(MutableBytes(chunk)));
     if (n == 0) return absl::OkStatus();
     KW_RETURN_IF_ERROR(out.Write(absl::string_view(chunk.data(), n)));
   }
@@ -510,8 +656,9 @@ absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
 }
 
 absl::StatusOr<MessageInfo> InspectStream(InputStream& in) {
+  StreamFrameSource source(in);
   std::string authenticated;
-  KW_ASSIGN_OR_RETURN(Header h, format::ReadHeader(in, &authenticated));
+  KW_ASSIGN_OR_RETURN(Header h, format::ReadHeader(source, &authenticated));
   MessageInfo info;
   info.format_version = format::kFormatVersion;
   info.suite = h.suite;
@@ -522,7 +669,7 @@ absl::StatusOr<MessageInfo> InspectStream(InputStream& in) {
   info.frame_size = h.frame_size;
   info.header_bytes = authenticated.size() + format::kHeaderTagSize;
   info.total_bytes = info.header_bytes;
-  KW_RETURN_IF_ERROR(ReadBody(in, nullptr, nullptr, h.frame_size, &info));
+  KW_RETURN_IF_ERROR(ReadBody(source, nullptr, nullptr, h.frame_size, &info));
   return info;
 }
 

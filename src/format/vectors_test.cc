@@ -92,6 +92,9 @@ void CheckPositiveFile(const std::string& name, int* checked) {
     StringOutputStream out(&again);
     KW_ASSERT_OK(format::EncryptWithMaterials(m, in, out));
     EXPECT_EQ(absl::BytesToHexString(again), v["message"].get<std::string>());
+    auto bytes_form = format::EncryptBytesWithMaterials(m, plaintext);
+    ASSERT_TRUE(bytes_form.ok());
+    EXPECT_EQ(*bytes_form, again) << "bytes and stream encoders differ";
     auto info = InspectMessage(message);
     ASSERT_TRUE(info.ok());
     EXPECT_EQ(info->header_bytes, v["header_length"].get<uint64_t>());

@@ -1,0 +1,1030 @@
+/*
+ * Independent decryptor for the Keyward message format, version 1.
+ *
+ * Written from docs/format.md and the frozen vectors in
+ * tests/vectors/format_v1/ only, to check that the specification is enough
+ * to implement a compatible reader.  It uses nothing but OpenSSL 3 libcrypto
+ * and a small JSON reader of its own.
+ *
+ *   format_v1_decrypt <vector file> [<file holding raw_keys>]
+ *
+ * Positive vectors (no "expected_error"): the message is decrypted once per
+ * entry of "wrapped_keys", each time with only that raw key, and the
+ * plaintext and every recorded intermediate value are compared.
+ * Negative vectors ("expected_error"): the message is decrypted with the
+ * listed raw keys and "expected_context"; the error must be exactly the
+ * expected one.  Raw keys come from the vector file's own "raw_keys" or,
+ * when it has none (negative.json), from the file given as argv[2].
+ *
+ * Build: cc -std=c11 -o format_v1_decrypt format_v1_decrypt.c -lcrypto
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+/* ===================================================================== */
+/* Minimal JSON reader                                                    */
+/* ===================================================================== */
+
+enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+typedef struct JVal {
+    int type;
+    double num;           /* J_NUM, J_BOOL */
+    char *str;            /* J_STR: NUL-terminated, may contain NULs */
+    size_t slen;
+    struct JVal **items;  /* J_ARR, J_OBJ values */
+    char **keys;          /* J_OBJ keys (NUL-terminated) */
+    size_t *klens;
+    size_t n;
+} JVal;
+
+typedef struct {
+    const char *p, *end;
+    int err;
+    int depth;
+} JP;
+
+static void jfree(JVal *v) {
+    if (!v) return;
+    for (size_t i = 0; i < v->n; i++) {
+        jfree(v->items[i]);
+        if (v->keys) free(v->keys[i]);
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->klens);
+    free(v->str);
+    free(v);
+}
+
+static void jws(JP *jp) {
+    while (jp->p < jp->end &&
+           (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r'))
+        jp->p++;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int jhex4(JP *jp, unsigned *out) {
+    if (jp->end - jp->p < 4) return 0;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval((unsigned char)jp->p[i]);
+        if (h < 0) return 0;
+        v = v * 16 + (unsigned)h;
+    }
+    jp->p += 4;
+    *out = v;
+    return 1;
+}
+
+static size_t put_utf8(char *o, unsigned cp) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Parses a string literal at jp->p (which points at the opening quote). */
+static char *jstring(JP *jp, size_t *len) {
+    if (jp->p >= jp->end || *jp->p != '"') { jp->err = 1; return NULL; }
+    jp->p++;
+    char *out = malloc((size_t)(jp->end - jp->p) + 1);
+    if (!out) { jp->err = 1; return NULL; }
+    size_t o = 0;
+    while (jp->p < jp->end && *jp->p != '"') {
+        unsigned char c = (unsigned char)*jp->p++;
+        if (c < 0x20) goto bad;
+        if (c != '\\') { out[o++] = (char)c; continue; }
+        if (jp->p >= jp->end) goto bad;
+        c = (unsigned char)*jp->p++;
+        switch (c) {
+        case '"': out[o++] = '"'; break;
+        case '\\': out[o++] = '\\'; break;
+        case '/': out[o++] = '/'; break;
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (!jhex4(jp, &cp)) goto bad;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (jp->end - jp->p < 2 || jp->p[0] != '\\' || jp->p[1] != 'u') goto bad;
+                jp->p += 2;
+                if (!jhex4(jp, &lo) || lo < 0xDC00 || lo > 0xDFFF) goto bad;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                goto bad;
+            }
+            o += put_utf8(out + o, cp);
+            break;
+        }
+        default: goto bad;
+        }
+    }
+    if (jp->p >= jp->end) goto bad;
+    jp->p++; /* closing quote */
+    out[o] = '\0';
+    *len = o;
+    return out;
+bad:
+    free(out);
+    jp->err = 1;
+    return NULL;
+}
+
+static JVal *jvalue(JP *jp);
+
+static int jpush(JVal *v, JVal *item, char *key, size_t klen) {
+    JVal **ni = realloc(v->items, (v->n + 1) * sizeof *ni);
+    if (!ni) return 0;
+    v->items = ni;
+    if (v->type == J_OBJ) {
+        char **nk = realloc(v->keys, (v->n + 1) * sizeof *nk);
+        if (!nk) return 0;
+        v->keys = nk;
+        size_t *nl = realloc(v->klens, (v->n + 1) * sizeof *nl);
+        if (!nl) return 0;
+        v->klens = nl;
+        v->keys[v->n] = key;
+        v->klens[v->n] = klen;
+    }
+    v->items[v->n++] = item;
+    return 1;
+}
+
+static JVal *jvalue(JP *jp) {
+    jws(jp);
+    if (jp->p >= jp->end || jp->depth > 64) { jp->err = 1; return NULL; }
+    JVal *v = calloc(1, sizeof *v);
+    if (!v) { jp->err = 1; return NULL; }
+    char c = *jp->p;
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        v->type = c == '{' ? J_OBJ : J_ARR;
+        jp->p++;
+        jp->depth++;
+        jws(jp);
+        if (jp->p < jp->end && *jp->p == close) {
+            jp->p++;
+        } else {
+            for (;;) {
+                char *key = NULL;
+                size_t klen = 0;
+                if (v->type == J_OBJ) {
+                    jws(jp);
+                    key = jstring(jp, &klen);
+                    if (!key) goto bad;
+                    jws(jp);
+                    if (jp->p >= jp->end || *jp->p != ':') { free(key); goto bad; }
+                    jp->p++;
+                }
+                JVal *item = jvalue(jp);
+                if (!item || !jpush(v, item, key, klen)) { jfree(item); free(key); goto bad; }
+                jws(jp);
+                if (jp->p < jp->end && *jp->p == ',') { jp->p++; continue; }
+                if (jp->p < jp->end && *jp->p == close) { jp->p++; break; }
+                goto bad;
+            }
+        }
+        jp->depth--;
+        return v;
+    }
+    if (c == '"') {
+        v->type = J_STR;
+        v->str = jstring(jp, &v->slen);
+        if (!v->str) goto bad;
+        return v;
+    }
+    static const struct { const char *lit; int type; double num; } lits[] = {
+        {"true", J_BOOL, 1}, {"false", J_BOOL, 0}, {"null", J_NULL, 0}};
+    for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
+        size_t l = strlen(lits[i].lit);
+        if ((size_t)(jp->end - jp->p) >= l && memcmp(jp->p, lits[i].lit, l) == 0) {
+            jp->p += l;
+            v->type = lits[i].type;
+            v->num = lits[i].num;
+            return v;
+        }
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        char tmp[64];
+        size_t l = 0;
+        while (jp->p + l < jp->end && l < sizeof tmp - 1 &&
+               strchr("+-.eE0123456789", jp->p[l]) != NULL)
+            l++;
+        memcpy(tmp, jp->p, l);
+        tmp[l] = '\0';
+        char *e;
+        v->type = J_NUM;
+        v->num = strtod(tmp, &e);
+        if (e != tmp + l || l == 0) goto bad;
+        jp->p += l;
+        return v;
+    }
+bad:
+    jp->err = 1;
+    jfree(v);
+    return NULL;
+}
+
+static JVal *jparse(const char *text, size_t len) {
+    JP jp = {text, text + len, 0, 0};
+    JVal *v = jvalue(&jp);
+    jws(&jp);
+    if (jp.err || !v || jp.p != jp.end) { jfree(v); return NULL; }
+    return v;
+}
+
+static JVal *jget(const JVal *obj, const char *key) {
+    if (!obj || obj->type != J_OBJ) return NULL;
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < obj->n; i++)
+        if (obj->klens[i] == kl && memcmp(obj->keys[i], key, kl) == 0) return obj->items[i];
+    return NULL;
+}
+
+static const char *jstr(const JVal *obj, const char *key) {
+    JVal *v = jget(obj, key);
+    return v && v->type == J_STR ? v->str : NULL;
+}
+
+static int jnum(const JVal *obj, const char *key, double *out) {
+    JVal *v = jget(obj, key);
+    if (!v || v->type != J_NUM) return 0;
+    *out = v->num;
+    return 1;
+}
+
+static JVal *load_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { fprintf(stderr, "cannot open %s\n", path); return NULL; }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) { free(buf); buf = NULL; }
+            buf = nb;
+        }
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    JVal *v = jparse(buf, len);
+    free(buf);
+    if (!v) fprintf(stderr, "%s: invalid JSON\n", path);
+    return v;
+}
+
+/* Lowercase/uppercase hex -> freshly allocated bytes; returns 0 on error. */
+static int unhex(const char *hex, uint8_t **out, size_t *outlen) {
+    size_t l = strlen(hex);
+    if (l % 2) return 0;
+    uint8_t *b = malloc(l / 2 + 1);
+    if (!b) return 0;
+    for (size_t i = 0; i < l / 2; i++) {
+        int hi = hexval((unsigned char)hex[2 * i]), lo = hexval((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) { free(b); return 0; }
+        b[i] = (uint8_t)(hi * 16 + lo);
+    }
+    *out = b;
+    *outlen = l / 2;
+    return 1;
+}
+
+/* ===================================================================== */
+/* The format (docs/format.md)                                            */
+/* ===================================================================== */
+
+/* §11 Errors, in table order. */
+enum Err {
+    E_OK,
+    E_NOT_KEYWARD,
+    E_UNSUPPORTED_VERSION,
+    E_UNSUPPORTED_SUITE,
+    E_MALFORMED_HEADER,
+    E_LIMIT_EXCEEDED,
+    E_TRUNCATED,
+    E_ENVIRONMENT_MISMATCH,
+    E_CONTEXT_MISMATCH,
+    E_NO_KEYRING,
+    E_COMMITMENT_MISMATCH,
+    E_AUTHENTICATION_FAILED,
+    E_MALFORMED_FRAME,
+    E_TRAILING_DATA,
+};
+
+static const char *const ERR_NAME[] = {
+    "ok",
+    "not-a-keyward-message",
+    "unsupported-version",
+    "unsupported-suite",
+    "malformed-header",
+    "limit-exceeded",
+    "truncated",
+    "environment-mismatch",
+    "context-mismatch",
+    "no-keyring-could-unwrap",
+    "commitment-mismatch",
+    "authentication-failed",
+    "malformed-frame",
+    "trailing-data",
+};
+
+/* §10 Limits */
+#define MAX_HEADER 65536u
+#define MIN_FRAME 64u
+#define MAX_FRAME 16777216u
+#define MAX_ENV 32u
+#define MAX_KEY_NAME 256u
+#define MAX_CTX 64u
+#define MAX_CTX_KEY 256u
+#define MAX_CTX_VALUE 4096u
+#define MAX_DK 16u
+#define MAX_PROVIDER_ID 32u
+#define MAX_PROVIDER_INFO 1024u
+#define MAX_WRAPPED_KEY 1024u
+#define MAX_FRAMES 0xFFFFFFFFull
+
+#define SUITE_AES_GCM 0x0001
+#define SUITE_CHACHA 0x0002
+#define TAG_LEN 16
+
+static const char MSG_INFO_LABEL[] = "keyward message v1";         /* 18 bytes */
+static const char RAW_ID_LABEL[] = "keyward raw-aes key id v1";
+static const char RAW_WRAP_LABEL[] = "keyward raw-aes wrap v1";
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} Bytes;
+
+typedef struct {
+    uint16_t suite;
+    const uint8_t *message_id;
+    uint32_t frame_size;
+    Bytes environment, key_name;
+    uint32_t key_version;
+    size_t ctx_count;
+    Bytes ctx_key[MAX_CTX], ctx_value[MAX_CTX];
+    Bytes ctx_encoding; /* count and entries, as in the header */
+    size_t dk_count;
+    Bytes provider_id[MAX_DK], provider_info[MAX_DK], wrapped_key[MAX_DK];
+    const uint8_t *commitment, *tag;
+    size_t authenticated_len; /* magic .. key commitment */
+    size_t header_len;        /* including the tag */
+    const char *bad_field;    /* field named by a header error */
+} Header;
+
+typedef struct {
+    const uint8_t *buf;
+    size_t len, off;
+} Reader;
+
+/* §4.1: check the announced size against the header limit before looking at
+ * the input, then report truncation. */
+static int need(const Reader *r, size_t n) {
+    if (n > MAX_HEADER || r->off + n > MAX_HEADER) return E_LIMIT_EXCEEDED;
+    if (n > r->len - r->off) return E_TRUNCATED;
+    return E_OK;
+}
+
+static int read_bytes(Reader *r, size_t n, Bytes *out) {
+    int e = need(r, n);
+    if (e) return e;
+    out->p = r->buf + r->off;
+    out->n = n;
+    r->off += n;
+    return E_OK;
+}
+
+static uint64_t be(const uint8_t *p, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static int read_uint(Reader *r, size_t n, uint64_t *out) {
+    Bytes b;
+    int e = read_bytes(r, n, &b);
+    if (e) return e;
+    *out = be(b.p, n);
+    return E_OK;
+}
+
+/* str8 / str16 with min..max length: above max is limit-exceeded, below min
+ * is malformed-header (see the report: the spec does not map these). */
+static int read_str(Reader *r, size_t prefix, size_t min, size_t max, Bytes *out) {
+    uint64_t l;
+    int e = read_uint(r, prefix, &l);
+    if (e) return e;
+    if (l > max) return E_LIMIT_EXCEEDED;
+    if (l < min) return E_MALFORMED_HEADER;
+    return read_bytes(r, (size_t)l, out);
+}
+
+static int lower_id_chars(Bytes b) { /* a-z 0-9 - */
+    for (size_t i = 0; i < b.n; i++) {
+        uint8_t c = b.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return 0;
+    }
+    return 1;
+}
+
+static int key_name_ok(Bytes b) { /* A-Z a-z 0-9 - _ . /, no leading/trailing /, no // */
+    for (size_t i = 0; i < b.n; i++) {
+        uint8_t c = b.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '/'))
+            return 0;
+        if (c == '/' && (i == 0 || i == b.n - 1 || b.p[i - 1] == '/')) return 0;
+    }
+    return 1;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, <= U+10FFFF. */
+static int utf8_ok(Bytes b) {
+    size_t i = 0;
+    while (i < b.n) {
+        uint8_t c = b.p[i];
+        size_t extra;
+        uint32_t cp, min;
+        if (c < 0x80) { i++; continue; }
+        if ((c & 0xE0) == 0xC0) { extra = 1; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { extra = 2; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { extra = 3; cp = c & 0x07; min = 0x10000; }
+        else return 0;
+        if (b.n - i <= extra) return 0;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((b.p[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (b.p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        i += extra + 1;
+    }
+    return 1;
+}
+
+static int bytes_less(Bytes a, Bytes b) {
+    size_t m = a.n < b.n ? a.n : b.n;
+    int c = memcmp(a.p, b.p, m);
+    return c < 0 || (c == 0 && a.n < b.n);
+}
+
+static int bytes_eq(Bytes a, const void *p, size_t n) {
+    return a.n == n && memcmp(a.p, p, n) == 0;
+}
+
+#define FAIL(field, err) do { h->bad_field = (field); return (err); } while (0)
+#define TRY(field, expr) do { int e_ = (expr); if (e_) FAIL(field, e_); } while (0)
+
+/* §4 Header, §4.1 Parsing */
+static int parse_header(const uint8_t *buf, size_t len, Header *h) {
+    Reader r = {buf, len, 0};
+    uint64_t v;
+    Bytes b;
+    memset(h, 0, sizeof *h);
+
+    if (len < 4 || memcmp(buf, "KWRD", 4) != 0) FAIL("magic", E_NOT_KEYWARD);
+    r.off = 4;
+    TRY("version", read_uint(&r, 1, &v));
+    if (v != 1) FAIL("version", E_UNSUPPORTED_VERSION);
+    TRY("suite id", read_uint(&r, 2, &v));
+    if (v != SUITE_AES_GCM && v != SUITE_CHACHA) FAIL("suite id", E_UNSUPPORTED_SUITE);
+    h->suite = (uint16_t)v;
+    TRY("message id", read_bytes(&r, 32, &b));
+    h->message_id = b.p;
+    TRY("frame size", read_uint(&r, 4, &v));
+    if (v > MAX_FRAME) FAIL("frame size", E_LIMIT_EXCEEDED);
+    if (v < MIN_FRAME) FAIL("frame size", E_MALFORMED_HEADER);
+    h->frame_size = (uint32_t)v;
+
+    TRY("environment", read_str(&r, 1, 1, MAX_ENV, &h->environment));
+    if (!lower_id_chars(h->environment)) FAIL("environment", E_MALFORMED_HEADER);
+    TRY("key name", read_str(&r, 2, 1, MAX_KEY_NAME, &h->key_name));
+    if (!key_name_ok(h->key_name)) FAIL("key name", E_MALFORMED_HEADER);
+    TRY("key version", read_uint(&r, 4, &v));
+    if (v < 1) FAIL("key version", E_MALFORMED_HEADER);
+    h->key_version = (uint32_t)v;
+
+    size_t ctx_start = r.off;
+    TRY("context entry count", read_uint(&r, 2, &v));
+    if (v > MAX_CTX) FAIL("context entry count", E_LIMIT_EXCEEDED);
+    h->ctx_count = (size_t)v;
+    for (size_t i = 0; i < h->ctx_count; i++) {
+        TRY("context key", read_str(&r, 2, 1, MAX_CTX_KEY, &h->ctx_key[i]));
+        if (!utf8_ok(h->ctx_key[i])) FAIL("context key", E_MALFORMED_HEADER);
+        if (i > 0 && !bytes_less(h->ctx_key[i - 1], h->ctx_key[i]))
+            FAIL("context key order", E_MALFORMED_HEADER);
+        TRY("context value", read_str(&r, 2, 0, MAX_CTX_VALUE, &h->ctx_value[i]));
+        if (!utf8_ok(h->ctx_value[i])) FAIL("context value", E_MALFORMED_HEADER);
+    }
+    h->ctx_encoding.p = buf + ctx_start;
+    h->ctx_encoding.n = r.off - ctx_start;
+
+    TRY("data key count", read_uint(&r, 1, &v));
+    if (v > MAX_DK) FAIL("data key count", E_LIMIT_EXCEEDED);
+    if (v < 1) FAIL("data key count", E_MALFORMED_HEADER);
+    h->dk_count = (size_t)v;
+    for (size_t i = 0; i < h->dk_count; i++) {
+        TRY("provider id", read_str(&r, 1, 1, MAX_PROVIDER_ID, &h->provider_id[i]));
+        if (!lower_id_chars(h->provider_id[i])) FAIL("provider id", E_MALFORMED_HEADER);
+        TRY("provider info", read_str(&r, 2, 0, MAX_PROVIDER_INFO, &h->provider_info[i]));
+        TRY("wrapped key", read_str(&r, 2, 1, MAX_WRAPPED_KEY, &h->wrapped_key[i]));
+    }
+    TRY("key commitment", read_bytes(&r, 32, &b));
+    h->commitment = b.p;
+    h->authenticated_len = r.off;
+    TRY("header tag", read_bytes(&r, TAG_LEN, &b));
+    h->tag = b.p;
+    h->header_len = r.off;
+    return E_OK;
+}
+
+/* ---- crypto ---- */
+
+static const EVP_CIPHER *suite_cipher(uint16_t suite) {
+    return suite == SUITE_AES_GCM ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
+}
+
+/* AEAD-Decrypt; returns 1 if the tag verifies.  out may be NULL if ctlen == 0. */
+static int aead_open(const EVP_CIPHER *cipher, const uint8_t key[32], const uint8_t nonce[12],
+                     const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
+                     const uint8_t tag[TAG_LEN], uint8_t *out) {
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    uint8_t scratch[32];
+    int ok = 0, l;
+    if (!c || aadlen > INT32_MAX || ctlen > INT32_MAX) goto done;
+    if (EVP_DecryptInit_ex(c, cipher, NULL, NULL, NULL) != 1) goto done;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1) goto done;
+    if (EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) != 1) goto done;
+    if (aadlen && EVP_DecryptUpdate(c, NULL, &l, aad, (int)aadlen) != 1) goto done;
+    if (ctlen && EVP_DecryptUpdate(c, out, &l, ct, (int)ctlen) != 1) goto done;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, (void *)tag) != 1) goto done;
+    ok = EVP_DecryptFinal_ex(c, out ? out + ctlen : scratch, &l) == 1;
+done:
+    EVP_CIPHER_CTX_free(c);
+    return ok;
+}
+
+/* AEAD-Encrypt of an empty plaintext: just the tag (used to recompute the
+ * header tag independently of verification). */
+static int aead_tag_only(const EVP_CIPHER *cipher, const uint8_t key[32], const uint8_t nonce[12],
+                         const uint8_t *aad, size_t aadlen, uint8_t tag[TAG_LEN]) {
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    uint8_t scratch[32];
+    int ok = 0, l;
+    if (!c || aadlen > INT32_MAX) goto done;
+    if (EVP_EncryptInit_ex(c, cipher, NULL, NULL, NULL) != 1) goto done;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) != 1) goto done;
+    if (EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) != 1) goto done;
+    if (aadlen && EVP_EncryptUpdate(c, NULL, &l, aad, (int)aadlen) != 1) goto done;
+    if (EVP_EncryptFinal_ex(c, scratch, &l) != 1) goto done;
+    ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag) == 1;
+done:
+    EVP_CIPHER_CTX_free(c);
+    return ok;
+}
+
+/* RFC 5869 HKDF-Expand(SHA-256) only, PRK = prk. */
+static int hkdf_expand(const uint8_t *prk, size_t prklen, const uint8_t *info, size_t infolen,
+                       uint8_t *out, size_t outlen) {
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok = 0;
+    OSSL_PARAM params[5];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)prk, prklen);
+    params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, infolen);
+    params[4] = OSSL_PARAM_construct_end();
+    if (kc) ok = EVP_KDF_derive(kc, out, outlen, params) == 1;
+    EVP_KDF_CTX_free(kc);
+    EVP_KDF_free(kdf);
+    return ok;
+}
+
+/* nonce(n) = 00 00 00 00 || u64(n) */
+static void make_nonce(uint64_t n, uint8_t nonce[12]) {
+    memset(nonce, 0, 4);
+    for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(n >> (56 - 8 * i));
+}
+
+/* §5: info = "keyward message v1" || u16(S) || ID */
+static size_t message_info(uint16_t suite, const uint8_t id[32], uint8_t info[52]) {
+    memcpy(info, MSG_INFO_LABEL, 18);
+    info[18] = (uint8_t)(suite >> 8);
+    info[19] = (uint8_t)suite;
+    memcpy(info + 20, id, 32);
+    return 52;
+}
+
+/* ---- raw-aes keyring (§8.1) ---- */
+
+typedef struct {
+    char name[32];
+    uint8_t key[32];
+    char id[17]; /* 16 lowercase hex digits */
+} RawKey;
+
+static void raw_key_id(const uint8_t key[32], char id[17]) {
+    uint8_t buf[sizeof RAW_ID_LABEL - 1 + 32], md[32];
+    memcpy(buf, RAW_ID_LABEL, sizeof RAW_ID_LABEL - 1);
+    memcpy(buf + sizeof RAW_ID_LABEL - 1, key, 32);
+    EVP_Digest(buf, sizeof buf, md, NULL, EVP_sha256(), NULL);
+    for (int i = 0; i < 8; i++) sprintf(id + 2 * i, "%02x", md[i]);
+    id[16] = '\0';
+}
+
+/* Returns 1 and the data key if this keyring owns the entry and unwraps it. */
+static int raw_aes_unwrap(const RawKey *k, const Header *h, size_t i, uint8_t dek[32]) {
+    if (!bytes_eq(h->provider_id[i], "raw-aes", 7)) return 0;
+    if (!bytes_eq(h->provider_info[i], k->id, 16)) return 0; /* not this key's entry */
+    if (h->wrapped_key[i].n != 12 + 32 + 16) return 0;
+    const uint8_t *w = h->wrapped_key[i].p;
+    size_t ll = sizeof RAW_WRAP_LABEL - 1;
+    size_t aadlen = ll + 16 + h->ctx_encoding.n;
+    uint8_t *aad = malloc(aadlen);
+    if (!aad) return 0;
+    memcpy(aad, RAW_WRAP_LABEL, ll);
+    memcpy(aad + ll, k->id, 16);
+    memcpy(aad + ll + 16, h->ctx_encoding.p, h->ctx_encoding.n);
+    int ok = aead_open(EVP_aes_256_gcm(), k->key, w, aad, aadlen, w + 12, 32, w + 44, dek);
+    free(aad);
+    return ok;
+}
+
+/* ---- whole-message decryption ---- */
+
+typedef struct {
+    Bytes key, value;
+} Pair;
+
+typedef struct {
+    uint8_t dek[32], message_key[32], commitment[32], header_tag[TAG_LEN];
+    uint8_t info[52];
+    int opened;
+    uint8_t *plaintext;
+    size_t plaintext_len;
+    uint64_t frames;
+    uint64_t failed_frame;
+} Result;
+
+static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, size_t nkeys,
+                           const char *expected_env, const Pair *expect, size_t nexpect,
+                           Header *h, Result *res) {
+    memset(res, 0, sizeof *res);
+    int e = parse_header(msg, len, h);
+    if (e) return e;
+
+    /* Reader expectations (§11: environment-mismatch, context-mismatch). */
+    if (expected_env && !bytes_eq(h->environment, expected_env, strlen(expected_env)))
+        return E_ENVIRONMENT_MISMATCH;
+    for (size_t i = 0; i < nexpect; i++) {
+        size_t j;
+        for (j = 0; j < h->ctx_count; j++)
+            if (bytes_eq(h->ctx_key[j], expect[i].key.p, expect[i].key.n)) break;
+        if (j == h->ctx_count || !bytes_eq(h->ctx_value[j], expect[i].value.p, expect[i].value.n))
+            return E_CONTEXT_MISMATCH;
+    }
+
+    /* §8: try each entry with each keyring; §5 commitment; §6 header tag. */
+    const EVP_CIPHER *cipher = suite_cipher(h->suite);
+    int unwrapped = 0, committed = 0;
+    uint8_t nonce[12];
+    for (size_t i = 0; i < h->dk_count && !res->opened; i++) {
+        for (size_t k = 0; k < nkeys && !res->opened; k++) {
+            uint8_t dek[32], okm[64];
+            if (!raw_aes_unwrap(&keys[k], h, i, dek)) continue;
+            unwrapped = 1;
+            size_t il = message_info(h->suite, h->message_id, res->info);
+            if (!hkdf_expand(dek, 32, res->info, il, okm, 64)) return E_AUTHENTICATION_FAILED;
+            if (CRYPTO_memcmp(okm + 32, h->commitment, 32) != 0) continue;
+            committed = 1;
+            make_nonce(0, nonce);
+            if (!aead_open(cipher, okm, nonce, msg, h->authenticated_len, NULL, 0, h->tag, NULL))
+                continue;
+            memcpy(res->dek, dek, 32);
+            memcpy(res->message_key, okm, 32);
+            memcpy(res->commitment, okm + 32, 32);
+            aead_tag_only(cipher, okm, nonce, msg, h->authenticated_len, res->header_tag);
+            res->opened = 1;
+        }
+    }
+    if (!res->opened)
+        return committed ? E_AUTHENTICATION_FAILED
+             : unwrapped ? E_COMMITMENT_MISMATCH
+                         : E_NO_KEYRING;
+
+    /* §7 Body */
+    size_t off = h->header_len, cap = 0;
+    for (uint64_t n = 1;; n++) {
+        if (n > MAX_FRAMES) return E_LIMIT_EXCEEDED;
+        if (off >= len) return E_TRUNCATED;
+        uint8_t type = msg[off++];
+        if (type > 1) return E_MALFORMED_FRAME;
+        size_t flen = h->frame_size;
+        if (type == 1) {
+            if (len - off < 4) return E_TRUNCATED;
+            uint64_t l = be(msg + off, 4);
+            off += 4;
+            if (l > h->frame_size) return E_MALFORMED_FRAME;
+            flen = (size_t)l;
+        }
+        if (len - off < flen + TAG_LEN) return E_TRUNCATED;
+        if (res->plaintext_len + flen > cap || !res->plaintext) {
+            size_t ncap = (res->plaintext_len + flen) * 2 + 1;
+            uint8_t *np = realloc(res->plaintext, ncap);
+            if (!np) return E_LIMIT_EXCEEDED;
+            res->plaintext = np;
+            cap = ncap;
+        }
+        uint8_t aad[9];
+        for (int i = 0; i < 8; i++) aad[i] = (uint8_t)(n >> (56 - 8 * i));
+        aad[8] = type;
+        make_nonce(n, nonce);
+        if (!aead_open(cipher, res->message_key, nonce, aad, 9, msg + off, flen, msg + off + flen,
+                       res->plaintext + res->plaintext_len)) {
+            res->failed_frame = n;
+            return E_AUTHENTICATION_FAILED;
+        }
+        off += flen + TAG_LEN;
+        res->plaintext_len += flen;
+        res->frames = n;
+        if (type == 1) break;
+    }
+    if (off != len) return E_TRAILING_DATA;
+    return E_OK;
+}
+
+/* ===================================================================== */
+/* Vector driver                                                          */
+/* ===================================================================== */
+
+#define MAX_KEYS 32
+
+static size_t load_raw_keys(const JVal *root, RawKey *keys, size_t have, int *bad) {
+    JVal *rk = jget(root, "raw_keys");
+    if (!rk || rk->type != J_OBJ) return have;
+    for (size_t i = 0; i < rk->n && have < MAX_KEYS; i++) {
+        const char *id = jstr(rk->items[i], "id"), *hex = jstr(rk->items[i], "key");
+        uint8_t *kb = NULL;
+        size_t kl = 0;
+        int dup = 0;
+        for (size_t j = 0; j < have; j++) dup |= strcmp(keys[j].name, rk->keys[i]) == 0;
+        if (dup) continue;
+        if (!id || !hex || !unhex(hex, &kb, &kl) || kl != 32 || rk->klens[i] >= sizeof keys[0].name) {
+            fprintf(stderr, "raw key %s: malformed\n", rk->keys[i]);
+            *bad = 1;
+            free(kb);
+            continue;
+        }
+        RawKey *k = &keys[have];
+        snprintf(k->name, sizeof k->name, "%s", rk->keys[i]);
+        memcpy(k->key, kb, 32);
+        free(kb);
+        raw_key_id(k->key, k->id);
+        if (strcmp(k->id, id) != 0) { /* §8.1: readers MUST check the id */
+            fprintf(stderr, "raw key %s: id %s does not match key (computed %s)\n", k->name, id, k->id);
+            *bad = 1;
+            continue;
+        }
+        have++;
+    }
+    return have;
+}
+
+static const RawKey *find_key(const RawKey *keys, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
+}
+
+/* Compares bytes with a hex string from the vector. */
+static int eq_hex(const uint8_t *p, size_t n, const char *hex) {
+    uint8_t *b;
+    size_t bl;
+    if (!hex || !unhex(hex, &b, &bl)) return 0;
+    int ok = bl == n && memcmp(p, b, n) == 0;
+    free(b);
+    return ok;
+}
+
+static int eq_num(const JVal *v, const char *key, double want) {
+    double d = 0;
+    return jnum(v, key, &d) && d == want;
+}
+
+/* Converts a JSON object of strings into pairs (borrowing the strings). */
+static int json_pairs(const JVal *obj, Pair *out, size_t max, size_t *n) {
+    *n = 0;
+    if (!obj) return 1;
+    if (obj->type != J_OBJ || obj->n > max) return 0;
+    for (size_t i = 0; i < obj->n; i++) {
+        if (obj->items[i]->type != J_STR) return 0;
+        out[i].key.p = (const uint8_t *)obj->keys[i];
+        out[i].key.n = obj->klens[i];
+        out[i].value.p = (const uint8_t *)obj->items[i]->str;
+        out[i].value.n = obj->items[i]->slen;
+    }
+    *n = obj->n;
+    return 1;
+}
+
+#define CHECK(cond, what)                                                   \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            snprintf(why, whylen, "%s (key %s)", (what), key->name);        \
+            goto out;                                                       \
+        }                                                                   \
+    } while (0)
+
+/* One decryption of a positive vector with one raw key; 1 if all matches. */
+static int check_positive_with(const JVal *v, const uint8_t *msg, size_t msglen,
+                               const RawKey *key, char *why, size_t whylen) {
+    Header h;
+    Result r;
+    Pair ctx[MAX_CTX];
+    size_t nctx;
+    int ok = 0;
+    uint8_t *pt = NULL;
+    size_t ptlen;
+    const char *env = jstr(v, "environment");
+    if (!json_pairs(jget(v, "context"), ctx, MAX_CTX, &nctx)) {
+        snprintf(why, whylen, "vector context is not an object of strings");
+        return 0;
+    }
+    /* Require the vector's own environment and full context, as a reader would. */
+    int e = decrypt_message(msg, msglen, key, 1, env, ctx, nctx, &h, &r);
+    if (e) {
+        snprintf(why, whylen, "decrypt with %s failed: %s%s%s", key->name, ERR_NAME[e],
+                 h.bad_field ? " at " : "", h.bad_field ? h.bad_field : "");
+        goto out;
+    }
+    CHECK(unhex(jstr(v, "plaintext") ? jstr(v, "plaintext") : "x", &pt, &ptlen), "plaintext field");
+    CHECK(ptlen == r.plaintext_len && (ptlen == 0 || memcmp(pt, r.plaintext, ptlen) == 0), "plaintext");
+    CHECK(eq_hex(r.dek, 32, jstr(v, "data_key")), "data_key");
+    CHECK(eq_hex(r.info, 52, jstr(v, "hkdf_info")), "hkdf_info");
+    CHECK(eq_hex(r.message_key, 32, jstr(v, "message_key")), "message_key");
+    CHECK(eq_hex(r.commitment, 32, jstr(v, "commitment")), "commitment (derived)");
+    CHECK(eq_hex(h.commitment, 32, jstr(v, "commitment")), "commitment (header)");
+    CHECK(eq_hex(r.header_tag, TAG_LEN, jstr(v, "header_tag")), "header_tag (recomputed)");
+    CHECK(eq_hex(h.tag, TAG_LEN, jstr(v, "header_tag")), "header_tag (header)");
+    CHECK(eq_hex(h.message_id, 32, jstr(v, "message_id")), "message_id");
+    CHECK(eq_num(v, "header_length", (double)h.header_len), "header_length");
+    CHECK(eq_num(v, "frames", (double)r.frames), "frames");
+    CHECK(eq_num(v, "suite_id", h.suite), "suite_id");
+    CHECK(eq_num(v, "frame_size", h.frame_size), "frame_size");
+    CHECK(eq_num(v, "key_version", h.key_version), "key_version");
+    CHECK(env && bytes_eq(h.environment, env, strlen(env)), "environment");
+    CHECK(jstr(v, "key_name") && bytes_eq(h.key_name, jstr(v, "key_name"), strlen(jstr(v, "key_name"))),
+          "key_name");
+    CHECK(nctx == h.ctx_count, "context entry count"); /* every pair was required above */
+    const char *suite = jstr(v, "suite");
+    CHECK(suite && strcmp(suite, h.suite == SUITE_AES_GCM ? "AES-256-GCM-HKDF-SHA256-COMMIT"
+                                                          : "CHACHA20-POLY1305-HKDF-SHA256-COMMIT") == 0,
+          "suite name");
+    JVal *wk = jget(v, "wrapped_keys");
+    CHECK(wk && wk->type == J_ARR && wk->n == h.dk_count, "wrapped key count");
+    for (size_t i = 0; i < wk->n; i++) {
+        const char *pid = jstr(wk->items[i], "provider_id"), *info = jstr(wk->items[i], "provider_info");
+        CHECK(pid && bytes_eq(h.provider_id[i], pid, strlen(pid)), "provider_id");
+        CHECK(info && bytes_eq(h.provider_info[i], info, strlen(info)), "provider_info");
+        CHECK(eq_hex(h.wrapped_key[i].p, h.wrapped_key[i].n, jstr(wk->items[i], "ciphertext")),
+              "wrapped key ciphertext");
+    }
+    ok = 1;
+out:
+    free(pt);
+    free(r.plaintext);
+    return ok;
+}
+
+static int run_vector(const JVal *v, const RawKey *keys, size_t nkeys, char *why, size_t whylen) {
+    const char *mhex = jstr(v, "message");
+    uint8_t *msg = NULL;
+    size_t msglen = 0;
+    int ok = 0;
+    why[0] = '\0';
+    if (!mhex || !unhex(mhex, &msg, &msglen)) {
+        snprintf(why, whylen, "no valid \"message\"");
+        return 0;
+    }
+    const char *expected = jstr(v, "expected_error");
+    if (!expected) {
+        JVal *wk = jget(v, "wrapped_keys");
+        if (!wk || wk->type != J_ARR || wk->n == 0) {
+            snprintf(why, whylen, "no wrapped_keys");
+            goto done;
+        }
+        for (size_t i = 0; i < wk->n; i++) {
+            const char *name = jstr(wk->items[i], "raw_key");
+            const RawKey *k = name ? find_key(keys, nkeys, name) : NULL;
+            if (!k) {
+                snprintf(why, whylen, "raw key %s not available", name ? name : "?");
+                goto done;
+            }
+            if (!check_positive_with(v, msg, msglen, k, why, whylen)) goto done;
+        }
+        ok = 1;
+    } else {
+        RawKey use[MAX_KEYS];
+        size_t nuse = 0, nctx;
+        Pair ctx[MAX_CTX];
+        JVal *names = jget(v, "raw_keys");
+        for (size_t i = 0; names && names->type == J_ARR && i < names->n && nuse < MAX_KEYS; i++) {
+            const RawKey *k = names->items[i]->type == J_STR ? find_key(keys, nkeys, names->items[i]->str) : NULL;
+            if (!k) {
+                snprintf(why, whylen, "raw key not available");
+                goto done;
+            }
+            use[nuse++] = *k;
+        }
+        if (!json_pairs(jget(v, "expected_context"), ctx, MAX_CTX, &nctx)) {
+            snprintf(why, whylen, "bad expected_context");
+            goto done;
+        }
+        Header h;
+        Result r;
+        int e = decrypt_message(msg, msglen, use, nuse, NULL, ctx, nctx, &h, &r);
+        free(r.plaintext);
+        ok = strcmp(ERR_NAME[e], expected) == 0;
+        if (ok)
+            snprintf(why, whylen, "got %s", ERR_NAME[e]);
+        else
+            snprintf(why, whylen, "expected %s, got %s", expected, ERR_NAME[e]);
+        if (h.bad_field && e != E_OK) {
+            size_t l = strlen(why);
+            snprintf(why + l, whylen - l, " (field: %s)", h.bad_field);
+        } else if (e == E_AUTHENTICATION_FAILED && r.failed_frame) {
+            size_t l = strlen(why);
+            snprintf(why + l, whylen - l, " (frame %llu)", (unsigned long long)r.failed_frame);
+        }
+    }
+done:
+    free(msg);
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: %s <vector file> [<file with raw_keys>]\n", argv[0]);
+        return 2;
+    }
+    JVal *root = load_json(argv[1]);
+    JVal *keyroot = argc == 3 ? load_json(argv[2]) : NULL;
+    if (!root || (argc == 3 && !keyroot)) return 2;
+
+    RawKey keys[MAX_KEYS];
+    int badkeys = 0;
+    size_t nkeys = load_raw_keys(root, keys, 0, &badkeys);
+    if (keyroot) nkeys = load_raw_keys(keyroot, keys, nkeys, &badkeys);
+
+    JVal *vectors = jget(root, "vectors");
+    size_t passed = 0, failed = (size_t)badkeys;
+    if (!vectors || vectors->type != J_ARR || vectors->n == 0) {
+        fprintf(stderr, "%s: no vectors\n", argv[1]);
+        failed++;
+    }
+    for (size_t i = 0; vectors && vectors->type == J_ARR && i < vectors->n; i++) {
+        char why[256];
+        const char *name = jstr(vectors->items[i], "name");
+        int ok = run_vector(vectors->items[i], keys, nkeys, why, sizeof why);
+        printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name ? name : "(unnamed)", why[0] ? ": " : "", why);
+        if (ok) passed++; else failed++;
+    }
+    printf("interop format_v1 %s: %zu passed, %zu failed\n", argv[1], passed, failed);
+    jfree(root);
+    jfree(keyroot);
+    return failed == 0 ? 0 : 1;
+}
