@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <initializer_list>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -146,9 +147,36 @@ void WriteNew(const std::string& path, const Json& j) {
   std::printf("wrote %s\n", path.c_str());
 }
 
+// Seed inputs for the format fuzzers: valid messages under the fuzzers'
+// fixed raw key (32 bytes of 0x11), so mutations reach frame parsing.
+int WriteFuzzSeeds(const std::string& dir) {
+  auto keyring =
+      Must(RawAesKeyring::FromKey(SecretData::CopyFrom(std::string(32, '\x11'))));
+  const Keyring* keyrings[] = {keyring.get()};
+  int n = 0;
+  for (Suite suite : {Suite::kAes256GcmHkdfSha256Commit,
+                      Suite::kChaCha20Poly1305HkdfSha256Commit}) {
+    for (size_t size : {0, 10, 64, 200}) {
+      EncryptOptions options;
+      options.suite = suite;
+      options.frame_size = 64;
+      std::string m = Must(EncryptMessage(Pattern(size), {{"tenant", "acme"}},
+                                          keyrings, options));
+      std::ofstream(absl::StrCat(dir, "/seed-", n++), std::ios::binary) << m;
+    }
+  }
+  std::printf("wrote %d seeds to %s\n", n, dir.c_str());
+  return 0;
+}
+
 int Main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--fuzz-seeds") {
+    return WriteFuzzSeeds(argv[2]);
+  }
   if (argc != 2) {
-    std::fprintf(stderr, "usage: format_vector_generator DIR\n");
+    std::fprintf(stderr,
+                 "usage: format_vector_generator DIR\n"
+                 "       format_vector_generator --fuzz-seeds DIR\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -161,7 +189,7 @@ int Main(int argc, char** argv) {
   const EncryptionContext ctx{{"tenant", "acme"}, {"purpose", "test vectors"}};
   const EncryptionContext unicode{{"ville", "Z\xc3\xbcrich"}, {"\xe2\x82\xac", "euro"}};
 
-  std::string aes_frames_message;
+  std::string aes_frames_message, chacha_frames_message, two_keys_message;
   for (Suite suite : {Suite::kAes256GcmHkdfSha256Commit,
                       Suite::kChaCha20Poly1305HkdfSha256Commit}) {
     const int s = suite == Suite::kAes256GcmHkdfSha256Commit ? 0 : 16;
@@ -187,10 +215,48 @@ int Main(int argc, char** argv) {
     for (const Case& c : cases) {
       std::string message;
       vectors.push_back(Generate(c, &message));
-      if (suite == Suite::kAes256GcmHkdfSha256Commit &&
-          c.name == "framed-with-partial-final-frame") {
-        aes_frames_message = message;
+      if (c.name == "framed-with-partial-final-frame") {
+        (s == 0 ? aes_frames_message : chacha_frames_message) = message;
       }
+      if (s == 0 && c.name == "two-wrapped-data-keys") two_keys_message = message;
+    }
+    if (s == 0) {
+      // A writer that did not know the input had ended: a full regular frame
+      // followed by an empty final frame.  Never produced by Keyward, but a
+      // reader must accept it (docs/format.md section 7).
+      Case c{"regular-then-empty-final",
+             "64 bytes at frame size 64 written as a regular frame and an "
+             "empty final frame (non-canonical; readers must accept it)",
+             suite, 64, {}, Pattern(64), {&k1}, 6};
+      std::string canonical;
+      Json v = Generate(c, &canonical);
+      const size_t header_len = v["header_length"].get<size_t>();
+      SecretData dk = SecretData::CopyFrom(Bytes(0x40 + 6, 32));
+      format::MessageKeys message_keys =
+          Must(format::DeriveMessageKeys(suite, dk, Bytes(0x80 + 6, 32)));
+      std::string body;
+      for (uint64_t seq : {1, 2}) {
+        const bool final = seq == 2;
+        const std::string pt = final ? "" : c.plaintext;
+        std::string sealed(pt.size() + 16, '\0');
+        const auto nonce = format::SequenceNonce(seq);
+        const auto aad = format::FrameAad(seq, final);
+        if (auto st = message_keys.aead->Seal(
+                absl::string_view(nonce.data(), nonce.size()), pt,
+                absl::string_view(aad.data(), aad.size()),
+                {reinterpret_cast<uint8_t*>(sealed.data()), sealed.size()});
+            !st.ok()) {
+          Die(st);
+        }
+        body.push_back(final ? 1 : 0);
+        if (final) format::AppendBigEndian(&body, 0, 4);
+        body += sealed;
+      }
+      std::string message = canonical.substr(0, header_len) + body;
+      v["frames"] = 2;
+      v["canonical"] = false;
+      v["message"] = Hex(message);
+      vectors.push_back(v);
     }
     Json file = {{"format", "keyward message v1"},
                  {"note", "Frozen: released vectors never change; a new format "
@@ -250,7 +316,57 @@ int Main(int argc, char** argv) {
     std::string name, description, message, error;
     std::vector<std::string> keys;
     EncryptionContext expected_context;
+    std::string expected_environment = "";
   };
+  // Offsets into the AES framed message's header (docs/format.md section 4).
+  const size_t frame_size_at = 4 + 1 + 2 + 32;
+  const size_t env_at = frame_size_at + 4 + 1;  // first environment byte
+  const size_t version_at = env_at + 7 + 2 + 20;
+  const size_t data_key_count_at = [&] {
+    std::string authenticated;
+    StringInputStream in(m);
+    format::Header hd = Must(format::ReadHeader(in, &authenticated));
+    return authenticated.size() - 32 -
+           (1 + hd.data_keys[0].provider_id.size() + 2 +
+            hd.data_keys[0].provider_info.size() + 2 +
+            hd.data_keys[0].ciphertext.size()) - 1;
+  }();
+  auto with = [&](size_t at, std::initializer_list<uint8_t> bytes) {
+    std::string x = m;
+    size_t i = at;
+    for (uint8_t b : bytes) x[i++] = static_cast<char>(b);
+    return x;
+  };
+  // A header past 64 KiB: 64 context entries of 1 KiB values.
+  std::string huge_header = m.substr(0, count_at);
+  format::AppendBigEndian(&huge_header, 64, 2);
+  for (int i = 0; i < 64; ++i) {
+    const std::string key = absl::StrCat("k", i < 10 ? "0" : "", i);
+    format::AppendBigEndian(&huge_header, key.size(), 2);
+    huge_header += key;
+    format::AppendBigEndian(&huge_header, 1024, 2);
+    huge_header += std::string(1024, 'v');
+  }
+  // The final frame of the AES framed message starts after three regular
+  // frames; its length field follows the type byte.
+  const size_t final_at = h + 3 * regular;
+  // One data key entry replaced by a wrap of a different data key, in a
+  // message whose other entry is intact.
+  std::string forged_two;
+  {
+    std::string authenticated;
+    StringInputStream in(two_keys_message);
+    format::Header hd = Must(format::ReadHeader(in, &authenticated));
+    SecretData other = SecretData::CopyFrom(Bytes(0xa0, 32));
+    hd.data_keys[0] =
+        Must(k1.keyring->WrapDataKey(other, hd.context)).encrypted;
+    forged_two = Must(format::SerializeAuthenticatedHeader(hd)) + hd.tag +
+                 two_keys_message.substr(authenticated.size() + 16);
+  }
+  const std::string& cm = chacha_frames_message;
+  const size_t ch = Must(InspectMessage(cm)).header_bytes;
+  std::string chacha_flip = cm;
+  chacha_flip[ch + regular + 3] ^= 0x01;
   std::vector<Neg> negs = {
       {"not-a-message", "no KWRD magic", "%PDF-1.7 not a message",
        "not-a-keyward-message", {"k1"}, {}},
@@ -295,6 +411,43 @@ int Main(int argc, char** argv) {
        "context-mismatch", {"k1"}, {{"tenant", "globex"}}},
       {"wrong-key", "only k2 is available; the message is for k1", m,
        "no-keyring-could-unwrap", {"k2"}, {}},
+      {"frame-size-below-minimum", "frame size 63", with(frame_size_at, {0, 0, 0, 63}),
+       "limit-exceeded", {"k1"}, {}},
+      {"frame-size-above-maximum", "frame size 16 MiB + 1",
+       with(frame_size_at, {0x01, 0x00, 0x00, 0x01}), "limit-exceeded",
+       {"k1"}, {}},
+      {"header-over-64-kib",
+       "64 context entries of 1 KiB values push the header past 65536 bytes",
+       huge_header, "limit-exceeded", {"k1"}, {}},
+      {"environment-bad-character", "environment \"Offline\" (upper case)",
+       with(env_at, {'O'}), "malformed-header", {"k1"}, {}},
+      {"key-version-zero", "key version 0", with(version_at, {0, 0, 0, 0}),
+       "malformed-header", {"k1"}, {}},
+      {"context-invalid-utf8", "a context value byte replaced by 0xff",
+       with(m.find("acme"), {0xff}), "malformed-header", {"k1"}, {}},
+      {"data-key-count-zero", "data key count 0", with(data_key_count_at, {0}),
+       "malformed-header", {"k1"}, {}},
+      {"data-key-count-over-limit", "data key count 17",
+       with(data_key_count_at, {17}), "limit-exceeded", {"k1"}, {}},
+      {"final-length-above-frame-size", "the final frame claims 65 bytes",
+       with(final_at + 1, {0, 0, 0, 65}), "malformed-frame", {"k1"}, {}},
+      {"truncated-inside-final-length",
+       "the message ends inside the final frame's length field",
+       m.substr(0, final_at + 3), "truncated", {"k1"}, {}},
+      {"environment-mismatch", "the reader expects environment production", m,
+       "environment-mismatch", {"k1"}, {}, "production"},
+      {"commitment-mismatch-other-entry-intact",
+       "k1's entry wraps a different data key; k2's is intact, so k2 opens "
+       "the data key, but the header tag (which covers k1's entry) fails",
+       forged_two, "authentication-failed", {"k1", "k2"}, {}},
+      {"commitment-mismatch-only-forged-entry-usable",
+       "the same message read with k1 only: its entry fails the commitment",
+       forged_two, "commitment-mismatch", {"k1"}, {}},
+      {"chacha-flipped-frame", "ChaCha20-Poly1305: one bit of frame 2 flipped",
+       chacha_flip, "authentication-failed", {"k1"}, {}},
+      {"chacha-missing-final-frame",
+       "ChaCha20-Poly1305: the final frame was cut off",
+       cm.substr(0, ch + 3 * regular), "truncated", {"k1"}, {}},
   };
   Json neg = Json::array();
   for (const Neg& n : negs) {
@@ -302,6 +455,7 @@ int Main(int argc, char** argv) {
                    {"description", n.description},
                    {"raw_keys", n.keys},
                    {"expected_context", ContextJson(n.expected_context)},
+                   {"expected_environment", n.expected_environment},
                    {"message", Hex(n.message)},
                    {"expected_error", n.error}});
   }
@@ -309,7 +463,8 @@ int Main(int argc, char** argv) {
            {{"format", "keyward message v1"},
             {"note", "Frozen. Each message must fail to decrypt with "
                      "expected_error (keyward::ErrorCodeName) using the listed "
-                     "raw keys from aes-256-gcm.json."},
+                     "raw keys from aes-256-gcm.json, the expected_context "
+                     "pairs, and expected_environment when not empty."},
             {"vectors", neg}});
   return 0;
 }

@@ -75,6 +75,10 @@ void CheckPositiveFile(const std::string& name, int* checked) {
     ASSERT_TRUE(okm.ok());
     EXPECT_EQ(okm->AsStringView().substr(0, 32), Unhex(v["message_key"]));
     EXPECT_EQ(okm->AsStringView().substr(32), Unhex(v["commitment"]));
+    if (!v.value("canonical", true)) {
+      ++*checked;
+      continue;  // hand-built; Keyward's encoder never writes this shape
+    }
     // The encoder reproduces the frozen bytes from the recorded inputs.
     format::EncryptionMaterials m;
     m.suite = static_cast<Suite>(v["suite_id"].get<int>());
@@ -106,7 +110,7 @@ void CheckPositiveFile(const std::string& name, int* checked) {
 TEST(FormatVectorsTest, Aes256Gcm) {
   int checked = 0;
   CheckPositiveFile("aes-256-gcm.json", &checked);
-  EXPECT_EQ(checked, 5);
+  EXPECT_EQ(checked, 6);
 }
 
 TEST(FormatVectorsTest, ChaCha20Poly1305) {
@@ -125,6 +129,7 @@ TEST(FormatVectorsTest, NegativeVectorsFailWithTheirError) {
     for (const Json& k : v["raw_keys"]) use.push_back(keyrings.at(k).get());
     DecryptOptions opts;
     opts.expected_context = Context(v["expected_context"]);
+    opts.expected_environment = v["expected_environment"].get<std::string>();
     auto result = DecryptMessage(Unhex(v["message"]), use, opts);
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(ErrorCodeName(GetErrorCode(result.status())),
@@ -132,7 +137,7 @@ TEST(FormatVectorsTest, NegativeVectorsFailWithTheirError) {
         << result.status();
     ++checked;
   }
-  EXPECT_GE(checked, 18);
+  EXPECT_EQ(checked, 34);
 }
 
 }  // namespace

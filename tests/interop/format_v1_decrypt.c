@@ -11,10 +11,14 @@
  * Positive vectors (no "expected_error"): the message is decrypted once per
  * entry of "wrapped_keys", each time with only that raw key, and the
  * plaintext and every recorded intermediate value are compared.
+ * A vector marked "canonical": false (hand-built, e.g. a regular frame then
+ * an empty final frame) must decrypt all the same (§7, §13).
  * Negative vectors ("expected_error"): the message is decrypted with the
- * listed raw keys and "expected_context"; the error must be exactly the
- * expected one.  Raw keys come from the vector file's own "raw_keys" or,
- * when it has none (negative.json), from the file given as argv[2].
+ * listed raw keys (tried in that order), the "expected_context" pairs as
+ * required pairs and "expected_environment" as expected environment when it
+ * is not empty (§4.2, §13); the error must be exactly the expected one.
+ * Raw keys come from the vector file's own "raw_keys" or, when it has none
+ * (negative.json), from the file given as argv[2].
  *
  * Build: cc -std=c11 -o format_v1_decrypt format_v1_decrypt.c -lcrypto
  */
@@ -442,8 +446,10 @@ static int read_uint(Reader *r, size_t n, uint64_t *out) {
     return E_OK;
 }
 
-/* str8 / str16 with min..max length: above max is limit-exceeded, below min
- * is malformed-header (see the report: the spec does not map these). */
+/* str8 / str16 with min..max length (§4 table, §4.1): the announced length
+ * is checked before anything it announces is read; above max is
+ * limit-exceeded, below min ("empty") is malformed-header.  Then the header
+ * limit (o + n <= 65 536), then end of input, in read_bytes(). */
 static int read_str(Reader *r, size_t prefix, size_t min, size_t max, Bytes *out) {
     uint64_t l;
     int e = read_uint(r, prefix, &l);
@@ -525,8 +531,8 @@ static int parse_header(const uint8_t *buf, size_t len, Header *h) {
     TRY("message id", read_bytes(&r, 32, &b));
     h->message_id = b.p;
     TRY("frame size", read_uint(&r, 4, &v));
-    if (v > MAX_FRAME) FAIL("frame size", E_LIMIT_EXCEEDED);
-    if (v < MIN_FRAME) FAIL("frame size", E_MALFORMED_HEADER);
+    /* §4: "64 <= frame size <= 16 777 216 | limit-exceeded (below or above)" */
+    if (v < MIN_FRAME || v > MAX_FRAME) FAIL("frame size", E_LIMIT_EXCEEDED);
     h->frame_size = (uint32_t)v;
 
     TRY("environment", read_str(&r, 1, 1, MAX_ENV, &h->environment));
@@ -701,14 +707,15 @@ typedef struct {
 } Result;
 
 static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, size_t nkeys,
-                           const char *expected_env, const Pair *expect, size_t nexpect,
+                           const Bytes *expected_env, const Pair *expect, size_t nexpect,
                            Header *h, Result *res) {
     memset(res, 0, sizeof *res);
     int e = parse_header(msg, len, h);
     if (e) return e;
 
-    /* Reader expectations (§11: environment-mismatch, context-mismatch). */
-    if (expected_env && !bytes_eq(h->environment, expected_env, strlen(expected_env)))
+    /* §4.2 Reader expectations, after the header parsed and before any data
+     * key is unwrapped: 1. environment, 2. each required pair in turn. */
+    if (expected_env && !bytes_eq(h->environment, expected_env->p, expected_env->n))
         return E_ENVIRONMENT_MISMATCH;
     for (size_t i = 0; i < nexpect; i++) {
         size_t j;
@@ -718,9 +725,14 @@ static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, s
             return E_CONTEXT_MISMATCH;
     }
 
-    /* §8: try each entry with each keyring; §5 commitment; §6 header tag. */
+    /* §8: entries in header order, and for each entry the keyrings in the
+     * reader's order.  Not owned: skipped (inside raw_aes_unwrap).  Owned but
+     * cannot unwrap: noted, go on.  Unwraps but fails the commitment (§5):
+     * noted, go on.  The first data key that matches the commitment decides:
+     * the header tag (§6) is verified with it and, if that fails, the error
+     * is authentication-failed and no other entry is tried. */
     const EVP_CIPHER *cipher = suite_cipher(h->suite);
-    int unwrapped = 0, committed = 0;
+    int unwrapped = 0;
     uint8_t nonce[12];
     for (size_t i = 0; i < h->dk_count && !res->opened; i++) {
         for (size_t k = 0; k < nkeys && !res->opened; k++) {
@@ -728,12 +740,14 @@ static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, s
             if (!raw_aes_unwrap(&keys[k], h, i, dek)) continue;
             unwrapped = 1;
             size_t il = message_info(h->suite, h->message_id, res->info);
-            if (!hkdf_expand(dek, 32, res->info, il, okm, 64)) return E_AUTHENTICATION_FAILED;
+            if (!hkdf_expand(dek, 32, res->info, il, okm, 64)) {
+                fprintf(stderr, "internal error: HKDF-Expand failed\n");
+                exit(2);
+            }
             if (CRYPTO_memcmp(okm + 32, h->commitment, 32) != 0) continue;
-            committed = 1;
             make_nonce(0, nonce);
             if (!aead_open(cipher, okm, nonce, msg, h->authenticated_len, NULL, 0, h->tag, NULL))
-                continue;
+                return E_AUTHENTICATION_FAILED; /* decided: no other entry is tried */
             memcpy(res->dek, dek, 32);
             memcpy(res->message_key, okm, 32);
             memcpy(res->commitment, okm + 32, 32);
@@ -741,16 +755,13 @@ static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, s
             res->opened = 1;
         }
     }
-    if (!res->opened)
-        return committed ? E_AUTHENTICATION_FAILED
-             : unwrapped ? E_COMMITMENT_MISMATCH
-                         : E_NO_KEYRING;
+    if (!res->opened) return unwrapped ? E_COMMITMENT_MISMATCH : E_NO_KEYRING;
 
-    /* §7 Body */
+    /* §7 Body, steps 1-5 for each frame in order */
     size_t off = h->header_len, cap = 0;
     for (uint64_t n = 1;; n++) {
-        if (n > MAX_FRAMES) return E_LIMIT_EXCEEDED;
-        if (off >= len) return E_TRUNCATED;
+        if (off >= len) return E_TRUNCATED;           /* 1. no type byte: final frame missing */
+        if (n > MAX_FRAMES) return E_LIMIT_EXCEEDED;  /* 1. a type byte is present and n > 2^32-1 */
         uint8_t type = msg[off++];
         if (type > 1) return E_MALFORMED_FRAME;
         size_t flen = h->frame_size;
@@ -884,8 +895,10 @@ static int check_positive_with(const JVal *v, const uint8_t *msg, size_t msglen,
         snprintf(why, whylen, "vector context is not an object of strings");
         return 0;
     }
-    /* Require the vector's own environment and full context, as a reader would. */
-    int e = decrypt_message(msg, msglen, key, 1, env, ctx, nctx, &h, &r);
+    /* §13 requires the vector's context; also requiring its environment is
+     * this runner's own (stricter) choice, not asked for by the spec. */
+    Bytes envb = {(const uint8_t *)env, env ? strlen(env) : 0};
+    int e = decrypt_message(msg, msglen, key, 1, env ? &envb : NULL, ctx, nctx, &h, &r);
     if (e) {
         snprintf(why, whylen, "decrypt with %s failed: %s%s%s", key->name, ERR_NAME[e],
                  h.bad_field ? " at " : "", h.bad_field ? h.bad_field : "");
@@ -957,6 +970,9 @@ static int run_vector(const JVal *v, const RawKey *keys, size_t nkeys, char *why
             if (!check_positive_with(v, msg, msglen, k, why, whylen)) goto done;
         }
         ok = 1;
+        JVal *canon = jget(v, "canonical");
+        if (canon && canon->type == J_BOOL && canon->num == 0)
+            snprintf(why, whylen, "non-canonical (hand-built), decrypts as required");
     } else {
         RawKey use[MAX_KEYS];
         size_t nuse = 0, nctx;
@@ -974,9 +990,21 @@ static int run_vector(const JVal *v, const RawKey *keys, size_t nkeys, char *why
             snprintf(why, whylen, "bad expected_context");
             goto done;
         }
+        /* §13: "expected_environment (empty: none)" */
+        JVal *ev = jget(v, "expected_environment");
+        Bytes envb = {NULL, 0}, *env = NULL;
+        if (ev && ev->type != J_STR) {
+            snprintf(why, whylen, "bad expected_environment");
+            goto done;
+        }
+        if (ev && ev->slen > 0) {
+            envb.p = (const uint8_t *)ev->str;
+            envb.n = ev->slen;
+            env = &envb;
+        }
         Header h;
         Result r;
-        int e = decrypt_message(msg, msglen, use, nuse, NULL, ctx, nctx, &h, &r);
+        int e = decrypt_message(msg, msglen, use, nuse, env, ctx, nctx, &h, &r);
         free(r.plaintext);
         ok = strcmp(ERR_NAME[e], expected) == 0;
         if (ok)
