@@ -16,7 +16,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      absl::string_view(reinterpret_cast<const char*>(data + 1), 32)));
   if (!aead.ok()) std::abort();
   absl::string_view rest(reinterpret_cast<const char*>(data + 33), size - 33);
-  const size_t aad_len = rest[0] % 16 < rest.size() ? rest[0] % 16 : 0;
+  const size_t aad_len =
+      static_cast<size_t>(static_cast<uint8_t>(rest[0]) % 16) < rest.size()
+          ? static_cast<uint8_t>(rest[0]) % 16
+          : 0;
   auto pt = (*aead)->Decrypt(rest.substr(1 + aad_len), rest.substr(1, aad_len));
   (void)pt;
   return 0;
