@@ -11,17 +11,20 @@
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing
 // function if it is not OK.
-#define KW_RETURN_IF_ERROR(expr)                              \
-  do {                                                        \
-    ::absl::Status _kw_status = (expr);                       \
-    if (ABSL_PREDICT_FALSE(!_kw_status.ok())) return _kw_status; \
+#define KW_RETURN_IF_ERROR(expr) \
+  KW_RETURN_IF_ERROR_IMPL_(KW_STATUS_CONCAT_(_kw_status_, __COUNTER__), expr)
+#define KW_RETURN_IF_ERROR_IMPL_(status, expr)              \
+  do {                                                      \
+    ::absl::Status status = (expr);                         \
+    if (ABSL_PREDICT_FALSE(!status.ok())) return status;    \
   } while (0)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from
 // the enclosing function, otherwise moves the value into `lhs`, which may be
 // a declaration (`auto x`) or an existing variable.
 #define KW_ASSIGN_OR_RETURN(lhs, rexpr) \
-  KW_ASSIGN_OR_RETURN_IMPL_(KW_STATUS_CONCAT_(_kw_statusor_, __LINE__), lhs, rexpr)
+  KW_ASSIGN_OR_RETURN_IMPL_(KW_STATUS_CONCAT_(_kw_statusor_, __COUNTER__), lhs, \
+                            rexpr)
 
 #define KW_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                              \

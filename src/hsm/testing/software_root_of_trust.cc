@@ -1,0 +1,91 @@
+#include "hsm/testing/software_root_of_trust.h"
+
+#include <cstdlib>
+
+#include "absl/strings/escaping.h"
+#include "base/status_macros.h"
+#include "crypto/random.h"
+
+namespace keyward::hsm::testing {
+
+SoftwareRootOfTrust::SoftwareRootOfTrust() {
+  auto key = crypto::GenerateKey(32);
+  auto aead = crypto::NewAead(crypto::AeadAlgorithm::kAes256Gcm, *key);
+  if (!aead.ok()) std::abort();
+  root_ = std::move(*aead);
+}
+
+HsmInfo SoftwareRootOfTrust::Info() const {
+  return HsmInfo{"software (tests only)", "test", "Keyward tests", "software",
+                 true, "test-root"};
+}
+
+absl::Status SoftwareRootOfTrust::Check() {
+  if (!available_) return absl::UnavailableError("HSM: test HSM is offline");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SecretData> SoftwareRootOfTrust::GenerateRandom(size_t size) {
+  KW_RETURN_IF_ERROR(Check());
+  return crypto::GenerateKey(size);
+}
+
+absl::StatusOr<std::string> SoftwareRootOfTrust::Seal(const SecretData& material,
+                                                      absl::string_view aad) {
+  KW_RETURN_IF_ERROR(Check());
+  return root_->Encrypt(material.AsStringView(), aad);
+}
+
+absl::StatusOr<SecretData> SoftwareRootOfTrust::Unseal(absl::string_view sealed,
+                                                       absl::string_view aad) {
+  KW_RETURN_IF_ERROR(Check());
+  ++unseal_calls_;
+  return root_->Decrypt(sealed, aad);
+}
+
+absl::StatusOr<std::string> SoftwareRootOfTrust::CreateResidentKey(
+    absl::string_view) {
+  KW_RETURN_IF_ERROR(Check());
+  KW_ASSIGN_OR_RETURN(std::string id, crypto::RandomBytes(16));
+  KW_ASSIGN_OR_RETURN(SecretData key, crypto::GenerateKey(32));
+  KW_ASSIGN_OR_RETURN(auto aead,
+                      crypto::NewAead(crypto::AeadAlgorithm::kAes256Gcm, key));
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string hex = absl::BytesToHexString(id);
+  resident_[hex] = std::move(aead);
+  return hex;
+}
+
+absl::StatusOr<std::string> SoftwareRootOfTrust::ResidentSeal(
+    absl::string_view key_id, const SecretData& material, absl::string_view aad) {
+  KW_RETURN_IF_ERROR(Check());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = resident_.find(std::string(key_id));
+  if (it == resident_.end()) return absl::NotFoundError("no such resident key");
+  return it->second->Encrypt(material.AsStringView(), aad);
+}
+
+absl::StatusOr<SecretData> SoftwareRootOfTrust::ResidentUnseal(
+    absl::string_view key_id, absl::string_view sealed, absl::string_view aad) {
+  KW_RETURN_IF_ERROR(Check());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = resident_.find(std::string(key_id));
+  if (it == resident_.end()) return absl::NotFoundError("no such resident key");
+  return it->second->Decrypt(sealed, aad);
+}
+
+absl::Status SoftwareRootOfTrust::DestroyResidentKey(absl::string_view key_id) {
+  KW_RETURN_IF_ERROR(Check());
+  std::lock_guard<std::mutex> lock(mu_);
+  resident_.erase(std::string(key_id));
+  return absl::OkStatus();
+}
+
+absl::Status SoftwareRootOfTrust::CheckHealth() { return Check(); }
+
+size_t SoftwareRootOfTrust::resident_key_count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resident_.size();
+}
+
+}  // namespace keyward::hsm::testing

@@ -1,0 +1,52 @@
+// A RootOfTrust in process memory, for unit tests of the layers above only.
+// It is not reachable from any configuration: keywardd always uses PKCS#11.
+#ifndef KEYWARD_HSM_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
+#define KEYWARD_HSM_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "crypto/aead.h"
+#include "hsm/root_of_trust.h"
+
+namespace keyward::hsm::testing {
+
+class SoftwareRootOfTrust final : public RootOfTrust {
+ public:
+  SoftwareRootOfTrust();
+  HsmInfo Info() const override;
+  absl::StatusOr<SecretData> GenerateRandom(size_t size) override;
+  absl::StatusOr<std::string> Seal(const SecretData& material,
+                                   absl::string_view aad) override;
+  absl::StatusOr<SecretData> Unseal(absl::string_view sealed,
+                                    absl::string_view aad) override;
+  absl::StatusOr<std::string> CreateResidentKey(absl::string_view label) override;
+  absl::StatusOr<std::string> ResidentSeal(absl::string_view key_id,
+                                           const SecretData& material,
+                                           absl::string_view aad) override;
+  absl::StatusOr<SecretData> ResidentUnseal(absl::string_view key_id,
+                                            absl::string_view sealed,
+                                            absl::string_view aad) override;
+  absl::Status DestroyResidentKey(absl::string_view key_id) override;
+  absl::Status CheckHealth() override;
+
+  // Test controls.
+  void SetAvailable(bool available) { available_ = available; }
+  size_t resident_key_count();
+  int unseal_calls() const { return unseal_calls_; }
+
+ private:
+  absl::Status Check();
+  std::unique_ptr<crypto::Aead> root_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<crypto::Aead>> resident_;
+  std::atomic<bool> available_{true};
+  std::atomic<int> unseal_calls_{0};
+};
+
+}  // namespace keyward::hsm::testing
+
+#endif  // KEYWARD_HSM_TESTING_SOFTWARE_ROOT_OF_TRUST_H_

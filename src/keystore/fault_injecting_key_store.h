@@ -1,0 +1,72 @@
+// A KeyStore wrapper that fails a chosen write, the way a crash would: either
+// before the write commits (nothing stored) or after it commits (stored, but
+// the caller never hears so).  Tests use it to prove that every operation of
+// the KMS core leaves the store consistent wherever it is interrupted.
+#ifndef KEYWARD_KEYSTORE_FAULT_INJECTING_KEY_STORE_H_
+#define KEYWARD_KEYSTORE_FAULT_INJECTING_KEY_STORE_H_
+
+#include <atomic>
+#include <memory>
+
+#include "keystore/key_store.h"
+
+namespace keyward::keystore {
+
+class FaultInjectingKeyStore final : public KeyStore {
+ public:
+  enum class Mode { kBeforeCommit, kAfterCommit };
+
+  explicit FaultInjectingKeyStore(std::shared_ptr<KeyStore> inner)
+      : inner_(std::move(inner)) {}
+
+  // Fails the `n`-th write from now (1 = the next one), then every write
+  // after it too (the process is "dead") until Disarm().
+  void FailWrite(int n, Mode mode) {
+    fail_at_ = writes_ + n;
+    mode_ = mode;
+  }
+  void Disarm() { fail_at_ = 0; }
+  int writes() const { return writes_; }
+  bool fired() const { return fail_at_ != 0 && writes_ >= fail_at_; }
+
+  absl::StatusOr<StoreInfo> GetInfo() override { return inner_->GetInfo(); }
+  absl::Status CreateKey(const Key& key) override {
+    return Write([&] { return inner_->CreateKey(key); });
+  }
+  absl::StatusOr<Key> GetKey(absl::string_view name) override {
+    return inner_->GetKey(name);
+  }
+  absl::StatusOr<KeyPage> ListKeys(absl::string_view prefix, int page_size,
+                                   absl::string_view token) override {
+    return inner_->ListKeys(prefix, page_size, token);
+  }
+  absl::Status UpdateKey(const Key& key) override {
+    return Write([&] { return inner_->UpdateKey(key); });
+  }
+  absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override {
+    return Write([&] { return inner_->AddUsage(deltas); });
+  }
+  absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
+      absl::Time now) override {
+    return inner_->ListDueDestructions(now);
+  }
+  absl::StatusOr<int64_t> CountKeys() override { return inner_->CountKeys(); }
+
+ private:
+  template <typename Op>
+  absl::Status Write(Op op) {
+    const int n = ++writes_;
+    if (fail_at_ == 0 || n < fail_at_) return op();
+    if (mode_ == Mode::kAfterCommit && n == fail_at_) (void)op();
+    return absl::UnavailableError("injected fault: the store is unreachable");
+  }
+
+  std::shared_ptr<KeyStore> inner_;
+  std::atomic<int> writes_{0};
+  std::atomic<int> fail_at_{0};
+  Mode mode_ = Mode::kBeforeCommit;
+};
+
+}  // namespace keyward::keystore
+
+#endif  // KEYWARD_KEYSTORE_FAULT_INJECTING_KEY_STORE_H_

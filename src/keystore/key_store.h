@@ -1,0 +1,93 @@
+// Storage of keys and their versions.  Implementations: SqliteKeyStore (the
+// embedded default), MemoryKeyStore (unit tests), and PostgreSQL (high
+// availability, later) — callers see only this interface.
+//
+// Consistency model: a key and all its versions form one aggregate that is
+// read and written as a whole.  UpdateKey is a compare-and-swap on the key's
+// revision, in one transaction, so concurrent writers (threads or replicas)
+// cannot lose each other's changes: the loser gets kAborted and retries.
+// Usage counters are the exception: they are added in batches (AddUsage)
+// without touching revisions, because they change on every data key.
+//
+// Thread-safety: implementations are safe for concurrent use.
+#ifndef KEYWARD_KEYSTORE_KEY_STORE_H_
+#define KEYWARD_KEYSTORE_KEY_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "keystore/key_model.h"
+
+namespace keyward::keystore {
+
+struct StoreInfo {
+  std::string environment;  // a store belongs to exactly one environment
+  std::string backend;      // "sqlite:/path", "memory"
+  int schema_version = 0;
+  absl::Time created;
+};
+
+struct KeyPage {
+  std::vector<Key> keys;
+  std::string next_page_token;  // empty: no more
+};
+
+struct UsageDelta {
+  std::string key_name;
+  uint32_t version = 0;
+  uint64_t data_keys_issued = 0;
+  uint64_t decrypts = 0;
+  absl::Time last_used;
+};
+
+struct VersionRef {
+  std::string key_name;
+  uint32_t version = 0;
+};
+
+class KeyStore {
+ public:
+  virtual ~KeyStore() = default;
+
+  [[nodiscard]] virtual absl::StatusOr<StoreInfo> GetInfo() = 0;
+
+  // Stores a new key (revision becomes 1).  Errors: kAlreadyExists;
+  // kInvalidArgument when ValidateKey fails or the key's environment is not
+  // the store's.
+  [[nodiscard]] virtual absl::Status CreateKey(const Key& key) = 0;
+
+  // Errors: kNotFound.
+  [[nodiscard]] virtual absl::StatusOr<Key> GetKey(absl::string_view name) = 0;
+
+  // Keys whose names start with `prefix`, in name order, at most
+  // `page_size` (1..1000) per page.  `page_token` is the previous page's
+  // next_page_token (empty for the first page).
+  [[nodiscard]] virtual absl::StatusOr<KeyPage> ListKeys(
+      absl::string_view prefix, int page_size,
+      absl::string_view page_token) = 0;
+
+  // Replaces the stored key and its versions with `key` if the stored
+  // revision equals `key.revision`; the stored revision becomes
+  // key.revision + 1.  Versions are never removed.  Errors: kNotFound;
+  // kAborted when another writer got there first (re-read and retry).
+  [[nodiscard]] virtual absl::Status UpdateKey(const Key& key) = 0;
+
+  // Adds usage counters in one transaction.  Unknown versions are skipped.
+  [[nodiscard]] virtual absl::Status AddUsage(
+      const std::vector<UsageDelta>& deltas) = 0;
+
+  // Versions in kPendingDestruction whose destroy_after is <= `now`.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<VersionRef>>
+  ListDueDestructions(absl::Time now) = 0;
+
+  // Number of keys (for health and benchmarks).
+  [[nodiscard]] virtual absl::StatusOr<int64_t> CountKeys() = 0;
+};
+
+}  // namespace keyward::keystore
+
+#endif  // KEYWARD_KEYSTORE_KEY_STORE_H_

@@ -1,0 +1,164 @@
+// The KeyStore contract, run against every implementation.
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "keystore/memory_key_store.h"
+#include "keystore/sqlite_key_store.h"
+#include "keyward/errors.h"
+#include "testing/status_matchers.h"
+#include "testing/subprocess.h"
+
+namespace keyward::keystore {
+namespace {
+
+using ::keyward::testing::IsOk;
+using ::keyward::testing::StatusIs;
+using ::testing::HasSubstr;
+
+Key MakeKey(const std::string& name, const std::string& env = "dev") {
+  Key key;
+  key.name = name;
+  key.environment = env;
+  key.primary_version = 1;
+  key.created = key.updated = absl::FromUnixSeconds(1'700'000'000);
+  key.labels = {{"team", "payments"}};
+  key.rotation_period = absl::Hours(24 * 90);
+  KeyVersion v;
+  v.version = 1;
+  v.sealed_kek = std::string(60, 's');
+  v.created = key.created;
+  key.versions.push_back(v);
+  return key;
+}
+
+class KeyStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "memory") {
+      store_ = std::make_unique<MemoryKeyStore>("dev");
+    } else {
+      auto s = SqliteKeyStore::Open(dir_.File("keys.db"), "dev");
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = std::move(*s);
+    }
+  }
+  ::keyward::testing::TempDir dir_;
+  std::unique_ptr<KeyStore> store_;
+};
+
+TEST_P(KeyStoreTest, CreateGetAndRefuseDuplicates) {
+  KW_ASSERT_OK(store_->CreateKey(MakeKey("payments/cards")));
+  KW_ASSERT_OK_AND_ASSIGN(Key key, store_->GetKey("payments/cards"));
+  EXPECT_EQ(key.revision, 1u);
+  EXPECT_EQ(key.labels.at("team"), "payments");
+  EXPECT_EQ(key.rotation_period, absl::Hours(24 * 90));
+  ASSERT_EQ(key.versions.size(), 1u);
+  EXPECT_EQ(key.versions[0].sealed_kek, std::string(60, 's'));
+  EXPECT_EQ(key.created, absl::FromUnixSeconds(1'700'000'000));
+  EXPECT_THAT(store_->CreateKey(MakeKey("payments/cards")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->GetKey("nope"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(KeyStoreTest, RefusesKeysOfAnotherEnvironmentAndInvalidKeys) {
+  auto s = store_->CreateKey(MakeKey("a", "production"));
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(GetErrorCode(s), ErrorCode::kEnvironmentMismatch);
+  Key bad = MakeKey("a");
+  bad.primary_version = 2;
+  EXPECT_THAT(store_->CreateKey(bad), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->CreateKey(MakeKey("/bad")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(KeyStoreTest, UpdateIsACompareAndSwapOnTheRevision) {
+  KW_ASSERT_OK(store_->CreateKey(MakeKey("k")));
+  KW_ASSERT_OK_AND_ASSIGN(Key a, store_->GetKey("k"));
+  KW_ASSERT_OK_AND_ASSIGN(Key b, store_->GetKey("k"));
+  KeyVersion v2 = a.versions[0];
+  v2.version = 2;
+  a.versions[0].state = VersionState::kDecryptOnly;
+  a.versions.push_back(v2);
+  a.primary_version = 2;
+  KW_ASSERT_OK(store_->UpdateKey(a));
+  b.labels["x"] = "y";
+  EXPECT_THAT(store_->UpdateKey(b), StatusIs(absl::StatusCode::kAborted));
+  KW_ASSERT_OK_AND_ASSIGN(Key now, store_->GetKey("k"));
+  EXPECT_EQ(now.revision, 2u);
+  EXPECT_EQ(now.primary_version, 2u);
+  EXPECT_EQ(now.versions[0].state, VersionState::kDecryptOnly);
+  EXPECT_EQ(now.labels.count("x"), 0u);
+  // Versions are never removed.
+  now.versions.pop_back();
+  now.primary_version = 1;
+  now.versions[0].state = VersionState::kEnabled;
+  EXPECT_THAT(store_->UpdateKey(now), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_P(KeyStoreTest, ListsByPrefixInPages) {
+  for (const char* n : {"a/1", "a/2", "a/3", "a/4", "a/5", "ab", "b/1"}) {
+    KW_ASSERT_OK(store_->CreateKey(MakeKey(n)));
+  }
+  std::vector<std::string> names;
+  std::string token;
+  int pages = 0;
+  do {
+    KW_ASSERT_OK_AND_ASSIGN(KeyPage page, store_->ListKeys("a/", 2, token));
+    for (const Key& k : page.keys) names.push_back(k.name);
+    token = page.next_page_token;
+    ++pages;
+  } while (!token.empty());
+  EXPECT_THAT(names, ::testing::ElementsAre("a/1", "a/2", "a/3", "a/4", "a/5"));
+  EXPECT_EQ(pages, 3);
+  KW_ASSERT_OK_AND_ASSIGN(KeyPage all, store_->ListKeys("", 100, ""));
+  EXPECT_EQ(all.keys.size(), 7u);
+  EXPECT_TRUE(all.next_page_token.empty());
+  EXPECT_THAT(store_->ListKeys("", 0, ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  KW_ASSERT_OK_AND_ASSIGN(int64_t count, store_->CountKeys());
+  EXPECT_EQ(count, 7);
+}
+
+TEST_P(KeyStoreTest, UsageCountersAddUpWithoutTouchingRevisions) {
+  KW_ASSERT_OK(store_->CreateKey(MakeKey("k")));
+  const absl::Time t1 = absl::FromUnixSeconds(1'800'000'000);
+  KW_ASSERT_OK(store_->AddUsage({{"k", 1, 10, 2, t1}, {"k", 9, 1, 1, t1},
+                                 {"missing", 1, 1, 1, t1}}));
+  KW_ASSERT_OK(store_->AddUsage({{"k", 1, 5, 1, t1 - absl::Hours(1)}}));
+  KW_ASSERT_OK_AND_ASSIGN(Key key, store_->GetKey("k"));
+  EXPECT_EQ(key.versions[0].usage.data_keys_issued, 15u);
+  EXPECT_EQ(key.versions[0].usage.decrypts, 3u);
+  EXPECT_EQ(key.versions[0].usage.last_used, t1);
+  EXPECT_EQ(key.revision, 1u);
+  // An update does not overwrite counters.
+  key.labels["x"] = "1";
+  KW_ASSERT_OK(store_->UpdateKey(key));
+  KW_ASSERT_OK(store_->AddUsage({{"k", 1, 1, 0, t1}}));
+  KW_ASSERT_OK_AND_ASSIGN(Key after, store_->GetKey("k"));
+  EXPECT_EQ(after.versions[0].usage.data_keys_issued, 16u);
+}
+
+TEST_P(KeyStoreTest, ListsDueDestructions) {
+  Key key = MakeKey("k");
+  KeyVersion v2 = key.versions[0];
+  v2.version = 2;
+  key.versions[0].state = VersionState::kPendingDestruction;
+  key.versions[0].destroy_after = absl::FromUnixSeconds(2'000);
+  key.versions.push_back(v2);
+  key.primary_version = 2;
+  KW_ASSERT_OK(store_->CreateKey(key));
+  KW_ASSERT_OK_AND_ASSIGN(auto none, store_->ListDueDestructions(absl::FromUnixSeconds(1'999)));
+  EXPECT_TRUE(none.empty());
+  KW_ASSERT_OK_AND_ASSIGN(auto due, store_->ListDueDestructions(absl::FromUnixSeconds(2'000)));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].key_name, "k");
+  EXPECT_EQ(due[0].version, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,
+                         ::testing::Values("memory", "sqlite"));
+
+}  // namespace
+}  // namespace keyward::keystore

@@ -1,0 +1,111 @@
+#include "keystore/memory_key_store.h"
+
+#include "absl/strings/match.h"
+#include "base/status_macros.h"
+#include "keystore/store_common.h"
+
+namespace keyward::keystore {
+
+MemoryKeyStore::MemoryKeyStore(std::string environment)
+    : environment_(std::move(environment)), created_(absl::Now()) {}
+
+absl::StatusOr<StoreInfo> MemoryKeyStore::GetInfo() {
+  return StoreInfo{environment_, "memory", 0, created_};
+}
+
+absl::Status MemoryKeyStore::CreateKey(const Key& key) {
+  KW_RETURN_IF_ERROR(internal::CheckNewKey(key, environment_));
+  std::lock_guard<std::mutex> lock(mu_);
+  Key stored = key;
+  stored.revision = 1;
+  if (!keys_.emplace(key.name, std::move(stored)).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a key named '", key.name, "' already exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Key> MemoryKeyStore::GetKey(absl::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = keys_.find(name);
+  if (it == keys_.end()) return internal::KeyNotFound(name);
+  return it->second;
+}
+
+absl::StatusOr<KeyPage> MemoryKeyStore::ListKeys(absl::string_view prefix,
+                                                 int page_size,
+                                                 absl::string_view token) {
+  KW_RETURN_IF_ERROR(internal::CheckPageSize(page_size));
+  std::lock_guard<std::mutex> lock(mu_);
+  KeyPage page;
+  auto it = token.empty() ? keys_.lower_bound(prefix) : keys_.upper_bound(token);
+  for (; it != keys_.end() && absl::StartsWith(it->first, prefix); ++it) {
+    if (static_cast<int>(page.keys.size()) == page_size) {
+      page.next_page_token = internal::NextPageToken(page.keys.back().name);
+      break;
+    }
+    page.keys.push_back(it->second);
+  }
+  return page;
+}
+
+absl::Status MemoryKeyStore::UpdateKey(const Key& key) {
+  KW_RETURN_IF_ERROR(ValidateKey(key));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = keys_.find(key.name);
+  if (it == keys_.end()) return internal::KeyNotFound(key.name);
+  if (it->second.revision != key.revision) {
+    return internal::RevisionConflict(key.name);
+  }
+  if (key.versions.size() < it->second.versions.size()) {
+    return absl::InvalidArgumentError("versions are never removed");
+  }
+  // Usage counters are owned by AddUsage; keep the stored ones.
+  Key stored = key;
+  for (KeyVersion& v : stored.versions) {
+    if (const KeyVersion* old = it->second.FindVersion(v.version)) {
+      v.usage = old->usage;
+    }
+  }
+  stored.revision = key.revision + 1;
+  it->second = std::move(stored);
+  return absl::OkStatus();
+}
+
+absl::Status MemoryKeyStore::AddUsage(const std::vector<UsageDelta>& deltas) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const UsageDelta& d : deltas) {
+    auto it = keys_.find(d.key_name);
+    if (it == keys_.end()) continue;
+    KeyVersion* v = it->second.FindVersion(d.version);
+    if (v == nullptr) continue;
+    v->usage.data_keys_issued += d.data_keys_issued;
+    v->usage.decrypts += d.decrypts;
+    if (!v->usage.last_used || *v->usage.last_used < d.last_used) {
+      v->usage.last_used = d.last_used;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<VersionRef>> MemoryKeyStore::ListDueDestructions(
+    absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<VersionRef> due;
+  for (const auto& [name, key] : keys_) {
+    for (const KeyVersion& v : key.versions) {
+      if (v.state == VersionState::kPendingDestruction && v.destroy_after &&
+          *v.destroy_after <= now) {
+        due.push_back({name, v.version});
+      }
+    }
+  }
+  return due;
+}
+
+absl::StatusOr<int64_t> MemoryKeyStore::CountKeys() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(keys_.size());
+}
+
+}  // namespace keyward::keystore

@@ -1,0 +1,38 @@
+// MemoryKeyStore: a KeyStore in a std::map, for unit tests of the layers
+// above.  Same contract as every KeyStore, nothing is durable.
+#ifndef KEYWARD_KEYSTORE_MEMORY_KEY_STORE_H_
+#define KEYWARD_KEYSTORE_MEMORY_KEY_STORE_H_
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "keystore/key_store.h"
+
+namespace keyward::keystore {
+
+class MemoryKeyStore final : public KeyStore {
+ public:
+  explicit MemoryKeyStore(std::string environment);
+
+  absl::StatusOr<StoreInfo> GetInfo() override;
+  absl::Status CreateKey(const Key& key) override;
+  absl::StatusOr<Key> GetKey(absl::string_view name) override;
+  absl::StatusOr<KeyPage> ListKeys(absl::string_view prefix, int page_size,
+                                   absl::string_view page_token) override;
+  absl::Status UpdateKey(const Key& key) override;
+  absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
+  absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
+      absl::Time now) override;
+  absl::StatusOr<int64_t> CountKeys() override;
+
+ private:
+  const std::string environment_;
+  const absl::Time created_;
+  std::mutex mu_;
+  std::map<std::string, Key, std::less<>> keys_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace keyward::keystore
+
+#endif  // KEYWARD_KEYSTORE_MEMORY_KEY_STORE_H_

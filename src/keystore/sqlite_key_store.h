@@ -1,0 +1,72 @@
+// SqliteKeyStore: the embedded key store.  One SQLite database file in WAL
+// mode with synchronous=FULL (every commit is on disk before it returns),
+// numbered schema migrations tracked in PRAGMA user_version, and a
+// quick_check on open.  docs/operations.md covers backups.
+#ifndef KEYWARD_KEYSTORE_SQLITE_KEY_STORE_H_
+#define KEYWARD_KEYSTORE_SQLITE_KEY_STORE_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "keystore/key_store.h"
+
+struct sqlite3;
+
+namespace keyward::keystore {
+
+// One numbered schema step.  Applied in order, each in its own transaction,
+// exactly once (PRAGMA user_version records the last applied number).
+struct Migration {
+  int number;
+  const char* description;
+  const char* sql;
+};
+
+// The migrations of this build.
+const std::vector<Migration>& SqliteMigrations();
+
+class SqliteKeyStore final : public KeyStore {
+ public:
+  // Opens (creating if needed) the store at `path` for `environment`.
+  // Errors: kFailedPrecondition (kEnvironmentMismatch) when the store
+  // belongs to another environment; kDataLoss when the integrity check
+  // fails; kFailedPrecondition when the schema is newer than this build;
+  // kUnavailable when the file cannot be opened.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteKeyStore>> Open(
+      const std::string& path, const std::string& environment);
+  // For tests of the migration mechanism.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteKeyStore>>
+  OpenWithMigrations(const std::string& path, const std::string& environment,
+                     const std::vector<Migration>& migrations);
+  ~SqliteKeyStore() override;
+
+  absl::StatusOr<StoreInfo> GetInfo() override;
+  absl::Status CreateKey(const Key& key) override;
+  absl::StatusOr<Key> GetKey(absl::string_view name) override;
+  absl::StatusOr<KeyPage> ListKeys(absl::string_view prefix, int page_size,
+                                   absl::string_view page_token) override;
+  absl::Status UpdateKey(const Key& key) override;
+  absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
+  absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
+      absl::Time now) override;
+  absl::StatusOr<int64_t> CountKeys() override;
+
+ private:
+  SqliteKeyStore(sqlite3* db, std::string path, std::string environment,
+                 int schema_version, absl::Time created);
+  absl::StatusOr<Key> LoadKeyLocked(absl::string_view name);
+  absl::Status WriteVersionsLocked(const Key& key);
+
+  std::mutex mu_;
+  sqlite3* const db_;  // GUARDED_BY(mu_)
+  const std::string path_;
+  const std::string environment_;
+  const int schema_version_;
+  const absl::Time created_;
+};
+
+}  // namespace keyward::keystore
+
+#endif  // KEYWARD_KEYSTORE_SQLITE_KEY_STORE_H_

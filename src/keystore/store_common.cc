@@ -1,0 +1,39 @@
+#include "keystore/store_common.h"
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "keyward/errors.h"
+
+namespace keyward::keystore::internal {
+
+absl::Status CheckNewKey(const Key& key, absl::string_view store_environment) {
+  KW_RETURN_IF_ERROR(ValidateKey(key));
+  if (key.environment != store_environment) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     ErrorCode::kEnvironmentMismatch,
+                     absl::StrCat("key ", key.name, " is for environment '",
+                                  key.environment, "' but this store belongs to '",
+                                  store_environment, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPageSize(int page_size) {
+  if (page_size < 1 || page_size > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page size must be 1 to 1000, got ", page_size));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeyNotFound(absl::string_view name) {
+  return absl::NotFoundError(absl::StrCat(
+      "no key named '", name, "' (list keys with `keyward key list`)"));
+}
+
+absl::Status RevisionConflict(absl::string_view name) {
+  return absl::AbortedError(absl::StrCat(
+      "key ", name, " was changed concurrently; re-read it and retry"));
+}
+
+}  // namespace keyward::keystore::internal

@@ -1,0 +1,92 @@
+#include "kms/data_key_blob.h"
+
+#include "absl/strings/str_cat.h"
+#include "crypto/hash.h"
+#include "format/header.h"
+#include "format/wire.h"
+#include "keyward/errors.h"
+
+namespace keyward::kms {
+namespace {
+
+constexpr absl::string_view kAadLabel = "keyward kms data key v1";
+
+absl::Status Malformed(absl::string_view what) {
+  return MakeError(absl::StatusCode::kInvalidArgument,
+                   ErrorCode::kMalformedHeader,
+                   absl::StrCat("not a Keyward wrapped data key: ", what));
+}
+
+}  // namespace
+
+std::string ContextDigest(const EncryptionContext& context) {
+  auto digest = crypto::Sha256(format::SerializeContext(context));
+  return std::string(reinterpret_cast<const char*>(digest.data()),
+                     kContextDigestSize);
+}
+
+std::string EncodeBlobHeader(const DataKeyBlob& blob) {
+  std::string out;
+  out.push_back(static_cast<char>(kBlobVersion));
+  format::AppendBigEndian(&out, blob.environment.size(), 1);
+  out.append(blob.environment);
+  format::AppendBigEndian(&out, blob.key_name.size(), 2);
+  out.append(blob.key_name);
+  format::AppendBigEndian(&out, blob.key_version, 4);
+  out.append(blob.context_digest);
+  return out;
+}
+
+std::string EncodeBlob(const DataKeyBlob& blob) {
+  return EncodeBlobHeader(blob) + blob.sealed;
+}
+
+absl::StatusOr<DataKeyBlob> DecodeBlob(absl::string_view b) {
+  DataKeyBlob blob;
+  size_t pos = 0;
+  auto take = [&](size_t n) -> absl::StatusOr<absl::string_view> {
+    if (b.size() - pos < n) return Malformed("too short");
+    absl::string_view out = b.substr(pos, n);
+    pos += n;
+    return out;
+  };
+  auto version = take(1);
+  if (!version.ok()) return version.status();
+  if (static_cast<uint8_t>((*version)[0]) != kBlobVersion) {
+    return Malformed("unknown blob version");
+  }
+  auto env_len = take(1);
+  if (!env_len.ok()) return env_len.status();
+  auto env = take(static_cast<uint8_t>((*env_len)[0]));
+  if (!env.ok()) return env.status();
+  blob.environment = std::string(*env);
+  if (!format::ValidateEnvironment(blob.environment).ok()) {
+    return Malformed("bad environment");
+  }
+  auto name_len = take(2);
+  if (!name_len.ok()) return name_len.status();
+  auto name = take(format::LoadBigEndian(*name_len));
+  if (!name.ok()) return name.status();
+  blob.key_name = std::string(*name);
+  if (!format::ValidateKeyName(blob.key_name).ok()) {
+    return Malformed("bad key name");
+  }
+  auto kv = take(4);
+  if (!kv.ok()) return kv.status();
+  blob.key_version = static_cast<uint32_t>(format::LoadBigEndian(*kv));
+  auto digest = take(kContextDigestSize);
+  if (!digest.ok()) return digest.status();
+  blob.context_digest = std::string(*digest);
+  auto sealed = take(kSealedDataKeySize);
+  if (!sealed.ok()) return sealed.status();
+  blob.sealed = std::string(*sealed);
+  if (pos != b.size()) return Malformed("unexpected bytes at the end");
+  return blob;
+}
+
+std::string DataKeyAad(const DataKeyBlob& blob, const EncryptionContext& context) {
+  return absl::StrCat(kAadLabel, EncodeBlobHeader(blob),
+                      format::SerializeContext(context));
+}
+
+}  // namespace keyward::kms

@@ -1,0 +1,789 @@
+#include "kms/key_service.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "crypto/random.h"
+#include "format/header.h"
+#include "keyward/errors.h"
+#include "keyward/message.h"
+#include "kms/kms_keyring.h"
+
+namespace keyward::kms {
+
+using keystore::CanDecrypt;
+using keystore::Key;
+using keystore::KekProtection;
+using keystore::KeyVersion;
+using keystore::VersionState;
+
+// What the service keeps in memory per key version: the unsealed KEK (for
+// wrapped-by-root versions, loaded on first use) and the running count of
+// data keys issued.
+struct KeyService::VersionRuntime {
+  KekProtection protection = KekProtection::kWrappedByRoot;
+  std::string sealed_kek;
+  std::string hsm_key_id;
+  std::atomic<uint64_t> issued{0};
+  std::mutex mu;
+  std::shared_ptr<crypto::Aead> kek;  // GUARDED_BY(mu)
+};
+
+namespace {
+
+constexpr int kMaxBatch = 10000;
+constexpr int kMaxMutationAttempts = 8;
+
+std::string HumanTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
+}
+
+absl::Status VersionNotUsable(const Key& key, const KeyVersion& v) {
+  switch (v.state) {
+    case VersionState::kDisabled:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", key.name, " version ", v.version,
+          " is disabled; enable it with `keyward key enable-version ",
+          key.name, " ", v.version, "` to decrypt data under it"));
+    case VersionState::kPendingDestruction:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", key.name, " version ", v.version,
+          " is scheduled for destruction on ",
+          v.destroy_after ? HumanTime(*v.destroy_after) : "(unknown)",
+          " and refuses to decrypt; cancel with `keyward key cancel-destroy ",
+          key.name, " ", v.version, "`"));
+    case VersionState::kDestroyed:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", key.name, " version ", v.version, " was destroyed",
+          v.destroyed ? absl::StrCat(" on ", HumanTime(*v.destroyed)) : "",
+          "; data under it can no longer be decrypted"));
+    default:
+      return absl::OkStatus();
+  }
+}
+
+absl::Status NoSuchVersion(absl::string_view name, uint32_t version) {
+  return absl::NotFoundError(
+      absl::StrCat("key ", name, " has no version ", version));
+}
+
+}  // namespace
+
+std::string KekAad(absl::string_view environment, absl::string_view key_name,
+                   uint32_t version) {
+  return absl::StrCat("keyward kek v1", "|", environment, "|", key_name, "|",
+                      version);
+}
+
+absl::StatusOr<std::unique_ptr<KeyService>> KeyService::Create(
+    KeyServiceOptions options, std::unique_ptr<keystore::KeyStore> store,
+    std::unique_ptr<hsm::RootOfTrust> root) {
+  KW_RETURN_IF_ERROR(format::ValidateEnvironment(options.environment));
+  if (options.clock == nullptr) options.clock = Clock::Real();
+  KW_ASSIGN_OR_RETURN(keystore::StoreInfo info, store->GetInfo());
+  if (info.environment != options.environment) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     ErrorCode::kEnvironmentMismatch,
+                     absl::StrCat("the key store belongs to environment '",
+                                  info.environment, "' but the service is for '",
+                                  options.environment, "'"));
+  }
+  const hsm::HsmInfo hsm = root->Info();
+  if (options.environment == "production" && hsm.software) {
+    if (!options.allow_software_hsm) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "environment 'production' refuses the software token '",
+          hsm.token_label, "' (", hsm.manufacturer,
+          "): configure a hardware HSM, or set allow_software_hsm: true to "
+          "accept the risk explicitly"));
+    }
+    std::fprintf(stderr,
+                 "keywardd: WARNING: production is running on a SOFTWARE "
+                 "token (%s, %s) because allow_software_hsm is set; its keys "
+                 "are only as safe as this machine's disk\n",
+                 hsm.token_label.c_str(), hsm.manufacturer.c_str());
+  }
+  return std::unique_ptr<KeyService>(
+      new KeyService(std::move(options), std::move(store), std::move(root)));
+}
+
+KeyService::KeyService(KeyServiceOptions options,
+                       std::unique_ptr<keystore::KeyStore> store,
+                       std::unique_ptr<hsm::RootOfTrust> root)
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      root_(std::move(root)) {
+  if (options_.usage_flush_interval > absl::ZeroDuration()) {
+    flusher_ = std::thread([this] { FlushLoop(); });
+  }
+}
+
+KeyService::~KeyService() {
+  {
+    std::lock_guard<std::mutex> lock(flush_mu_);
+    stopping_ = true;
+  }
+  flush_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  if (absl::Status s = FlushUsage(); !s.ok()) {
+    std::fprintf(stderr, "keywardd: could not write usage counters: %s\n",
+                 std::string(s.message()).c_str());
+  }
+}
+
+void KeyService::FlushLoop() {
+  std::unique_lock<std::mutex> lock(flush_mu_);
+  while (!stopping_) {
+    flush_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.usage_flush_interval));
+    if (stopping_) break;
+    lock.unlock();
+    (void)FlushUsage();  // kept in memory and retried on failure
+    lock.lock();
+  }
+}
+
+absl::Status KeyService::FlushUsage() {
+  std::map<std::pair<std::string, uint32_t>, Usage> batch;
+  {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    batch.swap(pending_usage_);
+  }
+  if (batch.empty()) return absl::OkStatus();
+  std::vector<keystore::UsageDelta> deltas;
+  deltas.reserve(batch.size());
+  for (const auto& [id, u] : batch) {
+    deltas.push_back({id.first, id.second, u.issued, u.decrypts, u.last_used});
+  }
+  absl::Status s = store_->AddUsage(deltas);
+  if (!s.ok()) {
+    // Put the counts back so the next flush writes them.
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    for (const auto& [id, u] : batch) {
+      Usage& p = pending_usage_[id];
+      p.issued += u.issued;
+      p.decrypts += u.decrypts;
+      p.last_used = std::max(p.last_used, u.last_used);
+    }
+  }
+  return s;
+}
+
+void KeyService::RecordUsage(const std::string& name, uint32_t version,
+                             uint64_t issued, uint64_t decrypts) {
+  const absl::Time now = options_.clock->Now();
+  std::lock_guard<std::mutex> lock(usage_mu_);
+  Usage& u = pending_usage_[{name, version}];
+  u.issued += issued;
+  u.decrypts += decrypts;
+  u.last_used = std::max(u.last_used, now);
+}
+
+Key KeyService::Public(const Key& key) {
+  Key out = key;
+  std::lock_guard<std::mutex> lock(usage_mu_);
+  for (KeyVersion& v : out.versions) {
+    v.sealed_kek.clear();
+    auto it = pending_usage_.find({out.name, v.version});
+    if (it != pending_usage_.end()) {
+      v.usage.data_keys_issued += it->second.issued;
+      v.usage.decrypts += it->second.decrypts;
+      if (!v.usage.last_used || *v.usage.last_used < it->second.last_used) {
+        v.usage.last_used = it->second.last_used;
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const KeyService::CachedKey>> KeyService::Lookup(
+    absl::string_view name) {
+  {
+    std::shared_lock<std::shared_mutex> lock(cache_mu_);
+    auto it = cache_.find(name);
+    if (it != cache_.end()) return it->second;
+  }
+  KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
+  auto cached = std::make_shared<CachedKey>();
+  for (const KeyVersion& v : key.versions) {
+    auto rt = std::make_shared<VersionRuntime>();
+    rt->protection = v.protection;
+    rt->sealed_kek = v.sealed_kek;
+    rt->hsm_key_id = v.hsm_key_id;
+    rt->issued = v.usage.data_keys_issued;
+    cached->runtime[v.version] = std::move(rt);
+  }
+  cached->key = std::move(key);
+  std::unique_lock<std::shared_mutex> lock(cache_mu_);
+  auto [it, inserted] = cache_.emplace(cached->key.name, cached);
+  if (!inserted && it->second->key.revision < cached->key.revision) {
+    it->second = cached;
+  }
+  return it->second;
+}
+
+template <typename Mutation>
+absl::StatusOr<Key> KeyService::Mutate(absl::string_view name, Mutation m) {
+  for (int attempt = 0; attempt < kMaxMutationAttempts; ++attempt) {
+    KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
+    KW_RETURN_IF_ERROR(m(key));
+    key.updated = options_.clock->Now();
+    absl::Status s = store_->UpdateKey(key);
+    if (absl::IsAborted(s)) continue;
+    KW_RETURN_IF_ERROR(s);
+    key.revision += 1;
+    // Install the new state, keeping unsealed KEKs and counts of versions
+    // whose material did not change; a version that can no longer decrypt
+    // drops its KEK from memory here.
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    std::shared_ptr<const CachedKey> old;
+    if (auto it = cache_.find(name); it != cache_.end()) old = it->second;
+    auto fresh = std::make_shared<CachedKey>();
+    for (const KeyVersion& v : key.versions) {
+      std::shared_ptr<VersionRuntime> rt;
+      if (old) {
+        auto it = old->runtime.find(v.version);
+        if (it != old->runtime.end() && it->second->sealed_kek == v.sealed_kek &&
+            it->second->hsm_key_id == v.hsm_key_id &&
+            v.state != VersionState::kDestroyed) {
+          rt = it->second;
+        }
+      }
+      if (!rt) {
+        rt = std::make_shared<VersionRuntime>();
+        rt->protection = v.protection;
+        rt->sealed_kek = v.sealed_kek;
+        rt->hsm_key_id = v.hsm_key_id;
+        rt->issued = v.usage.data_keys_issued;
+      }
+      if (!CanDecrypt(v.state)) {
+        std::lock_guard<std::mutex> kek_lock(rt->mu);
+        rt->kek.reset();
+      }
+      fresh->runtime[v.version] = std::move(rt);
+    }
+    fresh->key = key;
+    cache_[std::string(name)] = fresh;
+    lock.unlock();
+    return Public(key);
+  }
+  return absl::AbortedError(absl::StrCat(
+      "key ", name, " is being changed by others; try again"));
+}
+
+absl::StatusOr<KeyVersion> KeyService::NewVersion(const Key& key,
+                                                  uint32_t version,
+                                                  KekProtection protection) {
+  KeyVersion v;
+  v.version = version;
+  v.state = VersionState::kEnabled;
+  v.protection = protection;
+  v.created = options_.clock->Now();
+  if (protection == KekProtection::kWrappedByRoot) {
+    // The KEK comes from the HSM's RNG and is stored only sealed by the root.
+    KW_ASSIGN_OR_RETURN(SecretData kek, root_->GenerateRandom(32));
+    KW_ASSIGN_OR_RETURN(v.sealed_kek,
+                        root_->Seal(kek, KekAad(key.environment, key.name,
+                                                version)));
+  } else {
+    KW_ASSIGN_OR_RETURN(
+        v.hsm_key_id,
+        root_->CreateResidentKey(absl::StrCat("keyward-kek/", key.environment,
+                                              "/", key.name, "/v", version)));
+  }
+  return v;
+}
+
+absl::StatusOr<Key> KeyService::CreateKey(const CreateKeyRequest& request) {
+  KW_RETURN_IF_ERROR(format::ValidateKeyName(request.name));
+  KW_RETURN_IF_ERROR(keystore::ValidateLabels(request.labels));
+  if (request.rotation_period < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("rotation period must not be negative");
+  }
+  if (request.purpose != keystore::KeyPurpose::kEnvelopeEncryption) {
+    return absl::UnimplementedError(absl::StrCat(
+        "keys for ", keystore::KeyPurposeName(request.purpose),
+        " arrive with field-level encryption; create an envelope-encryption "
+        "key"));
+  }
+  if (!format::IsKnownSuite(static_cast<uint16_t>(request.suite))) {
+    return absl::InvalidArgumentError("unknown suite");
+  }
+  // Fail fast, before spending an HSM operation.
+  if (store_->GetKey(request.name).ok()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a key named '", request.name, "' already exists"));
+  }
+  Key key;
+  key.name = request.name;
+  key.purpose = request.purpose;
+  key.suite = request.suite;
+  key.environment = options_.environment;
+  key.labels = request.labels;
+  key.rotation_period = request.rotation_period;
+  key.primary_version = 1;
+  key.created = key.updated = options_.clock->Now();
+  KW_ASSIGN_OR_RETURN(
+      KeyVersion v1,
+      NewVersion(key, 1, request.protection.value_or(options_.default_protection)));
+  key.versions.push_back(std::move(v1));
+  KW_RETURN_IF_ERROR(store_->CreateKey(key));
+  key.revision = 1;
+  {
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    cache_.erase(key.name);
+  }
+  return Public(key);
+}
+
+absl::StatusOr<Key> KeyService::GetKey(absl::string_view name) {
+  KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
+  return Public(key);
+}
+
+absl::StatusOr<keystore::KeyPage> KeyService::ListKeys(
+    absl::string_view prefix, int page_size, absl::string_view page_token) {
+  KW_ASSIGN_OR_RETURN(keystore::KeyPage page,
+                      store_->ListKeys(prefix, page_size, page_token));
+  for (Key& key : page.keys) key = Public(key);
+  return page;
+}
+
+absl::StatusOr<Key> KeyService::RotateKey(absl::string_view name) {
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    const uint32_t next = key.versions.back().version + 1;
+    KW_ASSIGN_OR_RETURN(KeyVersion v,
+                        NewVersion(key, next, options_.default_protection));
+    KeyVersion* old = key.FindVersion(key.primary_version);
+    if (old != nullptr && old->state == VersionState::kEnabled) {
+      old->state = VersionState::kDecryptOnly;
+    }
+    key.versions.push_back(std::move(v));
+    key.primary_version = next;
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Key> KeyService::UpdateKey(absl::string_view name,
+                                          const UpdateKeyRequest& request) {
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    if (request.rotation_period) {
+      if (*request.rotation_period < absl::ZeroDuration()) {
+        return absl::InvalidArgumentError("rotation period must not be negative");
+      }
+      key.rotation_period = *request.rotation_period;
+    }
+    for (const auto& [k, v] : request.set_labels) key.labels[k] = v;
+    for (const std::string& k : request.remove_labels) key.labels.erase(k);
+    return keystore::ValidateLabels(key.labels);
+  });
+}
+
+absl::StatusOr<Key> KeyService::EnableVersion(absl::string_view name,
+                                              uint32_t version) {
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    KeyVersion* v = key.FindVersion(version);
+    if (v == nullptr) return NoSuchVersion(name, version);
+    switch (v->state) {
+      case VersionState::kEnabled:
+        return absl::OkStatus();
+      case VersionState::kDecryptOnly:
+      case VersionState::kDisabled:
+        v->state = VersionState::kEnabled;
+        return absl::OkStatus();
+      case VersionState::kPendingDestruction:
+        return absl::FailedPreconditionError(absl::StrCat(
+            "key ", name, " version ", version,
+            " is scheduled for destruction; cancel it first with `keyward key "
+            "cancel-destroy ", name, " ", version, "`"));
+      case VersionState::kDestroyed:
+        return VersionNotUsable(key, *v);
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Key> KeyService::DisableVersion(absl::string_view name,
+                                               uint32_t version) {
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    KeyVersion* v = key.FindVersion(version);
+    if (v == nullptr) return NoSuchVersion(name, version);
+    if (version == key.primary_version) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", version, " is the primary version of key ", name,
+          " and cannot be disabled; rotate the key first"));
+    }
+    if (v->state == VersionState::kPendingDestruction ||
+        v->state == VersionState::kDestroyed) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version, " is ",
+          keystore::VersionStateName(v->state)));
+    }
+    v->state = VersionState::kDisabled;
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Key> KeyService::SetPrimaryVersion(absl::string_view name,
+                                                  uint32_t version) {
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    KeyVersion* v = key.FindVersion(version);
+    if (v == nullptr) return NoSuchVersion(name, version);
+    if (v->state != VersionState::kEnabled) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "only an enabled version can be primary; key ", name, " version ",
+          version, " is ", keystore::VersionStateName(v->state)));
+    }
+    KeyVersion* old = key.FindVersion(key.primary_version);
+    if (old != nullptr && old != v && old->state == VersionState::kEnabled) {
+      old->state = VersionState::kDecryptOnly;
+    }
+    key.primary_version = version;
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Key> KeyService::ScheduleVersionDestruction(
+    absl::string_view name, uint32_t version, std::optional<absl::Duration> wait,
+    bool force) {
+  const absl::Duration delay = wait.value_or(options_.default_destruction_wait);
+  if (delay < options_.min_destruction_wait) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the destruction waiting period must be at least ",
+        absl::FormatDuration(options_.min_destruction_wait), ", got ",
+        absl::FormatDuration(delay)));
+  }
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    KeyVersion* v = key.FindVersion(version);
+    if (v == nullptr) return NoSuchVersion(name, version);
+    if (v->state == VersionState::kPendingDestruction) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version,
+          " is already scheduled for destruction on ",
+          HumanTime(*v->destroy_after)));
+    }
+    if (v->state == VersionState::kDestroyed) return VersionNotUsable(key, *v);
+    int others_decryptable = 0;
+    for (const KeyVersion& o : key.versions) {
+      if (o.version != version && CanDecrypt(o.state)) ++others_decryptable;
+    }
+    if (version == key.primary_version && others_decryptable > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", version, " is the primary version of key ", name,
+          " and cannot be destroyed; rotate the key first"));
+    }
+    if (others_decryptable == 0 && CanDecrypt(v->state) && !force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", version, " is the last version of key ", name,
+          " that can decrypt: destroying it makes everything under the key "
+          "unreadable for good. Repeat with --force to crypto-shred the key"));
+    }
+    v->state = VersionState::kPendingDestruction;
+    v->destroy_after = options_.clock->Now() + delay;
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Key> KeyService::CancelVersionDestruction(absl::string_view name,
+                                                         uint32_t version) {
+  return Mutate(name, [&](Key& key) -> absl::Status {
+    KeyVersion* v = key.FindVersion(version);
+    if (v == nullptr) return NoSuchVersion(name, version);
+    if (v->state != VersionState::kPendingDestruction) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version, " is not scheduled for "
+          "destruction (it is ", keystore::VersionStateName(v->state), ")"));
+    }
+    v->state = version == key.primary_version ? VersionState::kEnabled
+                                              : VersionState::kDisabled;
+    v->destroy_after.reset();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<int> KeyService::ProcessDueDestructions() {
+  const absl::Time now = options_.clock->Now();
+  KW_ASSIGN_OR_RETURN(std::vector<keystore::VersionRef> due,
+                      store_->ListDueDestructions(now));
+  int destroyed = 0;
+  for (const keystore::VersionRef& ref : due) {
+    KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(ref.key_name));
+    const KeyVersion* v = key.FindVersion(ref.version);
+    if (v == nullptr || v->state != VersionState::kPendingDestruction) continue;
+    // The HSM object goes first: if we crash before the store records it,
+    // the next run finds the version still pending and finishes (destroying
+    // an absent object is fine).
+    if (v->protection == KekProtection::kHsmResident && !v->hsm_key_id.empty()) {
+      KW_RETURN_IF_ERROR(root_->DestroyResidentKey(v->hsm_key_id));
+    }
+    auto result = Mutate(ref.key_name, [&](Key& k) -> absl::Status {
+      KeyVersion* kv = k.FindVersion(ref.version);
+      if (kv == nullptr || kv->state != VersionState::kPendingDestruction ||
+          !kv->destroy_after || *kv->destroy_after > now) {
+        return absl::CancelledError("no longer due");
+      }
+      kv->state = VersionState::kDestroyed;
+      kv->destroyed = now;
+      kv->sealed_kek.clear();
+      return absl::OkStatus();
+    });
+    if (result.ok()) {
+      ++destroyed;
+    } else if (!absl::IsCancelled(result.status())) {
+      return result.status();
+    }
+  }
+  return destroyed;
+}
+
+absl::StatusOr<std::shared_ptr<KeyService::VersionRuntime>> KeyService::Runtime(
+    const CachedKey& cached, uint32_t version) {
+  auto it = cached.runtime.find(version);
+  if (it == cached.runtime.end()) return NoSuchVersion(cached.key.name, version);
+  std::shared_ptr<VersionRuntime> rt = it->second;
+  if (rt->protection == KekProtection::kWrappedByRoot) {
+    std::lock_guard<std::mutex> lock(rt->mu);
+    if (rt->kek == nullptr) {
+      if (rt->sealed_kek.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "key ", cached.key.name, " version ", version,
+            " has no key material (destroyed)"));
+      }
+      KW_ASSIGN_OR_RETURN(
+          SecretData kek,
+          root_->Unseal(rt->sealed_kek,
+                        KekAad(cached.key.environment, cached.key.name, version)));
+      KW_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> aead,
+                          crypto::NewAead(crypto::AeadAlgorithm::kAes256Gcm, kek));
+      rt->kek = std::move(aead);
+    }
+  }
+  return rt;
+}
+
+absl::StatusOr<std::string> KeyService::SealDataKey(
+    VersionRuntime& rt, DataKeyBlob& blob, const SecretData& data_key,
+    const EncryptionContext& context) {
+  const std::string aad = DataKeyAad(blob, context);
+  if (rt.protection == KekProtection::kHsmResident) {
+    KW_ASSIGN_OR_RETURN(blob.sealed, root_->ResidentSeal(rt.hsm_key_id, data_key, aad));
+  } else {
+    std::shared_ptr<crypto::Aead> kek;
+    {
+      std::lock_guard<std::mutex> lock(rt.mu);
+      kek = rt.kek;
+    }
+    if (kek == nullptr) return absl::UnavailableError("KEK not loaded");
+    KW_ASSIGN_OR_RETURN(blob.sealed, kek->Encrypt(data_key.AsStringView(), aad));
+  }
+  if (blob.sealed.size() != kSealedDataKeySize) {
+    return absl::InternalError("sealed data key has an unexpected size");
+  }
+  return EncodeBlob(blob);
+}
+
+absl::StatusOr<SecretData> KeyService::UnsealDataKey(
+    VersionRuntime& rt, const DataKeyBlob& blob, const EncryptionContext& context) {
+  const std::string aad = DataKeyAad(blob, context);
+  absl::StatusOr<SecretData> out;
+  if (rt.protection == KekProtection::kHsmResident) {
+    out = root_->ResidentUnseal(rt.hsm_key_id, blob.sealed, aad);
+    if (absl::IsUnavailable(out.status())) return out.status();
+  } else {
+    std::shared_ptr<crypto::Aead> kek;
+    {
+      std::lock_guard<std::mutex> lock(rt.mu);
+      kek = rt.kek;
+    }
+    if (kek == nullptr) return absl::UnavailableError("KEK not loaded");
+    out = kek->Decrypt(blob.sealed, aad);
+  }
+  if (!out.ok()) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, ErrorCode::kAuthenticationFailed,
+        absl::StrCat("the wrapped data key for key ", blob.key_name,
+                     " version ", blob.key_version,
+                     " failed authentication: it was modified or moved from "
+                     "another key or version"));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
+    absl::string_view name, const EncryptionContext& context, int count) {
+  if (count < 1 || count > kMaxBatch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a batch holds 1 to ", kMaxBatch, " data keys, got ", count));
+  }
+  KW_RETURN_IF_ERROR(format::ValidateContext(context));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  const Key& key = cached->key;
+  if (key.purpose != keystore::KeyPurpose::kEnvelopeEncryption) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key ", name, " is for ", keystore::KeyPurposeName(key.purpose),
+        ", not envelope encryption"));
+  }
+  const KeyVersion* primary = key.FindVersion(key.primary_version);
+  if (primary == nullptr || primary->state != VersionState::kEnabled) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key ", name, " has no enabled primary version (it is being "
+        "destroyed); rotate it to create a new version"));
+  }
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
+                      Runtime(*cached, primary->version));
+  const uint64_t before = rt->issued.fetch_add(static_cast<uint64_t>(count));
+  if (before + static_cast<uint64_t>(count) > options_.max_data_keys_per_version) {
+    rt->issued.fetch_sub(static_cast<uint64_t>(count));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key ", name, " version ", primary->version, " has issued its limit of ",
+        options_.max_data_keys_per_version,
+        " data keys (docs/decisions/0003); rotate the key: `keyward key "
+        "rotate ", name, "`"));
+  }
+  DataKeyBlob blob;
+  blob.environment = key.environment;
+  blob.key_name = key.name;
+  blob.key_version = primary->version;
+  blob.context_digest = ContextDigest(context);
+  std::vector<DataKey> out;
+  out.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    DataKey dk;
+    KW_ASSIGN_OR_RETURN(dk.plaintext, crypto::GenerateKey(32));
+    KW_ASSIGN_OR_RETURN(dk.wrapped, SealDataKey(*rt, blob, dk.plaintext, context));
+    dk.key = KeyReference{key.environment, key.name, primary->version};
+    out.push_back(std::move(dk));
+  }
+  RecordUsage(key.name, primary->version, static_cast<uint64_t>(count), 0);
+  return out;
+}
+
+absl::StatusOr<DataKey> KeyService::GenerateDataKey(
+    absl::string_view name, const EncryptionContext& context) {
+  KW_ASSIGN_OR_RETURN(std::vector<DataKey> keys,
+                      GenerateDataKeys(name, context, 1));
+  return std::move(keys[0]);
+}
+
+absl::StatusOr<WrappedKey> KeyService::GenerateDataKeyWithoutPlaintext(
+    absl::string_view name, const EncryptionContext& context) {
+  KW_ASSIGN_OR_RETURN(DataKey dk, GenerateDataKey(name, context));
+  return WrappedKey{std::move(dk.wrapped), std::move(dk.key)};
+}
+
+absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
+    absl::string_view name, const SecretData& data_key,
+    const EncryptionContext& context) {
+  if (data_key.size() != 32) {
+    return absl::InvalidArgumentError("data keys are 32 bytes");
+  }
+  KW_RETURN_IF_ERROR(format::ValidateContext(context));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  const Key& key = cached->key;
+  const KeyVersion* primary = key.FindVersion(key.primary_version);
+  if (primary == nullptr || primary->state != VersionState::kEnabled) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("key ", name, " has no enabled primary version"));
+  }
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
+                      Runtime(*cached, primary->version));
+  DataKeyBlob blob;
+  blob.environment = key.environment;
+  blob.key_name = key.name;
+  blob.key_version = primary->version;
+  blob.context_digest = ContextDigest(context);
+  WrappedKey out;
+  KW_ASSIGN_OR_RETURN(out.wrapped, SealDataKey(*rt, blob, data_key, context));
+  out.key = KeyReference{key.environment, key.name, primary->version};
+  return out;
+}
+
+absl::StatusOr<SecretData> KeyService::Decrypt1(absl::string_view wrapped,
+                                                const EncryptionContext& context) {
+  KW_ASSIGN_OR_RETURN(DataKeyBlob blob, DecodeBlob(wrapped));
+  if (blob.environment != options_.environment) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     ErrorCode::kEnvironmentMismatch,
+                     absl::StrCat("the wrapped data key belongs to environment '",
+                                  blob.environment, "' but this keywardd serves '",
+                                  options_.environment,
+                                  "'; environments never share keys"));
+  }
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached,
+                      Lookup(blob.key_name));
+  const KeyVersion* v = cached->key.FindVersion(blob.key_version);
+  if (v == nullptr) return NoSuchVersion(blob.key_name, blob.key_version);
+  if (!CanDecrypt(v->state)) return VersionNotUsable(cached->key, *v);
+  if (ContextDigest(context) != blob.context_digest) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     ErrorCode::kContextMismatch,
+                     "encryption context mismatch: the data key was wrapped "
+                     "with a different encryption context");
+  }
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
+                      Runtime(*cached, blob.key_version));
+  KW_ASSIGN_OR_RETURN(SecretData dek, UnsealDataKey(*rt, blob, context));
+  RecordUsage(blob.key_name, blob.key_version, 0, 1);
+  return dek;
+}
+
+absl::StatusOr<SecretData> KeyService::DecryptDataKey(
+    absl::string_view wrapped, const EncryptionContext& context) {
+  return Decrypt1(wrapped, context);
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<SecretData>>>
+KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests) {
+  if (requests.empty() || requests.size() > static_cast<size_t>(kMaxBatch)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a batch holds 1 to ", kMaxBatch, " wrapped keys, got ",
+        requests.size()));
+  }
+  std::vector<absl::StatusOr<SecretData>> out;
+  out.reserve(requests.size());
+  for (const DecryptRequest& r : requests) {
+    out.push_back(Decrypt1(r.wrapped, r.context));
+  }
+  return out;
+}
+
+absl::StatusOr<WrappedKey> KeyService::ReWrapDataKey(
+    absl::string_view wrapped, const EncryptionContext& context) {
+  KW_ASSIGN_OR_RETURN(DataKeyBlob blob, DecodeBlob(wrapped));
+  KW_ASSIGN_OR_RETURN(SecretData dek, Decrypt1(wrapped, context));
+  return WrapDataKey(blob.key_name, dek, context);
+}
+
+absl::StatusOr<std::string> KeyService::Encrypt(absl::string_view name,
+                                                absl::string_view plaintext,
+                                                const EncryptionContext& context) {
+  if (plaintext.size() > kMaxPayload) {
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     ErrorCode::kLimitExceeded,
+                     absl::StrCat("Encrypt takes at most 64 KiB, got ",
+                                  plaintext.size(), " bytes; encrypt larger "
+                                  "data in the SDK with a data key"));
+  }
+  LocalKmsKeyring keyring(this, std::string(name));
+  const Keyring* keyrings[] = {&keyring};
+  return EncryptMessage(plaintext, context, keyrings);
+}
+
+absl::StatusOr<SecretData> KeyService::Decrypt(absl::string_view message,
+                                               const EncryptionContext& context) {
+  if (message.size() > kMaxPayload + FormatLimits::kMaxHeaderSize + 4096) {
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     ErrorCode::kLimitExceeded,
+                     "Decrypt takes messages of at most 64 KiB of plaintext; "
+                     "decrypt larger ones in the SDK");
+  }
+  LocalKmsKeyring keyring(this, "");
+  const Keyring* keyrings[] = {&keyring};
+  DecryptOptions options;
+  options.expected_context = context;
+  options.expected_environment = options_.environment;
+  return DecryptMessage(message, keyrings, options);
+}
+
+}  // namespace keyward::kms

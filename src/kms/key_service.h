@@ -1,0 +1,248 @@
+// KeyService: the core of keywardd, with no network in it.  It owns the
+// key hierarchy (HSM root key → KEK per key version → data keys), enforces
+// the lifecycle rules, and serves the data key operations.  The gRPC server
+// is a thin layer over it (src/server); tests drive it directly.
+//
+// Thread-safety: every method is safe to call concurrently.
+#ifndef KEYWARD_KMS_KEY_SERVICE_H_
+#define KEYWARD_KMS_KEY_SERVICE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crypto/aead.h"
+#include "hsm/root_of_trust.h"
+#include "keystore/key_store.h"
+#include "keyward/keyring.h"
+#include "kms/clock.h"
+#include "kms/data_key_blob.h"
+
+namespace keyward::kms {
+
+struct KeyServiceOptions {
+  std::string environment;  // "dev", "staging", "production", ...
+  // New versions' KEKs: wrapped by the root key (default) or HSM resident.
+  keystore::KekProtection default_protection =
+      keystore::KekProtection::kWrappedByRoot;
+  absl::Duration default_destruction_wait = absl::Hours(24 * 30);
+  // The shortest waiting period a caller may ask for.  Tests lower it.
+  absl::Duration min_destruction_wait = absl::Hours(24);
+  // Data keys a version may issue before it refuses more (the random-nonce
+  // bound of docs/decisions/0003).  The scheduler rotates well before.
+  uint64_t max_data_keys_per_version = uint64_t{1} << 30;
+  // In production a software token is refused unless this is set (and then
+  // a warning is printed at every start).
+  bool allow_software_hsm = false;
+  // Usage counters are batched in memory and written this often (and on
+  // shutdown).  Zero: only when FlushUsage() is called (tests).
+  absl::Duration usage_flush_interval = absl::Seconds(1);
+  Clock* clock = Clock::Real();
+};
+
+struct CreateKeyRequest {
+  std::string name;
+  keystore::KeyPurpose purpose = keystore::KeyPurpose::kEnvelopeEncryption;
+  Suite suite = Suite::kAes256GcmHkdfSha256Commit;
+  std::map<std::string, std::string> labels;
+  absl::Duration rotation_period = absl::ZeroDuration();
+  std::optional<keystore::KekProtection> protection;  // default from options
+};
+
+struct UpdateKeyRequest {
+  std::optional<absl::Duration> rotation_period;
+  std::map<std::string, std::string> set_labels;
+  std::vector<std::string> remove_labels;
+};
+
+// A data key: plaintext for the caller to use and forget, and the wrapped
+// blob (kms/data_key_blob.h) to store beside the data.
+struct DataKey {
+  SecretData plaintext;  // empty for GenerateDataKeyWithoutPlaintext
+  std::string wrapped;
+  KeyReference key;
+};
+
+struct WrappedKey {
+  std::string wrapped;
+  KeyReference key;
+};
+
+struct DecryptRequest {
+  std::string wrapped;
+  EncryptionContext context;
+};
+
+class KeyService {
+ public:
+  // Checks the HSM against the environment's rules and the store's
+  // environment.  Errors: kFailedPrecondition for a software HSM in
+  // production without allow_software_hsm, or a store of another
+  // environment.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KeyService>> Create(
+      KeyServiceOptions options, std::unique_ptr<keystore::KeyStore> store,
+      std::unique_ptr<hsm::RootOfTrust> root);
+  // Flushes usage counters.
+  ~KeyService();
+
+  const std::string& environment() const { return options_.environment; }
+  hsm::HsmInfo hsm_info() const { return root_->Info(); }
+  keystore::KeyStore& store() { return *store_; }
+  hsm::RootOfTrust& root() { return *root_; }
+
+  // --- Keys.  Returned keys never carry key material (sealed KEKs are
+  // cleared); usage counters include what is not yet flushed.
+
+  // Creates a key with version 1 as its primary.  Errors: kAlreadyExists,
+  // kInvalidArgument (name, labels), kUnavailable (HSM or store).
+  [[nodiscard]] absl::StatusOr<keystore::Key> CreateKey(
+      const CreateKeyRequest& request);
+  [[nodiscard]] absl::StatusOr<keystore::Key> GetKey(absl::string_view name);
+  [[nodiscard]] absl::StatusOr<keystore::KeyPage> ListKeys(
+      absl::string_view prefix, int page_size, absl::string_view page_token);
+  // Adds a version and makes it primary; the former primary becomes
+  // decrypt-only.  One transaction.
+  [[nodiscard]] absl::StatusOr<keystore::Key> RotateKey(absl::string_view name);
+  [[nodiscard]] absl::StatusOr<keystore::Key> UpdateKey(
+      absl::string_view name, const UpdateKeyRequest& request);
+  // Enabled versions may decrypt and may be made primary.
+  [[nodiscard]] absl::StatusOr<keystore::Key> EnableVersion(
+      absl::string_view name, uint32_t version);
+  // Errors: kFailedPrecondition for the primary version.
+  [[nodiscard]] absl::StatusOr<keystore::Key> DisableVersion(
+      absl::string_view name, uint32_t version);
+  // Makes an enabled version primary (undoing a rotation).
+  [[nodiscard]] absl::StatusOr<keystore::Key> SetPrimaryVersion(
+      absl::string_view name, uint32_t version);
+  // Schedules destruction after `wait` (default: options; at least the
+  // minimum).  The primary version can be scheduled only when it is the
+  // last version that can decrypt, and only with `force` (crypto-shredding
+  // the whole key).  Errors: kFailedPrecondition, kInvalidArgument.
+  [[nodiscard]] absl::StatusOr<keystore::Key> ScheduleVersionDestruction(
+      absl::string_view name, uint32_t version,
+      std::optional<absl::Duration> wait, bool force);
+  // Back to disabled (or enabled, for a primary).
+  [[nodiscard]] absl::StatusOr<keystore::Key> CancelVersionDestruction(
+      absl::string_view name, uint32_t version);
+  // Destroys every version whose waiting period has ended: erases its KEK
+  // from the store (and from the HSM for resident versions).  Returns how
+  // many were destroyed.  Crash-safe: an interrupted run is completed by
+  // the next one.
+  [[nodiscard]] absl::StatusOr<int> ProcessDueDestructions();
+
+  // --- Data keys.  Every operation takes the encryption context that is
+  // bound into the wrapped data key.
+
+  // Errors: kNotFound (key), kFailedPrecondition (no enabled primary, wrong
+  // purpose, usage limit reached), kUnavailable.
+  [[nodiscard]] absl::StatusOr<DataKey> GenerateDataKey(
+      absl::string_view name, const EncryptionContext& context);
+  [[nodiscard]] absl::StatusOr<WrappedKey> GenerateDataKeyWithoutPlaintext(
+      absl::string_view name, const EncryptionContext& context);
+  // Up to 10,000 data keys under one key in one call.
+  [[nodiscard]] absl::StatusOr<std::vector<DataKey>> GenerateDataKeys(
+      absl::string_view name, const EncryptionContext& context, int count);
+  // Errors (typed, keyward/errors.h): kEnvironmentMismatch naming both
+  // environments; kContextMismatch; kAuthenticationFailed (tampered, or
+  // moved to another key or version); kNotFound (key or version);
+  // kFailedPrecondition for a disabled, pending or destroyed version, naming
+  // key and version and saying what to do.
+  [[nodiscard]] absl::StatusOr<SecretData> DecryptDataKey(
+      absl::string_view wrapped, const EncryptionContext& context);
+  // Per-item results, in order.  At most 10,000 per call.
+  [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<SecretData>>>
+  DecryptDataKeys(const std::vector<DecryptRequest>& requests);
+  // Unwraps and wraps again under the key's primary version, without
+  // returning the data key.
+  [[nodiscard]] absl::StatusOr<WrappedKey> ReWrapDataKey(
+      absl::string_view wrapped, const EncryptionContext& context);
+  // Wraps a caller-supplied data key under `name`'s primary (used by the
+  // in-process keyring for header rewrap; not exposed to clients).
+  [[nodiscard]] absl::StatusOr<WrappedKey> WrapDataKey(
+      absl::string_view name, const SecretData& data_key,
+      const EncryptionContext& context);
+
+  // --- Small payloads (≤ 64 KiB): a Keyward message whose data key is
+  // wrapped by `name`.
+  static constexpr size_t kMaxPayload = 64 << 10;
+  [[nodiscard]] absl::StatusOr<std::string> Encrypt(
+      absl::string_view name, absl::string_view plaintext,
+      const EncryptionContext& context);
+  [[nodiscard]] absl::StatusOr<SecretData> Decrypt(
+      absl::string_view message, const EncryptionContext& context);
+
+  // Writes pending usage counters now.
+  [[nodiscard]] absl::Status FlushUsage();
+
+ private:
+  struct VersionRuntime;
+  struct CachedKey {
+    keystore::Key key;  // as stored, sealed KEKs included
+    std::map<uint32_t, std::shared_ptr<VersionRuntime>> runtime;
+  };
+  struct Usage {
+    uint64_t issued = 0, decrypts = 0;
+    absl::Time last_used;
+  };
+
+  KeyService(KeyServiceOptions options,
+             std::unique_ptr<keystore::KeyStore> store,
+             std::unique_ptr<hsm::RootOfTrust> root);
+
+  absl::StatusOr<keystore::KeyVersion> NewVersion(const keystore::Key& key,
+                                                  uint32_t version,
+                                                  keystore::KekProtection p);
+  // Read-modify-write of one key with retries on concurrent updates.
+  template <typename Mutation>
+  absl::StatusOr<keystore::Key> Mutate(absl::string_view name, Mutation m);
+  absl::StatusOr<std::shared_ptr<const CachedKey>> Lookup(absl::string_view name);
+  absl::StatusOr<std::shared_ptr<VersionRuntime>> Runtime(
+      const CachedKey& cached, uint32_t version);
+  absl::StatusOr<std::string> SealDataKey(VersionRuntime& runtime,
+                                          DataKeyBlob& blob,
+                                          const SecretData& data_key,
+                                          const EncryptionContext& context);
+  absl::StatusOr<SecretData> UnsealDataKey(VersionRuntime& runtime,
+                                           const DataKeyBlob& blob,
+                                           const EncryptionContext& context);
+  absl::StatusOr<SecretData> Decrypt1(absl::string_view wrapped,
+                                      const EncryptionContext& context);
+  keystore::Key Public(const keystore::Key& key);
+  void RecordUsage(const std::string& name, uint32_t version, uint64_t issued,
+                   uint64_t decrypts);
+  void FlushLoop();
+
+  const KeyServiceOptions options_;
+  const std::unique_ptr<keystore::KeyStore> store_;
+  const std::unique_ptr<hsm::RootOfTrust> root_;
+
+  std::shared_mutex cache_mu_;
+  // Keys as last read or written by this process.
+  std::map<std::string, std::shared_ptr<const CachedKey>, std::less<>> cache_;
+
+  std::mutex usage_mu_;
+  std::map<std::pair<std::string, uint32_t>, Usage> pending_usage_;
+
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  bool stopping_ = false;
+  std::thread flusher_;
+};
+
+// The associated data a KEK is sealed with under the root key.
+std::string KekAad(absl::string_view environment, absl::string_view key_name,
+                   uint32_t version);
+
+}  // namespace keyward::kms
+
+#endif  // KEYWARD_KMS_KEY_SERVICE_H_

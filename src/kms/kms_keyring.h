@@ -1,0 +1,40 @@
+// In-process keyring over a KeyService, for keywardd itself: the small
+// payload Encrypt/Decrypt and server-side header rewrap.  Clients use the
+// SDK's KMS keyring, which makes the same calls over gRPC.
+#ifndef KEYWARD_KMS_KMS_KEYRING_H_
+#define KEYWARD_KMS_KMS_KEYRING_H_
+
+#include <string>
+
+#include "keyward/keyring.h"
+
+namespace keyward::kms {
+
+class KeyService;
+
+inline constexpr char kKmsProviderId[] = "kms";
+
+class LocalKmsKeyring final : public Keyring {
+ public:
+  // `key_name` empty: a decrypt-only keyring that owns every kms entry.
+  LocalKmsKeyring(KeyService* service, std::string key_name)
+      : service_(service), key_name_(std::move(key_name)) {}
+
+  absl::StatusOr<GeneratedDataKey> GenerateDataKey(
+      const EncryptionContext& context) const override;
+  absl::StatusOr<WrappedDataKey> WrapDataKey(
+      const SecretData& data_key,
+      const EncryptionContext& context) const override;
+  absl::StatusOr<SecretData> UnwrapDataKey(
+      const EncryptedDataKey& encrypted,
+      const EncryptionContext& context) const override;
+  bool Owns(const EncryptedDataKey& encrypted) const override;
+
+ private:
+  KeyService* const service_;
+  const std::string key_name_;
+};
+
+}  // namespace keyward::kms
+
+#endif  // KEYWARD_KMS_KMS_KEYRING_H_
