@@ -11,11 +11,14 @@
 namespace keyward {
 namespace {
 
-// 1 MiB holds tens of thousands of 32-byte keys, and fits the default
-// RLIMIT_MEMLOCK of 8 MiB.  Must be a power of two (OpenSSL's buddy
-// allocator).
-constexpr size_t kArenaBytes = size_t{1} << 20;
+// 4 MiB fits the default RLIMIT_MEMLOCK of 8 MiB.  Must be a power of two
+// (OpenSSL's buddy allocator).  OpenSSL itself allocates from the same arena
+// (its DRBG state and seed buffers), and fails when it is full, so Keyward
+// leaves it a quarter: once the arena is 75% used, small buffers fall back
+// to the ordinary heap (still wiped on free) and a counter records it.
+constexpr size_t kArenaBytes = size_t{4} << 20;
 constexpr size_t kArenaMinAllocation = 16;
+constexpr size_t kArenaKeywardLimit = kArenaBytes / 4 * 3;
 
 std::once_flag arena_once;
 bool arena_locked = false;
@@ -40,7 +43,7 @@ Allocation Allocate(size_t size) {
   if (size == 0) return {nullptr, false};
   if (size <= SecretData::kLockedLimit) {
     InitArena();
-    if (arena_locked) {
+    if (arena_locked && CRYPTO_secure_used() + size <= kArenaKeywardLimit) {
       void* p = CRYPTO_secure_zalloc(size, OPENSSL_FILE, OPENSSL_LINE);
       if (p != nullptr) return {static_cast<uint8_t*>(p), true};
     }

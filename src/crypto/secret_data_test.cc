@@ -67,3 +67,27 @@ TEST(SecretDataTest, ConstantTimeEqualsComparesLengthsAndBytes) {
 
 }  // namespace
 }  // namespace keyward
+
+#include "crypto/random.h"
+
+namespace keyward {
+namespace {
+
+// Filling the locked arena with keys must never starve OpenSSL, which draws
+// its DRBG buffers from the same arena.
+TEST(SecretDataTest, ManyKeysLeaveRoomForTheRandomGenerator) {
+  std::vector<SecretData> keys;
+  for (int i = 0; i < 200'000; ++i) keys.push_back(SecretData(32));
+  for (int i = 0; i < 1000; ++i) {
+    auto k = crypto::GenerateKey(32);
+    ASSERT_TRUE(k.ok()) << k.status();
+  }
+  SecureMemoryStats stats = GetSecureMemoryStats();
+  if (stats.arena_available) {
+    EXPECT_GT(stats.fallback_allocations, 0u);
+    EXPECT_LE(stats.arena_used_bytes, stats.arena_bytes);
+  }
+}
+
+}  // namespace
+}  // namespace keyward

@@ -5,6 +5,7 @@
 #ifndef KEYWARD_KEYSTORE_SQLITE_KEY_STORE_H_
 #define KEYWARD_KEYSTORE_SQLITE_KEY_STORE_H_
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include "keystore/key_store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace keyward::keystore {
 
@@ -53,14 +55,23 @@ class SqliteKeyStore final : public KeyStore {
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
 
+  // Creates many keys in one transaction (imports, benchmarks).  All or
+  // nothing.
+  [[nodiscard]] absl::Status CreateKeys(const std::vector<Key>& keys);
+
  private:
   SqliteKeyStore(sqlite3* db, std::string path, std::string environment,
                  int schema_version, absl::Time created);
   absl::StatusOr<Key> LoadKeyLocked(absl::string_view name);
-  absl::Status WriteVersionsLocked(const Key& key);
+  // Writes the versions of `key` that differ from `stored` (all when null).
+  absl::Status WriteVersionsLocked(const Key& key, const Key* stored);
+  absl::Status CreateKeyLocked(const Key& key);
+  // A cached prepared statement for `sql` (a string literal).  REQUIRES: mu_.
+  sqlite3_stmt* Prepare(const char* sql);
 
   std::mutex mu_;
   sqlite3* const db_;  // GUARDED_BY(mu_)
+  std::map<const char*, sqlite3_stmt*> statements_;  // GUARDED_BY(mu_)
   const std::string path_;
   const std::string environment_;
   const int schema_version_;

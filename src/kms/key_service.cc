@@ -145,7 +145,7 @@ void KeyService::FlushLoop() {
 }
 
 absl::Status KeyService::FlushUsage() {
-  std::map<std::pair<std::string, uint32_t>, Usage> batch;
+  absl::flat_hash_map<std::pair<std::string, uint32_t>, Usage> batch;
   {
     std::lock_guard<std::mutex> lock(usage_mu_);
     batch.swap(pending_usage_);
@@ -264,7 +264,7 @@ absl::StatusOr<Key> KeyService::Mutate(absl::string_view name, Mutation m) {
       fresh->runtime[v.version] = std::move(rt);
     }
     fresh->key = key;
-    cache_[std::string(name)] = fresh;
+    cache_.insert_or_assign(std::string(name), fresh);
     lock.unlock();
     return Public(key);
   }

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -228,10 +229,10 @@ class KeyService {
 
   std::shared_mutex cache_mu_;
   // Keys as last read or written by this process.
-  std::map<std::string, std::shared_ptr<const CachedKey>, std::less<>> cache_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const CachedKey>> cache_;
 
   std::mutex usage_mu_;
-  std::map<std::pair<std::string, uint32_t>, Usage> pending_usage_;
+  absl::flat_hash_map<std::pair<std::string, uint32_t>, Usage> pending_usage_;
 
   std::mutex flush_mu_;
   std::condition_variable flush_cv_;
