@@ -41,6 +41,9 @@ absl::string_view ErrorCodeName(ErrorCode code);
 // The Keyward code attached to `status`, or kNone.
 ErrorCode GetErrorCode(const absl::Status& status);
 
+// The code named `name` (as ErrorCodeName prints it), or kNone.
+ErrorCode ErrorCodeFromName(absl::string_view name);
+
 // A status with `code` attached.  `canonical` is the absl code callers and
 // the gRPC layer see.
 absl::Status MakeError(absl::StatusCode canonical, ErrorCode code,

@@ -35,14 +35,17 @@ absl::string_view ErrorCodeName(ErrorCode code) {
   return "unknown";
 }
 
-ErrorCode GetErrorCode(const absl::Status& status) {
-  auto payload = status.GetPayload(kPayloadUrl);
-  if (!payload.has_value()) return ErrorCode::kNone;
-  std::string name(*payload);
+ErrorCode ErrorCodeFromName(absl::string_view name) {
   for (const auto& entry : kNames) {
     if (entry.name == name) return entry.code;
   }
   return ErrorCode::kNone;
+}
+
+ErrorCode GetErrorCode(const absl::Status& status) {
+  auto payload = status.GetPayload(kPayloadUrl);
+  if (!payload.has_value()) return ErrorCode::kNone;
+  return ErrorCodeFromName(std::string(*payload));
 }
 
 absl::Status MakeError(absl::StatusCode canonical, ErrorCode code,

@@ -4,10 +4,13 @@
 #define KEYWARD_CLI_CLI_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "keyward/client.h"
 
 namespace keyward::cli {
 
@@ -33,9 +36,17 @@ using Action = std::function<absl::Status()>;
 
 struct Globals {
   bool json = false;
+  std::string config_path;  // --config, else $KEYWARD_CONFIG
+  std::unique_ptr<Client> client;
+  // Connects (once) using the client config.  Errors: kNotFound when no
+  // config is given, and whatever Client::Connect returns.
+  absl::StatusOr<Client*> Connect();
+  bool HasConfig() const;
 };
 
 void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action);
+void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action);
+void RegisterDevCommands(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace keyward::cli
 

@@ -3,6 +3,7 @@
 #include <openssl/opensslv.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -24,6 +25,30 @@ absl::Status UsageError(const std::string& message) {
   absl::Status status = absl::InvalidArgumentError(message);
   status.SetPayload(kUsagePayload, absl::Cord("1"));
   return status;
+}
+
+bool Globals::HasConfig() const {
+  return !config_path.empty() || std::getenv("KEYWARD_CONFIG") != nullptr;
+}
+
+absl::StatusOr<Client*> Globals::Connect() {
+  if (client) return client.get();
+  std::string path = config_path;
+  if (path.empty()) {
+    const char* env = std::getenv("KEYWARD_CONFIG");
+    if (env == nullptr || *env == '\0') {
+      return UsageError(
+          "this command talks to keywardd: pass --config FILE or set "
+          "KEYWARD_CONFIG (`keyward dev init DIR` writes DIR/admin.yaml)");
+    }
+    path = env;
+  }
+  auto options = LoadClientConfig(path);
+  if (!options.ok()) return options.status();
+  auto connected = Client::Connect(*options);
+  if (!connected.ok()) return connected.status();
+  client = std::move(*connected);
+  return client.get();
 }
 
 int ExitCodeFor(const absl::Status& status) {
@@ -107,7 +132,11 @@ int Main(int argc, char** argv) {
       return absl::OkStatus();
     };
   });
+  app.add_option("--config", globals.config_path,
+                 "client config for keywardd (default: $KEYWARD_CONFIG)");
   RegisterOfflineCommands(app, globals, action);
+  RegisterKeyCommands(app, globals, action);
+  RegisterDevCommands(app, globals, action);
 
   try {
     app.parse(argc, argv);

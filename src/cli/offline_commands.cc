@@ -15,7 +15,9 @@
 #include "base/status_macros.h"
 #include "cli/cli.h"
 #include "cli/files.h"
+#include "keyward/encryptor.h"
 #include "keyward/errors.h"
+#include "keyward/kms_keyring.h"
 #include "keyward/message.h"
 #include "keyward/raw_aes_keyring.h"
 #include "nlohmann/json.hpp"
@@ -117,6 +119,7 @@ class BufferedSecretSink final : public OutputStream {
 };
 
 struct CryptOptions {
+  std::string key;  // KMS key name (encrypt)
   std::vector<std::string> raw_keys;
   std::vector<std::string> context;
   std::string output;
@@ -126,7 +129,12 @@ struct CryptOptions {
   bool stream = false;
 };
 
-absl::Status RunEncrypt(const CryptOptions& o) {
+absl::Status RunEncrypt(const CryptOptions& o, Globals& globals) {
+  if (o.key.empty() && o.raw_keys.empty()) {
+    return UsageError(
+        "encrypt needs --key NAME (a KMS key; with --config) or --raw-key FILE "
+        "(offline)");
+  }
   KW_ASSIGN_OR_RETURN(EncryptionContext context, ParseContext(o.context));
   EncryptOptions options;
   KW_ASSIGN_OR_RETURN(options.suite, ParseSuite(o.suite));
@@ -153,27 +161,53 @@ absl::Status RunEncrypt(const CryptOptions& o) {
         "redirect stdout");
   }
   KW_ASSIGN_OR_RETURN(auto input, Input::Open(o.input));
+  std::unique_ptr<Encryptor> encryptor;
+  if (!o.key.empty()) {
+    KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+    EncryptorOptions eo;
+    eo.key_name = o.key;
+    eo.format = options;
+    eo.cache = false;
+    for (const auto& k : keys) eo.additional_keyrings.push_back(k.get());
+    encryptor = std::make_unique<Encryptor>(client, std::move(eo));
+  }
   KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0644));
   ProgressInput progress(input->stream(), "encrypting", input->size());
-  KW_RETURN_IF_ERROR(EncryptStream(progress, output->stream(), context,
-                                   Pointers(keys), options));
+  if (encryptor) {
+    KW_RETURN_IF_ERROR(encryptor->EncryptStream(progress, output->stream(), context));
+  } else {
+    KW_RETURN_IF_ERROR(EncryptStream(progress, output->stream(), context,
+                                     Pointers(keys), options));
+  }
   return output->Commit();
 }
 
-absl::Status RunDecrypt(const CryptOptions& o) {
+absl::Status RunDecrypt(const CryptOptions& o, Globals& globals) {
+  if (o.raw_keys.empty() && !globals.HasConfig()) {
+    return UsageError(
+        "decrypt needs a client config for the KMS (--config FILE or "
+        "KEYWARD_CONFIG) or --raw-key FILE (offline)");
+  }
   DecryptOptions options;
   KW_ASSIGN_OR_RETURN(options.expected_context, ParseContext(o.context));
   KW_ASSIGN_OR_RETURN(auto keys, LoadRawKeys(o.raw_keys));
+  std::vector<const Keyring*> keyrings = Pointers(keys);
+  std::unique_ptr<KmsKeyring> kms;
+  if (globals.HasConfig()) {
+    KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+    kms = std::make_unique<KmsKeyring>(client, "");
+    keyrings.insert(keyrings.begin(), kms.get());
+    options.expected_environment = client->options().environment;
+  }
   KW_ASSIGN_OR_RETURN(auto input, Input::Open(o.input));
   KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0600));
   ProgressInput progress(input->stream(), "decrypting", input->size());
   if (output->is_stdout() && !o.stream) {
     BufferedSecretSink held;
-    KW_RETURN_IF_ERROR(DecryptStream(progress, held, Pointers(keys), options));
+    KW_RETURN_IF_ERROR(DecryptStream(progress, held, keyrings, options));
     return held.Flush(output->stream());
   }
-  KW_RETURN_IF_ERROR(
-      DecryptStream(progress, output->stream(), Pointers(keys), options));
+  KW_RETURN_IF_ERROR(DecryptStream(progress, output->stream(), keyrings, options));
   return output->Commit();
 }
 
@@ -284,11 +318,11 @@ void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action) {
   static CryptOptions crypt;
   auto add_crypt_options = [](CLI::App* cmd, bool encrypt) {
     cmd->add_option("--raw-key", crypt.raw_keys,
-                    encrypt ? "raw key file; repeat to add recipients (the "
-                              "first names the key; others, e.g. a "
-                              "disaster-recovery key, can also decrypt)"
-                            : "raw key file; repeat to try several")
-        ->required();
+                    encrypt ? "raw key file (tests and offline use); repeat to "
+                              "add recipients. With --key, each adds a copy "
+                              "(e.g. a disaster-recovery key)"
+                            : "raw key file (tests and offline use); repeat "
+                              "to try several");
     cmd->add_option("--context", crypt.context,
                     encrypt ? "KEY=VALUE bound to the message (authenticated, "
                               "stored in clear); repeatable"
@@ -301,18 +335,22 @@ void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action) {
   auto* encrypt = app.add_subcommand(
       "encrypt",
       "Encrypt a file into a Keyward message.\n"
-      "With --raw-key this works offline, for tests and offline use; with\n"
-      "--key NAME (coming with keywardd) the KMS protects the data key.");
+      "With --key NAME, keywardd (reached through --config) issues the data\n"
+      "key; with --raw-key FILE it works offline (tests and offline use).");
   add_crypt_options(encrypt, true);
+  encrypt->add_option("--key", crypt.key, "KMS key name, e.g. payments/cards");
   encrypt->add_option("--suite", crypt.suite,
                       "aes-256-gcm (default) or chacha20-poly1305");
   encrypt->add_option("--frame-size", crypt.frame_size,
                       "plaintext bytes per frame (default 64K; 64 to 16M)");
-  encrypt->callback([&action] { action = [] { return RunEncrypt(crypt); }; });
+  encrypt->callback([&globals, &action] {
+    action = [&globals] { return RunEncrypt(crypt, globals); };
+  });
 
   auto* decrypt = app.add_subcommand(
       "decrypt",
-      "Decrypt a Keyward message.\n"
+      "Decrypt a Keyward message, through keywardd (--config) and/or raw\n"
+      "key files.\n"
       "Nothing is written unless the whole message verifies: files are\n"
       "renamed into place only at the end, and plaintext for stdout is held\n"
       "back (up to 64 MiB) until then.");
@@ -321,7 +359,9 @@ void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action) {
                     "to stdout, release each frame as soon as it verifies "
                     "(for large messages; a later failure then leaves a "
                     "verified but incomplete prefix and exits non-zero)");
-  decrypt->callback([&action] { action = [] { return RunDecrypt(crypt); }; });
+  decrypt->callback([&globals, &action] {
+    action = [&globals] { return RunDecrypt(crypt, globals); };
+  });
 
   static std::string inspect_path;
   auto* inspect = app.add_subcommand(

@@ -1,0 +1,34 @@
+#include "keyward/kms_keyring.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace keyward {
+
+absl::StatusOr<GeneratedDataKey> KmsKeyring::GenerateDataKey(
+    const EncryptionContext& context) const {
+  if (key_name_.empty()) {
+    return absl::FailedPreconditionError(
+        "this KMS keyring is decrypt-only (no key name)");
+  }
+  return client_->GenerateDataKey(key_name_, context);
+}
+
+absl::StatusOr<WrappedDataKey> KmsKeyring::WrapDataKey(
+    const SecretData&, const EncryptionContext&) const {
+  return absl::FailedPreconditionError(
+      "a data key is never sent to keywardd, so the KMS keyring cannot wrap an "
+      "existing one; put the KMS keyring first in the list");
+}
+
+absl::StatusOr<SecretData> KmsKeyring::UnwrapDataKey(
+    const EncryptedDataKey& encrypted, const EncryptionContext& context) const {
+  if (!Owns(encrypted)) return absl::NotFoundError("not a kms entry of this keyring");
+  return client_->DecryptDataKey(encrypted.ciphertext, context);
+}
+
+bool KmsKeyring::Owns(const EncryptedDataKey& encrypted) const {
+  return encrypted.provider_id == kProviderId &&
+         (key_name_.empty() || encrypted.provider_info == key_name_);
+}
+
+}  // namespace keyward

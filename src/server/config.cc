@@ -1,0 +1,265 @@
+#include "server/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/duration.h"
+#include "base/status_macros.h"
+#include "format/header.h"
+#include "yaml-cpp/yaml.h"
+
+namespace keyward::server {
+namespace {
+
+class Reader {
+ public:
+  Reader(std::string file, std::string dir) : file_(std::move(file)), dir_(std::move(dir)) {}
+
+  absl::Status Error(absl::string_view field, absl::string_view what) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, ": ", field, ": ", what));
+  }
+
+  // A scalar string, or `fallback` when absent.
+  absl::StatusOr<std::string> String(const YAML::Node& parent,
+                                     absl::string_view key,
+                                     absl::string_view field, bool required,
+                                     std::string fallback = "") {
+    const YAML::Node n = parent[std::string(key)];
+    if (!n) {
+      if (required) return Error(field, "is required");
+      return fallback;
+    }
+    if (!n.IsScalar()) return Error(field, "must be a string");
+    return n.as<std::string>();
+  }
+
+  absl::StatusOr<std::string> Path(const YAML::Node& parent,
+                                   absl::string_view key,
+                                   absl::string_view field, bool required) {
+    KW_ASSIGN_OR_RETURN(std::string p, String(parent, key, field, required));
+    if (!p.empty() && p[0] != '/') p = absl::StrCat(dir_, "/", p);
+    return p;
+  }
+
+  absl::StatusOr<bool> Bool(const YAML::Node& parent, absl::string_view key,
+                            absl::string_view field, bool fallback) {
+    const YAML::Node n = parent[std::string(key)];
+    if (!n) return fallback;
+    if (!n.IsScalar()) return Error(field, "must be true or false");
+    const std::string v = n.as<std::string>();
+    if (v == "true") return true;
+    if (v == "false") return false;
+    return Error(field, absl::StrCat("must be true or false, not '", v, "'"));
+  }
+
+  absl::StatusOr<int> Int(const YAML::Node& parent, absl::string_view key,
+                          absl::string_view field, int fallback, int min,
+                          int max) {
+    const YAML::Node n = parent[std::string(key)];
+    if (!n) return fallback;
+    int v = 0;
+    if (!n.IsScalar() || !absl::SimpleAtoi(n.as<std::string>(), &v)) {
+      return Error(field, "must be a whole number");
+    }
+    if (v < min || v > max) {
+      return Error(field, absl::StrCat("must be between ", min, " and ", max));
+    }
+    return v;
+  }
+
+  absl::StatusOr<absl::Duration> Duration(const YAML::Node& parent,
+                                          absl::string_view key,
+                                          absl::string_view field,
+                                          absl::Duration fallback) {
+    const YAML::Node n = parent[std::string(key)];
+    if (!n) return fallback;
+    if (!n.IsScalar()) return Error(field, "must be a duration such as 24h");
+    auto d = ParseHumanDuration(n.as<std::string>());
+    if (!d.ok()) return Error(field, d.status().message());
+    return *d;
+  }
+
+  // Unknown keys are errors: a typo must not silently fall back to a
+  // default (say, `alow_software_hsm`).
+  absl::Status OnlyKeys(const YAML::Node& node, absl::string_view where,
+                        std::set<std::string> allowed) {
+    if (!node) return absl::OkStatus();
+    if (!node.IsMap()) return Error(where, "must be a mapping");
+    for (const auto& kv : node) {
+      const std::string k = kv.first.as<std::string>();
+      if (!allowed.count(k)) {
+        return Error(where.empty() ? k : absl::StrCat(where, ".", k),
+                     "is not a known setting (see docs/configuration.md)");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string file_, dir_;
+};
+
+absl::Status CheckHostPort(const Reader& r, absl::string_view field,
+                           absl::string_view value) {
+  const size_t colon = value.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 1 ||
+      port > 65535) {
+    return r.Error(field, absl::StrCat("'", value, "' is not HOST:PORT"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReadable(absl::string_view field, const std::string& path,
+                           bool secret) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat(field, ": cannot read ", path));
+  }
+  if (secret && (st.st_mode & 077) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        field, ": ", path, " is readable by other users; run: chmod 600 ",
+        path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot read the config file ", path,
+        " (create one with `keyward dev init DIR`, or see "
+        "docs/configuration.md)"));
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not valid YAML: ", e.what()));
+  }
+  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos
+                                       ? 0
+                                       : path.find_last_of('/'));
+  if (dir.empty()) dir = ".";
+  Reader r(path, dir);
+  ServerConfig c;
+  c.path = path;
+  KW_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"environment", "listen", "http_listen",
+                                           "storage", "hsm", "tls", "limits",
+                                           "keys"}));
+  KW_ASSIGN_OR_RETURN(c.environment, r.String(root, "environment", "environment", true));
+  if (!format::ValidateEnvironment(c.environment).ok()) {
+    return r.Error("environment", "must be 1-32 characters of a-z, 0-9 and '-'");
+  }
+  KW_ASSIGN_OR_RETURN(c.listen, r.String(root, "listen", "listen", true));
+  KW_RETURN_IF_ERROR(CheckHostPort(r, "listen", c.listen));
+  KW_ASSIGN_OR_RETURN(c.http_listen,
+                      r.String(root, "http_listen", "http_listen", false, c.http_listen));
+  KW_RETURN_IF_ERROR(CheckHostPort(r, "http_listen", c.http_listen));
+
+  const YAML::Node storage = root["storage"];
+  if (!storage) return r.Error("storage", "is required (storage.sqlite: PATH)");
+  KW_RETURN_IF_ERROR(r.OnlyKeys(storage, "storage", {"sqlite"}));
+  KW_ASSIGN_OR_RETURN(c.sqlite_path, r.Path(storage, "sqlite", "storage.sqlite", true));
+
+  const YAML::Node hsm = root["hsm"];
+  if (!hsm) return r.Error("hsm", "is required");
+  KW_RETURN_IF_ERROR(r.OnlyKeys(hsm, "hsm", {"module", "token_label", "pin_file",
+                                             "pin_env", "root_key_label",
+                                             "softhsm2_conf", "allow_software_hsm",
+                                             "create_root_key"}));
+  KW_ASSIGN_OR_RETURN(c.hsm.module_path, r.Path(hsm, "module", "hsm.module", true));
+  KW_ASSIGN_OR_RETURN(c.hsm.token_label, r.String(hsm, "token_label", "hsm.token_label", true));
+  KW_ASSIGN_OR_RETURN(c.hsm.pin_file, r.Path(hsm, "pin_file", "hsm.pin_file", false));
+  KW_ASSIGN_OR_RETURN(c.hsm.pin_env, r.String(hsm, "pin_env", "hsm.pin_env", false));
+  if (c.hsm.pin_file.empty() == c.hsm.pin_env.empty()) {
+    return r.Error("hsm.pin_file", "set exactly one of hsm.pin_file and hsm.pin_env "
+                                   "(a PIN is never taken from the command line)");
+  }
+  KW_ASSIGN_OR_RETURN(c.hsm.root_key_label,
+                      r.String(hsm, "root_key_label", "hsm.root_key_label", false,
+                               absl::StrCat("keyward-root/", c.environment)));
+  KW_ASSIGN_OR_RETURN(c.hsm.create_root_key,
+                      r.Bool(hsm, "create_root_key", "hsm.create_root_key", true));
+  KW_ASSIGN_OR_RETURN(c.softhsm2_conf, r.Path(hsm, "softhsm2_conf", "hsm.softhsm2_conf", false));
+  KW_ASSIGN_OR_RETURN(c.allow_software_hsm,
+                      r.Bool(hsm, "allow_software_hsm", "hsm.allow_software_hsm", false));
+
+  const YAML::Node tls = root["tls"];
+  if (!tls) {
+    return r.Error("tls", "is required: keywardd serves only mutual TLS 1.3 "
+                          "(tls.cert, tls.key, tls.client_ca)");
+  }
+  KW_RETURN_IF_ERROR(r.OnlyKeys(tls, "tls", {"cert", "key", "client_ca", "reload_interval"}));
+  KW_ASSIGN_OR_RETURN(c.tls.cert, r.Path(tls, "cert", "tls.cert", true));
+  KW_ASSIGN_OR_RETURN(c.tls.key, r.Path(tls, "key", "tls.key", true));
+  KW_ASSIGN_OR_RETURN(c.tls.client_ca, r.Path(tls, "client_ca", "tls.client_ca", true));
+  KW_ASSIGN_OR_RETURN(c.tls_reload_interval,
+                      r.Duration(tls, "reload_interval", "tls.reload_interval",
+                                 c.tls_reload_interval));
+
+  const YAML::Node limits = root["limits"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(limits, "limits", {"max_request_bytes",
+                                                   "max_concurrent_requests"}));
+  if (limits) {
+    KW_ASSIGN_OR_RETURN(c.limits.max_request_bytes,
+                        r.Int(limits, "max_request_bytes", "limits.max_request_bytes",
+                              c.limits.max_request_bytes, 4096, 64 << 20));
+    KW_ASSIGN_OR_RETURN(c.limits.max_concurrent_requests,
+                        r.Int(limits, "max_concurrent_requests",
+                              "limits.max_concurrent_requests",
+                              c.limits.max_concurrent_requests, 1, 100000));
+  }
+
+  const YAML::Node keys = root["keys"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(keys, "keys", {"default_protection",
+                                               "min_destruction_wait",
+                                               "default_destruction_wait"}));
+  if (keys) {
+    KW_ASSIGN_OR_RETURN(std::string protection,
+                        r.String(keys, "default_protection", "keys.default_protection",
+                                 false, "wrapped-by-root"));
+    auto p = keystore::ParseKekProtection(protection);
+    if (!p.ok()) return r.Error("keys.default_protection", p.status().message());
+    c.default_protection = *p;
+    KW_ASSIGN_OR_RETURN(c.min_destruction_wait,
+                        r.Duration(keys, "min_destruction_wait",
+                                   "keys.min_destruction_wait", c.min_destruction_wait));
+    KW_ASSIGN_OR_RETURN(c.default_destruction_wait,
+                        r.Duration(keys, "default_destruction_wait",
+                                   "keys.default_destruction_wait",
+                                   c.default_destruction_wait));
+    if (c.default_destruction_wait < c.min_destruction_wait) {
+      return r.Error("keys.default_destruction_wait",
+                     "must not be shorter than keys.min_destruction_wait");
+    }
+  }
+  return c;
+}
+
+absl::Status CheckConfigFiles(const ServerConfig& c) {
+  KW_RETURN_IF_ERROR(CheckReadable("tls.cert", c.tls.cert, false));
+  KW_RETURN_IF_ERROR(CheckReadable("tls.key", c.tls.key, true));
+  KW_RETURN_IF_ERROR(CheckReadable("tls.client_ca", c.tls.client_ca, false));
+  KW_RETURN_IF_ERROR(CheckReadable("hsm.module", c.hsm.module_path, false));
+  if (!c.hsm.pin_file.empty()) {
+    KW_RETURN_IF_ERROR(CheckReadable("hsm.pin_file", c.hsm.pin_file, true));
+  }
+  if (!c.softhsm2_conf.empty()) {
+    KW_RETURN_IF_ERROR(CheckReadable("hsm.softhsm2_conf", c.softhsm2_conf, false));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace keyward::server

@@ -1,0 +1,57 @@
+// keywardd's configuration file (YAML).  docs/configuration.md documents
+// every field; a field that is wrong refuses the start with its path named.
+#ifndef KEYWARD_SERVER_CONFIG_H_
+#define KEYWARD_SERVER_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "hsm/pkcs11_root_of_trust.h"
+#include "keystore/key_model.h"
+
+namespace keyward::server {
+
+struct TlsConfig {
+  std::string cert;       // server certificate chain (PEM)
+  std::string key;        // its private key (PEM)
+  std::string client_ca;  // CA that signs client certificates (PEM)
+};
+
+struct LimitsConfig {
+  int max_request_bytes = 4 << 20;
+  int max_concurrent_requests = 1024;
+};
+
+struct ServerConfig {
+  std::string path;  // where it was read from
+  std::string environment;
+  std::string listen;       // host:port of the gRPC API (TLS only)
+  std::string http_listen = "127.0.0.1:9464";  // health (and metrics)
+  std::string sqlite_path;  // storage.sqlite
+  hsm::Pkcs11Options hsm;
+  std::string softhsm2_conf;  // hsm.softhsm2_conf (sets SOFTHSM2_CONF)
+  bool allow_software_hsm = false;
+  TlsConfig tls;
+  LimitsConfig limits;
+  keystore::KekProtection default_protection =
+      keystore::KekProtection::kWrappedByRoot;
+  absl::Duration min_destruction_wait = absl::Hours(24);
+  absl::Duration default_destruction_wait = absl::Hours(24 * 30);
+  // Certificates are re-read this often (and on SIGHUP).
+  absl::Duration tls_reload_interval = absl::Seconds(2);
+};
+
+// Reads and checks a config file.  Relative paths in it are resolved against
+// the file's directory.  Errors: kInvalidArgument "FILE: FIELD: what is
+// wrong", kNotFound for a missing file.
+absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path);
+
+// Checks that every file the config names exists and is readable (keys and
+// PINs not world-readable).  Separate from loading so that tests can build
+// configs in memory.
+absl::Status CheckConfigFiles(const ServerConfig& config);
+
+}  // namespace keyward::server
+
+#endif  // KEYWARD_SERVER_CONFIG_H_

@@ -1,0 +1,182 @@
+#include "server/server.h"
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "hsm/pkcs11_root_of_trust.h"
+#include "keystore/sqlite_key_store.h"
+
+namespace keyward::server {
+namespace {
+
+constexpr char kTls13Config[] = R"(
+openssl_conf = keywardd_init
+[keywardd_init]
+ssl_conf = keywardd_ssl
+[keywardd_ssl]
+system_default = keywardd_tls
+[keywardd_tls]
+MinProtocol = TLSv1.3
+Protocol = -ALL, TLSv1.3
+)";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A certificate chain and key that parse and belong together.
+absl::Status CheckKeyPair(const TlsConfig& tls) {
+  const std::string cert_pem = ReadFile(tls.cert);
+  const std::string key_pem = ReadFile(tls.key);
+  std::unique_ptr<BIO, decltype(&BIO_free)> cb(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr), X509_free);
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.cert: ", tls.cert, " holds no PEM certificate"));
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> kb(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (key == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls.key: ", tls.key, " holds no PEM private key"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tls.key: ", tls.key, " does not belong to the certificate in ", tls.cert));
+  }
+  const std::string ca = ReadFile(tls.client_ca);
+  if (ca.find("BEGIN CERTIFICATE") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tls.client_ca: ", tls.client_ca, " holds no PEM certificate"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status EnforceTls13Only() {
+  // The configuration is handed to OpenSSL through an anonymous in-memory
+  // file, so no file on disk can be swapped to weaken it.
+  int fd = ::memfd_create("keywardd-openssl.cnf", MFD_CLOEXEC);
+  if (fd < 0 || ::write(fd, kTls13Config, sizeof(kTls13Config) - 1) !=
+                    static_cast<ssize_t>(sizeof(kTls13Config) - 1)) {
+    return absl::InternalError("cannot prepare the TLS 1.3 configuration");
+  }
+  const std::string path = absl::StrCat("/proc/self/fd/", fd);
+  OPENSSL_INIT_SETTINGS* settings = OPENSSL_INIT_new();
+  OPENSSL_INIT_set_config_filename(settings, path.c_str());
+  const int ok = OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings);
+  OPENSSL_INIT_free(settings);
+  ::close(fd);
+  if (ok != 1) {
+    return absl::InternalError("OpenSSL refused the TLS 1.3 configuration");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
+  KW_RETURN_IF_ERROR(CheckConfigFiles(config));
+  KW_RETURN_IF_ERROR(CheckKeyPair(config.tls));
+  std::unique_ptr<Server> server(new Server());
+  server->config_ = config;
+  if (!config.softhsm2_conf.empty()) {
+    ::setenv("SOFTHSM2_CONF", config.softhsm2_conf.c_str(), 1);
+  }
+  KW_ASSIGN_OR_RETURN(auto store,
+                      keystore::SqliteKeyStore::Open(config.sqlite_path,
+                                                     config.environment));
+  KW_ASSIGN_OR_RETURN(auto root, hsm::OpenPkcs11(config.hsm));
+  kms::KeyServiceOptions options;
+  options.environment = config.environment;
+  options.default_protection = config.default_protection;
+  options.min_destruction_wait = config.min_destruction_wait;
+  options.default_destruction_wait = config.default_destruction_wait;
+  options.allow_software_hsm = config.allow_software_hsm;
+  KW_ASSIGN_OR_RETURN(server->core_, kms::KeyService::Create(
+                                         options, std::move(store), std::move(root)));
+  server->service_ = std::make_unique<KeyManagementService>(
+      server->core_.get(), config.limits.max_concurrent_requests);
+
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      config.tls.key, config.tls.cert, config.tls.client_ca,
+      static_cast<unsigned int>(
+          std::max<int64_t>(1, absl::ToInt64Seconds(config.tls_reload_interval))));
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_root_certs();
+  tls.watch_identity_key_cert_pairs();
+  tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::experimental::TlsServerCredentials(tls),
+                           &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(config.limits.max_request_bytes);
+  builder.SetMaxSendMessageSize(64 << 20);
+  server->grpc_ = builder.BuildAndStart();
+  if (server->grpc_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", config.listen,
+        " (address in use, or not an address of this machine)"));
+  }
+
+  kms::KeyService* core = server->core_.get();
+  std::map<std::string, HttpHandler> routes;
+  routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
+  routes["/readyz"] = [core] {
+    if (absl::Status s = core->root().CheckHealth(); !s.ok()) {
+      return HttpResponse{503, "text/plain; charset=utf-8",
+                          absl::StrCat("not ready: HSM: ", s.message(), "\n")};
+    }
+    if (auto n = core->store().CountKeys(); !n.ok()) {
+      return HttpResponse{503, "text/plain; charset=utf-8",
+                          absl::StrCat("not ready: key store: ",
+                                       n.status().message(), "\n")};
+    }
+    return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+  };
+  KW_ASSIGN_OR_RETURN(server->http_, HttpServer::Start(config.http_listen, std::move(routes)));
+  return server;
+}
+
+absl::Status Server::ReloadCertificates() {
+  KW_RETURN_IF_ERROR(CheckConfigFiles(config_));
+  return CheckKeyPair(config_.tls);
+}
+
+void Server::Shutdown(absl::Duration grace) {
+  if (grpc_) {
+    grpc_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(grace));
+    grpc_->Wait();
+  }
+  http_.reset();
+  if (core_) (void)core_->FlushUsage();
+}
+
+Server::~Server() {
+  Shutdown(absl::Seconds(5));
+  grpc_.reset();
+  service_.reset();
+  core_.reset();  // closes the HSM session
+}
+
+}  // namespace keyward::server

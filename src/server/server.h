@@ -1,0 +1,59 @@
+// keywardd: options from a config file → Server::Start() → serve until
+// Shutdown().  Owns the KMS core, the gRPC server (mutual TLS 1.3 only) and
+// the loopback HTTP listener for health.
+#ifndef KEYWARD_SERVER_SERVER_H_
+#define KEYWARD_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kms/key_service.h"
+#include "server/config.h"
+#include "server/http_server.h"
+#include "server/key_management_service.h"
+
+namespace keyward::server {
+
+// Makes every TLS context of this process refuse anything below TLS 1.3.
+// gRPC 1.51 has no option for it, so this loads an OpenSSL configuration
+// whose system defaults disable older protocols.  Must run before anything
+// initializes OpenSSL's TLS library (first thing in main).
+absl::Status EnforceTls13Only();
+
+class Server {
+ public:
+  // Opens the store and the HSM, checks the environment's rules, and starts
+  // listening.  Errors name what is missing or wrong.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config);
+  ~Server();
+
+  int port() const { return port_; }
+  int http_port() const { return http_->port(); }
+  kms::KeyService& core() { return *core_; }
+
+  // Re-reads the certificate files (they are also watched, every
+  // tls.reload_interval); an invalid set is reported and the old one kept.
+  absl::Status ReloadCertificates();
+
+  // Stops accepting calls, lets in-flight ones finish (up to `grace`), then
+  // flushes counters and closes the HSM session.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Server() = default;
+
+  ServerConfig config_;
+  std::unique_ptr<kms::KeyService> core_;
+  std::unique_ptr<KeyManagementService> service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  std::unique_ptr<HttpServer> http_;
+  int port_ = 0;
+};
+
+}  // namespace keyward::server
+
+#endif  // KEYWARD_SERVER_SERVER_H_
