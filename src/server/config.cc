@@ -201,7 +201,11 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
     return r.Error("tls", "is required: keywardd serves only mutual TLS 1.3 "
                           "(tls.cert, tls.key, tls.client_ca)");
   }
-  KW_RETURN_IF_ERROR(r.OnlyKeys(tls, "tls", {"cert", "key", "client_ca", "reload_interval"}));
+  KW_RETURN_IF_ERROR(r.OnlyKeys(tls, "tls", {"cert", "key", "client_ca", "reload_interval",
+                                             "allow_dev_certificates"}));
+  KW_ASSIGN_OR_RETURN(c.tls.allow_dev_certificates,
+                      r.Bool(tls, "allow_dev_certificates", "tls.allow_dev_certificates",
+                             false));
   KW_ASSIGN_OR_RETURN(c.tls.cert, r.Path(tls, "cert", "tls.cert", true));
   KW_ASSIGN_OR_RETURN(c.tls.key, r.Path(tls, "key", "tls.key", true));
   KW_ASSIGN_OR_RETURN(c.tls.client_ca, r.Path(tls, "client_ca", "tls.client_ca", true));

@@ -16,6 +16,9 @@ struct TlsConfig {
   std::string cert;       // server certificate chain (PEM)
   std::string key;        // its private key (PEM)
   std::string client_ca;  // CA that signs client certificates (PEM)
+  // In production, certificates from `keyward dev init` are refused unless
+  // this is set (and then a warning is printed at every start).
+  bool allow_dev_certificates = false;
 };
 
 struct LimitsConfig {

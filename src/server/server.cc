@@ -40,7 +40,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 // A certificate chain and key that parse and belong together.
-absl::Status CheckKeyPair(const TlsConfig& tls) {
+absl::Status CheckKeyPair(const TlsConfig& tls, const std::string& environment,
+                          bool allow_dev_certificates) {
   const std::string cert_pem = ReadFile(tls.cert);
   const std::string key_pem = ReadFile(tls.key);
   std::unique_ptr<BIO, decltype(&BIO_free)> cb(
@@ -62,6 +63,20 @@ absl::Status CheckKeyPair(const TlsConfig& tls) {
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tls.key: ", tls.key, " does not belong to the certificate in ", tls.cert));
+  }
+  // Certificates made by `keyward dev init` say so in their issuer.
+  char issuer[512];
+  X509_NAME_oneline(X509_get_issuer_name(cert.get()), issuer, sizeof(issuer));
+  if (environment == "production" && std::string(issuer).find("Keyward dev CA") != std::string::npos) {
+    if (!allow_dev_certificates) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "tls.cert: ", tls.cert, " is a development certificate (issued by \"",
+          issuer, "\") and environment 'production' refuses it; use your "
+          "PKI's certificate, or set tls.allow_dev_certificates: true to accept "
+          "the risk explicitly"));
+    }
+    std::fprintf(stderr, "keywardd: WARNING: production is using a DEVELOPMENT "
+                         "certificate because tls.allow_dev_certificates is set\n");
   }
   const std::string ca = ReadFile(tls.client_ca);
   if (ca.find("BEGIN CERTIFICATE") == std::string::npos) {
@@ -95,7 +110,8 @@ absl::Status EnforceTls13Only() {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   KW_RETURN_IF_ERROR(CheckConfigFiles(config));
-  KW_RETURN_IF_ERROR(CheckKeyPair(config.tls));
+  KW_RETURN_IF_ERROR(CheckKeyPair(config.tls, config.environment,
+                                  config.tls.allow_dev_certificates));
   std::unique_ptr<Server> server(new Server());
   server->config_ = config;
   if (!config.softhsm2_conf.empty()) {
@@ -159,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
 
 absl::Status Server::ReloadCertificates() {
   KW_RETURN_IF_ERROR(CheckConfigFiles(config_));
-  return CheckKeyPair(config_.tls);
+  return CheckKeyPair(config_.tls, config_.environment,
+                      config_.tls.allow_dev_certificates);
 }
 
 void Server::Shutdown(absl::Duration grace) {

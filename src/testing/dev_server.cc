@@ -1,0 +1,130 @@
+#include "testing/dev_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace keyward::testing {
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+absl::StatusOr<std::unique_ptr<DevServer>> DevServer::Init(const std::string& keyward,
+                                                           const std::string& keywardd) {
+  std::unique_ptr<DevServer> s(new DevServer());
+  s->keyward_ = keyward;
+  s->keywardd_ = keywardd;
+  s->port_ = FreePort();
+  do {
+    s->http_port_ = FreePort();
+  } while (s->http_port_ == s->port_);
+  ProcessResult r = RunProcess({keyward, "dev", "init", s->dir_.File("dev"), "--port",
+                                std::to_string(s->port_), "--http-port",
+                                std::to_string(s->http_port_)});
+  if (r.exit_code != 0) {
+    return absl::InternalError(absl::StrCat("keyward dev init failed: ", r.err));
+  }
+  // Everything lives in DIR/dev; point the helpers there.
+  s->dir_path_ = s->dir_.File("dev");
+  return s;
+}
+
+DevServer::~DevServer() {
+  if (pid_ > 0) Kill();
+}
+
+std::string DevServer::log() const {
+  return ReadFileOrDie(dir_.File("keywardd.log"));
+}
+
+absl::Status DevServer::Start() {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int fd = ::open(dir_.File("keywardd.log").c_str(),
+                    O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(keywardd_.c_str(), keywardd_.c_str(), "--config",
+            (dir_path_ + "/keywardd.yaml").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 200; ++i) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(absl::StrCat("keywardd exited: ", log()));
+    }
+    if (HttpGet("/healthz").rfind("200", 0) == 0) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("keywardd did not start: ", log()));
+}
+
+void DevServer::Signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int DevServer::Stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void DevServer::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+std::string DevServer::HttpGet(const std::string& path) const {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(http_port_));
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    [[maybe_unused]] ssize_t w = ::write(fd, req.data(), req.size());
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  // "HTTP/1.1 200 OK ... \r\n\r\nbody" → "200 body"
+  if (out.size() < 12) return "";
+  const size_t body = out.find("\r\n\r\n");
+  return absl::StrCat(out.substr(9, 3), " ",
+                      body == std::string::npos ? "" : out.substr(body + 4));
+}
+
+ProcessResult DevServer::Cli(std::vector<std::string> args, const std::string& config,
+                             const std::string& stdin_data) const {
+  args.insert(args.begin(), {keyward_, "--config", config.empty() ? admin_config() : config});
+  return RunProcess(args, stdin_data);
+}
+
+}  // namespace keyward::testing

@@ -1,0 +1,64 @@
+// A real keywardd for end-to-end tests: `keyward dev init` into a temporary
+// directory on free loopback ports, keywardd started as a child process and
+// waited for, stopped with SIGTERM (or killed) on demand and at the end.
+#ifndef KEYWARD_TESTING_DEV_SERVER_H_
+#define KEYWARD_TESTING_DEV_SERVER_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "testing/subprocess.h"
+
+namespace keyward::testing {
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+class DevServer {
+ public:
+  // Runs `keyward dev init` (does not start keywardd).
+  static absl::StatusOr<std::unique_ptr<DevServer>> Init(const std::string& keyward,
+                                                         const std::string& keywardd);
+  ~DevServer();
+
+  // Starts keywardd and waits until /healthz answers (up to 20 s).
+  absl::Status Start();
+  // SIGTERM and wait; returns the exit status (0 on a clean stop).
+  int Stop();
+  void Kill();
+  void Signal(int sig);
+  bool running() const { return pid_ > 0; }
+
+  // The dev init directory (keywardd.yaml, certs/, ...).
+  const std::string& dir() const { return dir_path_; }
+  std::string File(const std::string& name) const { return dir_path_ + "/" + name; }
+  std::string admin_config() const { return File("admin.yaml"); }
+  std::string app_config() const { return File("app.yaml"); }
+  int port() const { return port_; }
+  int http_port() const { return http_port_; }
+  std::string log() const;
+  // GET http://127.0.0.1:http_port/path → "<status> <body>".
+  std::string HttpGet(const std::string& path) const;
+
+  // Runs `keyward ARGS...` as admin (or with the given config).
+  ProcessResult Cli(std::vector<std::string> args,
+                    const std::string& config = "",
+                    const std::string& stdin_data = "") const;
+
+ private:
+  DevServer() = default;
+  TempDir dir_;
+  std::string dir_path_;
+  std::string keyward_, keywardd_;
+  int port_ = 0, http_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace keyward::testing
+
+#endif  // KEYWARD_TESTING_DEV_SERVER_H_
