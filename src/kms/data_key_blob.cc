@@ -19,10 +19,14 @@ absl::Status Malformed(absl::string_view what) {
 
 }  // namespace
 
-std::string ContextDigest(const EncryptionContext& context) {
-  auto digest = crypto::Sha256(format::SerializeContext(context));
+std::string ContextDigestSerialized(absl::string_view serialized_context) {
+  auto digest = crypto::Sha256(serialized_context);
   return std::string(reinterpret_cast<const char*>(digest.data()),
                      kContextDigestSize);
+}
+
+std::string ContextDigest(const EncryptionContext& context) {
+  return ContextDigestSerialized(format::SerializeContext(context));
 }
 
 std::string EncodeBlobHeader(const DataKeyBlob& blob) {
@@ -84,9 +88,13 @@ absl::StatusOr<DataKeyBlob> DecodeBlob(absl::string_view b) {
   return blob;
 }
 
+std::string DataKeyAadSerialized(const DataKeyBlob& blob,
+                                 absl::string_view serialized_context) {
+  return absl::StrCat(kAadLabel, EncodeBlobHeader(blob), serialized_context);
+}
+
 std::string DataKeyAad(const DataKeyBlob& blob, const EncryptionContext& context) {
-  return absl::StrCat(kAadLabel, EncodeBlobHeader(blob),
-                      format::SerializeContext(context));
+  return DataKeyAadSerialized(blob, format::SerializeContext(context));
 }
 
 }  // namespace keyward::kms

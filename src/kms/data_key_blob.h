@@ -48,6 +48,11 @@ absl::StatusOr<DataKeyBlob> DecodeBlob(absl::string_view bytes);
 
 // The associated data the data key is sealed with.
 std::string DataKeyAad(const DataKeyBlob& blob, const EncryptionContext& context);
+// The same from an already serialized context (format::SerializeContext).
+std::string DataKeyAadSerialized(const DataKeyBlob& blob,
+                                 absl::string_view serialized_context);
+// ContextDigest of an already serialized context.
+std::string ContextDigestSerialized(absl::string_view serialized_context);
 
 }  // namespace keyward::kms
 

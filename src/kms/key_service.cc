@@ -583,9 +583,16 @@ absl::StatusOr<std::string> KeyService::SealDataKey(
   return EncodeBlob(blob);
 }
 
+KeyService::PreparedContext KeyService::Prepare(const EncryptionContext& context) {
+  PreparedContext p;
+  p.serialized = format::SerializeContext(context);
+  p.digest = ContextDigestSerialized(p.serialized);
+  return p;
+}
+
 absl::StatusOr<SecretData> KeyService::UnsealDataKey(
-    VersionRuntime& rt, const DataKeyBlob& blob, const EncryptionContext& context) {
-  const std::string aad = DataKeyAad(blob, context);
+    VersionRuntime& rt, const DataKeyBlob& blob, const PreparedContext& context) {
+  const std::string aad = DataKeyAadSerialized(blob, context.serialized);
   absl::StatusOr<SecretData> out;
   if (rt.protection == KekProtection::kHsmResident) {
     out = root_->ResidentUnseal(rt.hsm_key_id, blob.sealed, aad);
@@ -699,8 +706,9 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
   return out;
 }
 
-absl::StatusOr<SecretData> KeyService::Decrypt1(absl::string_view wrapped,
-                                                const EncryptionContext& context) {
+absl::StatusOr<SecretData> KeyService::Decrypt1(
+    absl::string_view wrapped, const PreparedContext& context,
+    std::map<std::pair<std::string, uint32_t>, uint64_t>* decrypts) {
   KW_ASSIGN_OR_RETURN(DataKeyBlob blob, DecodeBlob(wrapped));
   if (blob.environment != options_.environment) {
     return MakeError(absl::StatusCode::kFailedPrecondition,
@@ -715,7 +723,7 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(absl::string_view wrapped,
   const KeyVersion* v = cached->key.FindVersion(blob.key_version);
   if (v == nullptr) return NoSuchVersion(blob.key_name, blob.key_version);
   if (!CanDecrypt(v->state)) return VersionNotUsable(cached->key, *v);
-  if (ContextDigest(context) != blob.context_digest) {
+  if (context.digest != blob.context_digest) {
     return MakeError(absl::StatusCode::kFailedPrecondition,
                      ErrorCode::kContextMismatch,
                      "encryption context mismatch: the data key was wrapped "
@@ -724,13 +732,16 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(absl::string_view wrapped,
   KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
                       Runtime(*cached, blob.key_version));
   KW_ASSIGN_OR_RETURN(SecretData dek, UnsealDataKey(*rt, blob, context));
-  RecordUsage(blob.key_name, blob.key_version, 0, 1);
+  ++(*decrypts)[{std::move(blob.key_name), blob.key_version}];
   return dek;
 }
 
 absl::StatusOr<SecretData> KeyService::DecryptDataKey(
     absl::string_view wrapped, const EncryptionContext& context) {
-  return Decrypt1(wrapped, context);
+  std::map<std::pair<std::string, uint32_t>, uint64_t> decrypts;
+  auto dek = Decrypt1(wrapped, Prepare(context), &decrypts);
+  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n);
+  return dek;
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<SecretData>>>
@@ -742,16 +753,25 @@ KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests) {
   }
   std::vector<absl::StatusOr<SecretData>> out;
   out.reserve(requests.size());
+  std::map<std::pair<std::string, uint32_t>, uint64_t> decrypts;
+  // Batches usually repeat one context: serialize and digest it once.
+  const EncryptionContext* last = nullptr;
+  PreparedContext prepared;
   for (const DecryptRequest& r : requests) {
-    out.push_back(Decrypt1(r.wrapped, r.context));
+    if (last == nullptr || !(*last == r.context)) {
+      prepared = Prepare(r.context);
+      last = &r.context;
+    }
+    out.push_back(Decrypt1(r.wrapped, prepared, &decrypts));
   }
+  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n);
   return out;
 }
 
 absl::StatusOr<WrappedKey> KeyService::ReWrapDataKey(
     absl::string_view wrapped, const EncryptionContext& context) {
   KW_ASSIGN_OR_RETURN(DataKeyBlob blob, DecodeBlob(wrapped));
-  KW_ASSIGN_OR_RETURN(SecretData dek, Decrypt1(wrapped, context));
+  KW_ASSIGN_OR_RETURN(SecretData dek, DecryptDataKey(wrapped, context));
   return WrapDataKey(blob.key_name, dek, context);
 }
 

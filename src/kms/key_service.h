@@ -213,11 +213,21 @@ class KeyService {
                                           DataKeyBlob& blob,
                                           const SecretData& data_key,
                                           const EncryptionContext& context);
+  // An encryption context serialized once per request (or per run of equal
+  // contexts in a batch).
+  struct PreparedContext {
+    std::string serialized;
+    std::string digest;
+  };
+  static PreparedContext Prepare(const EncryptionContext& context);
   absl::StatusOr<SecretData> UnsealDataKey(VersionRuntime& runtime,
                                            const DataKeyBlob& blob,
-                                           const EncryptionContext& context);
-  absl::StatusOr<SecretData> Decrypt1(absl::string_view wrapped,
-                                      const EncryptionContext& context);
+                                           const PreparedContext& context);
+  // Decrypts one wrapped key; its usage is added to `decrypts` (a per-call
+  // tally recorded once) rather than recorded here.
+  absl::StatusOr<SecretData> Decrypt1(
+      absl::string_view wrapped, const PreparedContext& context,
+      std::map<std::pair<std::string, uint32_t>, uint64_t>* decrypts);
   keystore::Key Public(const keystore::Key& key);
   void RecordUsage(const std::string& name, uint32_t version, uint64_t issued,
                    uint64_t decrypts);
