@@ -51,6 +51,23 @@ class FaultInjectingKeyStore final : public KeyStore {
     return inner_->ListDueDestructions(now);
   }
   absl::StatusOr<int64_t> CountKeys() override { return inner_->CountKeys(); }
+  absl::Status CreateGrant(const policy::Grant& g) override {
+    return Write([&] { return inner_->CreateGrant(g); });
+  }
+  absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
+                                                        bool all) override {
+    return inner_->ListGrants(now, all);
+  }
+  absl::Status RevokeGrant(absl::string_view id, absl::Time when) override {
+    return Write([&] { return inner_->RevokeGrant(id, when); });
+  }
+  absl::StatusOr<std::optional<std::string>> GetSealedSecret(
+      absl::string_view name) override {
+    return inner_->GetSealedSecret(name);
+  }
+  absl::Status PutSealedSecret(absl::string_view name, absl::string_view sealed) override {
+    return Write([&] { return inner_->PutSealedSecret(name, sealed); });
+  }
 
  private:
   template <typename Op>

@@ -14,6 +14,7 @@
 #define KEYWARD_KEYSTORE_KEY_STORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "keystore/key_model.h"
+#include "policy/grant.h"
 
 namespace keyward::keystore {
 
@@ -86,6 +88,24 @@ class KeyStore {
 
   // Number of keys (for health and benchmarks).
   [[nodiscard]] virtual absl::StatusOr<int64_t> CountKeys() = 0;
+
+  // --- Grants (policy::Grant).  Errors: kAlreadyExists for a reused id.
+  [[nodiscard]] virtual absl::Status CreateGrant(const policy::Grant& grant) = 0;
+  // Grants not revoked and not expired at `now`; all grants when
+  // `include_inactive`.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<policy::Grant>> ListGrants(
+      absl::Time now, bool include_inactive) = 0;
+  // Errors: kNotFound; kFailedPrecondition when already revoked.
+  [[nodiscard]] virtual absl::Status RevokeGrant(absl::string_view id,
+                                                 absl::Time when) = 0;
+
+  // --- Service secrets (for example the audit log's HMAC key), stored only
+  // sealed by the HSM root key.  Put fails with kAlreadyExists when the name
+  // is taken, so concurrent first starts agree on one secret.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> GetSealedSecret(
+      absl::string_view name) = 0;
+  [[nodiscard]] virtual absl::Status PutSealedSecret(absl::string_view name,
+                                                     absl::string_view sealed) = 0;
 };
 
 }  // namespace keyward::keystore

@@ -162,3 +162,47 @@ INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,
 
 }  // namespace
 }  // namespace keyward::keystore
+
+namespace keyward::keystore {
+namespace {
+
+TEST_P(KeyStoreTest, GrantsAndSecrets) {
+  policy::Grant g;
+  g.id = "g-1";
+  g.principal = "spiffe://x/responder";
+  g.key = "payments/*";
+  g.operations = {"decrypt"};
+  g.context = {{"case", "INC-1"}};
+  g.created = absl::FromUnixSeconds(100);
+  g.expires = absl::FromUnixSeconds(200);
+  g.created_by = "spiffe://x/admin";
+  g.reason = "incident";
+  KW_ASSERT_OK(store_->CreateGrant(g));
+  EXPECT_THAT(store_->CreateGrant(g), StatusIs(absl::StatusCode::kAlreadyExists));
+  KW_ASSERT_OK_AND_ASSIGN(auto active, store_->ListGrants(absl::FromUnixSeconds(150), false));
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].context, g.context);
+  EXPECT_EQ(active[0].operations, g.operations);
+  EXPECT_EQ(active[0].expires, g.expires);
+  KW_ASSERT_OK_AND_ASSIGN(auto later, store_->ListGrants(absl::FromUnixSeconds(250), false));
+  EXPECT_TRUE(later.empty());
+  KW_ASSERT_OK(store_->RevokeGrant("g-1", absl::FromUnixSeconds(160)));
+  EXPECT_THAT(store_->RevokeGrant("g-1", absl::FromUnixSeconds(170)),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(store_->RevokeGrant("nope", absl::FromUnixSeconds(170)),
+              StatusIs(absl::StatusCode::kNotFound));
+  KW_ASSERT_OK_AND_ASSIGN(auto all, store_->ListGrants(absl::FromUnixSeconds(150), true));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].revoked, absl::FromUnixSeconds(160));
+
+  KW_ASSERT_OK_AND_ASSIGN(auto none, store_->GetSealedSecret("audit-hmac"));
+  EXPECT_FALSE(none.has_value());
+  KW_ASSERT_OK(store_->PutSealedSecret("audit-hmac", "sealed-bytes"));
+  EXPECT_THAT(store_->PutSealedSecret("audit-hmac", "other"),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  KW_ASSERT_OK_AND_ASSIGN(auto got, store_->GetSealedSecret("audit-hmac"));
+  EXPECT_EQ(*got, "sealed-bytes");
+}
+
+}  // namespace
+}  // namespace keyward::keystore

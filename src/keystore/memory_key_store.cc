@@ -1,6 +1,7 @@
 #include "keystore/memory_key_store.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "keystore/store_common.h"
 
@@ -106,6 +107,52 @@ absl::StatusOr<std::vector<VersionRef>> MemoryKeyStore::ListDueDestructions(
 absl::StatusOr<int64_t> MemoryKeyStore::CountKeys() {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int64_t>(keys_.size());
+}
+
+absl::Status MemoryKeyStore::CreateGrant(const policy::Grant& grant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!grants_.emplace(grant.id, grant).second) {
+    return absl::AlreadyExistsError(absl::StrCat("grant ", grant.id, " exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<policy::Grant>> MemoryKeyStore::ListGrants(
+    absl::Time now, bool include_inactive) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<policy::Grant> out;
+  for (const auto& [id, g] : grants_) {
+    if (include_inactive || (!g.revoked && now < g.expires)) out.push_back(g);
+  }
+  return out;
+}
+
+absl::Status MemoryKeyStore::RevokeGrant(absl::string_view id, absl::Time when) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = grants_.find(id);
+  if (it == grants_.end()) return absl::NotFoundError(absl::StrCat("no grant ", id));
+  if (it->second.revoked) {
+    return absl::FailedPreconditionError(absl::StrCat("grant ", id, " is already revoked"));
+  }
+  it->second.revoked = when;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> MemoryKeyStore::GetSealedSecret(
+    absl::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = secrets_.find(name);
+  if (it == secrets_.end()) return std::optional<std::string>();
+  return std::optional<std::string>(it->second);
+}
+
+absl::Status MemoryKeyStore::PutSealedSecret(absl::string_view name,
+                                             absl::string_view sealed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!secrets_.emplace(std::string(name), std::string(sealed)).second) {
+    return absl::AlreadyExistsError(absl::StrCat("secret ", name, " exists"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace keyward::keystore

@@ -25,12 +25,22 @@ class MemoryKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
+  absl::Status CreateGrant(const policy::Grant& grant) override;
+  absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
+                                                        bool include_inactive) override;
+  absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::StatusOr<std::optional<std::string>> GetSealedSecret(
+      absl::string_view name) override;
+  absl::Status PutSealedSecret(absl::string_view name,
+                               absl::string_view sealed) override;
 
  private:
   const std::string environment_;
   const absl::Time created_;
   std::mutex mu_;
   std::map<std::string, Key, std::less<>> keys_;  // GUARDED_BY(mu_)
+  std::map<std::string, policy::Grant, std::less<>> grants_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::string, std::less<>> secrets_;   // GUARDED_BY(mu_)
 };
 
 }  // namespace keyward::keystore

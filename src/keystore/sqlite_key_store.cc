@@ -54,6 +54,25 @@ CREATE INDEX key_versions_pending_destruction
 
 }  // namespace
 
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE grants (
+  id TEXT PRIMARY KEY,
+  principal TEXT NOT NULL,
+  key_pattern TEXT NOT NULL,
+  operations TEXT NOT NULL,
+  context TEXT NOT NULL,
+  created_us INTEGER NOT NULL,
+  expires_us INTEGER NOT NULL,
+  revoked_us INTEGER,
+  created_by TEXT NOT NULL,
+  reason TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sealed_secrets (
+  name TEXT PRIMARY KEY,
+  sealed BLOB NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 // RAII over a prepared statement: owned (finalized at the end) or borrowed
 // from the store's cache (reset and unbound at the end, for the next use).
 class Statement {
@@ -227,6 +246,7 @@ std::string PrefixEnd(absl::string_view prefix) {
 const std::vector<Migration>& SqliteMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "keys, key versions and store metadata", kSchemaV1},
+      {2, "grants and sealed service secrets", kSchemaV2},
   };
   return *migrations;
 }
@@ -577,6 +597,108 @@ absl::StatusOr<int64_t> SqliteKeyStore::CountKeys() {
   Statement s(db_, Prepare( "SELECT COUNT(*) FROM keys"));
   if (s.Step() != SQLITE_ROW) return SqliteError(db_, "count keys");
   return s.Int(0);
+}
+
+absl::Status SqliteKeyStore::CreateGrant(const policy::Grant& g) {
+  nlohmann::json ops = g.operations;
+  nlohmann::json ctx = nlohmann::json::object();
+  for (const auto& [k, v] : g.context) ctx[k] = v;
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement s(db_, Prepare(
+        "INSERT INTO grants (id, principal, key_pattern, operations, context, "
+        "created_us, expires_us, created_by, reason) VALUES "
+        "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+    s.Bind(1, g.id).Bind(2, g.principal).Bind(3, g.key).Bind(4, ops.dump())
+        .Bind(5, ctx.dump()).Bind(6, absl::ToUnixMicros(g.created))
+        .Bind(7, absl::ToUnixMicros(g.expires)).Bind(8, g.created_by).Bind(9, g.reason);
+    if (s.Step() != SQLITE_DONE) {
+      if ((sqlite3_errcode(db_) & 0xff) == SQLITE_CONSTRAINT) {
+        return absl::AlreadyExistsError(absl::StrCat("grant ", g.id, " exists"));
+      }
+      return SqliteError(db_, "create grant");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<policy::Grant>> SqliteKeyStore::ListGrants(
+    absl::Time now, bool include_inactive) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, Prepare(
+      "SELECT id, principal, key_pattern, operations, context, created_us, "
+      "expires_us, revoked_us, created_by, reason FROM grants WHERE "
+      "?1 = 1 OR (revoked_us IS NULL AND expires_us > ?2) ORDER BY created_us"));
+  s.Bind(1, include_inactive ? 1 : 0).Bind(2, absl::ToUnixMicros(now));
+  std::vector<policy::Grant> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    policy::Grant g;
+    g.id = s.Text(0);
+    g.principal = s.Text(1);
+    g.key = s.Text(2);
+    auto ops = nlohmann::json::parse(s.Text(3), nullptr, false);
+    if (ops.is_array()) {
+      for (const auto& o : ops) g.operations.push_back(o.get<std::string>());
+    }
+    auto ctx = nlohmann::json::parse(s.Text(4), nullptr, false);
+    if (ctx.is_object()) {
+      for (auto it = ctx.begin(); it != ctx.end(); ++it) g.context[it.key()] = it.value();
+    }
+    g.created = absl::FromUnixMicros(s.Int(5));
+    g.expires = absl::FromUnixMicros(s.Int(6));
+    g.revoked = s.OptionalTime(7);
+    g.created_by = s.Text(8);
+    g.reason = s.Text(9);
+    out.push_back(std::move(g));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list grants");
+  return out;
+}
+
+absl::Status SqliteKeyStore::RevokeGrant(absl::string_view id, absl::Time when) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement q(db_, Prepare("SELECT revoked_us FROM grants WHERE id = ?1"));
+    q.Bind(1, id);
+    const int rc = q.Step();
+    if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("no grant ", id));
+    if (rc != SQLITE_ROW) return SqliteError(db_, "read grant");
+    if (!q.IsNull(0)) {
+      return absl::FailedPreconditionError(absl::StrCat("grant ", id, " is already revoked"));
+    }
+    Statement u(db_, Prepare("UPDATE grants SET revoked_us = ?2 WHERE id = ?1"));
+    u.Bind(1, id).Bind(2, absl::ToUnixMicros(when));
+    if (u.Step() != SQLITE_DONE) return SqliteError(db_, "revoke grant");
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::optional<std::string>> SqliteKeyStore::GetSealedSecret(
+    absl::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, Prepare("SELECT sealed FROM sealed_secrets WHERE name = ?1"));
+  s.Bind(1, name);
+  const int rc = s.Step();
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return SqliteError(db_, "read secret");
+  return std::optional<std::string>(s.Text(0));
+}
+
+absl::Status SqliteKeyStore::PutSealedSecret(absl::string_view name,
+                                             absl::string_view sealed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement s(db_, Prepare("INSERT INTO sealed_secrets (name, sealed) VALUES (?1, ?2)"));
+    s.Bind(1, name).BindBlob(2, sealed);
+    if (s.Step() != SQLITE_DONE) {
+      if ((sqlite3_errcode(db_) & 0xff) == SQLITE_CONSTRAINT) {
+        return absl::AlreadyExistsError(absl::StrCat("secret ", name, " exists"));
+      }
+      return SqliteError(db_, "store secret");
+    }
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace keyward::keystore

@@ -54,6 +54,14 @@ class SqliteKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
+  absl::Status CreateGrant(const policy::Grant& grant) override;
+  absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
+                                                        bool include_inactive) override;
+  absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::StatusOr<std::optional<std::string>> GetSealedSecret(
+      absl::string_view name) override;
+  absl::Status PutSealedSecret(absl::string_view name,
+                               absl::string_view sealed) override;
 
   // Creates many keys in one transaction (imports, benchmarks).  All or
   // nothing.

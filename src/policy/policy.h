@@ -1,0 +1,92 @@
+// Access control: who may do what with which key.
+//
+// A policy is a list of rules (YAML, docs/policy.md).  Each rule names
+// principals and keys (globs: `*` matches any run of characters, `/`
+// included), operations, and optional conditions on the request's
+// encryption context.  Decisions: an explicit deny wins; otherwise any
+// matching allow rule or active grant allows; otherwise deny (default deny).
+//
+// Thread-safety: a Policy is immutable once built; share it freely.
+#ifndef KEYWARD_POLICY_POLICY_H_
+#define KEYWARD_POLICY_POLICY_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "keyward/keyring.h"
+#include "policy/grant.h"
+
+namespace keyward::policy {
+
+// Every operation a rule can name.  Data operations first.
+inline constexpr const char* kDataOperations[] = {
+    "encrypt", "generate-data-key", "decrypt", "rewrap", "describe"};
+inline constexpr const char* kAdminOperations[] = {
+    "create-key",      "list-keys",       "rotate-key",     "update-key",
+    "enable-version",  "disable-version", "set-primary",    "destroy-version",
+    "cancel-destroy",  "manage-policy",   "manage-grants",  "read-audit"};
+bool IsKnownOperation(absl::string_view op);
+
+struct Condition {
+  enum class Kind { kKeyPresent, kEquals, kEqualsPrincipalSegment };
+  Kind kind = Kind::kKeyPresent;
+  std::string key;    // context key
+  std::string value;  // kEquals
+  int segment = 0;    // kEqualsPrincipalSegment: 1-based path segment
+};
+
+struct Rule {
+  std::string name;
+  bool allow = true;  // effect
+  std::vector<std::string> principals;
+  std::vector<std::string> keys;
+  std::vector<std::string> operations;  // names or "*"
+  std::vector<Condition> conditions;    // all must hold
+};
+
+struct Request {
+  std::string principal;
+  std::string operation;
+  std::string key;  // "*" for operations on no particular key
+  const EncryptionContext* context = nullptr;
+  absl::Time now;
+};
+
+struct Decision {
+  bool allowed = false;
+  std::string rule;    // the rule or "grant:<id>" that decided; "" = default
+  std::string reason;  // one line for errors and `policy test`
+};
+
+class Policy {
+ public:
+  // Parses and checks a policy document.  Errors: kInvalidArgument naming
+  // the rule and field.
+  static absl::StatusOr<std::shared_ptr<const Policy>> Parse(absl::string_view yaml);
+  static absl::StatusOr<std::shared_ptr<const Policy>> Load(const std::string& path);
+
+  Decision Evaluate(const Request& request, const std::vector<Grant>& grants) const;
+  const std::vector<Rule>& rules() const { return rules_; }
+  const std::string& source() const { return source_; }
+
+ private:
+  std::vector<Rule> rules_;
+  std::string source_;
+};
+
+// Glob match where `*` matches any characters (including '/') and `?` one.
+bool GlobMatch(absl::string_view pattern, absl::string_view text);
+
+// The principal's path segments: "spiffe://example.org/tenant/acme/app" →
+// {"tenant", "acme", "app"}; a plain name has none.
+std::vector<std::string> PrincipalSegments(absl::string_view principal);
+
+}  // namespace keyward::policy
+
+#endif  // KEYWARD_POLICY_POLICY_H_

@@ -1,0 +1,145 @@
+#include "policy/policy.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/status_matchers.h"
+
+namespace keyward::policy {
+namespace {
+
+using ::keyward::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr char kPolicy[] = R"(
+rules:
+  - name: admins
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: apps-data
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["*"]
+    operations: [encrypt, generate-data-key, decrypt, rewrap, describe]
+  - name: tenants
+    principals: ["spiffe://example.org/tenant/*/app"]
+    keys: ["tenants/*"]
+    operations: [decrypt, generate-data-key]
+    conditions:
+      - context_key_present: tenant
+      - context_equals: {key: region, value: eu}
+      - context_equals_principal_segment: {key: tenant, segment: 2}
+  - name: never-destroy-payments
+    effect: deny
+    principals: ["*"]
+    keys: ["payments/*"]
+    operations: [destroy-version]
+)";
+
+class PolicyTest : public ::testing::Test {
+ protected:
+  Decision Check(const std::string& principal, const std::string& op,
+                 const std::string& key, const EncryptionContext& ctx = {},
+                 const std::vector<Grant>& grants = {}) {
+    Request r{principal, op, key, &ctx, absl::FromUnixSeconds(1000)};
+    return policy_->Evaluate(r, grants);
+  }
+  std::shared_ptr<const Policy> policy_ = *Policy::Parse(kPolicy);
+};
+
+TEST_F(PolicyTest, RulesAllowWhatTheyName) {
+  EXPECT_TRUE(Check("spiffe://keyward.dev/admin", "rotate-key", "x").allowed);
+  Decision d = Check("spiffe://keyward.dev/app", "decrypt", "payments/cards");
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.rule, "apps-data");
+}
+
+TEST_F(PolicyTest, DefaultDenyAndOperationScope) {
+  Decision d = Check("spiffe://keyward.dev/app", "rotate-key", "payments/cards");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.rule, "");
+  EXPECT_THAT(d.reason, HasSubstr("no rule or grant allows"));
+  EXPECT_FALSE(Check("spiffe://keyward.dev/stranger", "decrypt", "k").allowed);
+}
+
+TEST_F(PolicyTest, ExplicitDenyWins) {
+  Decision d = Check("spiffe://keyward.dev/admin", "destroy-version", "payments/cards");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.rule, "never-destroy-payments");
+  EXPECT_TRUE(Check("spiffe://keyward.dev/admin", "destroy-version", "other").allowed);
+}
+
+TEST_F(PolicyTest, EveryConditionKindIsEnforced) {
+  const std::string acme = "spiffe://example.org/tenant/acme/app";
+  EXPECT_TRUE(Check(acme, "decrypt", "tenants/db",
+                    {{"tenant", "acme"}, {"region", "eu"}}).allowed);
+  // key missing
+  EXPECT_FALSE(Check(acme, "decrypt", "tenants/db", {{"region", "eu"}}).allowed);
+  // value must equal a constant
+  Decision wrong_region = Check(acme, "decrypt", "tenants/db",
+                                {{"tenant", "acme"}, {"region", "us"}});
+  EXPECT_FALSE(wrong_region.allowed);
+  EXPECT_THAT(wrong_region.reason, HasSubstr("region"));
+  // value must equal the caller's own tenant segment
+  Decision other_tenant = Check(acme, "decrypt", "tenants/db",
+                                {{"tenant", "globex"}, {"region", "eu"}});
+  EXPECT_FALSE(other_tenant.allowed);
+  EXPECT_THAT(other_tenant.reason, HasSubstr("segment 2"));
+  // key glob
+  EXPECT_FALSE(Check(acme, "decrypt", "payments/db",
+                     {{"tenant", "acme"}, {"region", "eu"}}).allowed);
+}
+
+TEST_F(PolicyTest, GrantsAreTimeLimitedRevocableAndScoped) {
+  Grant g;
+  g.id = "g1";
+  g.principal = "spiffe://keyward.dev/responder";
+  g.key = "payments/*";
+  g.operations = {"decrypt"};
+  g.context = {{"case", "INC-42"}};
+  g.expires = absl::FromUnixSeconds(2000);
+  const std::string who = g.principal;
+  Decision d = Check(who, "decrypt", "payments/cards", {{"case", "INC-42"}}, {g});
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.rule, "grant:g1");
+  EXPECT_FALSE(Check(who, "decrypt", "payments/cards", {{"case", "INC-43"}}, {g}).allowed);
+  EXPECT_FALSE(Check(who, "encrypt", "payments/cards", {{"case", "INC-42"}}, {g}).allowed);
+  EXPECT_FALSE(Check(who, "decrypt", "hr/salaries", {{"case", "INC-42"}}, {g}).allowed);
+  Grant expired = g;
+  expired.expires = absl::FromUnixSeconds(999);
+  EXPECT_FALSE(Check(who, "decrypt", "payments/cards", {{"case", "INC-42"}}, {expired}).allowed);
+  Grant revoked = g;
+  revoked.revoked = absl::FromUnixSeconds(500);
+  EXPECT_FALSE(Check(who, "decrypt", "payments/cards", {{"case", "INC-42"}}, {revoked}).allowed);
+  // A deny rule beats a grant.
+  Grant destroy = g;
+  destroy.operations = {"destroy-version"};
+  EXPECT_FALSE(Check(who, "destroy-version", "payments/cards", {{"case", "INC-42"}},
+                     {destroy}).allowed);
+}
+
+TEST(PolicyParseTest, MistakesAreNamed) {
+  EXPECT_THAT(Policy::Parse("rules: [{name: x, principals: [a], keys: [b], operations: [fly]}]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown operation 'fly'")));
+  EXPECT_THAT(Policy::Parse("rules: [{name: x, keys: [b], operations: [decrypt]}]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("principals is required")));
+  EXPECT_THAT(Policy::Parse("rules: [{name: x, effect: maybe, principals: [a], keys: [b], operations: [decrypt]}]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("effect")));
+  EXPECT_THAT(Policy::Parse("rules: [{name: x, principals: [a], keys: [b], operations: [decrypt], conditions: [{maybe: 1}]}]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("condition")));
+  EXPECT_THAT(Policy::Parse("nothing: here"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(GlobTest, StarCrossesSlashes) {
+  EXPECT_TRUE(GlobMatch("*", ""));
+  EXPECT_TRUE(GlobMatch("payments/*", "payments/eu/cards"));
+  EXPECT_FALSE(GlobMatch("payments/*", "payment"));
+  EXPECT_TRUE(GlobMatch("a*b*c", "axxbyyc"));
+  EXPECT_FALSE(GlobMatch("a*b*c", "axxbyy"));
+  EXPECT_TRUE(GlobMatch("spiffe://x/t/*/app", "spiffe://x/t/acme/app"));
+  EXPECT_EQ(PrincipalSegments("spiffe://x/t/acme/app"),
+            (std::vector<std::string>{"t", "acme", "app"}));
+  EXPECT_TRUE(PrincipalSegments("admin").empty());
+}
+
+}  // namespace
+}  // namespace keyward::policy
