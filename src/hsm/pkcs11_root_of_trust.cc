@@ -16,7 +16,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "crypto/hash.h"
 #include "crypto/random.h"
+#include "crypto/signature.h"
 
 namespace keyward::hsm {
 namespace {
@@ -229,6 +231,66 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<std::string> GetOrCreateSigningKey(absl::string_view label) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
+    KW_RETURN_IF_ERROR(FindKeyPairLocked(label, &priv, &pub));
+    if (priv == CK_INVALID_HANDLE || pub == CK_INVALID_HANDLE) {
+      // prime256v1 as a DER OID.
+      static const CK_BYTE kP256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+      CK_MECHANISM mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+      CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+      std::string l(label);
+      CK_ATTRIBUTE pub_t[] = {
+          {CKA_EC_PARAMS, const_cast<CK_BYTE*>(kP256), sizeof(kP256)},
+          {CKA_TOKEN, &yes, sizeof(yes)},
+          {CKA_VERIFY, &yes, sizeof(yes)},
+          {CKA_LABEL, l.data(), l.size()},
+      };
+      CK_ATTRIBUTE priv_t[] = {
+          {CKA_TOKEN, &yes, sizeof(yes)},
+          {CKA_PRIVATE, &yes, sizeof(yes)},
+          {CKA_SENSITIVE, &yes, sizeof(yes)},
+          {CKA_EXTRACTABLE, &no, sizeof(no)},
+          {CKA_SIGN, &yes, sizeof(yes)},
+          {CKA_DECRYPT, &no, sizeof(no)},
+          {CKA_DERIVE, &no, sizeof(no)},
+          {CKA_LABEL, l.data(), l.size()},
+      };
+      KW_RETURN_IF_ERROR(WithSessionLocked("C_GenerateKeyPair (signing key)", [&]() {
+        return f_->C_GenerateKeyPair(session_, &mech, pub_t, 4, priv_t, 8, &pub, &priv);
+      }));
+    }
+    // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point.
+    CK_BYTE point[128];
+    CK_ATTRIBUTE a{CKA_EC_POINT, point, sizeof(point)};
+    CK_RV rv = f_->C_GetAttributeValue(session_, pub, &a, 1);
+    if (rv != CKR_OK) return Pkcs11Error(rv, "C_GetAttributeValue (EC point)");
+    absl::string_view der(reinterpret_cast<const char*>(point), a.ulValueLen);
+    if (der.size() == 67 && der[0] == 0x04 && der[1] == 65) der.remove_prefix(2);
+    return crypto::P256PublicKeyPemFromPoint(der);
+  }
+
+  absl::StatusOr<std::string> Sign(absl::string_view label, absl::string_view data) override {
+    const auto digest = crypto::Sha256(data);
+    std::lock_guard<std::mutex> lock(mu_);
+    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
+    KW_RETURN_IF_ERROR(FindKeyPairLocked(label, &priv, &pub));
+    if (priv == CK_INVALID_HANDLE) {
+      return absl::NotFoundError(absl::StrCat("no signing key labelled '", label, "'"));
+    }
+    CK_BYTE sig[64];
+    CK_ULONG len = sizeof(sig);
+    KW_RETURN_IF_ERROR(WithSessionLocked("C_Sign (ECDSA)", [&]() -> CK_RV {
+      CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+      CK_RV r = f_->C_SignInit(session_, &mech, priv);
+      if (r != CKR_OK) return r;
+      len = sizeof(sig);
+      return f_->C_Sign(session_, const_cast<CK_BYTE*>(digest.data()), digest.size(), sig, &len);
+    }));
+    return crypto::EcdsaRawToDer(absl::string_view(reinterpret_cast<char*>(sig), len));
+  }
+
   absl::Status CheckHealth() override {
     std::lock_guard<std::mutex> lock(mu_);
     CK_SESSION_INFO info;
@@ -385,6 +447,18 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
     } while (got == 16);
     f_->C_FindObjectsFinal(session_);
     return rv == CKR_OK ? absl::OkStatus() : Pkcs11Error(rv, "C_FindObjects");
+  }
+
+  absl::Status FindKeyPairLocked(absl::string_view label, CK_OBJECT_HANDLE* priv,
+                                 CK_OBJECT_HANDLE* pub) {
+    for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+      CK_ATTRIBUTE find[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                             {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
+      std::vector<CK_OBJECT_HANDLE> handles;
+      KW_RETURN_IF_ERROR(FindObjectsLocked(find, 2, &handles));
+      if (!handles.empty()) (cls == CKO_PRIVATE_KEY ? *priv : *pub) = handles[0];
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<CK_OBJECT_HANDLE> FindResidentLocked(absl::string_view key_id) {

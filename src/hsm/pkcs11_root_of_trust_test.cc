@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "crypto/random.h"
+#include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/softhsm.h"
@@ -99,6 +100,23 @@ TEST_F(Pkcs11Test, ResidentKeysLiveAndDieInTheToken) {
   KW_ASSERT_OK(rot->DestroyResidentKey(id));
   KW_EXPECT_OK(rot->DestroyResidentKey(id));  // idempotent
   EXPECT_FALSE(rot->ResidentUnseal(id, sealed, "aad").ok());
+}
+
+TEST_F(Pkcs11Test, SigningKeyStaysInTheTokenAndSignaturesVerify) {
+  std::string pem;
+  {
+    KW_ASSERT_OK_AND_ASSIGN(auto rot, OpenPkcs11(Options()));
+    KW_ASSERT_OK_AND_ASSIGN(pem, rot->GetOrCreateSigningKey("keyward-audit/dev"));
+    EXPECT_THAT(pem, HasSubstr("BEGIN PUBLIC KEY"));
+  }
+  KW_ASSERT_OK_AND_ASSIGN(auto rot, OpenPkcs11(Options()));
+  KW_ASSERT_OK_AND_ASSIGN(std::string again, rot->GetOrCreateSigningKey("keyward-audit/dev"));
+  EXPECT_EQ(again, pem) << "the same key is found after a restart";
+  KW_ASSERT_OK_AND_ASSIGN(std::string sig, rot->Sign("keyward-audit/dev", "checkpoint 42"));
+  KW_EXPECT_OK(crypto::VerifyEcdsaP256(pem, "checkpoint 42", sig));
+  EXPECT_THAT(crypto::VerifyEcdsaP256(pem, "checkpoint 43", sig),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(rot->Sign("no-such-key", "x"), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(Pkcs11Test, ClearErrorsForBadSettings) {

@@ -64,6 +64,15 @@ class RootOfTrust {
   [[nodiscard]] virtual absl::Status DestroyResidentKey(
       absl::string_view key_id) = 0;
 
+  // An ECDSA P-256 signing key pair labelled `label` inside the HSM (the
+  // private key is sensitive and never leaves it), created when absent.
+  // Returns the public key as PEM (SubjectPublicKeyInfo).
+  [[nodiscard]] virtual absl::StatusOr<std::string> GetOrCreateSigningKey(
+      absl::string_view label) = 0;
+  // ECDSA with SHA-256 over `data` with that key; a DER signature.
+  [[nodiscard]] virtual absl::StatusOr<std::string> Sign(absl::string_view label,
+                                                         absl::string_view data) = 0;
+
   // OK when the HSM answers (for readiness checks).
   [[nodiscard]] virtual absl::Status CheckHealth() = 0;
 };

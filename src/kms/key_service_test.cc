@@ -367,6 +367,8 @@ TEST(KeyServiceCrashTest, EveryInterruptedWriteLeavesAConsistentStore) {
         absl::StatusOr<SecretData> ResidentUnseal(absl::string_view i, absl::string_view s, absl::string_view a) override { return r_->ResidentUnseal(i, s, a); }
         absl::Status DestroyResidentKey(absl::string_view i) override { return r_->DestroyResidentKey(i); }
         absl::Status CheckHealth() override { return r_->CheckHealth(); }
+        absl::StatusOr<std::string> GetOrCreateSigningKey(absl::string_view l) override { return r_->GetOrCreateSigningKey(l); }
+        absl::StatusOr<std::string> Sign(absl::string_view l, absl::string_view d) override { return r_->Sign(l, d); }
        private:
         std::shared_ptr<hsm::RootOfTrust> r_;
       };

@@ -1,5 +1,8 @@
 #include "hsm/testing/software_root_of_trust.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
@@ -82,6 +85,46 @@ absl::Status SoftwareRootOfTrust::DestroyResidentKey(absl::string_view key_id) {
 }
 
 absl::Status SoftwareRootOfTrust::CheckHealth() { return Check(); }
+
+absl::StatusOr<std::string> SoftwareRootOfTrust::GetOrCreateSigningKey(
+    absl::string_view label) {
+  KW_RETURN_IF_ERROR(Check());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = signing_[std::string(label)];
+  if (!slot) slot = std::shared_ptr<void>(EVP_EC_gen("P-256"), [](void* k) {
+    EVP_PKEY_free(static_cast<EVP_PKEY*>(k));
+  });
+  auto* key = static_cast<EVP_PKEY*>(slot.get());
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  PEM_write_bio_PUBKEY(bio.get(), key);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+absl::StatusOr<std::string> SoftwareRootOfTrust::Sign(absl::string_view label,
+                                                      absl::string_view data) {
+  KW_RETURN_IF_ERROR(Check());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = signing_.find(std::string(label));
+  if (it == signing_.end()) return absl::NotFoundError("no signing key");
+  auto* key = static_cast<EVP_PKEY*>(it->second.get());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                              EVP_MD_CTX_free);
+  size_t len = 0;
+  if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    return absl::InternalError("signing failed");
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    return absl::InternalError("signing failed");
+  }
+  sig.resize(len);
+  return sig;
+}
 
 size_t SoftwareRootOfTrust::resident_key_count() {
   std::lock_guard<std::mutex> lock(mu_);

@@ -32,6 +32,8 @@ class SoftwareRootOfTrust final : public RootOfTrust {
                                             absl::string_view aad) override;
   absl::Status DestroyResidentKey(absl::string_view key_id) override;
   absl::Status CheckHealth() override;
+  absl::StatusOr<std::string> GetOrCreateSigningKey(absl::string_view label) override;
+  absl::StatusOr<std::string> Sign(absl::string_view label, absl::string_view data) override;
 
   // Test controls.
   void SetAvailable(bool available) { available_ = available; }
@@ -43,6 +45,7 @@ class SoftwareRootOfTrust final : public RootOfTrust {
   std::unique_ptr<crypto::Aead> root_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<crypto::Aead>> resident_;
+  std::map<std::string, std::shared_ptr<void>> signing_;  // label -> EVP_PKEY
   std::atomic<bool> available_{true};
   std::atomic<int> unseal_calls_{0};
 };

@@ -1,0 +1,507 @@
+#include "audit/audit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "crypto/signature.h"
+#include "keyward/errors.h"
+#include "nlohmann/json.hpp"
+
+namespace keyward::audit {
+namespace {
+
+constexpr size_t kMaxBatch = 8192;
+
+std::string Path(const std::string& dir, const char* file) {
+  return absl::StrCat(dir, "/", file);
+}
+
+std::string IsoTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
+absl::Status Unavailable(absl::string_view why) {
+  return absl::UnavailableError(absl::StrCat(
+      "the audit log is unavailable (", why,
+      "); the request was not answered because it could not be recorded. "
+      "keywardd retries by itself; see /readyz"));
+}
+
+std::chrono::system_clock::time_point ToChrono(absl::Time t) {
+  return std::chrono::system_clock::from_time_t(0) +
+         std::chrono::microseconds(absl::ToUnixMicros(t));
+}
+
+}  // namespace
+
+std::string CheckpointMessage(absl::string_view environment, uint64_t tree_size,
+                              const Hash& root, absl::Time time) {
+  return absl::StrCat("keyward audit checkpoint v1\n", environment, "\n", tree_size,
+                      "\n", ToHex(root), "\n", absl::ToUnixMicros(time), "\n");
+}
+
+absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  Checkpoint c;
+  std::string root, sig;
+  if (!j.is_object() || !j.contains("tree_size") || !j.contains("root") ||
+      !j.contains("time_unix_micros") || !j.contains("signature") ||
+      !j.contains("environment") || !j.contains("key_fingerprint")) {
+    return absl::DataLossError("not a checkpoint record");
+  }
+  try {
+    c.environment = j["environment"].get<std::string>();
+    c.tree_size = j["tree_size"].get<uint64_t>();
+    root = j["root"].get<std::string>();
+    c.time = absl::FromUnixMicros(j["time_unix_micros"].get<int64_t>());
+    c.key_fingerprint = j["key_fingerprint"].get<std::string>();
+    sig = j["signature"].get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return absl::DataLossError("a checkpoint field has the wrong type");
+  }
+  if (!FromHex(root, &c.root) || !absl::Base64Unescape(sig, &c.signature)) {
+    return absl::DataLossError("a checkpoint has a malformed root or signature");
+  }
+  c.line = std::string(line);
+  return c;
+}
+
+bool RecordFilter::Matches(absl::string_view line) const {
+  if (!since && !until && principal.empty() && key.empty() && operation.empty() &&
+      decision.empty()) {
+    return true;
+  }
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object()) return false;
+  auto field = [&](const char* name) {
+    return j.contains(name) && j[name].is_string() ? j[name].get<std::string>()
+                                                   : std::string();
+  };
+  if (!principal.empty() && field("principal") != principal) return false;
+  if (!key.empty() && field("key") != key) return false;
+  if (!operation.empty() && field("operation") != operation) return false;
+  if (!decision.empty() && field("decision") != decision) return false;
+  if (since || until) {
+    absl::Time t;
+    std::string err;
+    if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", field("time"), &t, &err)) return false;
+    if (since && t < *since) return false;
+    if (until && t >= *until) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options) {
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(options)));
+  KW_RETURN_IF_ERROR(log->Load());
+  log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
+  if (log->options_.signer != nullptr &&
+      log->options_.checkpoint_interval > absl::ZeroDuration()) {
+    log->checkpointer_ = std::thread([l = log.get()] { l->CheckpointLoop(); });
+  }
+  return log;
+}
+
+absl::Status AuditLog::Load() {
+  if (options_.signer != nullptr) {
+    KW_ASSIGN_OR_RETURN(public_key_pem_,
+                        options_.signer->GetOrCreateSigningKey(options_.signing_key_label));
+    KW_ASSIGN_OR_RETURN(key_fingerprint_, crypto::PublicKeyFingerprint(public_key_pem_));
+  }
+  if (memory()) return absl::OkStatus();
+  if (::mkdir(options_.dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(absl::StrCat("cannot create the audit directory ",
+                                               options_.dir, ": ", std::strerror(errno)));
+  }
+  // Records written before: rebuild the tree and the offsets.
+  const std::string records = Path(options_.dir, kRecordsFile);
+  std::ifstream in(records, std::ios::binary);
+  if (in) {
+    std::string line;
+    uint64_t offset = 0;
+    std::string content((std::istreambuf_iterator<char>(in)), {});
+    size_t pos = 0;
+    while (pos < content.size()) {
+      const size_t nl = content.find('\n', pos);
+      if (nl == std::string::npos) {
+        // A record torn by a crash was never acknowledged: drop the tail.
+        std::fprintf(stderr,
+                     "keywardd: audit: dropping %zu bytes of an incomplete last "
+                     "record (interrupted write)\n",
+                     content.size() - pos);
+        if (::truncate(records.c_str(), static_cast<off_t>(pos)) != 0) {
+          return absl::UnavailableError(absl::StrCat("cannot repair ", records, ": ",
+                                                     std::strerror(errno)));
+        }
+        break;
+      }
+      absl::string_view l(content.data() + pos, nl - pos);
+      offsets_.push_back(pos);
+      prev_ = LeafHash(l);
+      tree_.Append(prev_);
+      pos = nl + 1;
+    }
+    (void)offset;
+  }
+  next_seq_ = durable_ = tree_.size();
+  // The latest checkpoint.
+  std::ifstream cin(Path(options_.dir, kCheckpointsFile), std::ios::binary);
+  std::string line, last;
+  while (std::getline(cin, line)) {
+    if (!line.empty()) last = line;
+  }
+  if (!last.empty()) {
+    auto c = ParseCheckpoint(last);
+    if (c.ok()) latest_ = *c;
+  }
+  // Publish the signing key for verifiers (kept: old keys verify old
+  // checkpoints).
+  if (!public_key_pem_.empty()) {
+    const std::string keys = Path(options_.dir, kKeysFile);
+    std::ifstream kin(keys);
+    std::string existing((std::istreambuf_iterator<char>(kin)), {});
+    if (existing.find(public_key_pem_) == std::string::npos) {
+      KW_RETURN_IF_ERROR(WriteDurably(kKeysFile, public_key_pem_));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::WriteDurably(const std::string& file, const std::string& bytes) {
+  const std::string path = Path(options_.dir, file.c_str());
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+  struct stat st;
+  const off_t start = ::fstat(fd, &st) == 0 ? st.st_size : -1;
+  size_t done = 0;
+  int err = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+  if (err != 0 && start >= 0) {
+    // Leave no partial record behind; the same bytes are written again.
+    [[maybe_unused]] int rc = ::ftruncate(fd, start);
+  }
+  ::close(fd);
+  if (err != 0) {
+    return absl::UnavailableError(absl::StrCat("writing ", path, ": ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::Append(AuditRecord record) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const absl::Time now = absl::Now();
+  if ((!healthy_ && now - failing_since_ >= options_.max_wait) ||
+      pending_.size() >= options_.max_pending) {
+    if (refused_ == 0) refused_since_ = now;
+    ++refused_;
+    ++stats_.refused;
+    return Unavailable(healthy_ ? "too many records are waiting to be written" : failure_);
+  }
+  const uint64_t seq = next_seq_++;
+  pending_.push_back({seq, std::move(record)});
+  writer_cv_.notify_one();
+  const bool done = durable_cv_.wait_until(
+      lock, ToChrono(now + options_.max_wait),
+      [&] { return durable_ > seq || stopping_; });
+  if (done && durable_ > seq) return absl::OkStatus();
+  // Not durable in time.  If the record is still queued, say in it that its
+  // answer was withheld; it is written when the disk recovers.
+  for (auto* queue : {&inflight_, static_cast<std::vector<Pending>*>(nullptr)}) {
+    if (queue == nullptr) break;
+    for (Pending& p : *queue) {
+      if (p.seq == seq) {
+        p.record.detail = absl::StrCat("response withheld: audit log unavailable. ",
+                                       p.record.detail);
+        p.record.result = "UNAVAILABLE";
+      }
+    }
+  }
+  for (Pending& p : pending_) {
+    if (p.seq == seq) {
+      p.record.detail = absl::StrCat("response withheld: audit log unavailable. ",
+                                     p.record.detail);
+      p.record.result = "UNAVAILABLE";
+    }
+  }
+  return Unavailable(failure_.empty() ? "the disk did not confirm the write in time"
+                                      : failure_);
+}
+
+void AuditLog::AppendAsync(AuditRecord record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.size() >= options_.max_pending) {
+    if (refused_ == 0) refused_since_ = absl::Now();
+    ++refused_;
+    ++stats_.refused;
+    return;
+  }
+  pending_.push_back({next_seq_++, std::move(record)});
+  writer_cv_.notify_one();
+}
+
+absl::Status AuditLog::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (healthy_) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "audit log not writable since ", IsoTime(failing_since_), ": ", failure_));
+}
+
+AuditLog::Stats AuditLog::GetStats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats s = stats_;
+  s.pending = pending_.size();
+  return s;
+}
+
+void AuditLog::WriterLoop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      writer_cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+      if (pending_.empty()) return;  // stopping, nothing left
+      while (!pending_.empty() && inflight_.size() < kMaxBatch) {
+        inflight_.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    std::vector<Hash> leaves;
+    std::vector<std::string> lines;
+    Hash prev = prev_;
+    uint64_t last_seq = 0;
+    absl::Duration backoff = absl::Milliseconds(50);
+    uint64_t start = 0;
+    for (;;) {
+      // Serialize (again, on a retry: a record may have been marked since).
+      std::string bytes;
+      leaves.clear();
+      lines.clear();
+      prev = prev_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const Pending& p : inflight_) {
+          std::string line = SerializeRecord(p.record, p.seq, prev);
+          prev = LeafHash(line);
+          leaves.push_back(prev);
+          bytes.append(line);
+          bytes.push_back('\n');
+          lines.push_back(std::move(line));
+        }
+        last_seq = inflight_.back().seq;
+      }
+      if (!memory()) {
+        struct stat st;
+        start = ::stat(Path(options_.dir, kRecordsFile).c_str(), &st) == 0
+                    ? static_cast<uint64_t>(st.st_size)
+                    : 0;
+      }
+      const absl::Time t0 = absl::Now();
+      absl::Status s = memory() ? absl::OkStatus() : WriteDurably(kRecordsFile, bytes);
+      if (s.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.last_fsync_ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+        break;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (healthy_) {
+          healthy_ = false;
+          failing_since_ = absl::Now();
+        }
+        failure_ = std::string(s.message());
+        durable_cv_.notify_all();
+        if (stopping_ && absl::Now() - failing_since_ > options_.max_wait) {
+          std::fprintf(stderr,
+                       "keywardd: audit: %zu records could not be written before "
+                       "shutdown (%s); their requests were not answered\n",
+                       inflight_.size(), failure_.c_str());
+          return;
+        }
+      }
+      std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
+      backoff = std::min(backoff * 2, absl::Seconds(1));
+    }
+    {
+      std::lock_guard<std::mutex> lock(lines_mu_);
+      uint64_t offset = start;
+      for (std::string& line : lines) {
+        offsets_.push_back(offset);
+        offset += line.size() + 1;
+        if (memory()) memory_lines_.push_back(std::move(line));
+      }
+    }
+    for (const Hash& leaf : leaves) tree_.Append(leaf);
+    prev_ = prev;
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.records += inflight_.size();
+    inflight_.clear();
+    durable_ = last_seq + 1;
+    healthy_ = true;
+    failure_.clear();
+    ++stats_.batches;
+    if (refused_ > 0) {
+      AuditRecord gap;
+      gap.time = absl::Now();
+      gap.operation = "audit-unavailable";
+      gap.decision = "none";
+      gap.result = "UNAVAILABLE";
+      gap.detail = absl::StrCat(refused_, " request(s) were refused without an answer "
+                                          "because the audit log was unavailable from ",
+                                IsoTime(refused_since_), " to ", IsoTime(gap.time));
+      pending_.push_back({next_seq_++, std::move(gap)});
+      refused_ = 0;
+    }
+    durable_cv_.notify_all();
+  }
+}
+
+void AuditLog::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  for (;;) {
+    stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.checkpoint_interval));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) return;
+    }
+    uint64_t last = 0;
+    {
+      std::lock_guard<std::mutex> l(checkpoint_mu_);
+      last = latest_ ? latest_->tree_size : 0;
+    }
+    if (tree_.size() != last || last == 0) {
+      if (auto c = MakeCheckpoint(); !c.ok()) {
+        std::fprintf(stderr, "keywardd: audit: checkpoint failed: %s\n",
+                     std::string(c.status().message()).c_str());
+      }
+    }
+  }
+}
+
+absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
+  if (options_.signer == nullptr) {
+    return absl::FailedPreconditionError("no checkpoint signing key configured");
+  }
+  std::lock_guard<std::mutex> serial(checkpoint_mu_);
+  Checkpoint c;
+  c.environment = options_.environment;
+  c.tree_size = tree_.size();
+  KW_ASSIGN_OR_RETURN(c.root, tree_.Root(c.tree_size));
+  c.time = absl::Now();
+  c.key_fingerprint = key_fingerprint_;
+  KW_ASSIGN_OR_RETURN(c.signature,
+                      options_.signer->Sign(options_.signing_key_label,
+                                            CheckpointMessage(c.environment, c.tree_size,
+                                                              c.root, c.time)));
+  nlohmann::ordered_json j = {{"environment", c.environment},
+                              {"tree_size", c.tree_size},
+                              {"root", ToHex(c.root)},
+                              {"time_unix_micros", absl::ToUnixMicros(c.time)},
+                              {"time", IsoTime(c.time)},
+                              {"key_fingerprint", c.key_fingerprint},
+                              {"signature", absl::Base64Escape(c.signature)}};
+  c.line = j.dump();
+  if (!memory()) KW_RETURN_IF_ERROR(WriteDurably(kCheckpointsFile, c.line + "\n"));
+  latest_ = c;
+  return c;
+}
+
+absl::StatusOr<Checkpoint> AuditLog::LatestCheckpoint() const {
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  if (!latest_) return absl::NotFoundError("no checkpoint has been written yet");
+  return *latest_;
+}
+
+absl::StatusOr<Hash> AuditLog::LeafAt(uint64_t index) const {
+  if (index >= tree_.size()) return absl::OutOfRangeError("no such record");
+  return tree_.LeafAt(index);
+}
+
+absl::StatusOr<std::string> AuditLog::ReadLine(uint64_t index) const {
+  std::lock_guard<std::mutex> lock(lines_mu_);
+  if (index >= offsets_.size()) return absl::OutOfRangeError("no such record");
+  if (memory()) return memory_lines_[index];
+  const uint64_t start = offsets_[index];
+  int fd = ::open(Path(options_.dir, kRecordsFile).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::UnavailableError("cannot read the audit log");
+  std::string out;
+  char buf[4096];
+  uint64_t pos = start;
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(pos));
+    if (n <= 0) break;
+    const size_t len = static_cast<size_t>(n);
+    const void* nl = std::memchr(buf, '\n', len);
+    if (nl != nullptr) {
+      out.append(buf, static_cast<const char*>(nl) - buf);
+      break;
+    }
+    out.append(buf, len);
+    pos += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t limit,
+                                                        const RecordFilter& filter,
+                                                        uint64_t* next) const {
+  std::vector<std::string> out;
+  const uint64_t n = tree_.size();
+  uint64_t i = from;
+  for (; i < n && out.size() < limit; ++i) {
+    KW_ASSIGN_OR_RETURN(std::string line, ReadLine(i));
+    if (filter.Matches(line)) out.push_back(std::move(line));
+  }
+  *next = i;
+  return out;
+}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  writer_cv_.notify_all();
+  durable_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stop_cv_.notify_all();
+  }
+  if (writer_.joinable()) writer_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  if (options_.signer != nullptr) {
+    uint64_t last = 0;
+    {
+      std::lock_guard<std::mutex> l(checkpoint_mu_);
+      last = latest_ ? latest_->tree_size : 0;
+    }
+    if (tree_.size() != last || last == 0) {
+      if (auto c = MakeCheckpoint(); !c.ok()) {
+        std::fprintf(stderr, "keywardd: audit: final checkpoint failed: %s\n",
+                     std::string(c.status().message()).c_str());
+      }
+    }
+  }
+}
+
+}  // namespace keyward::audit

@@ -1,0 +1,182 @@
+// The audit log: every request to keywardd becomes one record, durable before
+// the response leaves the server.
+//
+// Durability and speed: records are appended by one writer thread that
+// commits whatever is queued with a single write and fdatasync (group
+// commit), so the cost of an fsync is shared by every request waiting for it.
+// Fail closed: if a record cannot be made durable within max_wait, Append
+// returns kUnavailable ("the audit log is unavailable: ...") and the caller
+// must not answer; while the log is failing, new requests are refused at
+// once (counted, and summarized in a record when the log recovers), Health()
+// says why, and the writer keeps retrying until the disk takes the records
+// again.  Nothing queued is ever dropped.
+//
+// Tamper evidence: records are the leaves of an RFC 6962 Merkle tree; a
+// signed checkpoint (tree size, root, time) is appended every
+// checkpoint_interval and on shutdown, signed by a key held in the HSM.
+// docs/audit.md describes the files; audit/verifier.h checks them.
+//
+// Thread-safety: every method is safe to call concurrently.
+#ifndef KEYWARD_AUDIT_AUDIT_LOG_H_
+#define KEYWARD_AUDIT_AUDIT_LOG_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "audit/merkle.h"
+#include "audit/record.h"
+#include "hsm/root_of_trust.h"
+
+namespace keyward::audit {
+
+inline constexpr char kRecordsFile[] = "records.log";
+inline constexpr char kCheckpointsFile[] = "checkpoints.log";
+inline constexpr char kKeysFile[] = "checkpoint-keys.pem";
+
+struct AuditLogOptions {
+  // Where records.log and checkpoints.log live.  Empty: in memory only,
+  // which is accepted for benchmark environments alone.
+  std::string dir;
+  std::string environment;
+  absl::Duration max_wait = absl::Seconds(2);
+  size_t max_pending = 100000;
+  absl::Duration checkpoint_interval = absl::Seconds(60);
+  // Checkpoints are signed with this HSM key (created when absent).
+  hsm::RootOfTrust* signer = nullptr;
+  std::string signing_key_label;
+};
+
+struct Checkpoint {
+  std::string environment;
+  uint64_t tree_size = 0;
+  Hash root{};
+  absl::Time time;
+  std::string key_fingerprint;  // SHA-256 of the signing key's SPKI, hex
+  std::string signature;        // DER ECDSA-SHA256, raw bytes
+  std::string line;             // as stored in checkpoints.log
+};
+
+// The bytes a checkpoint signature covers.
+std::string CheckpointMessage(absl::string_view environment, uint64_t tree_size,
+                              const Hash& root, absl::Time time);
+// Parses one checkpoints.log line.  Errors: kDataLoss.
+absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line);
+
+struct RecordFilter {
+  std::optional<absl::Time> since, until;
+  std::string principal, key, operation, decision;
+  bool Matches(absl::string_view line) const;  // parses the JSON
+};
+
+class AuditLog {
+ public:
+  // Opens (creating) the log, re-reads existing records into the tree
+  // (truncating a record torn by a crash: it was never acknowledged), loads
+  // or creates the signing key, and starts the writer and checkpointer.
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(AuditLogOptions options);
+  // Drains the queue (bounded by max_wait), writes a final checkpoint.
+  ~AuditLog();
+
+  // Durably records `record`, blocking up to max_wait.  Errors: kUnavailable.
+  absl::Status Append(AuditRecord record);
+  // Queues `record` without waiting (for events with no caller to answer,
+  // such as failed TLS handshakes).  Dropped only if the queue is full, and
+  // then counted in the next gap record.
+  void AppendAsync(AuditRecord record);
+
+  // OK, or kUnavailable naming why records cannot be written.
+  absl::Status Health() const;
+  uint64_t size() const { return tree_.size(); }  // durable records
+  const std::string& public_key_pem() const { return public_key_pem_; }
+
+  // Signs and stores a checkpoint of the current tree now.
+  absl::StatusOr<Checkpoint> MakeCheckpoint();
+  absl::StatusOr<Checkpoint> LatestCheckpoint() const;
+
+  absl::StatusOr<Hash> Root(uint64_t n) const { return tree_.Root(n); }
+  absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t n) const {
+    return tree_.InclusionProof(index, n);
+  }
+  absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t m, uint64_t n) const {
+    return tree_.ConsistencyProof(m, n);
+  }
+  absl::StatusOr<Hash> LeafAt(uint64_t index) const;
+
+  // Up to `limit` records from `from` on that match `filter`, as stored.
+  // `next` receives the index to continue from.
+  absl::StatusOr<std::vector<std::string>> Read(uint64_t from, size_t limit,
+                                                const RecordFilter& filter,
+                                                uint64_t* next) const;
+
+  struct Stats {
+    uint64_t batches = 0;
+    uint64_t records = 0;
+    uint64_t refused = 0;
+    double last_fsync_ms = 0;
+    size_t pending = 0;
+  };
+  Stats GetStats() const;
+
+ private:
+  explicit AuditLog(AuditLogOptions options) : options_(std::move(options)) {}
+  absl::Status Load();
+  absl::Status WriteDurably(const std::string& file, const std::string& bytes);
+  void WriterLoop();
+  void CheckpointLoop();
+  absl::StatusOr<std::string> ReadLine(uint64_t index) const;
+  bool memory() const { return options_.dir.empty(); }
+
+  const AuditLogOptions options_;
+  std::string public_key_pem_;
+  std::string key_fingerprint_;
+  MerkleTree tree_;
+
+  mutable std::mutex mu_;
+  std::condition_variable writer_cv_;   // work for the writer
+  std::condition_variable durable_cv_;  // progress for waiters
+  struct Pending {
+    uint64_t seq;
+    AuditRecord record;
+  };
+  std::deque<Pending> pending_;         // GUARDED_BY(mu_)
+  // The batch being written; re-serialized on each attempt so that a waiter
+  // that gave up can still mark its record "response withheld".
+  std::vector<Pending> inflight_;       // GUARDED_BY(mu_)
+  uint64_t next_seq_ = 0;               // GUARDED_BY(mu_)
+  uint64_t durable_ = 0;                // GUARDED_BY(mu_): records 0..durable_-1
+  bool healthy_ = true;                 // GUARDED_BY(mu_)
+  std::string failure_;                 // GUARDED_BY(mu_)
+  absl::Time failing_since_;            // GUARDED_BY(mu_)
+  uint64_t refused_ = 0;                // GUARDED_BY(mu_): since the last gap record
+  absl::Time refused_since_;            // GUARDED_BY(mu_)
+  bool stopping_ = false;               // GUARDED_BY(mu_)
+  Stats stats_;                         // GUARDED_BY(mu_)
+
+  // Byte offset of each record in records.log (or the lines, in memory).
+  mutable std::mutex lines_mu_;
+  std::vector<uint64_t> offsets_;       // GUARDED_BY(lines_mu_)
+  std::vector<std::string> memory_lines_;  // GUARDED_BY(lines_mu_)
+  Hash prev_{};                         // writer thread only
+
+  mutable std::mutex checkpoint_mu_;
+  std::optional<Checkpoint> latest_;    // GUARDED_BY(checkpoint_mu_)
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  std::thread writer_;
+  std::thread checkpointer_;
+};
+
+}  // namespace keyward::audit
+
+#endif  // KEYWARD_AUDIT_AUDIT_LOG_H_

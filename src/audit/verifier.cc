@@ -1,0 +1,191 @@
+#include "audit/verifier.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "crypto/signature.h"
+#include "nlohmann/json.hpp"
+
+namespace keyward::audit {
+namespace {
+
+std::string IsoTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+// PEM blocks of a keys file, by fingerprint.
+std::map<std::string, std::string> ReadKeys(const std::string& path) {
+  std::map<std::string, std::string> keys;
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  size_t pos = 0;
+  const std::string begin = "-----BEGIN PUBLIC KEY-----", end = "-----END PUBLIC KEY-----";
+  while ((pos = text.find(begin, pos)) != std::string::npos) {
+    const size_t e = text.find(end, pos);
+    if (e == std::string::npos) break;
+    const std::string pem = text.substr(pos, e + end.size() - pos) + "\n";
+    if (auto fp = crypto::PublicKeyFingerprint(pem); fp.ok()) keys[*fp] = pem;
+    pos = e;
+  }
+  return keys;
+}
+
+}  // namespace
+
+std::string SerializeSavedCheckpoint(const SavedCheckpoint& saved) {
+  nlohmann::ordered_json j = {{"checkpoint", nlohmann::json::parse(saved.checkpoint.line)},
+                              {"public_key_pem", saved.public_key_pem}};
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<SavedCheckpoint> ParseSavedCheckpoint(absl::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("checkpoint") || !j.contains("public_key_pem")) {
+    return absl::InvalidArgumentError(
+        "not a saved checkpoint (make one with `keyward audit checkpoint -o FILE`)");
+  }
+  SavedCheckpoint s;
+  auto c = ParseCheckpoint(j["checkpoint"].dump());
+  if (!c.ok()) return absl::InvalidArgumentError(c.status().message());
+  s.checkpoint = *c;
+  s.public_key_pem = j["public_key_pem"].get<std::string>();
+  return s;
+}
+
+absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
+                                            const std::optional<SavedCheckpoint>& pinned) {
+  const absl::Time started = absl::Now();
+  VerifyReport report;
+  auto fail = [&](std::string problem, std::optional<uint64_t> record) {
+    if (report.ok) {
+      report.ok = false;
+      report.problem = std::move(problem);
+      report.first_bad_record = record;
+    }
+  };
+  std::ifstream in(absl::StrCat(dir, "/", kRecordsFile), std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("no audit log in ", dir, " (", kRecordsFile,
+                                            " is missing or unreadable)"));
+  }
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  // Every sequence number present, to tell a deletion from a reordering.
+  std::vector<uint64_t> seqs;
+  for (size_t p = 0; p < content.size();) {
+    const size_t e = content.find('\n', p);
+    if (e == std::string::npos) break;
+    auto f = ReadChainFields(absl::string_view(content.data() + p, e - p));
+    if (f.ok()) seqs.push_back(f->seq);
+    p = e + 1;
+  }
+  std::sort(seqs.begin(), seqs.end());
+  // 1. The chain: seq i at position i, prev = leaf hash of position i-1.
+  MerkleTree tree;
+  Hash prev{};
+  size_t pos = 0;
+  uint64_t i = 0;
+  while (pos < content.size()) {
+    size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos) {
+      fail(absl::StrCat("record ", i, " is incomplete (the file ends inside it)"), i);
+      break;
+    }
+    absl::string_view line(content.data() + pos, nl - pos);
+    auto fields = ReadChainFields(line);
+    if (!fields.ok()) {
+      fail(absl::StrCat("record ", i, " is not a valid audit record: ",
+                        fields.status().message()),
+           i);
+    } else if (fields->seq != i) {
+      const bool missing = !std::binary_search(seqs.begin(), seqs.end(), i);
+      fail(fields->seq > i && missing
+               ? absl::StrCat("record ", i, " carries sequence number ", fields->seq,
+                              ": records ", i, "..", fields->seq - 1, " were deleted")
+               : absl::StrCat("record ", i, " carries sequence number ", fields->seq,
+                              ": a record was inserted here or records were reordered"),
+           i);
+    } else if (fields->prev != prev) {
+      fail(i == 0 ? std::string("record 0 does not start the chain: the log was "
+                                "truncated at its start or replaced")
+                  : absl::StrCat("record ", i, " does not chain to record ", i - 1,
+                                 ": record ", i - 1,
+                                 " was modified, or records were inserted, removed or "
+                                 "reordered here"),
+           i == 0 ? 0 : i - 1);
+    }
+    prev = LeafHash(line);
+    tree.Append(prev);
+    pos = nl + 1;
+    ++i;
+  }
+  report.records = tree.size();
+
+  // 2. Every checkpoint: signed by a known key, and matching the records.
+  std::map<std::string, std::string> keys =
+      pinned ? std::map<std::string, std::string>{}
+             : ReadKeys(absl::StrCat(dir, "/", kKeysFile));
+  if (pinned) {
+    auto fp = crypto::PublicKeyFingerprint(pinned->public_key_pem);
+    if (!fp.ok()) return absl::InvalidArgumentError("the saved checkpoint's key is unusable");
+    keys[*fp] = pinned->public_key_pem;
+  }
+  auto check = [&](const Checkpoint& c, const std::string& what) {
+    auto key = keys.find(c.key_fingerprint);
+    if (key == keys.end()) {
+      fail(absl::StrCat(what, " of ", IsoTime(c.time), " is signed by key ",
+                        c.key_fingerprint.substr(0, 16), ", which ",
+                        pinned ? "is not the key of your saved checkpoint"
+                               : "is not in checkpoint-keys.pem"),
+           std::nullopt);
+      return;
+    }
+    if (!crypto::VerifyEcdsaP256(key->second,
+                                 CheckpointMessage(c.environment, c.tree_size, c.root, c.time),
+                                 c.signature)
+             .ok()) {
+      fail(absl::StrCat(what, " of ", IsoTime(c.time),
+                        " has an invalid signature: the checkpoint was modified"),
+           std::nullopt);
+      return;
+    }
+    if (c.tree_size > report.records) {
+      fail(absl::StrCat("the log was truncated: ", what, " of ", IsoTime(c.time), " covers ",
+                        c.tree_size, " records but the log holds ", report.records),
+           report.records);
+      return;
+    }
+    auto root = tree.Root(c.tree_size);
+    if (!root.ok() || *root != c.root) {
+      fail(absl::StrCat("records 0..", c.tree_size - 1, " no longer match ", what, " of ",
+                        IsoTime(c.time),
+                        ": a record in that range was modified, inserted, removed or "
+                        "reordered"),
+           std::nullopt);
+    }
+  };
+  std::ifstream cin(absl::StrCat(dir, "/", kCheckpointsFile));
+  std::string line;
+  uint64_t n = 0;
+  while (std::getline(cin, line)) {
+    if (line.empty()) continue;
+    ++n;
+    auto c = ParseCheckpoint(line);
+    if (!c.ok()) {
+      fail(absl::StrCat("checkpoint ", n, " is malformed: ", c.status().message()), std::nullopt);
+      continue;
+    }
+    check(*c, absl::StrCat("checkpoint ", n));
+    ++report.checkpoints;
+  }
+  if (pinned) {
+    check(pinned->checkpoint, "your saved checkpoint");
+    ++report.checkpoints;
+  }
+  report.seconds = absl::ToDoubleSeconds(absl::Now() - started);
+  return report;
+}
+
+}  // namespace keyward::audit
