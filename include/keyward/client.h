@@ -103,6 +103,78 @@ struct RewrappedHeader {
   KeyReference key;
 };
 
+// Access control (docs/policy.md).
+struct PolicyDecision {
+  bool allowed = false;
+  std::string rule;    // the rule, or "grant:<id>"; empty for the default deny
+  std::string reason;
+};
+
+struct GrantSpec {
+  std::string principal;
+  std::string key;  // name or glob
+  std::vector<std::string> operations;
+  EncryptionContext context;  // pairs a request must carry
+  absl::Duration ttl = absl::Hours(1);  // 1 second .. 90 days
+  std::string reason;
+};
+
+struct GrantInfo {
+  std::string id;
+  std::string principal;
+  std::string key;
+  std::vector<std::string> operations;
+  EncryptionContext context;
+  absl::Time created;
+  absl::Time expires;
+  std::optional<absl::Time> revoked;
+  std::string created_by;
+  std::string reason;
+};
+
+// The audit log (docs/audit.md).  Hashes are 32 raw bytes.
+struct AuditCheckpointInfo {
+  std::string environment;
+  uint64_t tree_size = 0;
+  std::string root_hash;
+  absl::Time time;
+  std::string key_fingerprint;
+  std::string signature;       // DER ECDSA P-256 SHA-256
+  std::string line;            // as stored in checkpoints.log
+  std::string public_key_pem;  // the key that signed it
+};
+
+struct AuditInclusionProof {
+  uint64_t index = 0;
+  uint64_t tree_size = 0;
+  std::string leaf_hash;
+  std::vector<std::string> path;
+  std::string root_hash;
+};
+
+struct AuditConsistencyProof {
+  uint64_t from_size = 0;
+  uint64_t to_size = 0;
+  std::vector<std::string> path;
+  std::string from_root;
+  std::string to_root;
+};
+
+struct AuditQuery {
+  uint64_t from_index = 0;
+  bool from_end = false;  // the last `limit` records
+  int limit = 1000;       // 1..10000
+  std::optional<absl::Time> since, until;
+  std::string principal, key, operation, decision;
+  EncryptionContext context;  // matched by keyed hash; never sent back in clear
+};
+
+struct AuditPage {
+  std::vector<std::string> records;  // JSON lines as stored
+  uint64_t next_index = 0;           // continue from here
+  uint64_t size = 0;                 // records in the log
+};
+
 class Client {
  public:
   // Connects and checks the server's environment.  Errors: kInvalidArgument
@@ -159,6 +231,26 @@ class Client {
   // Rewraps a message header to its key's primary version inside keywardd.
   [[nodiscard]] absl::StatusOr<RewrappedHeader> RewrapMessageHeader(
       const std::string& header, const EncryptionContext& context);
+
+  // Access control (needs manage-policy / manage-grants).  SetPolicy errors:
+  // kInvalidArgument naming the rule and field; nothing changes.
+  [[nodiscard]] absl::StatusOr<std::string> GetPolicy();
+  [[nodiscard]] absl::StatusOr<std::string> SetPolicy(const std::string& yaml);
+  [[nodiscard]] absl::StatusOr<PolicyDecision> TestPolicy(
+      const std::string& principal, const std::string& key_name,
+      const std::string& operation, const EncryptionContext& context);
+  [[nodiscard]] absl::StatusOr<GrantInfo> CreateGrant(const GrantSpec& spec);
+  [[nodiscard]] absl::StatusOr<std::vector<GrantInfo>> ListGrants(bool include_inactive);
+  [[nodiscard]] absl::StatusOr<GrantInfo> RevokeGrant(const std::string& id);
+
+  // The audit log (needs read-audit).  `fresh` signs a checkpoint now;
+  // tree_size 0 means the latest checkpoint's size.
+  [[nodiscard]] absl::StatusOr<AuditCheckpointInfo> GetAuditCheckpoint(bool fresh);
+  [[nodiscard]] absl::StatusOr<AuditInclusionProof> GetInclusionProof(uint64_t index,
+                                                                     uint64_t tree_size);
+  [[nodiscard]] absl::StatusOr<AuditConsistencyProof> GetConsistencyProof(
+      uint64_t from_size, uint64_t to_size);
+  [[nodiscard]] absl::StatusOr<AuditPage> ReadAuditRecords(const AuditQuery& query);
 
  private:
   struct Impl;

@@ -30,8 +30,13 @@ enum class ErrorCode {
   kContextMismatch,        // the expected encryption context does not match
   kNoKeyringCouldUnwrap,   // none of the given keyrings could unwrap a DEK
   kEnvironmentMismatch,    // material from another environment
+  // keywardd's access policy refused the request (kPermissionDenied).
+  kAccessDenied,           // no rule or grant allows it, or a deny rule matched
   // Local I/O (absl::StatusCode::kUnavailable).
   kIoError,                // reading or writing a file or stream failed
+  // keywardd could not make the request's audit record durable, so it did
+  // not answer (kUnavailable); retry once the operator has fixed the log.
+  kAuditUnavailable,
 };
 
 // "not-a-keyward-message", "authentication-failed", ... (stable; used in

@@ -33,7 +33,7 @@ std::string IsoTime(absl::Time t) {
 }
 
 absl::Status Unavailable(absl::string_view why) {
-  return absl::UnavailableError(absl::StrCat(
+  return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kAuditUnavailable, absl::StrCat(
       "the audit log is unavailable (", why,
       "); the request was not answered because it could not be recorded. "
       "keywardd retries by itself; see /readyz"));
@@ -80,7 +80,7 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line) {
 
 bool RecordFilter::Matches(absl::string_view line) const {
   if (!since && !until && principal.empty() && key.empty() && operation.empty() &&
-      decision.empty()) {
+      decision.empty() && context.empty()) {
     return true;
   }
   auto j = nlohmann::json::parse(line, nullptr, false);
@@ -93,6 +93,15 @@ bool RecordFilter::Matches(absl::string_view line) const {
   if (!key.empty() && field("key") != key) return false;
   if (!operation.empty() && field("operation") != operation) return false;
   if (!decision.empty() && field("decision") != decision) return false;
+  if (!context.empty()) {
+    if (!j.contains("context") || !j["context"].is_object()) return false;
+    const auto& ctx = j["context"];
+    for (const auto& [k, v] : context) {
+      if (!ctx.contains(k) || !ctx[k].is_string() || ctx[k].get<std::string>() != v) {
+        return false;
+      }
+    }
+  }
   if (since || until) {
     absl::Time t;
     std::string err;
@@ -468,7 +477,10 @@ absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t li
   std::vector<std::string> out;
   const uint64_t n = tree_.size();
   uint64_t i = from;
-  for (; i < n && out.size() < limit; ++i) {
+  // Bounded work per call: a selective filter over a long log returns
+  // early with `next`, and the caller continues from there.
+  constexpr uint64_t kMaxScan = 200000;
+  for (; i < n && out.size() < limit && i - from < kMaxScan; ++i) {
     KW_ASSIGN_OR_RETURN(std::string line, ReadLine(i));
     if (filter.Matches(line)) out.push_back(std::move(line));
   }

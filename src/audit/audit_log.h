@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,7 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line);
 struct RecordFilter {
   std::optional<absl::Time> since, until;
   std::string principal, key, operation, decision;
+  std::map<std::string, std::string> context;  // as recorded (values HMAC'd)
   bool Matches(absl::string_view line) const;  // parses the JSON
 };
 
@@ -113,8 +115,9 @@ class AuditLog {
   }
   absl::StatusOr<Hash> LeafAt(uint64_t index) const;
 
-  // Up to `limit` records from `from` on that match `filter`, as stored.
-  // `next` receives the index to continue from.
+  // Up to `limit` records from `from` on that match `filter`, as stored,
+  // scanning at most 200,000 records per call.  `next` receives the index to
+  // continue from (== size() when the log has been read to its end).
   absl::StatusOr<std::vector<std::string>> Read(uint64_t from, size_t limit,
                                                 const RecordFilter& filter,
                                                 uint64_t* next) const;

@@ -9,8 +9,8 @@ namespace keyward {
 absl::StatusOr<absl::Duration> ParseHumanDuration(absl::string_view text) {
   auto bad = [&] {
     return absl::InvalidArgumentError(absl::StrCat(
-        "'", text, "' is not a duration; use a number with d, h, m or s, "
-                   "for example 90d, 24h, 15m or 1d12h"));
+        "'", text, "' is not a duration; use a number with d, h, m, s or ms, "
+                   "for example 90d, 24h, 15m, 1d12h or 500ms"));
   };
   if (text == "0") return absl::ZeroDuration();
   if (text.empty()) return bad();
@@ -29,7 +29,14 @@ absl::StatusOr<absl::Duration> ParseHumanDuration(absl::string_view text) {
     switch (text[i++]) {
       case 'd': total += absl::Hours(24 * n); break;
       case 'h': total += absl::Hours(n); break;
-      case 'm': total += absl::Minutes(n); break;
+      case 'm':
+        if (i < text.size() && text[i] == 's') {
+          ++i;
+          total += absl::Milliseconds(n);
+        } else {
+          total += absl::Minutes(n);
+        }
+        break;
       case 's': total += absl::Seconds(n); break;
       default: return bad();
     }

@@ -24,7 +24,9 @@ constexpr struct {
     {ErrorCode::kContextMismatch, "context-mismatch"},
     {ErrorCode::kNoKeyringCouldUnwrap, "no-keyring-could-unwrap"},
     {ErrorCode::kEnvironmentMismatch, "environment-mismatch"},
+    {ErrorCode::kAccessDenied, "access-denied"},
     {ErrorCode::kIoError, "io-error"},
+    {ErrorCode::kAuditUnavailable, "audit-unavailable"},
 };
 }  // namespace
 

@@ -47,6 +47,8 @@ struct Globals {
 void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterDevCommands(CLI::App& app, Globals& globals, Action& action);
+void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action);
+void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace keyward::cli
 

@@ -26,6 +26,22 @@
 namespace keyward::cli {
 namespace {
 
+// The development policy: the admin may do everything, the application the
+// data operations on every key (docs/policy.md).
+constexpr char kDevPolicy[] = R"(# keywardd access policy (development), written by `keyward dev init`.
+# Default deny; an explicit deny wins.  Reference: docs/policy.md
+# Change it with `keyward policy set FILE` or edit it and send keywardd SIGHUP.
+rules:
+  - name: dev-admin
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: dev-app-data
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["*"]
+    operations: [encrypt, generate-data-key, decrypt, rewrap, describe]
+)";
+
 constexpr char kSoftHsmModule[] = "/usr/lib/softhsm/libsofthsm2.so";
 constexpr char kSoftHsmUtil[] = "/usr/bin/softhsm2-util";
 
@@ -178,8 +194,14 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
           "keys:\n"
           "  default_protection: wrapped-by-root\n"
           "  min_destruction_wait: 1m\n"
-          "  default_destruction_wait: 30d\n"),
+          "  default_destruction_wait: 30d\n"
+          "policy: ", dir, "/policy.yaml\n"
+          "audit:\n"
+          "  dir: ", dir, "/audit\n"
+          "  checkpoint_interval: 60s\n"
+          "  max_wait: 2s\n"),
       0600));
+  KW_RETURN_IF_ERROR(WriteNewFile(dir + "/policy.yaml", kDevPolicy, 0644));
   for (const char* who : {"admin", "app"}) {
     KW_RETURN_IF_ERROR(WriteNewFile(
         absl::StrCat(dir, "/", who, ".yaml"),

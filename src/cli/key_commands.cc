@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "cli/cli.h"
 #include "cli/files.h"
+#include "cli/flags.h"
 #include "format/header.h"
 #include "keyward/encryptor.h"
 #include "keyward/errors.h"
@@ -80,26 +81,6 @@ void PrintKey(const KeyInfo& k, bool json) {
                 static_cast<unsigned long long>(v.data_keys_issued),
                 static_cast<unsigned long long>(v.decrypts), note.c_str());
   }
-}
-
-absl::StatusOr<std::map<std::string, std::string>> ParsePairs(
-    const std::vector<std::string>& pairs, const char* flag) {
-  std::map<std::string, std::string> out;
-  for (const std::string& p : pairs) {
-    const size_t eq = p.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return UsageError(absl::StrCat(flag, " wants KEY=VALUE, got '", p, "'"));
-    }
-    out[p.substr(0, eq)] = p.substr(eq + 1);
-  }
-  return out;
-}
-
-absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& text,
-                                                 const char* flag) {
-  auto d = ParseHumanDuration(text);
-  if (!d.ok()) return UsageError(absl::StrCat(flag, ": ", d.status().message()));
-  return *d;
 }
 
 struct KeyArgs {

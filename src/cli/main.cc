@@ -70,9 +70,12 @@ int ExitCodeFor(const absl::Status& status) {
     case ErrorCode::kContextMismatch:
     case ErrorCode::kNoKeyringCouldUnwrap:
     case ErrorCode::kEnvironmentMismatch:
+    case ErrorCode::kAccessDenied:
       return kExitRefused;
     case ErrorCode::kIoError:
       return kExitIo;
+    case ErrorCode::kAuditUnavailable:
+      return kExitUnavailable;
     case ErrorCode::kNone:
       break;
   }
@@ -136,6 +139,8 @@ int Main(int argc, char** argv) {
                  "client config for keywardd (default: $KEYWARD_CONFIG)");
   RegisterOfflineCommands(app, globals, action);
   RegisterKeyCommands(app, globals, action);
+  RegisterAccessCommands(app, globals, action);
+  RegisterAuditCommands(app, globals, action);
   RegisterDevCommands(app, globals, action);
 
   try {

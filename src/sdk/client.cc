@@ -124,6 +124,10 @@ struct Client::Impl {
       if (s.ok()) return absl::OkStatus();
       last = FromGrpc(s, ctx, addresses[i]);
       if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return last;
+      // The server answered: its audit log is down.  Retrying at once will
+      // not help, and the call may have changed state before the record
+      // failed.
+      if (GetErrorCode(last) == ErrorCode::kAuditUnavailable) return last;
       // Full jitter: sleep a random part of the backoff.
       auto r = crypto::RandomBytes(2);
       const double fraction =
@@ -469,6 +473,157 @@ absl::StatusOr<RewrappedHeader> Client::RewrapMessageHeader(
   KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,
                                  &v1::KeyManagement::Stub::RewrapMessageHeader));
   return RewrappedHeader{std::move(*resp.mutable_header()), FromProto(resp.key())};
+}
+
+// --- Access control -----------------------------------------------------------
+
+namespace {
+GrantInfo FromProto(const v1::Grant& g) {
+  GrantInfo out;
+  out.id = g.id();
+  out.principal = g.principal();
+  out.key = g.key_name();
+  out.operations = {g.operations().begin(), g.operations().end()};
+  for (const auto& [k, v] : g.encryption_context()) out.context[k] = v;
+  out.created = absl::FromUnixMicros(g.created_unix_micros());
+  out.expires = absl::FromUnixMicros(g.expires_unix_micros());
+  if (g.revoked_unix_micros() != 0) out.revoked = absl::FromUnixMicros(g.revoked_unix_micros());
+  out.created_by = g.created_by();
+  out.reason = g.reason();
+  return out;
+}
+
+void SetContext(const EncryptionContext& context,
+                google::protobuf::Map<std::string, std::string>* out) {
+  for (const auto& [k, v] : context) (*out)[k] = v;
+}
+}  // namespace
+
+absl::StatusOr<std::string> Client::GetPolicy() {
+  v1::GetPolicyRequest req;
+  v1::PolicyDocument resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::GetPolicy));
+  return resp.yaml();
+}
+
+absl::StatusOr<std::string> Client::SetPolicy(const std::string& yaml) {
+  v1::PolicyDocument req;
+  req.set_yaml(yaml);
+  v1::PolicyDocument resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::SetPolicy));
+  return resp.yaml();
+}
+
+absl::StatusOr<PolicyDecision> Client::TestPolicy(const std::string& principal,
+                                                  const std::string& key_name,
+                                                  const std::string& operation,
+                                                  const EncryptionContext& context) {
+  v1::TestPolicyRequest req;
+  req.set_principal(principal);
+  req.set_key_name(key_name);
+  req.set_operation(operation);
+  SetContext(context, req.mutable_encryption_context());
+  v1::PolicyDecision resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::TestPolicy));
+  return PolicyDecision{resp.allowed(), resp.rule(), resp.reason()};
+}
+
+absl::StatusOr<GrantInfo> Client::CreateGrant(const GrantSpec& spec) {
+  v1::CreateGrantRequest req;
+  req.set_principal(spec.principal);
+  req.set_key_name(spec.key);
+  for (const auto& op : spec.operations) req.add_operations(op);
+  SetContext(spec.context, req.mutable_encryption_context());
+  req.set_ttl_seconds(absl::ToInt64Seconds(spec.ttl));
+  req.set_reason(spec.reason);
+  v1::Grant resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::CreateGrant));
+  return FromProto(resp);
+}
+
+absl::StatusOr<std::vector<GrantInfo>> Client::ListGrants(bool include_inactive) {
+  v1::ListGrantsRequest req;
+  req.set_include_inactive(include_inactive);
+  v1::ListGrantsResponse resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::ListGrants));
+  std::vector<GrantInfo> out;
+  for (const auto& g : resp.grants()) out.push_back(FromProto(g));
+  return out;
+}
+
+absl::StatusOr<GrantInfo> Client::RevokeGrant(const std::string& id) {
+  v1::RevokeGrantRequest req;
+  req.set_id(id);
+  v1::Grant resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::RevokeGrant));
+  return FromProto(resp);
+}
+
+// --- Audit ---------------------------------------------------------------------
+
+absl::StatusOr<AuditCheckpointInfo> Client::GetAuditCheckpoint(bool fresh) {
+  v1::GetAuditCheckpointRequest req;
+  req.set_fresh(fresh);
+  v1::AuditCheckpoint resp;
+  KW_RETURN_IF_ERROR(
+      impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::GetAuditCheckpoint));
+  AuditCheckpointInfo out;
+  out.environment = resp.environment();
+  out.tree_size = resp.tree_size();
+  out.root_hash = resp.root_hash();
+  out.time = absl::FromUnixMicros(resp.time_unix_micros());
+  out.key_fingerprint = resp.key_fingerprint();
+  out.signature = resp.signature();
+  out.line = resp.line();
+  out.public_key_pem = resp.public_key_pem();
+  return out;
+}
+
+absl::StatusOr<AuditInclusionProof> Client::GetInclusionProof(uint64_t index,
+                                                             uint64_t tree_size) {
+  v1::GetInclusionProofRequest req;
+  req.set_index(index);
+  req.set_tree_size(tree_size);
+  v1::InclusionProof resp;
+  KW_RETURN_IF_ERROR(
+      impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::GetInclusionProof));
+  return AuditInclusionProof{resp.index(), resp.tree_size(), resp.leaf_hash(),
+                             {resp.path().begin(), resp.path().end()}, resp.root_hash()};
+}
+
+absl::StatusOr<AuditConsistencyProof> Client::GetConsistencyProof(uint64_t from_size,
+                                                                 uint64_t to_size) {
+  v1::GetConsistencyProofRequest req;
+  req.set_from_size(from_size);
+  req.set_to_size(to_size);
+  v1::ConsistencyProof resp;
+  KW_RETURN_IF_ERROR(
+      impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::GetConsistencyProof));
+  return AuditConsistencyProof{resp.from_size(), resp.to_size(),
+                               {resp.path().begin(), resp.path().end()},
+                               resp.from_root(), resp.to_root()};
+}
+
+absl::StatusOr<AuditPage> Client::ReadAuditRecords(const AuditQuery& q) {
+  v1::ReadAuditRecordsRequest req;
+  req.set_from_index(q.from_index);
+  req.set_limit(q.limit);
+  req.set_from_end(q.from_end);
+  if (q.since) req.set_since_unix_micros(absl::ToUnixMicros(*q.since));
+  if (q.until) req.set_until_unix_micros(absl::ToUnixMicros(*q.until));
+  req.set_principal(q.principal);
+  req.set_key_name(q.key);
+  req.set_operation(q.operation);
+  req.set_decision(q.decision);
+  SetContext(q.context, req.mutable_encryption_context());
+  v1::ReadAuditRecordsResponse resp;
+  KW_RETURN_IF_ERROR(
+      impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::ReadAuditRecords));
+  AuditPage page;
+  page.records = {resp.records().begin(), resp.records().end()};
+  page.next_index = resp.next_index();
+  page.size = resp.size();
+  return page;
 }
 
 }  // namespace keyward

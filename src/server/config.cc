@@ -157,7 +157,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   c.path = path;
   KW_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"environment", "listen", "http_listen",
                                            "storage", "hsm", "tls", "limits",
-                                           "keys"}));
+                                           "keys", "policy", "audit"}));
   KW_ASSIGN_OR_RETURN(c.environment, r.String(root, "environment", "environment", true));
   if (!format::ValidateEnvironment(c.environment).ok()) {
     return r.Error("environment", "must be 1-32 characters of a-z, 0-9 and '-'");
@@ -249,6 +249,47 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
                      "must not be shorter than keys.min_destruction_wait");
     }
   }
+
+  KW_ASSIGN_OR_RETURN(c.policy_path, r.Path(root, "policy", "policy", false));
+  if (c.policy_path.empty()) {
+    return r.Error("policy", "is required: the access policy file (default deny; "
+                             "see docs/policy.md, or `keyward dev init` for an example)");
+  }
+
+  const YAML::Node audit = root["audit"];
+  if (!audit) {
+    return r.Error("audit", "is required: every request is audited "
+                            "(audit.dir: DIRECTORY; see docs/audit.md)");
+  }
+  KW_RETURN_IF_ERROR(r.OnlyKeys(audit, "audit", {"dir", "in_memory",
+                                                 "checkpoint_interval", "max_wait"}));
+  KW_ASSIGN_OR_RETURN(c.audit.dir, r.Path(audit, "dir", "audit.dir", false));
+  KW_ASSIGN_OR_RETURN(c.audit.in_memory,
+                      r.Bool(audit, "in_memory", "audit.in_memory", false));
+  if (c.audit.in_memory) {
+    if (!absl::StartsWith(c.environment, "bench")) {
+      return r.Error("audit.in_memory",
+                     "keeps no durable audit trail and is accepted only for "
+                     "benchmark environments (names starting with 'bench')");
+    }
+    if (!c.audit.dir.empty()) {
+      return r.Error("audit.in_memory", "set either audit.dir or audit.in_memory");
+    }
+  } else if (c.audit.dir.empty()) {
+    return r.Error("audit.dir", "is required (a directory for the audit log)");
+  }
+  KW_ASSIGN_OR_RETURN(c.audit.checkpoint_interval,
+                      r.Duration(audit, "checkpoint_interval",
+                                 "audit.checkpoint_interval",
+                                 c.audit.checkpoint_interval));
+  KW_ASSIGN_OR_RETURN(c.audit.max_wait,
+                      r.Duration(audit, "max_wait", "audit.max_wait", c.audit.max_wait));
+  if (c.audit.checkpoint_interval < absl::Seconds(1)) {
+    return r.Error("audit.checkpoint_interval", "must be at least 1s");
+  }
+  if (c.audit.max_wait < absl::Milliseconds(10) || c.audit.max_wait > absl::Minutes(1)) {
+    return r.Error("audit.max_wait", "must be between 10ms and 1m");
+  }
   return c;
 }
 
@@ -263,6 +304,7 @@ absl::Status CheckConfigFiles(const ServerConfig& c) {
   if (!c.softhsm2_conf.empty()) {
     KW_RETURN_IF_ERROR(CheckReadable("hsm.softhsm2_conf", c.softhsm2_conf, false));
   }
+  KW_RETURN_IF_ERROR(CheckReadable("policy", c.policy_path, false));
   return absl::OkStatus();
 }
 

@@ -26,6 +26,17 @@ struct LimitsConfig {
   int max_concurrent_requests = 1024;
 };
 
+struct AuditConfig {
+  std::string dir;  // records.log, checkpoints.log
+  // Records kept in memory only: accepted solely for environments whose name
+  // starts with "bench" (benchmarks compare against it).
+  bool in_memory = false;
+  absl::Duration checkpoint_interval = absl::Seconds(60);
+  // How long a request waits for its record to be durable before failing
+  // with UNAVAILABLE.
+  absl::Duration max_wait = absl::Seconds(2);
+};
+
 struct ServerConfig {
   std::string path;  // where it was read from
   std::string environment;
@@ -37,6 +48,8 @@ struct ServerConfig {
   bool allow_software_hsm = false;
   TlsConfig tls;
   LimitsConfig limits;
+  std::string policy_path;  // policy: FILE (docs/policy.md), reloaded on SIGHUP
+  AuditConfig audit;
   keystore::KekProtection default_protection =
       keystore::KekProtection::kWrappedByRoot;
   absl::Duration min_destruction_wait = absl::Hours(24);

@@ -33,6 +33,10 @@ limits:
 keys:
   default_protection: hsm-resident
   min_destruction_wait: 2h
+policy: policy.yaml
+audit:
+  dir: audit
+  max_wait: 500ms
 )";
 
 class ConfigTest : public ::testing::Test {
@@ -60,6 +64,11 @@ TEST_F(ConfigTest, ReadsEveryFieldAndResolvesRelativePaths) {
   EXPECT_EQ(c.limits.max_concurrent_requests, 1024);
   EXPECT_EQ(c.default_protection, keystore::KekProtection::kHsmResident);
   EXPECT_EQ(c.min_destruction_wait, absl::Hours(2));
+  EXPECT_EQ(c.policy_path, dir_.File("policy.yaml"));
+  EXPECT_EQ(c.audit.dir, dir_.File("audit"));
+  EXPECT_FALSE(c.audit.in_memory);
+  EXPECT_EQ(c.audit.max_wait, absl::Milliseconds(500));
+  EXPECT_EQ(c.audit.checkpoint_interval, absl::Seconds(60));
 }
 
 TEST_F(ConfigTest, EveryMistakeNamesItsField) {
@@ -76,6 +85,11 @@ TEST_F(ConfigTest, EveryMistakeNamesItsField) {
            {"  default_protection: hsm-resident", "  default_protection: vault", "keys.default_protection"},
            {"  min_destruction_wait: 2h", "  min_destruction_wait: soon", "keys.min_destruction_wait"},
            {"  token_label: t", "  token_label: t\n  alow_software_hsm: true", "hsm.alow_software_hsm"},
+           {"policy: policy.yaml\n", "", "policy: is required"},
+           {"  dir: audit\n", "", "audit.dir: is required"},
+           {"  dir: audit\n", "  in_memory: true\n", "benchmark environments"},
+           {"  max_wait: 500ms", "  max_wait: 1ms", "audit.max_wait"},
+           {"  max_wait: 500ms", "  max_wait: 5x", "audit.max_wait"},
        }) {
     auto result = Load(Replace(kGood, c.from, c.to));
     EXPECT_THAT(result, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)))
@@ -85,6 +99,13 @@ TEST_F(ConfigTest, EveryMistakeNamesItsField) {
   no_tls = no_tls.substr(0, no_tls.find("tls:")) + "keys:\n  min_destruction_wait: 2h\n";
   EXPECT_THAT(Load(no_tls), StatusIs(absl::StatusCode::kInvalidArgument,
                                      HasSubstr("mutual TLS 1.3")));
+  std::string no_audit = kGood;
+  no_audit = no_audit.substr(0, no_audit.find("audit:"));
+  EXPECT_THAT(Load(no_audit), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("every request is audited")));
+  KW_EXPECT_OK(Load(Replace(Replace(kGood, "environment: staging", "environment: bench-1"),
+                            "  dir: audit\n", "  in_memory: true\n"))
+                   .status());
   EXPECT_THAT(Load("environment: [unclosed"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("YAML")));
   EXPECT_THAT(LoadServerConfig(dir_.File("missing.yaml")),

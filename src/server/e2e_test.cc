@@ -21,6 +21,7 @@
 #include "keyward/message.h"
 #include "keyward/v1/keyward.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "server/e2e_fixture.h"
 #include "testing/dev_server.h"
 #include "testing/status_matchers.h"
 
@@ -36,28 +37,6 @@ using ::keyward::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-class E2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto s = DevServer::Init(KEYWARD_CLI, KEYWARDD);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    KW_ASSERT_OK(server_->Start());
-  }
-  std::unique_ptr<Client> Connect(const std::string& config) {
-    auto options = LoadClientConfig(config);
-    EXPECT_TRUE(options.ok()) << options.status();
-    auto client = Client::Connect(*options);
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? std::move(*client) : nullptr;
-  }
-  Json CliJson(std::vector<std::string> args, const std::string& config = "") {
-    ProcessResult r = server_->Cli(std::move(args), config);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Json::parse(r.out, nullptr, false);
-  }
-  std::unique_ptr<DevServer> server_;
-};
 
 TEST_F(E2eTest, EveryCliCommandsHappyPath) {
   Json info = CliJson({"server-info", "--json"});

@@ -2,7 +2,15 @@
 
 #include <openssl/crypto.h>
 
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "crypto/random.h"
+#include "format/wire.h"
+#include "kms/data_key_blob.h"
 #include "base/status_macros.h"
 #include "format/header.h"
 #include "keyward/errors.h"
@@ -34,22 +42,164 @@ void Wipe(std::string* s) {
   s->clear();
 }
 
+// Request ids from clients are kept when they look like ids; anything else
+// is replaced, so a record never carries caller-chosen free text there.
+bool PlausibleRequestId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' &&
+        c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string NewRequestId() {
+  auto bytes = crypto::RandomBytes(12);
+  return bytes.ok() ? absl::BytesToHexString(*bytes) : "unknown";
+}
+
 }  // namespace
 
+std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view key,
+                             absl::string_view value) {
+  std::string input;
+  format::AppendBigEndian(&input, key.size(), 4);
+  input.append(key.data(), key.size());
+  input.append(value.data(), value.size());
+  auto tag = hmac.ComputeMac(input);
+  return tag.ok() ? absl::StrCat("hmac:", absl::BytesToHexString(*tag)) : "hmac:error";
+}
+
+// One call on its way through Run: who asked, what the policy decided, and
+// what the audit record will say.
+class Call {
+ public:
+  Call(KeyManagementService* service, const char* operation)
+      : service_(service), operation_(operation) {}
+
+  const std::string& principal() const { return principal_; }
+
+  // Asks the policy whether the caller may do this call's operation on
+  // `key`, and records the decision.  Errors: kPermissionDenied
+  // (access-denied) naming the principal, operation and key.
+  absl::Status Authorize(absl::string_view key, const EncryptionContext& context,
+                         uint32_t version = 0) {
+    key_ = std::string(key);
+    version_ = version;
+    context_ = context;
+    decision_ = Check(key, context);
+    decided_ = true;
+    if (decision_.allowed) return absl::OkStatus();
+    return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                     absl::StrCat("access denied: ", decision_.reason));
+  }
+
+  // The decision alone (for the items of a batch).
+  policy::Decision Check(absl::string_view key, const EncryptionContext& context) const {
+    policy::Request r{principal_, operation_, std::string(key), &context, absl::Now()};
+    return service_->deps_.access->Decide(r);
+  }
+
+  // For calls whose checks happened item by item (batches).
+  void SetBatchOutcome(std::string keys, policy::Decision decision, std::string detail) {
+    key_ = std::move(keys);
+    decision_ = std::move(decision);
+    decided_ = true;
+    detail_ = std::move(detail);
+  }
+  void set_version(uint32_t v) { version_ = v; }
+  void set_public() { decided_ = true; public_ = true; }
+  bool decided() const { return decided_; }
+
+ private:
+  friend class KeyManagementService;
+  KeyManagementService* const service_;
+  const char* const operation_;
+  std::string principal_;
+  std::string key_;
+  uint32_t version_ = 0;
+  EncryptionContext context_;
+  bool decided_ = false;
+  bool public_ = false;  // needs no permission (server info)
+  policy::Decision decision_;
+  std::string detail_;
+};
+
+std::map<std::string, std::string> KeyManagementService::HashContext(
+    const EncryptionContext& context) const {
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : context) out[k] = HashContextValue(*deps_.context_hmac, k, v);
+  return out;
+}
+
 KeyManagementService::Reactor* KeyManagementService::Run(
-    Ctx* ctx, const std::function<absl::Status(const std::string&)>& handler,
+    Ctx* ctx, Target target, const std::function<absl::Status(Call&)>& handler,
     std::function<void()> wipe) {
+  const absl::Time start = absl::Now();
+  Call call(this, target.operation);
+  std::string request_id;
+  if (auto it = ctx->client_metadata().find("x-request-id");
+      it != ctx->client_metadata().end() &&
+      PlausibleRequestId(absl::string_view(it->second.data(), it->second.size()))) {
+    request_id.assign(it->second.data(), it->second.size());
+  } else {
+    request_id = NewRequestId();
+  }
+
   absl::Status status;
+  bool audit_down = false;
   const int now = in_flight_.fetch_add(1) + 1;
   if (now > max_in_flight_) {
     status = absl::ResourceExhaustedError(absl::StrCat(
         "keywardd is at its limit of ", max_in_flight_,
         " concurrent requests; retry with backoff"));
+  } else if (auto principal = PrincipalFromAuthContext(*ctx->auth_context());
+             !principal.ok()) {
+    status = principal.status();
+  } else if (call.principal_ = *principal; !deps_.audit->Health().ok()) {
+    // Nothing is done that could not be recorded; Append below refuses
+    // at once and counts the refusal.
+    audit_down = true;
   } else {
-    auto principal = PrincipalFromAuthContext(*ctx->auth_context());
-    status = principal.ok() ? handler(*principal) : principal.status();
+    if (!target.key.empty()) {
+      status = call.Authorize(target.key, target.context);
+    }
+    if (status.ok()) status = handler(call);
+    if (status.ok() && !call.decided()) {
+      status = absl::InternalError("the request was not authorized; refusing");
+    }
+  }
+
+  audit::AuditRecord record;
+  record.time = start;
+  record.request_id = request_id;
+  record.principal = call.principal_;
+  record.peer = ctx->peer();
+  record.operation = target.operation;
+  record.key = call.key_.empty() ? target.key : call.key_;
+  record.version = call.version_;
+  record.context = HashContext(call.decided_ ? call.context_ : target.context);
+  record.decision = !call.decided_ || call.public_ ? "none"
+                    : call.decision_.allowed      ? "allow"
+                                                  : "deny";
+  record.rule = call.decision_.rule;
+  record.result = audit_down ? "UNAVAILABLE" : absl::StatusCodeToString(status.code());
+  const ErrorCode code = GetErrorCode(status);
+  if (code != ErrorCode::kNone) record.error_code = std::string(ErrorCodeName(code));
+  if (!call.decision_.allowed && call.decided_ && !call.public_) {
+    record.detail = call.decision_.reason;
+  } else {
+    record.detail = call.detail_;
+  }
+  record.latency_us = absl::ToInt64Microseconds(absl::Now() - start);
+  // The response leaves only once its record is durable.
+  if (absl::Status audited = deps_.audit->Append(std::move(record)); !audited.ok()) {
+    status = audited;
   }
   in_flight_.fetch_sub(1);
+  ctx->AddTrailingMetadata("keyward-request-id", request_id);
   Reactor* reactor = wipe ? new WipingReactor(std::move(wipe)) : ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status, ctx));
   return reactor;
@@ -57,7 +207,8 @@ KeyManagementService::Reactor* KeyManagementService::Run(
 
 KeyManagementService::Reactor* KeyManagementService::GetServerInfo(
     Ctx* ctx, const v1::GetServerInfoRequest*, v1::ServerInfo* resp) {
-  return Run(ctx, [&](const std::string& principal) {
+  return Run(ctx, {"get-server-info", "", {}}, [&](Call& call) {
+    call.set_public();
     const hsm::HsmInfo hsm = core_->hsm_info();
     resp->set_environment(core_->environment());
     resp->set_version(kVersion);
@@ -67,14 +218,14 @@ KeyManagementService::Reactor* KeyManagementService::GetServerInfo(
     resp->set_hsm(absl::StrCat(hsm.token_label, " (", hsm.manufacturer, " ",
                                hsm.model, ")"));
     resp->set_hsm_software(hsm.software);
-    resp->set_principal(principal);
+    resp->set_principal(call.principal());
     return absl::OkStatus();
   });
 }
 
 KeyManagementService::Reactor* KeyManagementService::CreateKey(
     Ctx* ctx, const v1::CreateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  return Run(ctx, {"create-key", req->name(), {}}, [&](Call&) -> absl::Status {
     kms::CreateKeyRequest r;
     r.name = req->name();
     if (!req->purpose().empty()) {
@@ -105,7 +256,7 @@ KeyManagementService::Reactor* KeyManagementService::CreateKey(
 
 KeyManagementService::Reactor* KeyManagementService::GetKey(
     Ctx* ctx, const v1::GetKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  return Run(ctx, {"describe", req->name(), {}}, [&](Call&) -> absl::Status {
     KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req->name()));
     ToProto(key, resp);
     return absl::OkStatus();
@@ -114,7 +265,10 @@ KeyManagementService::Reactor* KeyManagementService::GetKey(
 
 KeyManagementService::Reactor* KeyManagementService::ListKeys(
     Ctx* ctx, const v1::ListKeysRequest* req, v1::ListKeysResponse* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  // Checked against the prefix as a key name: a rule for "payments/*" may
+  // list "payments/"; listing everything needs a rule that matches "".
+  return Run(ctx, {"list-keys", "", {}}, [&](Call& call) -> absl::Status {
+    KW_RETURN_IF_ERROR(call.Authorize(req->prefix(), {}));
     KW_ASSIGN_OR_RETURN(
         keystore::KeyPage page,
         core_->ListKeys(req->prefix(), req->page_size() == 0 ? 100 : req->page_size(),
@@ -127,8 +281,9 @@ KeyManagementService::Reactor* KeyManagementService::ListKeys(
 
 KeyManagementService::Reactor* KeyManagementService::RotateKey(
     Ctx* ctx, const v1::RotateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  return Run(ctx, {"rotate-key", req->name(), {}}, [&](Call& call) -> absl::Status {
     KW_ASSIGN_OR_RETURN(keystore::Key key, core_->RotateKey(req->name()));
+    call.set_version(key.primary_version);
     ToProto(key, resp);
     return absl::OkStatus();
   });
@@ -136,7 +291,7 @@ KeyManagementService::Reactor* KeyManagementService::RotateKey(
 
 KeyManagementService::Reactor* KeyManagementService::UpdateKey(
     Ctx* ctx, const v1::UpdateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  return Run(ctx, {"update-key", req->name(), {}}, [&](Call&) -> absl::Status {
     kms::UpdateKeyRequest r;
     if (req->set_rotation_period()) {
       r.rotation_period = absl::Seconds(req->rotation_period_seconds());
@@ -149,25 +304,27 @@ KeyManagementService::Reactor* KeyManagementService::UpdateKey(
   });
 }
 
-#define KW_VERSION_HANDLER(Method)                                        \
-  KeyManagementService::Reactor* KeyManagementService::Method(           \
-      Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {          \
-    return Run(ctx, [&](const std::string&) -> absl::Status {            \
-      KW_ASSIGN_OR_RETURN(keystore::Key key,                             \
-                          core_->Method(req->name(), req->version()));   \
-      ToProto(key, resp);                                                 \
-      return absl::OkStatus();                                            \
-    });                                                                   \
+#define KW_VERSION_HANDLER(Method, op)                                         \
+  KeyManagementService::Reactor* KeyManagementService::Method(                 \
+      Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {                \
+    return Run(ctx, {op, req->name(), {}}, [&](Call& call) -> absl::Status {   \
+      call.set_version(req->version());                                        \
+      KW_ASSIGN_OR_RETURN(keystore::Key key,                                   \
+                          core_->Method(req->name(), req->version()));         \
+      ToProto(key, resp);                                                       \
+      return absl::OkStatus();                                                  \
+    });                                                                         \
   }
-KW_VERSION_HANDLER(EnableVersion)
-KW_VERSION_HANDLER(DisableVersion)
-KW_VERSION_HANDLER(SetPrimaryVersion)
-KW_VERSION_HANDLER(CancelVersionDestruction)
+KW_VERSION_HANDLER(EnableVersion, "enable-version")
+KW_VERSION_HANDLER(DisableVersion, "disable-version")
+KW_VERSION_HANDLER(SetPrimaryVersion, "set-primary")
+KW_VERSION_HANDLER(CancelVersionDestruction, "cancel-destroy")
 #undef KW_VERSION_HANDLER
 
 KeyManagementService::Reactor* KeyManagementService::ScheduleVersionDestruction(
     Ctx* ctx, const v1::ScheduleVersionDestructionRequest* req, v1::Key* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  return Run(ctx, {"destroy-version", req->name(), {}}, [&](Call& call) -> absl::Status {
+    call.set_version(req->version());
     std::optional<absl::Duration> wait;
     if (req->wait_seconds() > 0) wait = absl::Seconds(req->wait_seconds());
     KW_ASSIGN_OR_RETURN(keystore::Key key,
@@ -181,12 +338,13 @@ KeyManagementService::Reactor* KeyManagementService::ScheduleVersionDestruction(
 KeyManagementService::Reactor* KeyManagementService::GenerateDataKey(
     Ctx* ctx, const v1::GenerateDataKeyRequest* req,
     v1::GenerateDataKeyResponse* resp) {
+  EncryptionContext context = FromProto(req->encryption_context());
   return Run(
-      ctx,
-      [&](const std::string&) -> absl::Status {
+      ctx, {"generate-data-key", req->key_name(), context},
+      [&](Call& call) -> absl::Status {
         KW_ASSIGN_OR_RETURN(kms::DataKey dk,
-                            core_->GenerateDataKey(req->key_name(),
-                                                   FromProto(req->encryption_context())));
+                            core_->GenerateDataKey(req->key_name(), context));
+        call.set_version(dk.key.key_version);
         resp->set_plaintext(dk.plaintext.data(), dk.plaintext.size());
         resp->set_wrapped(std::move(dk.wrapped));
         ToProto(dk.key, resp->mutable_key());
@@ -198,25 +356,31 @@ KeyManagementService::Reactor* KeyManagementService::GenerateDataKey(
 KeyManagementService::Reactor* KeyManagementService::GenerateDataKeyWithoutPlaintext(
     Ctx* ctx, const v1::GenerateDataKeyRequest* req,
     v1::GenerateDataKeyResponse* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(kms::WrappedKey wk,
-                        core_->GenerateDataKeyWithoutPlaintext(
-                            req->key_name(), FromProto(req->encryption_context())));
-    resp->set_wrapped(std::move(wk.wrapped));
-    ToProto(wk.key, resp->mutable_key());
-    return absl::OkStatus();
-  });
+  EncryptionContext context = FromProto(req->encryption_context());
+  return Run(ctx, {"generate-data-key", req->key_name(), context},
+             [&](Call& call) -> absl::Status {
+               KW_ASSIGN_OR_RETURN(kms::WrappedKey wk,
+                                   core_->GenerateDataKeyWithoutPlaintext(
+                                       req->key_name(), context));
+               call.set_version(wk.key.key_version);
+               resp->set_wrapped(std::move(wk.wrapped));
+               ToProto(wk.key, resp->mutable_key());
+               return absl::OkStatus();
+             });
 }
 
 KeyManagementService::Reactor* KeyManagementService::DecryptDataKey(
     Ctx* ctx, const v1::DecryptDataKeyRequest* req,
     v1::DecryptDataKeyResponse* resp) {
   return Run(
-      ctx,
-      [&](const std::string&) -> absl::Status {
+      ctx, {"decrypt", "", {}},
+      [&](Call& call) -> absl::Status {
+        // The wrapped key names its key: decide before unwrapping anything.
+        KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
+        const EncryptionContext context = FromProto(req->encryption_context());
+        KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
         KW_ASSIGN_OR_RETURN(SecretData dek,
-                            core_->DecryptDataKey(req->wrapped(),
-                                                  FromProto(req->encryption_context())));
+                            core_->DecryptDataKey(req->wrapped(), context));
         resp->set_plaintext(dek.data(), dek.size());
         return absl::OkStatus();
       },
@@ -225,10 +389,12 @@ KeyManagementService::Reactor* KeyManagementService::DecryptDataKey(
 
 KeyManagementService::Reactor* KeyManagementService::ReWrapDataKey(
     Ctx* ctx, const v1::ReWrapDataKeyRequest* req, v1::ReWrapDataKeyResponse* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(kms::WrappedKey wk,
-                        core_->ReWrapDataKey(req->wrapped(),
-                                             FromProto(req->encryption_context())));
+  return Run(ctx, {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
+    KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
+    const EncryptionContext context = FromProto(req->encryption_context());
+    KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
+    KW_ASSIGN_OR_RETURN(kms::WrappedKey wk, core_->ReWrapDataKey(req->wrapped(), context));
+    call.set_version(wk.key.key_version);
     resp->set_wrapped(std::move(wk.wrapped));
     ToProto(wk.key, resp->mutable_key());
     return absl::OkStatus();
@@ -238,13 +404,14 @@ KeyManagementService::Reactor* KeyManagementService::ReWrapDataKey(
 KeyManagementService::Reactor* KeyManagementService::BatchGenerateDataKeys(
     Ctx* ctx, const v1::BatchGenerateDataKeysRequest* req,
     v1::BatchGenerateDataKeysResponse* resp) {
+  EncryptionContext context = FromProto(req->encryption_context());
   return Run(
-      ctx,
-      [&](const std::string&) -> absl::Status {
+      ctx, {"generate-data-key", req->key_name(), context},
+      [&](Call& call) -> absl::Status {
         KW_ASSIGN_OR_RETURN(std::vector<kms::DataKey> keys,
-                            core_->GenerateDataKeys(req->key_name(),
-                                                    FromProto(req->encryption_context()),
+                            core_->GenerateDataKeys(req->key_name(), context,
                                                     req->count()));
+        if (!keys.empty()) call.set_version(keys.front().key.key_version);
         resp->mutable_data_keys()->Reserve(static_cast<int>(keys.size()));
         for (kms::DataKey& dk : keys) {
           v1::GenerateDataKeyResponse* out = resp->add_data_keys();
@@ -259,30 +426,74 @@ KeyManagementService::Reactor* KeyManagementService::BatchGenerateDataKeys(
       });
 }
 
+namespace {
+void SetItemError(const absl::Status& status, v1::BatchDecryptResult* out) {
+  out->set_code(static_cast<int>(status.code()));
+  out->set_error(std::string(status.message()));
+  const ErrorCode code = GetErrorCode(status);
+  if (code != ErrorCode::kNone) out->set_error_code(std::string(ErrorCodeName(code)));
+}
+}  // namespace
+
 KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
     Ctx* ctx, const v1::BatchDecryptDataKeysRequest* req,
     v1::BatchDecryptDataKeysResponse* resp) {
   return Run(
-      ctx,
-      [&](const std::string&) -> absl::Status {
-        std::vector<kms::DecryptRequest> requests;
-        requests.reserve(static_cast<size_t>(req->requests_size()));
-        for (const auto& r : req->requests()) {
-          requests.push_back({r.wrapped(), FromProto(r.encryption_context())});
+      ctx, {"decrypt", "", {}},
+      [&](Call& call) -> absl::Status {
+        // Each item is decided on its own; refused or malformed items get
+        // their error, the rest are unwrapped together.
+        const int n = req->requests_size();
+        std::vector<absl::Status> item_status(static_cast<size_t>(n));
+        std::vector<kms::DecryptRequest> allowed;
+        std::vector<int> allowed_index;
+        std::set<std::string> keys;
+        int denied = 0;
+        policy::Decision last_allow, first_deny;
+        for (int i = 0; i < n; ++i) {
+          const auto& r = req->requests(i);
+          auto blob = kms::DecodeBlob(r.wrapped());
+          if (!blob.ok()) {
+            item_status[static_cast<size_t>(i)] = blob.status();
+            continue;
+          }
+          keys.insert(blob->key_name);
+          EncryptionContext context = FromProto(r.encryption_context());
+          policy::Decision d = call.Check(blob->key_name, context);
+          if (!d.allowed) {
+            if (denied++ == 0) first_deny = d;
+            item_status[static_cast<size_t>(i)] = MakeError(
+                absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                absl::StrCat("access denied: ", d.reason));
+            continue;
+          }
+          last_allow = d;
+          allowed.push_back({r.wrapped(), std::move(context)});
+          allowed_index.push_back(i);
         }
-        KW_ASSIGN_OR_RETURN(auto results, core_->DecryptDataKeys(requests));
-        resp->mutable_results()->Reserve(static_cast<int>(results.size()));
-        for (auto& r : results) {
-          v1::BatchDecryptResult* out = resp->add_results();
-          if (r.ok()) {
-            out->set_plaintext(r->data(), r->size());
+        const bool any_allowed = !allowed.empty();
+        call.SetBatchOutcome(
+            absl::StrJoin(keys, ","), any_allowed || denied == 0 ? last_allow : first_deny,
+            absl::StrCat("batch of ", n, ": ", n - static_cast<int>(allowed.size()) - denied,
+                         " malformed, ", denied, " denied",
+                         denied > 0 ? absl::StrCat(" (", first_deny.reason, ")") : ""));
+        std::vector<absl::StatusOr<SecretData>> results;
+        if (any_allowed) {
+          KW_ASSIGN_OR_RETURN(results, core_->DecryptDataKeys(allowed));
+        }
+        resp->mutable_results()->Reserve(n);
+        for (int i = 0; i < n; ++i) resp->add_results();
+        for (size_t j = 0; j < results.size(); ++j) {
+          v1::BatchDecryptResult* out = resp->mutable_results(allowed_index[j]);
+          if (results[j].ok()) {
+            out->set_plaintext(results[j]->data(), results[j]->size());
           } else {
-            out->set_code(static_cast<int>(r.status().code()));
-            out->set_error(std::string(r.status().message()));
-            const ErrorCode code = GetErrorCode(r.status());
-            if (code != ErrorCode::kNone) {
-              out->set_error_code(std::string(ErrorCodeName(code)));
-            }
+            SetItemError(results[j].status(), out);
+          }
+        }
+        for (int i = 0; i < n; ++i) {
+          if (!item_status[static_cast<size_t>(i)].ok()) {
+            SetItemError(item_status[static_cast<size_t>(i)], resp->mutable_results(i));
           }
         }
         return absl::OkStatus();
@@ -292,12 +503,23 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
       });
 }
 
+namespace {
+absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
+  StringInputStream in(bytes);
+  std::string authenticated;
+  return format::ReadHeader(in, &authenticated);
+}
+}  // namespace
+
 KeyManagementService::Reactor* KeyManagementService::Encrypt(
     Ctx* ctx, const v1::EncryptRequest* req, v1::EncryptResponse* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  EncryptionContext context = FromProto(req->encryption_context());
+  return Run(ctx, {"encrypt", req->key_name(), context}, [&](Call& call) -> absl::Status {
     KW_ASSIGN_OR_RETURN(std::string message,
-                        core_->Encrypt(req->key_name(), req->plaintext(),
-                                       FromProto(req->encryption_context())));
+                        core_->Encrypt(req->key_name(), req->plaintext(), context));
+    if (auto header = PeekHeader(message); header.ok()) {
+      call.set_version(header->key.key_version);
+    }
     resp->set_message(std::move(message));
     return absl::OkStatus();
   });
@@ -306,8 +528,13 @@ KeyManagementService::Reactor* KeyManagementService::Encrypt(
 KeyManagementService::Reactor* KeyManagementService::Decrypt(
     Ctx* ctx, const v1::DecryptRequest* req, v1::DecryptResponse* resp) {
   return Run(
-      ctx,
-      [&](const std::string&) -> absl::Status {
+      ctx, {"decrypt", "", {}},
+      [&](Call& call) -> absl::Status {
+        // Decided on the header's key and (still unauthenticated) context:
+        // if either was altered, decryption fails right after.
+        KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req->message()));
+        KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context,
+                                          header.key.key_version));
         KW_ASSIGN_OR_RETURN(SecretData pt,
                             core_->Decrypt(req->message(),
                                            FromProto(req->encryption_context())));
@@ -320,12 +547,11 @@ KeyManagementService::Reactor* KeyManagementService::Decrypt(
 KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
     Ctx* ctx, const v1::RewrapMessageHeaderRequest* req,
     v1::RewrapMessageHeaderResponse* resp) {
-  return Run(ctx, [&](const std::string&) -> absl::Status {
+  return Run(ctx, {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
     // The header names its key; rewrap to that key's primary version.
-    StringInputStream peek(req->header());
-    std::string authenticated;
-    KW_ASSIGN_OR_RETURN(format::Header header,
-                        format::ReadHeader(peek, &authenticated));
+    KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req->header()));
+    KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context,
+                                      header.key.key_version));
     kms::LocalKmsKeyring from(core_, "");
     kms::LocalKmsKeyring to(core_, header.key.key_name);
     const Keyring* from_list[] = {&from};
@@ -337,11 +563,194 @@ KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
     std::string out;
     StringOutputStream sink(&out);
     KW_RETURN_IF_ERROR(RewrapStream(in, sink, from_list, to_list, options));
-    StringInputStream again(out);
-    std::string unused;
-    KW_ASSIGN_OR_RETURN(format::Header rewrapped, format::ReadHeader(again, &unused));
+    KW_ASSIGN_OR_RETURN(format::Header rewrapped, PeekHeader(out));
+    call.set_version(rewrapped.key.key_version);
     ToProto(rewrapped.key, resp->mutable_key());
     resp->set_header(std::move(out));
+    return absl::OkStatus();
+  });
+}
+
+// --- Access control ----------------------------------------------------------
+
+namespace {
+void ToProto(const policy::Grant& g, v1::Grant* out) {
+  out->set_id(g.id);
+  out->set_principal(g.principal);
+  out->set_key_name(g.key);
+  for (const auto& op : g.operations) out->add_operations(op);
+  for (const auto& [k, v] : g.context) (*out->mutable_encryption_context())[k] = v;
+  out->set_created_unix_micros(absl::ToUnixMicros(g.created));
+  out->set_expires_unix_micros(absl::ToUnixMicros(g.expires));
+  out->set_revoked_unix_micros(g.revoked ? absl::ToUnixMicros(*g.revoked) : 0);
+  out->set_created_by(g.created_by);
+  out->set_reason(g.reason);
+}
+}  // namespace
+
+KeyManagementService::Reactor* KeyManagementService::GetPolicy(
+    Ctx* ctx, const v1::GetPolicyRequest*, v1::PolicyDocument* resp) {
+  return Run(ctx, {"manage-policy", "*", {}}, [&](Call&) {
+    resp->set_yaml(deps_.access->PolicyText());
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::SetPolicy(
+    Ctx* ctx, const v1::PolicyDocument* req, v1::PolicyDocument* resp) {
+  return Run(ctx, {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
+    KW_RETURN_IF_ERROR(deps_.access->SetPolicy(req->yaml()));
+    resp->set_yaml(deps_.access->PolicyText());
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::TestPolicy(
+    Ctx* ctx, const v1::TestPolicyRequest* req, v1::PolicyDecision* resp) {
+  return Run(ctx, {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
+    if (!policy::IsKnownOperation(req->operation())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown operation '", req->operation(), "' (see docs/policy.md)"));
+    }
+    const EncryptionContext context = FromProto(req->encryption_context());
+    policy::Request r{req->principal(), req->operation(),
+                      req->key_name().empty() ? "*" : req->key_name(), &context,
+                      absl::Now()};
+    const policy::Decision d = deps_.access->Decide(r);
+    resp->set_allowed(d.allowed);
+    resp->set_rule(d.rule);
+    resp->set_reason(d.reason);
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::CreateGrant(
+    Ctx* ctx, const v1::CreateGrantRequest* req, v1::Grant* resp) {
+  return Run(ctx, {"manage-grants", req->key_name(), {}}, [&](Call& call) -> absl::Status {
+    GrantRequest g;
+    g.principal = req->principal();
+    g.key = req->key_name();
+    g.operations = {req->operations().begin(), req->operations().end()};
+    g.context = FromProto(req->encryption_context());
+    g.ttl = absl::Seconds(req->ttl_seconds());
+    g.reason = req->reason();
+    KW_ASSIGN_OR_RETURN(policy::Grant grant,
+                        deps_.access->CreateGrant(g, call.principal()));
+    ToProto(grant, resp);
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::ListGrants(
+    Ctx* ctx, const v1::ListGrantsRequest* req, v1::ListGrantsResponse* resp) {
+  return Run(ctx, {"manage-grants", "*", {}}, [&](Call&) -> absl::Status {
+    KW_ASSIGN_OR_RETURN(auto grants, deps_.access->ListGrants(req->include_inactive()));
+    for (const auto& g : grants) ToProto(g, resp->add_grants());
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::RevokeGrant(
+    Ctx* ctx, const v1::RevokeGrantRequest* req, v1::Grant* resp) {
+  return Run(ctx, {"manage-grants", "", {}}, [&](Call& call) -> absl::Status {
+    KW_ASSIGN_OR_RETURN(policy::Grant existing, deps_.access->FindGrant(req->id()));
+    KW_RETURN_IF_ERROR(call.Authorize(existing.key, {}));
+    KW_ASSIGN_OR_RETURN(policy::Grant revoked, deps_.access->RevokeGrant(req->id()));
+    ToProto(revoked, resp);
+    return absl::OkStatus();
+  });
+}
+
+// --- Audit ---------------------------------------------------------------------
+
+namespace {
+std::string HashBytes(const audit::Hash& h) { return std::string(h.begin(), h.end()); }
+}  // namespace
+
+KeyManagementService::Reactor* KeyManagementService::GetAuditCheckpoint(
+    Ctx* ctx, const v1::GetAuditCheckpointRequest* req, v1::AuditCheckpoint* resp) {
+  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+    audit::Checkpoint c;
+    if (req->fresh()) {
+      KW_ASSIGN_OR_RETURN(c, deps_.audit->MakeCheckpoint());
+    } else {
+      KW_ASSIGN_OR_RETURN(c, deps_.audit->LatestCheckpoint());
+    }
+    resp->set_environment(c.environment);
+    resp->set_tree_size(c.tree_size);
+    resp->set_root_hash(HashBytes(c.root));
+    resp->set_time_unix_micros(absl::ToUnixMicros(c.time));
+    resp->set_key_fingerprint(c.key_fingerprint);
+    resp->set_signature(c.signature);
+    resp->set_line(c.line);
+    resp->set_public_key_pem(deps_.audit->public_key_pem());
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::GetInclusionProof(
+    Ctx* ctx, const v1::GetInclusionProofRequest* req, v1::InclusionProof* resp) {
+  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+    uint64_t size = req->tree_size();
+    if (size == 0) {
+      KW_ASSIGN_OR_RETURN(audit::Checkpoint c, deps_.audit->LatestCheckpoint());
+      size = c.tree_size;
+    }
+    KW_ASSIGN_OR_RETURN(auto path, deps_.audit->InclusionProof(req->index(), size));
+    KW_ASSIGN_OR_RETURN(audit::Hash leaf, deps_.audit->LeafAt(req->index()));
+    KW_ASSIGN_OR_RETURN(audit::Hash root, deps_.audit->Root(size));
+    resp->set_index(req->index());
+    resp->set_tree_size(size);
+    resp->set_leaf_hash(HashBytes(leaf));
+    for (const auto& h : path) resp->add_path(HashBytes(h));
+    resp->set_root_hash(HashBytes(root));
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::GetConsistencyProof(
+    Ctx* ctx, const v1::GetConsistencyProofRequest* req, v1::ConsistencyProof* resp) {
+  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+    uint64_t to = req->to_size();
+    if (to == 0) {
+      KW_ASSIGN_OR_RETURN(audit::Checkpoint c, deps_.audit->LatestCheckpoint());
+      to = c.tree_size;
+    }
+    KW_ASSIGN_OR_RETURN(auto path, deps_.audit->ConsistencyProof(req->from_size(), to));
+    KW_ASSIGN_OR_RETURN(audit::Hash from_root, deps_.audit->Root(req->from_size()));
+    KW_ASSIGN_OR_RETURN(audit::Hash to_root, deps_.audit->Root(to));
+    resp->set_from_size(req->from_size());
+    resp->set_to_size(to);
+    for (const auto& h : path) resp->add_path(HashBytes(h));
+    resp->set_from_root(HashBytes(from_root));
+    resp->set_to_root(HashBytes(to_root));
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::ReadAuditRecords(
+    Ctx* ctx, const v1::ReadAuditRecordsRequest* req, v1::ReadAuditRecordsResponse* resp) {
+  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+    if (req->limit() < 0 || req->limit() > 10000) {
+      return absl::InvalidArgumentError("limit must be between 1 and 10000");
+    }
+    const size_t limit = req->limit() == 0 ? 1000 : static_cast<size_t>(req->limit());
+    audit::RecordFilter filter;
+    if (req->since_unix_micros() != 0) filter.since = absl::FromUnixMicros(req->since_unix_micros());
+    if (req->until_unix_micros() != 0) filter.until = absl::FromUnixMicros(req->until_unix_micros());
+    filter.principal = req->principal();
+    filter.key = req->key_name();
+    filter.operation = req->operation();
+    filter.decision = req->decision();
+    filter.context = HashContext(FromProto(req->encryption_context()));
+    const uint64_t size = deps_.audit->size();
+    uint64_t from = req->from_index();
+    if (req->from_end()) from = size > limit ? size - limit : 0;
+    uint64_t next = 0;
+    KW_ASSIGN_OR_RETURN(auto records, deps_.audit->Read(from, limit, filter, &next));
+    for (auto& r : records) resp->add_records(std::move(r));
+    resp->set_next_index(next);
+    resp->set_size(size);
     return absl::OkStatus();
   });
 }

@@ -1,7 +1,8 @@
 // keywardd: the Keyward key management service.
 //   keywardd --config FILE
 // SIGTERM/SIGINT: stop accepting calls, finish in-flight ones, flush, exit 0.
-// SIGHUP: re-check the certificate files (they are also watched).
+// SIGHUP: reload the access policy and re-check the certificate files
+// (they are also watched).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -24,8 +25,8 @@ int Usage(FILE* out) {
                "Runs the Keyward key management service: mutual TLS 1.3 gRPC\n"
                "on `listen`, health on `http_listen` (docs/configuration.md).\n"
                "Create a development setup with `keyward dev init DIR`.\n\n"
-               "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads\n"
-               "certificates.  Exit codes: 0 stopped, 1 failed to start,\n"
+               "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the\n"
+               "policy and certificates.  Exit codes: 0 stopped, 1 failed to start,\n"
                "2 usage.\n");
   return out == stdout ? 0 : 2;
 }
@@ -97,6 +98,13 @@ int main(int argc, char** argv) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
+      absl::Status p = (*server)->ReloadPolicy();
+      std::fprintf(stderr, "keywardd: SIGHUP: %s\n",
+                   p.ok() ? "policy reloaded"
+                          : absl::StrCat("policy NOT reloaded, keeping the one in "
+                                         "force: ",
+                                         p.message())
+                                .c_str());
       absl::Status s = (*server)->ReloadCertificates();
       std::fprintf(stderr, "keywardd: SIGHUP: %s\n",
                    s.ok() ? "certificates checked; new ones take effect for new "

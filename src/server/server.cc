@@ -17,6 +17,7 @@
 #include "base/status_macros.h"
 #include "hsm/pkcs11_root_of_trust.h"
 #include "keystore/sqlite_key_store.h"
+#include "server/handshake_audit.h"
 
 namespace keyward::server {
 namespace {
@@ -86,6 +87,26 @@ absl::Status CheckKeyPair(const TlsConfig& tls, const std::string& environment,
   return absl::OkStatus();
 }
 
+// The key that hashes encryption context values in audit records: random,
+// stored only sealed by the root key, the same across restarts so that
+// records stay comparable.
+absl::StatusOr<SecretData> AuditHmacKey(kms::KeyService& core) {
+  constexpr char kName[] = "audit-hmac-key";
+  const std::string aad = absl::StrCat("keyward audit hmac v1|", core.environment());
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    KW_ASSIGN_OR_RETURN(std::optional<std::string> sealed,
+                        core.store().GetSealedSecret(kName));
+    if (sealed) return core.root().Unseal(*sealed, aad);
+    KW_ASSIGN_OR_RETURN(SecretData fresh, core.root().GenerateRandom(32));
+    KW_ASSIGN_OR_RETURN(std::string new_sealed, core.root().Seal(fresh, aad));
+    absl::Status put = core.store().PutSealedSecret(kName, new_sealed);
+    if (put.ok()) return fresh;
+    if (put.code() != absl::StatusCode::kAlreadyExists) return put;
+    // Another keywardd made it first: use theirs.
+  }
+  return absl::InternalError("cannot settle the audit HMAC key");
+}
+
 }  // namespace
 
 absl::Status EnforceTls13Only() {
@@ -129,8 +150,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   options.allow_software_hsm = config.allow_software_hsm;
   KW_ASSIGN_OR_RETURN(server->core_, kms::KeyService::Create(
                                          options, std::move(store), std::move(root)));
-  server->service_ = std::make_unique<KeyManagementService>(
-      server->core_.get(), config.limits.max_concurrent_requests);
+  KW_ASSIGN_OR_RETURN(server->access_,
+                      AccessControl::Open(config.policy_path, &server->core_->store()));
+  KW_ASSIGN_OR_RETURN(SecretData hmac_key, AuditHmacKey(*server->core_));
+  KW_ASSIGN_OR_RETURN(server->context_hmac_, crypto::HmacSha256::New(hmac_key, 16));
+  audit::AuditLogOptions audit_options;
+  audit_options.dir = config.audit.in_memory ? "" : config.audit.dir;
+  audit_options.environment = config.environment;
+  audit_options.max_wait = config.audit.max_wait;
+  audit_options.checkpoint_interval = config.audit.checkpoint_interval;
+  audit_options.signer = &server->core_->root();
+  audit_options.signing_key_label = absl::StrCat("keyward-audit/", config.environment);
+  KW_ASSIGN_OR_RETURN(server->audit_, audit::AuditLog::Open(audit_options));
+  InstallHandshakeAuditHook(server->audit_.get());
+
+  ServiceDeps deps;
+  deps.core = server->core_.get();
+  deps.access = server->access_.get();
+  deps.audit = server->audit_.get();
+  deps.context_hmac = server->context_hmac_.get();
+  deps.max_concurrent_requests = config.limits.max_concurrent_requests;
+  server->service_ = std::make_unique<KeyManagementService>(deps);
 
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       config.tls.key, config.tls.cert, config.tls.client_ca,
@@ -155,9 +195,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   }
 
   kms::KeyService* core = server->core_.get();
+  audit::AuditLog* audit_log = server->audit_.get();
   std::map<std::string, HttpHandler> routes;
   routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
-  routes["/readyz"] = [core] {
+  routes["/readyz"] = [core, audit_log] {
+    if (absl::Status s = audit_log->Health(); !s.ok()) {
+      return HttpResponse{503, "text/plain; charset=utf-8",
+                          absl::StrCat("not ready: ", s.message(), "\n")};
+    }
     if (absl::Status s = core->root().CheckHealth(); !s.ok()) {
       return HttpResponse{503, "text/plain; charset=utf-8",
                           absl::StrCat("not ready: HSM: ", s.message(), "\n")};
@@ -180,7 +225,10 @@ absl::Status Server::ReloadCertificates() {
 }
 
 void Server::Shutdown(absl::Duration grace) {
-  if (grpc_) {
+  if (grpc_ && !shut_down_) {
+    shut_down_ = true;
+    // gRPC's graceful GOAWAY waits for each connected client to answer a
+    // ping (a few seconds for idle ones); calls in flight get `grace`.
     grpc_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(grace));
     grpc_->Wait();
@@ -193,6 +241,9 @@ Server::~Server() {
   Shutdown(absl::Seconds(5));
   grpc_.reset();
   service_.reset();
+  InstallHandshakeAuditHook(nullptr);
+  audit_.reset();  // drains and writes the final checkpoint (needs the HSM)
+  access_.reset();
   core_.reset();  // closes the HSM session
 }
 

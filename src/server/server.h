@@ -11,7 +11,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "audit/audit_log.h"
+#include "crypto/hmac.h"
 #include "kms/key_service.h"
+#include "server/access_control.h"
 #include "server/config.h"
 #include "server/http_server.h"
 #include "server/key_management_service.h"
@@ -35,12 +38,19 @@ class Server {
   int http_port() const { return http_->port(); }
   kms::KeyService& core() { return *core_; }
 
+  audit::AuditLog& audit() { return *audit_; }
+  AccessControl& access() { return *access_; }
+
+  // Re-reads the policy file; on error the policy in force stays.
+  absl::Status ReloadPolicy() { return access_->ReloadPolicy(); }
+
   // Re-reads the certificate files (they are also watched, every
   // tls.reload_interval); an invalid set is reported and the old one kept.
   absl::Status ReloadCertificates();
 
   // Stops accepting calls, lets in-flight ones finish (up to `grace`), then
-  // flushes counters and closes the HSM session.
+  // flushes counters, writes a final audit checkpoint and closes the HSM
+  // session.
   void Shutdown(absl::Duration grace);
 
  private:
@@ -48,10 +58,14 @@ class Server {
 
   ServerConfig config_;
   std::unique_ptr<kms::KeyService> core_;
+  std::unique_ptr<AccessControl> access_;
+  std::unique_ptr<crypto::HmacSha256> context_hmac_;
+  std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<KeyManagementService> service_;
   std::unique_ptr<grpc::Server> grpc_;
   std::unique_ptr<HttpServer> http_;
   int port_ = 0;
+  bool shut_down_ = false;
 };
 
 }  // namespace keyward::server

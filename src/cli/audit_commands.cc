@@ -1,0 +1,328 @@
+// `keyward audit verify|checkpoint|tail|query|export` (docs/audit.md).
+// verify works offline on the log directory; the others ask keywardd.
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "audit/audit_log.h"
+#include "audit/verifier.h"
+#include "base/status_macros.h"
+#include "cli/cli.h"
+#include "cli/files.h"
+#include "cli/flags.h"
+#include "crypto/signature.h"
+#include "nlohmann/json.hpp"
+
+namespace keyward::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+struct AuditArgs {
+  std::string log_dir;
+  std::string checkpoint;
+  std::string output;
+  std::string since, until, principal, key, operation, decision;
+  std::vector<std::string> context;
+  int lines = 20;
+  int limit = 100;
+  bool follow = false;
+};
+
+absl::StatusOr<AuditQuery> BuildQuery(const AuditArgs& a) {
+  AuditQuery q;
+  const absl::Time now = absl::Now();
+  if (!a.since.empty()) {
+    KW_ASSIGN_OR_RETURN(absl::Time t, ParseTimeFlag(a.since, "--since", now));
+    q.since = t;
+  }
+  if (!a.until.empty()) {
+    KW_ASSIGN_OR_RETURN(absl::Time t, ParseTimeFlag(a.until, "--until", now));
+    q.until = t;
+  }
+  q.principal = a.principal;
+  q.key = a.key;
+  q.operation = a.operation;
+  if (!a.decision.empty() && a.decision != "allow" && a.decision != "deny" &&
+      a.decision != "none") {
+    return UsageError("--decision is allow, deny or none");
+  }
+  q.decision = a.decision;
+  KW_ASSIGN_OR_RETURN(q.context, ParsePairs(a.context, "--context"));
+  return q;
+}
+
+// One record as a line for people:
+// TIME  DECISION RESULT  PRINCIPAL  OPERATION  KEY[@vN]  (rule or detail)
+std::string Human(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object()) return line;
+  auto str = [&](const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+  };
+  std::string key = str("key");
+  if (j.contains("version") && j["version"].is_number() && j["version"].get<uint64_t>() > 0) {
+    absl::StrAppend(&key, "@v", j["version"].get<uint64_t>());
+  }
+  std::string why = str("rule").empty() ? str("detail") : "rule " + str("rule");
+  if (!str("error_code").empty()) why = absl::StrCat(str("error_code"), " ", why);
+  return absl::StrCat(str("time"), "  ", absl::StrFormat("%-5s %-18s", str("decision"), str("result")),
+                      "  ", str("principal").empty() ? "-" : str("principal"), "  ",
+                      str("operation"), "  ", key.empty() ? "-" : key,
+                      why.empty() ? "" : "  (" + why + ")");
+}
+
+void PrintRecord(const std::string& line, bool json) {
+  std::printf("%s\n", json ? line.c_str() : Human(line).c_str());
+}
+
+absl::Status RunVerify(const AuditArgs& a, bool json) {
+  std::optional<audit::SavedCheckpoint> pinned;
+  if (!a.checkpoint.empty()) {
+    KW_ASSIGN_OR_RETURN(auto input, Input::Open(a.checkpoint));
+    std::string text;
+    uint8_t buf[8192];
+    for (;;) {
+      KW_ASSIGN_OR_RETURN(size_t n, input->stream().Read(absl::MakeSpan(buf)));
+      if (n == 0) break;
+      text.append(reinterpret_cast<const char*>(buf), n);
+    }
+    KW_ASSIGN_OR_RETURN(pinned, audit::ParseSavedCheckpoint(text));
+  }
+  KW_ASSIGN_OR_RETURN(audit::VerifyReport r, audit::VerifyAuditLog(a.log_dir, pinned));
+  const double rate = r.seconds > 0 ? r.records / r.seconds : 0;
+  if (json) {
+    Json j = {{"ok", r.ok},
+              {"records", r.records},
+              {"checkpoints", r.checkpoints},
+              {"seconds", r.seconds},
+              {"records_per_second", rate}};
+    if (!r.ok) {
+      j["problem"] = r.problem;
+      j["first_bad_record"] = r.first_bad_record ? Json(*r.first_bad_record) : Json(nullptr);
+    }
+    if (pinned) j["pinned_tree_size"] = pinned->checkpoint.tree_size;
+    std::printf("%s\n", j.dump().c_str());
+  } else if (r.ok) {
+    std::printf("audit log %s: OK\n  %llu records chained and in the Merkle tree, %llu "
+                "signed checkpoints valid%s\n  verified in %.2f s (%.0f records/s)\n",
+                a.log_dir.c_str(), static_cast<unsigned long long>(r.records),
+                static_cast<unsigned long long>(r.checkpoints),
+                pinned ? absl::StrCat(", consistent with your saved checkpoint of ",
+                                      pinned->checkpoint.tree_size, " records")
+                             .c_str()
+                       : "",
+                r.seconds, rate);
+  }
+  if (r.ok) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "audit log ", a.log_dir, " FAILED verification: ", r.problem,
+      r.first_bad_record ? absl::StrCat(" (first bad record: ", *r.first_bad_record, ")")
+                         : std::string()));
+}
+
+absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
+  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AuditCheckpointInfo info, client->GetAuditCheckpoint(true));
+  KW_ASSIGN_OR_RETURN(audit::Checkpoint c, audit::ParseCheckpoint(info.line));
+  // Never save what does not verify: the signature under the key sent with
+  // it, and that key's fingerprint as the checkpoint names it.
+  KW_ASSIGN_OR_RETURN(std::string fingerprint, crypto::PublicKeyFingerprint(info.public_key_pem));
+  if (fingerprint != c.key_fingerprint) {
+    return absl::DataLossError("the checkpoint names another signing key than the one "
+                               "keywardd sent; not saving it");
+  }
+  absl::Status sig = crypto::VerifyEcdsaP256(
+      info.public_key_pem, audit::CheckpointMessage(c.environment, c.tree_size, c.root, c.time),
+      c.signature);
+  if (!sig.ok()) {
+    return absl::DataLossError("the checkpoint's signature does not verify; not saving it");
+  }
+  const std::string text = audit::SerializeSavedCheckpoint({c, info.public_key_pem});
+  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(a.output, 0644));
+  KW_RETURN_IF_ERROR(output->stream().Write(text));
+  KW_RETURN_IF_ERROR(output->Commit());
+  if (output->is_stdout()) return absl::OkStatus();
+  if (globals.json) {
+    std::printf("%s\n", Json{{"file", a.output},
+                             {"environment", c.environment},
+                             {"tree_size", c.tree_size},
+                             {"root", audit::ToHex(c.root)},
+                             {"key_fingerprint", c.key_fingerprint}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("saved the checkpoint of %llu records (root %s, signed by key %s) to %s\n"
+                "check the log against it later: keyward audit verify --log DIR "
+                "--checkpoint %s\n",
+                static_cast<unsigned long long>(c.tree_size), audit::ToHex(c.root).c_str(),
+                c.key_fingerprint.substr(0, 16).c_str(), a.output.c_str(), a.output.c_str());
+  }
+  return absl::OkStatus();
+}
+
+// Pages through matching records from `q.from_index`, calling `emit` for
+// each, until `max` records were emitted (0: no limit) or the log ends.
+absl::Status Scan(Client* client, AuditQuery q, uint64_t max,
+                  const std::function<void(const std::string&)>& emit, uint64_t* next) {
+  uint64_t emitted = 0;
+  for (;;) {
+    q.limit = max == 0 ? 10000 : static_cast<int>(std::min<uint64_t>(10000, max - emitted));
+    KW_ASSIGN_OR_RETURN(AuditPage page, client->ReadAuditRecords(q));
+    for (const auto& r : page.records) emit(r);
+    emitted += page.records.size();
+    q.from_index = page.next_index;
+    q.from_end = false;
+    if ((max != 0 && emitted >= max) || page.next_index >= page.size) break;
+  }
+  *next = q.from_index;
+  return absl::OkStatus();
+}
+
+absl::Status RunTail(Globals& globals, const AuditArgs& a) {
+  if (a.lines < 1 || a.lines > 10000) return UsageError("-n is 1..10000");
+  KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
+  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  q.from_end = true;
+  q.limit = a.lines;
+  KW_ASSIGN_OR_RETURN(AuditPage page, client->ReadAuditRecords(q));
+  for (const auto& r : page.records) PrintRecord(r, globals.json);
+  std::fflush(stdout);
+  uint64_t next = page.next_index;
+  while (a.follow) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    q.from_end = false;
+    q.from_index = next;
+    KW_RETURN_IF_ERROR(Scan(
+        client, q, 0, [&](const std::string& r) { PrintRecord(r, globals.json); }, &next));
+    std::fflush(stdout);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunQuery(Globals& globals, const AuditArgs& a) {
+  if (a.limit < 0) return UsageError("--limit must not be negative");
+  KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
+  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  uint64_t next = 0, count = 0;
+  KW_RETURN_IF_ERROR(Scan(
+      client, q, static_cast<uint64_t>(a.limit),
+      [&](const std::string& r) {
+        PrintRecord(r, globals.json);
+        ++count;
+      },
+      &next));
+  if (!globals.json && count == 0) std::fprintf(stderr, "no matching records\n");
+  return absl::OkStatus();
+}
+
+absl::Status RunExport(Globals& globals, const AuditArgs& a) {
+  KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
+  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(a.output, 0600));
+  uint64_t next = 0, count = 0;
+  absl::Status write_status;
+  const bool progress = ::isatty(STDERR_FILENO) && !output->is_stdout();
+  KW_RETURN_IF_ERROR(Scan(
+      client, q, 0,
+      [&](const std::string& r) {
+        if (!write_status.ok()) return;
+        write_status = output->stream().Write(r + "\n");
+        if (progress && ++count % 10000 == 0) {
+          std::fprintf(stderr, "\rexported %llu records", static_cast<unsigned long long>(count));
+        }
+      },
+      &next));
+  KW_RETURN_IF_ERROR(write_status);
+  KW_RETURN_IF_ERROR(output->Commit());
+  if (!output->is_stdout()) {
+    if (globals.json) {
+      std::printf("%s\n", Json{{"file", a.output}, {"records", count}}.dump().c_str());
+    } else {
+      std::fprintf(stderr, "%sexported %llu records to %s\n", progress ? "\r" : "",
+                   static_cast<unsigned long long>(count), a.output.c_str());
+    }
+  }
+  return absl::OkStatus();
+}
+
+void AddFilters(CLI::App* cmd, AuditArgs& a) {
+  cmd->add_option("--since", a.since, "from this time (2026-11-27T10:00:00Z) or this long ago (1h)");
+  cmd->add_option("--until", a.until, "before this time or this long ago");
+  cmd->add_option("--principal", a.principal, "exact principal");
+  cmd->add_option("--key", a.key, "exact key name");
+  cmd->add_option("--op", a.operation, "operation, e.g. decrypt, rotate-key, tls-handshake");
+  cmd->add_option("--decision", a.decision, "allow, deny or none");
+  cmd->add_option("--context", a.context,
+                  "KEY=VALUE in the encryption context (matched by keyed hash); repeatable");
+}
+
+}  // namespace
+
+void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action) {
+  static AuditArgs args;
+  auto* audit = app.add_subcommand(
+      "audit", "Verify and read keywardd's tamper-evident audit log (docs/audit.md)");
+  audit->require_subcommand(1);
+
+  auto* verify = audit->add_subcommand(
+      "verify",
+      "Check an audit log directory offline: every record's chain link,\n"
+      "the Merkle tree against every signed checkpoint, every signature, and\n"
+      "(with --checkpoint) that the log still extends the checkpoint you\n"
+      "saved.  Names the first bad record; exit code 4 when anything is wrong.");
+  verify->add_option("--log", args.log_dir, "the audit directory (keywardd.yaml audit.dir)")
+      ->required();
+  verify->add_option("--checkpoint", args.checkpoint,
+                     "a checkpoint saved earlier with `keyward audit checkpoint -o FILE`");
+  verify->add_flag("--json", globals.json, "print one JSON object");
+  verify->callback([&globals, &action] {
+    action = [&globals] { return RunVerify(args, globals.json); };
+  });
+
+  auto* checkpoint = audit->add_subcommand(
+      "checkpoint",
+      "Have keywardd sign a checkpoint of its log now, check the signature,\n"
+      "and save it with the signing key.  Keep it somewhere keywardd's\n"
+      "operators cannot write; `audit verify --checkpoint` then detects a log\n"
+      "that was truncated or rewritten since.");
+  checkpoint->add_option("-o,--output", args.output, "FILE (or - for stdout)")->required();
+  checkpoint->add_flag("--json", globals.json, "print one JSON object");
+  checkpoint->callback([&globals, &action] {
+    action = [&globals] { return RunCheckpoint(globals, args); };
+  });
+
+  auto* tail = audit->add_subcommand("tail", "Print the last records (and follow with -f)");
+  tail->add_option("-n,--lines", args.lines, "how many (default 20)");
+  tail->add_flag("-f,--follow", args.follow, "keep printing new records until interrupted");
+  AddFilters(tail, args);
+  tail->add_flag("--json", globals.json, "print records as JSON lines");
+  tail->callback([&globals, &action] {
+    action = [&globals] { return RunTail(globals, args); };
+  });
+
+  auto* query = audit->add_subcommand("query", "Print records that match the filters, oldest first");
+  query->add_option("--limit", args.limit, "at most this many (default 100; 0: all)");
+  AddFilters(query, args);
+  query->add_flag("--json", globals.json, "print records as JSON lines");
+  query->callback([&globals, &action] {
+    action = [&globals] { return RunQuery(globals, args); };
+  });
+
+  auto* export_cmd = audit->add_subcommand(
+      "export", "Write every matching record as JSON lines (for a SIEM)");
+  export_cmd->add_option("-o,--output", args.output, "FILE (or - for stdout)")->required();
+  AddFilters(export_cmd, args);
+  export_cmd->add_flag("--json", globals.json, "print a JSON summary");
+  export_cmd->callback([&globals, &action] {
+    action = [&globals] { return RunExport(globals, args); };
+  });
+}
+
+}  // namespace keyward::cli

@@ -1,0 +1,183 @@
+#include "server/access_control.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "crypto/random.h"
+
+namespace keyward::server {
+namespace {
+
+constexpr absl::Duration kGrantRefresh = absl::Seconds(10);
+
+absl::Status WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::UnavailableError(std::strerror(errno));
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+// Temporary file beside `path`, fsync, rename over it, fsync the directory:
+// readers see the old policy or the new one, never a mix.
+absl::Status ReplaceFile(const std::string& path, absl::string_view content) {
+  const std::string temp = absl::StrCat(path, ".tmp.", ::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot write beside the policy file ", path, ": ", std::strerror(errno),
+        " (keywardd needs write access to its directory to replace it)"));
+  }
+  absl::Status s = WriteAll(fd, content);
+  if (s.ok() && ::fsync(fd) != 0) s = absl::UnavailableError(std::strerror(errno));
+  ::close(fd);
+  if (s.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
+    s = absl::UnavailableError(std::strerror(errno));
+  }
+  if (!s.ok()) {
+    ::unlink(temp.c_str());
+    return absl::UnavailableError(
+        absl::StrCat("cannot replace the policy file ", path, ": ", s.message()));
+  }
+  const std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Open(
+    std::string policy_path, keystore::KeyStore* store) {
+  std::unique_ptr<AccessControl> ac(new AccessControl(std::move(policy_path), store));
+  KW_ASSIGN_OR_RETURN(ac->policy_, policy::Policy::Load(ac->path_));
+  KW_RETURN_IF_ERROR(ac->RefreshGrants());
+  return ac;
+}
+
+absl::Status AccessControl::RefreshGrants() {
+  const absl::Time now = absl::Now();
+  KW_ASSIGN_OR_RETURN(std::vector<policy::Grant> active,
+                      store_->ListGrants(now, /*include_inactive=*/false));
+  auto shared = std::make_shared<const std::vector<policy::Grant>>(std::move(active));
+  std::lock_guard<std::mutex> lock(mu_);
+  grants_ = std::move(shared);
+  grants_loaded_ = now;
+  return absl::OkStatus();
+}
+
+policy::Decision AccessControl::Decide(const policy::Request& request) {
+  std::shared_ptr<const policy::Policy> policy;
+  std::shared_ptr<const std::vector<policy::Grant>> grants;
+  bool stale = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy = policy_;
+    grants = grants_;
+    stale = request.now - grants_loaded_ > kGrantRefresh;
+  }
+  // One caller refreshes; the others go on with the cached grants (expiry is
+  // checked at evaluation, so a stale cache can only miss a new grant or a
+  // revocation made by another keywardd, for at most kGrantRefresh).
+  if (stale && write_mu_.try_lock()) {
+    (void)RefreshGrants();
+    write_mu_.unlock();
+  }
+  return policy->Evaluate(request, *grants);
+}
+
+absl::Status AccessControl::ReloadPolicy() {
+  KW_ASSIGN_OR_RETURN(auto loaded, policy::Policy::Load(path_));
+  std::lock_guard<std::mutex> lock(mu_);
+  policy_ = std::move(loaded);
+  return absl::OkStatus();
+}
+
+absl::Status AccessControl::SetPolicy(absl::string_view yaml) {
+  KW_ASSIGN_OR_RETURN(auto parsed, policy::Policy::Parse(yaml));
+  std::lock_guard<std::mutex> write(write_mu_);
+  KW_RETURN_IF_ERROR(ReplaceFile(path_, yaml));
+  std::lock_guard<std::mutex> lock(mu_);
+  policy_ = std::move(parsed);
+  return absl::OkStatus();
+}
+
+std::string AccessControl::PolicyText() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return policy_->source();
+}
+
+absl::StatusOr<policy::Grant> AccessControl::CreateGrant(const GrantRequest& r,
+                                                         const std::string& created_by) {
+  if (r.principal.empty()) {
+    return absl::InvalidArgumentError("a grant needs the principal it is for");
+  }
+  if (r.key.empty()) return absl::InvalidArgumentError("a grant needs a key name or glob");
+  if (r.operations.empty()) {
+    return absl::InvalidArgumentError("a grant needs at least one operation");
+  }
+  for (const std::string& op : r.operations) {
+    if (op != "*" && !policy::IsKnownOperation(op)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown operation '", op, "' (see docs/policy.md)"));
+    }
+  }
+  if (r.ttl < absl::Seconds(1) || r.ttl > kMaxGrantTtl) {
+    return absl::InvalidArgumentError(
+        "a grant must last between 1 second and 90 days; grants are meant to "
+        "be temporary, standing access belongs in the policy");
+  }
+  KW_ASSIGN_OR_RETURN(std::string id_bytes, crypto::RandomBytes(8));
+  policy::Grant g;
+  g.id = absl::StrCat("g-", absl::BytesToHexString(id_bytes));
+  g.principal = r.principal;
+  g.key = r.key;
+  g.operations = r.operations;
+  g.context = r.context;
+  g.created = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  g.expires = g.created + r.ttl;
+  g.created_by = created_by;
+  g.reason = r.reason;
+  std::lock_guard<std::mutex> write(write_mu_);
+  KW_RETURN_IF_ERROR(store_->CreateGrant(g));
+  KW_RETURN_IF_ERROR(RefreshGrants());
+  return g;
+}
+
+absl::StatusOr<std::vector<policy::Grant>> AccessControl::ListGrants(bool include_inactive) {
+  return store_->ListGrants(absl::Now(), include_inactive);
+}
+
+absl::StatusOr<policy::Grant> AccessControl::FindGrant(const std::string& id) {
+  KW_ASSIGN_OR_RETURN(auto all, store_->ListGrants(absl::Now(), true));
+  for (policy::Grant& g : all) {
+    if (g.id == id) return std::move(g);
+  }
+  return absl::NotFoundError(absl::StrCat("no grant '", id, "' (list them with "
+                                          "`keyward grant list --all`)"));
+}
+
+absl::StatusOr<policy::Grant> AccessControl::RevokeGrant(const std::string& id) {
+  std::lock_guard<std::mutex> write(write_mu_);
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  KW_RETURN_IF_ERROR(store_->RevokeGrant(id, now));
+  KW_RETURN_IF_ERROR(RefreshGrants());
+  KW_ASSIGN_OR_RETURN(auto all, store_->ListGrants(now, true));
+  for (policy::Grant& g : all) {
+    if (g.id == id) return std::move(g);
+  }
+  return absl::InternalError("the revoked grant vanished from the store");
+}
+
+}  // namespace keyward::server

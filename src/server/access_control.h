@@ -1,0 +1,77 @@
+// keywardd's access control: the policy file (reloaded on SIGHUP, replaced
+// through the admin API) and the grants in the key store, answering "may
+// this principal do this operation on this key with this context?".
+//
+// Grants are cached in memory and refreshed whenever this process changes
+// them and at least every `grant_refresh` (for grants made by another
+// keywardd sharing the store).
+//
+// Thread-safety: every method is safe to call concurrently; Decide() takes
+// no lock that a writer holds for long.
+#ifndef KEYWARD_SERVER_ACCESS_CONTROL_H_
+#define KEYWARD_SERVER_ACCESS_CONTROL_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "keystore/key_store.h"
+#include "policy/policy.h"
+
+namespace keyward::server {
+
+struct GrantRequest {
+  std::string principal;
+  std::string key;  // name or glob
+  std::vector<std::string> operations;
+  EncryptionContext context;
+  absl::Duration ttl;
+  std::string reason;
+};
+
+class AccessControl {
+ public:
+  // Loads the policy at `policy_path` and the active grants.
+  static absl::StatusOr<std::unique_ptr<AccessControl>> Open(
+      std::string policy_path, keystore::KeyStore* store);
+
+  policy::Decision Decide(const policy::Request& request);
+
+  // Re-reads the policy file; on error the current policy stays.
+  absl::Status ReloadPolicy();
+  // Checks `yaml`, writes it over the policy file (atomically), and uses it.
+  // Errors: kInvalidArgument naming the rule and field; the file and the
+  // policy in force are unchanged.
+  absl::Status SetPolicy(absl::string_view yaml);
+  std::string PolicyText() const;
+
+  // Grants.  Errors: kInvalidArgument (unknown operation, empty principal,
+  // ttl outside 1 second..90 days), kNotFound, kFailedPrecondition (revoked).
+  absl::StatusOr<policy::Grant> CreateGrant(const GrantRequest& request,
+                                            const std::string& created_by);
+  absl::StatusOr<std::vector<policy::Grant>> ListGrants(bool include_inactive);
+  absl::StatusOr<policy::Grant> RevokeGrant(const std::string& id);
+  absl::StatusOr<policy::Grant> FindGrant(const std::string& id);
+
+  static constexpr absl::Duration kMaxGrantTtl = absl::Hours(24 * 90);
+
+ private:
+  AccessControl(std::string path, keystore::KeyStore* store)
+      : path_(std::move(path)), store_(store) {}
+  absl::Status RefreshGrants();
+
+  const std::string path_;
+  keystore::KeyStore* const store_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const policy::Policy> policy_;                    // GUARDED_BY(mu_)
+  std::shared_ptr<const std::vector<policy::Grant>> grants_;        // GUARDED_BY(mu_)
+  absl::Time grants_loaded_;                                        // GUARDED_BY(mu_)
+  std::mutex write_mu_;  // serializes SetPolicy and grant changes
+};
+
+}  // namespace keyward::server
+
+#endif  // KEYWARD_SERVER_ACCESS_CONTROL_H_

@@ -1,0 +1,42 @@
+#include "server/handshake_audit.h"
+
+#include <grpc/support/log.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "crypto/random.h"
+
+namespace keyward::server {
+namespace {
+
+std::atomic<audit::AuditLog*> g_log{nullptr};
+
+void LogFunction(gpr_log_func_args* args) {
+  const char* message = args->message != nullptr ? args->message : "";
+  std::fprintf(stderr, "keywardd: grpc %s %s:%d: %s\n",
+               gpr_log_severity_string(args->severity),
+               args->file != nullptr ? args->file : "?", args->line, message);
+  audit::AuditLog* log = g_log.load(std::memory_order_acquire);
+  if (log == nullptr || std::strstr(message, "andshake failed") == nullptr) return;
+  audit::AuditRecord r;
+  r.time = absl::Now();
+  auto id = crypto::RandomBytes(12);
+  r.request_id = id.ok() ? absl::BytesToHexString(*id) : "unknown";
+  r.operation = "tls-handshake";
+  r.decision = "deny";
+  r.result = "UNAUTHENTICATED";
+  r.detail = std::string(message).substr(0, 300);
+  log->AppendAsync(std::move(r));
+}
+
+}  // namespace
+
+void InstallHandshakeAuditHook(audit::AuditLog* log) {
+  g_log.store(log, std::memory_order_release);
+  if (log != nullptr) gpr_set_log_function(LogFunction);
+}
+
+}  // namespace keyward::server
