@@ -4,7 +4,8 @@
 // ceiling the transport allows.  Used by bench/load_bench.sh, which starts
 // the server.
 //   kms_load --config app.yaml --admin admin.yaml [--seconds 3]
-//            [--concurrency 1,16,64] [--server-pid PID]
+//            [--concurrency 1,16,64] [--server-pid PID] [--only OPERATION]
+//            [--json-out FILE]
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -160,6 +161,8 @@ int main(int argc, char** argv) {
   double seconds = 3;
   std::vector<int> concurrencies = {1, 16, 64};
   int server_pid = 0;
+  std::string only;  // run just this operation (e.g. DecryptDataKey)
+  std::string json_out = "build/bench/kms_load.json";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--config") config = v;
@@ -167,6 +170,8 @@ int main(int argc, char** argv) {
     else if (a == "--seconds") seconds = std::stod(v);
     else if (a == "--server-pid") server_pid = std::stoi(v);
     else if (a == "--bare") bare_address = v;
+    else if (a == "--only") only = v;
+    else if (a == "--json-out") json_out = v;
     else if (a == "--concurrency") {
       concurrencies.clear();
       for (auto c : absl::StrSplit(v, ',')) concurrencies.push_back(std::stoi(std::string(c)));
@@ -219,6 +224,7 @@ int main(int argc, char** argv) {
   if (server_pid > 0) {
     out.push_back({{"op", "idle"}, {"rss_kib", RssKiB(server_pid)}});
   }
+  auto want = [&](const char* op) { return only.empty() || only == op; };
   auto record = [&](const char* op, int c, const Result& r) {
     std::printf("%-30s %4d %12.0f %9.2f %9.2f %7llu %10ld\n", op, c, r.ops_per_s, r.p50_ms,
                 r.p99_ms, static_cast<unsigned long long>(r.errors), r.rss_kib);
@@ -234,7 +240,7 @@ int main(int argc, char** argv) {
     bare = KeyManagement::NewStub(grpc::CreateChannel(bare_address, creds));
   }
   for (int c : concurrencies) {
-    if (bare) {
+    if (bare && want("bare")) {
       record("bare gRPC service (no-op)", c, RunLoad(c, seconds, 0, [&](auto done) {
                auto* ctx = new grpc::ClientContext();
                auto* req = new keyward::v1::GetServerInfoRequest();
@@ -245,7 +251,7 @@ int main(int argc, char** argv) {
                });
              }));
     }
-    record("GetServerInfo (no-op)", c, RunLoad(c, seconds, server_pid, [&](auto done) {
+    if (want("GetServerInfo")) record("GetServerInfo (no-op)", c, RunLoad(c, seconds, server_pid, [&](auto done) {
              auto* ctx = new grpc::ClientContext();
              auto* req = new keyward::v1::GetServerInfoRequest();
              auto* resp = new keyward::v1::ServerInfo();
@@ -254,7 +260,7 @@ int main(int argc, char** argv) {
                done(s.ok());
              });
            }));
-    record("GenerateDataKey", c, RunLoad(c, seconds, server_pid, [&](auto done) {
+    if (want("GenerateDataKey")) record("GenerateDataKey", c, RunLoad(c, seconds, server_pid, [&](auto done) {
              auto* ctx = new grpc::ClientContext();
              auto* req = new keyward::v1::GenerateDataKeyRequest();
              req->set_key_name("bench/load");
@@ -265,7 +271,7 @@ int main(int argc, char** argv) {
                done(s.ok());
              });
            }));
-    record("DecryptDataKey", c, RunLoad(c, seconds, server_pid, [&](auto done) {
+    if (want("DecryptDataKey")) record("DecryptDataKey", c, RunLoad(c, seconds, server_pid, [&](auto done) {
              auto* ctx = new grpc::ClientContext();
              auto* req = new keyward::v1::DecryptDataKeyRequest();
              req->set_wrapped(wrapped);
@@ -285,6 +291,7 @@ int main(int argc, char** argv) {
     (*r->mutable_encryption_context())["tenant"] = "acme";
   }
   for (int c : {1, 4}) {
+    if (!want("BatchDecryptDataKeys")) break;
     Result r = RunLoad(c, seconds, server_pid, [&](auto done) {
       auto* ctx = new grpc::ClientContext();
       auto* resp = new keyward::v1::BatchDecryptDataKeysResponse();
@@ -300,6 +307,6 @@ int main(int argc, char** argv) {
                    {"keys_per_s", r.ops_per_s * 1000}, {"p50_ms", r.p50_ms},
                    {"p99_ms", r.p99_ms}, {"errors", r.errors}, {"rss_kib", r.rss_kib}});
   }
-  std::ofstream("build/bench/kms_load.json") << out.dump(2) << "\n";
+  std::ofstream(json_out) << out.dump(2) << "\n";
   return 0;
 }

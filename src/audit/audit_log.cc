@@ -4,16 +4,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
+#include <utility>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/file.h"
 #include "base/status_macros.h"
 #include "crypto/signature.h"
 #include "keyward/errors.h"
@@ -37,11 +41,6 @@ absl::Status Unavailable(absl::string_view why) {
       "the audit log is unavailable (", why,
       "); the request was not answered because it could not be recorded. "
       "keywardd retries by itself; see /readyz"));
-}
-
-std::chrono::system_clock::time_point ToChrono(absl::Time t) {
-  return std::chrono::system_clock::from_time_t(0) +
-         std::chrono::microseconds(absl::ToUnixMicros(t));
 }
 
 }  // namespace
@@ -116,6 +115,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(options)));
   KW_RETURN_IF_ERROR(log->Load());
   log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
+  log->watcher_ = std::thread([l = log.get()] { l->WatchLoop(); });
   if (log->options_.signer != nullptr &&
       log->options_.checkpoint_interval > absl::ZeroDuration()) {
     log->checkpointer_ = std::thread([l = log.get()] { l->CheckpointLoop(); });
@@ -136,11 +136,10 @@ absl::Status AuditLog::Load() {
   }
   // Records written before: rebuild the tree and the offsets.
   const std::string records = Path(options_.dir, kRecordsFile);
-  std::ifstream in(records, std::ios::binary);
-  if (in) {
-    std::string line;
-    uint64_t offset = 0;
-    std::string content((std::istreambuf_iterator<char>(in)), {});
+  auto read = ReadWholeFile(records);
+  if (!read.ok() && read.status().code() != absl::StatusCode::kNotFound) return read.status();
+  if (read.ok()) {
+    const std::string& content = *read;
     size_t pos = 0;
     while (pos < content.size()) {
       const size_t nl = content.find('\n', pos);
@@ -162,9 +161,8 @@ absl::Status AuditLog::Load() {
       tree_.Append(prev_);
       pos = nl + 1;
     }
-    (void)offset;
   }
-  next_seq_ = durable_ = tree_.size();
+  next_seq_ = tree_.size();
   // The latest checkpoint.
   std::ifstream cin(Path(options_.dir, kCheckpointsFile), std::ios::binary);
   std::string line, last;
@@ -217,7 +215,8 @@ absl::Status AuditLog::WriteDurably(const std::string& file, const std::string& 
   return absl::OkStatus();
 }
 
-absl::Status AuditLog::Append(AuditRecord record) {
+void AuditLog::Submit(AuditRecord record, std::function<void(absl::Status)> done) {
+  std::string body = SerializeRecordBody(record);  // in parallel, off the writer
   std::unique_lock<std::mutex> lock(mu_);
   const absl::Time now = absl::Now();
   if ((!healthy_ && now - failing_since_ >= options_.max_wait) ||
@@ -225,48 +224,59 @@ absl::Status AuditLog::Append(AuditRecord record) {
     if (refused_ == 0) refused_since_ = now;
     ++refused_;
     ++stats_.refused;
-    return Unavailable(healthy_ ? "too many records are waiting to be written" : failure_);
-  }
-  const uint64_t seq = next_seq_++;
-  pending_.push_back({seq, std::move(record)});
-  writer_cv_.notify_one();
-  const bool done = durable_cv_.wait_until(
-      lock, ToChrono(now + options_.max_wait),
-      [&] { return durable_ > seq || stopping_; });
-  if (done && durable_ > seq) return absl::OkStatus();
-  // Not durable in time.  If the record is still queued, say in it that its
-  // answer was withheld; it is written when the disk recovers.
-  for (auto* queue : {&inflight_, static_cast<std::vector<Pending>*>(nullptr)}) {
-    if (queue == nullptr) break;
-    for (Pending& p : *queue) {
-      if (p.seq == seq) {
-        p.record.detail = absl::StrCat("response withheld: audit log unavailable. ",
-                                       p.record.detail);
-        p.record.result = "UNAVAILABLE";
-      }
-    }
-  }
-  for (Pending& p : pending_) {
-    if (p.seq == seq) {
-      p.record.detail = absl::StrCat("response withheld: audit log unavailable. ",
-                                     p.record.detail);
-      p.record.result = "UNAVAILABLE";
-    }
-  }
-  return Unavailable(failure_.empty() ? "the disk did not confirm the write in time"
-                                      : failure_);
-}
-
-void AuditLog::AppendAsync(AuditRecord record) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (pending_.size() >= options_.max_pending) {
-    if (refused_ == 0) refused_since_ = absl::Now();
-    ++refused_;
-    ++stats_.refused;
+    absl::Status refusal =
+        Unavailable(healthy_ ? "too many records are waiting to be written" : failure_);
+    lock.unlock();
+    if (done) done(std::move(refusal));
     return;
   }
-  pending_.push_back({next_seq_++, std::move(record)});
-  writer_cv_.notify_one();
+  pending_.push_back({next_seq_++, std::move(record), std::move(body), std::move(done),
+                      now + options_.max_wait});
+  // One wake-up per batch, not per record: the writer drains the queue.
+  if (writer_idle_) {
+    writer_idle_ = false;
+    writer_cv_.notify_one();
+  }
+}
+
+absl::Status AuditLog::Append(AuditRecord record) {
+  std::promise<absl::Status> promise;
+  std::future<absl::Status> result = promise.get_future();
+  Submit(std::move(record), [&promise](absl::Status s) { promise.set_value(std::move(s)); });
+  return result.get();
+}
+
+void AuditLog::AppendAsync(AuditRecord record) { Submit(std::move(record), nullptr); }
+
+void AuditLog::WatchLoop() {
+  // Answers callers whose record is not durable by its deadline; the record
+  // itself stays queued (marked "response withheld") and is written when
+  // the disk takes it.
+  const auto tick = absl::ToChronoMilliseconds(
+      std::clamp(options_.max_wait / 8, absl::Milliseconds(5), absl::Milliseconds(100)));
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    watch_cv_.wait_for(lock, tick);
+    const absl::Time now = absl::Now();
+    std::vector<std::function<void(absl::Status)>> expired;
+    auto scan = [&](auto& queue) {
+      for (Pending& p : queue) {
+        if (!p.done) continue;
+        if (p.deadline > now) return false;
+        expired.push_back(std::move(p.done));
+        p.done = nullptr;
+        p.withheld = true;
+      }
+      return true;
+    };
+    if (scan(inflight_)) scan(pending_);
+    if (expired.empty()) continue;
+    const absl::Status status = Unavailable(
+        failure_.empty() ? "the disk did not confirm the write in time" : failure_);
+    lock.unlock();
+    for (auto& done : expired) done(status);
+    lock.lock();
+  }
 }
 
 absl::Status AuditLog::Health() const {
@@ -284,39 +294,56 @@ AuditLog::Stats AuditLog::GetStats() const {
 }
 
 void AuditLog::WriterLoop() {
+  std::vector<Hash> leaves;
+  std::vector<std::string> lines;
+  std::vector<bool> withheld;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      writer_cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+      if (pending_.empty() && !stopping_) {
+        writer_idle_ = true;
+        writer_cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+      }
+      writer_idle_ = false;
       if (pending_.empty()) return;  // stopping, nothing left
       while (!pending_.empty() && inflight_.size() < kMaxBatch) {
         inflight_.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
     }
-    std::vector<Hash> leaves;
-    std::vector<std::string> lines;
+    // Only this thread touches the records of inflight_; the watcher only
+    // flips `withheld` and takes `done`, under mu_.
     Hash prev = prev_;
-    uint64_t last_seq = 0;
     absl::Duration backoff = absl::Milliseconds(50);
     uint64_t start = 0;
     for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        withheld.clear();
+        for (const Pending& p : inflight_) withheld.push_back(p.withheld);
+      }
       // Serialize (again, on a retry: a record may have been marked since).
       std::string bytes;
       leaves.clear();
       lines.clear();
       prev = prev_;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (const Pending& p : inflight_) {
-          std::string line = SerializeRecord(p.record, p.seq, prev);
-          prev = LeafHash(line);
-          leaves.push_back(prev);
-          bytes.append(line);
-          bytes.push_back('\n');
-          lines.push_back(std::move(line));
+      for (size_t i = 0; i < inflight_.size(); ++i) {
+        const Pending& p = inflight_[i];
+        std::string line;
+        if (withheld[i]) {
+          AuditRecord marked = p.record;
+          marked.detail = absl::StrCat("response withheld: audit log unavailable. ",
+                                       marked.detail);
+          marked.result = "UNAVAILABLE";
+          line = SerializeRecord(marked, p.seq, prev);
+        } else {
+          line = ChainRecord(p.body, p.seq, prev);
         }
-        last_seq = inflight_.back().seq;
+        prev = LeafHash(line);
+        leaves.push_back(prev);
+        bytes.append(line);
+        bytes.push_back('\n');
+        lines.push_back(std::move(line));
       }
       if (!memory()) {
         struct stat st;
@@ -338,12 +365,12 @@ void AuditLog::WriterLoop() {
           failing_since_ = absl::Now();
         }
         failure_ = std::string(s.message());
-        durable_cv_.notify_all();
         if (stopping_ && absl::Now() - failing_since_ > options_.max_wait) {
           std::fprintf(stderr,
                        "keywardd: audit: %zu records could not be written before "
                        "shutdown (%s); their requests were not answered\n",
-                       inflight_.size(), failure_.c_str());
+                       inflight_.size() + pending_.size(), failure_.c_str());
+          FailAllLocked(Unavailable(failure_));
           return;
         }
       }
@@ -361,26 +388,45 @@ void AuditLog::WriterLoop() {
     }
     for (const Hash& leaf : leaves) tree_.Append(leaf);
     prev_ = prev;
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.records += inflight_.size();
-    inflight_.clear();
-    durable_ = last_seq + 1;
-    healthy_ = true;
-    failure_.clear();
-    ++stats_.batches;
-    if (refused_ > 0) {
-      AuditRecord gap;
-      gap.time = absl::Now();
-      gap.operation = "audit-unavailable";
-      gap.decision = "none";
-      gap.result = "UNAVAILABLE";
-      gap.detail = absl::StrCat(refused_, " request(s) were refused without an answer "
-                                          "because the audit log was unavailable from ",
-                                IsoTime(refused_since_), " to ", IsoTime(gap.time));
-      pending_.push_back({next_seq_++, std::move(gap)});
-      refused_ = 0;
+    std::vector<std::function<void(absl::Status)>> answered;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.records += inflight_.size();
+      for (Pending& p : inflight_) {
+        if (p.done) answered.push_back(std::move(p.done));
+      }
+      inflight_.clear();
+      healthy_ = true;
+      failure_.clear();
+      ++stats_.batches;
+      if (refused_ > 0) {
+        AuditRecord gap;
+        gap.time = absl::Now();
+        gap.operation = "audit-unavailable";
+        gap.decision = "none";
+        gap.result = "UNAVAILABLE";
+        gap.detail = absl::StrCat(refused_, " request(s) were refused without an answer "
+                                            "because the audit log was unavailable from ",
+                                  IsoTime(refused_since_), " to ", IsoTime(gap.time));
+        std::string body = SerializeRecordBody(gap);
+        pending_.push_back({next_seq_++, std::move(gap), std::move(body), nullptr,
+                            absl::InfiniteFuture()});
+        refused_ = 0;
+      }
     }
-    durable_cv_.notify_all();
+    for (auto& done : answered) done(absl::OkStatus());
+  }
+}
+
+void AuditLog::FailAllLocked(const absl::Status& status) {
+  // Called with mu_ held only at shutdown, when nothing else waits on it.
+  for (auto* queue : {&inflight_}) {
+    for (Pending& p : *queue) {
+      if (p.done) std::exchange(p.done, nullptr)(status);
+    }
+  }
+  for (Pending& p : pending_) {
+    if (p.done) std::exchange(p.done, nullptr)(status);
   }
 }
 
@@ -494,12 +540,13 @@ AuditLog::~AuditLog() {
     stopping_ = true;
   }
   writer_cv_.notify_all();
-  durable_cv_.notify_all();
+  watch_cv_.notify_all();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stop_cv_.notify_all();
   }
   if (writer_.joinable()) writer_.join();
+  if (watcher_.joinable()) watcher_.join();
   if (checkpointer_.joinable()) checkpointer_.join();
   if (options_.signer != nullptr) {
     uint64_t last = 0;

@@ -90,7 +90,14 @@ class AuditLog {
   // Drains the queue (bounded by max_wait), writes a final checkpoint.
   ~AuditLog();
 
-  // Durably records `record`, blocking up to max_wait.  Errors: kUnavailable.
+  // Records `record` and calls `done` once it is durable (OK), or with
+  // kUnavailable (audit-unavailable) when it cannot be made durable within
+  // max_wait or the log is failing.  `done` runs exactly once, on the
+  // caller's thread (refusals) or on the log's writer or watcher thread;
+  // it must not block.  A record whose caller was answered UNAVAILABLE is
+  // still written later, marked "response withheld".
+  void Submit(AuditRecord record, std::function<void(absl::Status)> done);
+  // Submit, blocking until `done` would run.  Errors: kUnavailable.
   absl::Status Append(AuditRecord record);
   // Queues `record` without waiting (for events with no caller to answer,
   // such as failed TLS handshakes).  Dropped only if the queue is full, and
@@ -136,7 +143,9 @@ class AuditLog {
   absl::Status Load();
   absl::Status WriteDurably(const std::string& file, const std::string& bytes);
   void WriterLoop();
+  void WatchLoop();
   void CheckpointLoop();
+  void FailAllLocked(const absl::Status& status);
   absl::StatusOr<std::string> ReadLine(uint64_t index) const;
   bool memory() const { return options_.dir.empty(); }
 
@@ -147,17 +156,21 @@ class AuditLog {
 
   mutable std::mutex mu_;
   std::condition_variable writer_cv_;   // work for the writer
-  std::condition_variable durable_cv_;  // progress for waiters
+  std::condition_variable watch_cv_;    // stop for the watcher
   struct Pending {
     uint64_t seq;
     AuditRecord record;
+    std::string body;  // SerializeRecordBody(record), made by the caller
+    std::function<void(absl::Status)> done;  // null once answered
+    absl::Time deadline;
+    bool withheld = false;  // its caller was answered UNAVAILABLE
   };
   std::deque<Pending> pending_;         // GUARDED_BY(mu_)
   // The batch being written; re-serialized on each attempt so that a waiter
   // that gave up can still mark its record "response withheld".
   std::vector<Pending> inflight_;       // GUARDED_BY(mu_)
   uint64_t next_seq_ = 0;               // GUARDED_BY(mu_)
-  uint64_t durable_ = 0;                // GUARDED_BY(mu_): records 0..durable_-1
+  bool writer_idle_ = false;            // GUARDED_BY(mu_): waiting for work
   bool healthy_ = true;                 // GUARDED_BY(mu_)
   std::string failure_;                 // GUARDED_BY(mu_)
   absl::Time failing_since_;            // GUARDED_BY(mu_)
@@ -177,6 +190,7 @@ class AuditLog {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   std::thread writer_;
+  std::thread watcher_;
   std::thread checkpointer_;
 };
 

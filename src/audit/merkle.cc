@@ -39,11 +39,17 @@ std::string ToHex(const Hash& h) { return absl::BytesToHexString(View(h)); }
 
 bool FromHex(absl::string_view hex, Hash* out) {
   if (hex.size() != 64) return false;
-  for (char c : hex) {
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 32; ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
-  const std::string bytes = absl::HexStringToBytes(hex);
-  std::memcpy(out->data(), bytes.data(), 32);
   return true;
 }
 

@@ -6,12 +6,10 @@
 
 namespace keyward::audit {
 
-std::string SerializeRecord(const AuditRecord& r, uint64_t seq, const Hash& prev) {
+std::string SerializeRecordBody(const AuditRecord& r) {
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   for (const auto& [k, v] : r.context) ctx[k] = v;
   nlohmann::ordered_json j = {
-      {"seq", seq},
-      {"prev", ToHex(prev)},
       {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", r.time, absl::UTCTimeZone())},
       {"request_id", r.request_id},
       {"principal", r.principal},
@@ -28,7 +26,18 @@ std::string SerializeRecord(const AuditRecord& r, uint64_t seq, const Hash& prev
       {"detail", r.detail}};
   // Invalid UTF-8 (a principal from a strange certificate) is replaced, not
   // fatal: the record must be written.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return out.substr(1);  // without the opening brace
+}
+
+std::string ChainRecord(absl::string_view body, uint64_t seq, const Hash& prev) {
+  std::string line = absl::StrCat("{\"seq\":", seq, ",\"prev\":\"", ToHex(prev), "\",");
+  line.append(body.data(), body.size());
+  return line;
+}
+
+std::string SerializeRecord(const AuditRecord& record, uint64_t seq, const Hash& prev) {
+  return ChainRecord(SerializeRecordBody(record), seq, prev);
 }
 
 absl::StatusOr<ChainFields> ReadChainFields(absl::string_view line) {

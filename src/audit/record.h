@@ -38,6 +38,11 @@ struct AuditRecord {
 
 // The JSON line (without the newline).
 std::string SerializeRecord(const AuditRecord& record, uint64_t seq, const Hash& prev);
+// The same in two steps, so that the expensive part can run on the
+// caller's thread before the record's place in the chain is known:
+// SerializeRecord(r, seq, prev) == ChainRecord(SerializeRecordBody(r), seq, prev).
+std::string SerializeRecordBody(const AuditRecord& record);
+std::string ChainRecord(absl::string_view body, uint64_t seq, const Hash& prev);
 
 // The two chain fields of a serialized record, read without a full parse.
 // Errors: kDataLoss when the line does not start as a record must.

@@ -1,5 +1,7 @@
 #include "audit/verifier.h"
 
+#include "base/file.h"
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -66,22 +68,27 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
       report.first_bad_record = record;
     }
   };
-  std::ifstream in(absl::StrCat(dir, "/", kRecordsFile), std::ios::binary);
-  if (!in) {
+  auto read = ReadWholeFile(absl::StrCat(dir, "/", kRecordsFile));
+  if (!read.ok()) {
     return absl::NotFoundError(absl::StrCat("no audit log in ", dir, " (", kRecordsFile,
                                             " is missing or unreadable)"));
   }
-  std::string content((std::istreambuf_iterator<char>(in)), {});
-  // Every sequence number present, to tell a deletion from a reordering.
+  const std::string& content = *read;
+  // Every sequence number present, to tell a deletion from a reordering;
+  // gathered only when the sequence breaks.
   std::vector<uint64_t> seqs;
-  for (size_t p = 0; p < content.size();) {
-    const size_t e = content.find('\n', p);
-    if (e == std::string::npos) break;
-    auto f = ReadChainFields(absl::string_view(content.data() + p, e - p));
-    if (f.ok()) seqs.push_back(f->seq);
-    p = e + 1;
-  }
-  std::sort(seqs.begin(), seqs.end());
+  auto all_seqs = [&]() -> const std::vector<uint64_t>& {
+    if (!seqs.empty()) return seqs;
+    for (size_t p = 0; p < content.size();) {
+      const size_t e = content.find('\n', p);
+      if (e == std::string::npos) break;
+      auto f = ReadChainFields(absl::string_view(content.data() + p, e - p));
+      if (f.ok()) seqs.push_back(f->seq);
+      p = e + 1;
+    }
+    std::sort(seqs.begin(), seqs.end());
+    return seqs;
+  };
   // 1. The chain: seq i at position i, prev = leaf hash of position i-1.
   MerkleTree tree;
   Hash prev{};
@@ -100,7 +107,8 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
                         fields.status().message()),
            i);
     } else if (fields->seq != i) {
-      const bool missing = !std::binary_search(seqs.begin(), seqs.end(), i);
+      const auto& present = all_seqs();
+      const bool missing = !std::binary_search(present.begin(), present.end(), i);
       fail(fields->seq > i && missing
                ? absl::StrCat("record ", i, " carries sequence number ", fields->seq,
                               ": records ", i, "..", fields->seq - 1, " were deleted")

@@ -194,14 +194,15 @@ KeyManagementService::Reactor* KeyManagementService::Run(
     record.detail = call.detail_;
   }
   record.latency_us = absl::ToInt64Microseconds(absl::Now() - start);
-  // The response leaves only once its record is durable.
-  if (absl::Status audited = deps_.audit->Append(std::move(record)); !audited.ok()) {
-    status = audited;
-  }
-  in_flight_.fetch_sub(1);
+  // The response leaves only once its record is durable.  Submit calls back
+  // from the audit writer, so no gRPC thread waits for the disk meanwhile.
   ctx->AddTrailingMetadata("keyward-request-id", request_id);
   Reactor* reactor = wipe ? new WipingReactor(std::move(wipe)) : ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status, ctx));
+  deps_.audit->Submit(std::move(record),
+                      [this, ctx, reactor, status = std::move(status)](absl::Status audited) {
+                        in_flight_.fetch_sub(1);
+                        reactor->Finish(ToGrpcStatus(audited.ok() ? status : audited, ctx));
+                      });
   return reactor;
 }
 
