@@ -116,6 +116,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options
   KW_RETURN_IF_ERROR(log->Load());
   log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
   log->watcher_ = std::thread([l = log.get()] { l->WatchLoop(); });
+  log->completer_ = std::thread([l = log.get()] { l->CompletionLoop(); });
   if (log->options_.signer != nullptr &&
       log->options_.checkpoint_interval > absl::ZeroDuration()) {
     log->checkpointer_ = std::thread([l = log.get()] { l->CheckpointLoop(); });
@@ -186,12 +187,14 @@ absl::Status AuditLog::Load() {
   return absl::OkStatus();
 }
 
-absl::Status AuditLog::WriteDurably(const std::string& file, const std::string& bytes) {
+absl::Status AuditLog::WriteDurably(const std::string& file, const std::string& bytes,
+                                    uint64_t* offset) {
   const std::string path = Path(options_.dir, file.c_str());
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return absl::UnavailableError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
   struct stat st;
   const off_t start = ::fstat(fd, &st) == 0 ? st.st_size : -1;
+  if (offset != nullptr) *offset = start < 0 ? 0 : static_cast<uint64_t>(start);
   size_t done = 0;
   int err = 0;
   while (done < bytes.size()) {
@@ -345,14 +348,8 @@ void AuditLog::WriterLoop() {
         bytes.push_back('\n');
         lines.push_back(std::move(line));
       }
-      if (!memory()) {
-        struct stat st;
-        start = ::stat(Path(options_.dir, kRecordsFile).c_str(), &st) == 0
-                    ? static_cast<uint64_t>(st.st_size)
-                    : 0;
-      }
       const absl::Time t0 = absl::Now();
-      absl::Status s = memory() ? absl::OkStatus() : WriteDurably(kRecordsFile, bytes);
+      absl::Status s = memory() ? absl::OkStatus() : WriteDurably(kRecordsFile, bytes, &start);
       if (s.ok()) {
         std::lock_guard<std::mutex> lock(mu_);
         stats_.last_fsync_ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
@@ -414,7 +411,25 @@ void AuditLog::WriterLoop() {
         refused_ = 0;
       }
     }
-    for (auto& done : answered) done(absl::OkStatus());
+    // Answered on another thread, so the next batch's write starts now.
+    if (!answered.empty()) {
+      std::lock_guard<std::mutex> lock(completion_mu_);
+      completions_.push_back(std::move(answered));
+      completion_cv_.notify_one();
+    }
+  }
+}
+
+void AuditLog::CompletionLoop() {
+  std::unique_lock<std::mutex> lock(completion_mu_);
+  for (;;) {
+    completion_cv_.wait(lock, [&] { return !completions_.empty() || completion_stop_; });
+    if (completions_.empty()) return;
+    auto batch = std::move(completions_.front());
+    completions_.pop_front();
+    lock.unlock();
+    for (auto& done : batch) done(absl::OkStatus());
+    lock.lock();
   }
 }
 
@@ -547,6 +562,12 @@ AuditLog::~AuditLog() {
   }
   if (writer_.joinable()) writer_.join();
   if (watcher_.joinable()) watcher_.join();
+  {
+    std::lock_guard<std::mutex> lock(completion_mu_);
+    completion_stop_ = true;
+    completion_cv_.notify_all();
+  }
+  if (completer_.joinable()) completer_.join();
   if (checkpointer_.joinable()) checkpointer_.join();
   if (options_.signer != nullptr) {
     uint64_t last = 0;

@@ -141,9 +141,13 @@ class AuditLog {
  private:
   explicit AuditLog(AuditLogOptions options) : options_(std::move(options)) {}
   absl::Status Load();
-  absl::Status WriteDurably(const std::string& file, const std::string& bytes);
+  // Appends and fdatasyncs; `offset` (optional) receives where the bytes
+  // start.  On failure the file is cut back to its previous size.
+  absl::Status WriteDurably(const std::string& file, const std::string& bytes,
+                            uint64_t* offset = nullptr);
   void WriterLoop();
   void WatchLoop();
+  void CompletionLoop();
   void CheckpointLoop();
   void FailAllLocked(const absl::Status& status);
   absl::StatusOr<std::string> ReadLine(uint64_t index) const;
@@ -189,8 +193,15 @@ class AuditLog {
   std::optional<Checkpoint> latest_;    // GUARDED_BY(checkpoint_mu_)
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
+  // Batches of callers to answer OK, handed from the writer.
+  std::mutex completion_mu_;
+  std::condition_variable completion_cv_;
+  std::deque<std::vector<std::function<void(absl::Status)>>> completions_;  // GUARDED_BY(completion_mu_)
+  bool completion_stop_ = false;  // GUARDED_BY(completion_mu_)
+
   std::thread writer_;
   std::thread watcher_;
+  std::thread completer_;
   std::thread checkpointer_;
 };
 
