@@ -128,6 +128,17 @@ std::vector<std::string> PrincipalSegments(absl::string_view principal) {
 }
 
 absl::StatusOr<std::shared_ptr<const Policy>> Policy::Parse(absl::string_view text) {
+  // yaml-cpp reports a value of the wrong shape (a list where a name goes,
+  // "two" as a segment) by throwing; a policy from the admin API must never
+  // take keywardd down.
+  try {
+    return ParseYaml(text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("policy: not valid: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_view text) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

@@ -76,6 +76,7 @@ class Policy {
   const std::string& source() const { return source_; }
 
  private:
+  static absl::StatusOr<std::shared_ptr<const Policy>> ParseYaml(absl::string_view yaml);
   std::vector<Rule> rules_;
   std::string source_;
 };

@@ -127,6 +127,19 @@ TEST(PolicyParseTest, MistakesAreNamed) {
   EXPECT_THAT(Policy::Parse("rules: [{name: x, principals: [a], keys: [b], operations: [decrypt], conditions: [{maybe: 1}]}]"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("condition")));
   EXPECT_THAT(Policy::Parse("nothing: here"), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Values of the wrong shape are errors, not crashes.
+  for (const char* bad : {
+           "rules: [{name: [x], principals: [a], keys: [b], operations: [decrypt]}]",
+           "rules: [{name: x, principals: [a], keys: [b], operations: [decrypt], "
+           "conditions: [{context_equals_principal_segment: {key: t, segment: two}}]}]",
+           "rules: [{name: x, principals: [a], keys: [b], operations: [decrypt], "
+           "conditions: [{context_key_present: {a: b}}]}]",
+           "rules: [{name: x, effect: [allow], principals: [a], keys: [b], operations: [decrypt]}]",
+           "rules: 7",
+           "- just\n- a list",
+       }) {
+    EXPECT_THAT(Policy::Parse(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
 }
 
 TEST(GlobTest, StarCrossesSlashes) {
