@@ -30,11 +30,14 @@ test: build
 	  $(MAKE) --no-print-directory fuzz-smoke; \
 	else echo "fuzz smoke skipped: clang is not installed"; fi
 
-# The crypto tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The crypto, policy and audit log tests under AddressSanitizer +
+# UndefinedBehaviorSanitizer.
 test-asan: deps
 	@cmake --preset asan >/dev/null
-	@cmake --build --preset asan -j $(JOBS) --target crypto_test
+	@cmake --build --preset asan -j $(JOBS) --target crypto_test policy_test audit_test
 	@build/asan/tests/crypto_test --gtest_brief=1
+	@build/asan/tests/policy_test --gtest_brief=1
+	@build/asan/tests/audit_test --gtest_brief=1
 
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
