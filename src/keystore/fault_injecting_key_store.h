@@ -65,6 +65,13 @@ class FaultInjectingKeyStore final : public KeyStore {
       absl::string_view name) override {
     return inner_->GetSealedSecret(name);
   }
+  absl::Status PutDataSetReport(const DataSetReport& r) override {
+    return Write([&] { return inner_->PutDataSetReport(r); });
+  }
+  absl::StatusOr<std::vector<DataSetReport>> ListDataSetReports(
+      absl::string_view key_name) override {
+    return inner_->ListDataSetReports(key_name);
+  }
   absl::Status PutSealedSecret(absl::string_view name, absl::string_view sealed) override {
     return Write([&] { return inner_->PutSealedSecret(name, sealed); });
   }

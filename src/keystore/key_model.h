@@ -64,7 +64,8 @@ inline bool CanDecrypt(VersionState state) {
 struct UsageCounters {
   uint64_t data_keys_issued = 0;
   uint64_t decrypts = 0;
-  std::optional<absl::Time> last_used;
+  std::optional<absl::Time> last_used;     // any use
+  std::optional<absl::Time> last_decrypt;  // unwrapping only
 };
 
 struct KeyVersion {
@@ -79,6 +80,9 @@ struct KeyVersion {
   std::optional<absl::Time> destroy_after;  // kPendingDestruction
   std::optional<absl::Time> destroyed;      // kDestroyed
   UsageCounters usage;
+  // A small message made under this version when it was created, for
+  // `keyward rotation drill` (empty for versions made before drills).
+  std::string drill_sample;
 };
 
 struct Key {

@@ -14,6 +14,7 @@
 #define KEYWARD_KEYSTORE_KEY_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,19 @@ struct UsageDelta {
   uint64_t data_keys_issued = 0;
   uint64_t decrypts = 0;
   absl::Time last_used;
+  absl::Time last_decrypt = absl::InfinitePast();  // InfinitePast: no decrypt
+};
+
+// What a re-encryption job last found in one data set (a table column, a
+// bucket) for one key: rows per key version.  The version retirement gate
+// reads these.
+struct DataSetReport {
+  std::string data_set;  // e.g. "sqlite:/srv/app.db#payments.card"
+  std::string key_name;
+  std::map<uint32_t, uint64_t> rows_per_version;
+  uint64_t rows_total = 0;  // rows under this key
+  absl::Time reported;
+  std::string reported_by;  // principal
 };
 
 struct VersionRef {
@@ -98,6 +112,12 @@ class KeyStore {
   // Errors: kNotFound; kFailedPrecondition when already revoked.
   [[nodiscard]] virtual absl::Status RevokeGrant(absl::string_view id,
                                                  absl::Time when) = 0;
+
+  // --- Data set reports.  Put replaces the report for (data_set, key_name).
+  [[nodiscard]] virtual absl::Status PutDataSetReport(const DataSetReport& report) = 0;
+  // Every data set's latest report for `key_name`, by data set name.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<DataSetReport>> ListDataSetReports(
+      absl::string_view key_name) = 0;
 
   // --- Service secrets (for example the audit log's HMAC key), stored only
   // sealed by the HSM root key.  Put fails with kAlreadyExists when the name

@@ -166,6 +166,39 @@ INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,
 namespace keyward::keystore {
 namespace {
 
+TEST_P(KeyStoreTest, LastDecryptDrillSamplesAndDataSetReports) {
+  Key key = MakeKey("k");
+  key.versions[0].drill_sample = std::string("sample\0bytes", 12);
+  KW_ASSERT_OK(store_->CreateKey(key));
+  const absl::Time t1 = absl::FromUnixSeconds(1'800'000'000);
+  // Issuing only: last_used moves, last_decrypt does not.
+  KW_ASSERT_OK(store_->AddUsage({{"k", 1, 3, 0, t1}}));
+  KW_ASSERT_OK_AND_ASSIGN(Key k1, store_->GetKey("k"));
+  EXPECT_EQ(k1.versions[0].usage.last_used, t1);
+  EXPECT_FALSE(k1.versions[0].usage.last_decrypt.has_value());
+  EXPECT_EQ(k1.versions[0].drill_sample, std::string("sample\0bytes", 12));
+  KW_ASSERT_OK(store_->AddUsage({{"k", 1, 0, 1, t1 + absl::Seconds(5), t1 + absl::Seconds(5)}}));
+  KW_ASSERT_OK(store_->AddUsage({{"k", 1, 0, 1, t1, t1}}));  // older: kept the later
+  KW_ASSERT_OK_AND_ASSIGN(Key k2, store_->GetKey("k"));
+  EXPECT_EQ(k2.versions[0].usage.last_decrypt, t1 + absl::Seconds(5));
+
+  EXPECT_TRUE(store_->ListDataSetReports("k")->empty());
+  DataSetReport r{"sqlite:/a.db#t.c", "k", {{1, 10}, {2, 0}}, 10, t1, "admin"};
+  KW_ASSERT_OK(store_->PutDataSetReport(r));
+  r.rows_per_version = {{1, 0}, {2, 10}};
+  r.reported = t1 + absl::Hours(1);
+  KW_ASSERT_OK(store_->PutDataSetReport(r));  // replaces
+  KW_ASSERT_OK(store_->PutDataSetReport({"sqlite:/b.db#t.c", "k", {{1, 4}}, 4, t1, "app"}));
+  KW_ASSERT_OK(store_->PutDataSetReport({"sqlite:/a.db#t.c", "other", {{1, 4}}, 4, t1, "app"}));
+  KW_ASSERT_OK_AND_ASSIGN(auto reports, store_->ListDataSetReports("k"));
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0].data_set, "sqlite:/a.db#t.c");
+  EXPECT_EQ(reports[0].rows_per_version, (std::map<uint32_t, uint64_t>{{1, 0}, {2, 10}}));
+  EXPECT_EQ(reports[0].reported, t1 + absl::Hours(1));
+  EXPECT_EQ(reports[1].rows_per_version.at(1), 4u);
+  EXPECT_EQ(reports[1].reported_by, "app");
+}
+
 TEST_P(KeyStoreTest, GrantsAndSecrets) {
   policy::Grant g;
   g.id = "g-1";

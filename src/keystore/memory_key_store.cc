@@ -85,8 +85,28 @@ absl::Status MemoryKeyStore::AddUsage(const std::vector<UsageDelta>& deltas) {
     if (!v->usage.last_used || *v->usage.last_used < d.last_used) {
       v->usage.last_used = d.last_used;
     }
+    if (d.last_decrypt != absl::InfinitePast() &&
+        (!v->usage.last_decrypt || *v->usage.last_decrypt < d.last_decrypt)) {
+      v->usage.last_decrypt = d.last_decrypt;
+    }
   }
   return absl::OkStatus();
+}
+
+absl::Status MemoryKeyStore::PutDataSetReport(const DataSetReport& report) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reports_[{report.key_name, report.data_set}] = report;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<DataSetReport>> MemoryKeyStore::ListDataSetReports(
+    absl::string_view key_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<DataSetReport> out;
+  for (const auto& [id, r] : reports_) {
+    if (id.first == key_name) out.push_back(r);
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<VersionRef>> MemoryKeyStore::ListDueDestructions(

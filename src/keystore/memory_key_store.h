@@ -25,6 +25,9 @@ class MemoryKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
+  absl::Status PutDataSetReport(const DataSetReport& report) override;
+  absl::StatusOr<std::vector<DataSetReport>> ListDataSetReports(
+      absl::string_view key_name) override;
   absl::Status CreateGrant(const policy::Grant& grant) override;
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
                                                         bool include_inactive) override;
@@ -41,6 +44,7 @@ class MemoryKeyStore final : public KeyStore {
   std::map<std::string, Key, std::less<>> keys_;  // GUARDED_BY(mu_)
   std::map<std::string, policy::Grant, std::less<>> grants_;  // GUARDED_BY(mu_)
   std::map<std::string, std::string, std::less<>> secrets_;   // GUARDED_BY(mu_)
+  std::map<std::pair<std::string, std::string>, DataSetReport> reports_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace keyward::keystore

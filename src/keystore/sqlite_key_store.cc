@@ -54,6 +54,20 @@ CREATE INDEX key_versions_pending_destruction
 
 }  // namespace
 
+constexpr char kSchemaV3[] = R"sql(
+ALTER TABLE key_versions ADD COLUMN last_decrypt_us INTEGER;
+ALTER TABLE key_versions ADD COLUMN drill_sample BLOB;
+CREATE TABLE data_set_reports (
+  key_name TEXT NOT NULL,
+  data_set TEXT NOT NULL,
+  rows_per_version TEXT NOT NULL,
+  rows_total INTEGER NOT NULL,
+  reported_us INTEGER NOT NULL,
+  reported_by TEXT NOT NULL,
+  PRIMARY KEY (key_name, data_set)
+) WITHOUT ROWID;
+)sql";
+
 constexpr char kSchemaV2[] = R"sql(
 CREATE TABLE grants (
   id TEXT PRIMARY KEY,
@@ -247,6 +261,7 @@ const std::vector<Migration>& SqliteMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "keys, key versions and store metadata", kSchemaV1},
       {2, "grants and sealed service secrets", kSchemaV2},
+      {3, "last decrypt, rotation drill samples, data set reports", kSchemaV3},
   };
   return *migrations;
 }
@@ -369,7 +384,7 @@ bool SameStoredFields(const KeyVersion& a, const KeyVersion& b) {
   return a.state == b.state && a.protection == b.protection &&
          a.sealed_kek == b.sealed_kek && a.hsm_key_id == b.hsm_key_id &&
          a.created == b.created && a.destroy_after == b.destroy_after &&
-         a.destroyed == b.destroyed;
+         a.destroyed == b.destroyed && a.drill_sample == b.drill_sample;
 }
 }  // namespace
 
@@ -383,13 +398,14 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
     Statement s(db_, Prepare(
                 "INSERT INTO key_versions (key_name, version, state, protection, "
                 "sealed_kek, hsm_key_id, created_us, destroy_after_us, "
-                "destroyed_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                "destroyed_us, drill_sample) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                 "ON CONFLICT (key_name, version) DO UPDATE SET "
                 "state = excluded.state, protection = excluded.protection, "
                 "sealed_kek = excluded.sealed_kek, "
                 "hsm_key_id = excluded.hsm_key_id, "
                 "destroy_after_us = excluded.destroy_after_us, "
-                "destroyed_us = excluded.destroyed_us"));
+                "destroyed_us = excluded.destroyed_us, "
+                "drill_sample = excluded.drill_sample"));
     s.Bind(1, key.name)
         .Bind(2, v.version)
         .Bind(3, static_cast<int64_t>(v.state))
@@ -399,6 +415,7 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
     s.Bind(7, absl::ToUnixMicros(v.created))
         .BindOptionalTime(8, v.destroy_after)
         .BindOptionalTime(9, v.destroyed);
+    v.drill_sample.empty() ? s.BindNull(10) : s.BindBlob(10, v.drill_sample);
     if (s.Step() != SQLITE_DONE) return SqliteError(db_, "write key version");
   }
   return absl::OkStatus();
@@ -470,8 +487,8 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
   Statement v(db_, Prepare(
               "SELECT version, state, protection, sealed_kek, hsm_key_id, "
               "created_us, destroy_after_us, destroyed_us, data_keys_issued, "
-              "decrypts, last_used_us FROM key_versions WHERE key_name = ?1 "
-              "ORDER BY version"));
+              "decrypts, last_used_us, last_decrypt_us, drill_sample FROM key_versions "
+              "WHERE key_name = ?1 ORDER BY version"));
   v.Bind(1, name);
   int vrc;
   while ((vrc = v.Step()) == SQLITE_ROW) {
@@ -487,6 +504,8 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
     kv.usage.data_keys_issued = static_cast<uint64_t>(v.Int(8));
     kv.usage.decrypts = static_cast<uint64_t>(v.Int(9));
     kv.usage.last_used = v.OptionalTime(10);
+    kv.usage.last_decrypt = v.OptionalTime(11);
+    kv.drill_sample = v.Text(12);
     key.versions.push_back(std::move(kv));
   }
   if (vrc != SQLITE_DONE) return SqliteError(db_, "read key versions");
@@ -563,13 +582,20 @@ absl::Status SqliteKeyStore::AddUsage(const std::vector<UsageDelta>& deltas) {
                     "UPDATE key_versions SET "
                     "data_keys_issued = data_keys_issued + ?3, "
                     "decrypts = decrypts + ?4, "
-                    "last_used_us = MAX(COALESCE(last_used_us, 0), ?5) "
+                    "last_used_us = MAX(COALESCE(last_used_us, 0), ?5), "
+                    "last_decrypt_us = CASE WHEN ?6 IS NULL THEN last_decrypt_us "
+                    "ELSE MAX(COALESCE(last_decrypt_us, 0), ?6) END "
                     "WHERE key_name = ?1 AND version = ?2"));
       one.Bind(1, d.key_name)
           .Bind(2, d.version)
           .Bind(3, static_cast<int64_t>(d.data_keys_issued))
           .Bind(4, static_cast<int64_t>(d.decrypts))
           .Bind(5, absl::ToUnixMicros(d.last_used));
+      if (d.last_decrypt == absl::InfinitePast()) {
+        one.BindNull(6);
+      } else {
+        one.Bind(6, absl::ToUnixMicros(d.last_decrypt));
+      }
       if (one.Step() != SQLITE_DONE) return SqliteError(db_, "add usage");
     }
     return absl::OkStatus();
@@ -590,6 +616,56 @@ absl::StatusOr<std::vector<VersionRef>> SqliteKeyStore::ListDueDestructions(
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, "list due destructions");
   return due;
+}
+
+absl::Status SqliteKeyStore::PutDataSetReport(const DataSetReport& r) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (const auto& [version, rows] : r.rows_per_version) counts[std::to_string(version)] = rows;
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, Prepare(
+              "INSERT INTO data_set_reports (key_name, data_set, rows_per_version, "
+              "rows_total, reported_us, reported_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+              "ON CONFLICT (key_name, data_set) DO UPDATE SET "
+              "rows_per_version = excluded.rows_per_version, "
+              "rows_total = excluded.rows_total, reported_us = excluded.reported_us, "
+              "reported_by = excluded.reported_by"));
+  s.Bind(1, r.key_name)
+      .Bind(2, r.data_set)
+      .Bind(3, counts.dump())
+      .Bind(4, static_cast<int64_t>(r.rows_total))
+      .Bind(5, absl::ToUnixMicros(r.reported))
+      .Bind(6, r.reported_by);
+  if (s.Step() != SQLITE_DONE) return SqliteError(db_, "store data set report");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<DataSetReport>> SqliteKeyStore::ListDataSetReports(
+    absl::string_view key_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, Prepare(
+              "SELECT data_set, rows_per_version, rows_total, reported_us, reported_by "
+              "FROM data_set_reports WHERE key_name = ?1 ORDER BY data_set"));
+  s.Bind(1, key_name);
+  std::vector<DataSetReport> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    DataSetReport r;
+    r.key_name = std::string(key_name);
+    r.data_set = s.Text(0);
+    auto counts = nlohmann::json::parse(s.Text(1), nullptr, false);
+    if (counts.is_object()) {
+      for (const auto& [version, rows] : counts.items()) {
+        r.rows_per_version[static_cast<uint32_t>(std::stoul(version))] =
+            rows.is_number_unsigned() ? rows.get<uint64_t>() : 0;
+      }
+    }
+    r.rows_total = static_cast<uint64_t>(s.Int(2));
+    r.reported = absl::FromUnixMicros(s.Int(3));
+    r.reported_by = s.Text(4);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list data set reports");
+  return out;
 }
 
 absl::StatusOr<int64_t> SqliteKeyStore::CountKeys() {

@@ -54,6 +54,9 @@ class SqliteKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
+  absl::Status PutDataSetReport(const DataSetReport& report) override;
+  absl::StatusOr<std::vector<DataSetReport>> ListDataSetReports(
+      absl::string_view key_name) override;
   absl::Status CreateGrant(const policy::Grant& grant) override;
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
                                                         bool include_inactive) override;

@@ -154,7 +154,7 @@ absl::Status KeyService::FlushUsage() {
   std::vector<keystore::UsageDelta> deltas;
   deltas.reserve(batch.size());
   for (const auto& [id, u] : batch) {
-    deltas.push_back({id.first, id.second, u.issued, u.decrypts, u.last_used});
+    deltas.push_back({id.first, id.second, u.issued, u.decrypts, u.last_used, u.last_decrypt});
   }
   absl::Status s = store_->AddUsage(deltas);
   if (!s.ok()) {
@@ -165,6 +165,7 @@ absl::Status KeyService::FlushUsage() {
       p.issued += u.issued;
       p.decrypts += u.decrypts;
       p.last_used = std::max(p.last_used, u.last_used);
+      p.last_decrypt = std::max(p.last_decrypt, u.last_decrypt);
     }
   }
   return s;
@@ -178,6 +179,7 @@ void KeyService::RecordUsage(const std::string& name, uint32_t version,
   u.issued += issued;
   u.decrypts += decrypts;
   u.last_used = std::max(u.last_used, now);
+  if (decrypts > 0) u.last_decrypt = std::max(u.last_decrypt, now);
 }
 
 Key KeyService::Public(const Key& key) {
@@ -191,6 +193,10 @@ Key KeyService::Public(const Key& key) {
       v.usage.decrypts += it->second.decrypts;
       if (!v.usage.last_used || *v.usage.last_used < it->second.last_used) {
         v.usage.last_used = it->second.last_used;
+      }
+      if (it->second.last_decrypt != absl::InfinitePast() &&
+          (!v.usage.last_decrypt || *v.usage.last_decrypt < it->second.last_decrypt)) {
+        v.usage.last_decrypt = it->second.last_decrypt;
       }
     }
   }
@@ -334,7 +340,64 @@ absl::StatusOr<Key> KeyService::CreateKey(const CreateKeyRequest& request) {
     std::unique_lock<std::shared_mutex> lock(cache_mu_);
     cache_.erase(key.name);
   }
-  return Public(key);
+  AttachDrillSample(key.name);
+  return GetKey(key.name);
+}
+
+std::string KeyService::DrillPlaintext(absl::string_view name, uint32_t version) {
+  return absl::StrCat("keyward rotation drill sample: key ", name, " version ", version);
+}
+
+namespace {
+// Makes the drill sample's data key without counting it as issued (one per
+// version; the usage counters stay the callers').
+class DrillKeyring final : public Keyring {
+ public:
+  DrillKeyring(KeyService* service, std::string name)
+      : service_(service), name_(std::move(name)) {}
+  absl::StatusOr<GeneratedDataKey> GenerateDataKey(
+      const EncryptionContext& context) const override {
+    KW_ASSIGN_OR_RETURN(SecretData dek, crypto::GenerateKey(32));
+    KW_ASSIGN_OR_RETURN(WrappedKey w, service_->WrapDataKey(name_, dek, context));
+    return GeneratedDataKey{std::move(dek),
+                            EncryptedDataKey{kKmsProviderId, name_, std::move(w.wrapped)},
+                            std::move(w.key)};
+  }
+  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
+                                             const EncryptionContext&) const override {
+    return absl::UnimplementedError("drill keyring");
+  }
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
+                                           const EncryptionContext&) const override {
+    return absl::UnimplementedError("drill keyring");
+  }
+  bool Owns(const EncryptedDataKey&) const override { return false; }
+
+ private:
+  KeyService* const service_;
+  const std::string name_;
+};
+}  // namespace
+
+void KeyService::AttachDrillSample(const std::string& name) {
+  // Best effort: a key without a sample still works, and the drill reports
+  // the missing sample.
+  auto key = GetKey(name);
+  if (!key.ok()) return;
+  const uint32_t version = key->primary_version;
+  DrillKeyring keyring(this, name);
+  const Keyring* keyrings[] = {&keyring};
+  auto message = EncryptMessage(DrillPlaintext(name, version),
+                                {{"keyward-drill", absl::StrCat(name, "/v", version)}},
+                                keyrings);
+  if (!message.ok()) return;
+  auto info = InspectMessage(*message);
+  if (!info.ok() || info->key.key_version != version) return;  // rotated meanwhile
+  (void)Mutate(name, [&](Key& k) -> absl::Status {
+    KeyVersion* v = k.FindVersion(version);
+    if (v != nullptr && v->drill_sample.empty()) v->drill_sample = *message;
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<Key> KeyService::GetKey(absl::string_view name) {
@@ -351,7 +414,16 @@ absl::StatusOr<keystore::KeyPage> KeyService::ListKeys(
 }
 
 absl::StatusOr<Key> KeyService::RotateKey(absl::string_view name) {
-  return Mutate(name, [&](Key& key) -> absl::Status {
+  KW_ASSIGN_OR_RETURN(auto rotated, RotateKeyIf(name, [](const Key&) { return true; }));
+  return *rotated;
+}
+
+absl::StatusOr<std::optional<Key>> KeyService::RotateKeyIf(
+    absl::string_view name, const std::function<bool(const Key&)>& due) {
+  // Checked again inside the transaction: "not due" aborts it unwritten.
+  constexpr absl::string_view kNotDue = "keyward: rotation not due";
+  auto result = Mutate(name, [&](Key& key) -> absl::Status {
+    if (!due(Public(key))) return absl::CancelledError(kNotDue);
     const uint32_t next = key.versions.back().version + 1;
     KW_ASSIGN_OR_RETURN(KeyVersion v,
                         NewVersion(key, next, options_.default_protection));
@@ -363,6 +435,60 @@ absl::StatusOr<Key> KeyService::RotateKey(absl::string_view name) {
     key.primary_version = next;
     return absl::OkStatus();
   });
+  if (absl::IsCancelled(result.status()) && result.status().message() == kNotDue) {
+    return std::optional<Key>();
+  }
+  KW_RETURN_IF_ERROR(result.status());
+  AttachDrillSample(std::string(name));
+  KW_ASSIGN_OR_RETURN(Key after, GetKey(name));
+  return std::optional<Key>(std::move(after));
+}
+
+absl::Status KeyService::CheckRetirement(absl::string_view name, uint32_t version) {
+  KW_ASSIGN_OR_RETURN(Key key, GetKey(name));
+  const KeyVersion* v = key.FindVersion(version);
+  if (v == nullptr) return NoSuchVersion(name, version);
+  KW_ASSIGN_OR_RETURN(auto reports, store_->ListDataSetReports(name));
+  for (const keystore::DataSetReport& r : reports) {
+    auto it = r.rows_per_version.find(version);
+    if (it != r.rows_per_version.end() && it->second > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version, " still has ", it->second,
+          " row(s) in data set ", r.data_set, " (report of ", HumanTime(r.reported),
+          "); re-encrypt them first (`keyward reencrypt ...`) or pass --force"));
+    }
+  }
+  if (v->usage.last_decrypt &&
+      options_.clock->Now() - *v->usage.last_decrypt < options_.retirement_quiet_period) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key ", name, " version ", version, " served a decrypt at ",
+        HumanTime(*v->usage.last_decrypt), ", within the quiet period of ",
+        absl::FormatDuration(options_.retirement_quiet_period),
+        ": something still reads data under it; wait, re-encrypt, or pass --force"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeyService::ReportDataSet(keystore::DataSetReport report) {
+  KW_ASSIGN_OR_RETURN(Key key, GetKey(report.key_name));
+  if (report.data_set.empty() || report.data_set.size() > 1024) {
+    return absl::InvalidArgumentError("a data set name is 1 to 1024 bytes");
+  }
+  for (const auto& [version, rows] : report.rows_per_version) {
+    if (key.FindVersion(version) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the report counts rows on version ", version, " of key ", report.key_name,
+          ", which does not exist"));
+    }
+  }
+  report.reported = options_.clock->Now();
+  return store_->PutDataSetReport(report);
+}
+
+absl::StatusOr<std::vector<keystore::DataSetReport>> KeyService::ListDataSetReports(
+    absl::string_view name) {
+  KW_RETURN_IF_ERROR(GetKey(name).status());
+  return store_->ListDataSetReports(name);
 }
 
 absl::StatusOr<Key> KeyService::UpdateKey(absl::string_view name,
@@ -405,7 +531,11 @@ absl::StatusOr<Key> KeyService::EnableVersion(absl::string_view name,
 }
 
 absl::StatusOr<Key> KeyService::DisableVersion(absl::string_view name,
-                                               uint32_t version) {
+                                               uint32_t version, bool force) {
+  if (!force) {
+    const absl::Status gate = CheckRetirement(name, version);
+    if (!gate.ok() && gate.code() != absl::StatusCode::kNotFound) return gate;
+  }
   return Mutate(name, [&](Key& key) -> absl::Status {
     KeyVersion* v = key.FindVersion(version);
     if (v == nullptr) return NoSuchVersion(name, version);
@@ -453,6 +583,10 @@ absl::StatusOr<Key> KeyService::ScheduleVersionDestruction(
         "the destruction waiting period must be at least ",
         absl::FormatDuration(options_.min_destruction_wait), ", got ",
         absl::FormatDuration(delay)));
+  }
+  if (!force) {
+    const absl::Status gate = CheckRetirement(name, version);
+    if (!gate.ok() && gate.code() != absl::StatusCode::kNotFound) return gate;
   }
   return Mutate(name, [&](Key& key) -> absl::Status {
     KeyVersion* v = key.FindVersion(version);

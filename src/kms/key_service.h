@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include <functional>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,6 +44,9 @@ struct KeyServiceOptions {
   // Data keys a version may issue before it refuses more (the random-nonce
   // bound of docs/decisions/0003).  The scheduler rotates well before.
   uint64_t max_data_keys_per_version = uint64_t{1} << 30;
+  // The retirement gate: a version may be disabled or scheduled for
+  // destruction (without force) only after this long without a decrypt.
+  absl::Duration retirement_quiet_period = absl::Hours(24 * 7);
   // In production a software token is refused unless this is set (and then
   // a warning is printed at every start).
   bool allow_software_hsm = false;
@@ -112,23 +117,44 @@ class KeyService {
   [[nodiscard]] absl::StatusOr<keystore::KeyPage> ListKeys(
       absl::string_view prefix, int page_size, absl::string_view page_token);
   // Adds a version and makes it primary; the former primary becomes
-  // decrypt-only.  One transaction.
+  // decrypt-only.  One transaction.  The new version gets a drill sample.
   [[nodiscard]] absl::StatusOr<keystore::Key> RotateKey(absl::string_view name);
+  // Rotates only if `due` still says so inside the transaction (so two
+  // schedulers cannot both rotate).  Returns nullopt when it was not due.
+  [[nodiscard]] absl::StatusOr<std::optional<keystore::Key>> RotateKeyIf(
+      absl::string_view name, const std::function<bool(const keystore::Key&)>& due);
+
+  // --- Data set reports (the retirement gate's evidence).  Errors:
+  // kNotFound for an unknown key, kInvalidArgument for an unknown version.
+  [[nodiscard]] absl::Status ReportDataSet(keystore::DataSetReport report);
+  [[nodiscard]] absl::StatusOr<std::vector<keystore::DataSetReport>> ListDataSetReports(
+      absl::string_view name);
+
+  // The plaintext of a version's drill sample.
+  static std::string DrillPlaintext(absl::string_view name, uint32_t version);
   [[nodiscard]] absl::StatusOr<keystore::Key> UpdateKey(
       absl::string_view name, const UpdateKeyRequest& request);
   // Enabled versions may decrypt and may be made primary.
   [[nodiscard]] absl::StatusOr<keystore::Key> EnableVersion(
       absl::string_view name, uint32_t version);
-  // Errors: kFailedPrecondition for the primary version.
+  // Errors: kFailedPrecondition for the primary version, and (unless
+  // `force`) when the retirement gate refuses (CheckRetirement).
   [[nodiscard]] absl::StatusOr<keystore::Key> DisableVersion(
-      absl::string_view name, uint32_t version);
+      absl::string_view name, uint32_t version, bool force = false);
+  // The version retirement gate: OK when keywardd has evidence that nothing
+  // references `version` any more — every data set report registered
+  // against the key shows zero rows on it, and it served no decrypt for
+  // retirement_quiet_period.  Otherwise kFailedPrecondition saying what
+  // still references it and what to do.
+  [[nodiscard]] absl::Status CheckRetirement(absl::string_view name, uint32_t version);
   // Makes an enabled version primary (undoing a rotation).
   [[nodiscard]] absl::StatusOr<keystore::Key> SetPrimaryVersion(
       absl::string_view name, uint32_t version);
   // Schedules destruction after `wait` (default: options; at least the
   // minimum).  The primary version can be scheduled only when it is the
   // last version that can decrypt, and only with `force` (crypto-shredding
-  // the whole key).  Errors: kFailedPrecondition, kInvalidArgument.
+  // the whole key).  Without `force` the retirement gate applies too.
+  // Errors: kFailedPrecondition, kInvalidArgument.
   [[nodiscard]] absl::StatusOr<keystore::Key> ScheduleVersionDestruction(
       absl::string_view name, uint32_t version,
       std::optional<absl::Duration> wait, bool force);
@@ -194,7 +220,11 @@ class KeyService {
   struct Usage {
     uint64_t issued = 0, decrypts = 0;
     absl::Time last_used;
+    absl::Time last_decrypt = absl::InfinitePast();
   };
+  // Gives `version` (when still the one that made `message`) its drill
+  // sample: a message under it whose plaintext is DrillPlaintext.
+  void AttachDrillSample(const std::string& name);
 
   KeyService(KeyServiceOptions options,
              std::unique_ptr<keystore::KeyStore> store,

@@ -60,6 +60,73 @@ class KeyServiceTest : public ::testing::TestWithParam<KekProtection> {
   std::unique_ptr<KeyService> svc_;
 };
 
+TEST_P(KeyServiceTest, EveryNewVersionGetsADrillSampleThatDecrypts) {
+  MustCreate("k");
+  KW_ASSERT_OK(svc_->RotateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(Key key, svc_->GetKey("k"));
+  ASSERT_EQ(key.versions.size(), 2u);
+  for (const auto& v : key.versions) {
+    ASSERT_FALSE(v.drill_sample.empty()) << v.version;
+    KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(v.drill_sample));
+    EXPECT_EQ(info.key.key_version, v.version);
+    KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt(v.drill_sample, info.context));
+    EXPECT_EQ(pt.AsStringView(), KeyService::DrillPlaintext("k", v.version));
+    // Samples are not counted as issued data keys.
+    EXPECT_EQ(v.usage.data_keys_issued, 0u);
+  }
+}
+
+TEST_P(KeyServiceTest, TheRetirementGateWantsZeroRowsAndAQuietPeriod) {
+  MustCreate("k");
+  KW_ASSERT_OK_AND_ASSIGN(DataKey dk, svc_->GenerateDataKey("k", {}));
+  KW_ASSERT_OK(svc_->RotateKey("k").status());
+  // No reports, but version 1 decrypted just now.
+  KW_ASSERT_OK(svc_->DecryptDataKey(dk.wrapped, {}).status());
+  EXPECT_THAT(svc_->DisableVersion("k", 1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("quiet period")));
+  clock_.Advance(absl::Hours(24 * 7) + absl::Seconds(1));
+  KW_EXPECT_OK(svc_->CheckRetirement("k", 1));
+  // A data set still holding rows on version 1 keeps it.
+  keystore::DataSetReport r;
+  r.data_set = "sqlite:/srv/app.db#orders.card";
+  r.key_name = "k";
+  r.rows_per_version = {{1, 3}, {2, 97}};
+  r.rows_total = 100;
+  KW_ASSERT_OK(svc_->ReportDataSet(r));
+  EXPECT_THAT(svc_->DisableVersion("k", 1),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("3 row(s) in data set sqlite:/srv/app.db#orders.card")));
+  EXPECT_THAT(svc_->ScheduleVersionDestruction("k", 1, std::nullopt, false),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("row(s)")));
+  r.rows_per_version = {{1, 0}, {2, 100}};
+  KW_ASSERT_OK(svc_->ReportDataSet(r));
+  KW_EXPECT_OK(svc_->DisableVersion("k", 1).status());
+  // Reports must name real versions.
+  r.rows_per_version = {{7, 1}};
+  EXPECT_THAT(svc_->ReportDataSet(r), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Force goes past the gate.
+  KW_ASSERT_OK(svc_->EnableVersion("k", 1).status());
+  KW_ASSERT_OK(svc_->DecryptDataKey(dk.wrapped, {}).status());
+  EXPECT_FALSE(svc_->DisableVersion("k", 1).ok());
+  KW_EXPECT_OK(svc_->DisableVersion("k", 1, /*force=*/true).status());
+}
+
+TEST_P(KeyServiceTest, RotateKeyIfChecksInsideTheTransaction) {
+  MustCreate("k");
+  KW_ASSERT_OK_AND_ASSIGN(Key before, svc_->GetKey("k"));
+  KW_ASSERT_OK_AND_ASSIGN(auto none, svc_->RotateKeyIf("k", [](const Key&) { return false; }));
+  EXPECT_FALSE(none.has_value());
+  KW_ASSERT_OK_AND_ASSIGN(Key same, svc_->GetKey("k"));
+  EXPECT_EQ(same.revision, before.revision);  // nothing written
+  KW_ASSERT_OK_AND_ASSIGN(auto rotated,
+                          svc_->RotateKeyIf("k", [](const Key& k) { return k.primary_version == 1; }));
+  ASSERT_TRUE(rotated.has_value());
+  EXPECT_EQ(rotated->primary_version, 2u);
+  KW_ASSERT_OK_AND_ASSIGN(auto again,
+                          svc_->RotateKeyIf("k", [](const Key& k) { return k.primary_version == 1; }));
+  EXPECT_FALSE(again.has_value());
+}
+
 TEST_P(KeyServiceTest, DataKeysRoundTripAndBindTheirContext) {
   MustCreate("payments/cards");
   const EncryptionContext ctx{{"tenant", "acme"}};
