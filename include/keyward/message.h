@@ -121,6 +121,14 @@ struct DecryptOptions {
                                         absl::Span<const Keyring* const> to,
                                         const DecryptOptions& options = {});
 
+// Checks that a message (or just its header) opens with `keyrings`: a data
+// key unwraps, matches the key commitment, and authenticates the header.
+// The body is not read; frames depend only on the data key and message id,
+// so a header that verifies opens the body it was written for.
+[[nodiscard]] absl::Status VerifyHeader(absl::string_view message,
+                                        absl::Span<const Keyring* const> keyrings,
+                                        const DecryptOptions& options = {});
+
 // What Inspect reports, read without any key.
 struct MessageInfo {
   uint8_t format_version = 0;

@@ -643,6 +643,14 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
   }
 }
 
+absl::Status VerifyHeader(absl::string_view message,
+                          absl::Span<const Keyring* const> keyrings,
+                          const DecryptOptions& options) {
+  StringInputStream in(message);
+  StreamFrameSource source(in);
+  return OpenHeader(source, keyrings, options).status();
+}
+
 absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
                                           absl::Span<const Keyring* const> from,
                                           absl::Span<const Keyring* const> to,

@@ -292,6 +292,22 @@ TEST_P(MessageTest, RewrapReplacesOnlyTheHeader) {
               HasErrorCode(ErrorCode::kNoKeyringCouldUnwrap));
 }
 
+TEST_P(MessageTest, VerifyHeaderOpensTheHeaderWithoutTheBody) {
+  KW_ASSERT_OK_AND_ASSIGN(std::string message,
+                          EncryptMessage(Pattern(300), context_, keyrings_, Options()));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(message));
+  KW_EXPECT_OK(VerifyHeader(message, keyrings_));
+  KW_EXPECT_OK(VerifyHeader(message.substr(0, info.header_bytes), keyrings_));
+  auto other = NewKeyring();
+  std::vector<const Keyring*> wrong{other.get()};
+  EXPECT_THAT(VerifyHeader(message, wrong), HasErrorCode(ErrorCode::kNoKeyringCouldUnwrap));
+  for (size_t i : {size_t{5}, info.header_bytes / 2, info.header_bytes - 1}) {
+    std::string tampered = message;
+    tampered[i] ^= 0x01;
+    EXPECT_FALSE(VerifyHeader(tampered, keyrings_).ok()) << i;
+  }
+}
+
 TEST_P(MessageTest, EncryptRefusesBadInput) {
   std::vector<const Keyring*> none;
   EXPECT_THAT(EncryptMessage("x", {}, none, Options()),

@@ -172,14 +172,14 @@ absl::Status KeyService::FlushUsage() {
 }
 
 void KeyService::RecordUsage(const std::string& name, uint32_t version,
-                             uint64_t issued, uint64_t decrypts) {
+                             uint64_t issued, uint64_t decrypts, bool reader) {
   const absl::Time now = options_.clock->Now();
   std::lock_guard<std::mutex> lock(usage_mu_);
   Usage& u = pending_usage_[{name, version}];
   u.issued += issued;
   u.decrypts += decrypts;
   u.last_used = std::max(u.last_used, now);
-  if (decrypts > 0) u.last_decrypt = std::max(u.last_decrypt, now);
+  if (decrypts > 0 && reader) u.last_decrypt = std::max(u.last_decrypt, now);
 }
 
 Key KeyService::Public(const Key& key) {
@@ -871,15 +871,15 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
 }
 
 absl::StatusOr<SecretData> KeyService::DecryptDataKey(
-    absl::string_view wrapped, const EncryptionContext& context) {
+    absl::string_view wrapped, const EncryptionContext& context, bool reader) {
   std::map<std::pair<std::string, uint32_t>, uint64_t> decrypts;
   auto dek = Decrypt1(wrapped, Prepare(context), &decrypts);
-  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n);
+  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n, reader);
   return dek;
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<SecretData>>>
-KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests) {
+KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests, bool reader) {
   if (requests.empty() || requests.size() > static_cast<size_t>(kMaxBatch)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a batch holds 1 to ", kMaxBatch, " wrapped keys, got ",
@@ -898,14 +898,14 @@ KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests) {
     }
     out.push_back(Decrypt1(r.wrapped, prepared, &decrypts));
   }
-  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n);
+  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n, reader);
   return out;
 }
 
 absl::StatusOr<WrappedKey> KeyService::ReWrapDataKey(
     absl::string_view wrapped, const EncryptionContext& context) {
   KW_ASSIGN_OR_RETURN(DataKeyBlob blob, DecodeBlob(wrapped));
-  KW_ASSIGN_OR_RETURN(SecretData dek, DecryptDataKey(wrapped, context));
+  KW_ASSIGN_OR_RETURN(SecretData dek, DecryptDataKey(wrapped, context, /*reader=*/false));
   return WrapDataKey(blob.key_name, dek, context);
 }
 

@@ -184,13 +184,16 @@ class KeyService {
   // moved to another key or version); kNotFound (key or version);
   // kFailedPrecondition for a disabled, pending or destroyed version, naming
   // key and version and saying what to do.
+  // `reader` false: the unwrap serves re-encryption, so it is counted but
+  // does not move the version's last decrypt (the retirement gate's "still
+  // read" evidence).
   [[nodiscard]] absl::StatusOr<SecretData> DecryptDataKey(
-      absl::string_view wrapped, const EncryptionContext& context);
+      absl::string_view wrapped, const EncryptionContext& context, bool reader = true);
   // Per-item results, in order.  At most 10,000 per call.
   [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<SecretData>>>
-  DecryptDataKeys(const std::vector<DecryptRequest>& requests);
+  DecryptDataKeys(const std::vector<DecryptRequest>& requests, bool reader = true);
   // Unwraps and wraps again under the key's primary version, without
-  // returning the data key.
+  // returning the data key (not a reader's decrypt).
   [[nodiscard]] absl::StatusOr<WrappedKey> ReWrapDataKey(
       absl::string_view wrapped, const EncryptionContext& context);
   // Wraps a caller-supplied data key under `name`'s primary (used by the
@@ -260,7 +263,7 @@ class KeyService {
       std::map<std::pair<std::string, uint32_t>, uint64_t>* decrypts);
   keystore::Key Public(const keystore::Key& key);
   void RecordUsage(const std::string& name, uint32_t version, uint64_t issued,
-                   uint64_t decrypts);
+                   uint64_t decrypts, bool reader = true);
   void FlushLoop();
 
   const KeyServiceOptions options_;

@@ -26,7 +26,7 @@ absl::StatusOr<WrappedDataKey> LocalKmsKeyring::WrapDataKey(
 absl::StatusOr<SecretData> LocalKmsKeyring::UnwrapDataKey(
     const EncryptedDataKey& encrypted, const EncryptionContext& context) const {
   if (!Owns(encrypted)) return absl::NotFoundError("not a kms entry of this key");
-  return service_->DecryptDataKey(encrypted.ciphertext, context);
+  return service_->DecryptDataKey(encrypted.ciphertext, context, reader_);
 }
 
 bool LocalKmsKeyring::Owns(const EncryptedDataKey& encrypted) const {

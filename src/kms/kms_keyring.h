@@ -17,8 +17,9 @@ inline constexpr char kKmsProviderId[] = "kms";
 class LocalKmsKeyring final : public Keyring {
  public:
   // `key_name` empty: a decrypt-only keyring that owns every kms entry.
-  LocalKmsKeyring(KeyService* service, std::string key_name)
-      : service_(service), key_name_(std::move(key_name)) {}
+  // `reader` false: its unwraps serve rewrapping (KeyService::DecryptDataKey).
+  LocalKmsKeyring(KeyService* service, std::string key_name, bool reader = true)
+      : service_(service), key_name_(std::move(key_name)), reader_(reader) {}
 
   absl::StatusOr<GeneratedDataKey> GenerateDataKey(
       const EncryptionContext& context) const override;
@@ -33,6 +34,7 @@ class LocalKmsKeyring final : public Keyring {
  private:
   KeyService* const service_;
   const std::string key_name_;
+  const bool reader_;
 };
 
 }  // namespace keyward::kms

@@ -1,0 +1,82 @@
+// keywardd's rotation scheduler: rotates keys whose rotation period has
+// passed or whose primary version is close to its data key limit, and
+// destroys versions whose waiting period has ended.  Every action it takes
+// (and every one that fails) is reported to `on_action`, which keywardd
+// turns into an audit record.
+//
+// After downtime a key that missed several periods is rotated once, not
+// once per missed period: the new primary's creation time restarts the
+// clock.  The due check is repeated inside the rotation's transaction, so
+// two schedulers sharing a store cannot both rotate.
+//
+// Thread-safety: RunOnce may be called from any one thread at a time;
+// Start/Stop manage a background thread that calls it.
+#ifndef KEYWARD_ROTATION_SCHEDULER_H_
+#define KEYWARD_ROTATION_SCHEDULER_H_
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "kms/key_service.h"
+
+namespace keyward::rotation {
+
+struct SchedulerOptions {
+  absl::Duration interval = absl::Seconds(30);
+  // Rotate when the primary has issued this fraction of the per-version
+  // data key limit (KeyServiceOptions::max_data_keys_per_version).
+  double usage_fraction = 0.9;
+};
+
+struct Action {
+  enum class Kind { kRotate, kDestroy };
+  Kind kind = Kind::kRotate;
+  std::string key;          // empty for kDestroy summaries
+  uint32_t from_version = 0;
+  uint32_t to_version = 0;
+  std::string reason;       // "rotation period 90d elapsed", ...
+  absl::Status status;
+};
+
+// Why `key` is due for rotation at `now`, or empty.
+std::string RotationDue(const keystore::Key& key, absl::Time now, uint64_t usage_limit,
+                        double usage_fraction);
+
+class Scheduler {
+ public:
+  Scheduler(kms::KeyService* service, kms::Clock* clock, uint64_t usage_limit,
+            SchedulerOptions options, std::function<void(const Action&)> on_action)
+      : service_(service),
+        clock_(clock),
+        usage_limit_(usage_limit),
+        options_(options),
+        on_action_(std::move(on_action)) {}
+  ~Scheduler() { Stop(); }
+
+  // One pass over every key.  Returns the actions taken (also reported).
+  std::vector<Action> RunOnce();
+
+  void Start();
+  void Stop();
+
+ private:
+  kms::KeyService* const service_;
+  kms::Clock* const clock_;
+  const uint64_t usage_limit_;
+  const SchedulerOptions options_;
+  const std::function<void(const Action&)> on_action_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace keyward::rotation
+
+#endif  // KEYWARD_ROTATION_SCHEDULER_H_
