@@ -199,7 +199,10 @@ class Client {
   [[nodiscard]] absl::StatusOr<KeyInfo> UpdateKey(const std::string& name,
                                                   const KeyUpdate& update);
   [[nodiscard]] absl::StatusOr<KeyInfo> EnableVersion(const std::string& name, uint32_t version);
-  [[nodiscard]] absl::StatusOr<KeyInfo> DisableVersion(const std::string& name, uint32_t version);
+  // Refused (kFailedPrecondition) while the retirement gate sees the version
+  // still referenced (docs/rotation.md), unless `force` (audited).
+  [[nodiscard]] absl::StatusOr<KeyInfo> DisableVersion(const std::string& name, uint32_t version,
+                                                       bool force = false);
   [[nodiscard]] absl::StatusOr<KeyInfo> SetPrimaryVersion(const std::string& name, uint32_t version);
   // `wait` zero: the server's default (30 days).
   [[nodiscard]] absl::StatusOr<KeyInfo> ScheduleVersionDestruction(

@@ -83,6 +83,12 @@ void PrintKey(const KeyInfo& k, bool json) {
   }
 }
 
+void WarnForce() {
+  std::fprintf(stderr,
+               "keyward: warning: --force skips the retirement gate: data still under "
+               "this version may become unreadable.  keywardd records who forced it.\n");
+}
+
 struct KeyArgs {
   std::string name;
   uint32_t version = 0;
@@ -280,9 +286,26 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   AddVersionCommand(key, globals, action, "enable-version",
                     "Let a version decrypt again (and be eligible as primary)", args,
                     &Client::EnableVersion);
-  AddVersionCommand(key, globals, action, "disable-version",
-                    "Stop a version from decrypting (not the primary)", args,
-                    &Client::DisableVersion);
+  auto* disable = key->add_subcommand(
+      "disable-version",
+      "Stop a version from decrypting (not the primary).  Refused while the\n"
+      "retirement gate sees it still referenced: rows on it in a data set's\n"
+      "latest re-encryption report, or a decrypt within the quiet period\n"
+      "(see `keyward key versions NAME`).");
+  disable->add_option("NAME", args.name, "key name")->required();
+  disable->add_option("VERSION", args.version, "version number")->required();
+  disable->add_flag("--force", args.force,
+                    "go past the retirement gate (warns; audited)");
+  disable->add_flag("--json", globals.json, "print one JSON object");
+  disable->callback([&globals, &action] {
+    action = [&globals]() -> absl::Status {
+      if (args.force) WarnForce();
+      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(KeyInfo k, client->DisableVersion(args.name, args.version, args.force));
+      PrintKey(k, globals.json);
+      return absl::OkStatus();
+    };
+  });
   AddVersionCommand(key, globals, action, "set-primary",
                     "Make an enabled version primary (undo a rotation)", args,
                     &Client::SetPrimaryVersion);
@@ -299,8 +322,9 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   destroy->add_option("VERSION", args.version, "version number")->required();
   destroy->add_option("--wait", args.wait, "waiting period, e.g. 30d");
   destroy->add_flag("--force", args.force,
-                    "allow destroying the last version that can decrypt "
-                    "(crypto-shreds everything under the key)");
+                    "go past the retirement gate, and allow destroying the last\n"
+                    "version that can decrypt (crypto-shreds everything under the key);\n"
+                    "warns; audited");
   destroy->add_flag("--json", globals.json, "print one JSON object");
   destroy->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
@@ -308,6 +332,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
       if (!args.wait.empty()) {
         KW_ASSIGN_OR_RETURN(wait, ParseDurationFlag(args.wait, "--wait"));
       }
+      if (args.force) WarnForce();
       KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->ScheduleVersionDestruction(
                                          args.name, args.version, wait, args.force));

@@ -33,7 +33,6 @@ struct KeyService::VersionRuntime {
 
 namespace {
 
-constexpr int kMaxBatch = 10000;
 constexpr int kMaxMutationAttempts = 8;
 
 std::string HumanTime(absl::Time t) {

@@ -101,6 +101,9 @@ class KeyService {
   // Flushes usage counters.
   ~KeyService();
 
+  // Items per batch call (data keys, wrapped keys, headers).
+  static constexpr int kMaxBatch = 10000;
+
   const std::string& environment() const { return options_.environment; }
   hsm::HsmInfo hsm_info() const { return root_->Info(); }
   keystore::KeyStore& store() { return *store_; }

@@ -30,7 +30,8 @@ inline constexpr const char* kDataOperations[] = {
 inline constexpr const char* kAdminOperations[] = {
     "create-key",      "list-keys",       "rotate-key",     "update-key",
     "enable-version",  "disable-version", "set-primary",    "destroy-version",
-    "cancel-destroy",  "manage-policy",   "manage-grants",  "read-audit"};
+    "cancel-destroy",  "manage-policy",   "manage-grants",  "read-audit",
+    "report-data-set"};
 bool IsKnownOperation(absl::string_view op);
 
 struct Condition {

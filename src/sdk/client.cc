@@ -318,10 +318,21 @@ absl::StatusOr<KeyInfo> Client::UpdateKey(const std::string& name, const KeyUpda
     return FromProto(resp);                                                     \
   }
 KW_CLIENT_VERSION_CALL(EnableVersion)
-KW_CLIENT_VERSION_CALL(DisableVersion)
 KW_CLIENT_VERSION_CALL(SetPrimaryVersion)
 KW_CLIENT_VERSION_CALL(CancelVersionDestruction)
 #undef KW_CLIENT_VERSION_CALL
+
+absl::StatusOr<KeyInfo> Client::DisableVersion(const std::string& name, uint32_t version,
+                                               bool force) {
+  v1::VersionRequest req;
+  req.set_name(name);
+  req.set_version(version);
+  req.set_force(force);
+  v1::Key resp;
+  KW_RETURN_IF_ERROR(
+      impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::DisableVersion));
+  return FromProto(resp);
+}
 
 absl::StatusOr<KeyInfo> Client::ScheduleVersionDestruction(const std::string& name,
                                                            uint32_t version,

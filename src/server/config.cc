@@ -157,7 +157,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   c.path = path;
   KW_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"environment", "listen", "http_listen",
                                            "storage", "hsm", "tls", "limits",
-                                           "keys", "policy", "audit"}));
+                                           "keys", "policy", "audit", "rotation"}));
   KW_ASSIGN_OR_RETURN(c.environment, r.String(root, "environment", "environment", true));
   if (!format::ValidateEnvironment(c.environment).ok()) {
     return r.Error("environment", "must be 1-32 characters of a-z, 0-9 and '-'");
@@ -229,7 +229,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   const YAML::Node keys = root["keys"];
   KW_RETURN_IF_ERROR(r.OnlyKeys(keys, "keys", {"default_protection",
                                                "min_destruction_wait",
-                                               "default_destruction_wait"}));
+                                               "default_destruction_wait",
+                                               "retirement_quiet_period"}));
   if (keys) {
     KW_ASSIGN_OR_RETURN(std::string protection,
                         r.String(keys, "default_protection", "keys.default_protection",
@@ -247,6 +248,29 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
     if (c.default_destruction_wait < c.min_destruction_wait) {
       return r.Error("keys.default_destruction_wait",
                      "must not be shorter than keys.min_destruction_wait");
+    }
+    KW_ASSIGN_OR_RETURN(c.retirement_quiet_period,
+                        r.Duration(keys, "retirement_quiet_period",
+                                   "keys.retirement_quiet_period", c.retirement_quiet_period));
+  }
+
+  const YAML::Node rotation = root["rotation"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(rotation, "rotation", {"check_interval",
+                                                       "usage_rotate_fraction"}));
+  if (rotation) {
+    KW_ASSIGN_OR_RETURN(c.rotation_check_interval,
+                        r.Duration(rotation, "check_interval", "rotation.check_interval",
+                                   c.rotation_check_interval));
+    if (c.rotation_check_interval < absl::Seconds(1)) {
+      return r.Error("rotation.check_interval", "must be at least 1s");
+    }
+    if (const YAML::Node f = rotation["usage_rotate_fraction"]) {
+      double v = 0;
+      if (!f.IsScalar() || !absl::SimpleAtod(f.as<std::string>(), &v) || v <= 0 || v > 1) {
+        return r.Error("rotation.usage_rotate_fraction",
+                       "must be a number above 0 and at most 1, e.g. 0.9");
+      }
+      c.usage_rotate_fraction = v;
     }
   }
 

@@ -54,6 +54,11 @@ struct ServerConfig {
       keystore::KekProtection::kWrappedByRoot;
   absl::Duration min_destruction_wait = absl::Hours(24);
   absl::Duration default_destruction_wait = absl::Hours(24 * 30);
+  // The retirement gate's quiet period (kms::KeyServiceOptions).
+  absl::Duration retirement_quiet_period = absl::Hours(24 * 7);
+  // The rotation scheduler (rotation/scheduler.h).
+  absl::Duration rotation_check_interval = absl::Seconds(30);
+  double usage_rotate_fraction = 0.9;
   // Certificates are re-read this often (and on SIGHUP).
   absl::Duration tls_reload_interval = absl::Seconds(2);
 };

@@ -89,12 +89,17 @@ TEST_F(E2eTest, EveryCliCommandsHappyPath) {
   EXPECT_EQ(dec.out, "card 4111 1111 1111 1111") << dec.err;
 
   // version administration
-  EXPECT_EQ(CliJson({"key", "disable-version", "payments/cards", "1", "--json"})["versions"][0]["state"],
+  EXPECT_EQ(CliJson({"key", "disable-version", "payments/cards", "1", "--force", "--json"})["versions"][0]["state"],
             "disabled");
   EXPECT_EQ(CliJson({"key", "enable-version", "payments/cards", "1", "--json"})["versions"][0]["state"],
             "enabled");
+  // Version 1 decrypted a moment ago: the retirement gate refuses, --force
+  // goes past it (and is audited).
+  ProcessResult gated = server_->Cli({"key", "destroy-version", "payments/cards", "1", "--wait", "1h"});
+  EXPECT_EQ(gated.exit_code, 5);
+  EXPECT_THAT(gated.err, HasSubstr("within the quiet period"));
   Json destroying = CliJson({"key", "destroy-version", "payments/cards", "1", "--wait", "1h",
-                             "--json"});
+                             "--force", "--json"});
   EXPECT_EQ(destroying["versions"][0]["state"], "pending-destruction");
   EXPECT_EQ(CliJson({"key", "cancel-destroy", "payments/cards", "1", "--json"})["versions"][0]["state"],
             "disabled");

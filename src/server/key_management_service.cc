@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "crypto/random.h"
 #include "format/wire.h"
+#include "kms/batch_rewrap.h"
 #include "kms/data_key_blob.h"
 #include "base/status_macros.h"
 #include "format/header.h"
@@ -110,6 +112,7 @@ class Call {
     detail_ = std::move(detail);
   }
   void set_version(uint32_t v) { version_ = v; }
+  void set_detail(std::string d) { detail_ = std::move(d); }
   void set_public() { decided_ = true; public_ = true; }
   bool decided() const { return decided_; }
 
@@ -317,15 +320,36 @@ KeyManagementService::Reactor* KeyManagementService::UpdateKey(
     });                                                                         \
   }
 KW_VERSION_HANDLER(EnableVersion, "enable-version")
-KW_VERSION_HANDLER(DisableVersion, "disable-version")
 KW_VERSION_HANDLER(SetPrimaryVersion, "set-primary")
 KW_VERSION_HANDLER(CancelVersionDestruction, "cancel-destroy")
 #undef KW_VERSION_HANDLER
+
+namespace {
+// What forcing went past, for the audit record.
+std::string ForcedDetail(kms::KeyService* core, const std::string& name, uint32_t version) {
+  const absl::Status gate = core->CheckRetirement(name, version);
+  if (gate.ok()) return "force requested; the retirement gate had no objection";
+  return absl::StrCat("FORCED past the retirement gate: ", gate.message());
+}
+}  // namespace
+
+KeyManagementService::Reactor* KeyManagementService::DisableVersion(
+    Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {
+  return Run(ctx, {"disable-version", req->name(), {}}, [&](Call& call) -> absl::Status {
+    call.set_version(req->version());
+    if (req->force()) call.set_detail(ForcedDetail(core_, req->name(), req->version()));
+    KW_ASSIGN_OR_RETURN(keystore::Key key,
+                        core_->DisableVersion(req->name(), req->version(), req->force()));
+    ToProto(key, resp);
+    return absl::OkStatus();
+  });
+}
 
 KeyManagementService::Reactor* KeyManagementService::ScheduleVersionDestruction(
     Ctx* ctx, const v1::ScheduleVersionDestructionRequest* req, v1::Key* resp) {
   return Run(ctx, {"destroy-version", req->name(), {}}, [&](Call& call) -> absl::Status {
     call.set_version(req->version());
+    if (req->force()) call.set_detail(ForcedDetail(core_, req->name(), req->version()));
     std::optional<absl::Duration> wait;
     if (req->wait_seconds() > 0) wait = absl::Seconds(req->wait_seconds());
     KW_ASSIGN_OR_RETURN(keystore::Key key,
@@ -380,8 +404,10 @@ KeyManagementService::Reactor* KeyManagementService::DecryptDataKey(
         KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
         const EncryptionContext context = FromProto(req->encryption_context());
         KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
+        if (req->for_reencryption()) call.set_detail("for re-encryption");
         KW_ASSIGN_OR_RETURN(SecretData dek,
-                            core_->DecryptDataKey(req->wrapped(), context));
+                            core_->DecryptDataKey(req->wrapped(), context,
+                                                  /*reader=*/!req->for_reencryption()));
         resp->set_plaintext(dek.data(), dek.size());
         return absl::OkStatus();
       },
@@ -445,6 +471,9 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
         // Each item is decided on its own; refused or malformed items get
         // their error, the rest are unwrapped together.
         const int n = req->requests_size();
+        const bool reencrypting =
+            n > 0 && std::all_of(req->requests().begin(), req->requests().end(),
+                                 [](const auto& r) { return r.for_reencryption(); });
         std::vector<absl::Status> item_status(static_cast<size_t>(n));
         std::vector<kms::DecryptRequest> allowed;
         std::vector<int> allowed_index;
@@ -475,12 +504,13 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
         const bool any_allowed = !allowed.empty();
         call.SetBatchOutcome(
             absl::StrJoin(keys, ","), any_allowed || denied == 0 ? last_allow : first_deny,
-            absl::StrCat("batch of ", n, ": ", n - static_cast<int>(allowed.size()) - denied,
+            absl::StrCat(reencrypting ? "for re-encryption; " : "", "batch of ", n, ": ",
+                         n - static_cast<int>(allowed.size()) - denied,
                          " malformed, ", denied, " denied",
                          denied > 0 ? absl::StrCat(" (", first_deny.reason, ")") : ""));
         std::vector<absl::StatusOr<SecretData>> results;
         if (any_allowed) {
-          KW_ASSIGN_OR_RETURN(results, core_->DecryptDataKeys(allowed));
+          KW_ASSIGN_OR_RETURN(results, core_->DecryptDataKeys(allowed, !reencrypting));
         }
         resp->mutable_results()->Reserve(n);
         for (int i = 0; i < n; ++i) resp->add_results();
@@ -568,6 +598,115 @@ KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
     call.set_version(rewrapped.key.key_version);
     ToProto(rewrapped.key, resp->mutable_key());
     resp->set_header(std::move(out));
+    return absl::OkStatus();
+  });
+}
+
+// --- Rotation --------------------------------------------------------------------
+
+KeyManagementService::Reactor* KeyManagementService::BatchRewrapMessageHeaders(
+    Ctx* ctx, const v1::BatchRewrapMessageHeadersRequest* req,
+    v1::BatchRewrapMessageHeadersResponse* resp) {
+  return Run(ctx, {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
+    const int n = req->headers_size();
+    if (n < 1 || n > kms::KeyService::kMaxBatch) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a batch holds 1 to ", kms::KeyService::kMaxBatch, " headers, got ", n));
+    }
+    // Each header is decided on its own, on the key it names.
+    std::vector<std::string> headers(req->headers().begin(), req->headers().end());
+    std::vector<bool> skip(headers.size(), false);
+    std::vector<absl::Status> refused(headers.size());
+    std::set<std::string> keys;
+    int denied = 0;
+    policy::Decision last_allow, first_deny;
+    for (size_t i = 0; i < headers.size(); ++i) {
+      auto h = PeekHeader(headers[i]);
+      if (!h.ok()) continue;  // RewrapHeaders reports the parse error
+      keys.insert(h->key.key_name);
+      policy::Decision d = call.Check(h->key.key_name, h->context);
+      if (d.allowed) {
+        last_allow = d;
+        continue;
+      }
+      if (denied++ == 0) first_deny = d;
+      skip[i] = true;
+      refused[i] = MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                             absl::StrCat("access denied: ", d.reason));
+    }
+    auto results = kms::RewrapHeaders(core_, headers, skip);
+    int failed = 0;
+    resp->mutable_results()->Reserve(n);
+    for (size_t i = 0; i < results.size(); ++i) {
+      v1::RewrapResult* out = resp->add_results();
+      const absl::Status s = skip[i] ? refused[i] : results[i].status();
+      if (s.ok()) {
+        out->set_header(std::move(results[i]->header));
+        ToProto(results[i]->key, out->mutable_key());
+        continue;
+      }
+      if (!skip[i]) ++failed;
+      out->set_code(static_cast<int>(s.code()));
+      out->set_error(std::string(s.message()));
+      const ErrorCode code = GetErrorCode(s);
+      if (code != ErrorCode::kNone) out->set_error_code(std::string(ErrorCodeName(code)));
+    }
+    call.SetBatchOutcome(absl::StrJoin(keys, ","), denied < n ? last_allow : first_deny,
+                         absl::StrCat("batch of ", n, ": ", failed, " failed, ", denied,
+                                      " denied"));
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::ReportDataSet(
+    Ctx* ctx, const v1::DataSetReport* req, v1::DataSetReport* resp) {
+  return Run(ctx, {"report-data-set", req->key_name(), {}}, [&](Call& call) -> absl::Status {
+    keystore::DataSetReport r;
+    r.data_set = req->data_set();
+    r.key_name = req->key_name();
+    for (const auto& [version, rows] : req->rows_per_version()) r.rows_per_version[version] = rows;
+    r.rows_total = req->rows_total();
+    r.reported_by = call.principal();
+    call.set_detail(absl::StrCat("data set ", r.data_set.substr(0, 200), ": ", r.rows_total,
+                                 " rows"));
+    KW_RETURN_IF_ERROR(core_->ReportDataSet(r));
+    *resp = *req;
+    resp->set_reported_by(call.principal());
+    resp->set_reported_unix_micros(absl::ToUnixMicros(absl::Now()));
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::ListDataSets(
+    Ctx* ctx, const v1::ListDataSetsRequest* req, v1::ListDataSetsResponse* resp) {
+  return Run(ctx, {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
+    KW_ASSIGN_OR_RETURN(auto reports, core_->ListDataSetReports(req->key_name()));
+    for (const auto& r : reports) {
+      v1::DataSetReport* out = resp->add_reports();
+      out->set_data_set(r.data_set);
+      out->set_key_name(r.key_name);
+      for (const auto& [version, rows] : r.rows_per_version) {
+        (*out->mutable_rows_per_version())[version] = rows;
+      }
+      out->set_rows_total(r.rows_total);
+      out->set_reported_unix_micros(absl::ToUnixMicros(r.reported));
+      out->set_reported_by(r.reported_by);
+    }
+    return absl::OkStatus();
+  });
+}
+
+KeyManagementService::Reactor* KeyManagementService::GetDrillSamples(
+    Ctx* ctx, const v1::GetDrillSamplesRequest* req, v1::GetDrillSamplesResponse* resp) {
+  return Run(ctx, {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
+    KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req->key_name()));
+    for (const keystore::KeyVersion& v : key.versions) {
+      v1::DrillSample* out = resp->add_samples();
+      out->set_version(v.version);
+      out->set_state(std::string(keystore::VersionStateName(v.state)));
+      out->set_message(v.drill_sample);
+      out->set_expected_plaintext(kms::KeyService::DrillPlaintext(key.name, v.version));
+    }
     return absl::OkStatus();
   });
 }

@@ -73,6 +73,13 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   Reactor* RewrapMessageHeader(Ctx*, const v1::RewrapMessageHeaderRequest*,
                                v1::RewrapMessageHeaderResponse*) override;
 
+  Reactor* BatchRewrapMessageHeaders(Ctx*, const v1::BatchRewrapMessageHeadersRequest*,
+                                     v1::BatchRewrapMessageHeadersResponse*) override;
+  Reactor* ReportDataSet(Ctx*, const v1::DataSetReport*, v1::DataSetReport*) override;
+  Reactor* ListDataSets(Ctx*, const v1::ListDataSetsRequest*,
+                        v1::ListDataSetsResponse*) override;
+  Reactor* GetDrillSamples(Ctx*, const v1::GetDrillSamplesRequest*,
+                           v1::GetDrillSamplesResponse*) override;
   Reactor* GetPolicy(Ctx*, const v1::GetPolicyRequest*, v1::PolicyDocument*) override;
   Reactor* SetPolicy(Ctx*, const v1::PolicyDocument*, v1::PolicyDocument*) override;
   Reactor* TestPolicy(Ctx*, const v1::TestPolicyRequest*, v1::PolicyDecision*) override;

@@ -148,6 +148,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   options.min_destruction_wait = config.min_destruction_wait;
   options.default_destruction_wait = config.default_destruction_wait;
   options.allow_software_hsm = config.allow_software_hsm;
+  options.retirement_quiet_period = config.retirement_quiet_period;
   KW_ASSIGN_OR_RETURN(server->core_, kms::KeyService::Create(
                                          options, std::move(store), std::move(root)));
   KW_ASSIGN_OR_RETURN(server->access_,
@@ -171,6 +172,36 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   deps.context_hmac = server->context_hmac_.get();
   deps.max_concurrent_requests = config.limits.max_concurrent_requests;
   server->service_ = std::make_unique<KeyManagementService>(deps);
+
+  // The scheduler's actions are audited like requests, as keywardd itself.
+  audit::AuditLog* log = server->audit_.get();
+  rotation::SchedulerOptions scheduler_options;
+  scheduler_options.interval = config.rotation_check_interval;
+  scheduler_options.usage_fraction = config.usage_rotate_fraction;
+  server->scheduler_ = std::make_unique<rotation::Scheduler>(
+      server->core_.get(), kms::Clock::Real(), options.max_data_keys_per_version,
+      scheduler_options, [log](const rotation::Action& a) {
+        audit::AuditRecord r;
+        r.time = absl::Now();
+        r.request_id = "scheduler";
+        r.principal = "keywardd:scheduler";
+        r.operation = a.kind == rotation::Action::Kind::kRotate ? "rotate-key" : "destroy-version";
+        r.key = a.key;
+        r.version = a.to_version;
+        r.decision = "none";
+        r.rule = "scheduler";
+        r.result = absl::StatusCodeToString(a.status.code());
+        r.detail = a.status.ok() ? a.reason
+                                 : absl::StrCat(a.reason, ": ", a.status.message());
+        if (absl::Status s = log->Append(std::move(r)); !s.ok()) {
+          std::fprintf(stderr, "keywardd: scheduler: %s\n", std::string(s.message()).c_str());
+        }
+        if (!a.status.ok()) {
+          std::fprintf(stderr, "keywardd: scheduler: %s%s%s: %s\n", a.key.c_str(),
+                       a.key.empty() ? "" : ": ", a.reason.c_str(),
+                       std::string(a.status.message()).c_str());
+        }
+      });
 
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       config.tls.key, config.tls.cert, config.tls.client_ca,
@@ -215,6 +246,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
   };
   KW_ASSIGN_OR_RETURN(server->http_, HttpServer::Start(config.http_listen, std::move(routes)));
+  server->scheduler_->Start();
   return server;
 }
 
@@ -225,6 +257,7 @@ absl::Status Server::ReloadCertificates() {
 }
 
 void Server::Shutdown(absl::Duration grace) {
+  if (scheduler_) scheduler_->Stop();
   if (grpc_ && !shut_down_) {
     shut_down_ = true;
     // gRPC's graceful GOAWAY waits for each connected client to answer a

@@ -14,6 +14,7 @@
 #include "audit/audit_log.h"
 #include "crypto/hmac.h"
 #include "kms/key_service.h"
+#include "rotation/scheduler.h"
 #include "server/access_control.h"
 #include "server/config.h"
 #include "server/http_server.h"
@@ -62,6 +63,7 @@ class Server {
   std::unique_ptr<crypto::HmacSha256> context_hmac_;
   std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<KeyManagementService> service_;
+  std::unique_ptr<rotation::Scheduler> scheduler_;
   std::unique_ptr<grpc::Server> grpc_;
   std::unique_ptr<HttpServer> http_;
   int port_ = 0;

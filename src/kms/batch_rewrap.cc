@@ -1,0 +1,136 @@
+#include "kms/batch_rewrap.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "format/header.h"
+#include "keyward/message.h"
+#include "kms/kms_keyring.h"
+
+namespace keyward::kms {
+namespace {
+
+constexpr size_t kMaxCached = 1024;
+
+std::string CacheKey(const EncryptedDataKey& edk, const EncryptionContext& context) {
+  std::string k = absl::StrCat(edk.provider_id, "\n", edk.provider_info, "\n",
+                               edk.ciphertext.size(), ":", edk.ciphertext);
+  for (const auto& [ck, cv] : context) absl::StrAppend(&k, "\n", ck.size(), ":", ck, cv);
+  return k;
+}
+
+// Unwraps through the service once per distinct (wrapped key, context) and
+// remembers the result for the batch.
+class CachingUnwrapKeyring final : public Keyring {
+ public:
+  explicit CachingUnwrapKeyring(KeyService* service) : inner_(service, "", /*reader=*/false) {}
+  absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
+    return absl::UnimplementedError("unwrap only");
+  }
+  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
+                                             const EncryptionContext&) const override {
+    return absl::UnimplementedError("unwrap only");
+  }
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey& edk,
+                                           const EncryptionContext& context) const override {
+    if (!inner_.Owns(edk)) return absl::NotFoundError("not a kms entry");
+    last_ = CacheKey(edk, context);
+    auto it = cache_.find(last_);
+    if (it != cache_.end()) return SecretData::CopyFrom(it->second.AsStringView());
+    auto dek = inner_.UnwrapDataKey(edk, context);
+    if (dek.ok()) {
+      // Data keys live in the bounded secure heap: keep only a window.
+      if (cache_.size() >= kMaxCached) cache_.clear();
+      cache_.emplace(last_, SecretData::CopyFrom(dek->AsStringView()));
+    }
+    return dek;
+  }
+  bool Owns(const EncryptedDataKey& edk) const override { return inner_.Owns(edk); }
+  // The cache key of the last unwrap (rewrap wraps right after it).
+  const std::string& last() const { return last_; }
+
+ private:
+  LocalKmsKeyring inner_;
+  mutable std::map<std::string, SecretData> cache_;
+  mutable std::string last_;
+};
+
+// Wraps under a key's primary once per distinct source wrapped key.
+class CachingWrapKeyring final : public Keyring {
+ public:
+  CachingWrapKeyring(KeyService* service, std::string key_name,
+                     const CachingUnwrapKeyring* source,
+                     std::map<std::string, WrappedDataKey>* cache)
+      : inner_(service, std::move(key_name), /*reader=*/false), source_(source), cache_(cache) {}
+  absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
+    return absl::UnimplementedError("wrap only");
+  }
+  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData& dek,
+                                             const EncryptionContext& context) const override {
+    auto it = cache_->find(source_->last());
+    if (it != cache_->end()) return it->second;
+    KW_ASSIGN_OR_RETURN(WrappedDataKey w, inner_.WrapDataKey(dek, context));
+    cache_->emplace(source_->last(), w);
+    return w;
+  }
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
+                                           const EncryptionContext&) const override {
+    return absl::NotFoundError("wrap only");
+  }
+  bool Owns(const EncryptedDataKey& edk) const override { return inner_.Owns(edk); }
+
+ private:
+  LocalKmsKeyring inner_;
+  const CachingUnwrapKeyring* const source_;
+  std::map<std::string, WrappedDataKey>* const cache_;
+};
+
+}  // namespace
+
+std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
+    KeyService* service, const std::vector<std::string>& headers,
+    const std::vector<bool>& skip) {
+  std::vector<absl::StatusOr<RewrappedHeader>> out;
+  out.reserve(headers.size());
+  CachingUnwrapKeyring from(service);
+  CachingUnwrapKeyring verifier(service);  // its own cache: new wrapped keys
+  std::map<std::string, std::map<std::string, WrappedDataKey>> wrapped_by_key;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (i < skip.size() && skip[i]) {
+      out.push_back(absl::CancelledError("skipped"));
+      continue;
+    }
+    out.push_back([&]() -> absl::StatusOr<RewrappedHeader> {
+      StringInputStream peek(headers[i]);
+      std::string authenticated;
+      KW_ASSIGN_OR_RETURN(format::Header h, format::ReadHeader(peek, &authenticated));
+      CachingWrapKeyring to(service, h.key.key_name, &from, &wrapped_by_key[h.key.key_name]);
+      const Keyring* from_list[] = {&from};
+      const Keyring* to_list[] = {&to};
+      DecryptOptions options;
+      options.expected_environment = service->environment();
+      StringInputStream in(headers[i]);
+      RewrappedHeader result;
+      StringOutputStream sink(&result.header);
+      KW_RETURN_IF_ERROR(RewrapStream(in, sink, from_list, to_list, options));
+      // Verify before anyone stores it: the new header must open through the
+      // version it now names.
+      const Keyring* verify_list[] = {&verifier};
+      absl::Status verified = VerifyHeader(result.header, verify_list, options);
+      if (!verified.ok()) {
+        return absl::InternalError(absl::StrCat(
+            "the rewrapped header did not verify (", verified.message(),
+            "); the message was left as it was"));
+      }
+      StringInputStream again(result.header);
+      std::string unused;
+      KW_ASSIGN_OR_RETURN(format::Header nh, format::ReadHeader(again, &unused));
+      result.key = nh.key;
+      return result;
+    }());
+  }
+  return out;
+}
+
+}  // namespace keyward::kms
