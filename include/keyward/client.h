@@ -60,6 +60,7 @@ struct KeyVersionInfo {
   uint64_t data_keys_issued = 0;
   uint64_t decrypts = 0;
   std::optional<absl::Time> last_used;
+  std::optional<absl::Time> last_decrypt;  // a reader's, not a re-encryption's
 };
 
 struct KeyInfo {
@@ -101,6 +102,23 @@ struct WrappedKeyResult {
 struct RewrappedHeader {
   std::string header;
   KeyReference key;
+};
+
+// Rotation (docs/rotation.md).
+struct DataSetReportInfo {
+  std::string data_set;  // e.g. "sqlite:/srv/app.db#orders.card"
+  std::string key_name;
+  std::map<uint32_t, uint64_t> rows_per_version;
+  uint64_t rows_total = 0;
+  absl::Time reported;      // set by keywardd
+  std::string reported_by;  // set by keywardd
+};
+
+struct DrillSampleInfo {
+  uint32_t version = 0;
+  std::string state;
+  std::string message;             // empty: the version predates drills
+  std::string expected_plaintext;  // not secret
 };
 
 // Access control (docs/policy.md).
@@ -221,9 +239,12 @@ class Client {
       const std::string& wrapped, const EncryptionContext& context);
   [[nodiscard]] absl::StatusOr<std::vector<GeneratedDataKey>> GenerateDataKeys(
       const std::string& key_name, const EncryptionContext& context, int count);
-  // One result per input, in order.
+  // One result per input, in order.  `for_reencryption`: the caller is
+  // re-encrypting the data (audited as such; does not count as a reader
+  // for the retirement gate).
   [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<SecretData>>> DecryptDataKeys(
-      const std::vector<std::pair<std::string, EncryptionContext>>& requests);
+      const std::vector<std::pair<std::string, EncryptionContext>>& requests,
+      bool for_reencryption = false);
 
   // Small payloads (at most 64 KiB) encrypted inside keywardd.
   [[nodiscard]] absl::StatusOr<std::string> Encrypt(const std::string& key_name,
@@ -234,6 +255,19 @@ class Client {
   // Rewraps a message header to its key's primary version inside keywardd.
   [[nodiscard]] absl::StatusOr<RewrappedHeader> RewrapMessageHeader(
       const std::string& header, const EncryptionContext& context);
+
+  // Rotation (docs/rotation.md).  Rewraps up to 10,000 message headers
+  // (each through its header tag) to their keys' primary versions inside
+  // keywardd, each verified to open under the new version; one result per
+  // header, in order.
+  [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>>
+  RewrapMessageHeaders(const std::vector<std::string>& headers);
+  // The retirement gate's evidence: rows per version of one data set.
+  [[nodiscard]] absl::Status ReportDataSet(const DataSetReportInfo& report);
+  [[nodiscard]] absl::StatusOr<std::vector<DataSetReportInfo>> ListDataSets(
+      const std::string& key_name);
+  [[nodiscard]] absl::StatusOr<std::vector<DrillSampleInfo>> GetDrillSamples(
+      const std::string& key_name);
 
   // Access control (needs manage-policy / manage-grants).  SetPolicy errors:
   // kInvalidArgument naming the rule and field; nothing changes.

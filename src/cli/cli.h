@@ -49,6 +49,8 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterDevCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action);
+// After RegisterKeyCommands (adds `key versions`).
+void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace keyward::cli
 

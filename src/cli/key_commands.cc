@@ -35,7 +35,8 @@ Json ToJson(const KeyInfo& k) {
               {"created", Time(v.created)},
               {"data_keys_issued", v.data_keys_issued},
               {"decrypts", v.decrypts},
-              {"last_used", v.last_used ? Json(Time(*v.last_used)) : Json(nullptr)}};
+              {"last_used", v.last_used ? Json(Time(*v.last_used)) : Json(nullptr)},
+              {"last_decrypt", v.last_decrypt ? Json(Time(*v.last_decrypt)) : Json(nullptr)}};
     if (v.destroy_after) j["destroy_after"] = Time(*v.destroy_after);
     if (v.destroyed) j["destroyed"] = Time(*v.destroyed);
     versions.push_back(j);

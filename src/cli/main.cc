@@ -141,6 +141,7 @@ int Main(int argc, char** argv) {
   RegisterKeyCommands(app, globals, action);
   RegisterAccessCommands(app, globals, action);
   RegisterAuditCommands(app, globals, action);
+  RegisterRotationCommands(app, globals, action);
   RegisterDevCommands(app, globals, action);
 
   try {

@@ -82,6 +82,7 @@ KeyInfo FromProto(const v1::Key& k) {
     vi.data_keys_issued = v.data_keys_issued();
     vi.decrypts = v.decrypts();
     vi.last_used = OptionalMicros(v.last_used_unix_micros());
+    vi.last_decrypt = OptionalMicros(v.last_decrypt_unix_micros());
     out.versions.push_back(std::move(vi));
   }
   return out;
@@ -98,6 +99,13 @@ void ToProto(const EncryptionContext& ctx,
 
 void Wipe(std::string* s) {
   if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
+}
+
+// A batch item's error as a status with its Keyward code.
+absl::Status ItemStatus(int code, const std::string& error, const std::string& error_code) {
+  const ErrorCode ec = ErrorCodeFromName(error_code);
+  const auto c = static_cast<absl::StatusCode>(code);
+  return ec == ErrorCode::kNone ? absl::Status(c, error) : MakeError(c, ec, error);
 }
 
 }  // namespace
@@ -423,12 +431,14 @@ absl::StatusOr<std::vector<GeneratedDataKey>> Client::GenerateDataKeys(
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<SecretData>>> Client::DecryptDataKeys(
-    const std::vector<std::pair<std::string, EncryptionContext>>& requests) {
+    const std::vector<std::pair<std::string, EncryptionContext>>& requests,
+    bool for_reencryption) {
   v1::BatchDecryptDataKeysRequest req;
   for (const auto& [wrapped, context] : requests) {
     v1::DecryptDataKeyRequest* r = req.add_requests();
     r->set_wrapped(wrapped);
     ToProto(context, r->mutable_encryption_context());
+    r->set_for_reencryption(for_reencryption);
   }
   v1::BatchDecryptDataKeysResponse resp;
   KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,
@@ -440,10 +450,7 @@ absl::StatusOr<std::vector<absl::StatusOr<SecretData>>> Client::DecryptDataKeys(
       out.push_back(SecretData::CopyFrom(r.plaintext()));
       Wipe(r.mutable_plaintext());
     } else {
-      const ErrorCode ec = ErrorCodeFromName(r.error_code());
-      const auto code = static_cast<absl::StatusCode>(r.code());
-      out.push_back(ec == ErrorCode::kNone ? absl::Status(code, r.error())
-                                           : MakeError(code, ec, r.error()));
+      out.push_back(ItemStatus(r.code(), r.error(), r.error_code()));
     }
   }
   return out;
@@ -635,6 +642,74 @@ absl::StatusOr<AuditPage> Client::ReadAuditRecords(const AuditQuery& q) {
   page.next_index = resp.next_index();
   page.size = resp.size();
   return page;
+}
+
+// --- Rotation ----------------------------------------------------------------
+
+absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>> Client::RewrapMessageHeaders(
+    const std::vector<std::string>& headers) {
+  v1::BatchRewrapMessageHeadersRequest req;
+  for (const std::string& h : headers) req.add_headers(h);
+  v1::BatchRewrapMessageHeadersResponse resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,
+                                 &v1::KeyManagement::Stub::BatchRewrapMessageHeaders));
+  if (resp.results_size() != static_cast<int>(headers.size())) {
+    return absl::InternalError("keywardd answered a different number of headers");
+  }
+  std::vector<absl::StatusOr<RewrappedHeader>> out;
+  out.reserve(headers.size());
+  for (auto& r : *resp.mutable_results()) {
+    if (r.code() == 0) {
+      out.push_back(RewrappedHeader{std::move(*r.mutable_header()), FromProto(r.key())});
+    } else {
+      out.push_back(ItemStatus(r.code(), r.error(), r.error_code()));
+    }
+  }
+  return out;
+}
+
+absl::Status Client::ReportDataSet(const DataSetReportInfo& report) {
+  v1::DataSetReport req;
+  req.set_data_set(report.data_set);
+  req.set_key_name(report.key_name);
+  for (const auto& [version, rows] : report.rows_per_version) {
+    (*req.mutable_rows_per_version())[version] = rows;
+  }
+  req.set_rows_total(report.rows_total);
+  v1::DataSetReport resp;
+  return impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::ReportDataSet);
+}
+
+absl::StatusOr<std::vector<DataSetReportInfo>> Client::ListDataSets(const std::string& key_name) {
+  v1::ListDataSetsRequest req;
+  req.set_key_name(key_name);
+  v1::ListDataSetsResponse resp;
+  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::ListDataSets));
+  std::vector<DataSetReportInfo> out;
+  for (const auto& r : resp.reports()) {
+    DataSetReportInfo info;
+    info.data_set = r.data_set();
+    info.key_name = r.key_name();
+    for (const auto& [version, rows] : r.rows_per_version()) info.rows_per_version[version] = rows;
+    info.rows_total = r.rows_total();
+    info.reported = absl::FromUnixMicros(r.reported_unix_micros());
+    info.reported_by = r.reported_by();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<DrillSampleInfo>> Client::GetDrillSamples(const std::string& key_name) {
+  v1::GetDrillSamplesRequest req;
+  req.set_key_name(key_name);
+  v1::GetDrillSamplesResponse resp;
+  KW_RETURN_IF_ERROR(
+      impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::GetDrillSamples));
+  std::vector<DrillSampleInfo> out;
+  for (const auto& d : resp.samples()) {
+    out.push_back({d.version(), d.state(), d.message(), d.expected_plaintext()});
+  }
+  return out;
 }
 
 }  // namespace keyward

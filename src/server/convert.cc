@@ -30,6 +30,7 @@ void ToProto(const keystore::Key& key, v1::Key* out) {
     pv->set_data_keys_issued(v.usage.data_keys_issued);
     pv->set_decrypts(v.usage.decrypts);
     pv->set_last_used_unix_micros(Micros(v.usage.last_used));
+    pv->set_last_decrypt_unix_micros(Micros(v.usage.last_decrypt));
   }
 }
 

@@ -1,0 +1,325 @@
+// End to end: `keyward reencrypt` against a real keywardd and a real SQLite
+// table, including kill -9 at random moments.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "keyward/encryptor.h"
+#include "keyward/message.h"
+#include "nlohmann/json.hpp"
+#include "reencrypt/sqlite_table.h"
+#include "reencrypt/unwrapped_keyring.h"
+#include "server/e2e_fixture.h"
+
+namespace keyward {
+namespace {
+
+using ::keyward::testing::ProcessResult;
+using ::keyward::testing::StatusIs;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+// A small SQLite handle for the test's own reads and writes.
+class Db {
+ public:
+  explicit Db(const std::string& path) { sqlite3_open(path.c_str(), &db_); }
+  ~Db() { sqlite3_close(db_); }
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
+  }
+  void Insert(int64_t id, const std::string& blob) {
+    sqlite3_stmt* s;
+    sqlite3_prepare_v2(db_, "INSERT INTO items (id, secret) VALUES (?1, ?2)", -1, &s, nullptr);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_blob(s, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+  }
+  std::map<int64_t, std::string> All() {
+    std::map<int64_t, std::string> out;
+    sqlite3_stmt* s;
+    sqlite3_prepare_v2(db_, "SELECT id, secret FROM items WHERE secret IS NOT NULL", -1, &s,
+                       nullptr);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      out[sqlite3_column_int64(s, 0)] =
+          std::string(static_cast<const char*>(sqlite3_column_blob(s, 1)),
+                      static_cast<size_t>(sqlite3_column_bytes(s, 1)));
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class ReencryptTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    admin_ = Connect(server_->admin_config());
+    app_ = Connect(server_->app_config());
+    db_path_ = server_->File("app.db");
+    Db db(db_path_);
+    db.Exec("CREATE TABLE items (id INTEGER PRIMARY KEY, secret BLOB, note TEXT)");
+  }
+  std::string Plain(int64_t id) { return absl::StrCat("card number of customer ", id); }
+  // Rows [from, to) under `key`, each with its own encryption context (and
+  // so its own data key).
+  void Fill(const std::string& key, int64_t from, int64_t to) {
+    EncryptorOptions o;
+    o.key_name = key;
+    Encryptor e(app_.get(), o);
+    Db db(db_path_);
+    db.Exec("BEGIN");
+    for (int64_t id = from; id < to; ++id) {
+      auto m = e.Encrypt(Plain(id), {{"row", std::to_string(id)}});
+      ASSERT_TRUE(m.ok()) << m.status();
+      db.Insert(id, *m);
+    }
+    db.Exec("COMMIT");
+  }
+  // Every message row decrypts to its original (data keys unwrapped by
+  // keywardd in batches, messages opened here); returns rows per version.
+  std::map<std::string, std::map<uint32_t, int>> CheckAll() {
+    std::map<std::string, std::map<uint32_t, int>> versions;
+    const auto rows = Db(db_path_).All();
+    std::vector<std::pair<int64_t, MessageInfo>> messages;
+    std::vector<std::pair<std::string, EncryptionContext>> requests;
+    for (const auto& [id, blob] : rows) {
+      auto info = InspectMessage(blob);
+      if (!info.ok()) continue;  // the deliberate non-message row
+      requests.push_back({info->data_keys[0].ciphertext, info->context});
+      messages.push_back({id, std::move(*info)});
+    }
+    reencrypt::UnwrappedKeyring keyring;
+    for (size_t i = 0; i < requests.size(); i += 1000) {
+      std::vector<std::pair<std::string, EncryptionContext>> chunk(
+          requests.begin() + i, requests.begin() + std::min(requests.size(), i + 1000));
+      auto deks = admin_->DecryptDataKeys(chunk, /*for_reencryption=*/true);
+      EXPECT_TRUE(deks.ok()) << deks.status();
+      if (!deks.ok()) return versions;
+      for (size_t j = 0; j < chunk.size(); ++j) {
+        auto& dek = (*deks)[j];
+        EXPECT_TRUE(dek.ok()) << "row " << messages[i + j].first << ": " << dek.status();
+        if (dek.ok()) keyring.Add(chunk[j].first, std::move(*dek));
+      }
+    }
+    const Keyring* keyrings[] = {&keyring};
+    for (const auto& [id, info] : messages) {
+      auto pt = DecryptMessage(rows.at(id), keyrings,
+                               {.expected_context = {{"row", std::to_string(id)}}});
+      EXPECT_TRUE(pt.ok()) << "row " << id << ": " << pt.status();
+      if (pt.ok()) {
+        EXPECT_EQ(pt->AsStringView(), Plain(id)) << id;
+      }
+      ++versions[info.key.key_name][info.key.key_version];
+    }
+    return versions;
+  }
+  std::vector<std::string> Args(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"reencrypt", "--db", "sqlite:" + db_path_, "--table",
+                                     "items", "--column", "secret"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  std::unique_ptr<Client> admin_, app_;
+  std::string db_path_;
+};
+
+TEST_F(ReencryptTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  KW_ASSERT_OK(admin_->CreateKey("j").status());
+  Fill("k", 0, 300);
+  Fill("j", 300, 350);
+  {
+    Db db(db_path_);
+    db.Insert(1000, "not a keyward message");
+    db.Exec("INSERT INTO items (id, secret) VALUES (1001, NULL)");
+  }
+  const auto before = Db(db_path_).All();
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+
+  // A dry run changes nothing and reports nothing.
+  Json dry = CliJson(Args({"--key", "k", "--dry-run", "--json"}));
+  EXPECT_EQ(dry["changed"], 300);
+  EXPECT_EQ(Db(db_path_).All(), before);
+  EXPECT_TRUE(admin_->ListDataSets("k")->empty());
+
+  // Evidence that version 1 is still in use keeps it.
+  DataSetReportInfo stale;
+  stale.data_set = "sqlite:" + db_path_ + "#items.secret";
+  stale.key_name = "k";
+  stale.rows_per_version = {{1, 300}};
+  stale.rows_total = 300;
+  KW_ASSERT_OK(admin_->ReportDataSet(stale));
+  EXPECT_THAT(admin_->DisableVersion("k", 1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("300 row(s)")));
+
+  Json r = CliJson(Args({"--key", "k", "--batch", "64", "--json"}));
+  EXPECT_EQ(r["rows"], 351);
+  EXPECT_EQ(r["changed"], 300);
+  EXPECT_EQ(r["other_keys"], 50);
+  EXPECT_EQ(r["not_messages"], 1);
+  EXPECT_EQ(r["failed"], 0);
+  EXPECT_EQ(r["rows_per_version"]["k"]["2"], 300);
+  EXPECT_FALSE(r["rows_per_version"]["k"].contains("1"));
+  // Bodies untouched, headers moved, everything decrypts.
+  const auto after = Db(db_path_).All();
+  for (int64_t id = 0; id < 300; ++id) {
+    auto b = InspectMessage(before.at(id));
+    auto a = InspectMessage(after.at(id));
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->key.key_version, 2u);
+    EXPECT_EQ(after.at(id).substr(a->header_bytes), before.at(id).substr(b->header_bytes));
+  }
+  EXPECT_EQ(after.at(300), before.at(300));  // other key: left alone
+  auto versions = CheckAll();
+  EXPECT_EQ(versions["k"][2], 300);
+  EXPECT_EQ(versions["j"][1], 50);
+
+  // The report replaced the stale one, and re-encryption did not count as
+  // reading version 1: the gate now lets it go.
+  Json v = CliJson({"key", "versions", "k", "--json"});
+  EXPECT_EQ(v["versions"][0]["rows"][stale.data_set], 0);
+  EXPECT_EQ(v["versions"][1]["rows"][stale.data_set], 300);
+  EXPECT_TRUE(v["versions"][0]["last_decrypt"].is_null());
+  KW_EXPECT_OK(admin_->DisableVersion("k", 1).status());
+
+  // Idempotent: a second run finds nothing to do.
+  Json again = CliJson(Args({"--key", "k", "--json"}));
+  EXPECT_EQ(again["changed"], 0);
+  EXPECT_EQ(again["already_current"], 300);
+  EXPECT_FALSE(again["resumed"]);
+}
+
+TEST_F(ReencryptTest, FullModeReplacesDataKeysAndVerifies) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  Fill("k", 0, 120);
+  const auto before = Db(db_path_).All();
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  Json r = CliJson(Args({"--mode", "full", "--batch", "50", "--json"}));
+  EXPECT_EQ(r["changed"], 120);
+  EXPECT_EQ(r["failed"], 0);
+  const auto after = Db(db_path_).All();
+  for (const auto& [id, blob] : after) {
+    auto a = InspectMessage(blob);
+    auto b = InspectMessage(before.at(id));
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->key.key_version, 2u);
+    EXPECT_NE(a->message_id, b->message_id);  // a new message, new data key
+    EXPECT_NE(a->data_keys[0].ciphertext, b->data_keys[0].ciphertext);
+  }
+  EXPECT_EQ(CheckAll()["k"][2], 120);
+}
+
+TEST_F(ReencryptTest, BadArgumentsAreUsageErrors) {
+  EXPECT_EQ(server_->Cli({"reencrypt", "--db", "postgres://x", "--table", "items", "--column",
+                          "secret"})
+                .exit_code,
+            2);
+  EXPECT_EQ(server_->Cli(Args({"--mode", "sideways"})).exit_code, 2);
+  ProcessResult injection = server_->Cli({"reencrypt", "--db", "sqlite:" + db_path_, "--table",
+                                          "items; DROP TABLE items", "--column", "secret"});
+  EXPECT_EQ(injection.exit_code, 3);
+  EXPECT_THAT(injection.err, HasSubstr("not a plain SQL identifier"));
+  ProcessResult missing = server_->Cli({"reencrypt", "--db", "sqlite:" + db_path_, "--table",
+                                        "nope", "--column", "secret"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.err, HasSubstr("no such table"));
+}
+
+// kill -9 at random moments, many times, with rotations in between: every
+// row decrypts after every kill, and a final run finishes the job.
+TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  Fill("k", 0, 1500);
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  std::mt19937 rng(20261128);
+  std::uniform_int_distribution<int> delay_ms(20, 600);
+  int killed_mid_run = 0;
+  for (int round = 0; round < 15; ++round) {
+    if (round == 7) {
+      KW_ASSERT_OK(admin_->RotateKey("k").status());  // a moving target
+    }
+    std::vector<std::string> args = {KEYWARD_CLI, "--config", server_->admin_config()};
+    // Rate-limited so that every run, even a rescan, lasts long enough to
+    // be killed mid-way.
+    for (const std::string& a : Args({"--batch", "40", "--rate", "2500"})) args.push_back(a);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::freopen("/dev/null", "w", stdout);
+      ::freopen("/dev/null", "w", stderr);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ++killed_mid_run;
+    }
+    // The invariant, after every kill: every row decrypts to its original.
+    auto versions = CheckAll();
+    int total = 0;
+    for (const auto& [v, n] : versions["k"]) total += n;
+    ASSERT_EQ(total, 1500) << "round " << round;
+  }
+  EXPECT_GE(killed_mid_run, 5) << "the kills should land while the job runs";
+  // The job resumes from its checkpoint and finishes.
+  ProcessResult last = server_->Cli(Args({"--json"}));
+  ASSERT_EQ(last.exit_code, 0) << last.err;
+  Json r = Json::parse(last.out);
+  EXPECT_EQ(r["failed"], 0);
+  EXPECT_EQ(r["rows_per_version"]["k"]["3"], 1500);
+  EXPECT_EQ(CheckAll()["k"][3], 1500);
+}
+
+TEST(SqliteTableTest, CommitsOnlyUnchangedRowsWithTheCheckpoint) {
+  testing::TempDir dir;
+  const std::string path = dir.File("t.db");
+  {
+    Db db(path);
+    db.Exec("CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB)");
+    db.Exec("INSERT INTO t VALUES ('a', x'01'), ('b', x'02'), ('c', NULL)");
+  }
+  auto table = reencrypt::SqliteTable::Open(path, "t", "v", "k");
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(*(*table)->CountRows(), 2u);
+  auto rows = (*table)->ReadBatch(std::nullopt, 10);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(std::get<std::string>((*rows)[0].id), "a");
+  reencrypt::Checkpoint cp;
+  cp.after = std::string("b");
+  cp.rows_done = 2;
+  auto replaced = (*table)->CommitBatch(
+      {{std::string("a"), "\x01", "new-a"}, {std::string("b"), "stale", "new-b"}}, "job", cp);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(*replaced, 1u);  // b changed under us: left alone
+  auto saved = (*table)->LoadCheckpoint("job");
+  ASSERT_TRUE(saved.ok() && saved->has_value());
+  EXPECT_EQ(std::get<std::string>(*(*saved)->after), "b");
+  EXPECT_EQ((*saved)->rows_changed, 1u);
+  EXPECT_TRUE((*table)->ReadBatch(std::string("b"), 10)->empty());
+  KW_EXPECT_OK((*table)->ClearCheckpoint("job"));
+  EXPECT_FALSE((*table)->LoadCheckpoint("job")->has_value());
+  EXPECT_THAT(reencrypt::SqliteTable::Open(path, "t", "v\"; --", "k"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(reencrypt::SqliteTable::Open(dir.File("missing.db"), "t", "v", "k"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+}  // namespace
+}  // namespace keyward
