@@ -109,12 +109,14 @@ class HeaderParser {
  public:
   HeaderParser(InputStream& in, std::string* raw) : in_(in), raw_(raw) {}
 
-  // Reads exactly n bytes of `field` and returns a view into the raw buffer
-  // (valid until the next read).
-  absl::StatusOr<absl::string_view> Bytes(size_t n, absl::string_view field) {
+  // Reads exactly n bytes of `field` (+ `suffix`, named only in errors, so
+  // that the common path builds no strings) and returns a view into the raw
+  // buffer (valid until the next read).
+  absl::StatusOr<absl::string_view> Bytes(size_t n, absl::string_view field,
+                                          absl::string_view suffix = "") {
     const size_t old = raw_->size();
     if (old + n > FormatLimits::kMaxHeaderSize) {
-      return OverLimit(absl::StrCat("size (at ", field, ")"), old + n,
+      return OverLimit(absl::StrCat("size (at ", field, suffix, ")"), old + n,
                        FormatLimits::kMaxHeaderSize);
     }
     raw_->resize(old + n);
@@ -125,21 +127,21 @@ class HeaderParser {
       raw_->resize(old + got);
       return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kTruncated,
                        absl::StrCat("the message ends inside its header (in ",
-                                    field, "); the file is truncated"));
+                                    field, suffix, "); the file is truncated"));
     }
     return absl::string_view(*raw_).substr(old, n);
   }
 
-  absl::StatusOr<uint64_t> Uint(size_t width, absl::string_view field) {
-    KW_ASSIGN_OR_RETURN(absl::string_view b, Bytes(width, field));
+  absl::StatusOr<uint64_t> Uint(size_t width, absl::string_view field,
+                                absl::string_view suffix = "") {
+    KW_ASSIGN_OR_RETURN(absl::string_view b, Bytes(width, field, suffix));
     return LoadBigEndian(b);
   }
 
   // A length-prefixed string: `width`-byte length, then that many bytes.
   absl::StatusOr<std::string> Sized(size_t width, size_t min, size_t max,
                                     absl::string_view field) {
-    KW_ASSIGN_OR_RETURN(uint64_t len,
-                        Uint(width, absl::StrCat(field, " length")));
+    KW_ASSIGN_OR_RETURN(uint64_t len, Uint(width, field, " length"));
     if (len > max) return OverLimit(absl::StrCat(field, " length"), len, max);
     if (len < min) {
       return Malformed(field, absl::StrCat("is shorter than ", min,
@@ -297,6 +299,7 @@ absl::StatusOr<std::string> SerializeAuthenticatedHeader(const Header& h) {
 
 absl::StatusOr<Header> ReadHeader(InputStream& in, std::string* raw) {
   raw->clear();
+  raw->reserve(512);  // a typical header, without regrowing per field
   HeaderParser p(in, raw);
   Header h;
 

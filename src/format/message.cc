@@ -634,12 +634,14 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
                       ComputeHeaderTag(*opened.keys.aead, header_bytes));
   header_bytes.append(tag);
   KW_RETURN_IF_ERROR(out.Write(header_bytes));
-  // The body is copied as is: rewrap never reads or changes it.
-  std::string chunk(64 << 10, '\0');
+  // The body is copied as is: rewrap never reads or changes it.  (An
+  // uninitialized stack buffer: rewrap of header-only input, the batch
+  // case, must not pay for clearing a large one.)
+  uint8_t chunk[16 << 10];
   while (true) {
-    KW_ASSIGN_OR_RETURN(size_t n, source.Read(MutableBytes(chunk)));
+    KW_ASSIGN_OR_RETURN(size_t n, source.Read(absl::MakeSpan(chunk)));
     if (n == 0) return absl::OkStatus();
-    KW_RETURN_IF_ERROR(out.Write(absl::string_view(chunk.data(), n)));
+    KW_RETURN_IF_ERROR(out.Write(absl::string_view(reinterpret_cast<const char*>(chunk), n)));
   }
 }
 

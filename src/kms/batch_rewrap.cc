@@ -69,11 +69,18 @@ class CachingWrapKeyring final : public Keyring {
   absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData& dek,
                                              const EncryptionContext& context) const override {
     auto it = cache_->find(source_->last());
-    if (it != cache_->end()) return it->second;
+    if (it != cache_->end()) {
+      last_key_ = it->second.key;
+      return it->second;
+    }
     KW_ASSIGN_OR_RETURN(WrappedDataKey w, inner_.WrapDataKey(dek, context));
+    if (cache_->size() >= kMaxCached) cache_->clear();
     cache_->emplace(source_->last(), w);
+    last_key_ = w.key;
     return w;
   }
+  // The key reference of the last wrap (the new header's).
+  const KeyReference& last_key() const { return last_key_; }
   absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
                                            const EncryptionContext&) const override {
     return absl::NotFoundError("wrap only");
@@ -84,6 +91,7 @@ class CachingWrapKeyring final : public Keyring {
   LocalKmsKeyring inner_;
   const CachingUnwrapKeyring* const source_;
   std::map<std::string, WrappedDataKey>* const cache_;
+  mutable KeyReference last_key_;
 };
 
 }  // namespace
@@ -123,10 +131,7 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
             "the rewrapped header did not verify (", verified.message(),
             "); the message was left as it was"));
       }
-      StringInputStream again(result.header);
-      std::string unused;
-      KW_ASSIGN_OR_RETURN(format::Header nh, format::ReadHeader(again, &unused));
-      result.key = nh.key;
+      result.key = to.last_key();
       return result;
     }());
   }

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <future>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -141,17 +142,18 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
       Fail(*rows[i], r.status());
       continue;
     }
-    std::string value = std::move(r->header);
-    value.append(rows[i]->value, parsed[i].header_len, std::string::npos);
-    // keywardd verified the header cryptographically; check here that what
-    // gets stored is a well-formed message with the same body.
-    auto info = InspectMessage(value);
-    if (!info.ok() || info->message_id != parsed[i].header.message_id ||
-        info->key.key_version == parsed[i].header.key.key_version) {
-      Fail(*rows[i], info.ok() ? absl::InternalError("the rewrapped message does not match")
-                               : info.status());
+    // keywardd verified the new header cryptographically; check here that
+    // it parses and is the same message's, before it meets the body.
+    auto fresh = Parse(r->header);
+    if (!fresh.ok() || fresh->header_len != r->header.size() ||
+        fresh->header.message_id != parsed[i].header.message_id ||
+        fresh->header.key.key_version == parsed[i].header.key.key_version) {
+      Fail(*rows[i], fresh.ok() ? absl::InternalError("the rewrapped header does not match")
+                                : fresh.status());
       continue;
     }
+    std::string value = std::move(r->header);
+    value.append(rows[i]->value, parsed[i].header_len, std::string::npos);
     updates->push_back({rows[i]->id, rows[i]->value, std::move(value)});
   }
 }
@@ -252,12 +254,22 @@ absl::StatusOr<Report> Job::Run() {
   const uint64_t done_before = cp.rows_done;
   JobOptions::Progress progress;
   progress.total = report_.rows;
-  for (;;) {
-    KW_ASSIGN_OR_RETURN(std::vector<Row> rows, table_.ReadBatch(cp.after, options_.batch));
-    if (rows.empty()) break;
-    KW_ASSIGN_OR_RETURN(std::vector<Update> updates, Process(rows));
+  // Pipelined: keywardd works on batch N+1 while batch N commits (the
+  // table is used from this thread only; Process never touches it).
+  KW_ASSIGN_OR_RETURN(std::vector<Row> rows, table_.ReadBatch(cp.after, options_.batch));
+  std::future<absl::StatusOr<std::vector<Update>>> pending;
+  if (!rows.empty()) {
+    pending = std::async(std::launch::async, [this, &rows] { return Process(rows); });
+  }
+  while (!rows.empty()) {
+    KW_ASSIGN_OR_RETURN(std::vector<Update> updates, pending.get());
     cp.after = rows.back().id;
     cp.rows_done += rows.size();
+    std::vector<Row> current = std::move(rows);
+    KW_ASSIGN_OR_RETURN(rows, table_.ReadBatch(cp.after, options_.batch));
+    if (!rows.empty()) {
+      pending = std::async(std::launch::async, [this, &rows] { return Process(rows); });
+    }
     if (!options_.dry_run) {
       KW_ASSIGN_OR_RETURN(uint64_t replaced, table_.CommitBatch(updates, job, cp));
       report_.changed += replaced;

@@ -82,12 +82,13 @@ void Scheduler::Start() {
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> loop_lock(mu_);
     while (!stop_) {
-      lock.unlock();
+      loop_lock.unlock();
       RunOnce();
-      lock.lock();
-      cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.interval), [&] { return stop_; });
+      loop_lock.lock();
+      cv_.wait_for(loop_lock, absl::ToChronoMilliseconds(options_.interval),
+                   [&] { return stop_; });
     }
   });
 }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Re-encryption of ROWS rows of SIZE bytes in SQLite, in one run:
+#   reference: the job's own reads and compare-and-swap UPDATEs with no
+#              crypto (bench/reencrypt_fixture plain-update), on a copy;
+#   rewrap:    keyward reencrypt --mode rewrap after a rotation;
+#   full:      keyward reencrypt --mode full after another rotation.
+# Same batch size for all (500).  Writes build/bench/reencrypt_bench.json.
+#   bench/reencrypt_bench.sh [ROWS] [SIZE] [BUILD_DIR]
+set -euo pipefail
+rows=${1:-1000000}
+size=${2:-1024}
+build=${3:-build/release}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mkdir -p build/bench
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+http=$(free_port)
+"$build/bin/keyward" dev init "$work/dev" --port "$port" --http-port "$http" >/dev/null
+"$build/bin/keywardd" --config "$work/dev/keywardd.yaml" >"$work/keywardd.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+kw() { "$build/bin/keyward" --config "$work/dev/admin.yaml" "$@"; }
+kw key create bench/rows >/dev/null
+echo "== generating $rows rows of $size bytes =="
+"$build/bench/reencrypt_fixture" generate "$work/dev/app.yaml" "$work/app.db" "$rows" "$size" bench/rows
+ls -la "$work/app.db" | awk '{print "database:", $5, "bytes"}'
+cp "$work/app.db" "$work/ref.db"
+[ -f "$work/app.db-wal" ] && cp "$work/app.db-wal" "$work/ref.db-wal"
+echo "== reference: plain compare-and-swap UPDATE of every row =="
+ref=$("$build/bench/reencrypt_fixture" plain-update "$work/ref.db" 500)
+echo "$ref"
+rm -f "$work"/ref.db*
+kw key rotate bench/rows >/dev/null
+echo "== keyward reencrypt --mode rewrap =="
+rewrap=$(kw reencrypt --db "sqlite:$work/app.db" --table items --column secret --batch 500 --json)
+echo "$rewrap"
+kw key rotate bench/rows >/dev/null
+echo "== keyward reencrypt --mode full =="
+full=$(kw reencrypt --db "sqlite:$work/app.db" --table items --column secret --mode full --batch 500 --json)
+echo "$full"
+python3 - "$ref" "$rewrap" "$full" <<'PY'
+import json, sys
+ref, rewrap, full = (json.loads(a) for a in sys.argv[1:])
+r = ref["rows_per_second"]
+out = {"reference_rows_per_second": r,
+       "rewrap": {"rows_per_second": rewrap["rows_per_second"], "ratio": rewrap["rows_per_second"] / r,
+                  "seconds": rewrap["seconds"], "changed": rewrap["changed"], "failed": rewrap["failed"]},
+       "full": {"rows_per_second": full["rows_per_second"], "ratio": full["rows_per_second"] / r,
+                "seconds": full["seconds"], "changed": full["changed"], "failed": full["failed"]}}
+print(f"\nplain UPDATE {r:.0f} rows/s | rewrap {out['rewrap']['rows_per_second']:.0f} rows/s "
+      f"({out['rewrap']['ratio']:.2f}x) | full {out['full']['rows_per_second']:.0f} rows/s "
+      f"({out['full']['ratio']:.2f}x)")
+json.dump(out, open("build/bench/reencrypt_bench.json", "w"), indent=2)
+PY
