@@ -1,5 +1,6 @@
 #include "format/header.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -107,29 +108,40 @@ absl::Status ValidateDataKeys(const std::vector<EncryptedDataKey>& keys) {
 // the total header size before every read.
 class HeaderParser {
  public:
-  HeaderParser(InputStream& in, std::string* raw) : in_(in), raw_(raw) {}
+  // Reads from a stream, copying each field into `raw`.
+  HeaderParser(InputStream& in, std::string* raw) : in_(&in), raw_(raw) {}
+  // Reads from bytes already in memory: fields are views into them, and
+  // nothing is copied until the caller asks for the authenticated bytes.
+  explicit HeaderParser(absl::string_view bytes) : bytes_(bytes) {}
+
+  size_t consumed() const { return in_ != nullptr ? raw_->size() : pos_; }
 
   // Reads exactly n bytes of `field` (+ `suffix`, named only in errors, so
-  // that the common path builds no strings) and returns a view into the raw
-  // buffer (valid until the next read).
+  // that the common path builds no strings) and returns a view (valid until
+  // the next read).
   absl::StatusOr<absl::string_view> Bytes(size_t n, absl::string_view field,
                                           absl::string_view suffix = "") {
-    const size_t old = raw_->size();
+    const size_t old = consumed();
     if (old + n > FormatLimits::kMaxHeaderSize) {
       return OverLimit(absl::StrCat("size (at ", field, suffix, ")"), old + n,
                        FormatLimits::kMaxHeaderSize);
     }
-    raw_->resize(old + n);
-    KW_ASSIGN_OR_RETURN(
-        size_t got,
-        ReadFully(in_, {reinterpret_cast<uint8_t*>(raw_->data()) + old, n}));
+    size_t got = n;
+    if (in_ == nullptr) {
+      got = std::min(n, bytes_.size() - pos_);
+      pos_ += got;
+    } else {
+      raw_->resize(old + n);
+      KW_ASSIGN_OR_RETURN(
+          got, ReadFully(*in_, {reinterpret_cast<uint8_t*>(raw_->data()) + old, n}));
+      if (got != n) raw_->resize(old + got);
+    }
     if (got != n) {
-      raw_->resize(old + got);
       return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kTruncated,
                        absl::StrCat("the message ends inside its header (in ",
                                     field, suffix, "); the file is truncated"));
     }
-    return absl::string_view(*raw_).substr(old, n);
+    return (in_ == nullptr ? bytes_ : absl::string_view(*raw_)).substr(old, n);
   }
 
   absl::StatusOr<uint64_t> Uint(size_t width, absl::string_view field,
@@ -152,8 +164,10 @@ class HeaderParser {
   }
 
  private:
-  InputStream& in_;
-  std::string* raw_;
+  InputStream* in_ = nullptr;
+  std::string* raw_ = nullptr;
+  absl::string_view bytes_;
+  size_t pos_ = 0;
 };
 
 }  // namespace
@@ -297,10 +311,11 @@ absl::StatusOr<std::string> SerializeAuthenticatedHeader(const Header& h) {
   return out;
 }
 
-absl::StatusOr<Header> ReadHeader(InputStream& in, std::string* raw) {
-  raw->clear();
-  raw->reserve(512);  // a typical header, without regrowing per field
-  HeaderParser p(in, raw);
+namespace {
+
+// Parses every field; returns the header and the size of its authenticated
+// part (magic through commitment).
+absl::StatusOr<Header> ParseFields(HeaderParser& p, size_t* authenticated_size) {
   Header h;
 
   // The magic decides "is this a Keyward message at all", so a short or
@@ -397,11 +412,32 @@ absl::StatusOr<Header> ReadHeader(InputStream& in, std::string* raw) {
   KW_ASSIGN_OR_RETURN(absl::string_view commitment,
                       p.Bytes(kCommitmentSize, "key commitment"));
   h.commitment = std::string(commitment);
-  const size_t authenticated_size = raw->size();
+  *authenticated_size = p.consumed();
   KW_ASSIGN_OR_RETURN(absl::string_view tag,
                       p.Bytes(kHeaderTagSize, "header tag"));
   h.tag = std::string(tag);
+  return h;
+}
+
+}  // namespace
+
+absl::StatusOr<Header> ReadHeader(InputStream& in, std::string* raw) {
+  raw->clear();
+  raw->reserve(512);  // a typical header, without regrowing per field
+  HeaderParser p(in, raw);
+  size_t authenticated_size = 0;
+  KW_ASSIGN_OR_RETURN(Header h, ParseFields(p, &authenticated_size));
   raw->resize(authenticated_size);
+  return h;
+}
+
+absl::StatusOr<Header> ParseHeader(absl::string_view bytes, std::string* authenticated,
+                                   size_t* header_size) {
+  HeaderParser p(bytes);
+  size_t authenticated_size = 0;
+  KW_ASSIGN_OR_RETURN(Header h, ParseFields(p, &authenticated_size));
+  authenticated->assign(bytes.data(), authenticated_size);
+  if (header_size != nullptr) *header_size = p.consumed();
   return h;
 }
 

@@ -63,6 +63,13 @@ absl::StatusOr<std::string> SerializeAuthenticatedHeader(const Header& header);
 // stream's own error.
 absl::StatusOr<Header> ReadHeader(InputStream& in, std::string* authenticated);
 
+// The same for a header at the front of `bytes` already in memory (what
+// follows it is ignored), without the stream's per-field copies.
+// `header_size`, when given, receives the header's full size (through the
+// tag): the offset of the body.
+absl::StatusOr<Header> ParseHeader(absl::string_view bytes, std::string* authenticated,
+                                   size_t* header_size = nullptr);
+
 }  // namespace keyward::format
 
 #endif  // KEYWARD_FORMAT_HEADER_H_

@@ -51,6 +51,50 @@ TEST(HeaderTest, SerializesAndParsesEveryField) {
   EXPECT_EQ(std::string(reinterpret_cast<char*>(rest), n), "BODY");
 }
 
+// The in-memory parser and the stream parser agree on every input: the
+// whole header, each of its prefixes (truncated, naming the same field) and
+// each single-byte corruption.
+TEST(HeaderTest, ParseHeaderAgreesWithReadHeader) {
+  Header h = SampleHeader();
+  KW_ASSERT_OK_AND_ASSIGN(std::string bytes, SerializeAuthenticatedHeader(h));
+  const std::string wire = bytes + h.tag + "BODY";
+  std::string authenticated;
+  size_t header_size = 0;
+  KW_ASSERT_OK_AND_ASSIGN(Header back, ParseHeader(wire, &authenticated, &header_size));
+  EXPECT_EQ(authenticated, bytes);
+  EXPECT_EQ(header_size, bytes.size() + h.tag.size());
+  EXPECT_EQ(back.context, h.context);
+  EXPECT_EQ(back.tag, h.tag);
+  auto agree = [](const std::string& input) {
+    StringInputStream in(input);
+    std::string a1, a2;
+    auto streamed = ReadHeader(in, &a1);
+    auto parsed = ParseHeader(input, &a2);
+    ASSERT_EQ(streamed.ok(), parsed.ok()) << parsed.status();
+    if (!parsed.ok()) {
+      EXPECT_EQ(streamed.status(), parsed.status());
+    } else {
+      EXPECT_EQ(a1, a2);
+      EXPECT_EQ(streamed->data_keys.size(), parsed->data_keys.size());
+    }
+  };
+  int truncated = 0;
+  for (size_t n = 0; n < bytes.size() + h.tag.size(); ++n) {
+    const std::string prefix = wire.substr(0, n);
+    agree(prefix);
+    std::string ignored;
+    if (GetErrorCode(ParseHeader(prefix, &ignored).status()) == ErrorCode::kTruncated) {
+      ++truncated;
+    }
+  }
+  EXPECT_EQ(truncated, static_cast<int>(bytes.size() + h.tag.size()) - 4);  // all but the magic
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string bad = wire;
+    bad[i] ^= 0x5a;
+    agree(bad);
+  }
+}
+
 TEST(HeaderTest, ContextIsCanonical) {
   EXPECT_EQ(SerializeContext({{"b", "2"}, {"a", "1"}}),
             std::string("\x00\x02\x00\x01" "a" "\x00\x01" "1"

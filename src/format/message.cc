@@ -213,11 +213,10 @@ absl::Status CheckExpectations(const Header& h, const DecryptOptions& options) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
-                                        absl::Span<const Keyring* const> keyrings,
-                                        const DecryptOptions& options) {
-  OpenedHeader opened;
-  KW_ASSIGN_OR_RETURN(opened.header, format::ReadHeader(in, &opened.authenticated));
+// Checks a parsed header against the options and unwraps its data key.
+absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
+                                          absl::Span<const Keyring* const> keyrings,
+                                          const DecryptOptions& options) {
   const Header& h = opened.header;
   KW_RETURN_IF_ERROR(CheckExpectations(h, options));
   if (h.frame_size > options.max_frame_size) {
@@ -285,6 +284,26 @@ absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
       absl::StrCat("none of the ", keyrings.size(),
                    " keyring(s) could unwrap the message's data key (it is "
                    "wrapped for: ", entries, ")", detail));
+}
+
+absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
+                                        absl::Span<const Keyring* const> keyrings,
+                                        const DecryptOptions& options) {
+  OpenedHeader opened;
+  KW_ASSIGN_OR_RETURN(opened.header, format::ReadHeader(in, &opened.authenticated));
+  return UnlockHeader(std::move(opened), keyrings, options);
+}
+
+// The same for a header at the front of bytes in memory; `header_size`
+// receives the offset of the body.
+absl::StatusOr<OpenedHeader> OpenHeader(absl::string_view bytes,
+                                        absl::Span<const Keyring* const> keyrings,
+                                        const DecryptOptions& options,
+                                        size_t* header_size = nullptr) {
+  OpenedHeader opened;
+  KW_ASSIGN_OR_RETURN(opened.header,
+                      format::ParseHeader(bytes, &opened.authenticated, header_size));
+  return UnlockHeader(std::move(opened), keyrings, options);
 }
 
 // Where frames come from: a stream (through a buffer of one frame) or a
@@ -586,9 +605,9 @@ absl::Status DecryptStream(InputStream& in, OutputStream& out,
 absl::StatusOr<SecretData> DecryptMessage(
     absl::string_view message, absl::Span<const Keyring* const> keyrings,
     const DecryptOptions& options) {
-  StringInputStream in(message);
-  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(in, keyrings, options));
-  const size_t header_size = opened.authenticated.size() + format::kHeaderTagSize;
+  size_t header_size = 0;
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened,
+                      OpenHeader(message, keyrings, options, &header_size));
   absl::string_view body = message.substr(header_size);
   ViewFrameSource source(body);
   SecretPlaintextSink sink(body.size());
@@ -597,16 +616,13 @@ absl::StatusOr<SecretData> DecryptMessage(
   return std::move(sink).Finish();
 }
 
-absl::Status RewrapStream(InputStream& in, OutputStream& out,
-                          absl::Span<const Keyring* const> from,
-                          absl::Span<const Keyring* const> to,
-                          const DecryptOptions& options) {
-  if (to.empty() || to[0] == nullptr) {
-    return absl::InvalidArgumentError(
-        "rewrap needs at least one keyring to wrap the data key for");
-  }
-  StreamFrameSource source(in);
-  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(source, from, options));
+namespace {
+
+// The new header of an opened message: wrapped for `to` (the first one
+// names the key), keeping the entries neither side owns, re-authenticated.
+absl::StatusOr<std::string> RewrappedHeader(OpenedHeader& opened,
+                                            absl::Span<const Keyring* const> from,
+                                            absl::Span<const Keyring* const> to) {
   Header& h = opened.header;
   auto owned = [&](const EncryptedDataKey& edk) {
     for (auto set : {from, to}) {
@@ -633,10 +649,29 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
   KW_ASSIGN_OR_RETURN(std::string tag,
                       ComputeHeaderTag(*opened.keys.aead, header_bytes));
   header_bytes.append(tag);
+  return header_bytes;
+}
+
+absl::Status CheckRewrapTargets(absl::Span<const Keyring* const> to) {
+  if (to.empty() || to[0] == nullptr) {
+    return absl::InvalidArgumentError(
+        "rewrap needs at least one keyring to wrap the data key for");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RewrapStream(InputStream& in, OutputStream& out,
+                          absl::Span<const Keyring* const> from,
+                          absl::Span<const Keyring* const> to,
+                          const DecryptOptions& options) {
+  KW_RETURN_IF_ERROR(CheckRewrapTargets(to));
+  StreamFrameSource source(in);
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(source, from, options));
+  KW_ASSIGN_OR_RETURN(std::string header_bytes, RewrappedHeader(opened, from, to));
   KW_RETURN_IF_ERROR(out.Write(header_bytes));
-  // The body is copied as is: rewrap never reads or changes it.  (An
-  // uninitialized stack buffer: rewrap of header-only input, the batch
-  // case, must not pay for clearing a large one.)
+  // The body is copied as is: rewrap never reads or changes it.
   uint8_t chunk[16 << 10];
   while (true) {
     KW_ASSIGN_OR_RETURN(size_t n, source.Read(absl::MakeSpan(chunk)));
@@ -648,20 +683,19 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
 absl::Status VerifyHeader(absl::string_view message,
                           absl::Span<const Keyring* const> keyrings,
                           const DecryptOptions& options) {
-  StringInputStream in(message);
-  StreamFrameSource source(in);
-  return OpenHeader(source, keyrings, options).status();
+  return OpenHeader(message, keyrings, options).status();
 }
 
 absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
                                           absl::Span<const Keyring* const> from,
                                           absl::Span<const Keyring* const> to,
                                           const DecryptOptions& options) {
-  StringInputStream in(message);
-  std::string out;
-  out.reserve(message.size() + 512);
-  StringOutputStream sink(&out);
-  KW_RETURN_IF_ERROR(RewrapStream(in, sink, from, to, options));
+  KW_RETURN_IF_ERROR(CheckRewrapTargets(to));
+  size_t header_size = 0;
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(message, from, options, &header_size));
+  KW_ASSIGN_OR_RETURN(std::string out, RewrappedHeader(opened, from, to));
+  const absl::string_view body = message.substr(header_size);
+  out.append(body.data(), body.size());
   return out;
 }
 

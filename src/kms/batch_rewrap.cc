@@ -36,6 +36,7 @@ class CachingUnwrapKeyring final : public Keyring {
                                            const EncryptionContext& context) const override {
     if (!inner_.Owns(edk)) return absl::NotFoundError("not a kms entry");
     last_ = CacheKey(edk, context);
+    last_key_name_ = edk.provider_info;
     auto it = cache_.find(last_);
     if (it != cache_.end()) return SecretData::CopyFrom(it->second.AsStringView());
     auto dek = inner_.UnwrapDataKey(edk, context);
@@ -49,33 +50,40 @@ class CachingUnwrapKeyring final : public Keyring {
   bool Owns(const EncryptedDataKey& edk) const override { return inner_.Owns(edk); }
   // The cache key of the last unwrap (rewrap wraps right after it).
   const std::string& last() const { return last_; }
+  // The key that wrapped it (a kms entry names its key).
+  const std::string& last_key_name() const { return last_key_name_; }
 
  private:
   LocalKmsKeyring inner_;
   mutable std::map<std::string, SecretData> cache_;
   mutable std::string last_;
+  mutable std::string last_key_name_;
 };
 
-// Wraps under a key's primary once per distinct source wrapped key.
+// Wraps under the primary of the key that wrapped the source entry, once
+// per distinct source wrapped key.
 class CachingWrapKeyring final : public Keyring {
  public:
-  CachingWrapKeyring(KeyService* service, std::string key_name,
-                     const CachingUnwrapKeyring* source,
-                     std::map<std::string, WrappedDataKey>* cache)
-      : inner_(service, std::move(key_name), /*reader=*/false), source_(source), cache_(cache) {}
+  CachingWrapKeyring(KeyService* service, const CachingUnwrapKeyring* source)
+      : service_(service), source_(source) {}
   absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
     return absl::UnimplementedError("wrap only");
   }
   absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData& dek,
                                              const EncryptionContext& context) const override {
-    auto it = cache_->find(source_->last());
-    if (it != cache_->end()) {
+    auto it = cache_.find(source_->last());
+    if (it != cache_.end()) {
       last_key_ = it->second.key;
       return it->second;
     }
-    KW_ASSIGN_OR_RETURN(WrappedDataKey w, inner_.WrapDataKey(dek, context));
-    if (cache_->size() >= kMaxCached) cache_->clear();
-    cache_->emplace(source_->last(), w);
+    const std::string& name = source_->last_key_name();
+    auto k = keyrings_.find(name);
+    if (k == keyrings_.end()) {
+      k = keyrings_.try_emplace(name, service_, name, /*reader=*/false).first;
+    }
+    KW_ASSIGN_OR_RETURN(WrappedDataKey w, k->second.WrapDataKey(dek, context));
+    if (cache_.size() >= kMaxCached) cache_.clear();
+    cache_.emplace(source_->last(), w);
     last_key_ = w.key;
     return w;
   }
@@ -85,12 +93,15 @@ class CachingWrapKeyring final : public Keyring {
                                            const EncryptionContext&) const override {
     return absl::NotFoundError("wrap only");
   }
-  bool Owns(const EncryptedDataKey& edk) const override { return inner_.Owns(edk); }
+  bool Owns(const EncryptedDataKey& edk) const override {
+    return edk.provider_id == kKmsProviderId;
+  }
 
  private:
-  LocalKmsKeyring inner_;
+  KeyService* const service_;
   const CachingUnwrapKeyring* const source_;
-  std::map<std::string, WrappedDataKey>* const cache_;
+  mutable std::map<std::string, LocalKmsKeyring> keyrings_;
+  mutable std::map<std::string, WrappedDataKey> cache_;
   mutable KeyReference last_key_;
 };
 
@@ -103,28 +114,23 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
   out.reserve(headers.size());
   CachingUnwrapKeyring from(service);
   CachingUnwrapKeyring verifier(service);  // its own cache: new wrapped keys
-  std::map<std::string, std::map<std::string, WrappedDataKey>> wrapped_by_key;
+  CachingWrapKeyring to(service, &from);
+  const Keyring* from_list[] = {&from};
+  const Keyring* to_list[] = {&to};
+  const Keyring* verify_list[] = {&verifier};
+  DecryptOptions options;
+  options.expected_environment = service->environment();
   for (size_t i = 0; i < headers.size(); ++i) {
     if (i < skip.size() && skip[i]) {
       out.push_back(absl::CancelledError("skipped"));
       continue;
     }
     out.push_back([&]() -> absl::StatusOr<RewrappedHeader> {
-      StringInputStream peek(headers[i]);
-      std::string authenticated;
-      KW_ASSIGN_OR_RETURN(format::Header h, format::ReadHeader(peek, &authenticated));
-      CachingWrapKeyring to(service, h.key.key_name, &from, &wrapped_by_key[h.key.key_name]);
-      const Keyring* from_list[] = {&from};
-      const Keyring* to_list[] = {&to};
-      DecryptOptions options;
-      options.expected_environment = service->environment();
-      StringInputStream in(headers[i]);
       RewrappedHeader result;
-      StringOutputStream sink(&result.header);
-      KW_RETURN_IF_ERROR(RewrapStream(in, sink, from_list, to_list, options));
+      KW_ASSIGN_OR_RETURN(result.header,
+                          RewrapMessage(headers[i], from_list, to_list, options));
       // Verify before anyone stores it: the new header must open through the
       // version it now names.
-      const Keyring* verify_list[] = {&verifier};
       absl::Status verified = VerifyHeader(result.header, verify_list, options);
       if (!verified.ok()) {
         return absl::InternalError(absl::StrCat(

@@ -1,8 +1,9 @@
 #include "reencrypt/job.h"
 
+#include <future>
+#include <iterator>
 #include <map>
 #include <memory>
-#include <future>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,11 +24,9 @@ struct Parsed {
 };
 
 absl::StatusOr<Parsed> Parse(absl::string_view value) {
-  StringInputStream in(value);
   Parsed p;
   std::string authenticated;
-  KW_ASSIGN_OR_RETURN(p.header, format::ReadHeader(in, &authenticated));
-  p.header_len = authenticated.size() + p.header.tag.size();
+  KW_ASSIGN_OR_RETURN(p.header, format::ParseHeader(value, &authenticated, &p.header_len));
   return p;
 }
 
@@ -131,7 +130,28 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
   for (size_t i = 0; i < rows.size(); ++i) {
     headers.push_back(rows[i]->value.substr(0, parsed[i].header_len));
   }
-  auto results = client_.RewrapMessageHeaders(headers);
+  // Two requests in flight: keywardd works on both halves at once.
+  using Results = absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>>;
+  const size_t half = headers.size() >= 64 ? headers.size() / 2 : 0;
+  std::vector<std::string> second(std::make_move_iterator(headers.begin() + half),
+                                  std::make_move_iterator(headers.end()));
+  headers.resize(half);
+  std::future<Results> first_half;
+  if (half > 0) {
+    first_half = std::async(std::launch::async,
+                            [this, &headers] { return client_.RewrapMessageHeaders(headers); });
+  }
+  Results results = client_.RewrapMessageHeaders(second);
+  if (half > 0) {
+    Results head = first_half.get();
+    if (head.ok() && results.ok()) {
+      head->insert(head->end(), std::make_move_iterator(results->begin()),
+                   std::make_move_iterator(results->end()));
+      results = std::move(head);
+    } else if (!head.ok()) {
+      results = head.status();
+    }
+  }
   if (!results.ok()) {
     for (const Row* row : rows) Fail(*row, results.status());
     return;

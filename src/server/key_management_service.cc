@@ -536,9 +536,8 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
 
 namespace {
 absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
-  StringInputStream in(bytes);
   std::string authenticated;
-  return format::ReadHeader(in, &authenticated);
+  return format::ParseHeader(bytes, &authenticated);
 }
 }  // namespace
 
