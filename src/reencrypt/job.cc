@@ -37,6 +37,21 @@ const EncryptedDataKey* KmsEntry(const format::Header& h) {
   return nullptr;
 }
 
+using VersionCounts = std::map<std::string, std::map<uint32_t, uint64_t>>;
+
+// One processed batch: its updates and, for the running tally, the versions
+// its message rows are on now and where each update moves one.
+struct Batch {
+  std::vector<Update> updates;
+  VersionCounts before;
+  struct Move {
+    std::string key;
+    uint32_t from = 0;
+    uint32_t to = 0;
+  };
+  std::vector<Move> moves;  // parallel to updates
+};
+
 class Job {
  public:
   Job(Client& client, MessageTable& table, const JobOptions& options)
@@ -46,12 +61,12 @@ class Job {
 
  private:
   absl::StatusOr<uint32_t> Primary(const std::string& key);
-  // Decides and (unless dry run) rewrites one batch; returns its updates.
-  absl::StatusOr<std::vector<Update>> Process(const std::vector<Row>& rows);
+  // Decides and (unless dry run) rewrites one batch.
+  absl::StatusOr<Batch> Process(const std::vector<Row>& rows);
   void RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
-                   std::vector<Update>* updates);
+                   Batch* batch);
   void FullBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
-                 std::vector<Update>* updates);
+                 Batch* batch);
   void Fail(const Row& row, const absl::Status& s) {
     ++report_.failed;
     if (report_.first_failure.empty()) {
@@ -80,7 +95,8 @@ absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
   return it->second;
 }
 
-absl::StatusOr<std::vector<Update>> Job::Process(const std::vector<Row>& rows) {
+absl::StatusOr<Batch> Job::Process(const std::vector<Row>& rows) {
+  Batch batch;
   std::vector<const Row*> todo;
   std::vector<Parsed> parsed;
   for (const Row& row : rows) {
@@ -91,6 +107,7 @@ absl::StatusOr<std::vector<Update>> Job::Process(const std::vector<Row>& rows) {
       continue;
     }
     const std::string& key = p->header.key.key_name;
+    ++batch.before[key][p->header.key.key_version];
     if (!options_.key.empty() && key != options_.key) {
       ++report_.other_keys;
       continue;
@@ -109,22 +126,21 @@ absl::StatusOr<std::vector<Update>> Job::Process(const std::vector<Row>& rows) {
     todo.push_back(&row);
     parsed.push_back(std::move(*p));
   }
-  std::vector<Update> updates;
-  if (todo.empty()) return updates;
+  if (todo.empty()) return batch;
   if (options_.dry_run) {
     report_.changed += todo.size();
-    return updates;
+    return batch;
   }
   if (options_.mode == Mode::kRewrap) {
-    RewrapBatch(todo, parsed, &updates);
+    RewrapBatch(todo, parsed, &batch);
   } else {
-    FullBatch(todo, parsed, &updates);
+    FullBatch(todo, parsed, &batch);
   }
-  return updates;
+  return batch;
 }
 
 void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
-                      std::vector<Update>* updates) {
+                      Batch* batch) {
   std::vector<std::string> headers;
   headers.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -174,12 +190,14 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
     }
     std::string value = std::move(r->header);
     value.append(rows[i]->value, parsed[i].header_len, std::string::npos);
-    updates->push_back({rows[i]->id, rows[i]->value, std::move(value)});
+    batch->updates.push_back({rows[i]->id, rows[i]->value, std::move(value)});
+    batch->moves.push_back({parsed[i].header.key.key_name, parsed[i].header.key.key_version,
+                            fresh->header.key.key_version});
   }
 }
 
 void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
-                    std::vector<Update>* updates) {
+                    Batch* batch) {
   // Unwrap the data keys in one call, marked as re-encryption.
   std::vector<std::pair<std::string, EncryptionContext>> requests;
   std::vector<int> request_of(rows.size(), -1);
@@ -231,7 +249,9 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
       if (!ConstantTimeEquals(back, plaintext)) {
         return absl::InternalError("the re-encrypted message did not decrypt to the original");
       }
-      updates->push_back({rows[i]->id, rows[i]->value, std::move(fresh)});
+      KW_ASSIGN_OR_RETURN(Parsed now, Parse(fresh));
+      batch->updates.push_back({rows[i]->id, rows[i]->value, std::move(fresh)});
+      batch->moves.push_back({h.key.key_name, h.key.key_version, now.header.key.key_version});
       return absl::OkStatus();
     }();
     if (!s.ok()) Fail(*rows[i], s);
@@ -277,12 +297,20 @@ absl::StatusOr<Report> Job::Run() {
   // Pipelined: keywardd works on batch N+1 while batch N commits (the
   // table is used from this thread only; Process never touches it).
   KW_ASSIGN_OR_RETURN(std::vector<Row> rows, table_.ReadBatch(cp.after, options_.batch));
-  std::future<absl::StatusOr<std::vector<Update>>> pending;
+  // The report's rows per version is tallied as batches commit.  It is
+  // exact only if nobody else wrote to the table meanwhile (and the run did
+  // not resume from a crash); otherwise a final scan recounts.
+  VersionCounts running;
+  bool running_exact = !report_.resumed;
+  KW_ASSIGN_OR_RETURN(std::optional<uint64_t> changes_at_start, table_.ExternalChanges());
+  if (!changes_at_start) running_exact = false;
+  std::future<absl::StatusOr<Batch>> pending;
   if (!rows.empty()) {
     pending = std::async(std::launch::async, [this, &rows] { return Process(rows); });
   }
   while (!rows.empty()) {
-    KW_ASSIGN_OR_RETURN(std::vector<Update> updates, pending.get());
+    KW_ASSIGN_OR_RETURN(Batch batch, pending.get());
+    const std::vector<Update>& updates = batch.updates;
     cp.after = rows.back().id;
     cp.rows_done += rows.size();
     std::vector<Row> current = std::move(rows);
@@ -295,6 +323,18 @@ absl::StatusOr<Report> Job::Run() {
       report_.changed += replaced;
       report_.conflicts += updates.size() - replaced;
       cp.rows_changed += replaced;
+      if (replaced != updates.size()) running_exact = false;  // which rows moved is unknown
+    }
+    if (running_exact) {
+      for (const auto& [key, versions] : batch.before) {
+        for (const auto& [v, n] : versions) running[key][v] += n;
+      }
+      if (!options_.dry_run) {
+        for (const Batch::Move& m : batch.moves) {
+          --running[m.key][m.from];
+          ++running[m.key][m.to];
+        }
+      }
     }
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
     const uint64_t this_run = cp.rows_done - done_before;
@@ -312,7 +352,16 @@ absl::StatusOr<Report> Job::Run() {
       options_.progress(progress);
     }
   }
-  KW_RETURN_IF_ERROR(Tally());
+  KW_ASSIGN_OR_RETURN(std::optional<uint64_t> changes_at_end, table_.ExternalChanges());
+  if (running_exact && changes_at_end == changes_at_start) {
+    for (auto& [key, versions] : running) {
+      std::erase_if(versions, [](const auto& entry) { return entry.second == 0; });
+    }
+    std::erase_if(running, [](const auto& entry) { return entry.second.empty(); });
+    report_.rows_per_version = std::move(running);
+  } else {
+    KW_RETURN_IF_ERROR(Tally());
+  }
   if (!options_.dry_run) {
     // The evidence the retirement gate reads.  Reported before the
     // checkpoint is cleared: a crash here reruns a quick, idempotent pass.

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -199,6 +201,58 @@ TEST_F(ReencryptTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
   EXPECT_EQ(again["changed"], 0);
   EXPECT_EQ(again["already_current"], 300);
   EXPECT_FALSE(again["resumed"]);
+}
+
+// The report's rows per version are tallied as batches commit; when another
+// connection writes to the database during the job (here: an old-version
+// value put back behind the job's cursor), the job recounts by scanning.
+TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  Fill("k", 0, 2000);
+  const std::string old_row0 = Db(db_path_).All().at(0);
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  const std::string out = server_->File("job.json");
+  std::vector<std::string> args = {KEYWARD_CLI, "--config", server_->admin_config()};
+  for (const std::string& a : Args({"--batch", "20", "--rate", "1000", "--json"})) {
+    args.push_back(a);
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::freopen(out.c_str(), "w", stdout);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  // Once the job has moved row 0, put its version-1 value back.
+  bool moved = false;
+  for (int i = 0; i < 500 && !moved; ++i) {
+    auto info = InspectMessage(Db(db_path_).All().at(0));
+    moved = info.ok() && info->key.key_version == 2;
+    if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(moved);
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path_.c_str(), &raw), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(raw, "UPDATE items SET secret = ?1 WHERE id = 0", -1, &st, nullptr);
+    sqlite3_bind_blob(st, 1, old_row0.data(), static_cast<int>(old_row0.size()), SQLITE_STATIC);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::ifstream f(out);
+  Json r = Json::parse(f);
+  ASSERT_LT(r["seconds"].get<double>(), 60.0);
+  EXPECT_EQ(r["rows_per_version"]["k"]["1"], 1) << r.dump();
+  EXPECT_EQ(r["rows_per_version"]["k"]["2"], 1999) << r.dump();
+  Json v = CliJson({"key", "versions", "k", "--json"});
+  EXPECT_EQ(v["versions"][0]["rows"]["sqlite:" + db_path_ + "#items.secret"], 1);
 }
 
 TEST_F(ReencryptTest, FullModeReplacesDataKeysAndVerifies) {

@@ -255,4 +255,11 @@ absl::Status SqliteTable::ClearCheckpoint(const std::string& job) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<uint64_t>> SqliteTable::ExternalChanges() {
+  // SQLite's data_version: changes when another connection commits.
+  Stmt s(db_, "PRAGMA data_version");
+  if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) return SqlError(db_, "read data_version");
+  return std::optional<uint64_t>(static_cast<uint64_t>(sqlite3_column_int64(s.get(), 0)));
+}
+
 }  // namespace keyward::reencrypt

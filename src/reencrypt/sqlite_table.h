@@ -33,6 +33,7 @@ class SqliteTable final : public MessageTable {
                                        const Checkpoint& checkpoint) override;
   absl::StatusOr<std::optional<Checkpoint>> LoadCheckpoint(const std::string& job) override;
   absl::Status ClearCheckpoint(const std::string& job) override;
+  absl::StatusOr<std::optional<uint64_t>> ExternalChanges() override;
 
  private:
   SqliteTable() = default;

@@ -61,6 +61,12 @@ class MessageTable {
                                                const std::string& job,
                                                const Checkpoint& checkpoint) = 0;
   virtual absl::StatusOr<std::optional<Checkpoint>> LoadCheckpoint(const std::string& job) = 0;
+  // A value that changes whenever another connection commits a change to
+  // the database (this connection's own commits do not change it), or
+  // nullopt when the store cannot tell.  A job whose value did not change
+  // from start to end reports the versions it saw and wrote; otherwise it
+  // scans the table again for the report.
+  virtual absl::StatusOr<std::optional<uint64_t>> ExternalChanges() = 0;
   virtual absl::Status ClearCheckpoint(const std::string& job) = 0;
 };
 
