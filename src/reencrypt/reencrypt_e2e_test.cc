@@ -31,7 +31,10 @@ using Json = nlohmann::json;
 // A small SQLite handle for the test's own reads and writes.
 class Db {
  public:
-  explicit Db(const std::string& path) { sqlite3_open(path.c_str(), &db_); }
+  explicit Db(const std::string& path) {
+    sqlite3_open(path.c_str(), &db_);
+    sqlite3_busy_timeout(db_, 10000);  // the job may hold the write lock
+  }
   ~Db() { sqlite3_close(db_); }
   void Exec(const std::string& sql) {
     char* err = nullptr;
@@ -40,6 +43,15 @@ class Db {
   void Insert(int64_t id, const std::string& blob) {
     sqlite3_stmt* s;
     sqlite3_prepare_v2(db_, "INSERT INTO items (id, secret) VALUES (?1, ?2)", -1, &s, nullptr);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_blob(s, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+  }
+  void Update(int64_t id, const std::string& blob) {
+    sqlite3_stmt* s;
+    ASSERT_EQ(sqlite3_prepare_v2(db_, "UPDATE items SET secret = ?2 WHERE id = ?1", -1, &s, nullptr),
+              SQLITE_OK);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_blob(s, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
     EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
@@ -225,26 +237,29 @@ TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  struct Reaper {  // an early test failure must not leave the job running
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } reaper{pid};
   // Once the job has moved row 0, put its version-1 value back.
   bool moved = false;
   for (int i = 0; i < 500 && !moved; ++i) {
-    auto info = InspectMessage(Db(db_path_).All().at(0));
+    const auto rows = Db(db_path_).All();
+    ASSERT_EQ(rows.count(0), 1u);
+    auto info = InspectMessage(rows.at(0));
     moved = info.ok() && info->key.key_version == 2;
     if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(moved);
-  {
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(db_path_.c_str(), &raw), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(raw, "UPDATE items SET secret = ?1 WHERE id = 0", -1, &st, nullptr);
-    sqlite3_bind_blob(st, 1, old_row0.data(), static_cast<int>(old_row0.size()), SQLITE_STATIC);
-    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
-  }
+  Db(db_path_).Update(0, old_row0);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  reaper.pid = 0;
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   std::ifstream f(out);
   Json r = Json::parse(f);
