@@ -74,6 +74,15 @@ TEST_P(KeyServiceTest, EveryNewVersionGetsADrillSampleThatDecrypts) {
     // Samples are not counted as issued data keys.
     EXPECT_EQ(v.usage.data_keys_issued, 0u);
   }
+  // Nor is opening them a use of the version: the drill does not hold the
+  // retirement gate shut.
+  KW_ASSERT_OK(svc_->FlushUsage());
+  KW_ASSERT_OK_AND_ASSIGN(key, svc_->GetKey("k"));
+  for (const auto& v : key.versions) {
+    EXPECT_FALSE(v.usage.last_decrypt.has_value()) << v.version;
+    EXPECT_EQ(v.usage.decrypts, 0u) << v.version;
+  }
+  KW_EXPECT_OK(svc_->CheckRetirement("k", 1));
 }
 
 TEST_P(KeyServiceTest, TheRetirementGateWantsZeroRowsAndAQuietPeriod) {

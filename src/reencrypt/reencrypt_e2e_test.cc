@@ -200,6 +200,16 @@ TEST_F(ReencryptTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
   EXPECT_EQ(versions["k"][2], 300);
   EXPECT_EQ(versions["j"][1], 50);
 
+  // Neither does rewrapping a file (an old copy of row 5) nor a rotation
+  // drill opening every version's sample.
+  {
+    const std::string file = server_->File("row5.kw");
+    std::ofstream(file, std::ios::binary) << before.at(5);
+    EXPECT_EQ(server_->Cli({"rewrap", file}).exit_code, 0);
+    Json drill = CliJson({"rotation", "drill", "k", "--json"});
+    EXPECT_EQ(drill["checked"], 2);
+    EXPECT_EQ(drill["failed"], 0);
+  }
   // The report replaced the stale one, and re-encryption did not count as
   // reading version 1: the gate now lets it go.
   Json v = CliJson({"key", "versions", "k", "--json"});

@@ -582,7 +582,9 @@ KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
     KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req->header()));
     KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context,
                                       header.key.key_version));
-    kms::LocalKmsKeyring from(core_, "");
+    // Moving a message away from a version is not a read of it (the
+    // retirement gate's quiet period).
+    kms::LocalKmsKeyring from(core_, "", /*reader=*/false);
     kms::LocalKmsKeyring to(core_, header.key.key_name);
     const Keyring* from_list[] = {&from};
     const Keyring* to_list[] = {&to};
