@@ -18,9 +18,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/file.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/signature.h"
 #include "keyward/errors.h"
+#include "metrics/metrics.h"
 #include "nlohmann/json.hpp"
 
 namespace keyward::audit {
@@ -146,10 +148,9 @@ absl::Status AuditLog::Load() {
       const size_t nl = content.find('\n', pos);
       if (nl == std::string::npos) {
         // A record torn by a crash was never acknowledged: drop the tail.
-        std::fprintf(stderr,
-                     "keywardd: audit: dropping %zu bytes of an incomplete last "
-                     "record (interrupted write)\n",
-                     content.size() - pos);
+        Log(LogLevel::kWarning, "audit",
+            "dropping an incomplete last record (interrupted write)",
+            {{"bytes", absl::StrCat(content.size() - pos)}});
         if (::truncate(records.c_str(), static_cast<off_t>(pos)) != 0) {
           return absl::UnavailableError(absl::StrCat("cannot repair ", records, ": ",
                                                      std::strerror(errno)));
@@ -351,8 +352,27 @@ void AuditLog::WriterLoop() {
       const absl::Time t0 = absl::Now();
       absl::Status s = memory() ? absl::OkStatus() : WriteDurably(kRecordsFile, bytes, &start);
       if (s.ok()) {
+        const absl::Duration took = absl::Now() - t0;
+        static auto& fsync = metrics::Global()
+                                 .HistogramFamily("keyward_audit_fsync_duration_seconds",
+                                                  "Writing one group commit of audit records "
+                                                  "and its fdatasync.")
+                                 .With({});
+        static auto& batch_size =
+            metrics::Global()
+                .HistogramFamily("keyward_audit_batch_records",
+                                 "Audit records per group commit (one fdatasync).", {},
+                                 {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096})
+                .With({});
+        static auto& records = metrics::Global()
+                                   .CounterFamily("keyward_audit_records_total",
+                                                  "Audit records made durable.")
+                                   .With({});
+        if (!memory()) fsync.ObserveDuration(took);
+        batch_size.Observe(static_cast<double>(lines.size()));
+        records.Inc(lines.size());
         std::lock_guard<std::mutex> lock(mu_);
-        stats_.last_fsync_ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+        stats_.last_fsync_ms = absl::ToDoubleMilliseconds(took);
         break;
       }
       {
@@ -363,10 +383,10 @@ void AuditLog::WriterLoop() {
         }
         failure_ = std::string(s.message());
         if (stopping_ && absl::Now() - failing_since_ > options_.max_wait) {
-          std::fprintf(stderr,
-                       "keywardd: audit: %zu records could not be written before "
-                       "shutdown (%s); their requests were not answered\n",
-                       inflight_.size() + pending_.size(), failure_.c_str());
+          Log(LogLevel::kError, "audit",
+              "records could not be written before shutdown; their requests were not answered",
+              {{"records", absl::StrCat(inflight_.size() + pending_.size())},
+               {"error", failure_}});
           FailAllLocked(Unavailable(failure_));
           return;
         }
@@ -460,8 +480,8 @@ void AuditLog::CheckpointLoop() {
     }
     if (tree_.size() != last || last == 0) {
       if (auto c = MakeCheckpoint(); !c.ok()) {
-        std::fprintf(stderr, "keywardd: audit: checkpoint failed: %s\n",
-                     std::string(c.status().message()).c_str());
+        Log(LogLevel::kError, "audit", "checkpoint failed",
+            {{"error", std::string(c.status().message())}});
       }
     }
   }
@@ -577,8 +597,8 @@ AuditLog::~AuditLog() {
     }
     if (tree_.size() != last || last == 0) {
       if (auto c = MakeCheckpoint(); !c.ok()) {
-        std::fprintf(stderr, "keywardd: audit: final checkpoint failed: %s\n",
-                     std::string(c.status().message()).c_str());
+        Log(LogLevel::kError, "audit", "final checkpoint failed",
+            {{"error", std::string(c.status().message())}});
       }
     }
   }

@@ -203,7 +203,12 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
           "audit:\n"
           "  dir: ", dir, "/audit\n"
           "  checkpoint_interval: 60s\n"
-          "  max_wait: 2s\n"),
+          "  max_wait: 2s\n"
+          "metrics:\n"
+          "  key_labels: [\"*\"]   # dev: every key name may be a metric label\n"
+          "log:\n"
+          "  format: text\n"
+          "  level: info\n"),
       0600));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/policy.yaml", kDevPolicy, 0644));
   for (const char* who : {"admin", "app"}) {

@@ -19,9 +19,18 @@
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "crypto/signature.h"
+#include "metrics/metrics.h"
 
 namespace keyward::hsm {
 namespace {
+
+// PKCS#11 call latency, including the wait for the serialized session.
+metrics::Histogram& HsmTimer(const char* operation) {
+  static auto& family = metrics::Global().HistogramFamily(
+      "keyward_hsm_call_duration_seconds",
+      "PKCS#11 operations (including the wait for the serialized session).", {"operation"});
+  return family.With({operation});
+}
 
 constexpr size_t kNonceSize = 12;
 constexpr size_t kTagSize = 16;
@@ -73,7 +82,8 @@ absl::Status Pkcs11Error(CK_RV rv, absl::string_view what) {
 bool SessionLost(CK_RV rv) {
   return rv == CKR_SESSION_CLOSED || rv == CKR_SESSION_HANDLE_INVALID ||
          rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
-         rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR;
+         rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR ||
+         rv == CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
 std::string Padded(const unsigned char* field, size_t size) {
@@ -145,6 +155,27 @@ void ReleaseModule(const std::string& path) {
   Modules().erase(it);
 }
 
+// Finalizes and initializes the module again, so that it rescans its slots
+// (a token that went away and came back is only seen after this).  Only when
+// the caller is the module's one user: other users' sessions would die.
+// The caller holds the module's call mutex.
+absl::Status ReinitializeModule(const std::string& path) {
+  std::lock_guard<std::mutex> lock(modules_mu);
+  auto it = Modules().find(path);
+  if (it == Modules().end()) return absl::InternalError("module not loaded");
+  if (it->second.users != 1) {
+    return absl::FailedPreconditionError("the PKCS#11 module is shared; not reinitializing it");
+  }
+  it->second.functions->C_Finalize(nullptr);
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  CK_RV rv = it->second.functions->C_Initialize(&args);
+  if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+    return Pkcs11Error(rv, "C_Initialize (reinitializing the module)");
+  }
+  return absl::OkStatus();
+}
+
 class Pkcs11RootOfTrust final : public RootOfTrust {
  public:
   Pkcs11RootOfTrust(Pkcs11Options options, CK_FUNCTION_LIST_PTR f,
@@ -172,6 +203,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   HsmInfo Info() const override { return info_; }
 
   absl::StatusOr<SecretData> GenerateRandom(size_t size) override {
+    metrics::ScopedTimer timer(HsmTimer("random"));
     SecretData out(size);
     KW_RETURN_IF_ERROR(WithSession("C_GenerateRandom", [&]() {
       return f_->C_GenerateRandom(session_, out.data(), size);
@@ -181,6 +213,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
 
   absl::StatusOr<std::string> Seal(const SecretData& material,
                                    absl::string_view aad) override {
+    metrics::ScopedTimer timer(HsmTimer("seal"));
     return SealWith(
         [this]() -> absl::StatusOr<CK_OBJECT_HANDLE> { return root_; },
         material, aad);
@@ -188,6 +221,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
 
   absl::StatusOr<SecretData> Unseal(absl::string_view sealed,
                                     absl::string_view aad) override {
+    metrics::ScopedTimer timer(HsmTimer("unseal"));
     return UnsealWith(
         [this]() -> absl::StatusOr<CK_OBJECT_HANDLE> { return root_; },
         sealed, aad);
@@ -208,6 +242,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   absl::StatusOr<std::string> ResidentSeal(absl::string_view key_id,
                                            const SecretData& material,
                                            absl::string_view aad) override {
+    metrics::ScopedTimer timer(HsmTimer("resident_seal"));
     return SealWith([&]() { return FindResidentLocked(key_id); }, material,
                     aad);
   }
@@ -215,6 +250,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   absl::StatusOr<SecretData> ResidentUnseal(absl::string_view key_id,
                                             absl::string_view sealed,
                                             absl::string_view aad) override {
+    metrics::ScopedTimer timer(HsmTimer("resident_unseal"));
     return UnsealWith([&]() { return FindResidentLocked(key_id); }, sealed,
                       aad);
   }
@@ -272,6 +308,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   }
 
   absl::StatusOr<std::string> Sign(absl::string_view label, absl::string_view data) override {
+    metrics::ScopedTimer timer(HsmTimer("sign"));
     const auto digest = crypto::Sha256(data);
     std::lock_guard<std::mutex> lock(mu_);
     CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, pub = CK_INVALID_HANDLE;
@@ -292,17 +329,47 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   }
 
   absl::Status CheckHealth() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    CK_SESSION_INFO info;
-    CK_RV rv = f_->C_GetSessionInfo(session_, &info);
-    if (rv != CKR_OK) {
-      if (SessionLost(rv) && ConnectLocked().ok()) return absl::OkStatus();
-      return Pkcs11Error(rv, "C_GetSessionInfo");
+    metrics::ScopedTimer timer(HsmTimer("health"));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      CK_SESSION_INFO info;
+      CK_RV rv = f_->C_GetSessionInfo(session_, &info);
+      if (rv != CKR_OK && !SessionLost(rv)) return Pkcs11Error(rv, "C_GetSessionInfo");
+    }
+    // A session can look fine while the token cannot work (its storage
+    // gone, a network HSM partitioned): use the root key for real.
+    const SecretData probe(32);
+    auto root = [this]() -> absl::StatusOr<CK_OBJECT_HANDLE> { return root_; };
+    auto sealed = SealWith(root, probe, "keyward-health-probe");
+    if (!sealed.ok()) {
+      // Once more through a fresh session and root key handle: the token
+      // may be back.
+      absl::Status reconnected;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        reconnected = RecoverLocked();
+      }
+      if (reconnected.ok()) sealed = SealWith(root, probe, "keyward-health-probe");
+      if (!sealed.ok()) {
+        return absl::UnavailableError(absl::StrCat(
+            "the root key cannot be used: ",
+            reconnected.ok() ? sealed.status().message() : reconnected.message()));
+      }
     }
     return absl::OkStatus();
   }
 
  private:
+  // A new session; failing that, a rescan of the module first (a token
+  // that went away and came back is only seen after one).
+  absl::Status RecoverLocked() {
+    absl::Status s = ConnectLocked();
+    if (s.ok()) return s;
+    session_ = CK_INVALID_HANDLE;  // gone with the module's state
+    if (!ReinitializeModule(options_.module_path).ok()) return s;
+    return ConnectLocked();
+  }
+
   absl::Status ConnectLocked() {
     if (session_ != CK_INVALID_HANDLE) {
       f_->C_CloseSession(session_);
@@ -577,7 +644,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   absl::Status WithSessionLocked(absl::string_view what, Op op) {
     CK_RV rv = op();
     if (rv != CKR_OK && SessionLost(rv)) {
-      if (ConnectLocked().ok()) rv = op();
+      if (RecoverLocked().ok()) rv = op();
     }
     return rv == CKR_OK ? absl::OkStatus() : Pkcs11Error(rv, what);
   }

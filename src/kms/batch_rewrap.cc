@@ -7,6 +7,7 @@
 #include "format/header.h"
 #include "keyward/message.h"
 #include "kms/kms_keyring.h"
+#include "metrics/metrics.h"
 
 namespace keyward::kms {
 namespace {
@@ -37,8 +38,21 @@ class CachingUnwrapKeyring final : public Keyring {
     if (!inner_.Owns(edk)) return absl::NotFoundError("not a kms entry");
     last_ = CacheKey(edk, context);
     last_key_name_ = edk.provider_info;
+    static auto& hits = metrics::Global()
+                            .CounterFamily("keyward_dek_cache_hits_total",
+                                           "Batch header rewrap: data keys found in the "
+                                           "batch's cache (messages sharing a data key).")
+                            .With({});
+    static auto& misses = metrics::Global()
+                              .CounterFamily("keyward_dek_cache_misses_total",
+                                             "Batch header rewrap: data keys unwrapped.")
+                              .With({});
     auto it = cache_.find(last_);
-    if (it != cache_.end()) return SecretData::CopyFrom(it->second.AsStringView());
+    if (it != cache_.end()) {
+      hits.Inc();
+      return SecretData::CopyFrom(it->second.AsStringView());
+    }
+    misses.Inc();
     auto dek = inner_.UnwrapDataKey(edk, context);
     if (dek.ok()) {
       // Data keys live in the bounded secure heap: keep only a window.

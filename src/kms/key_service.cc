@@ -5,12 +5,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/random.h"
 #include "format/header.h"
 #include "keyward/errors.h"
 #include "keyward/message.h"
 #include "kms/kms_keyring.h"
+#include "metrics/metrics.h"
 
 namespace keyward::kms {
 
@@ -99,11 +101,10 @@ absl::StatusOr<std::unique_ptr<KeyService>> KeyService::Create(
           "): configure a hardware HSM, or set allow_software_hsm: true to "
           "accept the risk explicitly"));
     }
-    std::fprintf(stderr,
-                 "keywardd: WARNING: production is running on a SOFTWARE "
-                 "token (%s, %s) because allow_software_hsm is set; its keys "
-                 "are only as safe as this machine's disk\n",
-                 hsm.token_label.c_str(), hsm.manufacturer.c_str());
+    Log(LogLevel::kWarning, "hsm",
+        "production is running on a SOFTWARE token because allow_software_hsm is set; its "
+        "keys are only as safe as this machine's disk",
+        {{"token", hsm.token_label}, {"manufacturer", hsm.manufacturer}});
   }
   return std::unique_ptr<KeyService>(
       new KeyService(std::move(options), std::move(store), std::move(root)));
@@ -128,8 +129,8 @@ KeyService::~KeyService() {
   flush_cv_.notify_all();
   if (flusher_.joinable()) flusher_.join();
   if (absl::Status s = FlushUsage(); !s.ok()) {
-    std::fprintf(stderr, "keywardd: could not write usage counters: %s\n",
-                 std::string(s.message()).c_str());
+    Log(LogLevel::kError, "usage", "could not write usage counters",
+        {{"error", std::string(s.message())}});
   }
 }
 
@@ -173,6 +174,20 @@ absl::Status KeyService::FlushUsage() {
 
 void KeyService::RecordUsage(const std::string& name, uint32_t version,
                              uint64_t issued, uint64_t decrypts, bool reader) {
+  static auto& issued_total = metrics::Global().CounterFamily(
+      "keyward_data_keys_issued_total",
+      "Data keys issued per key version (keys outside metrics.key_labels count as \"other\").",
+      {"key", "version"});
+  static auto& decrypts_total = metrics::Global().CounterFamily(
+      "keyward_data_key_decrypts_total",
+      "Data keys unwrapped per key version (keys outside metrics.key_labels count as "
+      "\"other\").",
+      {"key", "version"});
+  const std::string label = metrics::KeyLabel(name);
+  const metrics::LabelValues labels{label,
+                                    label == "other" ? "" : absl::StrCat(version)};
+  if (issued > 0) issued_total.With(labels).Inc(issued);
+  if (decrypts > 0) decrypts_total.With(labels).Inc(decrypts);
   const absl::Time now = options_.clock->Now();
   std::lock_guard<std::mutex> lock(usage_mu_);
   Usage& u = pending_usage_[{name, version}];
@@ -671,6 +686,32 @@ absl::StatusOr<int> KeyService::ProcessDueDestructions() {
   return destroyed;
 }
 
+namespace {
+
+metrics::Histogram& KekTimer(const char* operation, KekProtection protection) {
+  static auto& family = metrics::Global().HistogramFamily(
+      "keyward_kek_operation_duration_seconds",
+      "Data key wrap/unwrap under a KEK version: software (KEK in locked memory) or hsm "
+      "(HSM-resident KEK).",
+      {"operation", "backend"});
+  return family.With(
+      {operation, protection == KekProtection::kHsmResident ? "hsm" : "software"});
+}
+
+void CountKekCache(bool hit) {
+  static auto& hits = metrics::Global()
+                          .CounterFamily("keyward_kek_cache_hits_total",
+                                         "KEK uses served from the unwrapped KEK cache.")
+                          .With({});
+  static auto& misses = metrics::Global()
+                            .CounterFamily("keyward_kek_cache_misses_total",
+                                           "KEK uses that had to unseal the KEK through the HSM.")
+                            .With({});
+  (hit ? hits : misses).Inc();
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<KeyService::VersionRuntime>> KeyService::Runtime(
     const CachedKey& cached, uint32_t version) {
   auto it = cached.runtime.find(version);
@@ -678,6 +719,7 @@ absl::StatusOr<std::shared_ptr<KeyService::VersionRuntime>> KeyService::Runtime(
   std::shared_ptr<VersionRuntime> rt = it->second;
   if (rt->protection == KekProtection::kWrappedByRoot) {
     std::lock_guard<std::mutex> lock(rt->mu);
+    CountKekCache(rt->kek != nullptr);
     if (rt->kek == nullptr) {
       if (rt->sealed_kek.empty()) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -700,6 +742,7 @@ absl::StatusOr<std::string> KeyService::SealDataKey(
     VersionRuntime& rt, DataKeyBlob& blob, const SecretData& data_key,
     const EncryptionContext& context) {
   const std::string aad = DataKeyAad(blob, context);
+  metrics::ScopedTimer timer(KekTimer("wrap", rt.protection));
   if (rt.protection == KekProtection::kHsmResident) {
     KW_ASSIGN_OR_RETURN(blob.sealed, root_->ResidentSeal(rt.hsm_key_id, data_key, aad));
   } else {
@@ -727,6 +770,7 @@ KeyService::PreparedContext KeyService::Prepare(const EncryptionContext& context
 absl::StatusOr<SecretData> KeyService::UnsealDataKey(
     VersionRuntime& rt, const DataKeyBlob& blob, const PreparedContext& context) {
   const std::string aad = DataKeyAadSerialized(blob, context.serialized);
+  metrics::ScopedTimer timer(KekTimer("unwrap", rt.protection));
   absl::StatusOr<SecretData> out;
   if (rt.protection == KekProtection::kHsmResident) {
     out = root_->ResidentUnseal(rt.hsm_key_id, blob.sealed, aad);

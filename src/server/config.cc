@@ -157,7 +157,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   c.path = path;
   KW_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"environment", "listen", "http_listen",
                                            "storage", "hsm", "tls", "limits",
-                                           "keys", "policy", "audit", "rotation"}));
+                                           "keys", "policy", "audit", "rotation",
+                                           "metrics", "log"}));
   KW_ASSIGN_OR_RETURN(c.environment, r.String(root, "environment", "environment", true));
   if (!format::ValidateEnvironment(c.environment).ok()) {
     return r.Error("environment", "must be 1-32 characters of a-z, 0-9 and '-'");
@@ -271,6 +272,39 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
                        "must be a number above 0 and at most 1, e.g. 0.9");
       }
       c.usage_rotate_fraction = v;
+    }
+  }
+
+  const YAML::Node metrics = root["metrics"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(metrics, "metrics", {"key_labels"}));
+  if (metrics && metrics["key_labels"]) {
+    const YAML::Node globs = metrics["key_labels"];
+    if (!globs.IsSequence()) {
+      return r.Error("metrics.key_labels", "must be a list of key name globs, e.g. [\"payments/*\"]");
+    }
+    for (const YAML::Node& g : globs) {
+      if (!g.IsScalar() || g.as<std::string>().empty()) {
+        return r.Error("metrics.key_labels", "each entry must be a non-empty key name glob");
+      }
+      c.metrics_key_labels.push_back(g.as<std::string>());
+    }
+  }
+
+  const YAML::Node log = root["log"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(log, "log", {"format", "level"}));
+  if (log) {
+    KW_ASSIGN_OR_RETURN(std::string format, r.String(log, "format", "log.format", false));
+    if (!format.empty()) {
+      if (format != "json" && format != "text") {
+        return r.Error("log.format", "must be json or text");
+      }
+      c.log_json = format == "json";
+    }
+    KW_ASSIGN_OR_RETURN(std::string level, r.String(log, "level", "log.level", false));
+    if (!level.empty()) {
+      auto parsed = ParseLogLevel(level);
+      if (!parsed.ok()) return r.Error("log.level", "must be debug, info, warning or error");
+      c.log_level = *parsed;
     }
   }
 

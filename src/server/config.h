@@ -4,11 +4,13 @@
 #define KEYWARD_SERVER_CONFIG_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "hsm/pkcs11_root_of_trust.h"
 #include "keystore/key_model.h"
+#include "base/log.h"
 
 namespace keyward::server {
 
@@ -59,6 +61,11 @@ struct ServerConfig {
   // The rotation scheduler (rotation/scheduler.h).
   absl::Duration rotation_check_interval = absl::Seconds(30);
   double usage_rotate_fraction = 0.9;
+  // Key names allowed as metric labels (globs); others count as "other".
+  std::vector<std::string> metrics_key_labels;
+  // Logs on stderr: JSON lines or text, at or above this level.
+  bool log_json = false;
+  LogLevel log_level = LogLevel::kInfo;
   // Certificates are re-read this often (and on SIGHUP).
   absl::Duration tls_reload_interval = absl::Seconds(2);
 };

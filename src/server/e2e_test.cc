@@ -317,7 +317,7 @@ TEST_F(E2eTest, SighupPicksUpNewCertificates) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_NE(after, before);
-  EXPECT_THAT(server_->log(), HasSubstr("SIGHUP: certificates checked"));
+  EXPECT_THAT(server_->log(), HasSubstr("sighup: certificates checked"));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "absl/strings/escaping.h"
+#include "base/log.h"
 #include "crypto/random.h"
 
 namespace keyward::server {
@@ -16,9 +17,11 @@ std::atomic<audit::AuditLog*> g_log{nullptr};
 
 void LogFunction(gpr_log_func_args* args) {
   const char* message = args->message != nullptr ? args->message : "";
-  std::fprintf(stderr, "keywardd: grpc %s %s:%d: %s\n",
-               gpr_log_severity_string(args->severity),
-               args->file != nullptr ? args->file : "?", args->line, message);
+  Log(args->severity == GPR_LOG_SEVERITY_ERROR ? LogLevel::kError
+      : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                 : LogLevel::kWarning,
+      "grpc", message,
+      {{"source", absl::StrCat(args->file != nullptr ? args->file : "?", ":", args->line)}});
   audit::AuditLog* log = g_log.load(std::memory_order_acquire);
   if (log == nullptr || std::strstr(message, "andshake failed") == nullptr) return;
   audit::AuditRecord r;

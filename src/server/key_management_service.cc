@@ -13,12 +13,14 @@
 #include "format/wire.h"
 #include "kms/batch_rewrap.h"
 #include "kms/data_key_blob.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "format/header.h"
 #include "keyward/errors.h"
 #include "keyward/message.h"
 #include "keyward/version.h"
 #include "kms/kms_keyring.h"
+#include "metrics/metrics.h"
 #include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/principal.h"
@@ -55,6 +57,24 @@ bool PlausibleRequestId(absl::string_view id) {
     }
   }
   return true;
+}
+
+// Successes at debug, the caller's mistakes at info, keywardd's own
+// failures (and integrity failures, which may be attacks) at warning.
+LogLevel LogLevelFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return LogLevel::kDebug;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+      return LogLevel::kWarning;
+    default:
+      return LogLevel::kInfo;
+  }
 }
 
 std::string NewRequestId() {
@@ -138,7 +158,7 @@ std::map<std::string, std::string> KeyManagementService::HashContext(
 }
 
 KeyManagementService::Reactor* KeyManagementService::Run(
-    Ctx* ctx, Target target, const std::function<absl::Status(Call&)>& handler,
+    Ctx* ctx, const char* method, Target target, const std::function<absl::Status(Call&)>& handler,
     std::function<void()> wipe) {
   const absl::Time start = absl::Now();
   Call call(this, target.operation);
@@ -201,17 +221,53 @@ KeyManagementService::Reactor* KeyManagementService::Run(
   // from the audit writer, so no gRPC thread waits for the disk meanwhile.
   ctx->AddTrailingMetadata("keyward-request-id", request_id);
   Reactor* reactor = wipe ? new WipingReactor(std::move(wipe)) : ctx->DefaultReactor();
-  deps_.audit->Submit(std::move(record),
-                      [this, ctx, reactor, status = std::move(status)](absl::Status audited) {
-                        in_flight_.fetch_sub(1);
-                        reactor->Finish(ToGrpcStatus(audited.ok() ? status : audited, ctx));
-                      });
+  if (record.decision == "deny") {
+    static auto& denials = metrics::Global().CounterFamily(
+        "keyward_policy_denials_total", "Requests (or batch items) the access policy denied.",
+        {"operation"});
+    denials.With({target.operation}).Inc();
+  }
+  // What the log line needs (never the context or any payload).
+  struct LogLine {
+    std::string request_id, principal, key;
+    uint32_t version;
+  };
+  LogLine line{request_id, record.principal, record.key, record.version};
+  deps_.audit->Submit(
+      std::move(record), [this, ctx, reactor, method, start, line = std::move(line),
+                          status = std::move(status)](absl::Status audited) {
+        in_flight_.fetch_sub(1);
+        const absl::Status& final_status = audited.ok() ? status : audited;
+        static auto& requests = metrics::Global().CounterFamily(
+            "keyward_rpc_requests_total", "gRPC requests by method and result code.",
+            {"method", "code"});
+        static auto& durations = metrics::Global().HistogramFamily(
+            "keyward_rpc_duration_seconds",
+            "gRPC request latency (until the audit record is durable), by method and code.",
+            {"method", "code"});
+        const metrics::LabelValues labels{method, absl::StatusCodeToString(final_status.code())};
+        const absl::Duration took = absl::Now() - start;
+        requests.With(labels).Inc();
+        durations.With(labels).ObserveDuration(took);
+        const LogLevel level = LogLevelFor(final_status.code());
+        if (LogEnabled(level)) {
+          Log(level, "request", final_status.ok() ? "ok" : final_status.message(),
+              {{"request_id", line.request_id},
+               {"method", method},
+               {"principal", line.principal},
+               {"key", line.key},
+               {"version", absl::StrCat(line.version)},
+               {"code", labels[1]},
+               {"latency_ms", absl::StrCat(absl::ToDoubleMilliseconds(took))}});
+        }
+        reactor->Finish(ToGrpcStatus(final_status, ctx));
+      });
   return reactor;
 }
 
 KeyManagementService::Reactor* KeyManagementService::GetServerInfo(
     Ctx* ctx, const v1::GetServerInfoRequest*, v1::ServerInfo* resp) {
-  return Run(ctx, {"get-server-info", "", {}}, [&](Call& call) {
+  return Run(ctx, "GetServerInfo", {"get-server-info", "", {}}, [&](Call& call) {
     call.set_public();
     const hsm::HsmInfo hsm = core_->hsm_info();
     resp->set_environment(core_->environment());
@@ -229,7 +285,7 @@ KeyManagementService::Reactor* KeyManagementService::GetServerInfo(
 
 KeyManagementService::Reactor* KeyManagementService::CreateKey(
     Ctx* ctx, const v1::CreateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, {"create-key", req->name(), {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "CreateKey", {"create-key", req->name(), {}}, [&](Call&) -> absl::Status {
     kms::CreateKeyRequest r;
     r.name = req->name();
     if (!req->purpose().empty()) {
@@ -260,7 +316,7 @@ KeyManagementService::Reactor* KeyManagementService::CreateKey(
 
 KeyManagementService::Reactor* KeyManagementService::GetKey(
     Ctx* ctx, const v1::GetKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, {"describe", req->name(), {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "GetKey", {"describe", req->name(), {}}, [&](Call&) -> absl::Status {
     KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req->name()));
     ToProto(key, resp);
     return absl::OkStatus();
@@ -271,7 +327,7 @@ KeyManagementService::Reactor* KeyManagementService::ListKeys(
     Ctx* ctx, const v1::ListKeysRequest* req, v1::ListKeysResponse* resp) {
   // Checked against the prefix as a key name: a rule for "payments/*" may
   // list "payments/"; listing everything needs a rule that matches "".
-  return Run(ctx, {"list-keys", "", {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "ListKeys", {"list-keys", "", {}}, [&](Call& call) -> absl::Status {
     KW_RETURN_IF_ERROR(call.Authorize(req->prefix(), {}));
     KW_ASSIGN_OR_RETURN(
         keystore::KeyPage page,
@@ -285,7 +341,7 @@ KeyManagementService::Reactor* KeyManagementService::ListKeys(
 
 KeyManagementService::Reactor* KeyManagementService::RotateKey(
     Ctx* ctx, const v1::RotateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, {"rotate-key", req->name(), {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "RotateKey", {"rotate-key", req->name(), {}}, [&](Call& call) -> absl::Status {
     KW_ASSIGN_OR_RETURN(keystore::Key key, core_->RotateKey(req->name()));
     call.set_version(key.primary_version);
     ToProto(key, resp);
@@ -295,7 +351,7 @@ KeyManagementService::Reactor* KeyManagementService::RotateKey(
 
 KeyManagementService::Reactor* KeyManagementService::UpdateKey(
     Ctx* ctx, const v1::UpdateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, {"update-key", req->name(), {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "UpdateKey", {"update-key", req->name(), {}}, [&](Call&) -> absl::Status {
     kms::UpdateKeyRequest r;
     if (req->set_rotation_period()) {
       r.rotation_period = absl::Seconds(req->rotation_period_seconds());
@@ -311,7 +367,7 @@ KeyManagementService::Reactor* KeyManagementService::UpdateKey(
 #define KW_VERSION_HANDLER(Method, op)                                         \
   KeyManagementService::Reactor* KeyManagementService::Method(                 \
       Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {                \
-    return Run(ctx, {op, req->name(), {}}, [&](Call& call) -> absl::Status {   \
+    return Run(ctx, "Method", {op, req->name(), {}}, [&](Call& call) -> absl::Status {   \
       call.set_version(req->version());                                        \
       KW_ASSIGN_OR_RETURN(keystore::Key key,                                   \
                           core_->Method(req->name(), req->version()));         \
@@ -335,7 +391,7 @@ std::string ForcedDetail(kms::KeyService* core, const std::string& name, uint32_
 
 KeyManagementService::Reactor* KeyManagementService::DisableVersion(
     Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {
-  return Run(ctx, {"disable-version", req->name(), {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "DisableVersion", {"disable-version", req->name(), {}}, [&](Call& call) -> absl::Status {
     call.set_version(req->version());
     if (req->force()) call.set_detail(ForcedDetail(core_, req->name(), req->version()));
     KW_ASSIGN_OR_RETURN(keystore::Key key,
@@ -347,7 +403,7 @@ KeyManagementService::Reactor* KeyManagementService::DisableVersion(
 
 KeyManagementService::Reactor* KeyManagementService::ScheduleVersionDestruction(
     Ctx* ctx, const v1::ScheduleVersionDestructionRequest* req, v1::Key* resp) {
-  return Run(ctx, {"destroy-version", req->name(), {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "ScheduleVersionDestruction", {"destroy-version", req->name(), {}}, [&](Call& call) -> absl::Status {
     call.set_version(req->version());
     if (req->force()) call.set_detail(ForcedDetail(core_, req->name(), req->version()));
     std::optional<absl::Duration> wait;
@@ -365,7 +421,7 @@ KeyManagementService::Reactor* KeyManagementService::GenerateDataKey(
     v1::GenerateDataKeyResponse* resp) {
   EncryptionContext context = FromProto(req->encryption_context());
   return Run(
-      ctx, {"generate-data-key", req->key_name(), context},
+      ctx, "GenerateDataKey", {"generate-data-key", req->key_name(), context},
       [&](Call& call) -> absl::Status {
         KW_ASSIGN_OR_RETURN(kms::DataKey dk,
                             core_->GenerateDataKey(req->key_name(), context));
@@ -382,7 +438,7 @@ KeyManagementService::Reactor* KeyManagementService::GenerateDataKeyWithoutPlain
     Ctx* ctx, const v1::GenerateDataKeyRequest* req,
     v1::GenerateDataKeyResponse* resp) {
   EncryptionContext context = FromProto(req->encryption_context());
-  return Run(ctx, {"generate-data-key", req->key_name(), context},
+  return Run(ctx, "GenerateDataKeyWithoutPlaintext", {"generate-data-key", req->key_name(), context},
              [&](Call& call) -> absl::Status {
                KW_ASSIGN_OR_RETURN(kms::WrappedKey wk,
                                    core_->GenerateDataKeyWithoutPlaintext(
@@ -398,7 +454,7 @@ KeyManagementService::Reactor* KeyManagementService::DecryptDataKey(
     Ctx* ctx, const v1::DecryptDataKeyRequest* req,
     v1::DecryptDataKeyResponse* resp) {
   return Run(
-      ctx, {"decrypt", "", {}},
+      ctx, "DecryptDataKey", {"decrypt", "", {}},
       [&](Call& call) -> absl::Status {
         // The wrapped key names its key: decide before unwrapping anything.
         KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
@@ -416,7 +472,7 @@ KeyManagementService::Reactor* KeyManagementService::DecryptDataKey(
 
 KeyManagementService::Reactor* KeyManagementService::ReWrapDataKey(
     Ctx* ctx, const v1::ReWrapDataKeyRequest* req, v1::ReWrapDataKeyResponse* resp) {
-  return Run(ctx, {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "ReWrapDataKey", {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
     KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
     const EncryptionContext context = FromProto(req->encryption_context());
     KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
@@ -433,7 +489,7 @@ KeyManagementService::Reactor* KeyManagementService::BatchGenerateDataKeys(
     v1::BatchGenerateDataKeysResponse* resp) {
   EncryptionContext context = FromProto(req->encryption_context());
   return Run(
-      ctx, {"generate-data-key", req->key_name(), context},
+      ctx, "BatchGenerateDataKeys", {"generate-data-key", req->key_name(), context},
       [&](Call& call) -> absl::Status {
         KW_ASSIGN_OR_RETURN(std::vector<kms::DataKey> keys,
                             core_->GenerateDataKeys(req->key_name(), context,
@@ -466,7 +522,7 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
     Ctx* ctx, const v1::BatchDecryptDataKeysRequest* req,
     v1::BatchDecryptDataKeysResponse* resp) {
   return Run(
-      ctx, {"decrypt", "", {}},
+      ctx, "BatchDecryptDataKeys", {"decrypt", "", {}},
       [&](Call& call) -> absl::Status {
         // Each item is decided on its own; refused or malformed items get
         // their error, the rest are unwrapped together.
@@ -544,7 +600,7 @@ absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
 KeyManagementService::Reactor* KeyManagementService::Encrypt(
     Ctx* ctx, const v1::EncryptRequest* req, v1::EncryptResponse* resp) {
   EncryptionContext context = FromProto(req->encryption_context());
-  return Run(ctx, {"encrypt", req->key_name(), context}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "Encrypt", {"encrypt", req->key_name(), context}, [&](Call& call) -> absl::Status {
     KW_ASSIGN_OR_RETURN(std::string message,
                         core_->Encrypt(req->key_name(), req->plaintext(), context));
     if (auto header = PeekHeader(message); header.ok()) {
@@ -558,7 +614,7 @@ KeyManagementService::Reactor* KeyManagementService::Encrypt(
 KeyManagementService::Reactor* KeyManagementService::Decrypt(
     Ctx* ctx, const v1::DecryptRequest* req, v1::DecryptResponse* resp) {
   return Run(
-      ctx, {"decrypt", "", {}},
+      ctx, "Decrypt", {"decrypt", "", {}},
       [&](Call& call) -> absl::Status {
         // Decided on the header's key and (still unauthenticated) context:
         // if either was altered, decryption fails right after.
@@ -577,7 +633,7 @@ KeyManagementService::Reactor* KeyManagementService::Decrypt(
 KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
     Ctx* ctx, const v1::RewrapMessageHeaderRequest* req,
     v1::RewrapMessageHeaderResponse* resp) {
-  return Run(ctx, {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "RewrapMessageHeader", {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
     // The header names its key; rewrap to that key's primary version.
     KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req->header()));
     KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context,
@@ -608,7 +664,7 @@ KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
 KeyManagementService::Reactor* KeyManagementService::BatchRewrapMessageHeaders(
     Ctx* ctx, const v1::BatchRewrapMessageHeadersRequest* req,
     v1::BatchRewrapMessageHeadersResponse* resp) {
-  return Run(ctx, {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "BatchRewrapMessageHeaders", {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
     const int n = req->headers_size();
     if (n < 1 || n > kms::KeyService::kMaxBatch) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -661,7 +717,7 @@ KeyManagementService::Reactor* KeyManagementService::BatchRewrapMessageHeaders(
 
 KeyManagementService::Reactor* KeyManagementService::ReportDataSet(
     Ctx* ctx, const v1::DataSetReport* req, v1::DataSetReport* resp) {
-  return Run(ctx, {"report-data-set", req->key_name(), {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "ReportDataSet", {"report-data-set", req->key_name(), {}}, [&](Call& call) -> absl::Status {
     keystore::DataSetReport r;
     r.data_set = req->data_set();
     r.key_name = req->key_name();
@@ -680,7 +736,7 @@ KeyManagementService::Reactor* KeyManagementService::ReportDataSet(
 
 KeyManagementService::Reactor* KeyManagementService::ListDataSets(
     Ctx* ctx, const v1::ListDataSetsRequest* req, v1::ListDataSetsResponse* resp) {
-  return Run(ctx, {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "ListDataSets", {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
     KW_ASSIGN_OR_RETURN(auto reports, core_->ListDataSetReports(req->key_name()));
     for (const auto& r : reports) {
       v1::DataSetReport* out = resp->add_reports();
@@ -699,7 +755,7 @@ KeyManagementService::Reactor* KeyManagementService::ListDataSets(
 
 KeyManagementService::Reactor* KeyManagementService::GetDrillSamples(
     Ctx* ctx, const v1::GetDrillSamplesRequest* req, v1::GetDrillSamplesResponse* resp) {
-  return Run(ctx, {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "GetDrillSamples", {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
     KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req->key_name()));
     for (const keystore::KeyVersion& v : key.versions) {
       v1::DrillSample* out = resp->add_samples();
@@ -731,7 +787,7 @@ void ToProto(const policy::Grant& g, v1::Grant* out) {
 
 KeyManagementService::Reactor* KeyManagementService::GetPolicy(
     Ctx* ctx, const v1::GetPolicyRequest*, v1::PolicyDocument* resp) {
-  return Run(ctx, {"manage-policy", "*", {}}, [&](Call&) {
+  return Run(ctx, "GetPolicy", {"manage-policy", "*", {}}, [&](Call&) {
     resp->set_yaml(deps_.access->PolicyText());
     return absl::OkStatus();
   });
@@ -739,7 +795,7 @@ KeyManagementService::Reactor* KeyManagementService::GetPolicy(
 
 KeyManagementService::Reactor* KeyManagementService::SetPolicy(
     Ctx* ctx, const v1::PolicyDocument* req, v1::PolicyDocument* resp) {
-  return Run(ctx, {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "SetPolicy", {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
     KW_RETURN_IF_ERROR(deps_.access->SetPolicy(req->yaml()));
     resp->set_yaml(deps_.access->PolicyText());
     return absl::OkStatus();
@@ -748,7 +804,7 @@ KeyManagementService::Reactor* KeyManagementService::SetPolicy(
 
 KeyManagementService::Reactor* KeyManagementService::TestPolicy(
     Ctx* ctx, const v1::TestPolicyRequest* req, v1::PolicyDecision* resp) {
-  return Run(ctx, {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "TestPolicy", {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
     if (!policy::IsKnownOperation(req->operation())) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown operation '", req->operation(), "' (see docs/policy.md)"));
@@ -767,7 +823,7 @@ KeyManagementService::Reactor* KeyManagementService::TestPolicy(
 
 KeyManagementService::Reactor* KeyManagementService::CreateGrant(
     Ctx* ctx, const v1::CreateGrantRequest* req, v1::Grant* resp) {
-  return Run(ctx, {"manage-grants", req->key_name(), {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "CreateGrant", {"manage-grants", req->key_name(), {}}, [&](Call& call) -> absl::Status {
     GrantRequest g;
     g.principal = req->principal();
     g.key = req->key_name();
@@ -784,7 +840,7 @@ KeyManagementService::Reactor* KeyManagementService::CreateGrant(
 
 KeyManagementService::Reactor* KeyManagementService::ListGrants(
     Ctx* ctx, const v1::ListGrantsRequest* req, v1::ListGrantsResponse* resp) {
-  return Run(ctx, {"manage-grants", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "ListGrants", {"manage-grants", "*", {}}, [&](Call&) -> absl::Status {
     KW_ASSIGN_OR_RETURN(auto grants, deps_.access->ListGrants(req->include_inactive()));
     for (const auto& g : grants) ToProto(g, resp->add_grants());
     return absl::OkStatus();
@@ -793,7 +849,7 @@ KeyManagementService::Reactor* KeyManagementService::ListGrants(
 
 KeyManagementService::Reactor* KeyManagementService::RevokeGrant(
     Ctx* ctx, const v1::RevokeGrantRequest* req, v1::Grant* resp) {
-  return Run(ctx, {"manage-grants", "", {}}, [&](Call& call) -> absl::Status {
+  return Run(ctx, "RevokeGrant", {"manage-grants", "", {}}, [&](Call& call) -> absl::Status {
     KW_ASSIGN_OR_RETURN(policy::Grant existing, deps_.access->FindGrant(req->id()));
     KW_RETURN_IF_ERROR(call.Authorize(existing.key, {}));
     KW_ASSIGN_OR_RETURN(policy::Grant revoked, deps_.access->RevokeGrant(req->id()));
@@ -810,7 +866,7 @@ std::string HashBytes(const audit::Hash& h) { return std::string(h.begin(), h.en
 
 KeyManagementService::Reactor* KeyManagementService::GetAuditCheckpoint(
     Ctx* ctx, const v1::GetAuditCheckpointRequest* req, v1::AuditCheckpoint* resp) {
-  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "GetAuditCheckpoint", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
     audit::Checkpoint c;
     if (req->fresh()) {
       KW_ASSIGN_OR_RETURN(c, deps_.audit->MakeCheckpoint());
@@ -831,7 +887,7 @@ KeyManagementService::Reactor* KeyManagementService::GetAuditCheckpoint(
 
 KeyManagementService::Reactor* KeyManagementService::GetInclusionProof(
     Ctx* ctx, const v1::GetInclusionProofRequest* req, v1::InclusionProof* resp) {
-  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "GetInclusionProof", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
     uint64_t size = req->tree_size();
     if (size == 0) {
       KW_ASSIGN_OR_RETURN(audit::Checkpoint c, deps_.audit->LatestCheckpoint());
@@ -851,7 +907,7 @@ KeyManagementService::Reactor* KeyManagementService::GetInclusionProof(
 
 KeyManagementService::Reactor* KeyManagementService::GetConsistencyProof(
     Ctx* ctx, const v1::GetConsistencyProofRequest* req, v1::ConsistencyProof* resp) {
-  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "GetConsistencyProof", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
     uint64_t to = req->to_size();
     if (to == 0) {
       KW_ASSIGN_OR_RETURN(audit::Checkpoint c, deps_.audit->LatestCheckpoint());
@@ -871,7 +927,7 @@ KeyManagementService::Reactor* KeyManagementService::GetConsistencyProof(
 
 KeyManagementService::Reactor* KeyManagementService::ReadAuditRecords(
     Ctx* ctx, const v1::ReadAuditRecordsRequest* req, v1::ReadAuditRecordsResponse* resp) {
-  return Run(ctx, {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
+  return Run(ctx, "ReadAuditRecords", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
     if (req->limit() < 0 || req->limit() > 10000) {
       return absl::InvalidArgumentError("limit must be between 1 and 10000");
     }

@@ -108,7 +108,7 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   };
   // Runs `handler` for the call, records it, and finishes it.  `wipe`, when
   // set, erases secret fields of the response once gRPC is done with it.
-  Reactor* Run(Ctx* ctx, Target target, const std::function<absl::Status(Call&)>& handler,
+  Reactor* Run(Ctx* ctx, const char* method, Target target, const std::function<absl::Status(Call&)>& handler,
                std::function<void()> wipe = nullptr);
   // The encryption context as audit records show it.
   std::map<std::string, std::string> HashContext(const EncryptionContext& context) const;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/log.h"
 #include "keyward/version.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
                  std::string(config.status().message()).c_str());
     return 1;
   }
+  keyward::ConfigureLog(config->log_json, config->log_level);
   auto server = keyward::server::Server::Start(*config);
   if (!server.ok()) {
     std::fprintf(stderr, "keywardd: refusing to start: %s\n",
@@ -93,33 +95,42 @@ int main(int argc, char** argv) {
       config->http_listen.c_str(), hsm.token_label.c_str(),
       hsm.software ? ", software" : "");
   std::fflush(stdout);
+  keyward::Log(keyward::LogLevel::kInfo, "start", "serving",
+               {{"environment", config->environment},
+                {"port", absl::StrCat((*server)->port())},
+                {"http", config->http_listen},
+                {"version", keyward::kVersion}});
 
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
+      using keyward::LogLevel;
       absl::Status p = (*server)->ReloadPolicy();
-      std::fprintf(stderr, "keywardd: SIGHUP: %s\n",
-                   p.ok() ? "policy reloaded"
-                          : absl::StrCat("policy NOT reloaded, keeping the one in "
-                                         "force: ",
-                                         p.message())
-                                .c_str());
+      if (p.ok()) {
+        keyward::Log(LogLevel::kInfo, "sighup", "policy reloaded");
+      } else {
+        keyward::Log(LogLevel::kError, "sighup",
+                     absl::StrCat("policy NOT reloaded, keeping the one in force: ",
+                                  p.message()));
+      }
       absl::Status s = (*server)->ReloadCertificates();
-      std::fprintf(stderr, "keywardd: SIGHUP: %s\n",
-                   s.ok() ? "certificates checked; new ones take effect for new "
-                            "connections"
-                          : absl::StrCat("certificates NOT reloaded, keeping the "
-                                         "current ones: ",
-                                         s.message())
-                                .c_str());
+      if (s.ok()) {
+        keyward::Log(LogLevel::kInfo, "sighup",
+                     "certificates checked; new ones take effect for new connections");
+      } else {
+        keyward::Log(LogLevel::kError, "sighup",
+                     absl::StrCat("certificates NOT reloaded, keeping the current ones: ",
+                                  s.message()));
+      }
       continue;
     }
-    std::fprintf(stderr, "keywardd: %s: finishing in-flight calls and stopping\n",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    keyward::Log(keyward::LogLevel::kInfo, "shutdown",
+                 "finishing in-flight calls and stopping",
+                 {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     (*server)->Shutdown(absl::Seconds(10));
     server->reset();
-    std::fprintf(stderr, "keywardd: stopped\n");
+    keyward::Log(keyward::LogLevel::kInfo, "shutdown", "stopped");
     return 0;
   }
 }

@@ -14,13 +14,63 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "hsm/pkcs11_root_of_trust.h"
 #include "keystore/sqlite_key_store.h"
+#include "keyward/version.h"
+#include "metrics/metrics.h"
 #include "server/handshake_audit.h"
 
 namespace keyward::server {
 namespace {
+
+// Scrape-time gauges that read keywardd's parts; removed again in ~Server.
+constexpr const char* kServerCollectors[] = {"keyward_audit_queue_depth",
+                                             "keyward_audit_unavailable", "keyward_ready",
+                                             "keyward_key_primary_age_seconds"};
+
+void RegisterCollectors(kms::KeyService* core, audit::AuditLog* audit_log,
+                        std::function<absl::Status()> readiness) {
+  metrics::Registry& r = metrics::Global();
+  metrics::RegisterProcessCollectors(r);
+  r.GaugeFamily("keyward_build_info", "Build information (value 1).", {"version"})
+      .With({kVersion})
+      .Set(1);
+  r.SetCollector("keyward_audit_queue_depth",
+                 "Audit records accepted but not yet durable.", {}, [audit_log] {
+                   return std::vector<metrics::Sample>{
+                       {{}, static_cast<double>(audit_log->GetStats().pending)}};
+                 });
+  r.SetCollector("keyward_audit_unavailable",
+                 "1 while the audit log cannot make records durable (requests fail).", {},
+                 [audit_log] {
+                   return std::vector<metrics::Sample>{
+                       {{}, audit_log->Health().ok() ? 0.0 : 1.0}};
+                 });
+  r.SetCollector("keyward_ready", "1 when /readyz answers 200.", {}, [readiness] {
+    return std::vector<metrics::Sample>{{{}, readiness().ok() ? 1.0 : 0.0}};
+  });
+  r.SetCollector(
+      "keyward_key_primary_age_seconds",
+      "Age of each key's primary version (keys matching metrics.key_labels only).", {"key"},
+      [core] {
+        std::vector<metrics::Sample> out;
+        const absl::Time now = absl::Now();
+        std::string token;
+        do {
+          auto page = core->ListKeys("", 500, token);
+          if (!page.ok()) break;
+          for (const keystore::Key& k : page->keys) {
+            if (metrics::KeyLabel(k.name) == "other") continue;
+            const keystore::KeyVersion* v = k.FindVersion(k.primary_version);
+            if (v != nullptr) out.push_back({{k.name}, absl::ToDoubleSeconds(now - v->created)});
+          }
+          token = page->next_page_token;
+        } while (!token.empty());
+        return out;
+      });
+}
 
 constexpr char kTls13Config[] = R"(
 openssl_conf = keywardd_init
@@ -76,8 +126,8 @@ absl::Status CheckKeyPair(const TlsConfig& tls, const std::string& environment,
           "PKI's certificate, or set tls.allow_dev_certificates: true to accept "
           "the risk explicitly"));
     }
-    std::fprintf(stderr, "keywardd: WARNING: production is using a DEVELOPMENT "
-                         "certificate because tls.allow_dev_certificates is set\n");
+    Log(LogLevel::kWarning, "tls",
+        "production is using a DEVELOPMENT certificate because tls.allow_dev_certificates is set");
   }
   const std::string ca = ReadFile(tls.client_ca);
   if (ca.find("BEGIN CERTIFICATE") == std::string::npos) {
@@ -135,6 +185,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                                   config.tls.allow_dev_certificates));
   std::unique_ptr<Server> server(new Server());
   server->config_ = config;
+  metrics::SetKeyLabelGlobs(config.metrics_key_labels);
   if (!config.softhsm2_conf.empty()) {
     ::setenv("SOFTHSM2_CONF", config.softhsm2_conf.c_str(), 1);
   }
@@ -193,14 +244,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
         r.result = absl::StatusCodeToString(a.status.code());
         r.detail = a.status.ok() ? a.reason
                                  : absl::StrCat(a.reason, ": ", a.status.message());
+        static auto& actions = metrics::Global().CounterFamily(
+            "keyward_scheduler_actions_total",
+            "Rotation scheduler actions (rotate, destroy) by result.", {"action", "result"});
+        const char* action = a.kind == rotation::Action::Kind::kRotate ? "rotate" : "destroy";
+        actions.With({action, a.status.ok() ? "ok" : "error"}).Inc();
         if (absl::Status s = log->Append(std::move(r)); !s.ok()) {
-          std::fprintf(stderr, "keywardd: scheduler: %s\n", std::string(s.message()).c_str());
+          Log(LogLevel::kError, "scheduler", "could not audit a scheduled action",
+              {{"action", action}, {"key", a.key}, {"error", std::string(s.message())}});
         }
-        if (!a.status.ok()) {
-          std::fprintf(stderr, "keywardd: scheduler: %s%s%s: %s\n", a.key.c_str(),
-                       a.key.empty() ? "" : ": ", a.reason.c_str(),
-                       std::string(a.status.message()).c_str());
-        }
+        Log(a.status.ok() ? LogLevel::kInfo : LogLevel::kError, "scheduler", a.reason,
+            {{"action", action},
+             {"key", a.key},
+             {"version", absl::StrCat(a.to_version)},
+             {"result", absl::StatusCodeToString(a.status.code())},
+             {"error", std::string(a.status.message())}});
       });
 
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
@@ -227,23 +285,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
 
   kms::KeyService* core = server->core_.get();
   audit::AuditLog* audit_log = server->audit_.get();
+  auto readiness = [core, audit_log]() -> absl::Status {
+    if (absl::Status s = audit_log->Health(); !s.ok()) return s;
+    if (absl::Status s = core->root().CheckHealth(); !s.ok()) {
+      return absl::UnavailableError(absl::StrCat("HSM: ", s.message()));
+    }
+    if (auto n = core->store().CountKeys(); !n.ok()) {
+      return absl::UnavailableError(absl::StrCat("key store: ", n.status().message()));
+    }
+    return absl::OkStatus();
+  };
+  RegisterCollectors(core, audit_log, readiness);
   std::map<std::string, HttpHandler> routes;
   routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
-  routes["/readyz"] = [core, audit_log] {
-    if (absl::Status s = audit_log->Health(); !s.ok()) {
+  routes["/readyz"] = [readiness] {
+    if (absl::Status s = readiness(); !s.ok()) {
       return HttpResponse{503, "text/plain; charset=utf-8",
                           absl::StrCat("not ready: ", s.message(), "\n")};
     }
-    if (absl::Status s = core->root().CheckHealth(); !s.ok()) {
-      return HttpResponse{503, "text/plain; charset=utf-8",
-                          absl::StrCat("not ready: HSM: ", s.message(), "\n")};
-    }
-    if (auto n = core->store().CountKeys(); !n.ok()) {
-      return HttpResponse{503, "text/plain; charset=utf-8",
-                          absl::StrCat("not ready: key store: ",
-                                       n.status().message(), "\n")};
-    }
     return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
+  };
+  routes["/metrics"] = [] {
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                        metrics::Global().Render()};
   };
   KW_ASSIGN_OR_RETURN(server->http_, HttpServer::Start(config.http_listen, std::move(routes)));
   server->scheduler_->Start();
@@ -271,6 +335,7 @@ void Server::Shutdown(absl::Duration grace) {
 }
 
 Server::~Server() {
+  for (const char* name : kServerCollectors) metrics::Global().RemoveCollector(name);
   Shutdown(absl::Seconds(5));
   grpc_.reset();
   service_.reset();
