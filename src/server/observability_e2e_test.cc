@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -200,6 +202,53 @@ TEST_F(ObservabilityTest, ReadinessFollowsTheAuditStore) {
   ASSERT_EQ(::rename((records + ".saved").c_str(), records.c_str()), 0);
   EXPECT_TRUE(Eventually([&] { return server_->HttpGet("/readyz").rfind("200", 0) == 0; }));
   EXPECT_THAT(Metrics(), HasSubstr("keyward_ready 1\n"));
+}
+
+// The SDK's metrics hook: what an application forwards to its own metrics
+// library.
+class CountingObserver final : public Observer {
+ public:
+  void OnOperation(Operation op, absl::Duration latency, bool ok) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ++(ok ? ok_ops : failed_ops)[op];
+    if (latency <= absl::ZeroDuration()) ++non_positive_latencies;
+  }
+  void OnCache(Operation op, bool hit) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ++(hit ? hits : misses)[op];
+  }
+  std::mutex mu;
+  std::map<Operation, int> ok_ops, failed_ops, hits, misses;
+  int non_positive_latencies = 0;
+};
+
+TEST_F(ObservabilityTest, SdkObserverSeesLatencyAndCacheHits) {
+  auto admin = Connect(server_->admin_config());
+  auto app = Connect(server_->app_config());
+  KW_ASSERT_OK(admin->CreateKey("pay/cards").status());
+  CountingObserver observer;
+  EncryptorOptions options;
+  options.key_name = "pay/cards";
+  options.observer = &observer;
+  Encryptor e(app.get(), options);
+  const EncryptionContext context = {{"tenant", "t1"}};
+  std::vector<std::string> messages;
+  for (int i = 0; i < 3; ++i) {
+    KW_ASSERT_OK_AND_ASSIGN(std::string m, e.Encrypt("record", context));
+    messages.push_back(std::move(m));
+  }
+  for (const std::string& m : messages) KW_ASSERT_OK(e.Decrypt(m, context).status());
+  EXPECT_FALSE(e.Decrypt("not a message", context).ok());
+  using Op = Observer::Operation;
+  EXPECT_EQ(observer.ok_ops[Op::kEncrypt], 3);
+  EXPECT_EQ(observer.ok_ops[Op::kDecrypt], 3);
+  EXPECT_EQ(observer.failed_ops[Op::kDecrypt], 1);
+  EXPECT_EQ(observer.non_positive_latencies, 0);
+  // One data key for the three messages: one miss each way, then hits.
+  EXPECT_EQ(observer.misses[Op::kEncrypt], 1);
+  EXPECT_EQ(observer.hits[Op::kEncrypt], 2);
+  EXPECT_EQ(observer.misses[Op::kDecrypt], 1);
+  EXPECT_EQ(observer.hits[Op::kDecrypt], 2);
 }
 
 // The token's storage disappears (as a network HSM partitioned away would):
