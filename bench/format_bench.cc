@@ -1,6 +1,7 @@
 // Message format throughput, each figure beside its reference from the same
 // run:
-//   BM_Message1KiB_CachedDataKey  vs  BM_RawEvpAes256Gcm_1KiB
+//   BM_Encrypt/<size>, BM_Decrypt/<size>  vs  BM_RawEvpAes256Gcm/<size>
+//     (64 B to 4 MiB; /1024 is the 1 KiB record figure)
 //   BM_StreamEncrypt/<frame size> (in memory) for the frame size sweep
 // Run: build/release/bench/format_bench   (or `make bench`)
 #include <openssl/evp.h>
@@ -29,12 +30,17 @@ struct Fixture {
   format::EncryptionMaterials materials;
 };
 
-// A 1 KiB record encrypted into a complete message with a data key that is
-// already unwrapped and cached (the SDK's steady state): fresh message id,
-// key schedule, header and tag, one frame.
-void BM_Message1KiB_CachedDataKey(benchmark::State& state) {
+// Message sizes for the throughput-against-size sweep (bench/plot.sh).
+void Sizes(benchmark::internal::Benchmark* b) {
+  for (int64_t size : {64, 1024, 16 << 10, 256 << 10, 4 << 20}) b->Arg(size);
+}
+
+// A record encrypted into a complete message with a data key that is already
+// unwrapped and cached (the SDK's steady state): fresh message id, key
+// schedule, header and tag, frames.  /1024 is the 1 KiB figure.
+void BM_Encrypt(benchmark::State& state) {
   Fixture f;
-  std::string plaintext(1024, 'p');
+  const std::string plaintext(static_cast<size_t>(state.range(0)), 'p');
   for (auto _ : state) {
     auto message = format::EncryptBytesWithMaterials(f.materials, plaintext);
     if (!message.ok()) {
@@ -44,16 +50,16 @@ void BM_Message1KiB_CachedDataKey(benchmark::State& state) {
     benchmark::DoNotOptimize(message);
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(state.iterations() * 1024);
+  state.SetBytesProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_Message1KiB_CachedDataKey);
+BENCHMARK(BM_Encrypt)->Apply(Sizes);
 
-// Decrypting the same message with the data key's keyring.
-void BM_Message1KiB_Decrypt(benchmark::State& state) {
+// Decrypting such a message with the data key's keyring.
+void BM_Decrypt(benchmark::State& state) {
   Fixture f;
   std::string message;
   {
-    std::string plaintext(1024, 'p');
+    const std::string plaintext(static_cast<size_t>(state.range(0)), 'p');
     StringInputStream in(plaintext);
     StringOutputStream out(&message);
     (void)format::EncryptWithMaterials(f.materials, in, out);
@@ -68,16 +74,16 @@ void BM_Message1KiB_Decrypt(benchmark::State& state) {
     benchmark::DoNotOptimize(pt);
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(state.iterations() * 1024);
+  state.SetBytesProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_Message1KiB_Decrypt);
+BENCHMARK(BM_Decrypt)->Apply(Sizes);
 
-// Reference: raw EVP AES-256-GCM on 1 KiB, one context keyed once, only the
-// IV changing per message.
-void BM_RawEvpAes256Gcm_1KiB(benchmark::State& state) {
+// Reference: raw EVP AES-256-GCM on the same sizes, one context keyed once,
+// only the IV changing per message.
+void BM_RawEvpAes256Gcm(benchmark::State& state) {
   unsigned char key[32] = {1};
   unsigned char iv[12] = {0};
-  std::string plaintext(1024, 'p');
+  const std::string plaintext(static_cast<size_t>(state.range(0)), 'p');
   std::string out(plaintext.size() + 16, '\0');
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nullptr);
@@ -96,9 +102,9 @@ void BM_RawEvpAes256Gcm_1KiB(benchmark::State& state) {
   }
   EVP_CIPHER_CTX_free(ctx);
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(state.iterations() * 1024);
+  state.SetBytesProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_RawEvpAes256Gcm_1KiB);
+BENCHMARK(BM_RawEvpAes256Gcm)->Apply(Sizes);
 
 // In-memory streaming of 64 MiB at a range of frame sizes: the sweep that
 // chose kDefaultFrameSize.
