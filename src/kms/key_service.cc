@@ -1,5 +1,6 @@
 #include "kms/key_service.h"
 
+#include <array>
 #include <cstdio>
 
 #include "absl/strings/match.h"
@@ -688,14 +689,21 @@ absl::StatusOr<int> KeyService::ProcessDueDestructions() {
 
 namespace {
 
-metrics::Histogram& KekTimer(const char* operation, KekProtection protection) {
-  static auto& family = metrics::Global().HistogramFamily(
-      "keyward_kek_operation_duration_seconds",
-      "Data key wrap/unwrap under a KEK version: software (KEK in locked memory) or hsm "
-      "(HSM-resident KEK).",
-      {"operation", "backend"});
-  return family.With(
-      {operation, protection == KekProtection::kHsmResident ? "hsm" : "software"});
+// The four children, looked up once: this is on every data key's path.
+metrics::Histogram& KekTimer(bool wrap, KekProtection protection) {
+  using Children = std::array<std::array<metrics::Histogram*, 2>, 2>;
+  static const Children children = [] {
+    auto& family = metrics::Global().HistogramFamily(
+        "keyward_kek_operation_duration_seconds",
+        "Data key wrap/unwrap under a KEK version: software (KEK in locked memory) or hsm "
+        "(HSM-resident KEK).",
+        {"operation", "backend"});
+    Children c;
+    c[0] = {&family.With({"unwrap", "software"}), &family.With({"unwrap", "hsm"})};
+    c[1] = {&family.With({"wrap", "software"}), &family.With({"wrap", "hsm"})};
+    return c;
+  }();
+  return *children[wrap ? 1 : 0][protection == KekProtection::kHsmResident ? 1 : 0];
 }
 
 void CountKekCache(bool hit) {
@@ -742,7 +750,7 @@ absl::StatusOr<std::string> KeyService::SealDataKey(
     VersionRuntime& rt, DataKeyBlob& blob, const SecretData& data_key,
     const EncryptionContext& context) {
   const std::string aad = DataKeyAad(blob, context);
-  metrics::ScopedTimer timer(KekTimer("wrap", rt.protection));
+  metrics::ScopedTimer timer(KekTimer(/*wrap=*/true, rt.protection));
   if (rt.protection == KekProtection::kHsmResident) {
     KW_ASSIGN_OR_RETURN(blob.sealed, root_->ResidentSeal(rt.hsm_key_id, data_key, aad));
   } else {
@@ -770,7 +778,7 @@ KeyService::PreparedContext KeyService::Prepare(const EncryptionContext& context
 absl::StatusOr<SecretData> KeyService::UnsealDataKey(
     VersionRuntime& rt, const DataKeyBlob& blob, const PreparedContext& context) {
   const std::string aad = DataKeyAadSerialized(blob, context.serialized);
-  metrics::ScopedTimer timer(KekTimer("unwrap", rt.protection));
+  metrics::ScopedTimer timer(KekTimer(/*wrap=*/false, rt.protection));
   absl::StatusOr<SecretData> out;
   if (rt.protection == KekProtection::kHsmResident) {
     out = root_->ResidentUnseal(rt.hsm_key_id, blob.sealed, aad);

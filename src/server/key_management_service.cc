@@ -535,7 +535,10 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
         std::vector<int> allowed_index;
         std::set<std::string> keys;
         int denied = 0;
-        policy::Decision last_allow, first_deny;
+        policy::Decision last_allow, first_deny, previous;
+        std::string previous_key;
+        EncryptionContext previous_context;
+        bool have_previous = false;
         for (int i = 0; i < n; ++i) {
           const auto& r = req->requests(i);
           auto blob = kms::DecodeBlob(r.wrapped());
@@ -543,9 +546,19 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
             item_status[static_cast<size_t>(i)] = blob.status();
             continue;
           }
-          keys.insert(blob->key_name);
           EncryptionContext context = FromProto(r.encryption_context());
-          policy::Decision d = call.Check(blob->key_name, context);
+          // Batches mostly repeat one key and context: decide once for a run
+          // of equal items.
+          const bool same = have_previous && blob->key_name == previous_key &&
+                            context == previous_context;
+          if (!same) {
+            keys.insert(blob->key_name);
+            previous = call.Check(blob->key_name, context);
+            previous_key = blob->key_name;
+            previous_context = context;
+            have_previous = true;
+          }
+          const policy::Decision& d = previous;
           if (!d.allowed) {
             if (denied++ == 0) first_deny = d;
             item_status[static_cast<size_t>(i)] = MakeError(
@@ -553,7 +566,7 @@ KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
                 absl::StrCat("access denied: ", d.reason));
             continue;
           }
-          last_allow = d;
+          if (!same) last_allow = d;
           allowed.push_back({r.wrapped(), std::move(context)});
           allowed_index.push_back(i);
         }
