@@ -30,39 +30,59 @@ const char* LevelName(LogLevel level, bool upper) {
   return "info";
 }
 
-void AppendJsonString(std::string* out, absl::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppend(out, "\\u00", absl::Hex(c, absl::kZeroPad2));
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+// Length of the valid UTF-8 sequence at the start of `s`, or 0.
+size_t Utf8Length(absl::string_view s) {
+  const auto c = static_cast<unsigned char>(s[0]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || n > s.size()) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xc0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// Escapes quotes and backslashes (when `quotes`), every control character
+// and DEL, and replaces invalid UTF-8 with U+FFFD: a logged value can never
+// forge a line break, a terminal escape or broken JSON.
+void AppendEscaped(std::string* out, absl::string_view s, bool quotes) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (quotes && (c == '"' || c == '\\')) {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+      ++i;
+    } else if (c == '\n') {
+      out->append("\\n");
+      ++i;
+    } else if (c == '\t') {
+      out->append("\\t");
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppend(out, "\\u00", absl::Hex(c, absl::kZeroPad2));
+      ++i;
+    } else if (const size_t n = Utf8Length(s.substr(i)); n > 0) {
+      out->append(s.data() + i, n);
+      i += n;
+    } else {
+      out->append("\\ufffd");
+      ++i;
     }
   }
+}
+
+void AppendJsonString(std::string* out, absl::string_view s) {
+  out->push_back('"');
+  AppendEscaped(out, s, /*quotes=*/true);
   out->push_back('"');
 }
 
-// Text values with spaces or quotes are quoted so lines stay parseable.
+// Text values with spaces, quotes, '=' or any control byte are quoted so
+// lines stay parseable.
 void AppendTextValue(std::string* out, absl::string_view v) {
-  const bool plain = !v.empty() && v.find_first_of(" \"=\n\t") == absl::string_view::npos;
+  bool plain = !v.empty();
+  for (unsigned char c : v) {
+    if (c <= 0x20 || c == 0x7f || c == '"' || c == '=' || c >= 0x80) plain = false;
+  }
   if (plain) {
     out->append(v.data(), v.size());
   } else {
@@ -109,7 +129,10 @@ void Log(LogLevel level, absl::string_view event, absl::string_view message,
     }
     line.append("}\n");
   } else {
-    line = absl::StrCat(time, " ", LevelName(level, true), " ", event, ": ", message);
+    line = absl::StrCat(time, " ", LevelName(level, true), " ");
+    AppendEscaped(&line, event, /*quotes=*/false);
+    line.append(": ");
+    AppendEscaped(&line, message, /*quotes=*/false);
     for (const auto& [k, v] : fields) {
       absl::StrAppend(&line, " ", k, "=");
       AppendTextValue(&line, v);

@@ -4,6 +4,7 @@
 #include <p11-kit/pkcs11.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -73,6 +74,8 @@ absl::Status Pkcs11Error(CK_RV rv, absl::string_view what) {
     case CKR_SESSION_CLOSED:
     case CKR_SESSION_HANDLE_INVALID:
     case CKR_CRYPTOKI_NOT_INITIALIZED:
+    case CKR_OBJECT_HANDLE_INVALID:  // the token's objects went away with it
+    case CKR_KEY_HANDLE_INVALID:
       return absl::UnavailableError(msg);
     default:
       return absl::InternalError(msg);
@@ -83,7 +86,8 @@ bool SessionLost(CK_RV rv) {
   return rv == CKR_SESSION_CLOSED || rv == CKR_SESSION_HANDLE_INVALID ||
          rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
          rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR ||
-         rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+         rv == CKR_CRYPTOKI_NOT_INITIALIZED || rv == CKR_OBJECT_HANDLE_INVALID ||
+         rv == CKR_KEY_HANDLE_INVALID;
 }
 
 std::string Padded(const unsigned char* field, size_t size) {
@@ -194,10 +198,17 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
     ReleaseModule(options_.module_path);
   }
 
-  // Finds the token, opens the session, logs in, finds or creates the root.
+  // Finds the token, opens the session, logs in, finds or creates the root,
+  // and seals the health probe.
   absl::Status Connect() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ConnectLocked();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      KW_RETURN_IF_ERROR(ConnectLocked(options_.create_root_key));
+    }
+    auto root = [this]() -> absl::StatusOr<CK_OBJECT_HANDLE> { return root_; };
+    KW_ASSIGN_OR_RETURN(probe_sealed_,
+                        SealWith(root, SecretData::CopyFrom(kProbePlaintext), kProbeAad));
+    return absl::OkStatus();
   }
 
   HsmInfo Info() const override { return info_; }
@@ -329,19 +340,27 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   }
 
   absl::Status CheckHealth() override {
-    metrics::ScopedTimer timer(HsmTimer("health"));
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      CK_SESSION_INFO info;
-      CK_RV rv = f_->C_GetSessionInfo(session_, &info);
-      if (rv != CKR_OK && !SessionLost(rv)) return Pkcs11Error(rv, "C_GetSessionInfo");
+    // /readyz and every /metrics scrape ask; the HSM is asked at most once a
+    // second.
+    std::lock_guard<std::mutex> health_lock(health_mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_health_check_ < absl::Seconds(1) && !health_stale_.exchange(false)) {
+      return last_health_;
     }
-    // A session can look fine while the token cannot work (its storage
-    // gone, a network HSM partitioned): use the root key for real.
-    const SecretData probe(32);
+    last_health_check_ = now;
+    last_health_ = ProbeHealth();
+    return last_health_;
+  }
+
+ private:
+  // A session can look fine while the token cannot work (its storage gone,
+  // a network HSM partitioned): open the probe sealed at start with the root
+  // key, which also proves the root key is still the same key.
+  absl::Status ProbeHealth() {
+    metrics::ScopedTimer timer(HsmTimer("health"));
     auto root = [this]() -> absl::StatusOr<CK_OBJECT_HANDLE> { return root_; };
-    auto sealed = SealWith(root, probe, "keyward-health-probe");
-    if (!sealed.ok()) {
+    auto opened = UnsealWith(root, probe_sealed_, kProbeAad);
+    if (!opened.ok()) {
       // Once more through a fresh session and root key handle: the token
       // may be back.
       absl::Status reconnected;
@@ -349,28 +368,32 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
         std::lock_guard<std::mutex> lock(mu_);
         reconnected = RecoverLocked();
       }
-      if (reconnected.ok()) sealed = SealWith(root, probe, "keyward-health-probe");
-      if (!sealed.ok()) {
+      if (reconnected.ok()) opened = UnsealWith(root, probe_sealed_, kProbeAad);
+      if (!opened.ok()) {
         return absl::UnavailableError(absl::StrCat(
             "the root key cannot be used: ",
-            reconnected.ok() ? sealed.status().message() : reconnected.message()));
+            reconnected.ok() ? opened.status().message() : reconnected.message()));
       }
+    }
+    if (opened->AsStringView() != absl::string_view(kProbePlaintext)) {
+      return absl::UnavailableError("the root key changed: the health probe does not open");
     }
     return absl::OkStatus();
   }
 
- private:
   // A new session; failing that, a rescan of the module first (a token
-  // that went away and came back is only seen after one).
+  // that went away and came back is only seen after one).  Never creates a
+  // root key: a blank token put in its place must not become the root.
   absl::Status RecoverLocked() {
-    absl::Status s = ConnectLocked();
+    health_stale_ = true;  // an operation saw the HSM fail: check again now
+    absl::Status s = ConnectLocked(/*create_root=*/false);
     if (s.ok()) return s;
-    session_ = CK_INVALID_HANDLE;  // gone with the module's state
     if (!ReinitializeModule(options_.module_path).ok()) return s;
-    return ConnectLocked();
+    session_ = CK_INVALID_HANDLE;  // gone with the module's state
+    return ConnectLocked(/*create_root=*/false);
   }
 
-  absl::Status ConnectLocked() {
+  absl::Status ConnectLocked(bool create_root) {
     if (session_ != CK_INVALID_HANDLE) {
       f_->C_CloseSession(session_);
       session_ = CK_INVALID_HANDLE;
@@ -401,6 +424,10 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
           options_.module_path, " (tokens present: ",
           seen.empty() ? "none" : seen, ")"));
     }
+    if (!info_.module.empty()) {
+      // Reconnecting: Info() is read without the lock, so it is not rewritten.
+      return OpenAndLogInLocked(create_root);
+    }
     info_.module = options_.module_path;
     info_.token_label = options_.token_label;
     info_.manufacturer =
@@ -409,8 +436,11 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
     info_.software = absl::StrContains(info_.manufacturer, "SoftHSM") ||
                      absl::StrContains(info_.model, "SoftHSM");
     info_.root_key_label = options_.root_key_label;
+    return OpenAndLogInLocked(create_root);
+  }
 
-    rv = f_->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+  absl::Status OpenAndLogInLocked(bool create_root) {
+    CK_RV rv = f_->C_OpenSession(slot_, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
                            nullptr, &session_);
     if (rv != CKR_OK) return Pkcs11Error(rv, "C_OpenSession");
     rv = f_->C_Login(session_, CKU_USER, const_cast<uint8_t*>(pin_.data()),
@@ -419,10 +449,10 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
       return Pkcs11Error(rv, absl::StrCat("C_Login to token '",
                                           options_.token_label, "'"));
     }
-    return FindOrCreateRootLocked();
+    return FindOrCreateRootLocked(create_root);
   }
 
-  absl::Status FindOrCreateRootLocked() {
+  absl::Status FindOrCreateRootLocked(bool create) {
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     const std::string& label = options_.root_key_label;
     CK_ATTRIBUTE find[] = {
@@ -437,7 +467,7 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
           "'; exactly one root key is expected"));
     }
     if (handles.empty()) {
-      if (!options_.create_root_key) {
+      if (!create) {
         return absl::NotFoundError(absl::StrCat(
             "no root key labelled '", label, "' in token '",
             options_.token_label, "' and creating one is disabled"));
@@ -661,6 +691,14 @@ class Pkcs11RootOfTrust final : public RootOfTrust {
   CK_SESSION_HANDLE session_ = CK_INVALID_HANDLE;
   CK_OBJECT_HANDLE root_ = CK_INVALID_HANDLE;
   std::map<std::string, CK_OBJECT_HANDLE> resident_;
+  // The health probe: a known value sealed with the root key at start.
+  static constexpr char kProbePlaintext[] = "keyward health probe";
+  static constexpr char kProbeAad[] = "keyward-health-probe";
+  std::string probe_sealed_;
+  std::mutex health_mu_;
+  std::atomic<bool> health_stale_{false};
+  absl::Time last_health_check_ = absl::InfinitePast();
+  absl::Status last_health_;
 };
 
 }  // namespace

@@ -91,6 +91,11 @@ class CachingWrapKeyring final : public Keyring {
       return it->second;
     }
     const std::string& name = source_->last_key_name();
+    if (name != expected_key_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the message's kms entry belongs to key ", name, " but its header names key ",
+          expected_key_, "; refusing to rewrap it"));
+    }
     auto k = keyrings_.find(name);
     if (k == keyrings_.end()) {
       k = keyrings_.try_emplace(name, service_, name, /*reader=*/false).first;
@@ -103,6 +108,8 @@ class CachingWrapKeyring final : public Keyring {
   }
   // The key reference of the last wrap (the new header's).
   const KeyReference& last_key() const { return last_key_; }
+  // The key the next header names (and the caller authorized).
+  void set_expected_key(const std::string& key) { expected_key_ = key; }
   absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
                                            const EncryptionContext&) const override {
     return absl::NotFoundError("wrap only");
@@ -117,13 +124,14 @@ class CachingWrapKeyring final : public Keyring {
   mutable std::map<std::string, LocalKmsKeyring> keyrings_;
   mutable std::map<std::string, WrappedDataKey> cache_;
   mutable KeyReference last_key_;
+  std::string expected_key_;
 };
 
 }  // namespace
 
 std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
     KeyService* service, const std::vector<std::string>& headers,
-    const std::vector<bool>& skip) {
+    const std::vector<bool>& skip, const std::vector<std::string>& keys) {
   std::vector<absl::StatusOr<RewrappedHeader>> out;
   out.reserve(headers.size());
   CachingUnwrapKeyring from(service);
@@ -140,6 +148,7 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
       continue;
     }
     out.push_back([&]() -> absl::StatusOr<RewrappedHeader> {
+      to.set_expected_key(i < keys.size() ? keys[i] : "");
       RewrappedHeader result;
       KW_ASSIGN_OR_RETURN(result.header,
                           RewrapMessage(headers[i], from_list, to_list, options));

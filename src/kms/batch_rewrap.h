@@ -24,10 +24,12 @@ struct RewrappedHeader {
 };
 
 // One result per header, in order.  `skip[i]` true: left out (its result is
-// a placeholder the caller replaces, e.g. access denied).
+// a placeholder the caller replaces, e.g. access denied).  `keys[i]`: the key
+// the header names, the one the caller authorized; a header whose kms entry
+// belongs to another key is refused rather than wrapped under that key.
 std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
     KeyService* service, const std::vector<std::string>& headers,
-    const std::vector<bool>& skip);
+    const std::vector<bool>& skip, const std::vector<std::string>& keys);
 
 }  // namespace keyward::kms
 

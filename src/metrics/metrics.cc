@@ -169,48 +169,58 @@ void Registry::RemoveCollector(const std::string& name) {
 }
 
 std::string Registry::Render() const {
-  // Collectors may take their own locks (the key store): copy them out and
-  // call them without holding ours.
-  std::vector<std::pair<std::string, const Entry*>> entries;
-  std::map<std::string, Collector> collectors;
+  // Copied under the lock: collectors may take their own locks (the key
+  // store) and are called without ours, and a collector's entry may be
+  // removed meanwhile.  The families themselves are never removed.
+  struct View {
+    std::string name, help, type;
+    std::vector<std::string> labels;
+    const Family<Counter>* counter = nullptr;
+    const Family<Gauge>* gauge = nullptr;
+    const Family<Histogram>* histogram = nullptr;
+    Collector collect;
+  };
+  std::vector<View> views;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    views.reserve(entries_.size());
     for (const auto& [name, e] : entries_) {
-      entries.emplace_back(name, &e);
-      if (e.collect) collectors[name] = e.collect;
+      views.push_back({name, e.help, e.type, e.labels, e.counter.get(), e.gauge.get(),
+                       e.histogram.get(), e.collect});
     }
   }
   std::string out;
-  for (const auto& [name, e] : entries) {
+  for (const View& e : views) {
+    const std::string& name = e.name;
     std::string body;
-    if (e->counter) {
-      e->counter->ForEach([&](const LabelValues& v, const Counter& c) {
-        absl::StrAppend(&body, name, LabelSet(e->labels, v), " ", c.value(), "\n");
+    if (e.counter != nullptr) {
+      e.counter->ForEach([&](const LabelValues& v, const Counter& c) {
+        absl::StrAppend(&body, name, LabelSet(e.labels, v), " ", c.value(), "\n");
       });
-    } else if (e->gauge) {
-      e->gauge->ForEach([&](const LabelValues& v, const Gauge& g) {
-        absl::StrAppend(&body, name, LabelSet(e->labels, v), " ", FormatValue(g.value()), "\n");
+    } else if (e.gauge != nullptr) {
+      e.gauge->ForEach([&](const LabelValues& v, const Gauge& g) {
+        absl::StrAppend(&body, name, LabelSet(e.labels, v), " ", FormatValue(g.value()), "\n");
       });
-    } else if (e->histogram) {
-      e->histogram->ForEach([&](const LabelValues& v, const Histogram& h) {
+    } else if (e.histogram != nullptr) {
+      e.histogram->ForEach([&](const LabelValues& v, const Histogram& h) {
         const Histogram::Snapshot s = h.Read();
         for (size_t i = 0; i < s.cumulative.size(); ++i) {
           const std::string le = i < s.bounds.size() ? FormatValue(s.bounds[i]) : "+Inf";
-          absl::StrAppend(&body, name, "_bucket", LabelSet(e->labels, v, "le", le), " ",
+          absl::StrAppend(&body, name, "_bucket", LabelSet(e.labels, v, "le", le), " ",
                           s.cumulative[i], "\n");
         }
-        absl::StrAppend(&body, name, "_sum", LabelSet(e->labels, v), " ", FormatValue(s.sum),
+        absl::StrAppend(&body, name, "_sum", LabelSet(e.labels, v), " ", FormatValue(s.sum),
                         "\n");
-        absl::StrAppend(&body, name, "_count", LabelSet(e->labels, v), " ", s.count, "\n");
+        absl::StrAppend(&body, name, "_count", LabelSet(e.labels, v), " ", s.count, "\n");
       });
-    } else if (auto it = collectors.find(name); it != collectors.end()) {
-      for (const Sample& sample : it->second()) {
-        absl::StrAppend(&body, name, LabelSet(e->labels, sample.labels), " ",
+    } else if (e.collect) {
+      for (const Sample& sample : e.collect()) {
+        absl::StrAppend(&body, name, LabelSet(e.labels, sample.labels), " ",
                         FormatValue(sample.value), "\n");
       }
     }
-    absl::StrAppend(&out, "# HELP ", name, " ", EscapeHelp(e->help), "\n# TYPE ", name, " ",
-                    e->type, "\n", body);
+    absl::StrAppend(&out, "# HELP ", name, " ", EscapeHelp(e.help), "\n# TYPE ", name, " ",
+                    e.type, "\n", body);
   }
   return out;
 }

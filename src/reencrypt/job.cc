@@ -280,6 +280,9 @@ absl::StatusOr<Report> Job::Run() {
   if (options_.rate < 0) return absl::InvalidArgumentError("--rate must not be negative");
   const absl::Time start = absl::Now();
   report_.data_set = table_.DataSetName();
+  // Before anything is read: a write by someone else after this point, even
+  // to a row already read, makes the running tally untrustworthy.
+  KW_ASSIGN_OR_RETURN(std::optional<uint64_t> changes_at_start, table_.ExternalChanges());
   const std::string job = JobName(report_.data_set, options_);
   KW_ASSIGN_OR_RETURN(report_.rows, table_.CountRows());
   Checkpoint cp;
@@ -302,7 +305,6 @@ absl::StatusOr<Report> Job::Run() {
   // not resume from a crash); otherwise a final scan recounts.
   VersionCounts running;
   bool running_exact = !report_.resumed;
-  KW_ASSIGN_OR_RETURN(std::optional<uint64_t> changes_at_start, table_.ExternalChanges());
   if (!changes_at_start) running_exact = false;
   std::future<absl::StatusOr<Batch>> pending;
   if (!rows.empty()) {

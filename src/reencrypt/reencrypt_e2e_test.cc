@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "format/encrypt_materials.h"
 #include "keyward/encryptor.h"
 #include "keyward/message.h"
 #include "nlohmann/json.hpp"
@@ -278,6 +279,31 @@ TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
   EXPECT_EQ(r["rows_per_version"]["k"]["2"], 1999) << r.dump();
   Json v = CliJson({"key", "versions", "k", "--json"});
   EXPECT_EQ(v["versions"][0]["rows"]["sqlite:" + db_path_ + "#items.secret"], 1);
+}
+
+// A header that names key "open" but whose kms entry belongs to key
+// "secret": the caller may rewrap under "open" only, so keywardd refuses to
+// rewrap it rather than wrap anything under "secret".
+TEST_F(ReencryptTest, BatchRewrapRefusesAKmsEntryOfAnotherKey) {
+  KW_ASSERT_OK(admin_->CreateKey("open").status());
+  KW_ASSERT_OK(admin_->CreateKey("secret").status());
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey secret_dk, admin_->GenerateDataKey("secret", {}));
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo open, admin_->GetKey("open"));
+  format::EncryptionMaterials m;
+  m.key = secret_dk.key;
+  m.key.key_name = "open";
+  m.key.key_version = open.primary_version;
+  m.data_keys = {secret_dk.encrypted};
+  m.data_key = &secret_dk.plaintext;
+  KW_ASSERT_OK_AND_ASSIGN(std::string crafted, format::EncryptBytesWithMaterials(m, "x"));
+  KW_ASSERT_OK(admin_->RotateKey("open").status());
+  KW_ASSERT_OK(admin_->RotateKey("secret").status());
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(crafted));
+  KW_ASSERT_OK_AND_ASSIGN(auto results,
+                          admin_->RewrapMessageHeaders({crafted.substr(0, info.header_bytes)}));
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("belongs to key secret")));
 }
 
 TEST_F(ReencryptTest, FullModeReplacesDataKeysAndVerifies) {

@@ -17,8 +17,9 @@ std::atomic<audit::AuditLog*> g_log{nullptr};
 
 void LogFunction(gpr_log_func_args* args) {
   const char* message = args->message != nullptr ? args->message : "";
-  Log(args->severity == GPR_LOG_SEVERITY_ERROR ? LogLevel::kError
-      : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+  Log(args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
+      : args->severity == GPR_LOG_SEVERITY_INFO  ? LogLevel::kInfo
+      : args->severity == GPR_LOG_SEVERITY_DEBUG ? LogLevel::kDebug
                                                  : LogLevel::kWarning,
       "grpc", message,
       {{"source", absl::StrCat(args->file != nullptr ? args->file : "?", ":", args->line)}});

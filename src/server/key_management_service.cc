@@ -223,7 +223,7 @@ KeyManagementService::Reactor* KeyManagementService::Run(
   Reactor* reactor = wipe ? new WipingReactor(std::move(wipe)) : ctx->DefaultReactor();
   if (record.decision == "deny") {
     static auto& denials = metrics::Global().CounterFamily(
-        "keyward_policy_denials_total", "Requests (or batch items) the access policy denied.",
+        "keyward_policy_denials_total", "Requests the access policy denied (a batch with denied items counts once).",
         {"operation"});
     denials.With({target.operation}).Inc();
   }
@@ -367,7 +367,7 @@ KeyManagementService::Reactor* KeyManagementService::UpdateKey(
 #define KW_VERSION_HANDLER(Method, op)                                         \
   KeyManagementService::Reactor* KeyManagementService::Method(                 \
       Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {                \
-    return Run(ctx, "Method", {op, req->name(), {}}, [&](Call& call) -> absl::Status {   \
+    return Run(ctx, #Method, {op, req->name(), {}}, [&](Call& call) -> absl::Status {    \
       call.set_version(req->version());                                        \
       KW_ASSIGN_OR_RETURN(keystore::Key key,                                   \
                           core_->Method(req->name(), req->version()));         \
@@ -688,12 +688,14 @@ KeyManagementService::Reactor* KeyManagementService::BatchRewrapMessageHeaders(
     std::vector<bool> skip(headers.size(), false);
     std::vector<absl::Status> refused(headers.size());
     std::set<std::string> keys;
+    std::vector<std::string> header_keys(headers.size());
     int denied = 0;
     policy::Decision last_allow, first_deny;
     for (size_t i = 0; i < headers.size(); ++i) {
       auto h = PeekHeader(headers[i]);
       if (!h.ok()) continue;  // RewrapHeaders reports the parse error
       keys.insert(h->key.key_name);
+      header_keys[i] = h->key.key_name;
       policy::Decision d = call.Check(h->key.key_name, h->context);
       if (d.allowed) {
         last_allow = d;
@@ -704,7 +706,7 @@ KeyManagementService::Reactor* KeyManagementService::BatchRewrapMessageHeaders(
       refused[i] = MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
                              absl::StrCat("access denied: ", d.reason));
     }
-    auto results = kms::RewrapHeaders(core_, headers, skip);
+    auto results = kms::RewrapHeaders(core_, headers, skip, header_keys);
     int failed = 0;
     resp->mutable_results()->Reserve(n);
     for (size_t i = 0; i < results.size(); ++i) {

@@ -335,8 +335,8 @@ void Server::Shutdown(absl::Duration grace) {
 }
 
 Server::~Server() {
+  Shutdown(absl::Seconds(5));  // stops the HTTP listener: no scrape runs after this
   for (const char* name : kServerCollectors) metrics::Global().RemoveCollector(name);
-  Shutdown(absl::Seconds(5));
   grpc_.reset();
   service_.reset();
   InstallHandshakeAuditHook(nullptr);
