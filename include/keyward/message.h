@@ -121,6 +121,16 @@ struct DecryptOptions {
                                         absl::Span<const Keyring* const> to,
                                         const DecryptOptions& options = {});
 
+// RewrapMessage, then a check before the result is returned that it opens
+// through `verify_with`: an entry unwraps to the same data key, and the new
+// header's commitment and tag check (with the message keys already derived
+// for the rewrap, so the check costs one unwrap and no key derivation).
+// Errors: as RewrapMessage; kInternal naming what did not verify.
+[[nodiscard]] absl::StatusOr<std::string> RewrapMessageVerified(
+    absl::string_view message, absl::Span<const Keyring* const> from,
+    absl::Span<const Keyring* const> to, absl::Span<const Keyring* const> verify_with,
+    const DecryptOptions& options = {});
+
 // Checks that a message (or just its header) opens with `keyrings`: a data
 // key unwraps, matches the key commitment, and authenticates the header.
 // The body is not read; frames depend only on the data key and message id,

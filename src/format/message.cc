@@ -699,6 +699,61 @@ absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
   return out;
 }
 
+absl::StatusOr<std::string> RewrapMessageVerified(absl::string_view message,
+                                                  absl::Span<const Keyring* const> from,
+                                                  absl::Span<const Keyring* const> to,
+                                                  absl::Span<const Keyring* const> verify_with,
+                                                  const DecryptOptions& options) {
+  KW_RETURN_IF_ERROR(CheckRewrapTargets(to));
+  size_t header_size = 0;
+  KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(message, from, options, &header_size));
+  const std::string message_id = opened.header.message_id;
+  KW_ASSIGN_OR_RETURN(std::string out, RewrappedHeader(opened, from, to));
+  auto fail = [](absl::string_view why) {
+    return absl::InternalError(
+        absl::StrCat("the rewrapped header did not verify (", why, ")"));
+  };
+  {
+    // The new header, read back as a reader would.
+    std::string authenticated;
+    size_t new_size = 0;
+    auto h = format::ParseHeader(out, &authenticated, &new_size);
+    if (!h.ok()) return fail(h.status().message());
+    if (new_size != out.size() || h->message_id != message_id) {
+      return fail("it is not the same message's header");
+    }
+    KW_RETURN_IF_ERROR(CheckExpectations(*h, options));
+    bool unwrapped = false;
+    for (const EncryptedDataKey& edk : h->data_keys) {
+      for (const Keyring* keyring : verify_with) {
+        if (keyring == nullptr) continue;
+        auto dk = keyring->UnwrapDataKey(edk, h->context);
+        if (absl::IsNotFound(dk.status())) continue;
+        if (!dk.ok()) return fail(dk.status().message());
+        if (!ConstantTimeEquals(*dk, opened.data_key)) {
+          return fail("its entry unwraps to another data key");
+        }
+        unwrapped = true;
+        break;
+      }
+      if (unwrapped) break;
+    }
+    if (!unwrapped) return fail("no verifying keyring could unwrap its data key");
+    if (!ConstantTimeEquals(h->commitment, opened.keys.commitment)) {
+      return fail("key commitment mismatch");
+    }
+    const auto nonce = format::SequenceNonce(0);
+    if (!opened.keys.aead->Open(absl::string_view(nonce.data(), nonce.size()), h->tag,
+                                authenticated, {})
+             .ok()) {
+      return fail("the header tag does not authenticate");
+    }
+  }
+  const absl::string_view body = message.substr(header_size);
+  out.append(body.data(), body.size());
+  return out;
+}
+
 absl::StatusOr<MessageInfo> InspectStream(InputStream& in) {
   StreamFrameSource source(in);
   std::string authenticated;

@@ -308,6 +308,50 @@ TEST_P(MessageTest, VerifyHeaderOpensTheHeaderWithoutTheBody) {
   }
 }
 
+// A keyring that claims every entry and unwraps it to a fixed, wrong key:
+// what a buggy or hostile verifier would look like.
+class WrongKeyKeyring final : public Keyring {
+ public:
+  absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
+    return absl::UnimplementedError("no");
+  }
+  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
+                                             const EncryptionContext&) const override {
+    return absl::UnimplementedError("no");
+  }
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
+                                           const EncryptionContext&) const override {
+    return SecretData::CopyFrom(std::string(32, 'w'));
+  }
+  bool Owns(const EncryptedDataKey&) const override { return false; }
+};
+
+TEST_P(MessageTest, RewrapMessageVerifiedChecksTheNewHeaderBeforeReturningIt) {
+  const std::string plaintext = Pattern(5000);
+  KW_ASSERT_OK_AND_ASSIGN(std::string message,
+                          EncryptMessage(plaintext, context_, keyrings_, Options()));
+  auto next = NewKeyring();
+  std::vector<const Keyring*> to{next.get()};
+  KW_ASSERT_OK_AND_ASSIGN(std::string moved,
+                          RewrapMessageVerified(message, keyrings_, to, to));
+  KW_ASSERT_OK_AND_ASSIGN(SecretData back, DecryptMessage(moved, to));
+  EXPECT_EQ(back.AsStringView(), plaintext);
+  // Same bytes as the unverified rewrap would give, apart from the random
+  // parts of the new wrapped key.
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo before, InspectMessage(message));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo after, InspectMessage(moved));
+  EXPECT_EQ(after.message_id, before.message_id);
+  EXPECT_EQ(moved.substr(after.header_bytes), message.substr(before.header_bytes));
+  // A verifier that cannot open the new entry, or opens it to another key:
+  // refused, nothing returned.
+  EXPECT_THAT(RewrapMessageVerified(message, keyrings_, to, keyrings_),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("no verifying keyring")));
+  WrongKeyKeyring wrong;
+  std::vector<const Keyring*> wrong_list{&wrong};
+  EXPECT_THAT(RewrapMessageVerified(message, keyrings_, to, wrong_list),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("another data key")));
+}
+
 TEST_P(MessageTest, EncryptRefusesBadInput) {
   std::vector<const Keyring*> none;
   EXPECT_THAT(EncryptMessage("x", {}, none, Options()),

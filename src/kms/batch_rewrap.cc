@@ -135,7 +135,8 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
   std::vector<absl::StatusOr<RewrappedHeader>> out;
   out.reserve(headers.size());
   CachingUnwrapKeyring from(service);
-  CachingUnwrapKeyring verifier(service);  // its own cache: new wrapped keys
+  // Each new entry is unwrapped once, to verify it: nothing to cache.
+  LocalKmsKeyring verifier(service, "", /*reader=*/false);
   CachingWrapKeyring to(service, &from);
   const Keyring* from_list[] = {&from};
   const Keyring* to_list[] = {&to};
@@ -149,17 +150,16 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
     }
     out.push_back([&]() -> absl::StatusOr<RewrappedHeader> {
       to.set_expected_key(i < keys.size() ? keys[i] : "");
+      // Verified before anyone stores it: the new header must open through
+      // the version it now names.
       RewrappedHeader result;
-      KW_ASSIGN_OR_RETURN(result.header,
-                          RewrapMessage(headers[i], from_list, to_list, options));
-      // Verify before anyone stores it: the new header must open through the
-      // version it now names.
-      absl::Status verified = VerifyHeader(result.header, verify_list, options);
-      if (!verified.ok()) {
-        return absl::InternalError(absl::StrCat(
-            "the rewrapped header did not verify (", verified.message(),
-            "); the message was left as it was"));
+      auto rewrapped =
+          RewrapMessageVerified(headers[i], from_list, to_list, verify_list, options);
+      if (absl::IsInternal(rewrapped.status())) {
+        return absl::InternalError(absl::StrCat(rewrapped.status().message(),
+                                                "; the message was left as it was"));
       }
+      KW_ASSIGN_OR_RETURN(result.header, std::move(rewrapped));
       result.key = to.last_key();
       return result;
     }());
