@@ -23,24 +23,14 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-http=$(free_port)
-"$build/bin/keyward" dev init "$work/dev" --port "$port" --http-port "$http" >/dev/null
+. "$root/bench/lib.sh"
+dev_setup
 sed -i 's/^environment: dev$/environment: bench-audit/' "$work"/dev/{keywardd,admin,app}.yaml
 durable="$work/dev/keywardd.yaml"
 memory="$work/dev/keywardd-memory.yaml"
 sed 's|^  dir: .*|  in_memory: true|' "$durable" >"$memory"
 
-start() {
-  "$build/bin/keywardd" --config "$1" >>"$work/keywardd.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "keywardd did not start:"; cat "$work/keywardd.log"; exit 1
-}
+start() { start_keywardd "$1"; }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 echo "== DecryptDataKey: durable audit log vs in-memory sink (${seconds}s per point) =="

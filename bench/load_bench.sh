@@ -17,16 +17,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-http=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$build/bin/keyward" dev init "$work/dev" --port "$port" --http-port "$http" >/dev/null
-"$build/bin/keywardd" --config "$work/dev/keywardd.yaml" >"$work/keywardd.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-bare_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+. "$root/bench/lib.sh"
+dev_setup
+start_keywardd
+bare_port=$(free_port)
 "$build/bench/kms_load" --bare-server "$work/dev" "127.0.0.1:$bare_port" &
 bare=$!
 sleep 0.5

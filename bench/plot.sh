@@ -17,6 +17,18 @@ mkdir -p build/bench docs/img
 command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot is missing (scripts/install-deps)" >&2; exit 1; }
 [ -f build/bench/kms_load.json ] || "$root/bench/load_bench.sh" 3 "$build"
 
+# draw PNG PLOT_FILE SETTINGS: one chart in the report's common style.
+draw() {
+  gnuplot <<GP
+set terminal pngcairo size 900,540 font "DejaVu Sans,10"
+set output "$1"
+set key top left
+set grid
+$3
+load "$2"
+GP
+}
+
 # 1. Latency against concurrency.
 python3 - <<'PY'
 import json
@@ -32,25 +44,19 @@ with open("build/bench/latency.dat", "w") as f:
         plots.append(f'"build/bench/latency.dat" index {i} using 1:2 with linespoints dt 2 lc {i + 1} title "{op} p50"')
 open("build/bench/latency.plot", "w").write("plot " + ", \\\n     ".join(plots) + "\n")
 PY
-gnuplot <<'GP'
-set terminal pngcairo size 900,540 font "DejaVu Sans,10"
-set output "docs/img/latency_vs_concurrency.png"
+draw docs/img/latency_vs_concurrency.png build/bench/latency.plot '
 set title "keywardd over mutual TLS 1.3, durable audit: latency against clients in flight"
 set xlabel "clients in flight"
 set ylabel "latency (ms)"
 set logscale x 2
 set xrange [0.8:80]
-set xtics (1, 4, 16, 64)
-set key top left
-set grid
-load "build/bench/latency.plot"
-GP
+set xtics (1, 4, 16, 64)' 
 
 # 2. Throughput against message size.
-taskset -c 0 "$build/bench/format_bench" --benchmark_filter='BM_(Encrypt|Decrypt|RawEvpAes256Gcm)/' \
-  --benchmark_min_time=0.2 --benchmark_format=json >build/bench/format_sizes.json 2>/dev/null ||
-  "$build/bench/format_bench" --benchmark_filter='BM_(Encrypt|Decrypt|RawEvpAes256Gcm)/' \
-  --benchmark_min_time=0.2 --benchmark_format=json >build/bench/format_sizes.json
+sweep=("$build/bench/format_bench" --benchmark_filter='BM_(Encrypt|Decrypt|RawEvpAes256Gcm)/'
+       --benchmark_min_time=0.2 --benchmark_format=json)
+taskset -c 0 "${sweep[@]}" >build/bench/format_sizes.json 2>/dev/null ||
+  "${sweep[@]}" >build/bench/format_sizes.json
 python3 - <<'PY'
 import json
 bench = json.load(open("build/bench/format_sizes.json"))["benchmarks"]
@@ -67,17 +73,11 @@ with open("build/bench/sizes.dat", "w") as f:
         plots.append(f'"build/bench/sizes.dat" index {i} using 1:2 with linespoints lw 2 title "{title}"')
 open("build/bench/sizes.plot", "w").write("plot " + ", \\\n     ".join(plots) + "\n")
 PY
-gnuplot <<'GP'
-set terminal pngcairo size 900,540 font "DejaVu Sans,10"
-set output "docs/img/throughput_vs_size.png"
+draw docs/img/throughput_vs_size.png build/bench/sizes.plot '
 set title "Message format, one core, in memory: throughput against message size"
 set xlabel "message size (bytes)"
 set ylabel "MiB/s"
 set logscale x 2
 set logscale y 10
-set xtics ("64 B" 64, "1 KiB" 1024, "16 KiB" 16384, "256 KiB" 262144, "4 MiB" 4194304)
-set key top left
-set grid
-load "build/bench/sizes.plot"
-GP
+set xtics ("64 B" 64, "1 KiB" 1024, "16 KiB" 16384, "256 KiB" 262144, "4 MiB" 4194304)' 
 echo "plot.sh: wrote docs/img/latency_vs_concurrency.png and docs/img/throughput_vs_size.png"

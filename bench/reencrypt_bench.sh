@@ -20,16 +20,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-http=$(free_port)
-"$build/bin/keyward" dev init "$work/dev" --port "$port" --http-port "$http" >/dev/null
-"$build/bin/keywardd" --config "$work/dev/keywardd.yaml" >"$work/keywardd.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+. "$root/bench/lib.sh"
+dev_setup
+start_keywardd
 kw() { "$build/bin/keyward" --config "$work/dev/admin.yaml" "$@"; }
 kw key create bench/rows >/dev/null
 echo "== generating $rows rows of $size bytes =="

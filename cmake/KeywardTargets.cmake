@@ -98,3 +98,14 @@ function(kw_bench name)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY
     ${PROJECT_BINARY_DIR}/bench)
 endfunction()
+
+# kw_e2e_test(name SRCS ... DEPS ... [LABELS ...] [TIMEOUT s]): a kw_test that
+# drives the real binaries; KEYWARD_CLI and KEYWARDD name them.
+function(kw_e2e_test name)
+  kw_test(${name} ${ARGN})
+  if(TARGET ${name})
+    target_compile_definitions(${name} PRIVATE
+      KEYWARD_CLI="$<TARGET_FILE:keyward>" KEYWARDD="$<TARGET_FILE:keywardd>")
+    add_dependencies(${name} keyward keywardd)
+  endif()
+endfunction()

@@ -1,0 +1,27 @@
+# Shared by the benchmark scripts that start keywardd: sourced, not run.
+# Expects $build (the build directory) and $work (a scratch directory).
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A `keyward dev init` setup in $work/dev on free ports; sets $port, $http.
+dev_setup() {
+  port=$(free_port)
+  http=$(free_port)
+  "$build/bin/keyward" dev init "$work/dev" --port "$port" --http-port "$http" >/dev/null
+}
+
+# Starts keywardd with CONFIG (default $work/dev/keywardd.yaml), log in
+# $work/keywardd.log; sets $pid; waits for /healthz or exits showing the log.
+start_keywardd() {
+  "$build/bin/keywardd" --config "${1:-$work/dev/keywardd.yaml}" >>"$work/keywardd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "keywardd did not start:" >&2
+  cat "$work/keywardd.log" >&2
+  exit 1
+}
