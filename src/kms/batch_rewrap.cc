@@ -22,10 +22,13 @@ std::string CacheKey(const EncryptedDataKey& edk, const EncryptionContext& conte
 }
 
 // Unwraps through the service once per distinct (wrapped key, context) and
-// remembers the result for the batch.
+// remembers the result for the batch.  `counted`: whether hits and misses
+// go to the data key cache metrics (the source side's do; the verifier's
+// would count every data key twice).
 class CachingUnwrapKeyring final : public Keyring {
  public:
-  explicit CachingUnwrapKeyring(KeyService* service) : inner_(service, "", /*reader=*/false) {}
+  explicit CachingUnwrapKeyring(KeyService* service, bool counted = true)
+      : inner_(service, "", /*reader=*/false), counted_(counted) {}
   absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
     return absl::UnimplementedError("unwrap only");
   }
@@ -49,10 +52,10 @@ class CachingUnwrapKeyring final : public Keyring {
                               .With({});
     auto it = cache_.find(last_);
     if (it != cache_.end()) {
-      hits.Inc();
+      if (counted_) hits.Inc();
       return SecretData::CopyFrom(it->second.AsStringView());
     }
-    misses.Inc();
+    if (counted_) misses.Inc();
     auto dek = inner_.UnwrapDataKey(edk, context);
     if (dek.ok()) {
       // Data keys live in the bounded secure heap: keep only a window.
@@ -69,6 +72,7 @@ class CachingUnwrapKeyring final : public Keyring {
 
  private:
   LocalKmsKeyring inner_;
+  const bool counted_;
   mutable std::map<std::string, SecretData> cache_;
   mutable std::string last_;
   mutable std::string last_key_name_;
@@ -135,8 +139,10 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
   std::vector<absl::StatusOr<RewrappedHeader>> out;
   out.reserve(headers.size());
   CachingUnwrapKeyring from(service);
-  // Each new entry is unwrapped once, to verify it: nothing to cache.
-  LocalKmsKeyring verifier(service, "", /*reader=*/false);
+  // Messages sharing a data key share its new entry too (the wrap is
+  // cached): each distinct new entry is unwrapped for real once, and every
+  // header carrying it is checked against that result.
+  CachingUnwrapKeyring verifier(service, /*counted=*/false);
   CachingWrapKeyring to(service, &from);
   const Keyring* from_list[] = {&from};
   const Keyring* to_list[] = {&to};

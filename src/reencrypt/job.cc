@@ -1,9 +1,10 @@
 #include "reencrypt/job.h"
 
+#include <deque>
 #include <future>
-#include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,9 @@ namespace keyward::reencrypt {
 namespace {
 
 constexpr char kKmsProvider[] = "kms";
+// Batches being processed while one commits: three keep keywardd busy while
+// this process parses, checks and commits.
+constexpr size_t kInFlight = 3;
 
 struct Parsed {
   format::Header header;
@@ -39,10 +43,19 @@ const EncryptedDataKey* KmsEntry(const format::Header& h) {
 
 using VersionCounts = std::map<std::string, std::map<uint32_t, uint64_t>>;
 
-// One processed batch: its updates and, for the running tally, the versions
-// its message rows are on now and where each update moves one.
+// One processed batch: its updates, its rows' counts for the report (added
+// in batch order, so the first failure is the first row's), and, for the
+// running tally, the versions its message rows are on now and where each
+// update moves one.
 struct Batch {
   std::vector<Update> updates;
+  Report counts;  // scanned, changed (dry run), already_current, ... only
+  void Fail(const Row& row, const absl::Status& s) {
+    ++counts.failed;
+    if (counts.first_failure.empty()) {
+      counts.first_failure = absl::StrCat("row ", RowIdString(row.id), ": ", s.message());
+    }
+  }
   VersionCounts before;
   struct Move {
     std::string key;
@@ -61,29 +74,29 @@ class Job {
 
  private:
   absl::StatusOr<uint32_t> Primary(const std::string& key);
-  // Decides and (unless dry run) rewrites one batch.
+  Encryptor& EncryptorFor(const std::string& key);
+  // Decides and (unless dry run) rewrites one batch.  Two run at once: it
+  // touches no member but through Primary and EncryptorFor.
   absl::StatusOr<Batch> Process(const std::vector<Row>& rows);
   void RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
                    Batch* batch);
   void FullBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
                  Batch* batch);
-  void Fail(const Row& row, const absl::Status& s) {
-    ++report_.failed;
-    if (report_.first_failure.empty()) {
-      report_.first_failure = absl::StrCat("row ", RowIdString(row.id), ": ", s.message());
-    }
-  }
+  // Adds a committed batch's counts to the report.
+  void Count(const Report& counts);
   absl::Status Tally();
 
   Client& client_;
   MessageTable& table_;
   const JobOptions& options_;
   Report report_;
+  std::mutex mu_;  // guards primaries_ and encryptors_
   std::map<std::string, absl::StatusOr<uint32_t>> primaries_;
   std::map<std::string, std::unique_ptr<Encryptor>> encryptors_;
 };
 
 absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = primaries_.find(key);
   if (it == primaries_.end()) {
     auto info = client_.GetKey(key);
@@ -95,31 +108,52 @@ absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
   return it->second;
 }
 
+Encryptor& Job::EncryptorFor(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& encryptor = encryptors_[key];
+  if (!encryptor) {
+    EncryptorOptions eo;
+    eo.key_name = key;
+    encryptor = std::make_unique<Encryptor>(&client_, eo);
+  }
+  return *encryptor;
+}
+
+void Job::Count(const Report& counts) {
+  report_.scanned += counts.scanned;
+  report_.changed += counts.changed;
+  report_.already_current += counts.already_current;
+  report_.other_keys += counts.other_keys;
+  report_.not_messages += counts.not_messages;
+  report_.failed += counts.failed;
+  if (report_.first_failure.empty()) report_.first_failure = counts.first_failure;
+}
+
 absl::StatusOr<Batch> Job::Process(const std::vector<Row>& rows) {
   Batch batch;
   std::vector<const Row*> todo;
   std::vector<Parsed> parsed;
   for (const Row& row : rows) {
-    ++report_.scanned;
+    ++batch.counts.scanned;
     auto p = Parse(row.value);
     if (!p.ok()) {
-      ++report_.not_messages;
+      ++batch.counts.not_messages;
       continue;
     }
     const std::string& key = p->header.key.key_name;
     ++batch.before[key][p->header.key.key_version];
     if (!options_.key.empty() && key != options_.key) {
-      ++report_.other_keys;
+      ++batch.counts.other_keys;
       continue;
     }
     if (options_.mode == Mode::kRewrap) {
       auto primary = Primary(key);
       if (!primary.ok()) {
-        Fail(row, primary.status());
+        batch.Fail(row, primary.status());
         continue;
       }
       if (p->header.key.key_version == *primary) {
-        ++report_.already_current;
+        ++batch.counts.already_current;
         continue;
       }
     }
@@ -128,7 +162,7 @@ absl::StatusOr<Batch> Job::Process(const std::vector<Row>& rows) {
   }
   if (todo.empty()) return batch;
   if (options_.dry_run) {
-    report_.changed += todo.size();
+    batch.counts.changed += todo.size();
     return batch;
   }
   if (options_.mode == Mode::kRewrap) {
@@ -146,36 +180,15 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
   for (size_t i = 0; i < rows.size(); ++i) {
     headers.push_back(rows[i]->value.substr(0, parsed[i].header_len));
   }
-  // Two requests in flight: keywardd works on both halves at once.
-  using Results = absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>>;
-  const size_t half = headers.size() >= 64 ? headers.size() / 2 : 0;
-  std::vector<std::string> second(std::make_move_iterator(headers.begin() + half),
-                                  std::make_move_iterator(headers.end()));
-  headers.resize(half);
-  std::future<Results> first_half;
-  if (half > 0) {
-    first_half = std::async(std::launch::async,
-                            [this, &headers] { return client_.RewrapMessageHeaders(headers); });
-  }
-  Results results = client_.RewrapMessageHeaders(second);
-  if (half > 0) {
-    Results head = first_half.get();
-    if (head.ok() && results.ok()) {
-      head->insert(head->end(), std::make_move_iterator(results->begin()),
-                   std::make_move_iterator(results->end()));
-      results = std::move(head);
-    } else if (!head.ok()) {
-      results = head.status();
-    }
-  }
+  auto results = client_.RewrapMessageHeaders(headers);
   if (!results.ok()) {
-    for (const Row* row : rows) Fail(*row, results.status());
+    for (const Row* row : rows) batch->Fail(*row, results.status());
     return;
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     auto& r = (*results)[i];
     if (!r.ok()) {
-      Fail(*rows[i], r.status());
+      batch->Fail(*rows[i], r.status());
       continue;
     }
     // keywardd verified the new header cryptographically; check here that
@@ -184,7 +197,7 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
     if (!fresh.ok() || fresh->header_len != r->header.size() ||
         fresh->header.message_id != parsed[i].header.message_id ||
         fresh->header.key.key_version == parsed[i].header.key.key_version) {
-      Fail(*rows[i], fresh.ok() ? absl::InternalError("the rewrapped header does not match")
+      batch->Fail(*rows[i], fresh.ok() ? absl::InternalError("the rewrapped header does not match")
                                 : fresh.status());
       continue;
     }
@@ -204,7 +217,7 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
   for (size_t i = 0; i < rows.size(); ++i) {
     const EncryptedDataKey* edk = KmsEntry(parsed[i].header);
     if (edk == nullptr) {
-      Fail(*rows[i], absl::FailedPreconditionError("the message has no kms entry"));
+      batch->Fail(*rows[i], absl::FailedPreconditionError("the message has no kms entry"));
       continue;
     }
     request_of[i] = static_cast<int>(requests.size());
@@ -214,7 +227,7 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
   auto deks = client_.DecryptDataKeys(requests, /*for_reencryption=*/true);
   if (!deks.ok()) {
     for (size_t i = 0; i < rows.size(); ++i) {
-      if (request_of[i] >= 0) Fail(*rows[i], deks.status());
+      if (request_of[i] >= 0) batch->Fail(*rows[i], deks.status());
     }
     return;
   }
@@ -223,7 +236,7 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
     if (request_of[i] < 0) continue;
     auto& dek = (*deks)[static_cast<size_t>(request_of[i])];
     if (!dek.ok()) {
-      Fail(*rows[i], dek.status());
+      batch->Fail(*rows[i], dek.status());
       continue;
     }
     unwrapped.Add(requests[static_cast<size_t>(request_of[i])].first, std::move(*dek));
@@ -237,15 +250,10 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
       DecryptOptions options;
       options.expected_environment = client_.options().environment;
       KW_ASSIGN_OR_RETURN(SecretData plaintext, DecryptMessage(rows[i]->value, keyrings, options));
-      auto& encryptor = encryptors_[h.key.key_name];
-      if (!encryptor) {
-        EncryptorOptions eo;
-        eo.key_name = h.key.key_name;
-        encryptor = std::make_unique<Encryptor>(&client_, eo);
-      }
-      KW_ASSIGN_OR_RETURN(std::string fresh, encryptor->Encrypt(plaintext.AsStringView(), h.context));
+      Encryptor& encryptor = EncryptorFor(h.key.key_name);
+      KW_ASSIGN_OR_RETURN(std::string fresh, encryptor.Encrypt(plaintext.AsStringView(), h.context));
       // Verify before storing: the new message decrypts to the same bytes.
-      KW_ASSIGN_OR_RETURN(SecretData back, encryptor->Decrypt(fresh, h.context));
+      KW_ASSIGN_OR_RETURN(SecretData back, encryptor.Decrypt(fresh, h.context));
       if (!ConstantTimeEquals(back, plaintext)) {
         return absl::InternalError("the re-encrypted message did not decrypt to the original");
       }
@@ -254,7 +262,7 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
       batch->moves.push_back({h.key.key_name, h.key.key_version, now.header.key.key_version});
       return absl::OkStatus();
     }();
-    if (!s.ok()) Fail(*rows[i], s);
+    if (!s.ok()) batch->Fail(*rows[i], s);
   }
 }
 
@@ -297,29 +305,47 @@ absl::StatusOr<Report> Job::Run() {
   const uint64_t done_before = cp.rows_done;
   JobOptions::Progress progress;
   progress.total = report_.rows;
-  // Pipelined: keywardd works on batch N+1 while batch N commits (the
-  // table is used from this thread only; Process never touches it).
-  KW_ASSIGN_OR_RETURN(std::vector<Row> rows, table_.ReadBatch(cp.after, options_.batch));
   // The report's rows per version is tallied as batches commit.  It is
   // exact only if nobody else wrote to the table meanwhile (and the run did
   // not resume from a crash); otherwise a final scan recounts.
   VersionCounts running;
   bool running_exact = !report_.resumed;
   if (!changes_at_start) running_exact = false;
-  std::future<absl::StatusOr<Batch>> pending;
-  if (!rows.empty()) {
-    pending = std::async(std::launch::async, [this, &rows] { return Process(rows); });
-  }
-  while (!rows.empty()) {
-    KW_ASSIGN_OR_RETURN(Batch batch, pending.get());
-    const std::vector<Update>& updates = batch.updates;
-    cp.after = rows.back().id;
-    cp.rows_done += rows.size();
-    std::vector<Row> current = std::move(rows);
-    KW_ASSIGN_OR_RETURN(rows, table_.ReadBatch(cp.after, options_.batch));
-    if (!rows.empty()) {
-      pending = std::async(std::launch::async, [this, &rows] { return Process(rows); });
+  // Pipelined: keywardd works on the next kInFlight batches while this
+  // thread reads ahead and commits, in order, the batch that came back
+  // (the table is used from this thread only; Process never touches it).
+  struct InFlight {
+    std::vector<Row> rows;
+    std::future<absl::StatusOr<Batch>> batch;  // destroyed first: waits for Process
+  };
+  std::deque<std::unique_ptr<InFlight>> in_flight;
+  auto read_after = cp.after;
+  bool read_all = false;
+  auto refill = [&]() -> absl::Status {
+    while (!read_all && in_flight.size() < kInFlight) {
+      auto f = std::make_unique<InFlight>();
+      KW_ASSIGN_OR_RETURN(f->rows, table_.ReadBatch(read_after, options_.batch));
+      if (f->rows.empty()) {
+        read_all = true;
+        break;
+      }
+      read_after = f->rows.back().id;
+      const std::vector<Row>* rows = &f->rows;
+      f->batch = std::async(std::launch::async, [this, rows] { return Process(*rows); });
+      in_flight.push_back(std::move(f));
     }
+    return absl::OkStatus();
+  };
+  KW_RETURN_IF_ERROR(refill());
+  while (!in_flight.empty()) {
+    const std::unique_ptr<InFlight> done = std::move(in_flight.front());
+    in_flight.pop_front();
+    KW_ASSIGN_OR_RETURN(Batch batch, done->batch.get());
+    KW_RETURN_IF_ERROR(refill());
+    const std::vector<Update>& updates = batch.updates;
+    cp.after = done->rows.back().id;
+    cp.rows_done += done->rows.size();
+    Count(batch.counts);
     if (!options_.dry_run) {
       KW_ASSIGN_OR_RETURN(uint64_t replaced, table_.CommitBatch(updates, job, cp));
       report_.changed += replaced;

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "format/encrypt_materials.h"
+#include "format/header.h"
 #include "keyward/encryptor.h"
 #include "keyward/message.h"
 #include "nlohmann/json.hpp"
@@ -304,6 +305,38 @@ TEST_F(ReencryptTest, BatchRewrapRefusesAKmsEntryOfAnotherKey) {
   ASSERT_EQ(results.size(), 1u);
   EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kFailedPrecondition,
                                    HasSubstr("belongs to key secret")));
+}
+
+// More headers than one request may hold (10,000) and more bytes than
+// keywardd accepts in one (4 MiB): the SDK splits the call, and every
+// header comes back rewrapped, in order.
+TEST_F(ReencryptTest, RewrapMessageHeadersSplitsLargeCallsIntoRequests) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  EncryptorOptions o;
+  o.key_name = "k";
+  Encryptor e(app_.get(), o);
+  const EncryptionContext context = {{"padding", std::string(500, 'p')}};
+  std::vector<std::string> headers;
+  std::vector<std::string> ids;
+  size_t bytes = 0;
+  for (int i = 0; i < 10001; ++i) {
+    KW_ASSERT_OK_AND_ASSIGN(std::string m, e.Encrypt(absl::StrCat("row ", i), context));
+    KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(m));
+    headers.push_back(m.substr(0, info.header_bytes));
+    ids.push_back(info.message_id);
+    bytes += info.header_bytes;
+  }
+  ASSERT_GT(bytes, 4u << 20);
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(auto results, admin_->RewrapMessageHeaders(headers));
+  ASSERT_EQ(results.size(), headers.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_EQ(results[i]->key.key_version, 2u);
+    std::string authenticated;
+    KW_ASSERT_OK_AND_ASSIGN(format::Header h, format::ParseHeader(results[i]->header, &authenticated));
+    ASSERT_EQ(h.message_id, ids[i]) << i;
+  }
 }
 
 TEST_F(ReencryptTest, FullModeReplacesDataKeysAndVerifies) {

@@ -648,21 +648,33 @@ absl::StatusOr<AuditPage> Client::ReadAuditRecords(const AuditQuery& q) {
 
 absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>> Client::RewrapMessageHeaders(
     const std::vector<std::string>& headers) {
-  v1::BatchRewrapMessageHeadersRequest req;
-  for (const std::string& h : headers) req.add_headers(h);
-  v1::BatchRewrapMessageHeadersResponse resp;
-  KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,
-                                 &v1::KeyManagement::Stub::BatchRewrapMessageHeaders));
-  if (resp.results_size() != static_cast<int>(headers.size())) {
-    return absl::InternalError("keywardd answered a different number of headers");
-  }
+  // Requests stay well under keywardd's request size limit (4 MiB by
+  // default) and its batch limit, whatever the headers' sizes.
+  constexpr size_t kMaxHeadersPerRequest = 10000;
+  constexpr size_t kMaxBytesPerRequest = 1 << 20;
   std::vector<absl::StatusOr<RewrappedHeader>> out;
   out.reserve(headers.size());
-  for (auto& r : *resp.mutable_results()) {
-    if (r.code() == 0) {
-      out.push_back(RewrappedHeader{std::move(*r.mutable_header()), FromProto(r.key())});
-    } else {
-      out.push_back(ItemStatus(r.code(), r.error(), r.error_code()));
+  size_t next = 0;
+  while (next < headers.size()) {
+    v1::BatchRewrapMessageHeadersRequest req;
+    size_t bytes = 0;
+    while (next < headers.size() && req.headers_size() < static_cast<int>(kMaxHeadersPerRequest) &&
+           (req.headers_size() == 0 || bytes + headers[next].size() <= kMaxBytesPerRequest)) {
+      bytes += headers[next].size();
+      req.add_headers(headers[next++]);
+    }
+    v1::BatchRewrapMessageHeadersResponse resp;
+    KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,
+                                   &v1::KeyManagement::Stub::BatchRewrapMessageHeaders));
+    if (resp.results_size() != req.headers_size()) {
+      return absl::InternalError("keywardd answered a different number of headers");
+    }
+    for (auto& r : *resp.mutable_results()) {
+      if (r.code() == 0) {
+        out.push_back(RewrappedHeader{std::move(*r.mutable_header()), FromProto(r.key())});
+      } else {
+        out.push_back(ItemStatus(r.code(), r.error(), r.error_code()));
+      }
     }
   }
   return out;
