@@ -1,9 +1,9 @@
 // Helpers for bench/reencrypt_bench.sh:
-//   reencrypt_fixture generate CLIENT_CONFIG DB ROWS SIZE KEY
+//   reencrypt_fixture generate CLIENT_CONFIG DB ROWS SIZE KEY [MESSAGES_PER_KEY]
 //     a table items(id INTEGER PRIMARY KEY, secret BLOB) of ROWS Keyward
 //     messages of SIZE plaintext bytes under KEY, written by the SDK's
-//     Encryptor (a data key serves up to 1,000 messages, as a caching
-//     application's would);
+//     Encryptor (a data key serves up to MESSAGES_PER_KEY messages, default
+//     1,000, as a caching application's would; 1 = a data key per row);
 //   reencrypt_fixture plain-update DB BATCH
 //     the reference: the same reads and compare-and-swap UPDATEs the job
 //     does (batches by id, one transaction each, with a checkpoint row), but
@@ -24,14 +24,14 @@
 namespace {
 
 int Generate(const char* config, const char* db_path, uint64_t rows, size_t size,
-             const char* key) {
+             const char* key, uint64_t messages_per_key) {
   auto options = keyward::LoadClientConfig(config);
   if (!options.ok()) return std::fprintf(stderr, "%s\n", options.status().ToString().c_str()), 1;
   auto client = keyward::Client::Connect(*options);
   if (!client.ok()) return std::fprintf(stderr, "%s\n", client.status().ToString().c_str()), 1;
   keyward::EncryptorOptions eo;
   eo.key_name = key;
-  eo.encrypt_cache.max_messages = 1000;
+  eo.encrypt_cache.max_messages = messages_per_key;
   keyward::Encryptor encryptor(client->get(), eo);
   sqlite3* db = nullptr;
   sqlite3_open(db_path, &db);
@@ -92,15 +92,17 @@ int PlainUpdate(const char* db_path, size_t batch) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 7 && std::string(argv[1]) == "generate") {
+  if ((argc == 7 || argc == 8) && std::string(argv[1]) == "generate") {
+    const uint64_t per_key = argc == 8 ? std::strtoull(argv[7], nullptr, 10) : 1000;
+    if (per_key < 1) return std::fprintf(stderr, "MESSAGES_PER_KEY must be at least 1\n"), 2;
     return Generate(argv[2], argv[3], std::strtoull(argv[4], nullptr, 10),
-                    std::strtoull(argv[5], nullptr, 10), argv[6]);
+                    std::strtoull(argv[5], nullptr, 10), argv[6], per_key);
   }
   if (argc == 4 && std::string(argv[1]) == "plain-update") {
     return PlainUpdate(argv[2], std::strtoull(argv[3], nullptr, 10));
   }
   std::fprintf(stderr,
-               "usage: reencrypt_fixture generate CLIENT_CONFIG DB ROWS SIZE KEY\n"
+               "usage: reencrypt_fixture generate CLIENT_CONFIG DB ROWS SIZE KEY [MESSAGES_PER_KEY]\n"
                "       reencrypt_fixture plain-update DB BATCH\n");
   return 2;
 }
