@@ -19,7 +19,8 @@ namespace {
 
 constexpr char kKmsProvider[] = "kms";
 // Batches being processed while one commits: three keep keywardd busy while
-// this process parses, checks and commits.
+// this process parses, checks and commits.  With --rate, one: a throttled
+// job should not run ahead of its rate.
 constexpr size_t kInFlight = 3;
 
 struct Parsed {
@@ -197,7 +198,8 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
     if (!fresh.ok() || fresh->header_len != r->header.size() ||
         fresh->header.message_id != parsed[i].header.message_id ||
         fresh->header.key.key_version == parsed[i].header.key.key_version) {
-      batch->Fail(*rows[i], fresh.ok() ? absl::InternalError("the rewrapped header does not match")
+      batch->Fail(*rows[i], fresh.ok()
+                                ? absl::InternalError("the rewrapped header does not match")
                                 : fresh.status());
       continue;
     }
@@ -251,7 +253,8 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
       options.expected_environment = client_.options().environment;
       KW_ASSIGN_OR_RETURN(SecretData plaintext, DecryptMessage(rows[i]->value, keyrings, options));
       Encryptor& encryptor = EncryptorFor(h.key.key_name);
-      KW_ASSIGN_OR_RETURN(std::string fresh, encryptor.Encrypt(plaintext.AsStringView(), h.context));
+      KW_ASSIGN_OR_RETURN(std::string fresh,
+                          encryptor.Encrypt(plaintext.AsStringView(), h.context));
       // Verify before storing: the new message decrypts to the same bytes.
       KW_ASSIGN_OR_RETURN(SecretData back, encryptor.Decrypt(fresh, h.context));
       if (!ConstantTimeEquals(back, plaintext)) {
@@ -311,7 +314,7 @@ absl::StatusOr<Report> Job::Run() {
   VersionCounts running;
   bool running_exact = !report_.resumed;
   if (!changes_at_start) running_exact = false;
-  // Pipelined: keywardd works on the next kInFlight batches while this
+  // Pipelined: keywardd works on the next `depth` batches while this
   // thread reads ahead and commits, in order, the batch that came back
   // (the table is used from this thread only; Process never touches it).
   struct InFlight {
@@ -319,10 +322,11 @@ absl::StatusOr<Report> Job::Run() {
     std::future<absl::StatusOr<Batch>> batch;  // destroyed first: waits for Process
   };
   std::deque<std::unique_ptr<InFlight>> in_flight;
+  const size_t depth = options_.rate > 0 ? 1 : kInFlight;
   auto read_after = cp.after;
   bool read_all = false;
   auto refill = [&]() -> absl::Status {
-    while (!read_all && in_flight.size() < kInFlight) {
+    while (!read_all && in_flight.size() < depth) {
       auto f = std::make_unique<InFlight>();
       KW_ASSIGN_OR_RETURN(f->rows, table_.ReadBatch(read_after, options_.batch));
       if (f->rows.empty()) {

@@ -334,7 +334,8 @@ TEST_F(ReencryptTest, RewrapMessageHeadersSplitsLargeCallsIntoRequests) {
     ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
     EXPECT_EQ(results[i]->key.key_version, 2u);
     std::string authenticated;
-    KW_ASSERT_OK_AND_ASSIGN(format::Header h, format::ParseHeader(results[i]->header, &authenticated));
+    KW_ASSERT_OK_AND_ASSIGN(format::Header h,
+                            format::ParseHeader(results[i]->header, &authenticated));
     ASSERT_EQ(h.message_id, ids[i]) << i;
   }
 }
