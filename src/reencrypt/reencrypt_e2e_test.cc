@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <random>
@@ -383,16 +384,24 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
   Fill("k", 0, 1500);
   KW_ASSERT_OK(admin_->RotateKey("k").status());
   std::mt19937 rng(20261128);
-  std::uniform_int_distribution<int> delay_ms(20, 600);
+  std::uniform_int_distribution<int> throttled_delay_ms(20, 600);
+  std::uniform_int_distribution<int> unthrottled_delay_ms(5, 150);
   int killed_mid_run = 0;
+  int unthrottled_killed_mid_run = 0;
   for (int round = 0; round < 15; ++round) {
     if (round == 7) {
       KW_ASSERT_OK(admin_->RotateKey("k").status());  // a moving target
     }
     std::vector<std::string> args = {KEYWARD_CLI, "--config", server_->admin_config()};
-    // Rate-limited so that every run, even a rescan, lasts long enough to
-    // be killed mid-way.
-    for (const std::string& a : Args({"--batch", "40", "--rate", "2500"})) args.push_back(a);
+    // Even rounds rate-limited (one batch in flight), so that every run,
+    // even a rescan, lasts long enough to be killed mid-way; odd rounds at
+    // full speed, with three batches in keywardd while one commits, and
+    // small batches so that there are many commits to land between.
+    const bool throttled = round % 2 == 0;
+    for (const std::string& a : throttled ? Args({"--batch", "40", "--rate", "2500"})
+                                          : Args({"--batch", "10"})) {
+      args.push_back(a);
+    }
     const pid_t pid = ::fork();
     if (pid == 0) {
       ::freopen("/dev/null", "w", stdout);
@@ -403,12 +412,14 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        throttled ? throttled_delay_ms(rng) : unthrottled_delay_ms(rng)));
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == 0) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
       ++killed_mid_run;
+      if (!throttled) ++unthrottled_killed_mid_run;
     }
     // The invariant, after every kill: every row decrypts to its original.
     auto versions = CheckAll();
@@ -416,7 +427,10 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
     for (const auto& [v, n] : versions["k"]) total += n;
     ASSERT_EQ(total, 1500) << "round " << round;
   }
+  std::printf("killed mid-run: %d of 15 rounds (%d of 7 at full speed)\n", killed_mid_run,
+              unthrottled_killed_mid_run);
   EXPECT_GE(killed_mid_run, 5) << "the kills should land while the job runs";
+  EXPECT_GE(unthrottled_killed_mid_run, 2) << "and some while it runs at full speed";
   // The job resumes from its checkpoint and finishes.
   ProcessResult last = server_->Cli(Args({"--json"}));
   ASSERT_EQ(last.exit_code, 0) << last.err;
