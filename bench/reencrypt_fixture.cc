@@ -93,8 +93,15 @@ int PlainUpdate(const char* db_path, size_t batch) {
 
 int main(int argc, char** argv) {
   if ((argc == 7 || argc == 8) && std::string(argv[1]) == "generate") {
-    const uint64_t per_key = argc == 8 ? std::strtoull(argv[7], nullptr, 10) : 1000;
-    if (per_key < 1) return std::fprintf(stderr, "MESSAGES_PER_KEY must be at least 1\n"), 2;
+    uint64_t per_key = 1000;
+    if (argc == 8) {
+      char* end = nullptr;
+      const long long n = std::strtoll(argv[7], &end, 10);
+      if (*argv[7] == '\0' || *end != '\0' || n < 1) {
+        return std::fprintf(stderr, "MESSAGES_PER_KEY must be a whole number, at least 1\n"), 2;
+      }
+      per_key = static_cast<uint64_t>(n);
+    }
     return Generate(argv[2], argv[3], std::strtoull(argv[4], nullptr, 10),
                     std::strtoull(argv[5], nullptr, 10), argv[6], per_key);
   }

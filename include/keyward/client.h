@@ -259,9 +259,11 @@ class Client {
   // Rotation (docs/rotation.md).  Rewraps message headers (each through its
   // header tag) to their keys' primary versions inside keywardd, each
   // verified to open under the new version; one result per header, in
-  // order.  Sent in requests of at most 10,000 headers and 1 MiB; an error
-  // for the whole call means some headers may have been rewrapped (the
-  // results are discarded: the caller's messages are unchanged).
+  // order.  Sent in requests of at most 10,000 headers and 1 MiB, smaller if
+  // keywardd's request size limit is lower (a header alone above it gets
+  // kLimitExceeded).  An error for the whole call means some headers may
+  // have been rewrapped (the results are discarded: the caller's messages
+  // are unchanged).
   [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>>
   RewrapMessageHeaders(const std::vector<std::string>& headers);
   // The retirement gate's evidence: rows per version of one data set.

@@ -14,10 +14,16 @@ namespace {
 
 constexpr size_t kMaxCached = 1024;
 
+// Every field length-prefixed: two different (entry, context) pairs never
+// share a key (a cache hit stands in for a real unwrap, whose context check
+// must not be skipped for a context that only looks the same).
 std::string CacheKey(const EncryptedDataKey& edk, const EncryptionContext& context) {
-  std::string k = absl::StrCat(edk.provider_id, "\n", edk.provider_info, "\n",
+  std::string k = absl::StrCat(edk.provider_id.size(), ":", edk.provider_id,
+                               edk.provider_info.size(), ":", edk.provider_info,
                                edk.ciphertext.size(), ":", edk.ciphertext);
-  for (const auto& [ck, cv] : context) absl::StrAppend(&k, "\n", ck.size(), ":", ck, cv);
+  for (const auto& [ck, cv] : context) {
+    absl::StrAppend(&k, ck.size(), ":", ck, cv.size(), ":", cv);
+  }
   return k;
 }
 

@@ -76,8 +76,8 @@ class Job {
  private:
   absl::StatusOr<uint32_t> Primary(const std::string& key);
   Encryptor& EncryptorFor(const std::string& key);
-  // Decides and (unless dry run) rewrites one batch.  Two run at once: it
-  // touches no member but through Primary and EncryptorFor.
+  // Decides and (unless dry run) rewrites one batch.  Up to kInFlight run
+  // at once: it touches no member but through Primary and EncryptorFor.
   absl::StatusOr<Batch> Process(const std::vector<Row>& rows);
   void RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Parsed>& parsed,
                    Batch* batch);
@@ -97,16 +97,19 @@ class Job {
 };
 
 absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = primaries_.find(key);
-  if (it == primaries_.end()) {
-    auto info = client_.GetKey(key);
-    it = primaries_
-             .emplace(key, info.ok() ? absl::StatusOr<uint32_t>(info->primary_version)
-                                     : absl::StatusOr<uint32_t>(info.status()))
-             .first;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = primaries_.find(key);
+    if (it != primaries_.end()) return it->second;
   }
-  return it->second;
+  // Asked outside the lock; two batches asking at once both keep the first
+  // answer stored.
+  auto info = client_.GetKey(key);
+  std::lock_guard<std::mutex> lock(mu_);
+  return primaries_
+      .emplace(key, info.ok() ? absl::StatusOr<uint32_t>(info->primary_version)
+                              : absl::StatusOr<uint32_t>(info.status()))
+      .first->second;
 }
 
 Encryptor& Job::EncryptorFor(const std::string& key) {

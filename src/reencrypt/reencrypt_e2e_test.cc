@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -17,6 +18,7 @@
 #include "format/encrypt_materials.h"
 #include "format/header.h"
 #include "keyward/encryptor.h"
+#include "keyward/errors.h"
 #include "keyward/message.h"
 #include "nlohmann/json.hpp"
 #include "reencrypt/sqlite_table.h"
@@ -59,6 +61,18 @@ class Db {
     sqlite3_bind_blob(s, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
     EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
     sqlite3_finalize(s);
+  }
+  // The re-encryption checkpoint's rows_done; -1 when there is none.
+  int64_t CheckpointRowsDone() {
+    sqlite3_stmt* s = nullptr;
+    int64_t done = -1;
+    if (sqlite3_prepare_v2(db_, "SELECT rows_done FROM keyward_reencrypt_checkpoints", -1, &s,
+                           nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      done = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+    return done;
   }
   std::map<int64_t, std::string> All() {
     std::map<int64_t, std::string> out;
@@ -308,6 +322,34 @@ TEST_F(ReencryptTest, BatchRewrapRefusesAKmsEntryOfAnotherKey) {
                                    HasSubstr("belongs to key secret")));
 }
 
+// Two messages sharing one wrapped data key, the second claiming a context
+// that was never bound to it but that a careless cache key would confuse
+// with the first's: keywardd must unwrap it for real and refuse it, not
+// answer from the first message's cached unwrap (or verification).
+TEST_F(ReencryptTest, BatchRewrapRefusesAContextTheDataKeyWasNotWrappedWith) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  const EncryptionContext bound = {{"a", "x\n1:by"}};
+  const EncryptionContext lookalike = {{"a", "x"}, {"b", "y"}};
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey dk, admin_->GenerateDataKey("k", bound));
+  std::vector<std::string> headers;
+  for (const EncryptionContext* context : {&bound, &lookalike}) {
+    format::EncryptionMaterials m;
+    m.key = dk.key;
+    m.context = *context;
+    m.data_keys = {dk.encrypted};
+    m.data_key = &dk.plaintext;
+    KW_ASSERT_OK_AND_ASSIGN(std::string message, format::EncryptBytesWithMaterials(m, "x"));
+    KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(message));
+    headers.push_back(message.substr(0, info.header_bytes));
+  }
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(auto results, admin_->RewrapMessageHeaders(headers));
+  ASSERT_EQ(results.size(), 2u);
+  KW_EXPECT_OK(results[0].status());
+  EXPECT_THAT(results[1], StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("encryption context mismatch")));
+}
+
 // More headers than one request may hold (10,000) and more bytes than
 // keywardd accepts in one (4 MiB): the SDK splits the call, and every
 // header comes back rewrapped, in order.
@@ -338,6 +380,46 @@ TEST_F(ReencryptTest, RewrapMessageHeadersSplitsLargeCallsIntoRequests) {
     KW_ASSERT_OK_AND_ASSIGN(format::Header h,
                             format::ParseHeader(results[i]->header, &authenticated));
     ASSERT_EQ(h.message_id, ids[i]) << i;
+  }
+}
+
+// keywardd configured to accept only small requests: the SDK sends the
+// headers again in smaller requests, and a header that alone is too large
+// fails on its own, the others are rewrapped.
+TEST_F(ReencryptTest, RewrapMessageHeadersFitsAServerWithASmallRequestLimit) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  EncryptorOptions o;
+  o.key_name = "k";
+  Encryptor e(app_.get(), o);
+  std::vector<std::string> headers;
+  for (int i = 0; i < 31; ++i) {
+    // Row 13's context is larger than a whole request may be.
+    const EncryptionContext context =
+        i == 13 ? EncryptionContext{{"a", std::string(4096, 'a')}, {"b", std::string(4096, 'b')}}
+                : EncryptionContext{{"padding", std::string(500, 'p')}};
+    KW_ASSERT_OK_AND_ASSIGN(std::string m, e.Encrypt(absl::StrCat("row ", i), context));
+    KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(m));
+    headers.push_back(m.substr(0, info.header_bytes));
+  }
+  ASSERT_EQ(server_->Stop(), 0);
+  std::string config = testing::ReadFileOrDie(server_->File("keywardd.yaml"));
+  const std::string limit = "max_request_bytes: 4194304";
+  const size_t at = config.find(limit);
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, limit.size(), "max_request_bytes: 8192");
+  std::ofstream(server_->File("keywardd.yaml")) << config;
+  KW_ASSERT_OK(server_->Start());
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(auto results, admin_->RewrapMessageHeaders(headers));
+  ASSERT_EQ(results.size(), headers.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i == 13) {
+      EXPECT_EQ(GetErrorCode(results[i].status()), ErrorCode::kLimitExceeded)
+          << results[i].status();
+      continue;
+    }
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_EQ(results[i]->key.key_version, 2u);
   }
 }
 
@@ -385,8 +467,10 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
   KW_ASSERT_OK(admin_->RotateKey("k").status());
   std::mt19937 rng(20261128);
   std::uniform_int_distribution<int> throttled_delay_ms(20, 600);
-  std::uniform_int_distribution<int> unthrottled_delay_ms(5, 150);
+  std::uniform_int_distribution<int> unthrottled_delay_ms(30, 250);
   int killed_mid_run = 0;
+  // Full-speed kills that landed after the round committed batches and
+  // before the job finished (its checkpoint moved and is still there).
   int unthrottled_killed_mid_run = 0;
   for (int round = 0; round < 15; ++round) {
     if (round == 7) {
@@ -398,8 +482,9 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
     // full speed, with three batches in keywardd while one commits, and
     // small batches so that there are many commits to land between.
     const bool throttled = round % 2 == 0;
+    const int64_t done_before = Db(db_path_).CheckpointRowsDone();
     for (const std::string& a : throttled ? Args({"--batch", "40", "--rate", "2500"})
-                                          : Args({"--batch", "10"})) {
+                                          : Args({"--batch", "4"})) {
       args.push_back(a);
     }
     const pid_t pid = ::fork();
@@ -419,7 +504,9 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
       ++killed_mid_run;
-      if (!throttled) ++unthrottled_killed_mid_run;
+      if (!throttled && Db(db_path_).CheckpointRowsDone() > std::max<int64_t>(done_before, 0)) {
+        ++unthrottled_killed_mid_run;
+      }
     }
     // The invariant, after every kill: every row decrypts to its original.
     auto versions = CheckAll();
@@ -427,10 +514,10 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
     for (const auto& [v, n] : versions["k"]) total += n;
     ASSERT_EQ(total, 1500) << "round " << round;
   }
-  std::printf("killed mid-run: %d of 15 rounds (%d of 7 at full speed)\n", killed_mid_run,
-              unthrottled_killed_mid_run);
+  std::printf("killed mid-run: %d of 15 rounds; at full speed after progress: %d of 7\n",
+              killed_mid_run, unthrottled_killed_mid_run);
   EXPECT_GE(killed_mid_run, 5) << "the kills should land while the job runs";
-  EXPECT_GE(unthrottled_killed_mid_run, 2) << "and some while it runs at full speed";
+  EXPECT_GE(unthrottled_killed_mid_run, 2) << "and some in a full-speed run that made progress";
   // The job resumes from its checkpoint and finishes.
   ProcessResult last = server_->Cli(Args({"--json"}));
   ASSERT_EQ(last.exit_code, 0) << last.err;

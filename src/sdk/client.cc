@@ -8,9 +8,12 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/duration.h"
@@ -646,26 +649,50 @@ absl::StatusOr<AuditPage> Client::ReadAuditRecords(const AuditQuery& q) {
 
 // --- Rotation ----------------------------------------------------------------
 
+namespace {
+
+// gRPC's refusal of a request above the server's receive limit (keywardd's
+// limits.max_request_bytes).  keywardd's own RESOURCE_EXHAUSTED (too many
+// concurrent requests) says something else and is not retried smaller.
+bool TooLarge(const absl::Status& s) {
+  return absl::IsResourceExhausted(s) &&
+         absl::StrContains(absl::AsciiStrToLower(s.message()), "larger than max");
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>> Client::RewrapMessageHeaders(
     const std::vector<std::string>& headers) {
-  // Requests stay well under keywardd's request size limit (4 MiB by
-  // default) and its batch limit, whatever the headers' sizes.
+  // Requests stay under keywardd's default request size limit (4 MiB) and
+  // its batch limit (the byte limit binds first for real headers).  A
+  // server configured lower refuses a request as too large: it is sent
+  // again in halves, down to one header, which then fails on its own.
   constexpr size_t kMaxHeadersPerRequest = 10000;
   constexpr size_t kMaxBytesPerRequest = 1 << 20;
   std::vector<absl::StatusOr<RewrappedHeader>> out;
   out.reserve(headers.size());
-  size_t next = 0;
-  while (next < headers.size()) {
+  std::function<absl::Status(size_t, size_t)> send = [&](size_t begin,
+                                                         size_t end) -> absl::Status {
     v1::BatchRewrapMessageHeadersRequest req;
-    size_t bytes = 0;
-    while (next < headers.size() && req.headers_size() < static_cast<int>(kMaxHeadersPerRequest) &&
-           (req.headers_size() == 0 || bytes + headers[next].size() <= kMaxBytesPerRequest)) {
-      bytes += headers[next].size();
-      req.add_headers(headers[next++]);
-    }
+    for (size_t i = begin; i < end; ++i) req.add_headers(headers[i]);
     v1::BatchRewrapMessageHeadersResponse resp;
-    KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,
-                                   &v1::KeyManagement::Stub::BatchRewrapMessageHeaders));
+    absl::Status s =
+        impl_->Call(options_, req, &resp, &v1::KeyManagement::Stub::BatchRewrapMessageHeaders);
+    if (TooLarge(s)) {
+      if (end - begin == 1) {
+        out.push_back(MakeError(
+            absl::StatusCode::kInvalidArgument, ErrorCode::kLimitExceeded,
+            absl::StrCat("this header (", headers[begin].size(),
+                         " bytes) is larger than keywardd accepts in one request "
+                         "(its limits.max_request_bytes): ",
+                         s.message())));
+        return absl::OkStatus();
+      }
+      const size_t middle = begin + (end - begin) / 2;
+      KW_RETURN_IF_ERROR(send(begin, middle));
+      return send(middle, end);
+    }
+    KW_RETURN_IF_ERROR(s);
     if (resp.results_size() != req.headers_size()) {
       return absl::InternalError("keywardd answered a different number of headers");
     }
@@ -676,6 +703,18 @@ absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>> Client::RewrapMessa
         out.push_back(ItemStatus(r.code(), r.error(), r.error_code()));
       }
     }
+    return absl::OkStatus();
+  };
+  size_t next = 0;
+  while (next < headers.size()) {
+    size_t end = next;
+    size_t bytes = 0;
+    while (end < headers.size() && end - next < kMaxHeadersPerRequest &&
+           (end == next || bytes + headers[end].size() <= kMaxBytesPerRequest)) {
+      bytes += headers[end++].size();
+    }
+    KW_RETURN_IF_ERROR(send(next, end));
+    next = end;
   }
   return out;
 }
