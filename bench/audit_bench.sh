@@ -15,15 +15,8 @@ records=${2:-1000000}
 build=${3:-build/release}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mkdir -p build/bench
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 . "$root/bench/lib.sh"
+bench_scratch
 dev_setup
 sed -i 's/^environment: dev$/environment: bench-audit/' "$work"/dev/{keywardd,admin,app}.yaml
 durable="$work/dev/keywardd.yaml"

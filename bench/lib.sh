@@ -1,5 +1,20 @@
-# Shared by the benchmark scripts that start keywardd: sourced, not run.
-# Expects $build (the build directory) and $work (a scratch directory).
+# Shared by the benchmark scripts that start keywardd: sourced, not run,
+# from the repository root.  Expects $build (the build directory).
+
+# Creates build/bench and a scratch directory $work; on exit, stops every
+# process the script started in the background (keywardd, helpers) and
+# removes $work.
+bench_scratch() {
+  mkdir -p build/bench
+  work=$(mktemp -d)
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  local p
+  for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

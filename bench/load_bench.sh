@@ -8,16 +8,8 @@ seconds=${1:-3}
 build=${2:-build/release}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mkdir -p build/bench
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
-  [ -n "${bare:-}" ] && kill "$bare" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 . "$root/bench/lib.sh"
+bench_scratch
 dev_setup
 start_keywardd
 bare_port=$(free_port)

@@ -15,15 +15,8 @@ size=${2:-1024}
 build=${3:-build/release}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-mkdir -p build/bench
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
 . "$root/bench/lib.sh"
+bench_scratch
 dev_setup
 start_keywardd
 kw() { "$build/bin/keyward" --config "$work/dev/admin.yaml" "$@"; }
