@@ -108,6 +108,8 @@ class AuditLog {
   absl::Status Health() const;
   uint64_t size() const { return tree_.size(); }  // durable records
   const std::string& public_key_pem() const { return public_key_pem_; }
+  // SHA-256 of the checkpoint signing key's SubjectPublicKeyInfo, hex.
+  const std::string& key_fingerprint() const { return key_fingerprint_; }
 
   // Signs and stores a checkpoint of the current tree now.
   absl::StatusOr<Checkpoint> MakeCheckpoint();

@@ -78,6 +78,22 @@ KeyVersion* Key::FindVersion(uint32_t version) {
   return nullptr;
 }
 
+absl::Status ValidateKeyName(absl::string_view name) {
+  KW_RETURN_IF_ERROR(format::ValidateKeyName(name));
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == absl::string_view::npos) end = name.size();
+    const absl::string_view segment = name.substr(start, end - start);
+    if (segment == "." || segment == "..") {
+      return absl::InvalidArgumentError(
+          "a key name must not have a '.' or '..' segment (between slashes)");
+    }
+    start = end + 1;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateLabels(const std::map<std::string, std::string>& labels) {
   if (labels.size() > 64) {
     return absl::InvalidArgumentError("a key has at most 64 labels");
@@ -103,7 +119,7 @@ absl::Status ValidateLabels(const std::map<std::string, std::string>& labels) {
 }
 
 absl::Status ValidateKey(const Key& key) {
-  KW_RETURN_IF_ERROR(format::ValidateKeyName(key.name));
+  KW_RETURN_IF_ERROR(ValidateKeyName(key.name));
   KW_RETURN_IF_ERROR(format::ValidateEnvironment(key.environment));
   KW_RETURN_IF_ERROR(ValidateLabels(key.labels));
   if (key.rotation_period < absl::ZeroDuration()) {

@@ -108,6 +108,13 @@ struct Key {
 // versions (ascending; the primary exists and is Enabled, unless no version
 // can decrypt any more: a key being crypto-shredded).
 absl::Status ValidateKey(const Key& key);
+// A key name: the message format's rules (1-256 bytes of A-Z a-z 0-9 - _ . /,
+// no leading, trailing or double '/'), and no "." or ".." segment, so that a
+// name and the policy globs that match it mean one thing.  keywardd checks
+// it on every request that names a key.  Errors: kInvalidArgument
+// (malformed-header, or limit-exceeded over 256 bytes); the message does not
+// quote the name.
+absl::Status ValidateKeyName(absl::string_view name);
 absl::Status ValidateLabels(const std::map<std::string, std::string>& labels);
 
 }  // namespace keyward::keystore

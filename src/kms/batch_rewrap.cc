@@ -6,6 +6,7 @@
 #include "base/status_macros.h"
 #include "format/header.h"
 #include "keyward/message.h"
+#include "kms/data_key_blob.h"
 #include "kms/kms_keyring.h"
 #include "metrics/metrics.h"
 
@@ -45,6 +46,11 @@ class CachingUnwrapKeyring final : public Keyring {
   absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey& edk,
                                            const EncryptionContext& context) const override {
     if (!inner_.Owns(edk)) return absl::NotFoundError("not a kms entry");
+    // Only entries of the key the caller authorized (set before each header).
+    if (edk.provider_info != expected_key_) return absl::NotFoundError("another key's entry");
+    if (auto blob = DecodeBlob(edk.ciphertext); !blob.ok() || blob->key_name != expected_key_) {
+      return absl::NotFoundError("another key's entry");
+    }
     last_ = CacheKey(edk, context);
     last_key_name_ = edk.provider_info;
     static auto& hits = metrics::Global()
@@ -71,6 +77,7 @@ class CachingUnwrapKeyring final : public Keyring {
     return dek;
   }
   bool Owns(const EncryptedDataKey& edk) const override { return inner_.Owns(edk); }
+  void set_expected_key(const std::string& key) { expected_key_ = key; }
   // The cache key of the last unwrap (rewrap wraps right after it).
   const std::string& last() const { return last_; }
   // The key that wrapped it (a kms entry names its key).
@@ -82,6 +89,7 @@ class CachingUnwrapKeyring final : public Keyring {
   mutable std::map<std::string, SecretData> cache_;
   mutable std::string last_;
   mutable std::string last_key_name_;
+  std::string expected_key_;
 };
 
 // Wraps under the primary of the key that wrapped the source entry, once
@@ -141,7 +149,8 @@ class CachingWrapKeyring final : public Keyring {
 
 std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
     KeyService* service, const std::vector<std::string>& headers,
-    const std::vector<bool>& skip, const std::vector<std::string>& keys) {
+    const std::vector<bool>& skip, const std::vector<std::string>& keys,
+    const RewrapOptions& rewrap_options) {
   std::vector<absl::StatusOr<RewrappedHeader>> out;
   out.reserve(headers.size());
   CachingUnwrapKeyring from(service);
@@ -155,13 +164,18 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
   const Keyring* verify_list[] = {&verifier};
   DecryptOptions options;
   options.expected_environment = service->environment();
+  options.expected_context = rewrap_options.expected_context;
   for (size_t i = 0; i < headers.size(); ++i) {
+    if (i > 0 && rewrap_options.between_headers) rewrap_options.between_headers();
     if (i < skip.size() && skip[i]) {
       out.push_back(absl::CancelledError("skipped"));
       continue;
     }
     out.push_back([&]() -> absl::StatusOr<RewrappedHeader> {
-      to.set_expected_key(i < keys.size() ? keys[i] : "");
+      const std::string& key = i < keys.size() ? keys[i] : std::string();
+      from.set_expected_key(key);
+      verifier.set_expected_key(key);
+      to.set_expected_key(key);
       // Verified before anyone stores it: the new header must open through
       // the version it now names.
       RewrappedHeader result;

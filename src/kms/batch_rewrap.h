@@ -9,6 +9,7 @@
 #ifndef KEYWARD_KMS_BATCH_REWRAP_H_
 #define KEYWARD_KMS_BATCH_REWRAP_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,13 +24,23 @@ struct RewrappedHeader {
   KeyReference key;
 };
 
+struct RewrapOptions {
+  // Pairs each message's context must hold (RewrapMessageHeader's caller).
+  EncryptionContext expected_context;
+  // Called between headers (keywardd gives the CPU to other callers there).
+  std::function<void()> between_headers;
+};
+
 // One result per header, in order.  `skip[i]` true: left out (its result is
 // a placeholder the caller replaces, e.g. access denied).  `keys[i]`: the key
-// the header names, the one the caller authorized; a header whose kms entry
-// belongs to another key is refused rather than wrapped under that key.
+// the header names, the one the caller authorized: only kms entries wrapped
+// by that key are unwrapped (CheckKmsEntriesBoundToHeaderKey should have
+// refused any other before authorization), and the new entry is wrapped
+// under its primary version.
 std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
     KeyService* service, const std::vector<std::string>& headers,
-    const std::vector<bool>& skip, const std::vector<std::string>& keys);
+    const std::vector<bool>& skip, const std::vector<std::string>& keys,
+    const RewrapOptions& options = {});
 
 }  // namespace keyward::kms
 

@@ -318,7 +318,7 @@ absl::StatusOr<KeyVersion> KeyService::NewVersion(const Key& key,
 }
 
 absl::StatusOr<Key> KeyService::CreateKey(const CreateKeyRequest& request) {
-  KW_RETURN_IF_ERROR(format::ValidateKeyName(request.name));
+  KW_RETURN_IF_ERROR(keystore::ValidateKeyName(request.name));
   KW_RETURN_IF_ERROR(keystore::ValidateLabels(request.labels));
   if (request.rotation_period < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("rotation period must not be negative");
@@ -980,7 +980,8 @@ absl::StatusOr<std::string> KeyService::Encrypt(absl::string_view name,
   return EncryptMessage(plaintext, context, keyrings);
 }
 
-absl::StatusOr<SecretData> KeyService::Decrypt(absl::string_view message,
+absl::StatusOr<SecretData> KeyService::Decrypt(absl::string_view key_name,
+                                               absl::string_view message,
                                                const EncryptionContext& context) {
   if (message.size() > kMaxPayload + FormatLimits::kMaxHeaderSize + 4096) {
     return MakeError(absl::StatusCode::kInvalidArgument,
@@ -988,7 +989,7 @@ absl::StatusOr<SecretData> KeyService::Decrypt(absl::string_view message,
                      "Decrypt takes messages of at most 64 KiB of plaintext; "
                      "decrypt larger ones in the SDK");
   }
-  LocalKmsKeyring keyring(this, "");
+  LocalKmsKeyring keyring(this, std::string(key_name));
   const Keyring* keyrings[] = {&keyring};
   DecryptOptions options;
   options.expected_context = context;

@@ -211,8 +211,10 @@ class KeyService {
   [[nodiscard]] absl::StatusOr<std::string> Encrypt(
       absl::string_view name, absl::string_view plaintext,
       const EncryptionContext& context);
+  // Decrypts through `key_name` only: entries wrapped by any other key are
+  // not unwrapped (the caller authorized `key_name`).
   [[nodiscard]] absl::StatusOr<SecretData> Decrypt(
-      absl::string_view message, const EncryptionContext& context);
+      absl::string_view key_name, absl::string_view message, const EncryptionContext& context);
 
   // Writes pending usage counters now.
   [[nodiscard]] absl::Status FlushUsage();

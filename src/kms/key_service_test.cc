@@ -69,7 +69,7 @@ TEST_P(KeyServiceTest, EveryNewVersionGetsADrillSampleThatDecrypts) {
     ASSERT_FALSE(v.drill_sample.empty()) << v.version;
     KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(v.drill_sample));
     EXPECT_EQ(info.key.key_version, v.version);
-    KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt(v.drill_sample, info.context));
+    KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt("k", v.drill_sample, info.context));
     EXPECT_EQ(pt.AsStringView(), KeyService::DrillPlaintext("k", v.version));
     // Samples are not counted as issued data keys.
     EXPECT_EQ(v.usage.data_keys_issued, 0u);
@@ -327,9 +327,9 @@ TEST_P(KeyServiceTest, BatchesAndSmallPayloads) {
   EXPECT_EQ(info.key.key_name, "k");
   EXPECT_EQ(info.key.environment, "dev");
   EXPECT_EQ(info.data_keys[0].provider_id, "kms");
-  KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt(message, ctx));
+  KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt("k", message, ctx));
   EXPECT_EQ(pt.AsStringView(), "hello");
-  EXPECT_THAT(svc_->Decrypt(message, {{"table", "u"}}),
+  EXPECT_THAT(svc_->Decrypt("k", message, {{"table", "u"}}),
               HasErrorCode(ErrorCode::kContextMismatch));
   EXPECT_THAT(svc_->Encrypt("k", std::string(KeyService::kMaxPayload + 1, 'x'), ctx),
               HasErrorCode(ErrorCode::kLimitExceeded));
@@ -342,7 +342,7 @@ TEST_P(KeyServiceTest, BatchesAndSmallPayloads) {
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo moved_info, InspectMessage(moved));
   EXPECT_EQ(moved_info.key.key_version, 2u);
   EXPECT_EQ(moved_info.data_keys.size(), 1u);
-  KW_EXPECT_OK(svc_->Decrypt(moved, ctx).status());
+  KW_EXPECT_OK(svc_->Decrypt("k", moved, ctx).status());
 }
 
 TEST_P(KeyServiceTest, KeyAdministration) {

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+#include "format/header.h"
 #include "keyward/keyring.h"
 
 namespace keyward::kms {
@@ -14,9 +16,20 @@ class KeyService;
 
 inline constexpr char kKmsProviderId[] = "kms";
 
+// Every kms entry of `header` must be wrapped by the key the header names:
+// the entry's provider info and the wrapped key's own binding (the key name
+// inside the blob, authenticated when it is unwrapped) both name it.
+// keywardd checks this before it authorizes or unwraps anything, so that
+// the key it authorizes is the key it unwraps with, counts and audits.
+// Errors: kInvalidArgument (malformed-header), with one message for every
+// kind of mismatch that names only the header's key.
+absl::Status CheckKmsEntriesBoundToHeaderKey(const format::Header& header);
+
 class LocalKmsKeyring final : public Keyring {
  public:
-  // `key_name` empty: a decrypt-only keyring that owns every kms entry.
+  // `key_name` empty: a decrypt-only keyring that owns every kms entry
+  // (only for callers that checked each entry's key themselves).  Otherwise
+  // it owns, and unwraps, only entries wrapped by `key_name`.
   // `reader` false: its unwraps serve rewrapping (KeyService::DecryptDataKey).
   LocalKmsKeyring(KeyService* service, std::string key_name, bool reader = true)
       : service_(service), key_name_(std::move(key_name)), reader_(reader) {}

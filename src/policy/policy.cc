@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include <fstream>
+#include <vector>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -24,15 +25,14 @@ absl::StatusOr<std::vector<std::string>> StringList(const YAML::Node& n, size_t 
     if (required) return RuleError(i, name, absl::StrCat(field, " is required"));
     return out;
   }
-  if (n.IsScalar()) {
-    out.push_back(n.as<std::string>());
-  } else if (n.IsSequence()) {
-    for (const auto& v : n) {
-      if (!v.IsScalar()) return RuleError(i, name, absl::StrCat(field, " must list strings"));
-      out.push_back(v.as<std::string>());
-    }
-  } else {
-    return RuleError(i, name, absl::StrCat(field, " must be a list of strings"));
+  // A list, always: `principals: admin` is refused rather than read as a
+  // one-element list, so a typo in the shape of a field never widens a rule.
+  if (!n.IsSequence()) {
+    return RuleError(i, name, absl::StrCat(field, " must be a list of strings, like [\"a\", \"b\"]"));
+  }
+  for (const auto& v : n) {
+    if (!v.IsScalar()) return RuleError(i, name, absl::StrCat(field, " must list strings"));
+    out.push_back(v.as<std::string>());
   }
   if (required && out.empty()) return RuleError(i, name, absl::StrCat(field, " is empty"));
   return out;
@@ -64,8 +64,10 @@ std::string CheckConditions(const std::vector<Condition>& conditions,
         if (it == ctx.end()) return absl::StrCat("context key '", c.key, "' is missing");
         break;
       case Condition::Kind::kEquals:
+        // Never the expected value: a denial must not tell the caller what
+        // to send.
         if (it == ctx.end() || it->second != c.value) {
-          return absl::StrCat("context '", c.key, "' is not '", c.value, "'");
+          return absl::StrCat("context '", c.key, "' does not have the value the rule requires");
         }
         break;
       case Condition::Kind::kEqualsPrincipalSegment: {
@@ -114,6 +116,86 @@ bool GlobMatch(absl::string_view pattern, absl::string_view text) {
   return p == pattern.size();
 }
 
+namespace {
+
+// Within each run of wildcards, '?' first and one '*' at most: "*?*" and
+// "?*" match the same strings, and containment compares them symbol by
+// symbol.
+std::string NormalizeGlob(absl::string_view g) {
+  std::string out;
+  size_t i = 0;
+  while (i < g.size()) {
+    if (g[i] != '*' && g[i] != '?') {
+      out.push_back(g[i++]);
+      continue;
+    }
+    int questions = 0;
+    bool star = false;
+    for (; i < g.size() && (g[i] == '*' || g[i] == '?'); ++i) {
+      if (g[i] == '?') ++questions;
+      else star = true;
+    }
+    out.append(static_cast<size_t>(questions), '?');
+    if (star) out.push_back('*');
+  }
+  return out;
+}
+
+}  // namespace
+
+bool GlobContains(absl::string_view outer_glob, absl::string_view inner_glob) {
+  const std::string outer = NormalizeGlob(outer_glob);
+  const std::string inner = NormalizeGlob(inner_glob);
+  const size_t n = outer.size(), m = inner.size();
+  // covers[i][j]: outer[i..] matches every string inner[j..] matches.
+  std::vector<std::vector<char>> covers(n + 1, std::vector<char>(m + 1, 0));
+  covers[n][m] = 1;
+  for (size_t i = n + 1; i-- > 0;) {
+    for (size_t j = m + 1; j-- > 0;) {
+      if (i == n) {
+        covers[i][j] = j == m;
+        continue;
+      }
+      bool v = false;
+      if (outer[i] == '*') {
+        // The star matches nothing here, or absorbs inner's next symbol
+        // (whatever that symbol produces).
+        v = covers[i + 1][j] || (j < m && covers[i][j + 1]);
+      } else if (j < m) {
+        if (outer[i] == '?') {
+          v = inner[j] != '*' && covers[i + 1][j + 1];
+        } else {
+          v = inner[j] == outer[i] && covers[i + 1][j + 1];
+        }
+      }
+      covers[i][j] = v;
+    }
+  }
+  return covers[0][0];
+}
+
+bool GlobsIntersect(absl::string_view a, absl::string_view b) {
+  const size_t n = a.size(), m = b.size();
+  // both[i][j]: some string matches a[i..] and b[j..].
+  std::vector<std::vector<char>> both(n + 1, std::vector<char>(m + 1, 0));
+  for (size_t i = n + 1; i-- > 0;) {
+    for (size_t j = m + 1; j-- > 0;) {
+      bool v = false;
+      if (i == n && j == m) {
+        v = true;
+      } else if (i < n && a[i] == '*') {
+        v = both[i + 1][j] || (j < m && both[i][j + 1]);
+      } else if (j < m && b[j] == '*') {
+        v = both[i][j + 1] || (i < n && both[i + 1][j]);
+      } else if (i < n && j < m) {
+        v = (a[i] == b[j] || a[i] == '?' || b[j] == '?') && both[i + 1][j + 1];
+      }
+      both[i][j] = v;
+    }
+  }
+  return both[0][0];
+}
+
 std::vector<std::string> PrincipalSegments(absl::string_view principal) {
   const size_t scheme = principal.find("://");
   if (scheme == absl::string_view::npos) return {};
@@ -147,6 +229,14 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
   }
   auto policy = std::make_shared<Policy>();
   policy->source_ = std::string(text);
+  if (!root.IsMap()) return absl::InvalidArgumentError("policy: must be a mapping with `rules:`");
+  for (const auto& kv : root) {
+    if (kv.first.as<std::string>() != "rules") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy: unknown top-level field '", kv.first.as<std::string>().substr(0, 64),
+          "' (only `rules:`)"));
+    }
+  }
   const YAML::Node rules = root["rules"];
   if (!rules || !rules.IsSequence()) {
     return absl::InvalidArgumentError("policy: `rules:` must be a list");
@@ -155,6 +245,7 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
     const YAML::Node n = rules[i];
     if (!n.IsMap()) return RuleError(i, "", "must be a mapping");
     Rule r;
+    if (n["name"] && !n["name"].IsScalar()) return RuleError(i, "", "name must be a string");
     r.name = n["name"] ? n["name"].as<std::string>() : "";
     if (r.name.empty()) return RuleError(i, "", "name is required");
     for (const auto& kv : n) {
@@ -163,6 +254,9 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
           k != "operations" && k != "conditions") {
         return RuleError(i, r.name, absl::StrCat("unknown field '", k, "'"));
       }
+    }
+    if (n["effect"] && !n["effect"].IsScalar()) {
+      return RuleError(i, r.name, "effect must be allow or deny");
     }
     const std::string effect = n["effect"] ? n["effect"].as<std::string>() : "allow";
     if (effect != "allow" && effect != "deny") {
@@ -188,20 +282,30 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
       if (!conds.IsSequence()) return RuleError(i, r.name, "conditions must be a list");
       for (const auto& c : conds) {
         Condition cond;
+        if (!c.IsMap() || c.size() != 1) {
+          return RuleError(i, r.name,
+                           "each condition is a mapping with one of context_key_present, "
+                           "context_equals, context_equals_principal_segment");
+        }
         if (c["context_key_present"]) {
+          if (!c["context_key_present"].IsScalar()) {
+            return RuleError(i, r.name, "context_key_present must name one context key");
+          }
           cond.kind = Condition::Kind::kKeyPresent;
           cond.key = c["context_key_present"].as<std::string>();
         } else if (c["context_equals"]) {
           const YAML::Node e = c["context_equals"];
-          if (!e["key"] || !e["value"]) {
-            return RuleError(i, r.name, "context_equals needs key and value");
+          if (!e.IsMap() || !e["key"] || !e["value"] || !e["key"].IsScalar() ||
+              !e["value"].IsScalar()) {
+            return RuleError(i, r.name, "context_equals needs key and value, both strings");
           }
           cond.kind = Condition::Kind::kEquals;
           cond.key = e["key"].as<std::string>();
           cond.value = e["value"].as<std::string>();
         } else if (c["context_equals_principal_segment"]) {
           const YAML::Node e = c["context_equals_principal_segment"];
-          if (!e["key"] || !e["segment"]) {
+          if (!e.IsMap() || !e["key"] || !e["segment"] || !e["key"].IsScalar() ||
+              !e["segment"].IsScalar()) {
             return RuleError(i, r.name,
                              "context_equals_principal_segment needs key and segment");
           }
@@ -232,6 +336,77 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::Load(const std::string& pa
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", p.status().message()));
   }
   return p;
+}
+
+Decision Policy::EvaluateScope(const std::string& principal, const std::string& operation,
+                               const std::string& pattern, const std::vector<Grant>& grants,
+                               absl::Time now) const {
+  static const EncryptionContext kNoContext;
+  const Request r{principal, operation, pattern, &kNoContext, now};
+  for (const Rule& rule : rules_) {
+    if (rule.allow || !Matches(rule.principals, principal) ||
+        !OperationMatches(rule.operations, operation) ||
+        !CheckConditions(rule.conditions, r).empty()) {
+      continue;
+    }
+    for (const std::string& k : rule.keys) {
+      if (GlobsIntersect(k, pattern)) {
+        return Decision{false, rule.name,
+                        absl::StrCat("denied by rule '", rule.name, "', which covers part of '",
+                                     pattern, "'")};
+      }
+    }
+  }
+  for (const Rule& rule : rules_) {
+    if (!rule.allow || !Matches(rule.principals, principal) ||
+        !OperationMatches(rule.operations, operation) ||
+        !CheckConditions(rule.conditions, r).empty()) {
+      continue;
+    }
+    for (const std::string& k : rule.keys) {
+      if (GlobContains(k, pattern)) {
+        return Decision{true, rule.name, absl::StrCat("allowed by rule '", rule.name, "'")};
+      }
+    }
+  }
+  for (const Grant& g : grants) {
+    if (g.revoked || now >= g.expires || g.principal != principal || !g.context.empty() ||
+        !OperationMatches(g.operations, operation) || !GlobContains(g.key, pattern)) {
+      continue;
+    }
+    return Decision{true, absl::StrCat("grant:", g.id), absl::StrCat("allowed by grant ", g.id)};
+  }
+  return Decision{false, "",
+                  absl::StrCat("no rule or grant lets ", principal, " ", operation,
+                               " on every key that '", pattern,
+                               "' matches (a scope must lie within the caller's own)")};
+}
+
+absl::Status Policy::CheckManageable() const {
+  const std::string op = "manage-policy";
+  for (const Rule& allow : rules_) {
+    if (!allow.allow || !allow.conditions.empty() || !OperationMatches(allow.operations, op) ||
+        !Matches(allow.keys, "*")) {
+      continue;
+    }
+    for (const std::string& who : allow.principals) {
+      bool overridden = false;
+      for (const Rule& deny : rules_) {
+        if (deny.allow || !deny.conditions.empty() || !OperationMatches(deny.operations, op) ||
+            !Matches(deny.keys, "*")) {
+          continue;
+        }
+        for (const std::string& denied : deny.principals) {
+          if (GlobContains(denied, who)) overridden = true;
+        }
+      }
+      if (!overridden) return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(
+      "policy: no principal would be allowed manage-policy (an allow rule for it on keys "
+      "[\"*\"], with no conditions, not overridden by a deny rule); nobody could change "
+      "the policy afterwards, so it is refused");
 }
 
 Decision Policy::Evaluate(const Request& r, const std::vector<Grant>& grants) const {

@@ -26,12 +26,12 @@ namespace keyward::policy {
 
 // Every operation a rule can name.  Data operations first.
 inline constexpr const char* kDataOperations[] = {
-    "encrypt", "generate-data-key", "decrypt", "rewrap", "describe"};
+    "encrypt", "generate-data-key", "decrypt", "reencrypt", "rewrap", "describe"};
 inline constexpr const char* kAdminOperations[] = {
     "create-key",      "list-keys",       "rotate-key",     "update-key",
     "enable-version",  "disable-version", "set-primary",    "destroy-version",
-    "cancel-destroy",  "manage-policy",   "manage-grants",  "read-audit",
-    "report-data-set"};
+    "cancel-destroy",  "manage-policy",   "manage-grants",  "self-grant",
+    "read-audit",      "report-data-set"};
 bool IsKnownOperation(absl::string_view op);
 
 struct Condition {
@@ -73,6 +73,21 @@ class Policy {
   static absl::StatusOr<std::shared_ptr<const Policy>> Load(const std::string& path);
 
   Decision Evaluate(const Request& request, const std::vector<Grant>& grants) const;
+
+  // Whether `principal` may do `operation` on every key `pattern` (a glob)
+  // can match, with no encryption context: some unconditional allow rule or
+  // active grant covers the whole pattern (glob containment, not matching:
+  // "g/?" does not cover "g/*"), and no deny rule applies to any key of it.
+  // Conservative: when containment cannot be shown the answer is deny.
+  Decision EvaluateScope(const std::string& principal, const std::string& operation,
+                         const std::string& pattern, const std::vector<Grant>& grants,
+                         absl::Time now) const;
+
+  // OK when at least one principal can still be allowed `manage-policy`
+  // (some unconditional allow rule for it is not wholly overridden by deny
+  // rules); else kInvalidArgument saying so.  A policy that fails this
+  // would lock every administrator out for good.
+  absl::Status CheckManageable() const;
   const std::vector<Rule>& rules() const { return rules_; }
   const std::string& source() const { return source_; }
 
@@ -84,6 +99,15 @@ class Policy {
 
 // Glob match where `*` matches any characters (including '/') and `?` one.
 bool GlobMatch(absl::string_view pattern, absl::string_view text);
+
+// True when every string `inner` matches is matched by `outer` as well
+// (language containment of two globs).  Sound: true only when it is so; it
+// may answer false for a few equivalent spellings it cannot relate, which
+// refuses rather than allows.
+bool GlobContains(absl::string_view outer, absl::string_view inner);
+
+// True when some string is matched by both globs.
+bool GlobsIntersect(absl::string_view a, absl::string_view b);
 
 // The principal's path segments: "spiffe://example.org/tenant/acme/app" →
 // {"tenant", "acme", "app"}; a plain name has none.

@@ -298,8 +298,9 @@ TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
 }
 
 // A header that names key "open" but whose kms entry belongs to key
-// "secret": the caller may rewrap under "open" only, so keywardd refuses to
-// rewrap it rather than wrap anything under "secret".
+// "secret": keywardd refuses it before authorizing or unwrapping anything
+// (nothing is unwrapped under "secret"), and rewraps the honest header of
+// the same batch.
 TEST_F(ReencryptTest, BatchRewrapRefusesAKmsEntryOfAnotherKey) {
   KW_ASSERT_OK(admin_->CreateKey("open").status());
   KW_ASSERT_OK(admin_->CreateKey("secret").status());
@@ -315,11 +316,18 @@ TEST_F(ReencryptTest, BatchRewrapRefusesAKmsEntryOfAnotherKey) {
   KW_ASSERT_OK(admin_->RotateKey("open").status());
   KW_ASSERT_OK(admin_->RotateKey("secret").status());
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(crafted));
-  KW_ASSERT_OK_AND_ASSIGN(auto results,
-                          admin_->RewrapMessageHeaders({crafted.substr(0, info.header_bytes)}));
-  ASSERT_EQ(results.size(), 1u);
-  EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kFailedPrecondition,
-                                   HasSubstr("belongs to key secret")));
+  KW_ASSERT_OK_AND_ASSIGN(std::string honest, admin_->Encrypt("open", "y", {}));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo honest_info, InspectMessage(honest));
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo secret_before, admin_->GetKey("secret"));
+  KW_ASSERT_OK_AND_ASSIGN(
+      auto results, admin_->RewrapMessageHeaders({crafted.substr(0, info.header_bytes),
+                                                  honest.substr(0, honest_info.header_bytes)}));
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_THAT(results[0], StatusIs(absl::StatusCode::kInvalidArgument,
+                                   HasSubstr("not wrapped by key 'open'")));
+  KW_EXPECT_OK(results[1].status());
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo secret_after, admin_->GetKey("secret"));
+  EXPECT_EQ(secret_after.versions[0].decrypts, secret_before.versions[0].decrypts);
 }
 
 // Two messages sharing one wrapped data key, the second claiming a context

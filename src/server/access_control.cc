@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "crypto/hash.h"
 #include "crypto/random.h"
 
 namespace keyward::server {
@@ -56,12 +57,25 @@ absl::Status ReplaceFile(const std::string& path, absl::string_view content) {
   return absl::OkStatus();
 }
 
+std::string Digest(absl::string_view text) {
+  const auto d = crypto::Sha256(text);
+  return absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
+                                     reinterpret_cast<const char*>(d.data()), d.size())));
+}
+
+absl::StatusOr<std::shared_ptr<const policy::Policy>> Checked(
+    absl::StatusOr<std::shared_ptr<const policy::Policy>> parsed) {
+  if (!parsed.ok()) return parsed;
+  KW_RETURN_IF_ERROR((*parsed)->CheckManageable());
+  return parsed;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Open(
     std::string policy_path, keystore::KeyStore* store) {
   std::unique_ptr<AccessControl> ac(new AccessControl(std::move(policy_path), store));
-  KW_ASSIGN_OR_RETURN(ac->policy_, policy::Policy::Load(ac->path_));
+  KW_ASSIGN_OR_RETURN(ac->policy_, Checked(policy::Policy::Load(ac->path_)));
   KW_RETURN_IF_ERROR(ac->RefreshGrants());
   return ac;
 }
@@ -97,20 +111,40 @@ policy::Decision AccessControl::Decide(const policy::Request& request) {
   return policy->Evaluate(request, *grants);
 }
 
-absl::Status AccessControl::ReloadPolicy() {
-  KW_ASSIGN_OR_RETURN(auto loaded, policy::Policy::Load(path_));
-  std::lock_guard<std::mutex> lock(mu_);
-  policy_ = std::move(loaded);
-  return absl::OkStatus();
+policy::Decision AccessControl::DecideScope(const std::string& principal,
+                                            const std::string& operation,
+                                            const std::string& pattern) {
+  std::shared_ptr<const policy::Policy> policy;
+  std::shared_ptr<const std::vector<policy::Grant>> grants;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy = policy_;
+    grants = grants_;
+  }
+  return policy->EvaluateScope(principal, operation, pattern, *grants, absl::Now());
 }
 
-absl::Status AccessControl::SetPolicy(absl::string_view yaml) {
-  KW_ASSIGN_OR_RETURN(auto parsed, policy::Policy::Parse(yaml));
+absl::StatusOr<PolicyChange> AccessControl::ReloadPolicy(
+    const std::function<absl::Status(const PolicyChange&)>& record) {
+  // The file is read under the writers' lock: a SetPolicy cannot slip in
+  // between reading the file and putting its policy in force.
   std::lock_guard<std::mutex> write(write_mu_);
+  KW_ASSIGN_OR_RETURN(auto loaded, Checked(policy::Policy::Load(path_)));
+  PolicyChange change{Digest(PolicyText()), Digest(loaded->source())};
+  if (record) KW_RETURN_IF_ERROR(record(change));
+  std::lock_guard<std::mutex> lock(mu_);
+  policy_ = std::move(loaded);
+  return change;
+}
+
+absl::StatusOr<PolicyChange> AccessControl::SetPolicy(absl::string_view yaml) {
+  KW_ASSIGN_OR_RETURN(auto parsed, Checked(policy::Policy::Parse(yaml)));
+  std::lock_guard<std::mutex> write(write_mu_);
+  PolicyChange change{Digest(PolicyText()), Digest(yaml)};
   KW_RETURN_IF_ERROR(ReplaceFile(path_, yaml));
   std::lock_guard<std::mutex> lock(mu_);
   policy_ = std::move(parsed);
-  return absl::OkStatus();
+  return change;
 }
 
 std::string AccessControl::PolicyText() const {
@@ -124,13 +158,22 @@ absl::StatusOr<policy::Grant> AccessControl::CreateGrant(const GrantRequest& r,
     return absl::InvalidArgumentError("a grant needs the principal it is for");
   }
   if (r.key.empty()) return absl::InvalidArgumentError("a grant needs a key name or glob");
+  for (char c : r.key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == '/' || c == '*' || c == '?';
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          "a grant's key is a key name or a glob of letters, digits, '-', '_', '.', '/', "
+          "'*' and '?'");
+    }
+  }
   if (r.operations.empty()) {
     return absl::InvalidArgumentError("a grant needs at least one operation");
   }
   for (const std::string& op : r.operations) {
     if (op != "*" && !policy::IsKnownOperation(op)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown operation '", op, "' (see docs/policy.md)"));
+          absl::StrCat("unknown operation '", op.substr(0, 64), "' (see docs/policy.md)"));
     }
   }
   if (r.ttl < absl::Seconds(1) || r.ttl > kMaxGrantTtl) {

@@ -11,6 +11,7 @@
 #ifndef KEYWARD_SERVER_ACCESS_CONTROL_H_
 #define KEYWARD_SERVER_ACCESS_CONTROL_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,24 +33,41 @@ struct GrantRequest {
   std::string reason;
 };
 
+// A change of the policy in force, for its audit record.
+struct PolicyChange {
+  std::string old_digest;  // "sha256:<hex>" of the policy text
+  std::string new_digest;
+};
+
 class AccessControl {
  public:
-  // Loads the policy at `policy_path` and the active grants.
+  // Loads the policy at `policy_path` and the active grants.  Errors: as
+  // SetPolicy, for the file.
   static absl::StatusOr<std::unique_ptr<AccessControl>> Open(
       std::string policy_path, keystore::KeyStore* store);
 
   policy::Decision Decide(const policy::Request& request);
+  // Policy::EvaluateScope with the grants in force.
+  policy::Decision DecideScope(const std::string& principal, const std::string& operation,
+                               const std::string& pattern);
 
-  // Re-reads the policy file; on error the current policy stays.
-  absl::Status ReloadPolicy();
-  // Checks `yaml`, writes it over the policy file (atomically), and uses it.
+  // Re-reads the policy file.  `record` runs before the new policy takes
+  // effect (keywardd writes the audit record there); if it fails, or the
+  // file is not a valid policy, the policy in force stays.  Reloads and
+  // SetPolicy take one lock, so neither loses the other's change.
+  absl::StatusOr<PolicyChange> ReloadPolicy(
+      const std::function<absl::Status(const PolicyChange&)>& record);
+  // Checks `yaml` (it parses, and some principal can still manage the
+  // policy), writes it over the policy file (atomically), and uses it.
   // Errors: kInvalidArgument naming the rule and field; the file and the
   // policy in force are unchanged.
-  absl::Status SetPolicy(absl::string_view yaml);
+  absl::StatusOr<PolicyChange> SetPolicy(absl::string_view yaml);
   std::string PolicyText() const;
 
   // Grants.  Errors: kInvalidArgument (unknown operation, empty principal,
-  // ttl outside 1 second..90 days), kNotFound, kFailedPrecondition (revoked).
+  // a key glob with bytes no key name holds, ttl outside 1 second..90
+  // days), kNotFound, kFailedPrecondition (revoked).  Whether the creator
+  // may grant on the glob (DecideScope) is the caller's to check first.
   absl::StatusOr<policy::Grant> CreateGrant(const GrantRequest& request,
                                             const std::string& created_by);
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(bool include_inactive);

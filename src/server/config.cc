@@ -215,8 +215,11 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
                                  c.tls_reload_interval));
 
   const YAML::Node limits = root["limits"];
-  KW_RETURN_IF_ERROR(r.OnlyKeys(limits, "limits", {"max_request_bytes",
-                                                   "max_concurrent_requests"}));
+  KW_RETURN_IF_ERROR(r.OnlyKeys(
+      limits, "limits",
+      {"max_request_bytes", "max_concurrent_requests", "max_memory_mib",
+       "principal_max_requests", "principal_max_memory_mib", "cpu_slots",
+       "handshake_failures_recorded"}));
   if (limits) {
     KW_ASSIGN_OR_RETURN(c.limits.max_request_bytes,
                         r.Int(limits, "max_request_bytes", "limits.max_request_bytes",
@@ -225,6 +228,33 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
                         r.Int(limits, "max_concurrent_requests",
                               "limits.max_concurrent_requests",
                               c.limits.max_concurrent_requests, 1, 100000));
+    KW_ASSIGN_OR_RETURN(c.limits.max_memory_mib,
+                        r.Int(limits, "max_memory_mib", "limits.max_memory_mib",
+                              c.limits.max_memory_mib, 16, 1 << 20));
+    KW_ASSIGN_OR_RETURN(c.limits.principal_max_requests,
+                        r.Int(limits, "principal_max_requests", "limits.principal_max_requests",
+                              c.limits.principal_max_requests, 1, 100000));
+    KW_ASSIGN_OR_RETURN(c.limits.principal_max_memory_mib,
+                        r.Int(limits, "principal_max_memory_mib",
+                              "limits.principal_max_memory_mib",
+                              c.limits.principal_max_memory_mib, 8, 1 << 20));
+    KW_ASSIGN_OR_RETURN(c.limits.cpu_slots,
+                        r.Int(limits, "cpu_slots", "limits.cpu_slots", c.limits.cpu_slots, 0, 1024));
+    KW_ASSIGN_OR_RETURN(c.limits.refusals_recorded,
+                        r.Int(limits, "handshake_failures_recorded",
+                              "limits.handshake_failures_recorded", c.limits.refusals_recorded, 1,
+                              100000));
+    if (c.limits.principal_max_memory_mib > c.limits.max_memory_mib) {
+      return r.Error("limits.principal_max_memory_mib",
+                     "must not be above limits.max_memory_mib");
+    }
+    // A request admitted for its principal must be admissible at all: its
+    // admission cost is twice its size plus a little.
+    if (static_cast<int64_t>(c.limits.max_request_bytes) * 2 + 16384 >
+        (static_cast<int64_t>(c.limits.principal_max_memory_mib) << 20)) {
+      return r.Error("limits.principal_max_memory_mib",
+                     "must hold at least two requests of limits.max_request_bytes");
+    }
   }
 
   const YAML::Node keys = root["keys"];

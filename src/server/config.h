@@ -23,9 +23,22 @@ struct TlsConfig {
   bool allow_dev_certificates = false;
 };
 
+// docs/security.md explains each limit and what it protects.
 struct LimitsConfig {
   int max_request_bytes = 4 << 20;
+  // Whole server: requests in keywardd (queued, running, or waiting for
+  // their audit record) and the memory they may take.
   int max_concurrent_requests = 1024;
+  int max_memory_mib = 512;
+  // One principal's share.
+  int principal_max_requests = 64;
+  int principal_max_memory_mib = 64;
+  // Requests running at once (0: one per CPU).
+  int cpu_slots = 0;
+  // Refusals before reading (failed TLS handshakes, over-limit requests,
+  // unknown methods) recorded one by one per source every 10 seconds; the
+  // rest are counted in one summary record.
+  int refusals_recorded = 20;
 };
 
 struct AuditConfig {

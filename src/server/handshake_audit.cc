@@ -13,7 +13,7 @@
 namespace keyward::server {
 namespace {
 
-std::atomic<audit::AuditLog*> g_log{nullptr};
+std::atomic<KeyManagementService*> g_service{nullptr};
 
 void LogFunction(gpr_log_func_args* args) {
   const char* message = args->message != nullptr ? args->message : "";
@@ -23,24 +23,18 @@ void LogFunction(gpr_log_func_args* args) {
                                                  : LogLevel::kWarning,
       "grpc", message,
       {{"source", absl::StrCat(args->file != nullptr ? args->file : "?", ":", args->line)}});
-  audit::AuditLog* log = g_log.load(std::memory_order_acquire);
-  if (log == nullptr || std::strstr(message, "andshake failed") == nullptr) return;
-  audit::AuditRecord r;
-  r.time = absl::Now();
-  auto id = crypto::RandomBytes(12);
-  r.request_id = id.ok() ? absl::BytesToHexString(*id) : "unknown";
-  r.operation = "tls-handshake";
-  r.decision = "deny";
-  r.result = "UNAUTHENTICATED";
-  r.detail = std::string(message).substr(0, 300);
-  log->AppendAsync(std::move(r));
+  KeyManagementService* service = g_service.load(std::memory_order_acquire);
+  if (service == nullptr || std::strstr(message, "andshake failed") == nullptr) return;
+  service->AuditRefusal("tls-handshake", "", "tls-handshake",
+                        absl::UnauthenticatedError("TLS handshake failed"),
+                        std::string(message).substr(0, 300), nullptr);
 }
 
 }  // namespace
 
-void InstallHandshakeAuditHook(audit::AuditLog* log) {
-  g_log.store(log, std::memory_order_release);
-  if (log != nullptr) gpr_set_log_function(LogFunction);
+void InstallHandshakeAuditHook(KeyManagementService* service) {
+  g_service.store(service, std::memory_order_release);
+  if (service != nullptr) gpr_set_log_function(LogFunction);
 }
 
 }  // namespace keyward::server

@@ -1,50 +1,34 @@
+// The call pipeline: admit → check limits on the wire → parse → handler →
+// audit → answer.  Handlers live in handlers_*.cc.
 #include "server/key_management_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
 #include <openssl/crypto.h>
 
 #include <algorithm>
-#include <set>
+#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "crypto/random.h"
-#include "format/wire.h"
-#include "kms/batch_rewrap.h"
-#include "kms/data_key_blob.h"
 #include "base/log.h"
 #include "base/status_macros.h"
-#include "format/header.h"
+#include "crypto/hash.h"
+#include "crypto/random.h"
+#include "format/wire.h"
+#include "google/protobuf/arena.h"
 #include "keyward/errors.h"
+#include "keystore/key_model.h"
 #include "keyward/message.h"
-#include "keyward/version.h"
-#include "kms/kms_keyring.h"
 #include "metrics/metrics.h"
-#include "server/convert.h"
 #include "server/grpc_status.h"
 #include "server/principal.h"
 
 namespace keyward::server {
 namespace {
 
-// A reactor that wipes secret response fields when gRPC has sent them.
-class WipingReactor final : public grpc::ServerUnaryReactor {
- public:
-  explicit WipingReactor(std::function<void()> wipe) : wipe_(std::move(wipe)) {}
-  void OnDone() override {
-    wipe_();
-    delete this;
-  }
-
- private:
-  std::function<void()> wipe_;
-};
-
-void Wipe(std::string* s) {
-  if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
-  s->clear();
-}
+using google::protobuf::Message;
 
 // Request ids from clients are kept when they look like ids; anything else
 // is replaced, so a record never carries caller-chosen free text there.
@@ -82,6 +66,42 @@ std::string NewRequestId() {
   return bytes.ok() ? absl::BytesToHexString(*bytes) : "unknown";
 }
 
+// Memory a request may take once parsed, before its shape is known: its
+// bytes twice over (the buffer and the parsed strings) plus a fixed part.
+int64_t AdmissionCost(size_t bytes) { return static_cast<int64_t>(bytes) * 2 + 16384; }
+// What each field occurrence adds once the shape is known.
+constexpr int64_t kCostPerElement = 128;
+
+// The serialized response of a call whose response holds secrets is in a
+// buffer keywardd owns and wipes when gRPC releases it.
+void WipeAndFree(void* p, size_t len) {
+  OPENSSL_cleanse(p, len);
+  ::operator delete(p);
+}
+
+grpc::ByteBuffer Serialize(const Message& m, bool secret) {
+  const size_t size = m.ByteSizeLong();
+  if (!secret) {
+    grpc::Slice slice(size);
+    m.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(slice.begin()));
+    return grpc::ByteBuffer(&slice, 1);
+  }
+  void* buf = ::operator new(size == 0 ? 1 : size);
+  m.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(buf));
+  grpc::Slice slice(buf, size, &WipeAndFree);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string Flatten(const grpc::ByteBuffer& bb) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!bb.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view key,
@@ -94,877 +114,483 @@ std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view k
   return tag.ok() ? absl::StrCat("hmac:", absl::BytesToHexString(*tag)) : "hmac:error";
 }
 
-// One call on its way through Run: who asked, what the policy decided, and
-// what the audit record will say.
-class Call {
+std::string Bounded(absl::string_view s, size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  }
+  if (s.size() > max) absl::StrAppend(&out, "...(", s.size(), " bytes)");
+  return out;
+}
+
+// --- Call ---------------------------------------------------------------------
+
+absl::Status Call::Authorize(absl::string_view key, const EncryptionContext& context,
+                             uint32_t version) {
+  if (key != "*") KW_RETURN_IF_ERROR(keystore::ValidateKeyName(key));
+  key_ = std::string(key);
+  version_ = version;
+  context_ = context;
+  decision_ = Check(key, context);
+  decided_ = true;
+  if (decision_.allowed) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                   absl::StrCat("access denied: ", decision_.reason));
+}
+
+absl::Status Call::AuthorizeScope(absl::string_view scope) {
+  if (scope.size() > FormatLimits::kMaxKeyNameSize) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kLimitExceeded,
+                     "a key name prefix is at most 256 bytes");
+  }
+  for (char c : scope) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' &&
+        c != '.' && c != '/') {
+      return absl::InvalidArgumentError(
+          "a key name prefix may only hold letters, digits, '-', '_', '.' and '/'");
+    }
+  }
+  key_ = std::string(scope);
+  context_.clear();
+  decision_ = Check(scope, context_);
+  decided_ = true;
+  if (decision_.allowed) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                   absl::StrCat("access denied: ", decision_.reason));
+}
+
+absl::Status Call::AuthorizePattern(absl::string_view pattern, const char* operation) {
+  key_ = std::string(pattern);
+  context_.clear();
+  decision_ = service_->deps_.access->DecideScope(
+      principal_, operation != nullptr ? operation : operation_, key_);
+  decided_ = true;
+  if (decision_.allowed) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                   absl::StrCat("access denied: ", decision_.reason));
+}
+
+policy::Decision Call::Check(absl::string_view key, const EncryptionContext& context) const {
+  policy::Request r{principal_, operation_, std::string(key), &context, absl::Now()};
+  return service_->deps_.access->Decide(r);
+}
+
+void Call::SetBatchOutcome(std::string keys, std::optional<policy::Decision> decision,
+                           std::string detail) {
+  key_ = std::move(keys);
+  decided_ = true;
+  nothing_decided_ = !decision.has_value();
+  if (decision) decision_ = std::move(*decision);
+  detail_ = std::move(detail);
+}
+
+void Call::Yield() { service_->scheduler_.Yield(); }
+
+absl::Status BatchDecisions::Decide(const std::string& key, const EncryptionContext& context) {
+  if (!have_previous_ || key != previous_key_ || !(context == previous_context_)) {
+    if (std::find(keys_.begin(), keys_.end(), key) == keys_.end() && keys_.size() < 16) {
+      keys_.push_back(key);
+    }
+    previous_ = call_.Check(key, context);
+    previous_key_ = key;
+    previous_context_ = context;
+    have_previous_ = true;
+  }
+  if (previous_.allowed) {
+    if (allowed_++ == 0) last_allow_ = previous_;
+    return absl::OkStatus();
+  }
+  if (denied_++ == 0) first_deny_ = previous_;
+  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                   absl::StrCat("access denied: ", previous_.reason));
+}
+
+void BatchDecisions::Finish(int items, int failed, absl::string_view prefix) {
+  std::optional<policy::Decision> shown;
+  if (allowed_ > 0) {
+    shown = last_allow_;
+  } else if (denied_ > 0) {
+    shown = first_deny_;
+  }
+  call_.SetBatchOutcome(
+      absl::StrJoin(keys_, ","), shown,
+      absl::StrCat(prefix, "batch of ", items, ": ", malformed_, " malformed, ", denied_,
+                   " denied, ", failed, " failed",
+                   denied_ > 0 ? absl::StrCat(" (", first_deny_.reason, ")") : ""));
+}
+
+// Everything about one request from the moment gRPC hands it over until it
+// is answered; shared by the worker task and the audit completion.
+class CallState {
  public:
-  Call(KeyManagementService* service, const char* operation)
-      : service_(service), operation_(operation) {}
-
-  const std::string& principal() const { return principal_; }
-
-  // Asks the policy whether the caller may do this call's operation on
-  // `key`, and records the decision.  Errors: kPermissionDenied
-  // (access-denied) naming the principal, operation and key.
-  absl::Status Authorize(absl::string_view key, const EncryptionContext& context,
-                         uint32_t version = 0) {
-    key_ = std::string(key);
-    version_ = version;
-    context_ = context;
-    decision_ = Check(key, context);
-    decided_ = true;
-    if (decision_.allowed) return absl::OkStatus();
-    return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                     absl::StrCat("access denied: ", decision_.reason));
+  using Method = KeyManagementService::Method;
+  CallState(KeyManagementService* service, const Method& method,
+            grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+            grpc::ByteBuffer* response)
+      : service_(service),
+        method_(method),
+        ctx_(ctx),
+        request_(request),
+        response_(response),
+        call_(service, method.operation),
+        start_(absl::Now()),
+        // DefaultReactor() may be called only once per call.
+        reactor_(ctx->DefaultReactor()) {
+    if (auto it = ctx->client_metadata().find("x-request-id");
+        it != ctx->client_metadata().end() &&
+        PlausibleRequestId(absl::string_view(it->second.data(), it->second.size()))) {
+      request_id_.assign(it->second.data(), it->second.size());
+    } else {
+      request_id_ = NewRequestId();
+    }
+    ctx->AddTrailingMetadata("keyward-request-id", request_id_);
   }
 
-  // The decision alone (for the items of a batch).
-  policy::Decision Check(absl::string_view key, const EncryptionContext& context) const {
-    policy::Request r{principal_, operation_, std::string(key), &context, absl::Now()};
-    return service_->deps_.access->Decide(r);
+  Call& call() { return call_; }
+  grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+  void set_ticket(std::shared_ptr<FairScheduler::Ticket> t) { ticket_ = std::move(t); }
+
+  // On a worker thread, with a CPU slot.
+  void Execute(const std::shared_ptr<CallState>& self) {
+    const ServiceDeps& deps = service_->deps_;
+    if (!deps.audit->Health().ok()) {
+      // Nothing is done that could not be recorded; Submit refuses at once
+      // and counts the refusal.
+      audit_down_ = true;
+      return Finish(self, absl::OkStatus());
+    }
+    RequestShape shape;
+    {
+      grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(request_));
+      absl::Status scanned =
+          ScanRequest(reader, *method_.request_prototype->GetDescriptor(), deps.wire, &shape);
+      if (!scanned.ok()) {
+        return RefuseBeforeReading(self, scanned,
+                                   GetErrorCode(scanned) == ErrorCode::kLimitExceeded
+                                       ? "limit-exceeded"
+                                       : "invalid-request",
+                                   &shape);
+      }
+    }
+    if (absl::Status more = service_->scheduler_.AddCost(
+            *ticket_, static_cast<int64_t>(shape.elements) * kCostPerElement);
+        !more.ok()) {
+      return RefuseBeforeReading(self, more, "principal-share", &shape);
+    }
+    Message* request = method_.request_prototype->New(&arena_);
+    {
+      grpc::ProtoBufferReader reader(const_cast<grpc::ByteBuffer*>(request_));
+      if (!request->ParseFromZeroCopyStream(&reader)) {
+        return RefuseBeforeReading(
+            self,
+            absl::InvalidArgumentError(absl::StrCat(
+                "the request is not a valid ", request->GetDescriptor()->full_name(),
+                " message (strings must be UTF-8); use a Keyward client")),
+            "invalid-request", &shape);
+      }
+    }
+    Message* response = method_.response_prototype->New(&arena_);
+    absl::Status status = method_.invoke(call_, *request, response);
+    if (status.ok() && !call_.decided()) {
+      status = absl::InternalError("the request was not authorized; refusing");
+    }
+    if (status.ok()) {
+      if (response->ByteSizeLong() > deps.max_reply_bytes) {
+        status = MakeError(absl::StatusCode::kResourceExhausted, ErrorCode::kLimitExceeded,
+                           absl::StrCat("the reply would be over ", deps.max_reply_bytes >> 20,
+                                        " MiB; ask for less at a time"));
+      } else {
+        *response_ = Serialize(*response, method_.wipe != nullptr);
+      }
+    }
+    if (method_.wipe) method_.wipe(response);
+    Finish(self, std::move(status));
   }
 
-  // For calls whose checks happened item by item (batches).
-  void SetBatchOutcome(std::string keys, policy::Decision decision, std::string detail) {
-    key_ = std::move(keys);
-    decision_ = std::move(decision);
-    decided_ = true;
-    detail_ = std::move(detail);
+  // Refused before the request was read: the record holds a bounded
+  // summary (sizes, counts, a digest), never the input; beyond a burst per
+  // principal, refusals are counted into a summary record instead.
+  void RefuseBeforeReading(const std::shared_ptr<CallState>& self, absl::Status status,
+                           const char* reason, const RequestShape* shape) {
+    refused_before_reading_ = true;
+    const std::string digest =
+        shape != nullptr
+            ? absl::BytesToHexString(absl::string_view(
+                  reinterpret_cast<const char*>(crypto::Sha256(Flatten(*request_)).data()), 8))
+            : "";
+    detail_override_ = absl::StrCat(
+        "refused before reading (", reason, "): ", status.message(), "; request ",
+        request_->Length(), " bytes",
+        shape != nullptr ? absl::StrCat(", ", shape->elements, " fields seen, sha256 ", digest, "…")
+                         : "");
+    if (!service_->refusals_.ShouldRecord(call_.principal_, reason)) {
+      return Answer(status, /*audited=*/absl::OkStatus());
+    }
+    Finish(self, std::move(status));
   }
-  void set_version(uint32_t v) { version_ = v; }
-  void set_detail(std::string d) { detail_ = std::move(d); }
-  void set_public() { decided_ = true; public_ = true; }
-  bool decided() const { return decided_; }
+
+  // Builds the audit record and answers once it is durable.
+  void Finish(const std::shared_ptr<CallState>& self, absl::Status status) {
+    const ServiceDeps& deps = service_->deps_;
+    audit::AuditRecord record;
+    record.time = start_;
+    record.request_id = request_id_;
+    record.principal = call_.principal_;
+    record.peer = ctx_->peer();
+    record.operation = call_.operation_;
+    record.key = call_.key_;
+    record.version = call_.version_;
+    if (call_.decided_) record.context = service_->HashContext(call_.context_);
+    const bool decided = call_.decided_ && !call_.public_ && !call_.nothing_decided_;
+    record.decision = !decided ? "none" : call_.decision_.allowed ? "allow" : "deny";
+    record.rule = decided ? call_.decision_.rule : "";
+    record.result = audit_down_ ? "UNAVAILABLE" : absl::StatusCodeToString(status.code());
+    const ErrorCode code = GetErrorCode(status);
+    if (code != ErrorCode::kNone) record.error_code = std::string(ErrorCodeName(code));
+    if (refused_before_reading_) {
+      record.detail = detail_override_;
+    } else if (decided && !call_.decision_.allowed) {
+      record.detail = call_.decision_.reason;
+    } else {
+      record.detail = call_.detail_;
+    }
+    record.latency_us = absl::ToInt64Microseconds(absl::Now() - start_);
+    if (record.decision == "deny") {
+      static auto& denials = metrics::Global().CounterFamily(
+          "keyward_policy_denials_total",
+          "Requests the access policy denied (a batch with denied items counts once).",
+          {"operation"});
+      denials.With({call_.operation_}).Inc();
+    }
+    // The response leaves only once its record is durable.  Submit calls
+    // back from the audit writer, so no thread waits for the disk meanwhile.
+    deps.audit->Submit(std::move(record), [self, status = std::move(status)](
+                                              absl::Status audited) mutable {
+      self->Answer(status, audited);
+    });
+  }
+
+  void Answer(const absl::Status& status, const absl::Status& audited) {
+    const absl::Status& final_status = audited.ok() ? status : audited;
+    static auto& requests = metrics::Global().CounterFamily(
+        "keyward_rpc_requests_total", "gRPC requests by method and result code.",
+        {"method", "code"});
+    static auto& durations = metrics::Global().HistogramFamily(
+        "keyward_rpc_duration_seconds",
+        "gRPC request latency (until the audit record is durable), by method and code.",
+        {"method", "code"});
+    const metrics::LabelValues labels{method_.name,
+                                      absl::StatusCodeToString(final_status.code())};
+    const absl::Duration took = absl::Now() - start_;
+    requests.With(labels).Inc();
+    durations.With(labels).ObserveDuration(took);
+    const LogLevel level = LogLevelFor(final_status.code());
+    if (LogEnabled(level)) {
+      Log(level, "request", final_status.ok() ? "ok" : final_status.message(),
+          {{"request_id", request_id_},
+           {"method", method_.name},
+           {"principal", call_.principal_},
+           {"key", call_.key_},
+           {"version", absl::StrCat(call_.version_)},
+           {"code", labels[1]},
+           {"latency_ms", absl::StrCat(absl::ToDoubleMilliseconds(took))}});
+    }
+    if (!final_status.ok()) {
+      // A failed call sends no response bytes (a refusal may have left a
+      // serialized reply behind).
+      response_->Clear();
+    }
+    reactor_->Finish(ToGrpcStatus(final_status, ctx_));
+  }
 
  private:
-  friend class KeyManagementService;
   KeyManagementService* const service_;
-  const char* const operation_;
-  std::string principal_;
-  std::string key_;
-  uint32_t version_ = 0;
-  EncryptionContext context_;
-  bool decided_ = false;
-  bool public_ = false;  // needs no permission (server info)
-  policy::Decision decision_;
-  std::string detail_;
+  const Method& method_;
+  grpc::CallbackServerContext* const ctx_;
+  const grpc::ByteBuffer* const request_;
+  grpc::ByteBuffer* const response_;
+  Call call_;
+  const absl::Time start_;
+  grpc::ServerUnaryReactor* const reactor_;
+  std::string request_id_;
+  std::shared_ptr<FairScheduler::Ticket> ticket_;
+  google::protobuf::Arena arena_;
+  bool audit_down_ = false;
+  bool refused_before_reading_ = false;
+  std::string detail_override_;
 };
+
+// --- The service ----------------------------------------------------------------
 
 std::map<std::string, std::string> KeyManagementService::HashContext(
     const EncryptionContext& context) const {
   std::map<std::string, std::string> out;
-  for (const auto& [k, v] : context) out[k] = HashContextValue(*deps_.context_hmac, k, v);
+  for (const auto& [k, v] : context) {
+    out.emplace_hint(out.end(), k, HashContextValue(*deps_.context_hmac, k, v));
+  }
   return out;
 }
 
-KeyManagementService::Reactor* KeyManagementService::Run(
-    Ctx* ctx, const char* method, Target target, const std::function<absl::Status(Call&)>& handler,
-    std::function<void()> wipe) {
-  const absl::Time start = absl::Now();
-  Call call(this, target.operation);
-  std::string request_id;
-  if (auto it = ctx->client_metadata().find("x-request-id");
-      it != ctx->client_metadata().end() &&
-      PlausibleRequestId(absl::string_view(it->second.data(), it->second.size()))) {
-    request_id.assign(it->second.data(), it->second.size());
-  } else {
-    request_id = NewRequestId();
+template <typename Req, typename Resp>
+void KeyManagementService::Register(
+    const char* name, const char* operation,
+    absl::Status (KeyManagementService::*handler)(Call&, const Req&, Resp*),
+    std::function<void(Resp*)> wipe) {
+  const google::protobuf::MethodDescriptor* md =
+      v1::GetServerInfoRequest::descriptor()->file()->FindServiceByName("KeyManagement")
+          ->FindMethodByName(name);
+  if (md == nullptr || md->input_type() != Req::descriptor() ||
+      md->output_type() != Resp::descriptor()) {
+    // A handler table that does not match keyward.proto is a build mistake.
+    std::fprintf(stderr, "keywardd: handler %s does not match keyward.proto\n", name);
+    std::abort();
   }
-
-  absl::Status status;
-  bool audit_down = false;
-  const int now = in_flight_.fetch_add(1) + 1;
-  if (now > max_in_flight_) {
-    status = absl::ResourceExhaustedError(absl::StrCat(
-        "keywardd is at its limit of ", max_in_flight_,
-        " concurrent requests; retry with backoff"));
-  } else if (auto principal = PrincipalFromAuthContext(*ctx->auth_context());
-             !principal.ok()) {
-    status = principal.status();
-  } else if (call.principal_ = *principal; !deps_.audit->Health().ok()) {
-    // Nothing is done that could not be recorded; Append below refuses
-    // at once and counts the refusal.
-    audit_down = true;
-  } else {
-    if (!target.key.empty()) {
-      status = call.Authorize(target.key, target.context);
-    }
-    if (status.ok()) status = handler(call);
-    if (status.ok() && !call.decided()) {
-      status = absl::InternalError("the request was not authorized; refusing");
-    }
-  }
-
-  audit::AuditRecord record;
-  record.time = start;
-  record.request_id = request_id;
-  record.principal = call.principal_;
-  record.peer = ctx->peer();
-  record.operation = target.operation;
-  record.key = call.key_.empty() ? target.key : call.key_;
-  record.version = call.version_;
-  record.context = HashContext(call.decided_ ? call.context_ : target.context);
-  record.decision = !call.decided_ || call.public_ ? "none"
-                    : call.decision_.allowed      ? "allow"
-                                                  : "deny";
-  record.rule = call.decision_.rule;
-  record.result = audit_down ? "UNAVAILABLE" : absl::StatusCodeToString(status.code());
-  const ErrorCode code = GetErrorCode(status);
-  if (code != ErrorCode::kNone) record.error_code = std::string(ErrorCodeName(code));
-  if (!call.decision_.allowed && call.decided_ && !call.public_) {
-    record.detail = call.decision_.reason;
-  } else {
-    record.detail = call.detail_;
-  }
-  record.latency_us = absl::ToInt64Microseconds(absl::Now() - start);
-  // The response leaves only once its record is durable.  Submit calls back
-  // from the audit writer, so no gRPC thread waits for the disk meanwhile.
-  ctx->AddTrailingMetadata("keyward-request-id", request_id);
-  Reactor* reactor = wipe ? new WipingReactor(std::move(wipe)) : ctx->DefaultReactor();
-  if (record.decision == "deny") {
-    static auto& denials = metrics::Global().CounterFamily(
-        "keyward_policy_denials_total", "Requests the access policy denied (a batch with denied items counts once).",
-        {"operation"});
-    denials.With({target.operation}).Inc();
-  }
-  // What the log line needs (never the context or any payload).
-  struct LogLine {
-    std::string request_id, principal, key;
-    uint32_t version;
+  auto m = std::make_unique<Method>();
+  m->name = name;
+  m->operation = operation;
+  m->request_prototype = &Req::default_instance();
+  m->response_prototype = &Resp::default_instance();
+  m->invoke = [this, handler](Call& call, const Message& req, Message* resp) {
+    return (this->*handler)(call, static_cast<const Req&>(req), static_cast<Resp*>(resp));
   };
-  LogLine line{request_id, record.principal, record.key, record.version};
-  deps_.audit->Submit(
-      std::move(record), [this, ctx, reactor, method, start, line = std::move(line),
-                          status = std::move(status)](absl::Status audited) {
-        in_flight_.fetch_sub(1);
-        const absl::Status& final_status = audited.ok() ? status : audited;
-        static auto& requests = metrics::Global().CounterFamily(
-            "keyward_rpc_requests_total", "gRPC requests by method and result code.",
-            {"method", "code"});
-        static auto& durations = metrics::Global().HistogramFamily(
-            "keyward_rpc_duration_seconds",
-            "gRPC request latency (until the audit record is durable), by method and code.",
-            {"method", "code"});
-        const metrics::LabelValues labels{method, absl::StatusCodeToString(final_status.code())};
-        const absl::Duration took = absl::Now() - start;
-        requests.With(labels).Inc();
-        durations.With(labels).ObserveDuration(took);
-        const LogLevel level = LogLevelFor(final_status.code());
-        if (LogEnabled(level)) {
-          Log(level, "request", final_status.ok() ? "ok" : final_status.message(),
-              {{"request_id", line.request_id},
-               {"method", method},
-               {"principal", line.principal},
-               {"key", line.key},
-               {"version", absl::StrCat(line.version)},
-               {"code", labels[1]},
-               {"latency_ms", absl::StrCat(absl::ToDoubleMilliseconds(took))}});
-        }
-        reactor->Finish(ToGrpcStatus(final_status, ctx));
+  if (wipe) {
+    m->wipe = [wipe](Message* resp) { wipe(static_cast<Resp*>(resp)); };
+  }
+  const Method* method = m.get();
+  methods_.push_back(std::move(m));
+  MarkMethodRawCallback(
+      md->index(),
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this, method](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                         grpc::ByteBuffer* response) {
+            return Dispatch(*method, ctx, request, response);
+          }));
+}
+
+namespace {
+void WipeString(std::string* s) {
+  if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
+  s->clear();
+}
+}  // namespace
+
+KeyManagementService::KeyManagementService(const ServiceDeps& deps)
+    : deps_(deps),
+      core_(deps.core),
+      scheduler_(deps.scheduling),
+      refusals_(deps.audit, deps.refusals) {
+  using K = KeyManagementService;
+  Register("GetServerInfo", "get-server-info", &K::GetServerInfo);
+  Register("CreateKey", "create-key", &K::CreateKey);
+  Register("GetKey", "describe", &K::GetKey);
+  Register("ListKeys", "list-keys", &K::ListKeys);
+  Register("RotateKey", "rotate-key", &K::RotateKey);
+  Register("UpdateKey", "update-key", &K::UpdateKey);
+  Register("EnableVersion", "enable-version", &K::EnableVersion);
+  Register("DisableVersion", "disable-version", &K::DisableVersion);
+  Register("SetPrimaryVersion", "set-primary", &K::SetPrimaryVersion);
+  Register("ScheduleVersionDestruction", "destroy-version", &K::ScheduleVersionDestruction);
+  Register("CancelVersionDestruction", "cancel-destroy", &K::CancelVersionDestruction);
+  Register<v1::GenerateDataKeyRequest, v1::GenerateDataKeyResponse>(
+      "GenerateDataKey", "generate-data-key", &K::GenerateDataKey,
+      [](v1::GenerateDataKeyResponse* r) { WipeString(r->mutable_plaintext()); });
+  Register("GenerateDataKeyWithoutPlaintext", "generate-data-key",
+           &K::GenerateDataKeyWithoutPlaintext);
+  Register<v1::DecryptDataKeyRequest, v1::DecryptDataKeyResponse>(
+      "DecryptDataKey", "decrypt", &K::DecryptDataKey,
+      [](v1::DecryptDataKeyResponse* r) { WipeString(r->mutable_plaintext()); });
+  Register("ReWrapDataKey", "rewrap", &K::ReWrapDataKey);
+  Register<v1::BatchGenerateDataKeysRequest, v1::BatchGenerateDataKeysResponse>(
+      "BatchGenerateDataKeys", "generate-data-key", &K::BatchGenerateDataKeys,
+      [](v1::BatchGenerateDataKeysResponse* r) {
+        for (auto& dk : *r->mutable_data_keys()) WipeString(dk.mutable_plaintext());
       });
+  Register<v1::BatchDecryptDataKeysRequest, v1::BatchDecryptDataKeysResponse>(
+      "BatchDecryptDataKeys", "decrypt", &K::BatchDecryptDataKeys,
+      [](v1::BatchDecryptDataKeysResponse* r) {
+        for (auto& item : *r->mutable_results()) WipeString(item.mutable_plaintext());
+      });
+  Register("Encrypt", "encrypt", &K::Encrypt);
+  Register<v1::DecryptRequest, v1::DecryptResponse>(
+      "Decrypt", "decrypt", &K::Decrypt,
+      [](v1::DecryptResponse* r) { WipeString(r->mutable_plaintext()); });
+  Register("RewrapMessageHeader", "rewrap", &K::RewrapMessageHeader);
+  Register("BatchRewrapMessageHeaders", "rewrap", &K::BatchRewrapMessageHeaders);
+  Register("ReportDataSet", "report-data-set", &K::ReportDataSet);
+  Register("ListDataSets", "describe", &K::ListDataSets);
+  Register("GetDrillSamples", "describe", &K::GetDrillSamples);
+  Register("GetPolicy", "manage-policy", &K::GetPolicy);
+  Register("SetPolicy", "manage-policy", &K::SetPolicy);
+  Register("TestPolicy", "manage-policy", &K::TestPolicy);
+  Register("CreateGrant", "manage-grants", &K::CreateGrant);
+  Register("ListGrants", "manage-grants", &K::ListGrants);
+  Register("RevokeGrant", "manage-grants", &K::RevokeGrant);
+  Register("GetAuditCheckpoint", "read-audit", &K::GetAuditCheckpoint);
+  Register("GetInclusionProof", "read-audit", &K::GetInclusionProof);
+  Register("GetConsistencyProof", "read-audit", &K::GetConsistencyProof);
+  Register("ReadAuditRecords", "read-audit", &K::ReadAuditRecords);
+  const int methods = v1::GetServerInfoRequest::descriptor()
+                          ->file()
+                          ->FindServiceByName("KeyManagement")
+                          ->method_count();
+  if (static_cast<int>(methods_.size()) != methods) {
+    std::fprintf(stderr, "keywardd: %d methods in keyward.proto, %zu handlers\n", methods,
+                 methods_.size());
+    std::abort();
+  }
+}
+
+KeyManagementService::~KeyManagementService() = default;
+
+grpc::ServerUnaryReactor* KeyManagementService::Dispatch(const Method& method,
+                                                         grpc::CallbackServerContext* ctx,
+                                                         const grpc::ByteBuffer* request,
+                                                         grpc::ByteBuffer* response) {
+  auto state = std::make_shared<CallState>(this, method, ctx, request, response);
+  grpc::ServerUnaryReactor* reactor = state->reactor();
+  auto principal = PrincipalFromAuthContext(*ctx->auth_context());
+  if (!principal.ok()) {
+    // Mutual TLS makes this rare (a certificate keywardd will not take as
+    // an identity); recorded like any refusal.
+    state->call().principal_ = "(unidentified)";
+    state->RefuseBeforeReading(state, principal.status(), "unauthenticated", nullptr);
+    return reactor;
+  }
+  state->call().principal_ = *principal;
+  // Admission costs no more than a few map operations: the gRPC thread
+  // never parses, authorizes or computes anything for the caller.
+  auto ticket = scheduler_.Admit(*principal, AdmissionCost(request->Length()));
+  if (!ticket.ok()) {
+    state->RefuseBeforeReading(state, ticket.status(), "principal-share", nullptr);
+    return reactor;
+  }
+  state->set_ticket(*ticket);
+  scheduler_.Run(*ticket, [state] { state->Execute(state); });
   return reactor;
 }
 
-KeyManagementService::Reactor* KeyManagementService::GetServerInfo(
-    Ctx* ctx, const v1::GetServerInfoRequest*, v1::ServerInfo* resp) {
-  return Run(ctx, "GetServerInfo", {"get-server-info", "", {}}, [&](Call& call) {
-    call.set_public();
-    const hsm::HsmInfo hsm = core_->hsm_info();
-    resp->set_environment(core_->environment());
-    resp->set_version(kVersion);
-    resp->add_suites(std::string(SuiteName(Suite::kAes256GcmHkdfSha256Commit)));
-    resp->add_suites(
-        std::string(SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)));
-    resp->set_hsm(absl::StrCat(hsm.token_label, " (", hsm.manufacturer, " ",
-                               hsm.model, ")"));
-    resp->set_hsm_software(hsm.software);
-    resp->set_principal(call.principal());
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::CreateKey(
-    Ctx* ctx, const v1::CreateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, "CreateKey", {"create-key", req->name(), {}}, [&](Call&) -> absl::Status {
-    kms::CreateKeyRequest r;
-    r.name = req->name();
-    if (!req->purpose().empty()) {
-      KW_ASSIGN_OR_RETURN(r.purpose, keystore::ParseKeyPurpose(req->purpose()));
-    }
-    if (!req->suite().empty()) {
-      if (req->suite() == SuiteName(Suite::kAes256GcmHkdfSha256Commit)) {
-        r.suite = Suite::kAes256GcmHkdfSha256Commit;
-      } else if (req->suite() ==
-                 SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)) {
-        r.suite = Suite::kChaCha20Poly1305HkdfSha256Commit;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("unknown suite '", req->suite(), "'"));
-      }
-    }
-    r.labels = {req->labels().begin(), req->labels().end()};
-    r.rotation_period = absl::Seconds(req->rotation_period_seconds());
-    if (!req->protection().empty()) {
-      KW_ASSIGN_OR_RETURN(r.protection,
-                          keystore::ParseKekProtection(req->protection()));
-    }
-    KW_ASSIGN_OR_RETURN(keystore::Key key, core_->CreateKey(r));
-    ToProto(key, resp);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::GetKey(
-    Ctx* ctx, const v1::GetKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, "GetKey", {"describe", req->name(), {}}, [&](Call&) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req->name()));
-    ToProto(key, resp);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ListKeys(
-    Ctx* ctx, const v1::ListKeysRequest* req, v1::ListKeysResponse* resp) {
-  // Checked against the prefix as a key name: a rule for "payments/*" may
-  // list "payments/"; listing everything needs a rule that matches "".
-  return Run(ctx, "ListKeys", {"list-keys", "", {}}, [&](Call& call) -> absl::Status {
-    KW_RETURN_IF_ERROR(call.Authorize(req->prefix(), {}));
-    KW_ASSIGN_OR_RETURN(
-        keystore::KeyPage page,
-        core_->ListKeys(req->prefix(), req->page_size() == 0 ? 100 : req->page_size(),
-                        req->page_token()));
-    for (const keystore::Key& key : page.keys) ToProto(key, resp->add_keys());
-    resp->set_next_page_token(page.next_page_token);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::RotateKey(
-    Ctx* ctx, const v1::RotateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, "RotateKey", {"rotate-key", req->name(), {}}, [&](Call& call) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(keystore::Key key, core_->RotateKey(req->name()));
-    call.set_version(key.primary_version);
-    ToProto(key, resp);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::UpdateKey(
-    Ctx* ctx, const v1::UpdateKeyRequest* req, v1::Key* resp) {
-  return Run(ctx, "UpdateKey", {"update-key", req->name(), {}}, [&](Call&) -> absl::Status {
-    kms::UpdateKeyRequest r;
-    if (req->set_rotation_period()) {
-      r.rotation_period = absl::Seconds(req->rotation_period_seconds());
-    }
-    r.set_labels = {req->set_labels().begin(), req->set_labels().end()};
-    r.remove_labels = {req->remove_labels().begin(), req->remove_labels().end()};
-    KW_ASSIGN_OR_RETURN(keystore::Key key, core_->UpdateKey(req->name(), r));
-    ToProto(key, resp);
-    return absl::OkStatus();
-  });
-}
-
-#define KW_VERSION_HANDLER(Method, op)                                         \
-  KeyManagementService::Reactor* KeyManagementService::Method(                 \
-      Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {                \
-    return Run(ctx, #Method, {op, req->name(), {}}, [&](Call& call) -> absl::Status {    \
-      call.set_version(req->version());                                        \
-      KW_ASSIGN_OR_RETURN(keystore::Key key,                                   \
-                          core_->Method(req->name(), req->version()));         \
-      ToProto(key, resp);                                                       \
-      return absl::OkStatus();                                                  \
-    });                                                                         \
+void KeyManagementService::AuditRefusal(const std::string& source, const std::string& peer,
+                                        const char* operation, const absl::Status& status,
+                                        std::string detail, std::function<void()> done) {
+  if (!refusals_.ShouldRecord(source, operation)) {
+    if (done) done();
+    return;
   }
-KW_VERSION_HANDLER(EnableVersion, "enable-version")
-KW_VERSION_HANDLER(SetPrimaryVersion, "set-primary")
-KW_VERSION_HANDLER(CancelVersionDestruction, "cancel-destroy")
-#undef KW_VERSION_HANDLER
-
-namespace {
-// What forcing went past, for the audit record.
-std::string ForcedDetail(kms::KeyService* core, const std::string& name, uint32_t version) {
-  const absl::Status gate = core->CheckRetirement(name, version);
-  if (gate.ok()) return "force requested; the retirement gate had no objection";
-  return absl::StrCat("FORCED past the retirement gate: ", gate.message());
-}
-}  // namespace
-
-KeyManagementService::Reactor* KeyManagementService::DisableVersion(
-    Ctx* ctx, const v1::VersionRequest* req, v1::Key* resp) {
-  return Run(ctx, "DisableVersion", {"disable-version", req->name(), {}}, [&](Call& call) -> absl::Status {
-    call.set_version(req->version());
-    if (req->force()) call.set_detail(ForcedDetail(core_, req->name(), req->version()));
-    KW_ASSIGN_OR_RETURN(keystore::Key key,
-                        core_->DisableVersion(req->name(), req->version(), req->force()));
-    ToProto(key, resp);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ScheduleVersionDestruction(
-    Ctx* ctx, const v1::ScheduleVersionDestructionRequest* req, v1::Key* resp) {
-  return Run(ctx, "ScheduleVersionDestruction", {"destroy-version", req->name(), {}}, [&](Call& call) -> absl::Status {
-    call.set_version(req->version());
-    if (req->force()) call.set_detail(ForcedDetail(core_, req->name(), req->version()));
-    std::optional<absl::Duration> wait;
-    if (req->wait_seconds() > 0) wait = absl::Seconds(req->wait_seconds());
-    KW_ASSIGN_OR_RETURN(keystore::Key key,
-                        core_->ScheduleVersionDestruction(
-                            req->name(), req->version(), wait, req->force()));
-    ToProto(key, resp);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::GenerateDataKey(
-    Ctx* ctx, const v1::GenerateDataKeyRequest* req,
-    v1::GenerateDataKeyResponse* resp) {
-  EncryptionContext context = FromProto(req->encryption_context());
-  return Run(
-      ctx, "GenerateDataKey", {"generate-data-key", req->key_name(), context},
-      [&](Call& call) -> absl::Status {
-        KW_ASSIGN_OR_RETURN(kms::DataKey dk,
-                            core_->GenerateDataKey(req->key_name(), context));
-        call.set_version(dk.key.key_version);
-        resp->set_plaintext(dk.plaintext.data(), dk.plaintext.size());
-        resp->set_wrapped(std::move(dk.wrapped));
-        ToProto(dk.key, resp->mutable_key());
-        return absl::OkStatus();
-      },
-      [resp] { Wipe(resp->mutable_plaintext()); });
-}
-
-KeyManagementService::Reactor* KeyManagementService::GenerateDataKeyWithoutPlaintext(
-    Ctx* ctx, const v1::GenerateDataKeyRequest* req,
-    v1::GenerateDataKeyResponse* resp) {
-  EncryptionContext context = FromProto(req->encryption_context());
-  return Run(ctx, "GenerateDataKeyWithoutPlaintext", {"generate-data-key", req->key_name(), context},
-             [&](Call& call) -> absl::Status {
-               KW_ASSIGN_OR_RETURN(kms::WrappedKey wk,
-                                   core_->GenerateDataKeyWithoutPlaintext(
-                                       req->key_name(), context));
-               call.set_version(wk.key.key_version);
-               resp->set_wrapped(std::move(wk.wrapped));
-               ToProto(wk.key, resp->mutable_key());
-               return absl::OkStatus();
-             });
-}
-
-KeyManagementService::Reactor* KeyManagementService::DecryptDataKey(
-    Ctx* ctx, const v1::DecryptDataKeyRequest* req,
-    v1::DecryptDataKeyResponse* resp) {
-  return Run(
-      ctx, "DecryptDataKey", {"decrypt", "", {}},
-      [&](Call& call) -> absl::Status {
-        // The wrapped key names its key: decide before unwrapping anything.
-        KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
-        const EncryptionContext context = FromProto(req->encryption_context());
-        KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
-        if (req->for_reencryption()) call.set_detail("for re-encryption");
-        KW_ASSIGN_OR_RETURN(SecretData dek,
-                            core_->DecryptDataKey(req->wrapped(), context,
-                                                  /*reader=*/!req->for_reencryption()));
-        resp->set_plaintext(dek.data(), dek.size());
-        return absl::OkStatus();
-      },
-      [resp] { Wipe(resp->mutable_plaintext()); });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ReWrapDataKey(
-    Ctx* ctx, const v1::ReWrapDataKeyRequest* req, v1::ReWrapDataKeyResponse* resp) {
-  return Run(ctx, "ReWrapDataKey", {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(req->wrapped()));
-    const EncryptionContext context = FromProto(req->encryption_context());
-    KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
-    KW_ASSIGN_OR_RETURN(kms::WrappedKey wk, core_->ReWrapDataKey(req->wrapped(), context));
-    call.set_version(wk.key.key_version);
-    resp->set_wrapped(std::move(wk.wrapped));
-    ToProto(wk.key, resp->mutable_key());
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::BatchGenerateDataKeys(
-    Ctx* ctx, const v1::BatchGenerateDataKeysRequest* req,
-    v1::BatchGenerateDataKeysResponse* resp) {
-  EncryptionContext context = FromProto(req->encryption_context());
-  return Run(
-      ctx, "BatchGenerateDataKeys", {"generate-data-key", req->key_name(), context},
-      [&](Call& call) -> absl::Status {
-        KW_ASSIGN_OR_RETURN(std::vector<kms::DataKey> keys,
-                            core_->GenerateDataKeys(req->key_name(), context,
-                                                    req->count()));
-        if (!keys.empty()) call.set_version(keys.front().key.key_version);
-        resp->mutable_data_keys()->Reserve(static_cast<int>(keys.size()));
-        for (kms::DataKey& dk : keys) {
-          v1::GenerateDataKeyResponse* out = resp->add_data_keys();
-          out->set_plaintext(dk.plaintext.data(), dk.plaintext.size());
-          out->set_wrapped(std::move(dk.wrapped));
-          ToProto(dk.key, out->mutable_key());
-        }
-        return absl::OkStatus();
-      },
-      [resp] {
-        for (auto& dk : *resp->mutable_data_keys()) Wipe(dk.mutable_plaintext());
-      });
-}
-
-namespace {
-void SetItemError(const absl::Status& status, v1::BatchDecryptResult* out) {
-  out->set_code(static_cast<int>(status.code()));
-  out->set_error(std::string(status.message()));
-  const ErrorCode code = GetErrorCode(status);
-  if (code != ErrorCode::kNone) out->set_error_code(std::string(ErrorCodeName(code)));
-}
-}  // namespace
-
-KeyManagementService::Reactor* KeyManagementService::BatchDecryptDataKeys(
-    Ctx* ctx, const v1::BatchDecryptDataKeysRequest* req,
-    v1::BatchDecryptDataKeysResponse* resp) {
-  return Run(
-      ctx, "BatchDecryptDataKeys", {"decrypt", "", {}},
-      [&](Call& call) -> absl::Status {
-        // Each item is decided on its own; refused or malformed items get
-        // their error, the rest are unwrapped together.
-        const int n = req->requests_size();
-        const bool reencrypting =
-            n > 0 && std::all_of(req->requests().begin(), req->requests().end(),
-                                 [](const auto& r) { return r.for_reencryption(); });
-        std::vector<absl::Status> item_status(static_cast<size_t>(n));
-        std::vector<kms::DecryptRequest> allowed;
-        std::vector<int> allowed_index;
-        std::set<std::string> keys;
-        int denied = 0;
-        policy::Decision last_allow, first_deny, previous;
-        std::string previous_key;
-        EncryptionContext previous_context;
-        bool have_previous = false;
-        for (int i = 0; i < n; ++i) {
-          const auto& r = req->requests(i);
-          auto blob = kms::DecodeBlob(r.wrapped());
-          if (!blob.ok()) {
-            item_status[static_cast<size_t>(i)] = blob.status();
-            continue;
-          }
-          EncryptionContext context = FromProto(r.encryption_context());
-          // Batches mostly repeat one key and context: decide once for a run
-          // of equal items.
-          const bool same = have_previous && blob->key_name == previous_key &&
-                            context == previous_context;
-          if (!same) {
-            keys.insert(blob->key_name);
-            previous = call.Check(blob->key_name, context);
-            previous_key = blob->key_name;
-            previous_context = context;
-            have_previous = true;
-          }
-          const policy::Decision& d = previous;
-          if (!d.allowed) {
-            if (denied++ == 0) first_deny = d;
-            item_status[static_cast<size_t>(i)] = MakeError(
-                absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                absl::StrCat("access denied: ", d.reason));
-            continue;
-          }
-          if (!same) last_allow = d;
-          allowed.push_back({r.wrapped(), std::move(context)});
-          allowed_index.push_back(i);
-        }
-        const bool any_allowed = !allowed.empty();
-        call.SetBatchOutcome(
-            absl::StrJoin(keys, ","), any_allowed || denied == 0 ? last_allow : first_deny,
-            absl::StrCat(reencrypting ? "for re-encryption; " : "", "batch of ", n, ": ",
-                         n - static_cast<int>(allowed.size()) - denied,
-                         " malformed, ", denied, " denied",
-                         denied > 0 ? absl::StrCat(" (", first_deny.reason, ")") : ""));
-        std::vector<absl::StatusOr<SecretData>> results;
-        if (any_allowed) {
-          KW_ASSIGN_OR_RETURN(results, core_->DecryptDataKeys(allowed, !reencrypting));
-        }
-        resp->mutable_results()->Reserve(n);
-        for (int i = 0; i < n; ++i) resp->add_results();
-        for (size_t j = 0; j < results.size(); ++j) {
-          v1::BatchDecryptResult* out = resp->mutable_results(allowed_index[j]);
-          if (results[j].ok()) {
-            out->set_plaintext(results[j]->data(), results[j]->size());
-          } else {
-            SetItemError(results[j].status(), out);
-          }
-        }
-        for (int i = 0; i < n; ++i) {
-          if (!item_status[static_cast<size_t>(i)].ok()) {
-            SetItemError(item_status[static_cast<size_t>(i)], resp->mutable_results(i));
-          }
-        }
-        return absl::OkStatus();
-      },
-      [resp] {
-        for (auto& r : *resp->mutable_results()) Wipe(r.mutable_plaintext());
-      });
-}
-
-namespace {
-absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
-  std::string authenticated;
-  return format::ParseHeader(bytes, &authenticated);
-}
-}  // namespace
-
-KeyManagementService::Reactor* KeyManagementService::Encrypt(
-    Ctx* ctx, const v1::EncryptRequest* req, v1::EncryptResponse* resp) {
-  EncryptionContext context = FromProto(req->encryption_context());
-  return Run(ctx, "Encrypt", {"encrypt", req->key_name(), context}, [&](Call& call) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(std::string message,
-                        core_->Encrypt(req->key_name(), req->plaintext(), context));
-    if (auto header = PeekHeader(message); header.ok()) {
-      call.set_version(header->key.key_version);
-    }
-    resp->set_message(std::move(message));
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::Decrypt(
-    Ctx* ctx, const v1::DecryptRequest* req, v1::DecryptResponse* resp) {
-  return Run(
-      ctx, "Decrypt", {"decrypt", "", {}},
-      [&](Call& call) -> absl::Status {
-        // Decided on the header's key and (still unauthenticated) context:
-        // if either was altered, decryption fails right after.
-        KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req->message()));
-        KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context,
-                                          header.key.key_version));
-        KW_ASSIGN_OR_RETURN(SecretData pt,
-                            core_->Decrypt(req->message(),
-                                           FromProto(req->encryption_context())));
-        resp->set_plaintext(pt.data(), pt.size());
-        return absl::OkStatus();
-      },
-      [resp] { Wipe(resp->mutable_plaintext()); });
-}
-
-KeyManagementService::Reactor* KeyManagementService::RewrapMessageHeader(
-    Ctx* ctx, const v1::RewrapMessageHeaderRequest* req,
-    v1::RewrapMessageHeaderResponse* resp) {
-  return Run(ctx, "RewrapMessageHeader", {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
-    // The header names its key; rewrap to that key's primary version.
-    KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req->header()));
-    KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context,
-                                      header.key.key_version));
-    // Moving a message away from a version is not a read of it (the
-    // retirement gate's quiet period).
-    kms::LocalKmsKeyring from(core_, "", /*reader=*/false);
-    kms::LocalKmsKeyring to(core_, header.key.key_name);
-    const Keyring* from_list[] = {&from};
-    const Keyring* to_list[] = {&to};
-    DecryptOptions options;
-    options.expected_context = FromProto(req->encryption_context());
-    options.expected_environment = core_->environment();
-    StringInputStream in(req->header());
-    std::string out;
-    StringOutputStream sink(&out);
-    KW_RETURN_IF_ERROR(RewrapStream(in, sink, from_list, to_list, options));
-    KW_ASSIGN_OR_RETURN(format::Header rewrapped, PeekHeader(out));
-    call.set_version(rewrapped.key.key_version);
-    ToProto(rewrapped.key, resp->mutable_key());
-    resp->set_header(std::move(out));
-    return absl::OkStatus();
-  });
-}
-
-// --- Rotation --------------------------------------------------------------------
-
-KeyManagementService::Reactor* KeyManagementService::BatchRewrapMessageHeaders(
-    Ctx* ctx, const v1::BatchRewrapMessageHeadersRequest* req,
-    v1::BatchRewrapMessageHeadersResponse* resp) {
-  return Run(ctx, "BatchRewrapMessageHeaders", {"rewrap", "", {}}, [&](Call& call) -> absl::Status {
-    const int n = req->headers_size();
-    if (n < 1 || n > kms::KeyService::kMaxBatch) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "a batch holds 1 to ", kms::KeyService::kMaxBatch, " headers, got ", n));
-    }
-    // Each header is decided on its own, on the key it names.
-    std::vector<std::string> headers(req->headers().begin(), req->headers().end());
-    std::vector<bool> skip(headers.size(), false);
-    std::vector<absl::Status> refused(headers.size());
-    std::set<std::string> keys;
-    std::vector<std::string> header_keys(headers.size());
-    int denied = 0;
-    policy::Decision last_allow, first_deny;
-    for (size_t i = 0; i < headers.size(); ++i) {
-      auto h = PeekHeader(headers[i]);
-      if (!h.ok()) continue;  // RewrapHeaders reports the parse error
-      keys.insert(h->key.key_name);
-      header_keys[i] = h->key.key_name;
-      policy::Decision d = call.Check(h->key.key_name, h->context);
-      if (d.allowed) {
-        last_allow = d;
-        continue;
-      }
-      if (denied++ == 0) first_deny = d;
-      skip[i] = true;
-      refused[i] = MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                             absl::StrCat("access denied: ", d.reason));
-    }
-    auto results = kms::RewrapHeaders(core_, headers, skip, header_keys);
-    int failed = 0;
-    resp->mutable_results()->Reserve(n);
-    for (size_t i = 0; i < results.size(); ++i) {
-      v1::RewrapResult* out = resp->add_results();
-      const absl::Status s = skip[i] ? refused[i] : results[i].status();
-      if (s.ok()) {
-        out->set_header(std::move(results[i]->header));
-        ToProto(results[i]->key, out->mutable_key());
-        continue;
-      }
-      if (!skip[i]) ++failed;
-      out->set_code(static_cast<int>(s.code()));
-      out->set_error(std::string(s.message()));
-      const ErrorCode code = GetErrorCode(s);
-      if (code != ErrorCode::kNone) out->set_error_code(std::string(ErrorCodeName(code)));
-    }
-    call.SetBatchOutcome(absl::StrJoin(keys, ","), denied < n ? last_allow : first_deny,
-                         absl::StrCat("batch of ", n, ": ", failed, " failed, ", denied,
-                                      " denied"));
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ReportDataSet(
-    Ctx* ctx, const v1::DataSetReport* req, v1::DataSetReport* resp) {
-  return Run(ctx, "ReportDataSet", {"report-data-set", req->key_name(), {}}, [&](Call& call) -> absl::Status {
-    keystore::DataSetReport r;
-    r.data_set = req->data_set();
-    r.key_name = req->key_name();
-    for (const auto& [version, rows] : req->rows_per_version()) r.rows_per_version[version] = rows;
-    r.rows_total = req->rows_total();
-    r.reported_by = call.principal();
-    call.set_detail(absl::StrCat("data set ", r.data_set.substr(0, 200), ": ", r.rows_total,
-                                 " rows"));
-    KW_RETURN_IF_ERROR(core_->ReportDataSet(r));
-    *resp = *req;
-    resp->set_reported_by(call.principal());
-    resp->set_reported_unix_micros(absl::ToUnixMicros(absl::Now()));
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ListDataSets(
-    Ctx* ctx, const v1::ListDataSetsRequest* req, v1::ListDataSetsResponse* resp) {
-  return Run(ctx, "ListDataSets", {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(auto reports, core_->ListDataSetReports(req->key_name()));
-    for (const auto& r : reports) {
-      v1::DataSetReport* out = resp->add_reports();
-      out->set_data_set(r.data_set);
-      out->set_key_name(r.key_name);
-      for (const auto& [version, rows] : r.rows_per_version) {
-        (*out->mutable_rows_per_version())[version] = rows;
-      }
-      out->set_rows_total(r.rows_total);
-      out->set_reported_unix_micros(absl::ToUnixMicros(r.reported));
-      out->set_reported_by(r.reported_by);
-    }
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::GetDrillSamples(
-    Ctx* ctx, const v1::GetDrillSamplesRequest* req, v1::GetDrillSamplesResponse* resp) {
-  return Run(ctx, "GetDrillSamples", {"describe", req->key_name(), {}}, [&](Call&) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req->key_name()));
-    for (const keystore::KeyVersion& v : key.versions) {
-      v1::DrillSample* out = resp->add_samples();
-      out->set_version(v.version);
-      out->set_state(std::string(keystore::VersionStateName(v.state)));
-      out->set_message(v.drill_sample);
-      out->set_expected_plaintext(kms::KeyService::DrillPlaintext(key.name, v.version));
-    }
-    return absl::OkStatus();
-  });
-}
-
-// --- Access control ----------------------------------------------------------
-
-namespace {
-void ToProto(const policy::Grant& g, v1::Grant* out) {
-  out->set_id(g.id);
-  out->set_principal(g.principal);
-  out->set_key_name(g.key);
-  for (const auto& op : g.operations) out->add_operations(op);
-  for (const auto& [k, v] : g.context) (*out->mutable_encryption_context())[k] = v;
-  out->set_created_unix_micros(absl::ToUnixMicros(g.created));
-  out->set_expires_unix_micros(absl::ToUnixMicros(g.expires));
-  out->set_revoked_unix_micros(g.revoked ? absl::ToUnixMicros(*g.revoked) : 0);
-  out->set_created_by(g.created_by);
-  out->set_reason(g.reason);
-}
-}  // namespace
-
-KeyManagementService::Reactor* KeyManagementService::GetPolicy(
-    Ctx* ctx, const v1::GetPolicyRequest*, v1::PolicyDocument* resp) {
-  return Run(ctx, "GetPolicy", {"manage-policy", "*", {}}, [&](Call&) {
-    resp->set_yaml(deps_.access->PolicyText());
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::SetPolicy(
-    Ctx* ctx, const v1::PolicyDocument* req, v1::PolicyDocument* resp) {
-  return Run(ctx, "SetPolicy", {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
-    KW_RETURN_IF_ERROR(deps_.access->SetPolicy(req->yaml()));
-    resp->set_yaml(deps_.access->PolicyText());
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::TestPolicy(
-    Ctx* ctx, const v1::TestPolicyRequest* req, v1::PolicyDecision* resp) {
-  return Run(ctx, "TestPolicy", {"manage-policy", "*", {}}, [&](Call&) -> absl::Status {
-    if (!policy::IsKnownOperation(req->operation())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown operation '", req->operation(), "' (see docs/policy.md)"));
-    }
-    const EncryptionContext context = FromProto(req->encryption_context());
-    policy::Request r{req->principal(), req->operation(),
-                      req->key_name().empty() ? "*" : req->key_name(), &context,
-                      absl::Now()};
-    const policy::Decision d = deps_.access->Decide(r);
-    resp->set_allowed(d.allowed);
-    resp->set_rule(d.rule);
-    resp->set_reason(d.reason);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::CreateGrant(
-    Ctx* ctx, const v1::CreateGrantRequest* req, v1::Grant* resp) {
-  return Run(ctx, "CreateGrant", {"manage-grants", req->key_name(), {}}, [&](Call& call) -> absl::Status {
-    GrantRequest g;
-    g.principal = req->principal();
-    g.key = req->key_name();
-    g.operations = {req->operations().begin(), req->operations().end()};
-    g.context = FromProto(req->encryption_context());
-    g.ttl = absl::Seconds(req->ttl_seconds());
-    g.reason = req->reason();
-    KW_ASSIGN_OR_RETURN(policy::Grant grant,
-                        deps_.access->CreateGrant(g, call.principal()));
-    ToProto(grant, resp);
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ListGrants(
-    Ctx* ctx, const v1::ListGrantsRequest* req, v1::ListGrantsResponse* resp) {
-  return Run(ctx, "ListGrants", {"manage-grants", "*", {}}, [&](Call&) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(auto grants, deps_.access->ListGrants(req->include_inactive()));
-    for (const auto& g : grants) ToProto(g, resp->add_grants());
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::RevokeGrant(
-    Ctx* ctx, const v1::RevokeGrantRequest* req, v1::Grant* resp) {
-  return Run(ctx, "RevokeGrant", {"manage-grants", "", {}}, [&](Call& call) -> absl::Status {
-    KW_ASSIGN_OR_RETURN(policy::Grant existing, deps_.access->FindGrant(req->id()));
-    KW_RETURN_IF_ERROR(call.Authorize(existing.key, {}));
-    KW_ASSIGN_OR_RETURN(policy::Grant revoked, deps_.access->RevokeGrant(req->id()));
-    ToProto(revoked, resp);
-    return absl::OkStatus();
-  });
-}
-
-// --- Audit ---------------------------------------------------------------------
-
-namespace {
-std::string HashBytes(const audit::Hash& h) { return std::string(h.begin(), h.end()); }
-}  // namespace
-
-KeyManagementService::Reactor* KeyManagementService::GetAuditCheckpoint(
-    Ctx* ctx, const v1::GetAuditCheckpointRequest* req, v1::AuditCheckpoint* resp) {
-  return Run(ctx, "GetAuditCheckpoint", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
-    audit::Checkpoint c;
-    if (req->fresh()) {
-      KW_ASSIGN_OR_RETURN(c, deps_.audit->MakeCheckpoint());
-    } else {
-      KW_ASSIGN_OR_RETURN(c, deps_.audit->LatestCheckpoint());
-    }
-    resp->set_environment(c.environment);
-    resp->set_tree_size(c.tree_size);
-    resp->set_root_hash(HashBytes(c.root));
-    resp->set_time_unix_micros(absl::ToUnixMicros(c.time));
-    resp->set_key_fingerprint(c.key_fingerprint);
-    resp->set_signature(c.signature);
-    resp->set_line(c.line);
-    resp->set_public_key_pem(deps_.audit->public_key_pem());
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::GetInclusionProof(
-    Ctx* ctx, const v1::GetInclusionProofRequest* req, v1::InclusionProof* resp) {
-  return Run(ctx, "GetInclusionProof", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
-    uint64_t size = req->tree_size();
-    if (size == 0) {
-      KW_ASSIGN_OR_RETURN(audit::Checkpoint c, deps_.audit->LatestCheckpoint());
-      size = c.tree_size;
-    }
-    KW_ASSIGN_OR_RETURN(auto path, deps_.audit->InclusionProof(req->index(), size));
-    KW_ASSIGN_OR_RETURN(audit::Hash leaf, deps_.audit->LeafAt(req->index()));
-    KW_ASSIGN_OR_RETURN(audit::Hash root, deps_.audit->Root(size));
-    resp->set_index(req->index());
-    resp->set_tree_size(size);
-    resp->set_leaf_hash(HashBytes(leaf));
-    for (const auto& h : path) resp->add_path(HashBytes(h));
-    resp->set_root_hash(HashBytes(root));
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::GetConsistencyProof(
-    Ctx* ctx, const v1::GetConsistencyProofRequest* req, v1::ConsistencyProof* resp) {
-  return Run(ctx, "GetConsistencyProof", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
-    uint64_t to = req->to_size();
-    if (to == 0) {
-      KW_ASSIGN_OR_RETURN(audit::Checkpoint c, deps_.audit->LatestCheckpoint());
-      to = c.tree_size;
-    }
-    KW_ASSIGN_OR_RETURN(auto path, deps_.audit->ConsistencyProof(req->from_size(), to));
-    KW_ASSIGN_OR_RETURN(audit::Hash from_root, deps_.audit->Root(req->from_size()));
-    KW_ASSIGN_OR_RETURN(audit::Hash to_root, deps_.audit->Root(to));
-    resp->set_from_size(req->from_size());
-    resp->set_to_size(to);
-    for (const auto& h : path) resp->add_path(HashBytes(h));
-    resp->set_from_root(HashBytes(from_root));
-    resp->set_to_root(HashBytes(to_root));
-    return absl::OkStatus();
-  });
-}
-
-KeyManagementService::Reactor* KeyManagementService::ReadAuditRecords(
-    Ctx* ctx, const v1::ReadAuditRecordsRequest* req, v1::ReadAuditRecordsResponse* resp) {
-  return Run(ctx, "ReadAuditRecords", {"read-audit", "*", {}}, [&](Call&) -> absl::Status {
-    if (req->limit() < 0 || req->limit() > 10000) {
-      return absl::InvalidArgumentError("limit must be between 1 and 10000");
-    }
-    const size_t limit = req->limit() == 0 ? 1000 : static_cast<size_t>(req->limit());
-    audit::RecordFilter filter;
-    if (req->since_unix_micros() != 0) filter.since = absl::FromUnixMicros(req->since_unix_micros());
-    if (req->until_unix_micros() != 0) filter.until = absl::FromUnixMicros(req->until_unix_micros());
-    filter.principal = req->principal();
-    filter.key = req->key_name();
-    filter.operation = req->operation();
-    filter.decision = req->decision();
-    filter.context = HashContext(FromProto(req->encryption_context()));
-    const uint64_t size = deps_.audit->size();
-    uint64_t from = req->from_index();
-    if (req->from_end()) from = size > limit ? size - limit : 0;
-    uint64_t next = 0;
-    KW_ASSIGN_OR_RETURN(auto records, deps_.audit->Read(from, limit, filter, &next));
-    for (auto& r : records) resp->add_records(std::move(r));
-    resp->set_next_index(next);
-    resp->set_size(size);
-    return absl::OkStatus();
-  });
+  audit::AuditRecord r;
+  r.time = absl::Now();
+  r.request_id = NewRequestId();
+  r.principal = source;
+  r.peer = peer;
+  r.operation = operation;
+  r.decision = "none";
+  r.result = absl::StatusCodeToString(status.code());
+  r.detail = std::move(detail);
+  if (done) {
+    deps_.audit->Submit(std::move(r), [done = std::move(done)](absl::Status) { done(); });
+  } else {
+    deps_.audit->AppendAsync(std::move(r));
+  }
 }
 
 }  // namespace keyward::server

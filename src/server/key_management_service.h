@@ -1,16 +1,21 @@
-// The gRPC face of the KMS core: thin, final handlers on gRPC's callback
-// API.  Every call goes the same way (Run): check limits, identify the
-// caller, ask AccessControl, call kms::KeyService, write the audit record and
-// wait until it is durable, then answer (server/grpc_status.h maps errors).
-// If the record cannot be made durable the caller gets UNAVAILABLE and no
-// result.  No key logic lives here.
+// The gRPC face of the KMS core.  Every method is registered raw (its
+// request arrives as bytes), so that one pipeline (server/call.h) can admit
+// the caller and check sizes and counts before anything is parsed; the
+// handlers below then get typed requests, authorize through the Call on the
+// key they act on, and call kms::KeyService.  If the audit record cannot be
+// made durable the caller gets UNAVAILABLE and no result.
+//
+// The pipeline is in key_management_service.cc; the handlers are grouped by
+// area in handlers_*.cc.
 #ifndef KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 #define KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "audit/audit_log.h"
@@ -18,10 +23,12 @@
 #include "keyward/v1/keyward.grpc.pb.h"
 #include "kms/key_service.h"
 #include "server/access_control.h"
+#include "server/call.h"
+#include "server/fair_scheduler.h"
+#include "server/refusal_audit.h"
+#include "server/request_limits.h"
 
 namespace keyward::server {
-
-class Call;
 
 struct ServiceDeps {
   kms::KeyService* core = nullptr;
@@ -29,7 +36,14 @@ struct ServiceDeps {
   audit::AuditLog* audit = nullptr;
   // Keyed hash for encryption context values in audit records.
   const crypto::HmacSha256* context_hmac = nullptr;
-  int max_concurrent_requests = 1024;
+  FairSchedulerOptions scheduling;
+  WireLimits wire;
+  RefusalAuditOptions refusals;
+  // Replies larger than this are refused (kResourceExhausted); listings
+  // stop early and say where to continue instead.
+  size_t max_reply_bytes = 8 << 20;
+  // The audit checkpoint key's fingerprint, for GetServerInfo.
+  std::string checkpoint_key_fingerprint;
 };
 
 // "hmac:<32 hex>": how an encryption context value appears in audit records.
@@ -38,86 +52,93 @@ std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view k
 
 class KeyManagementService final : public v1::KeyManagement::CallbackService {
  public:
-  explicit KeyManagementService(const ServiceDeps& deps)
-      : deps_(deps), core_(deps.core), max_in_flight_(deps.max_concurrent_requests) {}
+  explicit KeyManagementService(const ServiceDeps& deps);
+  ~KeyManagementService() override;
 
-  using Ctx = grpc::CallbackServerContext;
-  using Reactor = grpc::ServerUnaryReactor;
+  const FairScheduler& scheduler() const { return scheduler_; }
+  RefusalAudit& refusals() { return refusals_; }
+  // Records a call that never reached a method: an unknown method name, a
+  // failed TLS handshake (server/unknown_method.h, handshake_audit.h).
+  void AuditRefusal(const std::string& source, const std::string& peer,
+                    const char* operation, const absl::Status& status, std::string detail,
+                    std::function<void()> done);
 
-  Reactor* GetServerInfo(Ctx*, const v1::GetServerInfoRequest*, v1::ServerInfo*) override;
-  Reactor* CreateKey(Ctx*, const v1::CreateKeyRequest*, v1::Key*) override;
-  Reactor* GetKey(Ctx*, const v1::GetKeyRequest*, v1::Key*) override;
-  Reactor* ListKeys(Ctx*, const v1::ListKeysRequest*, v1::ListKeysResponse*) override;
-  Reactor* RotateKey(Ctx*, const v1::RotateKeyRequest*, v1::Key*) override;
-  Reactor* UpdateKey(Ctx*, const v1::UpdateKeyRequest*, v1::Key*) override;
-  Reactor* EnableVersion(Ctx*, const v1::VersionRequest*, v1::Key*) override;
-  Reactor* DisableVersion(Ctx*, const v1::VersionRequest*, v1::Key*) override;
-  Reactor* SetPrimaryVersion(Ctx*, const v1::VersionRequest*, v1::Key*) override;
-  Reactor* ScheduleVersionDestruction(Ctx*, const v1::ScheduleVersionDestructionRequest*,
-                                      v1::Key*) override;
-  Reactor* CancelVersionDestruction(Ctx*, const v1::VersionRequest*, v1::Key*) override;
-  Reactor* GenerateDataKey(Ctx*, const v1::GenerateDataKeyRequest*,
-                           v1::GenerateDataKeyResponse*) override;
-  Reactor* GenerateDataKeyWithoutPlaintext(Ctx*, const v1::GenerateDataKeyRequest*,
-                                           v1::GenerateDataKeyResponse*) override;
-  Reactor* DecryptDataKey(Ctx*, const v1::DecryptDataKeyRequest*,
-                          v1::DecryptDataKeyResponse*) override;
-  Reactor* ReWrapDataKey(Ctx*, const v1::ReWrapDataKeyRequest*,
-                         v1::ReWrapDataKeyResponse*) override;
-  Reactor* BatchGenerateDataKeys(Ctx*, const v1::BatchGenerateDataKeysRequest*,
-                                 v1::BatchGenerateDataKeysResponse*) override;
-  Reactor* BatchDecryptDataKeys(Ctx*, const v1::BatchDecryptDataKeysRequest*,
-                                v1::BatchDecryptDataKeysResponse*) override;
-  Reactor* Encrypt(Ctx*, const v1::EncryptRequest*, v1::EncryptResponse*) override;
-  Reactor* Decrypt(Ctx*, const v1::DecryptRequest*, v1::DecryptResponse*) override;
-  Reactor* RewrapMessageHeader(Ctx*, const v1::RewrapMessageHeaderRequest*,
-                               v1::RewrapMessageHeaderResponse*) override;
-
-  Reactor* BatchRewrapMessageHeaders(Ctx*, const v1::BatchRewrapMessageHeadersRequest*,
-                                     v1::BatchRewrapMessageHeadersResponse*) override;
-  Reactor* ReportDataSet(Ctx*, const v1::DataSetReport*, v1::DataSetReport*) override;
-  Reactor* ListDataSets(Ctx*, const v1::ListDataSetsRequest*,
-                        v1::ListDataSetsResponse*) override;
-  Reactor* GetDrillSamples(Ctx*, const v1::GetDrillSamplesRequest*,
-                           v1::GetDrillSamplesResponse*) override;
-  Reactor* GetPolicy(Ctx*, const v1::GetPolicyRequest*, v1::PolicyDocument*) override;
-  Reactor* SetPolicy(Ctx*, const v1::PolicyDocument*, v1::PolicyDocument*) override;
-  Reactor* TestPolicy(Ctx*, const v1::TestPolicyRequest*, v1::PolicyDecision*) override;
-  Reactor* CreateGrant(Ctx*, const v1::CreateGrantRequest*, v1::Grant*) override;
-  Reactor* ListGrants(Ctx*, const v1::ListGrantsRequest*, v1::ListGrantsResponse*) override;
-  Reactor* RevokeGrant(Ctx*, const v1::RevokeGrantRequest*, v1::Grant*) override;
-  Reactor* GetAuditCheckpoint(Ctx*, const v1::GetAuditCheckpointRequest*,
-                              v1::AuditCheckpoint*) override;
-  Reactor* GetInclusionProof(Ctx*, const v1::GetInclusionProofRequest*,
-                             v1::InclusionProof*) override;
-  Reactor* GetConsistencyProof(Ctx*, const v1::GetConsistencyProofRequest*,
-                               v1::ConsistencyProof*) override;
-  Reactor* ReadAuditRecords(Ctx*, const v1::ReadAuditRecordsRequest*,
-                            v1::ReadAuditRecordsResponse*) override;
-
-  int in_flight() const { return in_flight_.load(); }
+  // --- Handlers.  Each authorizes through `call` before acting.
+  using S = absl::Status;
+  S GetServerInfo(Call&, const v1::GetServerInfoRequest&, v1::ServerInfo*);
+  // Keys and versions (handlers_keys.cc).
+  S CreateKey(Call&, const v1::CreateKeyRequest&, v1::Key*);
+  S GetKey(Call&, const v1::GetKeyRequest&, v1::Key*);
+  S ListKeys(Call&, const v1::ListKeysRequest&, v1::ListKeysResponse*);
+  S RotateKey(Call&, const v1::RotateKeyRequest&, v1::Key*);
+  S UpdateKey(Call&, const v1::UpdateKeyRequest&, v1::Key*);
+  S EnableVersion(Call&, const v1::VersionRequest&, v1::Key*);
+  S DisableVersion(Call&, const v1::VersionRequest&, v1::Key*);
+  S SetPrimaryVersion(Call&, const v1::VersionRequest&, v1::Key*);
+  S ScheduleVersionDestruction(Call&, const v1::ScheduleVersionDestructionRequest&, v1::Key*);
+  S CancelVersionDestruction(Call&, const v1::VersionRequest&, v1::Key*);
+  // Data keys and small payloads (handlers_data_keys.cc).
+  S GenerateDataKey(Call&, const v1::GenerateDataKeyRequest&, v1::GenerateDataKeyResponse*);
+  S GenerateDataKeyWithoutPlaintext(Call&, const v1::GenerateDataKeyRequest&,
+                                    v1::GenerateDataKeyResponse*);
+  S DecryptDataKey(Call&, const v1::DecryptDataKeyRequest&, v1::DecryptDataKeyResponse*);
+  S ReWrapDataKey(Call&, const v1::ReWrapDataKeyRequest&, v1::ReWrapDataKeyResponse*);
+  S BatchGenerateDataKeys(Call&, const v1::BatchGenerateDataKeysRequest&,
+                          v1::BatchGenerateDataKeysResponse*);
+  S BatchDecryptDataKeys(Call&, const v1::BatchDecryptDataKeysRequest&,
+                         v1::BatchDecryptDataKeysResponse*);
+  S Encrypt(Call&, const v1::EncryptRequest&, v1::EncryptResponse*);
+  S Decrypt(Call&, const v1::DecryptRequest&, v1::DecryptResponse*);
+  // Rotation and re-encryption (handlers_rotation.cc).
+  S RewrapMessageHeader(Call&, const v1::RewrapMessageHeaderRequest&,
+                        v1::RewrapMessageHeaderResponse*);
+  S BatchRewrapMessageHeaders(Call&, const v1::BatchRewrapMessageHeadersRequest&,
+                              v1::BatchRewrapMessageHeadersResponse*);
+  S ReportDataSet(Call&, const v1::DataSetReport&, v1::DataSetReport*);
+  S ListDataSets(Call&, const v1::ListDataSetsRequest&, v1::ListDataSetsResponse*);
+  S GetDrillSamples(Call&, const v1::GetDrillSamplesRequest&, v1::GetDrillSamplesResponse*);
+  // Access control (handlers_access.cc).
+  S GetPolicy(Call&, const v1::GetPolicyRequest&, v1::PolicyDocument*);
+  S SetPolicy(Call&, const v1::PolicyDocument&, v1::PolicyDocument*);
+  S TestPolicy(Call&, const v1::TestPolicyRequest&, v1::PolicyDecision*);
+  S CreateGrant(Call&, const v1::CreateGrantRequest&, v1::Grant*);
+  S ListGrants(Call&, const v1::ListGrantsRequest&, v1::ListGrantsResponse*);
+  S RevokeGrant(Call&, const v1::RevokeGrantRequest&, v1::Grant*);
+  // The audit log (handlers_audit.cc).
+  S GetAuditCheckpoint(Call&, const v1::GetAuditCheckpointRequest&, v1::AuditCheckpoint*);
+  S GetInclusionProof(Call&, const v1::GetInclusionProofRequest&, v1::InclusionProof*);
+  S GetConsistencyProof(Call&, const v1::GetConsistencyProofRequest&, v1::ConsistencyProof*);
+  S ReadAuditRecords(Call&, const v1::ReadAuditRecordsRequest&, v1::ReadAuditRecordsResponse*);
 
  private:
-  // What a call is checked against before its handler runs.  `key` empty:
-  // the handler finds the key in the request (a wrapped key or a message
-  // header) and calls Call::Authorize itself before touching it.
-  struct Target {
-    const char* operation;
-    std::string key;
-    EncryptionContext context;
+  friend class Call;
+  friend class CallState;
+  struct Method {
+    std::string name;
+    const char* operation;  // policy and audit operation
+    const google::protobuf::Message* request_prototype;
+    const google::protobuf::Message* response_prototype;
+    std::function<absl::Status(Call&, const google::protobuf::Message&,
+                               google::protobuf::Message*)>
+        invoke;
+    // Erases secret fields of the response once it is serialized.
+    std::function<void(google::protobuf::Message*)> wipe;
   };
-  // Runs `handler` for the call, records it, and finishes it.  `wipe`, when
-  // set, erases secret fields of the response once gRPC is done with it.
-  Reactor* Run(Ctx* ctx, const char* method, Target target, const std::function<absl::Status(Call&)>& handler,
-               std::function<void()> wipe = nullptr);
+  template <typename Req, typename Resp>
+  void Register(const char* name, const char* operation,
+                absl::Status (KeyManagementService::*handler)(Call&, const Req&, Resp*),
+                std::function<void(Resp*)> wipe = nullptr);
+  grpc::ServerUnaryReactor* Dispatch(const Method& method, grpc::CallbackServerContext* ctx,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response);
   // The encryption context as audit records show it.
   std::map<std::string, std::string> HashContext(const EncryptionContext& context) const;
 
-  friend class Call;
   const ServiceDeps deps_;
   kms::KeyService* const core_;
-  const int max_in_flight_;
-  std::atomic<int> in_flight_{0};
+  std::vector<std::unique_ptr<Method>> methods_;
+  FairScheduler scheduler_;
+  RefusalAudit refusals_;
 };
 
 }  // namespace keyward::server

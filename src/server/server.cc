@@ -18,20 +18,25 @@
 #include "base/status_macros.h"
 #include "hsm/pkcs11_root_of_trust.h"
 #include "keystore/sqlite_key_store.h"
+#include "keyward/errors.h"
 #include "keyward/version.h"
 #include "metrics/metrics.h"
 #include "server/handshake_audit.h"
+#include "server/unknown_method.h"
 
 namespace keyward::server {
 namespace {
 
 // Scrape-time gauges that read keywardd's parts; removed again in ~Server.
-constexpr const char* kServerCollectors[] = {"keyward_audit_queue_depth",
-                                             "keyward_audit_unavailable", "keyward_ready",
-                                             "keyward_key_primary_age_seconds"};
+constexpr const char* kServerCollectors[] = {
+    "keyward_audit_queue_depth",       "keyward_audit_unavailable",
+    "keyward_ready",                   "keyward_key_primary_age_seconds",
+    "keyward_requests_in_progress",    "keyward_requests_waiting_for_cpu",
+    "keyward_saturated"};
 
 void RegisterCollectors(kms::KeyService* core, audit::AuditLog* audit_log,
-                        std::function<absl::Status()> readiness) {
+                        std::function<absl::Status()> readiness,
+                        const FairScheduler* scheduler) {
   metrics::Registry& r = metrics::Global();
   metrics::RegisterProcessCollectors(r);
   r.GaugeFamily("keyward_build_info", "Build information (value 1).", {"version"})
@@ -51,6 +56,25 @@ void RegisterCollectors(kms::KeyService* core, audit::AuditLog* audit_log,
   r.SetCollector("keyward_ready", "1 when /readyz answers 200.", {}, [readiness] {
     return std::vector<metrics::Sample>{{{}, readiness().ok() ? 1.0 : 0.0}};
   });
+  r.SetCollector("keyward_requests_in_progress",
+                 "Requests admitted and not yet answered (all principals).", {}, [scheduler] {
+                   return std::vector<metrics::Sample>{
+                       {{}, static_cast<double>(scheduler->GetStats().requests)}};
+                 });
+  r.SetCollector("keyward_requests_waiting_for_cpu",
+                 "Admitted requests waiting for a CPU slot (fair queuing).", {}, [scheduler] {
+                   return std::vector<metrics::Sample>{
+                       {{}, static_cast<double>(scheduler->GetStats().queued)}};
+                 });
+  r.SetCollector("keyward_saturated",
+                 "1 while keywardd as a whole refuses work (in the last 5 seconds).", {},
+                 [scheduler] {
+                   const auto stats = scheduler->GetStats();
+                   return std::vector<metrics::Sample>{
+                       {{}, absl::Now() - stats.last_server_refusal < absl::Seconds(5) ? 1.0
+                                                                                       : 0.0}};
+                 });
+
   r.SetCollector(
       "keyward_key_primary_age_seconds",
       "Age of each key's primary version (keys matching metrics.key_labels only).", {"key"},
@@ -214,15 +238,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   audit_options.signer = &server->core_->root();
   audit_options.signing_key_label = absl::StrCat("keyward-audit/", config.environment);
   KW_ASSIGN_OR_RETURN(server->audit_, audit::AuditLog::Open(audit_options));
-  InstallHandshakeAuditHook(server->audit_.get());
 
   ServiceDeps deps;
   deps.core = server->core_.get();
   deps.access = server->access_.get();
   deps.audit = server->audit_.get();
   deps.context_hmac = server->context_hmac_.get();
-  deps.max_concurrent_requests = config.limits.max_concurrent_requests;
+  deps.scheduling.cpu_slots = config.limits.cpu_slots;
+  deps.scheduling.max_requests = config.limits.max_concurrent_requests;
+  deps.scheduling.max_cost = int64_t{config.limits.max_memory_mib} << 20;
+  deps.scheduling.principal_max_requests = config.limits.principal_max_requests;
+  deps.scheduling.principal_max_cost = int64_t{config.limits.principal_max_memory_mib} << 20;
+  deps.refusals.burst = config.limits.refusals_recorded;
+  deps.checkpoint_key_fingerprint = server->audit_->key_fingerprint();
   server->service_ = std::make_unique<KeyManagementService>(deps);
+  server->unknown_methods_ = std::make_unique<UnknownMethodService>(server->service_.get());
+  InstallHandshakeAuditHook(server->service_.get());
 
   // The scheduler's actions are audited like requests, as keywardd itself.
   audit::AuditLog* log = server->audit_.get();
@@ -274,8 +305,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   builder.AddListeningPort(config.listen, grpc::experimental::TlsServerCredentials(tls),
                            &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterCallbackGenericService(server->unknown_methods_.get());
   builder.SetMaxReceiveMessageSize(config.limits.max_request_bytes);
   builder.SetMaxSendMessageSize(64 << 20);
+  // Streams per connection: more concurrent calls than this on one
+  // connection wait in the client, not in keywardd's memory.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
   server->grpc_ = builder.BuildAndStart();
   if (server->grpc_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -285,8 +320,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
 
   kms::KeyService* core = server->core_.get();
   audit::AuditLog* audit_log = server->audit_.get();
-  auto readiness = [core, audit_log]() -> absl::Status {
+  const FairScheduler* scheduler = &server->service_->scheduler();
+  auto readiness = [core, audit_log, scheduler]() -> absl::Status {
     if (absl::Status s = audit_log->Health(); !s.ok()) return s;
+    // Saturated: keywardd as a whole refused work in the last 5 seconds.
+    // (One principal over its own share is not saturation; it shows in
+    // keyward_requests_refused_before_reading_total.)
+    const FairScheduler::Stats stats = scheduler->GetStats();
+    if (absl::Now() - stats.last_server_refusal < absl::Seconds(5)) {
+      return absl::UnavailableError(absl::StrCat(
+          "saturated: ", stats.requests, " requests in progress, ", stats.queued,
+          " waiting for a CPU slot; requests are being refused (limits.max_concurrent_requests, "
+          "limits.max_memory_mib)"));
+    }
     if (absl::Status s = core->root().CheckHealth(); !s.ok()) {
       return absl::UnavailableError(absl::StrCat("HSM: ", s.message()));
     }
@@ -295,7 +341,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     }
     return absl::OkStatus();
   };
-  RegisterCollectors(core, audit_log, readiness);
+  RegisterCollectors(core, audit_log, readiness, scheduler);
   std::map<std::string, HttpHandler> routes;
   routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
   routes["/readyz"] = [readiness] {
@@ -312,6 +358,40 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   KW_ASSIGN_OR_RETURN(server->http_, HttpServer::Start(config.http_listen, std::move(routes)));
   server->scheduler_->Start();
   return server;
+}
+
+absl::Status Server::ReloadPolicy() {
+  // The record is written (durably) before the new policy takes effect; if
+  // it cannot be, the reload is abandoned and the old policy stays.
+  auto change = access_->ReloadPolicy([this](const PolicyChange& c) {
+    audit::AuditRecord r;
+    r.time = absl::Now();
+    r.request_id = "sighup";
+    r.principal = "keywardd:sighup";
+    r.operation = "manage-policy";
+    r.key = "*";
+    r.decision = "none";
+    r.rule = "sighup";
+    r.result = "OK";
+    r.detail = absl::StrCat("policy reloaded from ", config_.policy_path, ": ", c.old_digest,
+                            " -> ", c.new_digest);
+    return audit_->Append(std::move(r));
+  });
+  if (!change.ok() && GetErrorCode(change.status()) != ErrorCode::kAuditUnavailable) {
+    audit::AuditRecord r;
+    r.time = absl::Now();
+    r.request_id = "sighup";
+    r.principal = "keywardd:sighup";
+    r.operation = "manage-policy";
+    r.key = "*";
+    r.decision = "none";
+    r.rule = "sighup";
+    r.result = absl::StatusCodeToString(change.status().code());
+    r.detail = absl::StrCat("policy NOT reloaded from ", config_.policy_path, ": ",
+                            change.status().message().substr(0, 300));
+    (void)audit_->Append(std::move(r));
+  }
+  return change.status();
 }
 
 absl::Status Server::ReloadCertificates() {
@@ -338,8 +418,9 @@ Server::~Server() {
   Shutdown(absl::Seconds(5));  // stops the HTTP listener: no scrape runs after this
   for (const char* name : kServerCollectors) metrics::Global().RemoveCollector(name);
   grpc_.reset();
-  service_.reset();
   InstallHandshakeAuditHook(nullptr);
+  unknown_methods_.reset();
+  service_.reset();
   audit_.reset();  // drains and writes the final checkpoint (needs the HSM)
   access_.reset();
   core_.reset();  // closes the HSM session

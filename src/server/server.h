@@ -19,6 +19,7 @@
 #include "server/config.h"
 #include "server/http_server.h"
 #include "server/key_management_service.h"
+#include "server/unknown_method.h"
 
 namespace keyward::server {
 
@@ -42,8 +43,10 @@ class Server {
   audit::AuditLog& audit() { return *audit_; }
   AccessControl& access() { return *access_; }
 
-  // Re-reads the policy file; on error the policy in force stays.
-  absl::Status ReloadPolicy() { return access_->ReloadPolicy(); }
+  // Re-reads the policy file and records the change (old and new digests)
+  // in the audit log before it takes effect; on error the policy in force
+  // stays, and the failed attempt is recorded too.
+  absl::Status ReloadPolicy();
 
   // Re-reads the certificate files (they are also watched, every
   // tls.reload_interval); an invalid set is reported and the old one kept.
@@ -63,6 +66,7 @@ class Server {
   std::unique_ptr<crypto::HmacSha256> context_hmac_;
   std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<KeyManagementService> service_;
+  std::unique_ptr<UnknownMethodService> unknown_methods_;
   std::unique_ptr<rotation::Scheduler> scheduler_;
   std::unique_ptr<grpc::Server> grpc_;
   std::unique_ptr<HttpServer> http_;

@@ -1,0 +1,138 @@
+// One request on its way through keywardd.  KeyManagementService runs every
+// call through the same pipeline:
+//
+//   admit (the principal's and the server's share: FairScheduler)
+//   → check sizes and counts on the wire (request_limits.h)
+//   → parse → handler: Authorize (policy) on the key it acts on, then act
+//   → audit record durable → answer
+//
+// Handlers see a Call: they authorize through it before touching any key,
+// and annotate the audit record.  A handler that returns OK without having
+// authorized is refused (kInternal), so forgetting to ask is never an allow.
+#ifndef KEYWARD_SERVER_CALL_H_
+#define KEYWARD_SERVER_CALL_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "keyward/keyring.h"
+#include "policy/policy.h"
+
+namespace keyward::server {
+
+class KeyManagementService;
+
+class Call {
+ public:
+  Call(KeyManagementService* service, const char* operation)
+      : service_(service), operation_(operation) {}
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  const std::string& principal() const { return principal_; }
+  const char* operation() const { return operation_; }
+
+  // The operation this call is authorized and audited as, when it is not
+  // the method's usual one (a decrypt for re-encryption is `reencrypt`).
+  // REQUIRES: before Authorize.
+  void set_operation(const char* operation) { operation_ = operation; }
+
+  // Checks `key` (a key name, or "*" for operations on no particular key)
+  // and asks the policy whether the caller may do this call's operation on
+  // it with `context`; records the decision for the audit record.
+  // Errors: kInvalidArgument for a key name that breaks the naming rules
+  // (the message never quotes it); kPermissionDenied (access-denied) naming
+  // the principal, operation and key.
+  [[nodiscard]] absl::Status Authorize(absl::string_view key, const EncryptionContext& context,
+                                       uint32_t version = 0);
+
+  // Authorize for a set of keys rather than one: a ListKeys prefix (""
+  // lists everything).  The policy is asked with `scope` as the key name, so
+  // a rule for "payments/*" may list "payments/".  Errors: as Authorize; a
+  // scope with bytes no key name may hold is kInvalidArgument.
+  [[nodiscard]] absl::Status AuthorizeScope(absl::string_view scope);
+
+  // Authorize on every key a glob can match (a grant's key): the caller's
+  // own scope for `operation` (default: this call's) must contain the
+  // glob, not merely match it as a name (policy::Policy::EvaluateScope).
+  [[nodiscard]] absl::Status AuthorizePattern(absl::string_view pattern,
+                                              const char* operation = nullptr);
+
+  // The policy's decision alone, for the items of a batch (each item is
+  // decided on its own; SetBatchOutcome records the whole).
+  policy::Decision Check(absl::string_view key, const EncryptionContext& context) const;
+
+  // For batches: the keys involved, the decision the record shows and a
+  // summary.  `decision` nullopt: every item was malformed, nothing was
+  // decided (the record says "none", not "deny").
+  void SetBatchOutcome(std::string keys, std::optional<policy::Decision> decision,
+                       std::string detail);
+
+  void set_version(uint32_t v) { version_ = v; }
+  void set_detail(std::string d) { detail_ = std::move(d); }
+  // The call needs no permission (server info).
+  void set_public() {
+    decided_ = true;
+    public_ = true;
+  }
+  bool decided() const { return decided_; }
+
+  // Long loops call this every few items: when another principal is
+  // waiting for the CPU with less use, it runs first (FairScheduler).
+  void Yield();
+
+ private:
+  friend class KeyManagementService;
+  friend class CallState;
+  KeyManagementService* const service_;
+  const char* operation_;
+  std::string principal_;
+  std::string key_;
+  uint32_t version_ = 0;
+  EncryptionContext context_;
+  bool decided_ = false;
+  bool public_ = false;
+  bool nothing_decided_ = false;  // a batch of malformed items only
+  policy::Decision decision_;
+  std::string detail_;
+};
+
+// The items of a batch are decided one by one, each on the key it names;
+// runs of equal items (same key and context) reuse one decision.  Finish
+// records the batch on its Call: the keys, the decision the record shows
+// (the first deny when no item was allowed, an allow otherwise, "none" when
+// every item was malformed) and a one-line summary.
+class BatchDecisions {
+ public:
+  explicit BatchDecisions(Call& call) : call_(call) {}
+  // OK, or this item's access-denied error.
+  absl::Status Decide(const std::string& key, const EncryptionContext& context);
+  // An item that could not be read (it is not decided, and not a deny).
+  void Malformed() { ++malformed_; }
+  int decided() const { return allowed_ + denied_; }
+  int malformed() const { return malformed_; }
+  // `failed`: allowed items that failed afterwards.  `prefix`: "for
+  // re-encryption; " and the like.
+  void Finish(int items, int failed, absl::string_view prefix = "");
+
+ private:
+  Call& call_;
+  std::vector<std::string> keys_;
+  std::string previous_key_;
+  EncryptionContext previous_context_;
+  bool have_previous_ = false;
+  policy::Decision previous_, last_allow_, first_deny_;
+  int allowed_ = 0, denied_ = 0, malformed_ = 0;
+};
+
+// `s` cut to `max` bytes with control bytes replaced, for error messages
+// and audit details that mention caller input.
+std::string Bounded(absl::string_view s, size_t max = 64);
+
+}  // namespace keyward::server
+
+#endif  // KEYWARD_SERVER_CALL_H_

@@ -1,0 +1,167 @@
+// Handlers: server info, keys and their versions.
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "keystore/store_common.h"
+#include "keyward/message.h"
+#include "keyward/version.h"
+#include "server/convert.h"
+#include "server/key_management_service.h"
+
+namespace keyward::server {
+
+absl::Status KeyManagementService::GetServerInfo(Call& call, const v1::GetServerInfoRequest&,
+                                                 v1::ServerInfo* resp) {
+  call.set_public();
+  const hsm::HsmInfo hsm = core_->hsm_info();
+  resp->set_environment(core_->environment());
+  resp->set_version(kVersion);
+  resp->add_suites(std::string(SuiteName(Suite::kAes256GcmHkdfSha256Commit)));
+  resp->add_suites(std::string(SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)));
+  resp->set_hsm(absl::StrCat(hsm.token_label, " (", hsm.manufacturer, " ", hsm.model, ")"));
+  resp->set_hsm_software(hsm.software);
+  resp->set_principal(call.principal());
+  resp->set_audit_checkpoint_key_fingerprint(deps_.checkpoint_key_fingerprint);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::CreateKey(Call& call, const v1::CreateKeyRequest& req,
+                                             v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}));
+  kms::CreateKeyRequest r;
+  r.name = req.name();
+  if (!req.purpose().empty()) {
+    KW_ASSIGN_OR_RETURN(r.purpose, keystore::ParseKeyPurpose(Bounded(req.purpose())));
+  }
+  if (!req.suite().empty()) {
+    if (req.suite() == SuiteName(Suite::kAes256GcmHkdfSha256Commit)) {
+      r.suite = Suite::kAes256GcmHkdfSha256Commit;
+    } else if (req.suite() == SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)) {
+      r.suite = Suite::kChaCha20Poly1305HkdfSha256Commit;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown suite '", Bounded(req.suite()), "'; use ",
+          SuiteName(Suite::kAes256GcmHkdfSha256Commit), " or ",
+          SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)));
+    }
+  }
+  r.labels = {req.labels().begin(), req.labels().end()};
+  r.rotation_period = absl::Seconds(req.rotation_period_seconds());
+  if (!req.protection().empty()) {
+    KW_ASSIGN_OR_RETURN(r.protection, keystore::ParseKekProtection(Bounded(req.protection())));
+  }
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->CreateKey(r));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::GetKey(Call& call, const v1::GetKeyRequest& req,
+                                          v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}));
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->GetKey(req.name()));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::ListKeys(Call& call, const v1::ListKeysRequest& req,
+                                            v1::ListKeysResponse* resp) {
+  // Checked against the prefix as a key name: a rule for "payments/*" may
+  // list "payments/"; listing everything needs a rule that matches "".
+  KW_RETURN_IF_ERROR(call.AuthorizeScope(req.prefix()));
+  KW_ASSIGN_OR_RETURN(keystore::KeyPage page,
+                      core_->ListKeys(req.prefix(), req.page_size() == 0 ? 100 : req.page_size(),
+                                      req.page_token()));
+  // Keys with many versions and labels are large: a page ends early rather
+  // than make a reply over the limit, and says where to go on.
+  const size_t budget = deps_.max_reply_bytes / 2;
+  for (size_t i = 0; i < page.keys.size(); ++i) {
+    ToProto(page.keys[i], resp->add_keys());
+    if (resp->ByteSizeLong() > budget && i + 1 < page.keys.size()) {
+      resp->set_next_page_token(keystore::internal::NextPageToken(page.keys[i].name));
+      return absl::OkStatus();
+    }
+  }
+  resp->set_next_page_token(page.next_page_token);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::RotateKey(Call& call, const v1::RotateKeyRequest& req,
+                                             v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}));
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->RotateKey(req.name()));
+  call.set_version(key.primary_version);
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::UpdateKey(Call& call, const v1::UpdateKeyRequest& req,
+                                             v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}));
+  kms::UpdateKeyRequest r;
+  if (req.set_rotation_period()) r.rotation_period = absl::Seconds(req.rotation_period_seconds());
+  r.set_labels = {req.set_labels().begin(), req.set_labels().end()};
+  r.remove_labels = {req.remove_labels().begin(), req.remove_labels().end()};
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->UpdateKey(req.name(), r));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::EnableVersion(Call& call, const v1::VersionRequest& req,
+                                                 v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}, req.version()));
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->EnableVersion(req.name(), req.version()));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::SetPrimaryVersion(Call& call, const v1::VersionRequest& req,
+                                                     v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}, req.version()));
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->SetPrimaryVersion(req.name(), req.version()));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::CancelVersionDestruction(Call& call,
+                                                            const v1::VersionRequest& req,
+                                                            v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}, req.version()));
+  KW_ASSIGN_OR_RETURN(keystore::Key key,
+                      core_->CancelVersionDestruction(req.name(), req.version()));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+namespace {
+// What forcing went past, for the audit record.
+std::string ForcedDetail(kms::KeyService* core, const std::string& name, uint32_t version) {
+  const absl::Status gate = core->CheckRetirement(name, version);
+  if (gate.ok()) return "force requested; the retirement gate had no objection";
+  return absl::StrCat("FORCED past the retirement gate: ", gate.message());
+}
+}  // namespace
+
+absl::Status KeyManagementService::DisableVersion(Call& call, const v1::VersionRequest& req,
+                                                  v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}, req.version()));
+  if (req.force()) call.set_detail(ForcedDetail(core_, req.name(), req.version()));
+  KW_ASSIGN_OR_RETURN(keystore::Key key,
+                      core_->DisableVersion(req.name(), req.version(), req.force()));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::ScheduleVersionDestruction(
+    Call& call, const v1::ScheduleVersionDestructionRequest& req, v1::Key* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}, req.version()));
+  if (req.force()) call.set_detail(ForcedDetail(core_, req.name(), req.version()));
+  // An explicit wait is checked against the minimum like any other: 0 is a
+  // wait of zero seconds, not "the default".
+  std::optional<absl::Duration> wait;
+  if (req.has_wait_seconds()) wait = absl::Seconds(req.wait_seconds());
+  KW_ASSIGN_OR_RETURN(keystore::Key key, core_->ScheduleVersionDestruction(
+                                             req.name(), req.version(), wait, req.force()));
+  ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+}  // namespace keyward::server
