@@ -39,6 +39,34 @@ AuditRecord Rec(int i) {
   return r;
 }
 
+// The record's bytes are its Merkle leaf: the encoding is frozen.
+TEST(AuditRecordTest, SerializationIsFrozen) {
+  AuditRecord r = Rec(7);
+  r.peer = "ipv4:127.0.0.1:5";
+  r.context["a\"b"] = "hmac:1";
+  r.latency_us = 42;
+  r.detail = "line\nbreak \xff";
+  EXPECT_EQ(SerializeRecordBody(r),
+            R"("time":"2027-01-15T08:00:07.000000Z","request_id":"req-7",)"
+            R"("principal":"spiffe://keyward.dev/app","peer":"ipv4:127.0.0.1:5",)"
+            R"("operation":"decrypt","key":"payments/cards","version":1,)"
+            R"("context":{"a\"b":"hmac:1","tenant":"hmac:abcd"},"decision":"allow",)"
+            R"("rule":"apps-data","result":"OK","error_code":"","latency_us":42,)"
+            R"("detail":"line\nbreak )" "\xef\xbf\xbd" R"("})");
+}
+
+// Linear in the number of context entries: the adversarial review's
+// 330,000-entry context took minutes to serialize.  (keywardd refuses such
+// a context before it builds a record; the encoder must not depend on it.)
+// A quadratic encoder would not finish within this test's timeout.
+TEST(AuditRecordTest, LargeContextsSerializeInLinearTime) {
+  AuditRecord r = Rec(1);
+  for (int i = 0; i < 300000; ++i) r.context[absl::StrCat("k", i)] = "hmac:x";
+  const std::string body = SerializeRecordBody(r);
+  EXPECT_GT(body.size(), 300000u * 10);
+  EXPECT_NE(body.find(R"("k299999":"hmac:x")"), std::string::npos);
+}
+
 class AuditLogTest : public ::testing::Test {
  protected:
   AuditLogOptions Options() {

@@ -23,18 +23,40 @@ absl::StatusOr<std::string> PrincipalFromCertificate(absl::string_view pem) {
   if (cert == nullptr) {
     return absl::UnauthenticatedError("the client certificate cannot be parsed");
   }
+  // A CA certificate is not a client: whoever holds its key can mint any
+  // identity, and must not be one.
+  if (X509_check_ca(cert.get()) != 0) {
+    return absl::UnauthenticatedError(
+        "the client certificate is a CA certificate (basicConstraints CA:TRUE); "
+        "issue a leaf certificate for the client");
+  }
   std::unique_ptr<GENERAL_NAMES, void (*)(GENERAL_NAMES*)> sans(
       static_cast<GENERAL_NAMES*>(
           X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)),
       [](GENERAL_NAMES* n) { GENERAL_NAMES_free(n); });
   if (sans != nullptr) {
+    // One URI SAN at most: with two, which identity the policy sees would
+    // depend on their order, and a CA that signs an extra one for an
+    // applicant would hand out someone else's identity.
+    const ASN1_IA5STRING* uri = nullptr;
     for (int i = 0; i < sk_GENERAL_NAME_num(sans.get()); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans.get(), i);
-      if (name->type == GEN_URI) {
-        const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
-        return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                           static_cast<size_t>(ASN1_STRING_length(uri)));
+      if (name->type != GEN_URI) continue;
+      if (uri != nullptr) {
+        return absl::UnauthenticatedError(
+            "the client certificate has more than one URI SAN; keywardd takes exactly one "
+            "as the client's identity");
       }
+      uri = name->d.uniformResourceIdentifier;
+    }
+    if (uri != nullptr) {
+      const int len = ASN1_STRING_length(uri);
+      if (len <= 0 || len > 1024) {
+        return absl::UnauthenticatedError(
+            "the client certificate's URI SAN is empty or over 1024 bytes");
+      }
+      return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                         static_cast<size_t>(len));
     }
   }
   X509_NAME* subject = X509_get_subject_name(cert.get());
@@ -49,6 +71,7 @@ absl::StatusOr<std::string> PrincipalFromCertificate(absl::string_view pem) {
       OPENSSL_free(utf8);
       return out;
     }
+    if (utf8 != nullptr) OPENSSL_free(utf8);
   }
   return absl::UnauthenticatedError(
       "the client certificate has neither a URI SAN nor a common name");
