@@ -222,9 +222,11 @@ class Client {
   [[nodiscard]] absl::StatusOr<KeyInfo> DisableVersion(const std::string& name, uint32_t version,
                                                        bool force = false);
   [[nodiscard]] absl::StatusOr<KeyInfo> SetPrimaryVersion(const std::string& name, uint32_t version);
-  // `wait` zero: the server's default (30 days).
+  // `wait` absent: the server's default (30 days).  A wait below the
+  // server's minimum, zero included, is refused (kInvalidArgument).
   [[nodiscard]] absl::StatusOr<KeyInfo> ScheduleVersionDestruction(
-      const std::string& name, uint32_t version, absl::Duration wait, bool force);
+      const std::string& name, uint32_t version, std::optional<absl::Duration> wait,
+      bool force);
   [[nodiscard]] absl::StatusOr<KeyInfo> CancelVersionDestruction(const std::string& name,
                                                                  uint32_t version);
 

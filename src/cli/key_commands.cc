@@ -329,7 +329,9 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   destroy->add_flag("--json", globals.json, "print one JSON object");
   destroy->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      absl::Duration wait = absl::ZeroDuration();
+      // Given, it is checked against the server's minimum like any other
+      // wait: `--wait 0s` is refused, never read as "the default".
+      std::optional<absl::Duration> wait;
       if (!args.wait.empty()) {
         KW_ASSIGN_OR_RETURN(wait, ParseDurationFlag(args.wait, "--wait"));
       }

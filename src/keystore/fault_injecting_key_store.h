@@ -75,6 +75,21 @@ class FaultInjectingKeyStore final : public KeyStore {
   absl::Status PutSealedSecret(absl::string_view name, absl::string_view sealed) override {
     return Write([&] { return inner_->PutSealedSecret(name, sealed); });
   }
+  absl::Status SetSealedSecret(absl::string_view name, absl::string_view sealed) override {
+    return Write([&] { return inner_->SetSealedSecret(name, sealed); });
+  }
+  absl::StatusOr<uint64_t> AddDataKeysIssued(absl::string_view key_name, uint32_t version,
+                                             int64_t delta, uint64_t limit) override {
+    uint64_t count = 0;
+    absl::Status s = Write([&]() -> absl::Status {
+      auto r = inner_->AddDataKeysIssued(key_name, version, delta, limit);
+      if (r.ok()) count = *r;
+      return r.status();
+    });
+    if (!s.ok()) return s;
+    return count;
+  }
+  absl::Status Scrub() override { return inner_->Scrub(); }
 
  private:
   template <typename Op>

@@ -78,6 +78,9 @@ struct KeyVersion {
   std::string hsm_key_id;
   absl::Time created;
   std::optional<absl::Time> destroy_after;  // kPendingDestruction
+  // kPendingDestruction: the state the version had when it was scheduled,
+  // which cancelling the destruction restores.
+  std::optional<VersionState> state_before_destruction;
   std::optional<absl::Time> destroyed;      // kDestroyed
   UsageCounters usage;
   // A small message made under this version when it was created, for

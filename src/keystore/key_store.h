@@ -96,6 +96,22 @@ class KeyStore {
   [[nodiscard]] virtual absl::Status AddUsage(
       const std::vector<UsageDelta>& deltas) = 0;
 
+  // Adds `delta` to one version's data key count (every encryption under
+  // its KEK) in one durable transaction, and returns the new count.
+  // keywardd reserves before it wraps (delta > 0: refused with
+  // kResourceExhausted, nothing added, when the count would pass `limit`),
+  // so a crash can only over-count; it gives back what it reserved and did
+  // not use when it stops (delta < 0; `limit` is ignored).  Errors:
+  // kNotFound for an unknown key or version.
+  [[nodiscard]] virtual absl::StatusOr<uint64_t> AddDataKeysIssued(
+      absl::string_view key_name, uint32_t version, int64_t delta, uint64_t limit) = 0;
+
+  // Removes every copy of data the store no longer holds (for SQLite: its
+  // write-ahead log, checkpointed and truncated, with deleted content
+  // overwritten), so that a destroyed version's sealed KEK is gone from the
+  // files too.  Called after a destruction.
+  [[nodiscard]] virtual absl::Status Scrub() = 0;
+
   // Versions in kPendingDestruction whose destroy_after is <= `now`.
   [[nodiscard]] virtual absl::StatusOr<std::vector<VersionRef>>
   ListDueDestructions(absl::Time now) = 0;
@@ -125,6 +141,10 @@ class KeyStore {
   [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> GetSealedSecret(
       absl::string_view name) = 0;
   [[nodiscard]] virtual absl::Status PutSealedSecret(absl::string_view name,
+                                                     absl::string_view sealed) = 0;
+  // Creates or replaces a sealed value that changes over time (the audit
+  // log's last sealed checkpoint).
+  [[nodiscard]] virtual absl::Status SetSealedSecret(absl::string_view name,
                                                      absl::string_view sealed) = 0;
 };
 

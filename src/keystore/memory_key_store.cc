@@ -1,5 +1,7 @@
 #include "keystore/memory_key_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -90,6 +92,32 @@ absl::Status MemoryKeyStore::AddUsage(const std::vector<UsageDelta>& deltas) {
       v->usage.last_decrypt = d.last_decrypt;
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> MemoryKeyStore::AddDataKeysIssued(absl::string_view key_name,
+                                                           uint32_t version, int64_t delta,
+                                                           uint64_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = keys_.find(key_name);
+  KeyVersion* v = it == keys_.end() ? nullptr : it->second.FindVersion(version);
+  if (v == nullptr) {
+    return absl::NotFoundError(absl::StrCat("key ", key_name, " has no version ", version));
+  }
+  uint64_t& count = v->usage.data_keys_issued;
+  if (delta > 0 && count + static_cast<uint64_t>(delta) > limit) {
+    return absl::ResourceExhaustedError("over the version's data key limit");
+  }
+  count = delta >= 0 ? count + static_cast<uint64_t>(delta)
+                     : count - std::min(count, static_cast<uint64_t>(-delta));
+  return count;
+}
+
+absl::Status MemoryKeyStore::Scrub() { return absl::OkStatus(); }
+
+absl::Status MemoryKeyStore::SetSealedSecret(absl::string_view name, absl::string_view sealed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  secrets_[std::string(name)] = std::string(sealed);
   return absl::OkStatus();
 }
 

@@ -22,6 +22,9 @@ class MemoryKeyStore final : public KeyStore {
                                    absl::string_view page_token) override;
   absl::Status UpdateKey(const Key& key) override;
   absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
+  absl::StatusOr<uint64_t> AddDataKeysIssued(absl::string_view key_name, uint32_t version,
+                                             int64_t delta, uint64_t limit) override;
+  absl::Status Scrub() override;
   absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
@@ -36,6 +39,7 @@ class MemoryKeyStore final : public KeyStore {
       absl::string_view name) override;
   absl::Status PutSealedSecret(absl::string_view name,
                                absl::string_view sealed) override;
+  absl::Status SetSealedSecret(absl::string_view name, absl::string_view sealed) override;
 
  private:
   const std::string environment_;

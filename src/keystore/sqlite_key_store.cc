@@ -68,6 +68,10 @@ CREATE TABLE data_set_reports (
 ) WITHOUT ROWID;
 )sql";
 
+constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE key_versions ADD COLUMN state_before_destruction INTEGER;
+)sql";
+
 constexpr char kSchemaV2[] = R"sql(
 CREATE TABLE grants (
   id TEXT PRIMARY KEY,
@@ -262,6 +266,7 @@ const std::vector<Migration>& SqliteMigrations() {
       {1, "keys, key versions and store metadata", kSchemaV1},
       {2, "grants and sealed service secrets", kSchemaV2},
       {3, "last decrypt, rotation drill samples, data set reports", kSchemaV3},
+      {4, "the state a version had before it was scheduled for destruction", kSchemaV4},
   };
   return *migrations;
 }
@@ -311,8 +316,11 @@ SqliteKeyStore::OpenWithMigrations(const std::string& path,
   }
   // 32 MiB of page cache and memory-mapped reads keep lookups flat as the
   // store grows (100,000 keys fit).
+  // secure_delete: deleted and overwritten content is zeroed in the file
+  // (a destroyed version's sealed KEK must not linger in free pages).
   for (const char* pragma : {"PRAGMA journal_mode = WAL",
                              "PRAGMA synchronous = FULL",
+                             "PRAGMA secure_delete = ON",
                              "PRAGMA foreign_keys = ON",
                              "PRAGMA cache_size = -32768",
                              "PRAGMA mmap_size = 268435456"}) {
@@ -384,7 +392,8 @@ bool SameStoredFields(const KeyVersion& a, const KeyVersion& b) {
   return a.state == b.state && a.protection == b.protection &&
          a.sealed_kek == b.sealed_kek && a.hsm_key_id == b.hsm_key_id &&
          a.created == b.created && a.destroy_after == b.destroy_after &&
-         a.destroyed == b.destroyed && a.drill_sample == b.drill_sample;
+         a.destroyed == b.destroyed && a.drill_sample == b.drill_sample &&
+         a.state_before_destruction == b.state_before_destruction;
 }
 }  // namespace
 
@@ -398,14 +407,16 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
     Statement s(db_, Prepare(
                 "INSERT INTO key_versions (key_name, version, state, protection, "
                 "sealed_kek, hsm_key_id, created_us, destroy_after_us, "
-                "destroyed_us, drill_sample) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                "destroyed_us, drill_sample, state_before_destruction) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
                 "ON CONFLICT (key_name, version) DO UPDATE SET "
                 "state = excluded.state, protection = excluded.protection, "
                 "sealed_kek = excluded.sealed_kek, "
                 "hsm_key_id = excluded.hsm_key_id, "
                 "destroy_after_us = excluded.destroy_after_us, "
                 "destroyed_us = excluded.destroyed_us, "
-                "drill_sample = excluded.drill_sample"));
+                "drill_sample = excluded.drill_sample, "
+                "state_before_destruction = excluded.state_before_destruction"));
     s.Bind(1, key.name)
         .Bind(2, v.version)
         .Bind(3, static_cast<int64_t>(v.state))
@@ -416,6 +427,9 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
         .BindOptionalTime(8, v.destroy_after)
         .BindOptionalTime(9, v.destroyed);
     v.drill_sample.empty() ? s.BindNull(10) : s.BindBlob(10, v.drill_sample);
+    v.state_before_destruction
+        ? s.Bind(11, static_cast<int64_t>(*v.state_before_destruction))
+        : s.BindNull(11);
     if (s.Step() != SQLITE_DONE) return SqliteError(db_, "write key version");
   }
   return absl::OkStatus();
@@ -487,7 +501,8 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
   Statement v(db_, Prepare(
               "SELECT version, state, protection, sealed_kek, hsm_key_id, "
               "created_us, destroy_after_us, destroyed_us, data_keys_issued, "
-              "decrypts, last_used_us, last_decrypt_us, drill_sample FROM key_versions "
+              "decrypts, last_used_us, last_decrypt_us, drill_sample, "
+              "state_before_destruction FROM key_versions "
               "WHERE key_name = ?1 ORDER BY version"));
   v.Bind(1, name);
   int vrc;
@@ -506,6 +521,7 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
     kv.usage.last_used = v.OptionalTime(10);
     kv.usage.last_decrypt = v.OptionalTime(11);
     kv.drill_sample = v.Text(12);
+    if (!v.IsNull(13)) kv.state_before_destruction = static_cast<VersionState>(v.Int(13));
     key.versions.push_back(std::move(kv));
   }
   if (vrc != SQLITE_DONE) return SqliteError(db_, "read key versions");
@@ -598,6 +614,65 @@ absl::Status SqliteKeyStore::AddUsage(const std::vector<UsageDelta>& deltas) {
       }
       if (one.Step() != SQLITE_DONE) return SqliteError(db_, "add usage");
     }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<uint64_t> SqliteKeyStore::AddDataKeysIssued(absl::string_view key_name,
+                                                           uint32_t version, int64_t delta,
+                                                           uint64_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t count = 0;
+  KW_RETURN_IF_ERROR(InTransaction(db_, [&]() -> absl::Status {
+    Statement read(db_, Prepare("SELECT data_keys_issued FROM key_versions "
+                                "WHERE key_name = ?1 AND version = ?2"));
+    read.Bind(1, key_name).Bind(2, version);
+    const int rc = read.Step();
+    if (rc == SQLITE_DONE) {
+      return absl::NotFoundError(
+          absl::StrCat("key ", key_name, " has no version ", version));
+    }
+    if (rc != SQLITE_ROW) return SqliteError(db_, "read data key count");
+    const uint64_t now = static_cast<uint64_t>(read.Int(0));
+    if (delta > 0 && now + static_cast<uint64_t>(delta) > limit) {
+      return absl::ResourceExhaustedError("over the version's data key limit");
+    }
+    count = delta >= 0 ? now + static_cast<uint64_t>(delta)
+                       : now - std::min(now, static_cast<uint64_t>(-delta));
+    Statement write(db_, Prepare("UPDATE key_versions SET data_keys_issued = ?3 "
+                                 "WHERE key_name = ?1 AND version = ?2"));
+    write.Bind(1, key_name).Bind(2, version).Bind(3, static_cast<int64_t>(count));
+    if (write.Step() != SQLITE_DONE) return SqliteError(db_, "write data key count");
+    return absl::OkStatus();
+  }));
+  return count;
+}
+
+absl::Status SqliteKeyStore::Scrub() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // TRUNCATE copies every frame into the database (whose freed content
+  // secure_delete has zeroed) and cuts the log to nothing.  It cannot
+  // finish while a reader holds an old snapshot; keywardd holds the only
+  // connection, so a retry after the busy timeout is enough.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    int log_frames = -1, checkpointed = -1;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                             &log_frames, &checkpointed);
+    if (rc == SQLITE_OK && log_frames == 0) return absl::OkStatus();
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) return SqliteError(db_, "checkpoint the WAL");
+  }
+  return absl::UnavailableError(
+      "the key store's write-ahead log could not be truncated (another process holds it "
+      "open); the destroyed key material stays in it until the next checkpoint");
+}
+
+absl::Status SqliteKeyStore::SetSealedSecret(absl::string_view name, absl::string_view sealed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement s(db_, Prepare("INSERT INTO sealed_secrets (name, sealed) VALUES (?1, ?2) "
+                             "ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed"));
+    s.Bind(1, name).BindBlob(2, sealed);
+    if (s.Step() != SQLITE_DONE) return SqliteError(db_, "store secret");
     return absl::OkStatus();
   });
 }

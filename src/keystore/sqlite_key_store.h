@@ -51,6 +51,9 @@ class SqliteKeyStore final : public KeyStore {
                                    absl::string_view page_token) override;
   absl::Status UpdateKey(const Key& key) override;
   absl::Status AddUsage(const std::vector<UsageDelta>& deltas) override;
+  absl::StatusOr<uint64_t> AddDataKeysIssued(absl::string_view key_name, uint32_t version,
+                                             int64_t delta, uint64_t limit) override;
+  absl::Status Scrub() override;
   absl::StatusOr<std::vector<VersionRef>> ListDueDestructions(
       absl::Time now) override;
   absl::StatusOr<int64_t> CountKeys() override;
@@ -65,6 +68,7 @@ class SqliteKeyStore final : public KeyStore {
       absl::string_view name) override;
   absl::Status PutSealedSecret(absl::string_view name,
                                absl::string_view sealed) override;
+  absl::Status SetSealedSecret(absl::string_view name, absl::string_view sealed) override;
 
   // Creates many keys in one transaction (imports, benchmarks).  All or
   // nothing.

@@ -24,13 +24,11 @@ using keystore::KeyVersion;
 using keystore::VersionState;
 
 // What the service keeps in memory per key version: the unsealed KEK (for
-// wrapped-by-root versions, loaded on first use) and the running count of
-// data keys issued.
+// wrapped-by-root versions, loaded on first use).
 struct KeyService::VersionRuntime {
   KekProtection protection = KekProtection::kWrappedByRoot;
   std::string sealed_kek;
   std::string hsm_key_id;
-  std::atomic<uint64_t> issued{0};
   std::mutex mu;
   std::shared_ptr<crypto::Aead> kek;  // GUARDED_BY(mu)
 };
@@ -133,6 +131,62 @@ KeyService::~KeyService() {
     Log(LogLevel::kError, "usage", "could not write usage counters",
         {{"error", std::string(s.message())}});
   }
+  ReleaseReservations();
+}
+
+void KeyService::ReleaseReservations() {
+  std::lock_guard<std::mutex> lock(reserve_mu_);
+  for (auto& [id, r] : reservations_) {
+    std::lock_guard<std::mutex> entry(r->mu);
+    if (r->unused == 0) continue;
+    if (store_->AddDataKeysIssued(id.first, id.second, -static_cast<int64_t>(r->unused), 0)
+            .ok()) {
+      r->unused = 0;
+    }
+  }
+}
+
+namespace {
+// A crash over-counts a version by at most this much per keywardd.
+constexpr uint64_t kMaxBlock = 1024;
+}  // namespace
+
+absl::Status KeyService::ReserveWraps(const std::string& name, uint32_t version, uint64_t n) {
+  Reservation* r;
+  {
+    std::lock_guard<std::mutex> lock(reserve_mu_);
+    auto& slot = reservations_[{name, version}];
+    if (slot == nullptr) slot = std::make_unique<Reservation>();
+    r = slot.get();
+  }
+  std::lock_guard<std::mutex> lock(r->mu);
+  if (r->unused < n) {
+    // Reserve before wrapping, durably: after a crash the stored count is
+    // at least what was used.  Blocks grow while the version is busy, so
+    // a busy version writes to the store a few times a second at most.
+    const absl::Time now = options_.clock->Now();
+    r->block = now - r->last < absl::Seconds(1) ? std::min<uint64_t>(r->block * 2, kMaxBlock) : 64;
+    r->last = now;
+    const uint64_t need = n - r->unused;
+    uint64_t take = std::max(need, r->block);
+    auto total = store_->AddDataKeysIssued(name, version, static_cast<int64_t>(take),
+                                           options_.max_data_keys_per_version);
+    if (absl::IsResourceExhausted(total.status()) && take > need) {
+      take = need;  // the last few below the limit
+      total = store_->AddDataKeysIssued(name, version, static_cast<int64_t>(take),
+                                        options_.max_data_keys_per_version);
+    }
+    if (absl::IsResourceExhausted(total.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version, " has issued its limit of ",
+          options_.max_data_keys_per_version,
+          " data keys (docs/decisions/0003); rotate the key: `keyward key rotate ", name, "`"));
+    }
+    KW_RETURN_IF_ERROR(total.status());
+    r->unused += take;
+  }
+  r->unused -= n;
+  return absl::OkStatus();
 }
 
 void KeyService::FlushLoop() {
@@ -156,7 +210,8 @@ absl::Status KeyService::FlushUsage() {
   std::vector<keystore::UsageDelta> deltas;
   deltas.reserve(batch.size());
   for (const auto& [id, u] : batch) {
-    deltas.push_back({id.first, id.second, u.issued, u.decrypts, u.last_used, u.last_decrypt});
+    // Data key counts are not here: they are reserved durably as they go.
+    deltas.push_back({id.first, id.second, 0, u.decrypts, u.last_used, u.last_decrypt});
   }
   absl::Status s = store_->AddUsage(deltas);
   if (!s.ok()) {
@@ -164,7 +219,6 @@ absl::Status KeyService::FlushUsage() {
     std::lock_guard<std::mutex> lock(usage_mu_);
     for (const auto& [id, u] : batch) {
       Usage& p = pending_usage_[id];
-      p.issued += u.issued;
       p.decrypts += u.decrypts;
       p.last_used = std::max(p.last_used, u.last_used);
       p.last_decrypt = std::max(p.last_decrypt, u.last_decrypt);
@@ -174,11 +228,7 @@ absl::Status KeyService::FlushUsage() {
 }
 
 void KeyService::RecordUsage(const std::string& name, uint32_t version,
-                             uint64_t issued, uint64_t decrypts, bool reader) {
-  static auto& issued_total = metrics::Global().CounterFamily(
-      "keyward_data_keys_issued_total",
-      "Data keys issued per key version (keys outside metrics.key_labels count as \"other\").",
-      {"key", "version"});
+                             uint64_t decrypts, bool reader) {
   static auto& decrypts_total = metrics::Global().CounterFamily(
       "keyward_data_key_decrypts_total",
       "Data keys unwrapped per key version (keys outside metrics.key_labels count as "
@@ -187,12 +237,10 @@ void KeyService::RecordUsage(const std::string& name, uint32_t version,
   const std::string label = metrics::KeyLabel(name);
   const metrics::LabelValues labels{label,
                                     label == "other" ? "" : absl::StrCat(version)};
-  if (issued > 0) issued_total.With(labels).Inc(issued);
   if (decrypts > 0) decrypts_total.With(labels).Inc(decrypts);
   const absl::Time now = options_.clock->Now();
   std::lock_guard<std::mutex> lock(usage_mu_);
   Usage& u = pending_usage_[{name, version}];
-  u.issued += issued;
   u.decrypts += decrypts;
   u.last_used = std::max(u.last_used, now);
   if (decrypts > 0 && reader) u.last_decrypt = std::max(u.last_decrypt, now);
@@ -200,12 +248,22 @@ void KeyService::RecordUsage(const std::string& name, uint32_t version,
 
 Key KeyService::Public(const Key& key) {
   Key out = key;
+  {
+    // The stored data key counts include this process's unused
+    // reservations; what callers see is what was used.
+    std::lock_guard<std::mutex> lock(reserve_mu_);
+    for (KeyVersion& v : out.versions) {
+      auto it = reservations_.find({out.name, v.version});
+      if (it == reservations_.end()) continue;
+      std::lock_guard<std::mutex> entry(it->second->mu);
+      v.usage.data_keys_issued -= std::min(v.usage.data_keys_issued, it->second->unused);
+    }
+  }
   std::lock_guard<std::mutex> lock(usage_mu_);
   for (KeyVersion& v : out.versions) {
     v.sealed_kek.clear();
     auto it = pending_usage_.find({out.name, v.version});
     if (it != pending_usage_.end()) {
-      v.usage.data_keys_issued += it->second.issued;
       v.usage.decrypts += it->second.decrypts;
       if (!v.usage.last_used || *v.usage.last_used < it->second.last_used) {
         v.usage.last_used = it->second.last_used;
@@ -233,7 +291,6 @@ absl::StatusOr<std::shared_ptr<const KeyService::CachedKey>> KeyService::Lookup(
     rt->protection = v.protection;
     rt->sealed_kek = v.sealed_kek;
     rt->hsm_key_id = v.hsm_key_id;
-    rt->issued = v.usage.data_keys_issued;
     cached->runtime[v.version] = std::move(rt);
   }
   cached->key = std::move(key);
@@ -277,7 +334,6 @@ absl::StatusOr<Key> KeyService::Mutate(absl::string_view name, Mutation m) {
         rt->protection = v.protection;
         rt->sealed_kek = v.sealed_kek;
         rt->hsm_key_id = v.hsm_key_id;
-        rt->issued = v.usage.data_keys_issued;
       }
       if (!CanDecrypt(v.state)) {
         std::lock_guard<std::mutex> kek_lock(rt->mu);
@@ -365,8 +421,8 @@ std::string KeyService::DrillPlaintext(absl::string_view name, uint32_t version)
 }
 
 namespace {
-// Makes the drill sample's data key without counting it as issued (one per
-// version; the usage counters stay the callers').
+// Makes the drill sample's data key through WrapDataKey (counted toward the
+// version's limit like every wrap, but not as a data key a caller got).
 class DrillKeyring final : public Keyring {
  public:
   DrillKeyring(KeyService* service, std::string name)
@@ -629,6 +685,7 @@ absl::StatusOr<Key> KeyService::ScheduleVersionDestruction(
           " that can decrypt: destroying it makes everything under the key "
           "unreadable for good. Repeat with --force to crypto-shred the key"));
     }
+    v->state_before_destruction = v->state;
     v->state = VersionState::kPendingDestruction;
     v->destroy_after = options_.clock->Now() + delay;
     return absl::OkStatus();
@@ -645,18 +702,22 @@ absl::StatusOr<Key> KeyService::CancelVersionDestruction(absl::string_view name,
           "key ", name, " version ", version, " is not scheduled for "
           "destruction (it is ", keystore::VersionStateName(v->state), ")"));
     }
-    v->state = version == key.primary_version ? VersionState::kEnabled
-                                              : VersionState::kDisabled;
+    // Back to what it was; versions scheduled before that was recorded
+    // come back disabled (enabled for a primary), as they always did.
+    v->state = v->state_before_destruction.value_or(
+        version == key.primary_version ? VersionState::kEnabled : VersionState::kDisabled);
+    if (version == key.primary_version) v->state = VersionState::kEnabled;
+    v->state_before_destruction.reset();
     v->destroy_after.reset();
     return absl::OkStatus();
   });
 }
 
-absl::StatusOr<int> KeyService::ProcessDueDestructions() {
+absl::StatusOr<std::vector<keystore::VersionRef>> KeyService::ProcessDueDestructions() {
   const absl::Time now = options_.clock->Now();
   KW_ASSIGN_OR_RETURN(std::vector<keystore::VersionRef> due,
                       store_->ListDueDestructions(now));
-  int destroyed = 0;
+  std::vector<keystore::VersionRef> destroyed;
   for (const keystore::VersionRef& ref : due) {
     KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(ref.key_name));
     const KeyVersion* v = key.FindVersion(ref.version);
@@ -676,13 +737,20 @@ absl::StatusOr<int> KeyService::ProcessDueDestructions() {
       kv->state = VersionState::kDestroyed;
       kv->destroyed = now;
       kv->sealed_kek.clear();
+      kv->state_before_destruction.reset();
       return absl::OkStatus();
     });
     if (result.ok()) {
-      ++destroyed;
+      destroyed.push_back(ref);
     } else if (!absl::IsCancelled(result.status())) {
       return result.status();
     }
+  }
+  if (!destroyed.empty()) {
+    // The sealed KEK was overwritten in the database; its older copies in
+    // the write-ahead log go now, or the live root key could still unseal
+    // them from the file.
+    KW_RETURN_IF_ERROR(store_->Scrub());
   }
   return destroyed;
 }
@@ -704,6 +772,17 @@ metrics::Histogram& KekTimer(bool wrap, KekProtection protection) {
     return c;
   }();
   return *children[wrap ? 1 : 0][protection == KekProtection::kHsmResident ? 1 : 0];
+}
+
+// Encryptions under a version's KEK, for /metrics.
+void CountWraps(const std::string& name, uint32_t version, uint64_t n) {
+  static auto& issued_total = metrics::Global().CounterFamily(
+      "keyward_data_keys_issued_total",
+      "Encryptions under each key version's KEK: data keys issued, rewraps, drill samples "
+      "(keys outside metrics.key_labels count as \"other\").",
+      {"key", "version"});
+  const std::string label = metrics::KeyLabel(name);
+  issued_total.With({label, label == "other" ? "" : absl::StrCat(version)}).Inc(n);
 }
 
 void CountKekCache(bool hit) {
@@ -825,15 +904,7 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
                       Runtime(*cached, primary->version));
-  const uint64_t before = rt->issued.fetch_add(static_cast<uint64_t>(count));
-  if (before + static_cast<uint64_t>(count) > options_.max_data_keys_per_version) {
-    rt->issued.fetch_sub(static_cast<uint64_t>(count));
-    return absl::FailedPreconditionError(absl::StrCat(
-        "key ", name, " version ", primary->version, " has issued its limit of ",
-        options_.max_data_keys_per_version,
-        " data keys (docs/decisions/0003); rotate the key: `keyward key "
-        "rotate ", name, "`"));
-  }
+  KW_RETURN_IF_ERROR(ReserveWraps(key.name, primary->version, static_cast<uint64_t>(count)));
   DataKeyBlob blob;
   blob.environment = key.environment;
   blob.key_name = key.name;
@@ -848,7 +919,8 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
     dk.key = KeyReference{key.environment, key.name, primary->version};
     out.push_back(std::move(dk));
   }
-  RecordUsage(key.name, primary->version, static_cast<uint64_t>(count), 0);
+  CountWraps(key.name, primary->version, static_cast<uint64_t>(count));
+  RecordUsage(key.name, primary->version, 0);
   return out;
 }
 
@@ -881,6 +953,10 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
                       Runtime(*cached, primary->version));
+  // A rewrap is an encryption under the KEK like any other: it counts
+  // toward the version's limit.
+  KW_RETURN_IF_ERROR(ReserveWraps(key.name, primary->version, 1));
+  CountWraps(key.name, primary->version, 1);
   DataKeyBlob blob;
   blob.environment = key.environment;
   blob.key_name = key.name;
@@ -930,7 +1006,7 @@ absl::StatusOr<SecretData> KeyService::DecryptDataKey(
     absl::string_view wrapped, const EncryptionContext& context, bool reader) {
   std::map<std::pair<std::string, uint32_t>, uint64_t> decrypts;
   auto dek = Decrypt1(wrapped, Prepare(context), &decrypts);
-  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n, reader);
+  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, n, reader);
   return dek;
 }
 
@@ -954,7 +1030,7 @@ KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests, bool re
     }
     out.push_back(Decrypt1(r.wrapped, prepared, &decrypts));
   }
-  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, 0, n, reader);
+  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, n, reader);
   return out;
 }
 

@@ -41,8 +41,10 @@ struct KeyServiceOptions {
   absl::Duration default_destruction_wait = absl::Hours(24 * 30);
   // The shortest waiting period a caller may ask for.  Tests lower it.
   absl::Duration min_destruction_wait = absl::Hours(24);
-  // Data keys a version may issue before it refuses more (the random-nonce
-  // bound of docs/decisions/0003).  The scheduler rotates well before.
+  // Encryptions under one version's KEK — data keys issued, rewraps, header
+  // rewraps, drill samples — before it refuses more (the random-nonce bound
+  // of docs/decisions/0003).  The scheduler rotates well before.  Counted
+  // durably in blocks reserved before use, so a crash can only over-count.
   uint64_t max_data_keys_per_version = uint64_t{1} << 30;
   // The retirement gate: a version may be disabled or scheduled for
   // destruction (without force) only after this long without a decrypt.
@@ -161,14 +163,15 @@ class KeyService {
   [[nodiscard]] absl::StatusOr<keystore::Key> ScheduleVersionDestruction(
       absl::string_view name, uint32_t version,
       std::optional<absl::Duration> wait, bool force);
-  // Back to disabled (or enabled, for a primary).
+  // Back to the state the version had when it was scheduled (disabled,
+  // decrypt-only, or enabled for a primary).
   [[nodiscard]] absl::StatusOr<keystore::Key> CancelVersionDestruction(
       absl::string_view name, uint32_t version);
   // Destroys every version whose waiting period has ended: erases its KEK
-  // from the store (and from the HSM for resident versions).  Returns how
-  // many were destroyed.  Crash-safe: an interrupted run is completed by
-  // the next one.
-  [[nodiscard]] absl::StatusOr<int> ProcessDueDestructions();
+  // from the store, scrubs the store's files of it (KeyStore::Scrub), and
+  // destroys the HSM object of resident versions.  Returns the versions
+  // destroyed.  Crash-safe: an interrupted run is completed by the next one.
+  [[nodiscard]] absl::StatusOr<std::vector<keystore::VersionRef>> ProcessDueDestructions();
 
   // --- Data keys.  Every operation takes the encryption context that is
   // bound into the wrapped data key.
@@ -226,7 +229,7 @@ class KeyService {
     std::map<uint32_t, std::shared_ptr<VersionRuntime>> runtime;
   };
   struct Usage {
-    uint64_t issued = 0, decrypts = 0;
+    uint64_t decrypts = 0;
     absl::Time last_used;
     absl::Time last_decrypt = absl::InfinitePast();
   };
@@ -267,8 +270,14 @@ class KeyService {
       absl::string_view wrapped, const PreparedContext& context,
       std::map<std::pair<std::string, uint32_t>, uint64_t>* decrypts);
   keystore::Key Public(const keystore::Key& key);
-  void RecordUsage(const std::string& name, uint32_t version, uint64_t issued,
-                   uint64_t decrypts, bool reader = true);
+  void RecordUsage(const std::string& name, uint32_t version, uint64_t decrypts,
+                   bool reader = true);
+  // Takes `n` encryptions under the version's KEK from this process's
+  // reservation, reserving a new block in the store first when it runs
+  // out.  Errors: kFailedPrecondition when the version reached its limit.
+  absl::Status ReserveWraps(const std::string& name, uint32_t version, uint64_t n);
+  // Gives back what was reserved and not used (at shutdown).
+  void ReleaseReservations();
   void FlushLoop();
 
   const KeyServiceOptions options_;
@@ -281,6 +290,16 @@ class KeyService {
 
   std::mutex usage_mu_;
   absl::flat_hash_map<std::pair<std::string, uint32_t>, Usage> pending_usage_;
+
+  struct Reservation {
+    std::mutex mu;         // held across the store write: calls on this version wait
+    uint64_t unused = 0;   // GUARDED_BY(mu): reserved in the store, not yet used
+    uint64_t block = 64;   // GUARDED_BY(mu): the next reservation's size (grows while busy)
+    absl::Time last = absl::InfinitePast();  // GUARDED_BY(mu)
+  };
+  std::mutex reserve_mu_;  // guards the map, not the entries
+  absl::flat_hash_map<std::pair<std::string, uint32_t>, std::unique_ptr<Reservation>>
+      reservations_;  // GUARDED_BY(reserve_mu_)
 
   std::mutex flush_mu_;
   std::condition_variable flush_cv_;

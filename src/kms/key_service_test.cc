@@ -1,5 +1,6 @@
 #include "kms/key_service.h"
 
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -71,8 +72,9 @@ TEST_P(KeyServiceTest, EveryNewVersionGetsADrillSampleThatDecrypts) {
     EXPECT_EQ(info.key.key_version, v.version);
     KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt("k", v.drill_sample, info.context));
     EXPECT_EQ(pt.AsStringView(), KeyService::DrillPlaintext("k", v.version));
-    // Samples are not counted as issued data keys.
-    EXPECT_EQ(v.usage.data_keys_issued, 0u);
+    // Every encryption under a KEK counts toward the version's limit, the
+    // drill sample's wrap included.
+    EXPECT_EQ(v.usage.data_keys_issued, 1u);
   }
   // Nor is opening them a use of the version: the drill does not hold the
   // retirement gate shut.
@@ -243,14 +245,24 @@ TEST_P(KeyServiceTest, DestructionWaitsCanBeCancelledAndErasesMaterial) {
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("scheduled for destruction")));
   KW_ASSERT_OK(svc_->CancelVersionDestruction("k", 1).status());
+  // Cancelling restores the state the version had (decrypt-only after the
+  // rotation), not a blanket "disabled": its data stays readable.
   KW_ASSERT_OK_AND_ASSIGN(Key cancelled, svc_->GetKey("k"));
+  EXPECT_EQ(cancelled.versions[0].state, VersionState::kDecryptOnly);
+  // And a disabled version comes back disabled.
+  KW_ASSERT_OK(svc_->DisableVersion("k", 1, /*force=*/true).status());
+  KW_ASSERT_OK(svc_->ScheduleVersionDestruction("k", 1, std::nullopt, false).status());
+  KW_ASSERT_OK(svc_->CancelVersionDestruction("k", 1).status());
+  KW_ASSERT_OK_AND_ASSIGN(cancelled, svc_->GetKey("k"));
   EXPECT_EQ(cancelled.versions[0].state, VersionState::kDisabled);
   KW_ASSERT_OK(svc_->ScheduleVersionDestruction("k", 1, absl::Hours(1), false).status());
   clock_.Advance(absl::Minutes(59));
-  KW_ASSERT_OK_AND_ASSIGN(int none, svc_->ProcessDueDestructions());
+  KW_ASSERT_OK_AND_ASSIGN(auto none_destroyed, svc_->ProcessDueDestructions());
+  const int none = static_cast<int>(none_destroyed.size());
   EXPECT_EQ(none, 0);
   clock_.Advance(absl::Minutes(2));
-  KW_ASSERT_OK_AND_ASSIGN(int one, svc_->ProcessDueDestructions());
+  KW_ASSERT_OK_AND_ASSIGN(auto one_destroyed, svc_->ProcessDueDestructions());
+  const int one = static_cast<int>(one_destroyed.size());
   EXPECT_EQ(one, 1);
   KW_ASSERT_OK_AND_ASSIGN(Key raw, svc_->store().GetKey("k"));
   EXPECT_EQ(raw.versions[0].state, VersionState::kDestroyed);
@@ -288,17 +300,22 @@ TEST_P(KeyServiceTest, UsageIsCountedAndLimited) {
   KW_ASSERT_OK_AND_ASSIGN(
       auto svc, KeyService::Create(o, std::make_unique<keystore::MemoryKeyStore>("dev"),
                                    std::move(root)));
+  // Creating the key wrapped its drill sample: 1 of the 5.
   KW_ASSERT_OK(svc->CreateKey({.name = "k"}).status());
   KW_ASSERT_OK_AND_ASSIGN(auto three, svc->GenerateDataKeys("k", {}, 3));
   KW_ASSERT_OK(svc->DecryptDataKey(three[0].wrapped, {}).status());
-  EXPECT_THAT(svc->GenerateDataKeys("k", {}, 3),
+  EXPECT_THAT(svc->GenerateDataKeys("k", {}, 2),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("rotate")));
-  KW_ASSERT_OK(svc->GenerateDataKeys("k", {}, 2).status());
+  // A rewrap is an encryption under the KEK too: it takes the last one.
+  KW_ASSERT_OK(svc->ReWrapDataKey(three[1].wrapped, {}).status());
   EXPECT_FALSE(svc->GenerateDataKey("k", {}).ok());
+  EXPECT_FALSE(svc->ReWrapDataKey(three[2].wrapped, {}).ok());
   KW_ASSERT_OK_AND_ASSIGN(Key before_flush, svc->GetKey("k"));
   EXPECT_EQ(before_flush.versions[0].usage.data_keys_issued, 5u);
-  EXPECT_EQ(before_flush.versions[0].usage.decrypts, 1u);
+  // One decrypt and the two rewraps' unwraps.
+  EXPECT_EQ(before_flush.versions[0].usage.decrypts, 3u);
   KW_ASSERT_OK(svc->FlushUsage());
+  // The store holds what was reserved: never less than what was used.
   KW_ASSERT_OK_AND_ASSIGN(Key stored, svc->store().GetKey("k"));
   EXPECT_EQ(stored.versions[0].usage.data_keys_issued, 5u);
   EXPECT_EQ(stored.versions[0].usage.last_used, clock_.Now());
@@ -515,6 +532,54 @@ TEST(KeyServiceCrashTest, EveryInterruptedWriteLeavesAConsistentStore) {
 }
 
 // The real thing: SQLite on disk and a SoftHSM token.
+// After a version is destroyed, its sealed KEK is in none of the store's
+// files: not in the database, not in the write-ahead log (where SQLite kept
+// older copies of the page), not in the shared-memory index.  The live root
+// key could unseal any copy left there.
+TEST(KeyServiceDestructionTest, DestroyedKeyMaterialIsGoneFromTheStoreFiles) {
+  ::keyward::testing::TempDir dir;
+  FakeClock clock;
+  KeyServiceOptions o;
+  o.environment = "dev";
+  o.min_destruction_wait = absl::Minutes(1);
+  o.usage_flush_interval = absl::ZeroDuration();
+  o.clock = &clock;
+  KW_ASSERT_OK_AND_ASSIGN(auto store, keystore::SqliteKeyStore::Open(dir.File("keys.db"), "dev"));
+  KW_ASSERT_OK_AND_ASSIGN(
+      auto svc, KeyService::Create(o, std::move(store),
+                                   std::make_unique<hsm::testing::SoftwareRootOfTrust>()));
+  KW_ASSERT_OK(svc->CreateKey({.name = "k"}).status());
+  // Many writes that touch the version's page, so SQLite's log holds
+  // several copies of it.
+  for (int i = 0; i < 8; ++i) {
+    KW_ASSERT_OK(svc->UpdateKey("k", {.set_labels = {{"n", absl::StrCat(i)}}}).status());
+  }
+  KW_ASSERT_OK(svc->RotateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(Key stored, svc->store().GetKey("k"));
+  const std::string sealed = stored.versions[0].sealed_kek;
+  ASSERT_FALSE(sealed.empty());
+  auto occurrences = [&] {
+    int n = 0;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::ifstream in(dir.File(absl::StrCat("keys.db", suffix)), std::ios::binary);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+      for (size_t at = bytes.find(sealed); at != std::string::npos;
+           at = bytes.find(sealed, at + 1)) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  ASSERT_GT(occurrences(), 0) << "the test must see the material before destruction";
+  KW_ASSERT_OK(svc->ScheduleVersionDestruction("k", 1, absl::Minutes(1), true).status());
+  clock.Advance(absl::Minutes(2));
+  KW_ASSERT_OK_AND_ASSIGN(auto destroyed, svc->ProcessDueDestructions());
+  ASSERT_EQ(destroyed.size(), 1u);
+  EXPECT_EQ(destroyed[0].key_name, "k");
+  EXPECT_EQ(destroyed[0].version, 1u);
+  EXPECT_EQ(occurrences(), 0) << "copies of the destroyed version's sealed KEK remain";
+}
+
 TEST(KeyServiceSoftHsmTest, EndToEndWithSqliteAndSoftHsm) {
   auto token = ::keyward::testing::SoftHsmToken::Create("keyward-kms");
   ASSERT_TRUE(token.ok()) << token.status();
@@ -556,7 +621,9 @@ TEST(KeyServiceSoftHsmTest, EndToEndWithSqliteAndSoftHsm) {
   EXPECT_TRUE(ConstantTimeEquals(b, plain_resident));
   KW_ASSERT_OK_AND_ASSIGN(Key key, svc->GetKey("payments/cards"));
   EXPECT_EQ(key.primary_version, 2u);
-  EXPECT_EQ(key.versions[0].usage.data_keys_issued, 1u);  // flushed before exit
+  // One data key and the drill sample's wrap; the unused part of the
+  // reservation was given back at exit.
+  EXPECT_EQ(key.versions[0].usage.data_keys_issued, 2u);
 }
 
 }  // namespace

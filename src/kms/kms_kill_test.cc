@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -18,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "hsm/pkcs11_root_of_trust.h"
 #include "keystore/sqlite_key_store.h"
+#include "kms/data_key_blob.h"
 #include "kms/key_service.h"
 #include "testing/softhsm.h"
 #include "testing/status_matchers.h"
@@ -87,10 +89,14 @@ TEST(KmsKillTest, KillNineAnywhereLosesNothing) {
   std::ifstream log(dir.File("issued.log"));
   std::string line;
   int checked = 0;
+  std::map<std::pair<std::string, uint32_t>, uint64_t> logged;
   while (std::getline(log, line)) {
     std::vector<std::string> parts = absl::StrSplit(line, ' ');
     if (parts.size() != 2 || parts[1].size() != 64) continue;  // torn last line
-    auto dek = svc->DecryptDataKey(absl::HexStringToBytes(parts[0]), {{"tenant", "t"}});
+    const std::string wrapped = absl::HexStringToBytes(parts[0]);
+    KW_ASSERT_OK_AND_ASSIGN(DataKeyBlob blob, DecodeBlob(wrapped));
+    ++logged[{blob.key_name, blob.key_version}];
+    auto dek = svc->DecryptDataKey(wrapped, {{"tenant", "t"}});
     ASSERT_TRUE(dek.ok()) << "logged data key " << checked << ": " << dek.status();
     auto digest = crypto::Sha256(dek->AsStringView());
     EXPECT_EQ(absl::BytesToHexString(absl::string_view(
@@ -99,8 +105,22 @@ TEST(KmsKillTest, KillNineAnywhereLosesNothing) {
     ++checked;
   }
   EXPECT_GT(checked, 100) << "the children issued too few keys to mean much";
-  std::printf("kill -9 test: %d rounds, %d issued data keys all decrypt\n",
-              kRounds, checked);
+  // Counts are reserved durably before keys are issued: after any number of
+  // kill -9, every version counts at least the keys it was seen to issue
+  // (the child logs a key after issuing it, so the log is a lower bound).
+  uint64_t logged_total = 0, counted_total = 0;
+  for (const auto& [id, n] : logged) {
+    KW_ASSERT_OK_AND_ASSIGN(keystore::Key key, svc->GetKey(id.first));
+    const keystore::KeyVersion* v = key.FindVersion(id.second);
+    ASSERT_NE(v, nullptr);
+    EXPECT_GE(v->usage.data_keys_issued, n) << id.first << " v" << id.second;
+    logged_total += n;
+    counted_total += v->usage.data_keys_issued;
+  }
+  std::printf("kill -9 test: %d rounds, %d issued data keys all decrypt; versions count "
+              "%llu encryptions for %llu logged keys (never fewer)\n",
+              kRounds, checked, static_cast<unsigned long long>(counted_total),
+              static_cast<unsigned long long>(logged_total));
 }
 
 }  // namespace

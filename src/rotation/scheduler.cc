@@ -65,14 +65,24 @@ std::vector<Action> Scheduler::RunOnce() {
     token = page->next_page_token;
   } while (!token.empty());
 
+  // One action (and one audit record) per destroyed version, naming it.
   auto destroyed = service_->ProcessDueDestructions();
-  if (!destroyed.ok() || *destroyed > 0) {
+  if (!destroyed.ok()) {
     Action a;
     a.kind = Action::Kind::kDestroy;
-    a.reason = destroyed.ok() ? absl::StrCat(*destroyed, " version(s) past their waiting period")
-                              : "destroying versions past their waiting period";
+    a.reason = "destroying versions past their waiting period";
     a.status = destroyed.status();
     report(std::move(a));
+  } else {
+    for (const keystore::VersionRef& v : *destroyed) {
+      Action a;
+      a.kind = Action::Kind::kDestroy;
+      a.key = v.key_name;
+      a.from_version = v.version;
+      a.to_version = v.version;
+      a.reason = absl::StrCat("version ", v.version, " destroyed: its waiting period ended");
+      report(std::move(a));
+    }
   }
   return actions;
 }

@@ -37,7 +37,7 @@ struct SchedulerOptions {
 struct Action {
   enum class Kind { kRotate, kDestroy };
   Kind kind = Kind::kRotate;
-  std::string key;          // empty for kDestroy summaries
+  std::string key;          // empty only for a failed destruction run
   uint32_t from_version = 0;
   uint32_t to_version = 0;
   std::string reason;       // "rotation period 90d elapsed", ...

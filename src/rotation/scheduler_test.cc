@@ -62,7 +62,8 @@ TEST_F(SchedulerTest, RotatesOnTimeAndOnceAfterDowntime) {
 
 TEST_F(SchedulerTest, RotatesBeforeTheDataKeyLimitIsReached) {
   KW_ASSERT_OK(svc_->CreateKey({.name = "busy"}).status());
-  KW_ASSERT_OK(svc_->GenerateDataKeys("busy", {}, 89).status());
+  // The version's drill sample is one encryption under its KEK already.
+  KW_ASSERT_OK(svc_->GenerateDataKeys("busy", {}, 88).status());
   EXPECT_TRUE(scheduler_->RunOnce().empty());
   KW_ASSERT_OK(svc_->GenerateDataKeys("busy", {}, 1).status());  // 90% of 100
   auto actions = scheduler_->RunOnce();
@@ -82,7 +83,10 @@ TEST_F(SchedulerTest, DestroysVersionsWhoseWaitingPeriodEnded) {
   auto actions = scheduler_->RunOnce();
   ASSERT_EQ(actions.size(), 1u);
   EXPECT_EQ(actions[0].kind, Action::Kind::kDestroy);
-  EXPECT_THAT(actions[0].reason, HasSubstr("1 version(s)"));
+  // The action (and so its audit record) names what it destroyed.
+  EXPECT_EQ(actions[0].key, "k");
+  EXPECT_EQ(actions[0].to_version, 1u);
+  EXPECT_THAT(actions[0].reason, HasSubstr("version 1 destroyed"));
   EXPECT_EQ(svc_->GetKey("k")->versions[0].state, keystore::VersionState::kDestroyed);
 }
 

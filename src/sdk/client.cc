@@ -347,12 +347,12 @@ absl::StatusOr<KeyInfo> Client::DisableVersion(const std::string& name, uint32_t
 
 absl::StatusOr<KeyInfo> Client::ScheduleVersionDestruction(const std::string& name,
                                                            uint32_t version,
-                                                           absl::Duration wait,
+                                                           std::optional<absl::Duration> wait,
                                                            bool force) {
   v1::ScheduleVersionDestructionRequest req;
   req.set_name(name);
   req.set_version(version);
-  req.set_wait_seconds(absl::ToInt64Seconds(wait));
+  if (wait) req.set_wait_seconds(absl::ToInt64Seconds(*wait));
   req.set_force(force);
   v1::Key resp;
   KW_RETURN_IF_ERROR(impl_->Call(options_, req, &resp,

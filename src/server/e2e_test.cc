@@ -101,8 +101,17 @@ TEST_F(E2eTest, EveryCliCommandsHappyPath) {
   Json destroying = CliJson({"key", "destroy-version", "payments/cards", "1", "--wait", "1h",
                              "--force", "--json"});
   EXPECT_EQ(destroying["versions"][0]["state"], "pending-destruction");
+  // Cancelling restores the state before (enabled), not "disabled".
   EXPECT_EQ(CliJson({"key", "cancel-destroy", "payments/cards", "1", "--json"})["versions"][0]["state"],
-            "disabled");
+            "enabled");
+  // A wait of zero is a wait below the minimum like any other, not "the
+  // default of 30 days"; the documented exit code for a refused request.
+  ProcessResult zero = server_->Cli(
+      {"key", "destroy-version", "payments/cards", "1", "--wait", "0s", "--force"});
+  EXPECT_EQ(zero.exit_code, 3) << zero.err;
+  EXPECT_THAT(zero.err, HasSubstr("at least"));
+  EXPECT_EQ(CliJson({"key", "describe", "payments/cards", "--json"})["versions"][0]["state"],
+            "enabled");
   EXPECT_EQ(CliJson({"key", "update", "payments/cards", "--rotation-period", "30d",
                      "--remove-label", "team", "--json"})["rotation_period"],
             "30d");
@@ -140,7 +149,8 @@ TEST_F(E2eTest, SdkRoundTripsAndConcurrentEncryptsShareOneDataKey) {
   EXPECT_EQ(encryptor.Stats().encrypt_cache_misses, 1u);
   EXPECT_EQ(encryptor.Stats().encrypt_cache_hits, 15u);
   KW_ASSERT_OK_AND_ASSIGN(KeyInfo key, admin->GetKey("k"));
-  EXPECT_EQ(key.versions[0].data_keys_issued, 1u) << "one GenerateDataKey for 16 messages";
+  // The drill sample's wrap, and one GenerateDataKey for 16 messages.
+  EXPECT_EQ(key.versions[0].data_keys_issued, 2u) << "one GenerateDataKey for 16 messages";
   for (int i = 0; i < 16; ++i) {
     KW_ASSERT_OK_AND_ASSIGN(SecretData back, encryptor.Decrypt(messages[i], ctx));
     EXPECT_EQ(back.AsStringView(), absl::StrCat("record ", i));

@@ -118,9 +118,10 @@ TEST_F(ObservabilityTest, MetricsAreValidCompleteAndBounded) {
                               "code=\"PERMISSION_DENIED\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("keyward_policy_denials_total{operation=\"create-key\"} 1\n"));
   // Key names only where configured: pay/* by name, the rest as "other".
+  // Each key's drill sample and one data key.
   EXPECT_THAT(text, HasSubstr("keyward_data_keys_issued_total{key=\"pay/cards\","
-                              "version=\"1\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("keyward_data_keys_issued_total{key=\"other\",version=\"\"} 1\n"));
+                              "version=\"1\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("keyward_data_keys_issued_total{key=\"other\",version=\"\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("keyward_key_primary_age_seconds{key=\"pay/cards\"}"));
   EXPECT_THAT(text, Not(HasSubstr("hr/salaries")));
   // Two headers sharing one data key: one unwrap and one cache hit.
