@@ -558,6 +558,15 @@ grpc::ServerUnaryReactor* KeyManagementService::Dispatch(const Method& method,
     return reactor;
   }
   state->call().principal_ = *principal;
+  if (request->Length() > deps_.max_request_bytes) {
+    state->RefuseBeforeReading(
+        state,
+        MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kLimitExceeded,
+                  absl::StrCat("the request is ", request->Length(), " bytes, over the limit of ",
+                               deps_.max_request_bytes, " (limits.max_request_bytes)")),
+        "limit-exceeded", nullptr);
+    return reactor;
+  }
   // Admission costs no more than a few map operations: the gRPC thread
   // never parses, authorizes or computes anything for the caller.
   auto ticket = scheduler_.Admit(*principal, AdmissionCost(request->Length()));

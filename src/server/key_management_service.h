@@ -39,6 +39,9 @@ struct ServiceDeps {
   FairSchedulerOptions scheduling;
   WireLimits wire;
   RefusalAuditOptions refusals;
+  // Larger requests are refused (audited) before anything else; gRPC
+  // itself refuses, unaudited, those over twice this size.
+  size_t max_request_bytes = 4 << 20;
   // Replies larger than this are refused (kResourceExhausted); listings
   // stop early and say where to continue instead.
   size_t max_reply_bytes = 8 << 20;

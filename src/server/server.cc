@@ -250,6 +250,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   deps.scheduling.principal_max_requests = config.limits.principal_max_requests;
   deps.scheduling.principal_max_cost = int64_t{config.limits.principal_max_memory_mib} << 20;
   deps.refusals.burst = config.limits.refusals_recorded;
+  deps.max_request_bytes = static_cast<size_t>(config.limits.max_request_bytes);
   deps.checkpoint_key_fingerprint = server->audit_->key_fingerprint();
   server->service_ = std::make_unique<KeyManagementService>(deps);
   server->unknown_methods_ = std::make_unique<UnknownMethodService>(server->service_.get());
@@ -306,7 +307,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                            &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterCallbackGenericService(server->unknown_methods_.get());
-  builder.SetMaxReceiveMessageSize(config.limits.max_request_bytes);
+  // keywardd checks limits.max_request_bytes itself, so that a refusal is
+  // audited; gRPC stops anything larger still before buffering it.
+  builder.SetMaxReceiveMessageSize(config.limits.max_request_bytes * 2);
   builder.SetMaxSendMessageSize(64 << 20);
   // Streams per connection: more concurrent calls than this on one
   // connection wait in the client, not in keywardd's memory.

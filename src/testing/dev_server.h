@@ -33,6 +33,7 @@ class DevServer {
   void Kill();
   void Signal(int sig);
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   // The dev init directory (keywardd.yaml, certs/, ...).
   const std::string& dir() const { return dir_path_; }

@@ -1,0 +1,679 @@
+// keywardd from the attacker's side (issue 16): a real keywardd, attacked by
+// a principal with no rights ("mallory") and by ones with rights, over
+// mutual TLS.  Each test is one limit or one decision rule, and fails on a
+// keywardd without it.
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "cli/dev_ca.h"
+#include "format/encrypt_materials.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "keyward/client.h"
+#include "keyward/errors.h"
+#include "keyward/message.h"
+#include "keyward/v1/keyward.pb.h"
+#include "kms/data_key_blob.h"
+#include "nlohmann/json.hpp"
+#include "testing/dev_server.h"
+#include "testing/status_matchers.h"
+
+namespace keyward {
+namespace {
+
+using ::keyward::testing::ReadFileOrDie;
+using ::keyward::testing::StatusIs;
+using ::keyward::testing::WriteFileOrDie;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using Json = nlohmann::json;
+
+constexpr char kMallory[] = "spiffe://keyward.dev/mallory";
+constexpr char kGranter[] = "spiffe://keyward.dev/granter";
+
+// A connection that sends whatever bytes it is given to a method.
+class RawClient {
+ public:
+  RawClient(const std::string& ca, const std::string& cert, const std::string& key, int port) {
+    auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+        ca, std::vector<grpc::experimental::IdentityKeyCertPair>{{key, cert}});
+    grpc::experimental::TlsChannelCredentialsOptions tls;
+    tls.set_certificate_provider(provider);
+    tls.watch_root_certs();
+    tls.watch_identity_key_cert_pairs();
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetMaxSendMessageSize(64 << 20);
+    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                         grpc::experimental::TlsCredentials(tls), args);
+    stub_ = std::make_unique<grpc::GenericStub>(channel_);
+  }
+  struct Reply {
+    grpc::Status status;
+    std::string bytes;
+    std::string error_code;  // keyward-error-code trailer
+  };
+  Reply Call(const std::string& method, const std::string& request,
+             absl::Duration deadline = absl::Seconds(30)) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
+    grpc::Slice slice(request);
+    grpc::ByteBuffer req(&slice, 1), resp;
+    std::promise<grpc::Status> done;
+    stub_->UnaryCall(&ctx, absl::StrCat("/keyward.v1.KeyManagement/", method),
+                     grpc::StubOptions(), &req, &resp,
+                     [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    Reply r;
+    r.status = done.get_future().get();
+    std::vector<grpc::Slice> slices;
+    if (resp.Dump(&slices).ok()) {
+      for (const auto& s : slices) r.bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    auto it = ctx.GetServerTrailingMetadata().find("keyward-error-code");
+    if (it != ctx.GetServerTrailingMetadata().end()) {
+      r.error_code.assign(it->second.data(), it->second.size());
+    }
+    return r;
+  }
+  template <typename Message>
+  Reply Call(const std::string& method, const Message& m,
+             absl::Duration deadline = absl::Seconds(30)) {
+    return Call(method, m.SerializeAsString(), deadline);
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<grpc::GenericStub> stub_;
+};
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = testing::DevServer::Init(KEYWARD_CLI, KEYWARDD);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    // Principals of a second CA that keywardd also trusts: mallory (no
+    // rights in the dev policy) and granter (rights set per test).
+    KW_ASSERT_OK_AND_ASSIGN(auto ca, cli::DevCa::Create("second"));
+    const std::string ca_file = server_->File("certs/ca.pem");
+    WriteFileOrDie(ca_file, ReadFileOrDie(ca_file) + ca->cert_pem());
+    for (const char* who : {"mallory", "granter"}) {
+      KW_ASSERT_OK_AND_ASSIGN(cli::PemPair p,
+                              ca->IssueClient(who, absl::StrCat("spiffe://keyward.dev/", who)));
+      WriteFileOrDie(server_->File(absl::StrCat("certs/", who, ".pem")), p.cert);
+      WriteFileOrDie(server_->File(absl::StrCat("certs/", who, ".key")), p.key);
+      ::chmod(server_->File(absl::StrCat("certs/", who, ".key")).c_str(), 0600);
+      std::string config = ReadFileOrDie(server_->app_config());
+      config = absl::StrReplaceAll(config, {{"certs/app.", absl::StrCat("certs/", who, ".")}});
+      WriteFileOrDie(server_->File(absl::StrCat(who, ".yaml")), config);
+      ::chmod(server_->File(absl::StrCat(who, ".yaml")).c_str(), 0600);
+    }
+    KW_ASSERT_OK(server_->Start());
+    admin_ = Connect(server_->admin_config());
+    app_ = Connect(server_->app_config());
+    ASSERT_NE(admin_, nullptr);
+    ASSERT_NE(app_, nullptr);
+  }
+  std::unique_ptr<Client> Connect(const std::string& config) {
+    auto options = LoadClientConfig(config);
+    EXPECT_TRUE(options.ok()) << options.status();
+    auto client = Client::Connect(*options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+  RawClient Raw(const std::string& who) {
+    return RawClient(ReadFileOrDie(server_->File("certs/ca.pem")),
+                     ReadFileOrDie(server_->File(absl::StrCat("certs/", who, ".pem"))),
+                     ReadFileOrDie(server_->File(absl::StrCat("certs/", who, ".key"))),
+                     server_->port());
+  }
+  void SetPolicy(const std::string& yaml) {
+    WriteFileOrDie(server_->File("new-policy.yaml"), yaml);
+    testing::ProcessResult r = server_->Cli({"policy", "set", server_->File("new-policy.yaml")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::vector<Json> Records() {
+    std::vector<Json> out;
+    for (absl::string_view line : absl::StrSplit(
+             ReadFileOrDie(server_->File("audit/records.log")), '\n', absl::SkipEmpty())) {
+      out.push_back(Json::parse(line));
+    }
+    return out;
+  }
+  std::vector<std::string> RawRecordLines() {
+    std::vector<std::string> out;
+    for (absl::string_view line : absl::StrSplit(
+             ReadFileOrDie(server_->File("audit/records.log")), '\n', absl::SkipEmpty())) {
+      out.emplace_back(line);
+    }
+    return out;
+  }
+  // keywardd's peak resident memory so far, in MiB (VmHWM).
+  long PeakRssMib() {
+    std::ifstream status(absl::StrCat("/proc/", server_->pid(), "/status"));
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6)) / 1024;
+    }
+    return -1;
+  }
+  bool Healthy() {
+    auto dk = app_->GenerateDataKey("victim", {{"t", "1"}});
+    return dk.ok() && !dk->encrypted.ciphertext.empty();
+  }
+
+  std::unique_ptr<testing::DevServer> server_;
+  std::unique_ptr<Client> admin_, app_;
+};
+
+// --- 1. Sizes and counts before any other work ---------------------------------
+
+// The review's request: about 330,000 entries in 3.5 MB.
+v1::GenerateDataKeyRequest HugeContextRequest() {
+  v1::GenerateDataKeyRequest req;
+  req.set_key_name("victim");
+  auto& ctx = *req.mutable_encryption_context();
+  for (int i = 0; i < 330000; ++i) ctx[absl::StrCat(i)] = "";
+  return req;
+}
+
+TEST_F(SecurityTest, AHugeContextIsRefusedBeforeAnyWorkAndLeavesABoundedRecord) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  const std::string huge = HugeContextRequest().SerializeAsString();
+  ASSERT_GT(huge.size(), 3000000u);
+  ASSERT_LT(huge.size(), 4u << 20);
+  // Three at once, from a principal with no rights at all.
+  RawClient mallory = Raw("mallory");
+  std::vector<std::future<RawClient::Reply>> attacks;
+  for (int i = 0; i < 3; ++i) {
+    attacks.push_back(std::async(std::launch::async,
+                                 [&] { return mallory.Call("GenerateDataKey", huge); }));
+  }
+  for (auto& a : attacks) {
+    RawClient::Reply r = a.get();
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+    EXPECT_EQ(r.error_code, "limit-exceeded");
+    EXPECT_THAT(r.status.error_message(), HasSubstr("encryption_context has more than 64"));
+  }
+  // Everyone else is served as before.
+  EXPECT_TRUE(Healthy());
+  // The refusals' records are bounded summaries: sizes and a digest, no
+  // context, nothing of the 3.5 MB.
+  int refused = 0;
+  for (const std::string& line : RawRecordLines()) {
+    if (line.find(kMallory) == std::string::npos) continue;
+    ++refused;
+    EXPECT_LT(line.size(), 1500u) << line.substr(0, 200);
+    Json r = Json::parse(line);
+    EXPECT_EQ(r["operation"], "generate-data-key");
+    EXPECT_EQ(r["decision"], "none");
+    EXPECT_EQ(r["error_code"], "limit-exceeded");
+    EXPECT_TRUE(r["context"].empty());
+    EXPECT_THAT(r["detail"].get<std::string>(), HasSubstr("sha256"));
+  }
+  EXPECT_EQ(refused, 3);
+}
+
+TEST_F(SecurityTest, BatchItemsAreCountedBeforeAnyIsParsed) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  // 2,000,000 empty items: two bytes each on the wire, 4 MB.
+  std::string batch;
+  batch.reserve(4000000);
+  for (int i = 0; i < 2000000; ++i) batch.append("\x0a\x00", 2);
+  const long before = PeakRssMib();
+  RawClient mallory = Raw("mallory");
+  std::vector<std::future<RawClient::Reply>> attacks;
+  for (int i = 0; i < 3; ++i) {
+    attacks.push_back(std::async(std::launch::async,
+                                 [&] { return mallory.Call("BatchDecryptDataKeys", batch); }));
+  }
+  for (auto& a : attacks) {
+    RawClient::Reply r = a.get();
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+    EXPECT_EQ(r.error_code, "limit-exceeded");
+    EXPECT_THAT(r.status.error_message(), HasSubstr("requests has more than 10000 items"));
+  }
+  const long after = PeakRssMib();
+  std::printf("keywardd peak RSS: %ld MiB before, %ld MiB after three 2,000,000-item batches\n",
+              before, after);
+  // Parsing them would take over a gigabyte; counting them takes nothing.
+  EXPECT_LT(after, 300) << "keywardd's memory grew with the attacker's item count";
+  EXPECT_TRUE(Healthy());
+  // An empty batch is not a batch.
+  EXPECT_EQ(mallory.Call("BatchDecryptDataKeys", std::string()).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(app_->DecryptDataKeys({}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(SecurityTest, OversizedRequestsAreRefusedAndAudited) {
+  RawClient mallory = Raw("mallory");
+  RawClient::Reply r = mallory.Call("Encrypt", std::string(5 << 20, 'x'));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+  EXPECT_EQ(r.error_code, "limit-exceeded");
+  bool recorded = false;
+  for (const Json& rec : Records()) {
+    if (rec["principal"] == kMallory && rec["operation"] == "encrypt") {
+      recorded = true;
+      EXPECT_THAT(rec["detail"].get<std::string>(), HasSubstr("limits.max_request_bytes"));
+    }
+  }
+  EXPECT_TRUE(recorded);
+}
+
+TEST_F(SecurityTest, RepeatedFieldsEverywhereHaveTheirLimits) {
+  RawClient app = Raw("app");
+  v1::BatchRewrapMessageHeadersRequest headers;
+  for (int i = 0; i < 10001; ++i) headers.add_headers("x");
+  EXPECT_EQ(app.Call("BatchRewrapMessageHeaders", headers).error_code, "limit-exceeded");
+  v1::CreateGrantRequest grant;
+  for (int i = 0; i < 33; ++i) grant.add_operations("decrypt");
+  EXPECT_EQ(Raw("admin").Call("CreateGrant", grant).error_code, "limit-exceeded");
+  v1::UpdateKeyRequest update;
+  update.set_name(std::string(300, 'k'));
+  EXPECT_EQ(Raw("admin").Call("UpdateKey", update).error_code, "limit-exceeded");
+  v1::DataSetReport report;
+  report.set_key_name("k");
+  for (uint32_t v = 1; v <= 10001; ++v) (*report.mutable_rows_per_version())[v] = 1;
+  EXPECT_EQ(Raw("admin").Call("ReportDataSet", report).error_code, "limit-exceeded");
+}
+
+// A request that does not parse, and a method that does not exist, are
+// recorded like any other request.
+TEST_F(SecurityTest, UnparsableRequestsAndUnknownMethodsAreAudited) {
+  RawClient mallory = Raw("mallory");
+  RawClient::Reply garbage = mallory.Call("GenerateDataKey", std::string("\xff\xff\xff\xff", 4));
+  EXPECT_EQ(garbage.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(garbage.status.error_message(), HasSubstr("not a valid"));
+  RawClient::Reply unknown = mallory.Call("StealAllKeys", std::string("x"));
+  EXPECT_EQ(unknown.status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // A string that is not UTF-8 is a parse failure too.
+  v1::GetKeyRequest bad_utf8;
+  std::string bytes = bad_utf8.SerializeAsString() + std::string("\x0a\x02\xc3\x28", 4);
+  EXPECT_EQ(mallory.Call("GetKey", bytes).status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  bool saw_garbage = false, saw_unknown = false;
+  for (const Json& r : Records()) {
+    if (r["principal"] != kMallory) continue;
+    if (r["operation"] == "generate-data-key" && r["result"] == "INVALID_ARGUMENT") {
+      saw_garbage = true;
+      EXPECT_THAT(r["detail"].get<std::string>(), HasSubstr("refused before reading"));
+    }
+    if (r["operation"] == "unknown-method") {
+      saw_unknown = true;
+      EXPECT_THAT(r["detail"].get<std::string>(), HasSubstr("StealAllKeys"));
+      EXPECT_EQ(r["result"], "UNIMPLEMENTED");
+    }
+  }
+  EXPECT_TRUE(saw_garbage);
+  EXPECT_TRUE(saw_unknown);
+}
+
+TEST_F(SecurityTest, ABatchOfMalformedItemsOnlyIsAuditedAsInvalidNotAsADenial) {
+  RawClient mallory = Raw("mallory");
+  v1::BatchDecryptDataKeysRequest req;
+  for (int i = 0; i < 5; ++i) req.add_requests()->set_wrapped("not a wrapped key");
+  RawClient::Reply r = mallory.Call("BatchDecryptDataKeys", req);
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  int seen = 0;
+  for (const Json& rec : Records()) {
+    if (rec["principal"] != kMallory || rec["operation"] != "decrypt") continue;
+    ++seen;
+    EXPECT_EQ(rec["decision"], "none");
+    EXPECT_EQ(rec["result"], "INVALID_ARGUMENT");
+    EXPECT_THAT(rec["detail"].get<std::string>(), HasSubstr("5 malformed, 0 denied"));
+  }
+  EXPECT_EQ(seen, 1);
+}
+
+// --- 3. Fairness --------------------------------------------------------------
+
+TEST_F(SecurityTest, OnePrincipalCannotHoldMoreThanItsShareOfRequests) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  // Maximal valid requests (10,000 data keys each) from app, 200 at once.
+  v1::BatchGenerateDataKeysRequest big;
+  big.set_key_name("victim");
+  big.set_count(10000);
+  RawClient app = Raw("app");
+  std::atomic<int> exhausted{0}, ok{0};
+  std::vector<std::thread> flood;
+  for (int i = 0; i < 200; ++i) {
+    flood.emplace_back([&] {
+      RawClient::Reply r = app.Call("BatchGenerateDataKeys", big, absl::Seconds(120));
+      if (r.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        ++exhausted;
+        EXPECT_THAT(r.status.error_message(), HasSubstr("its share"));
+      } else if (r.status.ok()) {
+        ++ok;
+      }
+    });
+  }
+  // Meanwhile the admin is served.
+  for (int i = 0; i < 20; ++i) {
+    KW_EXPECT_OK(admin_->GenerateDataKey("victim", {}).status());
+  }
+  for (auto& t : flood) t.join();
+  std::printf("200 concurrent 10,000-key batches from one principal: %d served, %d refused "
+              "over its share\n",
+              ok.load(), exhausted.load());
+  EXPECT_GT(exhausted.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  const std::string metrics = server_->HttpGet("/metrics");
+  EXPECT_THAT(metrics, HasSubstr("keyward_requests_refused_for_share_total{scope=\"principal\"}"));
+}
+
+// The test the issue asks for: while one principal floods keywardd with
+// maximal valid and invalid requests, another principal's calls all
+// succeed.  Its latency is reported, not asserted (a shared 2-core machine
+// is too noisy for a timing assertion; bench/fairness_bench.sh measures it
+// with repetitions).
+TEST_F(SecurityTest, AFloodFromOnePrincipalDoesNotStarveAnother) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  auto victim_p99 = [&](int n, int* failures) {
+    std::vector<double> ms;
+    for (int i = 0; i < n; ++i) {
+      const absl::Time t0 = absl::Now();
+      if (!admin_->GenerateDataKey("victim", {{"t", "1"}}).ok()) ++*failures;
+      ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[static_cast<size_t>(ms.size() * 0.99) - 1];
+  };
+  int unloaded_failures = 0;
+  (void)victim_p99(50, &unloaded_failures);  // warm up
+  const double unloaded = victim_p99(300, &unloaded_failures);
+  ASSERT_EQ(unloaded_failures, 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> flood_calls{0}, flood_refused{0};
+  const std::string huge = HugeContextRequest().SerializeAsString();
+  v1::BatchGenerateDataKeysRequest big;
+  big.set_key_name("victim");
+  big.set_count(10000);
+  const std::string big_bytes = big.SerializeAsString();
+  std::vector<std::thread> flood;
+  for (int i = 0; i < 8; ++i) {
+    flood.emplace_back([&, i] {
+      RawClient app = Raw("app");
+      while (!stop.load()) {
+        RawClient::Reply r = i % 2 == 0 ? app.Call("BatchGenerateDataKeys", big_bytes)
+                                        : app.Call("GenerateDataKey", huge);
+        ++flood_calls;
+        if (!r.status.ok()) ++flood_refused;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int loaded_failures = 0;
+  const double loaded = victim_p99(300, &loaded_failures);
+  stop.store(true);
+  for (auto& t : flood) t.join();
+  std::printf("fairness: victim p99 %.2f ms unloaded, %.2f ms under a flood of %d maximal "
+              "requests (%d refused) = %.2fx; victim failures: %d\n",
+              unloaded, loaded, flood_calls.load(), flood_refused.load(), loaded / unloaded,
+              loaded_failures);
+  EXPECT_EQ(loaded_failures, 0);
+  EXPECT_GT(flood_calls.load(), 10);
+}
+
+// TLS handshakes that fail are recorded, but a flood of them is summarized.
+TEST_F(SecurityTest, FailedHandshakesAreSummarizedBeyondABurst) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  for (int i = 0; i < 100; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>("\x02h2"), 3);
+    (void)SSL_connect(ssl);  // no client certificate: keywardd refuses
+    char buf[16];
+    (void)SSL_read(ssl, buf, sizeof(buf));
+    SSL_free(ssl);
+    ::close(fd);
+  }
+  SSL_CTX_free(ctx);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(Healthy());
+  ASSERT_EQ(server_->Stop(), 0);  // writes the pending summary
+  int one_by_one = 0;
+  uint64_t summarized = 0;
+  for (const Json& r : Records()) {
+    if (r["operation"] == "tls-handshake") ++one_by_one;
+    if (r["operation"] == "refused-before-reading" && r["principal"] == "tls-handshake") {
+      summarized += std::stoull(r["detail"].get<std::string>());
+    }
+  }
+  std::printf("100 failed handshakes: %d recorded one by one, %llu summarized\n", one_by_one,
+              static_cast<unsigned long long>(summarized));
+  EXPECT_GT(one_by_one, 0);
+  EXPECT_LE(one_by_one, 20);
+  EXPECT_GE(static_cast<uint64_t>(one_by_one) + summarized, 90u);
+}
+
+// --- 4–5. One key per decision; re-encryption is its own permission ---------------
+
+constexpr char kVaultPolicy[] = R"(rules:
+  - name: dev-admin
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: app-data
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["*"]
+    operations: [encrypt, generate-data-key, decrypt, rewrap, describe]
+  - name: vault-is-off-limits
+    effect: deny
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["vault/*"]
+    operations: ["*"]
+)";
+
+// A message whose header names "demo" but whose data key was wrapped by
+// "vault/x": the app is denied on vault/*, so keywardd must not unwrap it.
+std::string CraftedMessage(Client& admin, const std::string& header_key,
+                           const std::string& entry_key) {
+  auto dk = admin.GenerateDataKey(entry_key, {{"t", "1"}});
+  EXPECT_TRUE(dk.ok()) << dk.status();
+  format::EncryptionMaterials m;
+  m.key = dk->key;
+  m.key.key_name = header_key;
+  m.key.key_version = 1;
+  dk->encrypted.provider_info = header_key;  // the unauthenticated hint lies too
+  m.data_keys = {dk->encrypted};
+  m.data_key = &dk->plaintext;
+  m.context = {{"t", "1"}};
+  auto message = format::EncryptBytesWithMaterials(m, "vault secret");
+  EXPECT_TRUE(message.ok()) << message.status();
+  return *message;
+}
+
+TEST_F(SecurityTest, AMessageIsDecidedOnTheKeyItsDataKeyIsBoundTo) {
+  SetPolicy(kVaultPolicy);
+  KW_ASSERT_OK(admin_->CreateKey("demo").status());
+  KW_ASSERT_OK(admin_->CreateKey("vault/x").status());
+  const std::string crafted = CraftedMessage(*admin_, "demo", "vault/x");
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo before, admin_->GetKey("vault/x"));
+  const absl::Status decrypt = app_->Decrypt(crafted, {{"t", "1"}}).status();
+  EXPECT_THAT(decrypt, StatusIs(absl::StatusCode::kInvalidArgument,
+                                HasSubstr("not wrapped by key 'demo'")));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(crafted));
+  const absl::Status rewrap =
+      app_->RewrapMessageHeader(crafted.substr(0, info.header_bytes), {}).status();
+  EXPECT_EQ(rewrap.message(), decrypt.message());
+  // Through the data key path the wrapped key names vault/x, and that is
+  // the key decided on: denied.
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo after, admin_->GetKey("vault/x"));
+  EXPECT_EQ(after.versions[0].decrypts, before.versions[0].decrypts)
+      << "keywardd unwrapped a vault/x data key for a principal denied on vault/*";
+  EXPECT_EQ(after.versions[0].last_decrypt, before.versions[0].last_decrypt);
+  // One indistinguishable error: a key that does not exist at all gives the
+  // same answer as one that exists and is forbidden.
+  KW_ASSERT_OK(admin_->CreateKey("vault/y").status());
+  std::string other = CraftedMessage(*admin_, "demo", "vault/y");
+  EXPECT_EQ(app_->Decrypt(other, {{"t", "1"}}).status().message(), decrypt.message());
+  // The records name the key decided on (demo), never vault/x.
+  for (const Json& r : Records()) {
+    if (r["principal"] != "spiffe://keyward.dev/app") continue;
+    EXPECT_NE(r["key"], "vault/x") << r.dump();
+  }
+}
+
+TEST_F(SecurityTest, DecryptingForReencryptionIsItsOwnPermission) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey dk, admin_->GenerateDataKey("k", {}));
+  // The app may decrypt, but not hide its reads from the retirement gate.
+  KW_ASSERT_OK_AND_ASSIGN(
+      auto hidden, app_->DecryptDataKeys({{dk.encrypted.ciphertext, {}}}, /*for_reencryption=*/true));
+  EXPECT_THAT(hidden[0], StatusIs(absl::StatusCode::kPermissionDenied));
+  bool recorded = false;
+  for (const Json& r : Records()) {
+    if (r["principal"] == "spiffe://keyward.dev/app" && r["operation"] == "reencrypt") {
+      recorded = true;
+      EXPECT_EQ(r["decision"], "deny");
+    }
+  }
+  EXPECT_TRUE(recorded);
+  // The admin holds `reencrypt`: allowed, audited as such, and not a read.
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo before, admin_->GetKey("k"));
+  KW_ASSERT_OK_AND_ASSIGN(auto ok, admin_->DecryptDataKeys({{dk.encrypted.ciphertext, {}}}, true));
+  KW_EXPECT_OK(ok[0].status());
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo after, admin_->GetKey("k"));
+  EXPECT_EQ(after.versions[0].last_decrypt, before.versions[0].last_decrypt);
+}
+
+// --- 7. The smaller ones ------------------------------------------------------
+
+TEST_F(SecurityTest, KeyNamesAreCheckedOnEveryRequestAndNeverEchoed) {
+  for (const std::string& name :
+       {std::string("a/../b"), std::string("./a"), std::string("a/."), std::string("a//b")}) {
+    absl::Status s = admin_->GetKey(name).status();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument)) << name;
+    EXPECT_THAT(s.message(), Not(HasSubstr(name))) << name;
+    EXPECT_THAT(admin_->CreateKey(name), StatusIs(absl::StatusCode::kInvalidArgument)) << name;
+  }
+  EXPECT_THAT(admin_->GetKey(std::string(257, 'a')), StatusIs(absl::StatusCode::kInvalidArgument));
+  // Errors that mention caller input quote a bounded, cleaned piece of it.
+  const std::string op = std::string(60, 'x') + "\n\x1b[31m";
+  KW_ASSERT_OK_AND_ASSIGN(auto unused, admin_->GetServerInfo());
+  (void)unused;
+  absl::Status s = admin_->TestPolicy(kMallory, "k", op, {}).status();
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(s.message(), Not(HasSubstr("\x1b")));
+}
+
+TEST_F(SecurityTest, PermissionIsCheckedBeforeExistence) {
+  // No rights: denied whether or not the grant exists.
+  auto mallory = Connect(server_->File("mallory.yaml"));
+  ASSERT_NE(mallory, nullptr);
+  EXPECT_THAT(mallory->RevokeGrant("g-0000000000000000"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(mallory->GetKey("no-such-key"), StatusIs(absl::StatusCode::kPermissionDenied));
+  // The administrator learns that it does not exist.
+  EXPECT_THAT(admin_->RevokeGrant("g-0000000000000000"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+// --- 12. Grants stay within their creator's scope --------------------------------
+
+TEST_F(SecurityTest, AGrantMustLieWithinItsCreatorsScope) {
+  SetPolicy(absl::StrCat(R"(rules:
+  - name: dev-admin
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: granter
+    principals: [")", kGranter, R"("]
+    keys: ["g/?"]
+    operations: [manage-grants]
+)"));
+  KW_ASSERT_OK(admin_->CreateKey("g/ab").status());
+  auto granter = Connect(server_->File("granter.yaml"));
+  ASSERT_NE(granter, nullptr);
+  GrantSpec wide;
+  wide.principal = "spiffe://keyward.dev/app";
+  wide.key = "g/*";  // matches "g/?" as a name, but is far wider
+  wide.operations = {"rotate-key"};
+  wide.ttl = absl::Hours(1);
+  wide.reason = "escape";
+  EXPECT_THAT(granter->CreateGrant(wide), StatusIs(absl::StatusCode::kPermissionDenied));
+  GrantSpec narrow = wide;
+  narrow.key = "g/a";
+  KW_EXPECT_OK(granter->CreateGrant(narrow).status());
+  // Not to itself, unless the policy says so.
+  GrantSpec self = narrow;
+  self.principal = kGranter;
+  EXPECT_THAT(granter->CreateGrant(self), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(granter->RotateKey("g/ab"), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+// --- 13. Policy changes leave a trace ----------------------------------------------
+
+TEST_F(SecurityTest, PolicyChangesAreRecordedWithTheirDigests) {
+  KW_ASSERT_OK_AND_ASSIGN(std::string current, admin_->GetPolicy());
+  const std::string changed = current + "\n# changed by set\n";
+  KW_ASSERT_OK(admin_->SetPolicy(changed).status());
+  // A reload after someone edited the file.
+  WriteFileOrDie(server_->File("policy.yaml"), changed + "# edited on disk\n");
+  server_->Signal(SIGHUP);
+  bool set = false, reloaded = false;
+  for (int i = 0; i < 50 && !reloaded; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (const Json& r : Records()) {
+      const std::string detail = r["detail"].get<std::string>();
+      if (r["operation"] == "manage-policy" && detail.rfind("policy set: sha256:", 0) == 0) {
+        set = true;
+        EXPECT_EQ(r["principal"], "spiffe://keyward.dev/admin");
+      }
+      if (r["principal"] == "keywardd:sighup" && detail.find("policy reloaded") == 0) {
+        reloaded = true;
+        EXPECT_THAT(detail, HasSubstr("-> sha256:"));
+      }
+    }
+  }
+  EXPECT_TRUE(set);
+  EXPECT_TRUE(reloaded);
+  // A policy that leaves nobody able to manage the policy is refused.
+  EXPECT_THAT(admin_->SetPolicy(R"(rules:
+  - name: app-only
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["*"]
+    operations: [decrypt]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("manage-policy")));
+  // A string where a list belongs is refused, not read as a one-item list.
+  EXPECT_THAT(admin_->SetPolicy(R"(rules:
+  - name: admin
+    principals: "spiffe://keyward.dev/admin"
+    keys: ["*"]
+    operations: ["*"]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be a list")));
+}
+
+}  // namespace
+}  // namespace keyward
