@@ -651,12 +651,15 @@ absl::StatusOr<AuditPage> Client::ReadAuditRecords(const AuditQuery& q) {
 
 namespace {
 
-// gRPC's refusal of a request above the server's receive limit (keywardd's
-// limits.max_request_bytes).  keywardd's own RESOURCE_EXHAUSTED (too many
-// concurrent requests) says something else and is not retried smaller.
+// A refusal of a request above the server's size limit
+// (limits.max_request_bytes): keywardd's own ("over the limit of ... bytes",
+// limit-exceeded) or gRPC's ("larger than max").  keywardd's other
+// RESOURCE_EXHAUSTED answers (over a share) are not retried smaller.
 bool TooLarge(const absl::Status& s) {
-  return absl::IsResourceExhausted(s) &&
-         absl::StrContains(absl::AsciiStrToLower(s.message()), "larger than max");
+  if (!absl::IsResourceExhausted(s)) return false;
+  const std::string m = absl::AsciiStrToLower(s.message());
+  return absl::StrContains(m, "larger than max") ||
+         absl::StrContains(m, "limits.max_request_bytes");
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ absl::Status Exhausted(std::string message) {
 FairScheduler::FairScheduler(FairSchedulerOptions options)
     : options_([&] {
         if (options.cpu_slots <= 0) {
-          options.cpu_slots = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+          options.cpu_slots = std::max(3, static_cast<int>(std::thread::hardware_concurrency()) + 1);
         }
         return options;
       }()) {
@@ -168,7 +168,7 @@ bool FairScheduler::SomeoneAheadLocked(const PrincipalState* self) const {
   for (const auto& [name, p] : principals_) {
     if (p.get() == self) continue;
     const bool startable = !p->paused.empty() ||
-                           (!p->ready.empty() && p->running < options_.cpu_slots);
+                           (!p->ready.empty() && p->running < PrincipalMaxRunning());
     if (startable && p->vtime < self->vtime) return true;
   }
   return false;
@@ -178,10 +178,11 @@ void FairScheduler::DispatchLocked() {
   while (free_slots_ > 0) {
     PrincipalState* best = nullptr;
     for (auto& [name, p] : principals_) {
-      // One principal may use every slot, but no more: its further requests
-      // wait in its queue, not on threads.
+      // One principal may use every slot but one: its further requests
+      // wait in its queue, not on threads, and another principal's request
+      // always finds a slot.
       const bool startable = !p->paused.empty() ||
-                             (!p->ready.empty() && p->running < options_.cpu_slots);
+                             (!p->ready.empty() && p->running < PrincipalMaxRunning());
       if (startable && (best == nullptr || p->vtime < best->vtime)) best = p.get();
     }
     if (best == nullptr) return;
@@ -209,6 +210,10 @@ void FairScheduler::DispatchLocked() {
       workers_.emplace_back([this] { WorkerLoop(); });
     }
   }
+}
+
+int FairScheduler::PrincipalMaxRunning() const {
+  return std::max(1, options_.cpu_slots - 1);
 }
 
 void FairScheduler::ChargeLocked(PrincipalState* p, double cpu_seconds) {

@@ -37,7 +37,10 @@
 namespace keyward::server {
 
 struct FairSchedulerOptions {
-  // Requests running at once (0: one per CPU, at least 2).
+  // Requests running at once (0: one per CPU plus one, at least 3).  One
+  // principal may run at most cpu_slots - 1 of them: with every CPU busy on
+  // one principal's long requests, another's request still starts at once
+  // (the OS then shares the CPUs), rather than waiting for a slice to end.
   int cpu_slots = 0;
   // Whole server: requests in keywardd, and their memory cost in bytes.
   int max_requests = 1024;
@@ -114,6 +117,7 @@ class FairScheduler {
   void WorkerLoop();
   void ChargeLocked(PrincipalState* p, double cpu_seconds);
   bool SomeoneAheadLocked(const PrincipalState* p) const;
+  int PrincipalMaxRunning() const;
 
   const FairSchedulerOptions options_;
   mutable std::mutex mu_;

@@ -314,19 +314,28 @@ class CallState {
   void RefuseBeforeReading(const std::shared_ptr<CallState>& self, absl::Status status,
                            const char* reason, const RequestShape* shape) {
     refused_before_reading_ = true;
-    const std::string digest =
-        shape != nullptr
-            ? absl::BytesToHexString(absl::string_view(
-                  reinterpret_cast<const char*>(crypto::Sha256(Flatten(*request_)).data()), 8))
-            : "";
+    if (!service_->refusals_.ShouldRecord(call_.principal_, reason)) {
+      // Counted for the summary record: no digest, no record.  A caller
+      // that keeps sending what is refused waits longer and longer for
+      // the answer (Tarpit); its request's bytes go now.
+      const absl::Duration delay = service_->tarpit_.Delay(call_.principal_);
+      if (delay == absl::ZeroDuration()) return Answer(status, absl::OkStatus());
+      const_cast<grpc::ByteBuffer*>(request_)->Clear();
+      ticket_.reset();
+      service_->tarpit_.Hold(delay, [self, status] { self->Answer(status, absl::OkStatus()); });
+      return;
+    }
+    std::string digest;
+    if (shape != nullptr) {
+      const auto d = crypto::Sha256(Flatten(*request_));
+      digest = absl::BytesToHexString(
+          absl::string_view(reinterpret_cast<const char*>(d.data()), 8));
+    }
     detail_override_ = absl::StrCat(
         "refused before reading (", reason, "): ", status.message(), "; request ",
         request_->Length(), " bytes",
         shape != nullptr ? absl::StrCat(", ", shape->elements, " fields seen, sha256 ", digest, "…")
                          : "");
-    if (!service_->refusals_.ShouldRecord(call_.principal_, reason)) {
-      return Answer(status, /*audited=*/absl::OkStatus());
-    }
     Finish(self, std::move(status));
   }
 
@@ -479,7 +488,8 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
     : deps_(deps),
       core_(deps.core),
       scheduler_(deps.scheduling),
-      refusals_(deps.audit, deps.refusals) {
+      refusals_(deps.audit, deps.refusals),
+      tarpit_(deps.tarpit) {
   using K = KeyManagementService;
   Register("GetServerInfo", "get-server-info", &K::GetServerInfo);
   Register("CreateKey", "create-key", &K::CreateKey);
@@ -561,7 +571,9 @@ grpc::ServerUnaryReactor* KeyManagementService::Dispatch(const Method& method,
   if (request->Length() > deps_.max_request_bytes) {
     state->RefuseBeforeReading(
         state,
-        MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kLimitExceeded,
+        // RESOURCE_EXHAUSTED, as gRPC answers for a message over its size
+        // limit: clients split what they send on it.
+        MakeError(absl::StatusCode::kResourceExhausted, ErrorCode::kLimitExceeded,
                   absl::StrCat("the request is ", request->Length(), " bytes, over the limit of ",
                                deps_.max_request_bytes, " (limits.max_request_bytes)")),
         "limit-exceeded", nullptr);

@@ -27,6 +27,7 @@
 #include "server/fair_scheduler.h"
 #include "server/refusal_audit.h"
 #include "server/request_limits.h"
+#include "server/tarpit.h"
 
 namespace keyward::server {
 
@@ -39,6 +40,7 @@ struct ServiceDeps {
   FairSchedulerOptions scheduling;
   WireLimits wire;
   RefusalAuditOptions refusals;
+  TarpitOptions tarpit;
   // Larger requests are refused (audited) before anything else; gRPC
   // itself refuses, unaudited, those over twice this size.
   size_t max_request_bytes = 4 << 20;
@@ -142,6 +144,7 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   std::vector<std::unique_ptr<Method>> methods_;
   FairScheduler scheduler_;
   RefusalAudit refusals_;
+  Tarpit tarpit_;
 };
 
 }  // namespace keyward::server

@@ -5,7 +5,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -23,6 +26,8 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -269,7 +274,7 @@ TEST_F(SecurityTest, BatchItemsAreCountedBeforeAnyIsParsed) {
 TEST_F(SecurityTest, OversizedRequestsAreRefusedAndAudited) {
   RawClient mallory = Raw("mallory");
   RawClient::Reply r = mallory.Call("Encrypt", std::string(5 << 20, 'x'));
-  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << r.status.error_message();
   EXPECT_EQ(r.error_code, "limit-exceeded");
   bool recorded = false;
   for (const Json& rec : Records()) {
@@ -382,10 +387,13 @@ TEST_F(SecurityTest, OnePrincipalCannotHoldMoreThanItsShareOfRequests) {
 }
 
 // The test the issue asks for: while one principal floods keywardd with
-// maximal valid and invalid requests, another principal's calls all
-// succeed.  Its latency is reported, not asserted (a shared 2-core machine
-// is too noisy for a timing assertion; bench/fairness_bench.sh measures it
-// with repetitions).
+// maximal valid requests (10,000-key batches) and maximal invalid ones
+// (3.5 MB contexts), another principal's calls all succeed.  The flood runs
+// in a process of its own at the lowest CPU priority, standing in for a
+// client on another machine (on this 2-core box its own TLS work would
+// otherwise compete with the victim's client for the CPU).  The victim's
+// latency is reported, not asserted: bench/fairness_bench.sh measures it
+// with repetitions.
 TEST_F(SecurityTest, AFloodFromOnePrincipalDoesNotStarveAnother) {
   KW_ASSERT_OK(admin_->CreateKey("victim").status());
   auto victim_p99 = [&](int n, int* failures) {
@@ -400,39 +408,35 @@ TEST_F(SecurityTest, AFloodFromOnePrincipalDoesNotStarveAnother) {
   };
   int unloaded_failures = 0;
   (void)victim_p99(50, &unloaded_failures);  // warm up
-  const double unloaded = victim_p99(300, &unloaded_failures);
+  const double unloaded = victim_p99(400, &unloaded_failures);
   ASSERT_EQ(unloaded_failures, 0);
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> flood_calls{0}, flood_refused{0};
-  const std::string huge = HugeContextRequest().SerializeAsString();
-  v1::BatchGenerateDataKeysRequest big;
-  big.set_key_name("victim");
-  big.set_count(10000);
-  const std::string big_bytes = big.SerializeAsString();
-  std::vector<std::thread> flood;
-  for (int i = 0; i < 8; ++i) {
-    flood.emplace_back([&, i] {
-      RawClient app = Raw("app");
-      while (!stop.load()) {
-        RawClient::Reply r = i % 2 == 0 ? app.Call("BatchGenerateDataKeys", big_bytes)
-                                        : app.Call("GenerateDataKey", huge);
-        ++flood_calls;
-        if (!r.status.ok()) ++flood_refused;
-      }
-    });
+  const std::string out = server_->File("flood.out");
+  const pid_t flood = ::fork();
+  if (flood == 0) {
+    ::setpriority(PRIO_PROCESS, 0, 19);
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, 1);
+    const std::string port = absl::StrCat(server_->port());
+    const std::string ca = server_->File("certs/ca.pem"), cert = server_->File("certs/app.pem"),
+                      key = server_->File("certs/app.key");
+    ::execl(FLOOD_CLIENT, FLOOD_CLIENT, port.c_str(), ca.c_str(), cert.c_str(), key.c_str(),
+            "mixed", "8", "5", static_cast<char*>(nullptr));
+    ::_exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   int loaded_failures = 0;
-  const double loaded = victim_p99(300, &loaded_failures);
-  stop.store(true);
-  for (auto& t : flood) t.join();
-  std::printf("fairness: victim p99 %.2f ms unloaded, %.2f ms under a flood of %d maximal "
-              "requests (%d refused) = %.2fx; victim failures: %d\n",
-              unloaded, loaded, flood_calls.load(), flood_refused.load(), loaded / unloaded,
-              loaded_failures);
+  const double loaded = victim_p99(400, &loaded_failures);
+  int status = 0;
+  ::waitpid(flood, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const std::string flood_result = ReadFileOrDie(out);
+  std::printf("fairness: victim p99 %.2f ms unloaded, %.2f ms under a flood (%s) = %.2fx; "
+              "victim failures: %d\n",
+              unloaded, loaded, std::string(absl::StripTrailingAsciiWhitespace(flood_result)).c_str(),
+              loaded / unloaded, loaded_failures);
   EXPECT_EQ(loaded_failures, 0);
-  EXPECT_GT(flood_calls.load(), 10);
+  EXPECT_THAT(flood_result, HasSubstr("calls "));
 }
 
 // TLS handshakes that fail are recorded, but a flood of them is summarized.
