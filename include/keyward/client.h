@@ -34,10 +34,14 @@ struct ClientOptions {
   absl::Duration deadline = absl::Seconds(10);  // per attempt
   int max_attempts = 4;                         // UNAVAILABLE only
   absl::Duration initial_backoff = absl::Milliseconds(50);
+  // The audit checkpoint signing key's fingerprint (hex SHA-256 of its
+  // SubjectPublicKeyInfo), recorded when the deployment was set up: `keyward
+  // audit verify` and `audit checkpoint` trust checkpoints signed by it.
+  std::string audit_checkpoint_key_fingerprint;
 };
 
 // Reads a client config file (YAML: servers, environment, tls.{ca, cert,
-// key}, deadline).  Relative paths resolve against the file's directory.
+// key}, deadline, audit.checkpoint_key_fingerprint).  Relative paths resolve against the file's directory.
 // Errors: kNotFound, kInvalidArgument naming the field.
 absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path);
 
@@ -48,6 +52,9 @@ struct ServerInfo {
   std::string hsm;
   bool hsm_software = false;
   std::string principal;  // who the server says you are
+  // The audit checkpoint signing key's fingerprint, as the server reports
+  // it; compare it with the one recorded at setup before pinning it.
+  std::string audit_checkpoint_key_fingerprint;
 };
 
 struct KeyVersionInfo {

@@ -38,6 +38,15 @@ std::string IsoTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
 }
 
+absl::Status Tampered(absl::string_view why) {
+  return absl::DataLossError(absl::StrCat(
+      "the audit log is not the one keywardd wrote: ", why,
+      ". keywardd refuses to start on it rather than sign it. Investigate with "
+      "`keyward audit verify --log DIR --checkpoint-key-fingerprint FP`, restore the log "
+      "from a backup, or move the directory aside (it is evidence) to start a new log; "
+      "see docs/audit.md"));
+}
+
 absl::Status Unavailable(absl::string_view why) {
   return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kAuditUnavailable, absl::StrCat(
       "the audit log is unavailable (", why,
@@ -115,7 +124,12 @@ bool RecordFilter::Matches(absl::string_view line) const {
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options) {
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(options)));
-  KW_RETURN_IF_ERROR(log->Load());
+  if (absl::Status s = log->Load(); !s.ok()) {
+    // A log that did not load is left exactly as it was: no final
+    // checkpoint over what was read of it.
+    log->opened_ = false;
+    return s;
+  }
   log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
   log->watcher_ = std::thread([l = log.get()] { l->WatchLoop(); });
   log->completer_ = std::thread([l = log.get()] { l->CompletionLoop(); });
@@ -158,6 +172,19 @@ absl::Status AuditLog::Load() {
         break;
       }
       absl::string_view l(content.data() + pos, nl - pos);
+      // The chain first: a record that does not follow the one before it
+      // means the file was edited.
+      const uint64_t index = tree_.size();
+      auto chain = ReadChainFields(l);
+      if (!chain.ok() || chain->seq != index || chain->prev != prev_) {
+        return Tampered(absl::StrCat(
+            "record ", index,
+            !chain.ok()              ? " is not a valid audit record"
+            : chain->seq != index    ? absl::StrCat(" carries sequence number ", chain->seq,
+                                                    ": records were removed, inserted or reordered")
+                                     : absl::StrCat(" does not chain to record ", index - 1,
+                                                    ": a record was modified, inserted or removed")));
+      }
       offsets_.push_back(pos);
       prev_ = LeafHash(l);
       tree_.Append(prev_);
@@ -165,16 +192,7 @@ absl::Status AuditLog::Load() {
     }
   }
   next_seq_ = tree_.size();
-  // The latest checkpoint.
-  std::ifstream cin(Path(options_.dir, kCheckpointsFile), std::ios::binary);
-  std::string line, last;
-  while (std::getline(cin, line)) {
-    if (!line.empty()) last = line;
-  }
-  if (!last.empty()) {
-    auto c = ParseCheckpoint(last);
-    if (c.ok()) latest_ = *c;
-  }
+  KW_RETURN_IF_ERROR(CheckHistory());
   // Publish the signing key for verifiers (kept: old keys verify old
   // checkpoints).
   if (!public_key_pem_.empty()) {
@@ -185,6 +203,80 @@ absl::Status AuditLog::Load() {
       KW_RETURN_IF_ERROR(WriteDurably(kKeysFile, public_key_pem_));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status AuditLog::CheckHistory() {
+  // Every checkpoint's root must be the root of the records it covers.
+  // Only the latest needs its signature checked: it covers every earlier
+  // checkpoint's records, whose roots then follow from the same leaves.
+  auto content = ReadWholeFile(Path(options_.dir, kCheckpointsFile));
+  if (!content.ok() && content.status().code() != absl::StatusCode::kNotFound) {
+    return content.status();
+  }
+  std::optional<Checkpoint> last;
+  if (content.ok()) {
+    size_t pos = 0;
+    int n = 0;
+    while (pos < content->size()) {
+      const size_t nl = content->find('\n', pos);
+      if (nl == std::string::npos) break;  // a line torn by a crash: never used
+      const absl::string_view line(content->data() + pos, nl - pos);
+      pos = nl + 1;
+      if (line.empty()) continue;
+      ++n;
+      auto c = ParseCheckpoint(line);
+      if (!c.ok()) return Tampered(absl::StrCat("checkpoint ", n, " is malformed"));
+      if (c->tree_size > tree_.size()) {
+        return Tampered(absl::StrCat("checkpoint ", n, " covers ", c->tree_size,
+                                     " records but the log holds ", tree_.size(),
+                                     ": records were removed"));
+      }
+      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(c->tree_size));
+      if (root != c->root) {
+        return Tampered(absl::StrCat("records 0..", c->tree_size, " no longer match checkpoint ",
+                                     n, ": a record in that range was changed"));
+      }
+      last = std::move(*c);
+    }
+  }
+  if (last && options_.signer != nullptr) {
+    if (last->key_fingerprint != key_fingerprint_ ||
+        !crypto::VerifyEcdsaP256(public_key_pem_,
+                                 CheckpointMessage(last->environment, last->tree_size,
+                                                   last->root, last->time),
+                                 last->signature)
+             .ok()) {
+      return Tampered(absl::StrCat(
+          "the latest checkpoint (", last->tree_size,
+          " records) is not signed by this keywardd's HSM key ", key_fingerprint_.substr(0, 16),
+          ": the checkpoints were re-signed or replaced"));
+    }
+  }
+  if (options_.anchor != nullptr) {
+    KW_ASSIGN_OR_RETURN(std::optional<CheckpointAnchor::Anchor> anchor, options_.anchor->Load());
+    if (anchor) {
+      if (anchor->tree_size > tree_.size()) {
+        return Tampered(absl::StrCat("keywardd sealed a checkpoint of ", anchor->tree_size,
+                                     " records, but the log holds ", tree_.size(),
+                                     ": records were removed"));
+      }
+      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(anchor->tree_size));
+      if (root != anchor->root) {
+        return Tampered(absl::StrCat("records 0..", anchor->tree_size,
+                                     " are not the ones keywardd sealed: the log was rewritten"));
+      }
+    } else if (tree_.size() > 0) {
+      Log(LogLevel::kWarning, "audit",
+          "the key store holds no sealed checkpoint for this audit log (a log from before "
+          "anchoring, or the key store was replaced); checking it against its own signed "
+          "checkpoints only",
+          {{"records", absl::StrCat(tree_.size())}});
+    } else {
+      KW_RETURN_IF_ERROR(options_.anchor->Store({0, EmptyRoot()}));
+    }
+  }
+  if (last) latest_ = std::move(*last);
   return absl::OkStatus();
 }
 
@@ -512,6 +604,12 @@ absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
   c.line = j.dump();
   if (!memory()) KW_RETURN_IF_ERROR(WriteDurably(kCheckpointsFile, c.line + "\n"));
   latest_ = c;
+  if (options_.anchor != nullptr) {
+    if (absl::Status s = options_.anchor->Store({c.tree_size, c.root}); !s.ok()) {
+      Log(LogLevel::kError, "audit", "could not anchor the checkpoint in the key store",
+          {{"error", std::string(s.message())}});
+    }
+  }
   return c;
 }
 
@@ -589,7 +687,7 @@ AuditLog::~AuditLog() {
   }
   if (completer_.joinable()) completer_.join();
   if (checkpointer_.joinable()) checkpointer_.join();
-  if (options_.signer != nullptr) {
+  if (options_.signer != nullptr && opened_) {
     uint64_t last = 0;
     {
       std::lock_guard<std::mutex> l(checkpoint_mu_);

@@ -45,6 +45,22 @@ inline constexpr char kRecordsFile[] = "records.log";
 inline constexpr char kCheckpointsFile[] = "checkpoints.log";
 inline constexpr char kKeysFile[] = "checkpoint-keys.pem";
 
+// The log's history as keywardd last sealed it, kept outside the log
+// directory where whoever can rewrite the directory cannot forge it:
+// keywardd keeps the latest checkpoint's size and root sealed by the HSM
+// root key in its key store (server.cc).
+class CheckpointAnchor {
+ public:
+  virtual ~CheckpointAnchor() = default;
+  struct Anchor {
+    uint64_t tree_size = 0;
+    Hash root{};
+  };
+  // nullopt when nothing was ever anchored.
+  virtual absl::StatusOr<std::optional<Anchor>> Load() = 0;
+  virtual absl::Status Store(const Anchor& anchor) = 0;
+};
+
 struct AuditLogOptions {
   // Where records.log and checkpoints.log live.  Empty: in memory only,
   // which is accepted for benchmark environments alone.
@@ -56,6 +72,8 @@ struct AuditLogOptions {
   // Checkpoints are signed with this HSM key (created when absent).
   hsm::RootOfTrust* signer = nullptr;
   std::string signing_key_label;
+  // Optional: where each checkpoint is anchored, and checked at Open.
+  CheckpointAnchor* anchor = nullptr;
 };
 
 struct Checkpoint {
@@ -86,6 +104,12 @@ class AuditLog {
   // Opens (creating) the log, re-reads existing records into the tree
   // (truncating a record torn by a crash: it was never acknowledged), loads
   // or creates the signing key, and starts the writer and checkpointer.
+  // Before accepting an existing log it checks it: every record chains to
+  // the one before, every checkpoint's root matches the records, the latest
+  // checkpoint is signed by the HSM key, and the log extends the anchored
+  // checkpoint.  Errors: kDataLoss naming the first inconsistency — a log
+  // that was rewritten (and perhaps re-signed with another key) is never
+  // signed by the real key afterwards; kUnavailable for I/O.
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(AuditLogOptions options);
   // Drains the queue (bounded by max_wait), writes a final checkpoint.
   ~AuditLog();
@@ -143,6 +167,8 @@ class AuditLog {
  private:
   explicit AuditLog(AuditLogOptions options) : options_(std::move(options)) {}
   absl::Status Load();
+  // Checks checkpoints.log and the anchor against the records just loaded.
+  absl::Status CheckHistory();
   // Appends and fdatasyncs; `offset` (optional) receives where the bytes
   // start.  On failure the file is cut back to its previous size.
   absl::Status WriteDurably(const std::string& file, const std::string& bytes,
@@ -156,6 +182,7 @@ class AuditLog {
   bool memory() const { return options_.dir.empty(); }
 
   const AuditLogOptions options_;
+  bool opened_ = true;  // false when Open failed: the destructor leaves the files alone
   std::string public_key_pem_;
   std::string key_fingerprint_;
   MerkleTree tree_;

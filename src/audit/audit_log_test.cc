@@ -8,7 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "audit/testing/forgery.h"
 #include "audit/verifier.h"
+#include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/testing/software_root_of_trust.h"
@@ -100,13 +102,35 @@ class AuditLogTest : public ::testing::Test {
     for (const auto& l : lines) out += l + "\n";
     WriteFileOrDie(dir_.File("audit/records.log"), out);
   }
+  // The signer's key, pinned from outside the log (as an auditor would).
+  CheckpointTrust Pinned() {
+    CheckpointTrust t;
+    t.public_keys_pem.push_back(*signer_.GetOrCreateSigningKey("keyward-audit/dev"));
+    return t;
+  }
   VerifyReport Verify(const std::optional<SavedCheckpoint>& pinned = std::nullopt) {
-    auto r = VerifyAuditLog(dir_.File("audit"), pinned);
+    auto r = VerifyAuditLog(dir_.File("audit"), pinned ? CheckpointTrust{} : Pinned(), pinned);
     EXPECT_TRUE(r.ok()) << r.status();
     return *r;
   }
+  void RewriteAndResign(std::vector<std::string> lines) {
+    KW_ASSERT_OK(testing::RewriteAndResign(dir_.File("audit"), std::move(lines), "dev"));
+  }
   TempDir dir_;
   hsm::testing::SoftwareRootOfTrust signer_;
+};
+
+// Stands in for the key store's sealed anchor: kept outside the directory.
+class MemoryAnchor final : public CheckpointAnchor {
+ public:
+  absl::StatusOr<std::optional<Anchor>> Load() override { return anchor_; }
+  absl::Status Store(const Anchor& a) override {
+    anchor_ = a;
+    return absl::OkStatus();
+  }
+
+ private:
+  std::optional<Anchor> anchor_;
 };
 
 TEST_F(AuditLogTest, AnUntouchedLogVerifiesAndSurvivesReopen) {
@@ -216,6 +240,74 @@ TEST_F(AuditLogTest, ASavedCheckpointCatchesTruncationAndKeySwaps) {
   forged.public_key_pem = *other.GetOrCreateSigningKey("k");
   r = Verify(forged);
   EXPECT_FALSE(r.ok);
+}
+
+// The review's attack on the verifier: records deleted, the chain rebuilt,
+// every checkpoint re-signed with a key of the attacker's, and that key put
+// in checkpoint-keys.pem.  A verifier that pins the real key says so.
+TEST_F(AuditLogTest, ARewrittenAndResignedLogFailsAgainstThePinnedKey) {
+  Fill(30);
+  std::vector<std::string> l = Lines();
+  l.erase(l.begin() + 10, l.begin() + 15);  // five records gone
+  RewriteAndResign(l);
+  VerifyReport r = Verify();
+  EXPECT_FALSE(r.ok);
+  EXPECT_THAT(r.problem, HasSubstr("not a key you pinned"));
+  // Pinned by fingerprint: the directory's key file does not hold it.
+  CheckpointTrust by_fingerprint;
+  by_fingerprint.fingerprints.push_back(
+      *crypto::PublicKeyFingerprint(*signer_.GetOrCreateSigningKey("keyward-audit/dev")));
+  EXPECT_THAT(VerifyAuditLog(dir_.File("audit"), by_fingerprint, std::nullopt),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("none of the pinned")));
+  // Trusting nothing is not an option.
+  EXPECT_THAT(VerifyAuditLog(dir_.File("audit"), CheckpointTrust{}, std::nullopt),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no checkpoint key")));
+}
+
+// keywardd itself, restarted on such a log, refuses it rather than sign it
+// with the real key.
+TEST_F(AuditLogTest, KeywarddRefusesToOpenARewrittenLog) {
+  MemoryAnchor anchor;
+  AuditLogOptions o = Options();
+  o.anchor = &anchor;
+  {
+    auto log = AuditLog::Open(o);
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (int i = 0; i < 30; ++i) KW_ASSERT_OK((*log)->Append(Rec(i)));
+    KW_ASSERT_OK((*log)->MakeCheckpoint().status());
+    for (int i = 30; i < 35; ++i) KW_ASSERT_OK((*log)->Append(Rec(i)));
+  }  // the final checkpoint covers 35
+  const std::vector<std::string> good = Lines();
+  const std::string good_checkpoints = ReadFileOrDie(dir_.File("audit/checkpoints.log"));
+  ASSERT_TRUE(AuditLog::Open(o).ok()) << "an untouched log opens";
+
+  // Re-signed with another key.
+  std::vector<std::string> l = good;
+  l.erase(l.begin() + 3);
+  RewriteAndResign(l);
+  EXPECT_THAT(AuditLog::Open(o), StatusIs(absl::StatusCode::kDataLoss,
+                                          HasSubstr("not signed by this keywardd's HSM key")));
+  // No checkpoints at all, the records cut short: the sealed anchor knows.
+  l = good;
+  l.resize(20);
+  WriteLines(l);
+  WriteFileOrDie(dir_.File("audit/checkpoints.log"), "");
+  EXPECT_THAT(AuditLog::Open(o),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("records were removed")));
+  // The whole directory replaced by an empty one.
+  WriteLines({});
+  EXPECT_THAT(AuditLog::Open(o),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("records were removed")));
+  // A chain broken in the middle.
+  l = good;
+  l[7].replace(l[7].find("decrypt"), 7, "encrypt");
+  WriteLines(l);
+  WriteFileOrDie(dir_.File("audit/checkpoints.log"), good_checkpoints);
+  EXPECT_THAT(AuditLog::Open(o),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not chain to record 7")));
+  // Restored: it opens again.
+  WriteLines(good);
+  KW_EXPECT_OK(AuditLog::Open(o).status());
 }
 
 TEST_F(AuditLogTest, FailsClosedWhileTheDiskRefusesAndRecovers) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/signature.h"
 #include "nlohmann/json.hpp"
@@ -58,7 +59,44 @@ absl::StatusOr<SavedCheckpoint> ParseSavedCheckpoint(absl::string_view text) {
 }
 
 absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
+                                            const CheckpointTrust& trust,
                                             const std::optional<SavedCheckpoint>& pinned) {
+  // The trusted keys, by fingerprint.  checkpoint-keys.pem in the directory
+  // is only a place to find a key whose fingerprint was pinned: whoever can
+  // rewrite the log can rewrite that file too.
+  std::map<std::string, std::string> keys;
+  for (const std::string& pem : trust.public_keys_pem) {
+    auto fp = crypto::PublicKeyFingerprint(pem);
+    if (!fp.ok()) {
+      return absl::InvalidArgumentError("a pinned checkpoint key is not a PEM public key");
+    }
+    keys[*fp] = pem;
+  }
+  if (!trust.fingerprints.empty()) {
+    const auto published = ReadKeys(absl::StrCat(dir, "/", kKeysFile));
+    for (const std::string& fp : trust.fingerprints) {
+      const std::string lower = absl::AsciiStrToLower(fp);
+      auto it = published.find(lower);
+      if (it != published.end()) keys[lower] = it->second;
+    }
+  }
+  if (pinned) {
+    auto fp = crypto::PublicKeyFingerprint(pinned->public_key_pem);
+    if (!fp.ok()) return absl::InvalidArgumentError("the saved checkpoint's key is unusable");
+    keys[*fp] = pinned->public_key_pem;
+  }
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(
+        trust.fingerprints.empty()
+            ? "no checkpoint key to trust: pass --checkpoint-key FILE or "
+              "--checkpoint-key-fingerprint HEX (from `keyward dev init` or `keyward "
+              "server-info`, recorded when you set keywardd up), or --checkpoint FILE; the "
+              "key in the log directory proves nothing, since whoever rewrites the log can "
+              "replace it"
+            : "none of the pinned fingerprints matches a key in the log directory's "
+              "checkpoint-keys.pem: the log was signed by another key (re-signed?), or "
+              "pass the key itself with --checkpoint-key FILE");
+  }
   const absl::Time started = absl::Now();
   VerifyReport report;
   auto fail = [&](std::string problem, std::optional<uint64_t> record) {
@@ -131,22 +169,14 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
   }
   report.records = tree.size();
 
-  // 2. Every checkpoint: signed by a known key, and matching the records.
-  std::map<std::string, std::string> keys =
-      pinned ? std::map<std::string, std::string>{}
-             : ReadKeys(absl::StrCat(dir, "/", kKeysFile));
-  if (pinned) {
-    auto fp = crypto::PublicKeyFingerprint(pinned->public_key_pem);
-    if (!fp.ok()) return absl::InvalidArgumentError("the saved checkpoint's key is unusable");
-    keys[*fp] = pinned->public_key_pem;
-  }
+  // 2. Every checkpoint: signed by a trusted key, and matching the records.
   auto check = [&](const Checkpoint& c, const std::string& what) {
     auto key = keys.find(c.key_fingerprint);
     if (key == keys.end()) {
       fail(absl::StrCat(what, " of ", IsoTime(c.time), " is signed by key ",
-                        c.key_fingerprint.substr(0, 16), ", which ",
-                        pinned ? "is not the key of your saved checkpoint"
-                               : "is not in checkpoint-keys.pem"),
+                        c.key_fingerprint.substr(0, 16),
+                        ", which is not a key you pinned: the checkpoints were re-signed, or "
+                        "the signing key changed (pin the old key too)"),
            std::nullopt);
       return;
     }

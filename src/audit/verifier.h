@@ -1,13 +1,18 @@
 // Checks an audit log directory offline: the record chain (sequence numbers
 // and previous-record hashes), the Merkle tree against every signed
-// checkpoint, each checkpoint's signature, and optionally a checkpoint the
-// auditor saved earlier (which also catches truncation and a swapped key).
+// checkpoint, each checkpoint's signature under a key the auditor pinned,
+// and optionally a checkpoint the auditor saved earlier (which also catches
+// truncation).  The trust anchors come from outside the directory: a log
+// whose records were rewritten and whose checkpoints were re-signed with
+// another key — its public key dropped in the directory — fails.
+// docs/audit.md says what each mode proves and what it cannot.
 #ifndef KEYWARD_AUDIT_VERIFIER_H_
 #define KEYWARD_AUDIT_VERIFIER_H_
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "audit/audit_log.h"
@@ -32,10 +37,23 @@ struct VerifyReport {
   double seconds = 0;
 };
 
-// Errors only for a directory that cannot be read; a tampered log is an OK
-// status with report.ok == false.
+// The checkpoint signing keys the verifier trusts, from outside the log:
+// public keys (PEM), or fingerprints (hex SHA-256 of the key's SPKI, as
+// `keyward dev init` and `keyward server-info` print) that select keys from
+// the log directory's checkpoint-keys.pem.  A saved checkpoint's key counts
+// as trusted too (the auditor's own file).
+struct CheckpointTrust {
+  std::vector<std::string> public_keys_pem;
+  std::vector<std::string> fingerprints;
+};
+
+// Errors: kInvalidArgument when no key is trusted at all (nothing to check
+// signatures against), or a pinned key is unusable; kNotFound for a
+// directory without a log.  A tampered log is an OK status with
+// report.ok == false.
 absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
-                                            const std::optional<SavedCheckpoint>& pinned);
+                                            const CheckpointTrust& trust,
+                                            const std::optional<SavedCheckpoint>& saved);
 
 }  // namespace keyward::audit
 

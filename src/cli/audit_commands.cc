@@ -27,6 +27,8 @@ using Json = nlohmann::ordered_json;
 struct AuditArgs {
   std::string log_dir;
   std::string checkpoint;
+  std::vector<std::string> checkpoint_keys;          // PEM files
+  std::vector<std::string> checkpoint_fingerprints;  // hex
   std::string output;
   std::string since, until, principal, key, operation, decision;
   std::vector<std::string> context;
@@ -82,7 +84,39 @@ void PrintRecord(const std::string& line, bool json) {
   std::printf("%s\n", json ? line.c_str() : Human(line).c_str());
 }
 
-absl::Status RunVerify(const AuditArgs& a, bool json) {
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  KW_ASSIGN_OR_RETURN(auto input, Input::Open(path));
+  std::string text;
+  uint8_t buf[8192];
+  for (;;) {
+    KW_ASSIGN_OR_RETURN(size_t n, input->stream().Read(absl::MakeSpan(buf)));
+    if (n == 0) break;
+    text.append(reinterpret_cast<const char*>(buf), n);
+    if (text.size() > (1 << 20)) return UsageError(absl::StrCat(path, " is over 1 MiB"));
+  }
+  return text;
+}
+
+// The keys to trust, from the flags and else from the client config (the
+// fingerprint `keyward dev init` writes there) — never from the log.
+absl::StatusOr<audit::CheckpointTrust> Trust(Globals& globals, const AuditArgs& a) {
+  audit::CheckpointTrust trust;
+  for (const std::string& f : a.checkpoint_keys) {
+    KW_ASSIGN_OR_RETURN(std::string pem, ReadSmallFile(f));
+    trust.public_keys_pem.push_back(std::move(pem));
+  }
+  trust.fingerprints = a.checkpoint_fingerprints;
+  if (trust.public_keys_pem.empty() && trust.fingerprints.empty() && globals.HasConfig()) {
+    KW_ASSIGN_OR_RETURN(ClientOptions options, globals.Options());
+    if (!options.audit_checkpoint_key_fingerprint.empty()) {
+      trust.fingerprints.push_back(options.audit_checkpoint_key_fingerprint);
+    }
+  }
+  return trust;
+}
+
+absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
+  KW_ASSIGN_OR_RETURN(audit::CheckpointTrust trust, Trust(globals, a));
   std::optional<audit::SavedCheckpoint> pinned;
   if (!a.checkpoint.empty()) {
     KW_ASSIGN_OR_RETURN(auto input, Input::Open(a.checkpoint));
@@ -95,7 +129,20 @@ absl::Status RunVerify(const AuditArgs& a, bool json) {
     }
     KW_ASSIGN_OR_RETURN(pinned, audit::ParseSavedCheckpoint(text));
   }
-  KW_ASSIGN_OR_RETURN(audit::VerifyReport r, audit::VerifyAuditLog(a.log_dir, pinned));
+  if (trust.public_keys_pem.empty() && trust.fingerprints.empty() && !pinned) {
+    return UsageError(
+        "audit verify needs the checkpoint signing key from a source you trust, not from "
+        "the log it checks: --checkpoint-key-fingerprint HEX (printed by `keyward dev init` "
+        "and `keyward server-info`, written to the client config as "
+        "audit.checkpoint_key_fingerprint), --checkpoint-key FILE, or --checkpoint FILE");
+  }
+  auto verified = audit::VerifyAuditLog(a.log_dir, trust, pinned);
+  if (absl::IsInvalidArgument(verified.status())) {
+    return absl::DataLossError(absl::StrCat("audit log ", a.log_dir,
+                                            " FAILED verification: ",
+                                            verified.status().message()));
+  }
+  KW_ASSIGN_OR_RETURN(audit::VerifyReport r, std::move(verified));
   const double rate = r.seconds > 0 ? r.records / r.seconds : 0;
   if (json) {
     Json j = {{"ok", r.ok},
@@ -137,6 +184,14 @@ absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
   if (fingerprint != c.key_fingerprint) {
     return absl::DataLossError("the checkpoint names another signing key than the one "
                                "keywardd sent; not saving it");
+  }
+  // The key keywardd sends is only as good as keywardd: with a fingerprint
+  // pinned in the client config, it must be that key.
+  const std::string& pin = client->options().audit_checkpoint_key_fingerprint;
+  if (!pin.empty() && pin != fingerprint) {
+    return absl::DataLossError(absl::StrCat(
+        "keywardd signed the checkpoint with key ", fingerprint.substr(0, 16),
+        " but the client config pins ", pin.substr(0, 16), "; not saving it"));
   }
   absl::Status sig = crypto::VerifyEcdsaP256(
       info.public_key_pem, audit::CheckpointMessage(c.environment, c.tree_size, c.root, c.time),
@@ -281,9 +336,15 @@ void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action) {
       ->required();
   verify->add_option("--checkpoint", args.checkpoint,
                      "a checkpoint saved earlier with `keyward audit checkpoint -o FILE`");
+  verify->add_option("--checkpoint-key", args.checkpoint_keys,
+                     "PEM public key of the checkpoint signer (repeatable); pin it from a\n"
+                     "source you trust, never from the log directory");
+  verify->add_option("--checkpoint-key-fingerprint", args.checkpoint_fingerprints,
+                     "hex SHA-256 of the signer's key (repeatable); default: the client\n"
+                     "config's audit.checkpoint_key_fingerprint");
   verify->add_flag("--json", globals.json, "print one JSON object");
   verify->callback([&globals, &action] {
-    action = [&globals] { return RunVerify(args, globals.json); };
+    action = [&globals] { return RunVerify(globals, args, globals.json); };
   });
 
   auto* checkpoint = audit->add_subcommand(

@@ -41,6 +41,8 @@ struct Globals {
   // Connects (once) using the client config.  Errors: kNotFound when no
   // config is given, and whatever Client::Connect returns.
   absl::StatusOr<Client*> Connect();
+  // The client config, read without connecting.
+  absl::StatusOr<ClientOptions> Options() const;
   bool HasConfig() const;
 };
 

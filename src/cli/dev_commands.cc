@@ -21,6 +21,8 @@
 #include "cli/cli.h"
 #include "cli/dev_ca.h"
 #include "crypto/random.h"
+#include "crypto/signature.h"
+#include "hsm/pkcs11_root_of_trust.h"
 #include "keyward/errors.h"
 
 namespace keyward::cli {
@@ -152,6 +154,26 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/hsm/so-pin", so_pin + "\n", 0600));
   KW_RETURN_IF_ERROR(RunSoftHsmInit(conf, "keyward-dev", pin, so_pin));
 
+  // The root key and the audit checkpoint signing key, made now so that
+  // the signing key's fingerprint can be recorded outside the log, where
+  // an auditor pins it: printed below and written to the client configs
+  // (docs/audit.md).  keywardd finds both in the token at its first start.
+  ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
+  hsm::Pkcs11Options token;
+  token.module_path = kSoftHsmModule;
+  token.token_label = "keyward-dev";
+  token.pin_file = dir + "/hsm/pin";
+  token.root_key_label = "keyward-root/dev";
+  std::string checkpoint_key_pem, checkpoint_key_fingerprint;
+  {
+    KW_ASSIGN_OR_RETURN(auto root, hsm::OpenPkcs11(token));
+    KW_ASSIGN_OR_RETURN(checkpoint_key_pem, root->GetOrCreateSigningKey("keyward-audit/dev"));
+    KW_ASSIGN_OR_RETURN(checkpoint_key_fingerprint,
+                        crypto::PublicKeyFingerprint(checkpoint_key_pem));
+  }
+  KW_RETURN_IF_ERROR(
+      WriteNewFile(dir + "/audit-checkpoint-key.pem", checkpoint_key_pem, 0644));
+
   // Certificates.
   KW_ASSIGN_OR_RETURN(auto ca, DevCa::Create(dir));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/certs/ca.pem", ca->cert_pem(), 0644));
@@ -222,20 +244,28 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
                      "  ca: ", dir, "/certs/ca.pem\n"
                      "  cert: ", dir, "/certs/", who, ".pem\n"
                      "  key: ", dir, "/certs/", who, ".key\n"
-                     "deadline: 10s\n"),
+                     "deadline: 10s\n"
+                     "audit:\n"
+                     "  # The audit log's checkpoint signing key (in the HSM), pinned:\n"
+                     "  # `keyward audit verify` trusts only checkpoints it signed.\n"
+                     "  checkpoint_key_fingerprint: ", checkpoint_key_fingerprint, "\n"),
         0600));
   }
   if (json) {
-    std::printf("{\"dir\":\"%s\",\"port\":%d,\"http_port\":%d}\n", dir.c_str(),
-                o.port, o.http_port);
+    std::printf("{\"dir\":\"%s\",\"port\":%d,\"http_port\":%d,"
+                "\"audit_checkpoint_key_fingerprint\":\"%s\"}\n",
+                dir.c_str(), o.port, o.http_port, checkpoint_key_fingerprint.c_str());
   } else {
     std::printf(
         "Created a Keyward development setup in %s\n\n"
         "  start the server:   keywardd --config %s/keywardd.yaml\n"
         "  as the admin:       keyward --config %s/admin.yaml key create demo\n"
         "  as the application: keyward --config %s/app.yaml encrypt --key demo -o secret.kw FILE\n\n"
-        "It holds a SoftHSM token, a dev CA and dev keys: for development only.\n",
-        dir.c_str(), dir.c_str(), dir.c_str(), dir.c_str());
+        "It holds a SoftHSM token, a dev CA and dev keys: for development only.\n\n"
+        "Audit checkpoint signing key (pin it where you keep audit evidence):\n"
+        "  fingerprint %s\n  public key  %s/audit-checkpoint-key.pem\n",
+        dir.c_str(), dir.c_str(), dir.c_str(), dir.c_str(), checkpoint_key_fingerprint.c_str(),
+        dir.c_str());
   }
   return absl::OkStatus();
 }

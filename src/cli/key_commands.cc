@@ -393,15 +393,18 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
                                  {"suites", s.suites},
                                  {"hsm", s.hsm},
                                  {"hsm_software", s.hsm_software},
-                                 {"principal", s.principal}}
+                                 {"principal", s.principal},
+                                 {"audit_checkpoint_key_fingerprint",
+                                  s.audit_checkpoint_key_fingerprint}}
                                 .dump()
                                 .c_str());
       } else {
         std::printf("environment  %s\nversion      %s\nhsm          %s%s\n"
-                    "suites       %s\nyou are      %s\n",
+                    "suites       %s\nyou are      %s\naudit key    %s\n",
                     s.environment.c_str(), s.version.c_str(), s.hsm.c_str(),
                     s.hsm_software ? " [software token]" : "",
-                    absl::StrJoin(s.suites, ", ").c_str(), s.principal.c_str());
+                    absl::StrJoin(s.suites, ", ").c_str(), s.principal.c_str(),
+                    s.audit_checkpoint_key_fingerprint.c_str());
       }
       return absl::OkStatus();
     };

@@ -31,8 +31,7 @@ bool Globals::HasConfig() const {
   return !config_path.empty() || std::getenv("KEYWARD_CONFIG") != nullptr;
 }
 
-absl::StatusOr<Client*> Globals::Connect() {
-  if (client) return client.get();
+absl::StatusOr<ClientOptions> Globals::Options() const {
   std::string path = config_path;
   if (path.empty()) {
     const char* env = std::getenv("KEYWARD_CONFIG");
@@ -43,7 +42,12 @@ absl::StatusOr<Client*> Globals::Connect() {
     }
     path = env;
   }
-  auto options = LoadClientConfig(path);
+  return LoadClientConfig(path);
+}
+
+absl::StatusOr<Client*> Globals::Connect() {
+  if (client) return client.get();
+  auto options = Options();
   if (!options.ok()) return options.status();
   auto connected = Client::Connect(*options);
   if (!connected.ok()) return connected.status();

@@ -198,6 +198,16 @@ absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path) {
     if (!d.ok()) return err("deadline", d.status().message());
     o.deadline = *d;
   }
+  if (const YAML::Node audit = root["audit"]) {
+    if (!audit.IsMap()) return err("audit", "must be a mapping (audit.checkpoint_key_fingerprint)");
+    if (const YAML::Node fp = audit["checkpoint_key_fingerprint"]) {
+      const std::string v = fp.IsScalar() ? fp.as<std::string>() : std::string();
+      if (v.size() != 64 || v.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return err("audit.checkpoint_key_fingerprint", "must be 64 lowercase hex digits");
+      }
+      o.audit_checkpoint_key_fingerprint = v;
+    }
+  }
   return o;
 }
 
@@ -257,6 +267,7 @@ absl::StatusOr<ServerInfo> Client::GetServerInfo() {
   out.hsm = resp.hsm();
   out.hsm_software = resp.hsm_software();
   out.principal = resp.principal();
+  out.audit_checkpoint_key_fingerprint = resp.audit_checkpoint_key_fingerprint();
   return out;
 }
 

@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "audit/testing/forgery.h"
 #include "cli/dev_ca.h"
 #include "format/encrypt_materials.h"
 #include "gmock/gmock.h"
@@ -463,6 +464,8 @@ TEST_F(SecurityTest, FailedHandshakesAreSummarizedBeyondABurst) {
   SSL_CTX_free(ctx);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_TRUE(Healthy());
+  admin_.reset();  // idle connections would hold up a graceful stop
+  app_.reset();
   ASSERT_EQ(server_->Stop(), 0);  // writes the pending summary
   int one_by_one = 0;
   uint64_t summarized = 0;
@@ -677,6 +680,39 @@ TEST_F(SecurityTest, PolicyChangesAreRecordedWithTheirDigests) {
     operations: ["*"]
 )"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be a list")));
+}
+
+// --- 8. An audit log that cannot be rewritten and re-signed ---------------------
+
+TEST_F(SecurityTest, ARewrittenAuditLogIsCaughtByTheVerifierAndByKeywardd) {
+  // `keyward dev init` pinned the signing key in the client configs;
+  // keywardd reports the same key.
+  KW_ASSERT_OK_AND_ASSIGN(ClientOptions options, LoadClientConfig(server_->admin_config()));
+  ASSERT_EQ(options.audit_checkpoint_key_fingerprint.size(), 64u);
+  KW_ASSERT_OK_AND_ASSIGN(ServerInfo info, admin_->GetServerInfo());
+  EXPECT_EQ(info.audit_checkpoint_key_fingerprint, options.audit_checkpoint_key_fingerprint);
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  for (int i = 0; i < 25; ++i) KW_ASSERT_OK(app_->GenerateDataKey("k", {}).status());
+  admin_.reset();  // idle connections would hold up a graceful stop
+  app_.reset();
+  ASSERT_EQ(server_->Stop(), 0);  // writes the final checkpoint
+  const std::string dir = server_->File("audit");
+  EXPECT_EQ(server_->Cli({"audit", "verify", "--log", dir}).exit_code, 0);
+  // Without a pin, verify refuses to guess.
+  EXPECT_EQ(testing::RunProcess({KEYWARD_CLI, "audit", "verify", "--log", dir}).exit_code, 2);
+
+  // The attack: three records deleted, the chain rebuilt, the checkpoints
+  // re-signed with the attacker's key, which is left in the directory.
+  std::vector<std::string> lines = RawRecordLines();
+  lines.erase(lines.begin() + 5, lines.begin() + 8);
+  KW_ASSERT_OK(audit::testing::RewriteAndResign(dir, lines, "dev"));
+  testing::ProcessResult verify = server_->Cli({"audit", "verify", "--log", dir});
+  EXPECT_EQ(verify.exit_code, 4) << verify.out << verify.err;
+  EXPECT_THAT(verify.err, HasSubstr("FAILED verification"));
+  // keywardd will not sign it with the real key: it refuses to start.
+  absl::Status start = server_->Start();
+  EXPECT_FALSE(start.ok());
+  EXPECT_THAT(server_->log(), HasSubstr("the audit log is not the one keywardd wrote"));
 }
 
 }  // namespace

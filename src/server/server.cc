@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +22,7 @@
 #include "keyward/errors.h"
 #include "keyward/version.h"
 #include "metrics/metrics.h"
+#include "format/wire.h"
 #include "server/handshake_audit.h"
 #include "server/unknown_method.h"
 
@@ -181,6 +183,41 @@ absl::StatusOr<SecretData> AuditHmacKey(kms::KeyService& core) {
   return absl::InternalError("cannot settle the audit HMAC key");
 }
 
+// The audit log's latest checkpoint (size and root), sealed by the HSM root
+// key in the key store: whoever can rewrite the audit directory cannot
+// forge it, so keywardd notices a rewritten log at its next start.
+class SealedCheckpointAnchor final : public audit::CheckpointAnchor {
+ public:
+  explicit SealedCheckpointAnchor(kms::KeyService* core)
+      : core_(core), aad_(absl::StrCat("keyward audit anchor v1|", core->environment())) {}
+  absl::StatusOr<std::optional<Anchor>> Load() override {
+    KW_ASSIGN_OR_RETURN(std::optional<std::string> sealed,
+                        core_->store().GetSealedSecret(kName));
+    if (!sealed) return std::optional<Anchor>();
+    KW_ASSIGN_OR_RETURN(SecretData plain, core_->root().Unseal(*sealed, aad_));
+    if (plain.size() != 8 + 32) {
+      return absl::DataLossError("the sealed audit checkpoint in the key store is malformed");
+    }
+    Anchor a;
+    a.tree_size = format::LoadBigEndian(plain.AsStringView().substr(0, 8));
+    std::memcpy(a.root.data(), plain.data() + 8, 32);
+    return std::optional<Anchor>(a);
+  }
+  absl::Status Store(const Anchor& a) override {
+    std::string plain;
+    format::AppendBigEndian(&plain, a.tree_size, 8);
+    plain.append(reinterpret_cast<const char*>(a.root.data()), a.root.size());
+    KW_ASSIGN_OR_RETURN(std::string sealed,
+                        core_->root().Seal(SecretData::CopyFrom(plain), aad_));
+    return core_->store().SetSealedSecret(kName, sealed);
+  }
+
+ private:
+  static constexpr char kName[] = "audit-checkpoint-anchor";
+  kms::KeyService* const core_;
+  const std::string aad_;
+};
+
 }  // namespace
 
 absl::Status EnforceTls13Only() {
@@ -237,6 +274,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   audit_options.checkpoint_interval = config.audit.checkpoint_interval;
   audit_options.signer = &server->core_->root();
   audit_options.signing_key_label = absl::StrCat("keyward-audit/", config.environment);
+  if (!config.audit.in_memory) {
+    server->audit_anchor_ = std::make_unique<SealedCheckpointAnchor>(server->core_.get());
+    audit_options.anchor = server->audit_anchor_.get();
+  }
   KW_ASSIGN_OR_RETURN(server->audit_, audit::AuditLog::Open(audit_options));
 
   ServiceDeps deps;
@@ -425,6 +466,7 @@ Server::~Server() {
   unknown_methods_.reset();
   service_.reset();
   audit_.reset();  // drains and writes the final checkpoint (needs the HSM)
+  audit_anchor_.reset();
   access_.reset();
   core_.reset();  // closes the HSM session
 }

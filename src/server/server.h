@@ -64,6 +64,7 @@ class Server {
   std::unique_ptr<kms::KeyService> core_;
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<crypto::HmacSha256> context_hmac_;
+  std::unique_ptr<audit::CheckpointAnchor> audit_anchor_;  // outlives audit_
   std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<KeyManagementService> service_;
   std::unique_ptr<UnknownMethodService> unknown_methods_;
