@@ -224,15 +224,8 @@ TEST_F(CliTest, InterruptedDecryptLeavesNoFile) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, message.data(), message.size() / 2),
             static_cast<ssize_t>(message.size() / 2));
-  // Wait until the temporary output exists, then interrupt.
-  for (int i = 0; i < 200; ++i) {
-    bool temp_seen = false;
-    for (const auto& n : ListDir(data_dir())) {
-      if (n.find(".keyward-tmp-") != std::string::npos) temp_seen = true;
-    }
-    if (temp_seen) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  // Let it read and decrypt what it was given, then interrupt.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ::kill(pid, SIGTERM);
   ::close(fd);
   int status = 0;
@@ -243,6 +236,83 @@ TEST_F(CliTest, InterruptedDecryptLeavesNoFile) {
     EXPECT_EQ(n.find(".keyward-tmp-"), std::string::npos) << n;
     EXPECT_NE(n, "out.bin");
   }
+}
+
+// kill -9 cannot be caught: the output must be invisible while written.
+TEST_F(CliTest, KillNineDuringDecryptLeavesNothingBehind) {
+  WriteFileOrDie(data("in.bin"), Pattern(200'000));
+  ASSERT_EQ(Keyward({"encrypt", "--raw-key", key(), "--frame-size", "1K", "-o",
+                     data("in.kw"), data("in.bin")})
+                .exit_code,
+            0);
+  const std::string message = ReadFileOrDie(data("in.kw"));
+  const std::string fifo = dir_.File("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(KEYWARD_CLI_PATH, KEYWARD_CLI_PATH, "decrypt", "--raw-key", key().c_str(), "-o",
+            data("out.bin").c_str(), fifo.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int fd = ::open(fifo.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, message.data(), message.size() / 2),
+            static_cast<ssize_t>(message.size() / 2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(pid, SIGKILL);
+  ::close(fd);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_THAT(ListDir(data_dir()), ::testing::UnorderedElementsAre("in.bin", "in.kw"));
+}
+
+// An output path holding anything but a regular file is refused and left
+// as it was; so is the input file itself.
+TEST_F(CliTest, OutputsNeverReplaceDevicesFifosLinksOrTheInput) {
+  WriteFileOrDie(data("in.bin"), "secret");
+  ASSERT_EQ(Keyward({"encrypt", "--raw-key", key(), "-o", data("in.kw"), data("in.bin")})
+                .exit_code,
+            0);
+  // /dev/null: as root, replacing it would leave a file of plaintext there.
+  ProcessResult null_out =
+      Keyward({"decrypt", "--raw-key", key(), "-o", "/dev/null", data("in.kw")});
+  EXPECT_EQ(null_out.exit_code, 2) << null_out.err;
+  EXPECT_THAT(null_out.err, HasSubstr("character device"));
+  struct stat st;
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  // A FIFO.
+  ASSERT_EQ(::mkfifo(data("pipe").c_str(), 0600), 0);
+  EXPECT_EQ(Keyward({"decrypt", "--raw-key", key(), "-o", data("pipe"), data("in.kw")}).exit_code,
+            2);
+  ASSERT_EQ(::lstat(data("pipe").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  // A symbolic link (to a file elsewhere that must not change).
+  WriteFileOrDie(dir_.File("elsewhere"), "untouched");
+  ASSERT_EQ(::symlink(dir_.File("elsewhere").c_str(), data("link").c_str()), 0);
+  ProcessResult link_out =
+      Keyward({"decrypt", "--raw-key", key(), "-o", data("link"), data("in.kw")});
+  EXPECT_EQ(link_out.exit_code, 2);
+  EXPECT_THAT(link_out.err, HasSubstr("symbolic link"));
+  EXPECT_EQ(ReadFileOrDie(dir_.File("elsewhere")), "untouched");
+  // A directory.
+  EXPECT_EQ(Keyward({"decrypt", "--raw-key", key(), "-o", data_dir(), data("in.kw")}).exit_code,
+            2);
+  // The input itself.
+  ProcessResult same = Keyward({"decrypt", "--raw-key", key(), "-o", data("in.kw"), data("in.kw")});
+  EXPECT_EQ(same.exit_code, 2);
+  EXPECT_THAT(same.err, HasSubstr("is the input file"));
+  EXPECT_EQ(Keyward({"encrypt", "--raw-key", key(), "-o", data("in.bin"), data("in.bin")})
+                .exit_code,
+            2);
+  EXPECT_EQ(ReadFileOrDie(data("in.bin")), "secret");
+  // A regular file is replaced as before, and decrypted output is 0600.
+  WriteFileOrDie(data("out.bin"), "old");
+  ASSERT_EQ(Keyward({"decrypt", "--raw-key", key(), "-o", data("out.bin"), data("in.kw")})
+                .exit_code,
+            0);
+  EXPECT_EQ(ReadFileOrDie(data("out.bin")), "secret");
+  ASSERT_EQ(::stat(data("out.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 }  // namespace

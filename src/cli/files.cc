@@ -15,6 +15,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/escaping.h"
+#include "base/status_macros.h"
+#include "cli/cli.h"
+#include "crypto/random.h"
 #include "keyward/errors.h"
 
 namespace keyward::cli {
@@ -76,7 +80,10 @@ absl::StatusOr<std::unique_ptr<Input>> Input::Open(const std::string& path) {
       return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kIoError,
                        absl::StrCat(path, " is a directory"));
     }
-    if (S_ISREG(st.st_mode)) in->size_ = static_cast<uint64_t>(st.st_size);
+    if (S_ISREG(st.st_mode)) {
+      in->size_ = static_cast<uint64_t>(st.st_size);
+      in->identity_ = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+    }
   }
   in->stream_ = std::make_unique<FdInputStream>(in->fd_);
   return in;
@@ -87,7 +94,7 @@ Input::~Input() {
 }
 
 absl::StatusOr<std::unique_ptr<AtomicOutput>> AtomicOutput::Create(
-    const std::string& path, int mode) {
+    const std::string& path, int mode, const Input* must_differ_from) {
   std::unique_ptr<AtomicOutput> out(new AtomicOutput());
   if (path.empty() || path == "-") {
     out->is_stdout_ = true;
@@ -95,27 +102,58 @@ absl::StatusOr<std::unique_ptr<AtomicOutput>> AtomicOutput::Create(
     out->stream_ = std::make_unique<FdOutputStream>(1);
     return out;
   }
+  // What is at the path now: nothing, or a regular file (not a link to
+  // one).  As root, `-o /dev/null` must not turn /dev/null into a file of
+  // plaintext.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    const char* what = S_ISLNK(st.st_mode)    ? "a symbolic link"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISDIR(st.st_mode)  ? "a directory"
+                                              : nullptr;
+    if (what != nullptr) {
+      return UsageError(absl::StrCat(
+          path, " is ", what, "; keyward writes only regular files (it replaces the path "
+          "with a new file when it is done). Write to a new path, or use -o - and redirect"));
+    }
+    if (must_differ_from != nullptr && must_differ_from->identity() &&
+        *must_differ_from->identity() ==
+            std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino))) {
+      return UsageError(absl::StrCat(path, " is the input file; write the output elsewhere"));
+    }
+  } else if (errno != ENOENT) {
+    return IoError(absl::StrCat("cannot check ", path), errno);
+  }
   std::string dir_copy = path, base_copy = path;
   const std::string dir = ::dirname(dir_copy.data());
   const std::string base = ::basename(base_copy.data());
+  out->path_ = path;
+  out->mode_ = mode;
+  // Unnamed while it is written: nothing to find, nothing to clean up.
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    out->fd_ = fd;
+    out->unnamed_ = true;
+    out->stream_ = std::make_unique<FdOutputStream>(fd);
+    return out;
+  }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    return IoError(absl::StrCat("cannot create a file in ", dir), errno);
+  }
   std::string temp = absl::StrCat(dir, "/.", base, ".keyward-tmp-XXXXXX");
   if (temp.size() > PATH_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("path too long: ", path));
   }
-  int fd = ::mkstemp(temp.data());
+  fd = ::mkstemp(temp.data());  // mode 0600
   if (fd < 0) {
     return IoError(absl::StrCat("cannot create a file in ", dir), errno);
-  }
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return IoError(absl::StrCat("cannot set the mode of ", temp), err);
   }
   std::memcpy(pending_temp, temp.c_str(), temp.size() + 1);
   pending.store(true);
   out->fd_ = fd;
-  out->path_ = path;
   out->temp_path_ = temp;
   out->stream_ = std::make_unique<FdOutputStream>(fd);
   return out;
@@ -124,18 +162,42 @@ absl::StatusOr<std::unique_ptr<AtomicOutput>> AtomicOutput::Create(
 absl::Status AtomicOutput::Commit() {
   if (is_stdout_) return absl::OkStatus();
   if (::fsync(fd_) != 0) return IoError("cannot flush the output", errno);
-  if (::close(fd_) != 0) {
-    fd_ = -1;
-    return IoError("cannot close the output", errno);
+  if (::fchmod(fd_, static_cast<mode_t>(mode_)) != 0) {
+    return IoError(absl::StrCat("cannot set the mode of ", path_), errno);
   }
-  fd_ = -1;
-  if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+  std::string dir_copy = path_, base_copy = path_;
+  const std::string dir = ::dirname(dir_copy.data());
+  if (unnamed_) {
+    // A new path gets the file directly; an existing one is replaced by
+    // rename from a name that exists only for that moment.
+    const std::string self = absl::StrCat("/proc/self/fd/", fd_);
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      if (errno != EEXIST) return IoError(absl::StrCat("cannot write ", path_), errno);
+      KW_ASSIGN_OR_RETURN(std::string suffix, crypto::RandomBytes(6));
+      temp_path_ = absl::StrCat(dir, "/.", ::basename(base_copy.data()), ".keyward-tmp-",
+                                absl::BytesToHexString(suffix));
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, temp_path_.c_str(), AT_SYMLINK_FOLLOW) !=
+          0) {
+        return IoError(absl::StrCat("cannot write beside ", path_), errno);
+      }
+      std::memcpy(pending_temp, temp_path_.c_str(), temp_path_.size() + 1);
+      pending.store(true);
+      if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(temp_path_.c_str());
+        pending.store(false);
+        return IoError(absl::StrCat("cannot rename the output to ", path_), err);
+      }
+      pending.store(false);
+    }
+  } else if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     return IoError(absl::StrCat("cannot rename the output to ", path_), errno);
   }
   committed_ = true;
   pending.store(false);
-  std::string dir_copy = path_;
-  int dfd = ::open(::dirname(dir_copy.data()), O_RDONLY | O_DIRECTORY);
+  ::close(fd_);
+  fd_ = -1;
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
@@ -145,8 +207,8 @@ absl::Status AtomicOutput::Commit() {
 
 AtomicOutput::~AtomicOutput() {
   if (is_stdout_) return;
-  if (fd_ >= 0) ::close(fd_);
-  if (!committed_) {
+  if (fd_ >= 0) ::close(fd_);  // an unnamed file vanishes with its descriptor
+  if (!committed_ && !unnamed_) {
     ::unlink(temp_path_.c_str());
     pending.store(false);
   }

@@ -25,6 +25,8 @@ class Input {
   // Size in bytes when known (regular files).
   std::optional<uint64_t> size() const { return size_; }
   const std::string& name() const { return name_; }
+  // The file's device and inode, to refuse writing over it.
+  std::optional<std::pair<uint64_t, uint64_t>> identity() const { return identity_; }
 
  private:
   Input() = default;
@@ -32,28 +34,38 @@ class Input {
   bool owned_ = false;
   std::string name_;
   std::optional<uint64_t> size_;
+  std::optional<std::pair<uint64_t, uint64_t>> identity_;
   std::unique_ptr<InputStream> stream_;
 };
 
-// An output file written under a temporary name in the same directory and
-// renamed over `path` by Commit().  Destroying it without Commit() removes
-// the temporary file, and so does SIGINT/SIGTERM/SIGHUP while it exists.
-// "-" or empty writes straight to stdout (nothing to commit).
+// An output file written as an unnamed file (O_TMPFILE, mode 0600) in the
+// target directory, given its name by Commit() only once it is complete:
+// a crash, a kill -9 or a failure leaves nothing behind.  Where the file
+// system has no unnamed files, a named temporary (.NAME.keyward-tmp-XXXXXX,
+// mode 0600) is used instead and removed on every failure path and on
+// SIGINT/SIGTERM/SIGHUP; a kill -9 can leave that one behind.  Only a
+// regular file or a new path is ever replaced: a device, FIFO, socket,
+// directory or symbolic link at `path` is refused, and so is the file being
+// read (`must_differ_from`).  "-" or empty writes straight to stdout
+// (nothing to commit).
 class AtomicOutput {
  public:
   static absl::StatusOr<std::unique_ptr<AtomicOutput>> Create(
-      const std::string& path, int mode);
+      const std::string& path, int mode, const Input* must_differ_from = nullptr);
   ~AtomicOutput();
   OutputStream& stream() { return *stream_; }
   bool is_stdout() const { return is_stdout_; }
-  // fsync, rename over the target, fsync the directory.
+  // fsync, give the file its mode and name (replacing a regular file
+  // there), fsync the directory.
   absl::Status Commit();
 
  private:
   AtomicOutput() = default;
   int fd_ = -1;
+  int mode_ = 0600;
   bool is_stdout_ = false;
   bool committed_ = false;
+  bool unnamed_ = false;  // O_TMPFILE: no temporary name exists
   std::string path_, temp_path_;
   std::unique_ptr<OutputStream> stream_;
 };

@@ -171,7 +171,7 @@ absl::Status RunEncrypt(const CryptOptions& o, Globals& globals) {
     for (const auto& k : keys) eo.additional_keyrings.push_back(k.get());
     encryptor = std::make_unique<Encryptor>(client, std::move(eo));
   }
-  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0644));
+  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0644, input.get()));
   ProgressInput progress(input->stream(), "encrypting", input->size());
   if (encryptor) {
     KW_RETURN_IF_ERROR(encryptor->EncryptStream(progress, output->stream(), context));
@@ -200,7 +200,7 @@ absl::Status RunDecrypt(const CryptOptions& o, Globals& globals) {
     options.expected_environment = client->options().environment;
   }
   KW_ASSIGN_OR_RETURN(auto input, Input::Open(o.input));
-  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0600));
+  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0600, input.get()));
   ProgressInput progress(input->stream(), "decrypting", input->size());
   if (output->is_stdout() && !o.stream) {
     BufferedSecretSink held;
