@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -49,6 +50,11 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
   o.dry_run = a.dry_run;
   auto path = reencrypt::SqlitePathFromUrl(a.db);
   if (!path.ok()) return UsageError(std::string(path.status().message()));
+  if (absl::AsciiStrToLower(a.id_column) == absl::AsciiStrToLower(a.column)) {
+    return UsageError(absl::StrCat(
+        "--id-column '", a.id_column, "' is the column being re-encrypted; name the table's "
+        "unique id column (an INTEGER PRIMARY KEY, or a unique TEXT key)"));
+  }
   KW_ASSIGN_OR_RETURN(auto table, reencrypt::SqliteTable::Open(*path, a.table, a.column,
                                                                a.id_column));
   KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
@@ -85,6 +91,8 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
               {"changed", r.changed},
               {"already_current", r.already_current},
               {"other_keys", r.other_keys},
+              {"unknown_keys", r.unknown_keys},
+              {"report_failures", r.report_failures},
               {"not_messages", r.not_messages},
               {"failed", r.failed},
               {"conflicts", r.conflicts},
@@ -95,8 +103,8 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s %s (%s%s)%s: %llu rows; %llu %s, %llu already current, %llu under other "
-                "keys, %llu not messages, %llu failed, %llu changed by others meanwhile; "
-                "%.1f s (%.0f rows/s)\n",
+                "keys, %llu under keys keywardd does not have, %llu not messages, %llu failed, "
+                "%llu changed by others meanwhile; %.1f s (%.0f rows/s)\n",
                 a.dry_run ? "dry run of" : "reencrypted", r.data_set.c_str(), a.mode.c_str(),
                 a.key.empty() ? "" : (", key " + a.key).c_str(),
                 r.resumed ? " resumed from its checkpoint" : "",
@@ -105,6 +113,7 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
                 a.dry_run ? "would change" : "changed",
                 static_cast<unsigned long long>(r.already_current),
                 static_cast<unsigned long long>(r.other_keys),
+                static_cast<unsigned long long>(r.unknown_keys),
                 static_cast<unsigned long long>(r.not_messages),
                 static_cast<unsigned long long>(r.failed),
                 static_cast<unsigned long long>(r.conflicts), r.seconds,
@@ -116,6 +125,12 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
       std::printf("  %s  %s\n", key.c_str(), absl::StrJoin(parts, "  ").c_str());
     }
     if (!a.dry_run) std::printf("reported to keywardd for the retirement gate\n");
+  }
+  if (!r.report_failures.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the rows were processed, but keywardd refused the data set report for ",
+        absl::StrJoin(r.report_failures, "; "),
+        " — that key's retirement gate has no evidence from this run"));
   }
   if (r.failed > 0) {
     return absl::AbortedError(absl::StrCat(

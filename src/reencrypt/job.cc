@@ -75,6 +75,9 @@ class Job {
 
  private:
   absl::StatusOr<uint32_t> Primary(const std::string& key);
+  // Whether the message is under a key this keywardd has: its environment,
+  // and a key GetKey finds.  Errors: keywardd's, other than "no such key".
+  absl::StatusOr<bool> Known(const format::Header& header);
   Encryptor& EncryptorFor(const std::string& key);
   // Decides and (unless dry run) rewrites one batch.  Up to kInFlight run
   // at once: it touches no member but through Primary and EncryptorFor.
@@ -112,6 +115,18 @@ absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
       .first->second;
 }
 
+absl::StatusOr<bool> Job::Known(const format::Header& header) {
+  if (header.key.environment != client_.options().environment) return false;
+  auto primary = Primary(header.key.key_name);
+  if (primary.ok()) return true;
+  // A name keywardd has no key for, or would not accept as a key name: the
+  // message is someone else's, and one row of it must not stop the job.
+  if (absl::IsNotFound(primary.status()) || absl::IsInvalidArgument(primary.status())) {
+    return false;
+  }
+  return primary.status();
+}
+
 Encryptor& Job::EncryptorFor(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& encryptor = encryptors_[key];
@@ -128,6 +143,7 @@ void Job::Count(const Report& counts) {
   report_.changed += counts.changed;
   report_.already_current += counts.already_current;
   report_.other_keys += counts.other_keys;
+  report_.unknown_keys += counts.unknown_keys;
   report_.not_messages += counts.not_messages;
   report_.failed += counts.failed;
   if (report_.first_failure.empty()) report_.first_failure = counts.first_failure;
@@ -145,11 +161,20 @@ absl::StatusOr<Batch> Job::Process(const std::vector<Row>& rows) {
       continue;
     }
     const std::string& key = p->header.key.key_name;
-    ++batch.before[key][p->header.key.key_version];
     if (!options_.key.empty() && key != options_.key) {
       ++batch.counts.other_keys;
       continue;
     }
+    auto known = Known(p->header);
+    if (!known.ok()) {
+      batch.Fail(row, known.status());
+      continue;
+    }
+    if (!*known) {
+      ++batch.counts.unknown_keys;
+      continue;
+    }
+    ++batch.before[key][p->header.key.key_version];
     if (options_.mode == Mode::kRewrap) {
       auto primary = Primary(key);
       if (!primary.ok()) {
@@ -280,7 +305,12 @@ absl::Status Job::Tally() {
     if (rows.empty()) break;
     for (const Row& row : rows) {
       auto p = Parse(row.value);
-      if (p.ok()) ++report_.rows_per_version[p->header.key.key_name][p->header.key.key_version];
+      if (!p.ok()) continue;
+      if (!options_.key.empty() && p->header.key.key_name != options_.key) continue;
+      auto known = Known(p->header);
+      if (known.ok() && *known) {
+        ++report_.rows_per_version[p->header.key.key_name][p->header.key.key_version];
+      }
     }
     after = rows.back().id;
   }
@@ -407,7 +437,13 @@ absl::StatusOr<Report> Job::Run() {
       r.key_name = key;
       r.rows_per_version = versions;
       for (const auto& [v, n] : versions) r.rows_total += n;
-      KW_RETURN_IF_ERROR(client_.ReportDataSet(r));
+      // One refused report (a key this principal may read but not report
+      // on) must not hold the job, and its checkpoint, forever: the gate
+      // of that key just gets no evidence from this run.
+      if (absl::Status s = client_.ReportDataSet(r); !s.ok()) {
+        if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) return s;
+        report_.report_failures.push_back(absl::StrCat(key, ": ", s.message()));
+      }
     }
     KW_RETURN_IF_ERROR(table_.ClearCheckpoint(job));
   }

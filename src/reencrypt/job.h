@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "keyward/client.h"
@@ -55,10 +56,16 @@ struct Report {
   uint64_t changed = 0;         // rows rewritten by this run (dry run: would be)
   uint64_t already_current = 0; // already on the primary (rewrap)
   uint64_t other_keys = 0;      // under another key than --key
+  // Messages under a key this keywardd does not have: a raw key, another
+  // environment's or deployment's key.  Left alone, and not reported.
+  uint64_t unknown_keys = 0;
   uint64_t not_messages = 0;    // values that are not Keyward messages
   uint64_t failed = 0;          // could not be re-encrypted (left as they were)
   uint64_t conflicts = 0;       // changed by someone else meanwhile (left to them)
   std::string first_failure;
+  // Data set reports keywardd refused, "key: why" (the rows were still
+  // processed, and the job's checkpoint is cleared).
+  std::vector<std::string> report_failures;
   // After the run: rows per key and version (the whole column).
   std::map<std::string, std::map<uint32_t, uint64_t>> rows_per_version;
   double seconds = 0;

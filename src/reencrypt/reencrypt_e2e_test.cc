@@ -20,6 +20,7 @@
 #include "keyward/encryptor.h"
 #include "keyward/errors.h"
 #include "keyward/message.h"
+#include "keyward/raw_aes_keyring.h"
 #include "nlohmann/json.hpp"
 #include "reencrypt/sqlite_table.h"
 #include "reencrypt/unwrapped_keyring.h"
@@ -465,6 +466,52 @@ TEST_F(ReencryptTest, BadArgumentsAreUsageErrors) {
                                         "nope", "--column", "secret"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.err, HasSubstr("no such table"));
+  // The id column is what orders the job: it cannot be the column being
+  // rewritten (that job would never end).
+  ProcessResult same = server_->Cli(Args({"--id-column", "secret"}));
+  EXPECT_EQ(same.exit_code, 2) << same.err;
+  EXPECT_THAT(same.err, HasSubstr("is the column being re-encrypted"));
+}
+
+// Anyone who can insert a row must not be able to stop rotation: rows
+// under keys this keywardd does not have (a raw key, another environment's
+// key, a name it has no key for) are counted and left alone, the job
+// finishes, reports, clears its checkpoint, and runs again just as well.
+TEST_F(ReencryptTest, RowsUnderKeysKeywarddDoesNotHaveAreCountedAndSkipped) {
+  KW_ASSERT_OK(admin_->CreateKey("k").status());
+  Fill("k", 1, 21);
+  Db db(db_path_);
+  // A raw-key message (environment "offline").
+  KW_ASSERT_OK_AND_ASSIGN(auto raw, RawAesKeyring::Generate());
+  const Keyring* raw_list[] = {raw.get()};
+  KW_ASSERT_OK_AND_ASSIGN(std::string offline, EncryptMessage("x", {}, raw_list));
+  db.Insert(100, offline);
+  // A message that names a key keywardd has no key for, and one of another
+  // environment (crafted: the header is all the job reads).
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey dk, admin_->GenerateDataKey("k", {}));
+  for (const auto& [id, env, name] : {std::tuple{101, "dev", "no/such/key"},
+                                      std::tuple{102, "staging", "k"}}) {
+    format::EncryptionMaterials m;
+    m.key = dk.key;
+    m.key.environment = env;
+    m.key.key_name = name;
+    m.data_keys = {dk.encrypted};
+    m.data_key = &dk.plaintext;
+    KW_ASSERT_OK_AND_ASSIGN(std::string crafted, format::EncryptBytesWithMaterials(m, "y"));
+    db.Insert(id, crafted);
+  }
+  KW_ASSERT_OK(admin_->RotateKey("k").status());
+  for (int run = 0; run < 2; ++run) {
+    ProcessResult r = server_->Cli(Args({"--json"}));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    Json report = Json::parse(r.out);
+    EXPECT_EQ(report["unknown_keys"], 3) << report.dump();
+    EXPECT_EQ(report["failed"], 0);
+    EXPECT_EQ(report["changed"], run == 0 ? 20 : 0);
+    EXPECT_EQ(report["rows_per_version"].size(), 1u) << report.dump();
+    EXPECT_EQ(report["rows_per_version"]["k"]["2"], 20);
+    EXPECT_EQ(db.CheckpointRowsDone(), -1) << "the checkpoint was left behind";
+  }
 }
 
 // kill -9 at random moments, many times, with rotations in between: every

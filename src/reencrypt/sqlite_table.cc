@@ -6,6 +6,7 @@
 #include <climits>
 
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 
@@ -108,6 +109,14 @@ absl::StatusOr<std::unique_ptr<SqliteTable>> SqliteTable::Open(const std::string
       return absl::InvalidArgumentError(absl::StrCat(
           what, " '", *name, "' is not a plain SQL identifier (letters, digits, _)"));
     }
+  }
+  // The id orders the job and marks its progress; were it the column being
+  // rewritten, each rewrite would move the row ahead of the checkpoint
+  // again, and the job would never end.
+  if (absl::AsciiStrToLower(id_column) == absl::AsciiStrToLower(column)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--id-column '", id_column, "' is the column being re-encrypted; name the table's "
+        "unique id column (an INTEGER PRIMARY KEY, or a unique TEXT key)"));
   }
   std::unique_ptr<SqliteTable> t(new SqliteTable());
   char resolved[PATH_MAX];
