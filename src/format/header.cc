@@ -373,18 +373,21 @@ absl::StatusOr<Header> ParseFields(HeaderParser& p, size_t* authenticated_size) 
   }
   std::string previous_key;
   for (uint64_t i = 0; i < entries; ++i) {
+    // Each field's rules as soon as it is read (docs/format.md §4.1): the
+    // key's encoding and order before its value is even looked at.
     KW_ASSIGN_OR_RETURN(std::string key,
                         p.Sized(2, 1, FormatLimits::kMaxContextKeySize,
                                 "encryption context key"));
-    KW_ASSIGN_OR_RETURN(std::string value,
-                        p.Sized(2, 0, FormatLimits::kMaxContextValueSize,
-                                "encryption context value"));
+    if (!IsValidUtf8(key)) return Malformed("encryption context key", "is not valid UTF-8");
     if (i > 0 && !(previous_key < key)) {
       return Malformed("encryption context",
                        "keys are not in strictly increasing byte order");
     }
-    if (!IsValidUtf8(key) || !IsValidUtf8(value)) {
-      return Malformed("encryption context", "is not valid UTF-8");
+    KW_ASSIGN_OR_RETURN(std::string value,
+                        p.Sized(2, 0, FormatLimits::kMaxContextValueSize,
+                                "encryption context value"));
+    if (!IsValidUtf8(value)) {
+      return Malformed("encryption context value", "is not valid UTF-8");
     }
     previous_key = key;
     h.context.emplace_hint(h.context.end(), std::move(key), std::move(value));

@@ -312,6 +312,18 @@ int Main(int argc, char** argv) {
     size_t at = unsorted.find("purpose");
     unsorted[at] = 'z';
   }
+  // A context key whose own rule breaks, followed by a value announcing
+  // more than the limit: the key is checked when read, so its error wins.
+  // The first entry is "purpose" (key at count_at + 4, its value's length
+  // at count_at + 11), the second "tenant" (key at count_at + 27, value
+  // length at count_at + 33).
+  std::string key_utf8 = m, key_order = m;
+  key_utf8[count_at + 4] = static_cast<char>(0xff);
+  key_utf8[count_at + 11] = 0x10;
+  key_utf8[count_at + 12] = 0x01;
+  key_order[count_at + 27] = 'a';
+  key_order[count_at + 33] = 0x10;
+  key_order[count_at + 34] = 0x01;
   struct Neg {
     std::string name, description, message, error;
     std::vector<std::string> keys;
@@ -448,6 +460,14 @@ int Main(int argc, char** argv) {
       {"chacha-missing-final-frame",
        "ChaCha20-Poly1305: the final frame was cut off",
        cm.substr(0, ch + 3 * regular), "truncated", {"k1"}, {}},
+      {"context-key-invalid-utf8-before-oversized-value",
+       "the first context key is not UTF-8 and its value announces 4097 bytes: the key is "
+       "checked when it is read, before its value, so the error is the key's",
+       key_utf8, "malformed-header", {"k1"}, {}},
+      {"context-key-unsorted-before-oversized-value",
+       "the second context key (\"aenant\") sorts before the first and its value announces "
+       "4097 bytes: the order is checked when the key is read, before its value",
+       key_order, "malformed-header", {"k1"}, {}},
   };
   Json neg = Json::array();
   for (const Neg& n : negs) {

@@ -3,6 +3,7 @@
 // their recorded inputs and match the recorded intermediate values; negative
 // vectors must fail with their recorded error.
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -137,7 +138,57 @@ TEST(FormatVectorsTest, NegativeVectorsFailWithTheirError) {
         << result.status();
     ++checked;
   }
-  EXPECT_EQ(checked, 34);
+  EXPECT_EQ(checked, 36);
+}
+
+// docs/format.md §12 walks through vector "single-frame": every value it
+// shows, in full or as prefix…suffix, must be the vector's, so the example
+// cannot go stale again.
+TEST(FormatVectorsTest, TheWorkedExampleInTheSpecIsTheVector) {
+  std::ifstream in("docs/format.md");
+  ASSERT_TRUE(in.good()) << "run from the repository root";
+  const std::string doc((std::istreambuf_iterator<char>(in)), {});
+  const size_t start = doc.find("## 12. Worked example");
+  const size_t end = doc.find("## 13.", start);
+  ASSERT_NE(start, std::string::npos);
+  const std::string section = doc.substr(start, end - start);
+  Json vector;
+  const Json file = Load("aes-256-gcm.json");
+  for (const Json& v : file["vectors"]) {
+    if (v["name"] == "single-frame") vector = v;
+  }
+  ASSERT_FALSE(vector.is_null());
+  auto value = [&](const char* field) { return vector[field].get<std::string>(); };
+  // Labelled lines: "<label>  <full hex>".
+  const std::pair<const char*, const char*> full[] = {{"data key", "data_key"},
+                                                       {"message id", "message_id"},
+                                                       {"message key", "message_key"},
+                                                       {"commitment", "commitment"},
+                                                       {"header tag", "header_tag"}};
+  int seen = 0;
+  for (const auto& [label, field] : full) {
+    const std::regex line(std::string("\\n") + label + " +([0-9a-f]+)");
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(section, match, line)) << label;
+    EXPECT_EQ(match[1].str(), value(field)) << label;
+    ++seen;
+  }
+  std::smatch size;
+  ASSERT_TRUE(std::regex_search(section, size, std::regex("\\(header: ([0-9]+) bytes\\)")));
+  EXPECT_EQ(std::stoul(size[1].str()), vector["header_length"].get<size_t>());
+  // Abbreviated lines in the byte-by-byte dump: "<prefix>…<suffix>  <what>".
+  const std::pair<const char*, const char*> abbreviated[] = {
+      {"message id", "message_id"}, {"key commitment", "commitment"}, {"header tag", "header_tag"}};
+  for (const auto& [what, field] : abbreviated) {
+    const std::regex line(std::string("\\n([0-9a-f]+)…([0-9a-f]+) +") + what);
+    std::smatch match;
+    ASSERT_TRUE(std::regex_search(section, match, line)) << what;
+    const std::string v = value(field);
+    EXPECT_EQ(v.substr(0, match[1].length()), match[1].str()) << what;
+    EXPECT_EQ(v.substr(v.size() - match[2].length()), match[2].str()) << what;
+    ++seen;
+  }
+  EXPECT_EQ(seen, 8);
 }
 
 }  // namespace
