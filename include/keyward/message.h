@@ -28,15 +28,32 @@
 
 namespace keyward {
 
-// Algorithm suites.  Both derive a per-message key and a 256-bit key
+// Algorithm suites.  Each derives a per-message key and a 256-bit key
 // commitment from the data key with HKDF-SHA-256 (docs/decisions/0008).
 enum class Suite : uint16_t {
   kAes256GcmHkdfSha256Commit = 0x0001,         // the default
   kChaCha20Poly1305HkdfSha256Commit = 0x0002,  // CPUs without AES instructions
+  // As 0x0001, and signed by its writer with a per-message ECDSA P-384 key
+  // whose public half is in the encryption context (and so bound into the
+  // wrapped data key): readers who can decrypt cannot forge messages
+  // (docs/decisions/0017).  Signed suites are numbered 0x01xx (0x0003 is
+  // the frozen example of an unknown suite).
+  kAes256GcmHkdfSha256CommitEcdsaP384 = 0x0101,
 };
 
-// "AES-256-GCM-HKDF-SHA256-COMMIT" / "CHACHA20-POLY1305-HKDF-SHA256-COMMIT".
+// "AES-256-GCM-HKDF-SHA256-COMMIT", "CHACHA20-POLY1305-HKDF-SHA256-COMMIT",
+// "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384".
 absl::string_view SuiteName(Suite suite);
+
+// True for the suites whose messages are signed.
+inline bool IsSignedSuite(Suite suite) {
+  return suite == Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+}
+
+// The encryption context key that carries a signed message's public key
+// (base64 of the compressed P-384 point).  Added by the library; a caller's
+// context may not use it.
+inline constexpr char kSigningKeyContextKey[] = "keyward-signing-key";
 
 // Limits every reader enforces before allocating (docs/format.md#limits).
 struct FormatLimits {
@@ -53,6 +70,7 @@ struct FormatLimits {
   static constexpr size_t kMaxProviderInfoSize = 1024;
   static constexpr size_t kMaxWrappedKeySize = 1024;
   static constexpr uint64_t kMaxFrames = (uint64_t{1} << 32) - 1;
+  static constexpr size_t kMaxSignatureSize = 104;  // DER ECDSA P-384
 };
 
 // 64 KiB: the smallest frame at which streaming throughput reaches its
@@ -73,6 +91,9 @@ struct DecryptOptions {
   std::string expected_environment;
   // Frames larger than this are refused (kLimitExceeded) before allocation.
   uint32_t max_frame_size = FormatLimits::kMaxFrameSize;
+  // Refuse messages that are not signed (kUnsupportedSuite), so that no
+  // one who can decrypt can hand this reader a message of their own making.
+  bool require_signed = false;
 };
 
 // Encrypts `plaintext`.  keyrings[0] generates the data key and names the
@@ -152,6 +173,7 @@ struct MessageInfo {
   uint64_t frames = 0;
   uint64_t plaintext_bytes = 0;  // from the frame lengths, not decrypted
   uint64_t total_bytes = 0;
+  uint64_t signature_bytes = 0;  // signed suites: the footer's signature
 };
 
 // Parses the header and walks the frame structure (type bytes and lengths)

@@ -187,7 +187,10 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   create->add_option("--label", args.labels, "KEY=VALUE; repeatable");
   create->add_option("--protection", args.protection,
                      "wrapped-by-root (default) or hsm-resident");
-  create->add_option("--suite", args.suite, "message suite (default AES-256-GCM)");
+  create->add_option("--suite", args.suite,
+                     "message suite: aes-256-gcm (default), chacha20-poly1305, or\n"
+                     "aes-256-gcm-ecdsa-p384 (every message signed; readers who can\n"
+                     "decrypt cannot forge; docs/decisions/0017)");
   create->add_flag("--json", globals.json, "print one JSON object");
   create->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
@@ -200,6 +203,8 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
       o.protection = args.protection;
       if (args.suite == "aes-256-gcm") o.suite = "AES-256-GCM-HKDF-SHA256-COMMIT";
       else if (args.suite == "chacha20-poly1305") o.suite = "CHACHA20-POLY1305-HKDF-SHA256-COMMIT";
+      else if (args.suite == "aes-256-gcm-ecdsa-p384")
+        o.suite = "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384";
       else o.suite = args.suite;
       KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->CreateKey(args.name, o));

@@ -68,8 +68,10 @@ absl::StatusOr<Suite> ParseSuite(const std::string& name) {
   if (name == "chacha20-poly1305") {
     return Suite::kChaCha20Poly1305HkdfSha256Commit;
   }
-  return UsageError(absl::StrCat("unknown --suite '", name,
-                                 "'; use aes-256-gcm or chacha20-poly1305"));
+  if (name == "aes-256-gcm-ecdsa-p384") return Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+  return UsageError(absl::StrCat(
+      "unknown --suite '", name,
+      "'; use aes-256-gcm, chacha20-poly1305 or aes-256-gcm-ecdsa-p384 (signed)"));
 }
 
 absl::StatusOr<uint32_t> ParseSize(const std::string& text) {
@@ -127,6 +129,7 @@ struct CryptOptions {
   std::string suite = "aes-256-gcm";
   std::string frame_size;
   bool stream = false;
+  bool require_signed = false;
 };
 
 absl::Status RunEncrypt(const CryptOptions& o, Globals& globals) {
@@ -190,6 +193,7 @@ absl::Status RunDecrypt(const CryptOptions& o, Globals& globals) {
   }
   DecryptOptions options;
   KW_ASSIGN_OR_RETURN(options.expected_context, ParseContext(o.context));
+  options.require_signed = o.require_signed;
   KW_ASSIGN_OR_RETURN(auto keys, LoadRawKeys(o.raw_keys));
   std::vector<const Keyring*> keyrings = Pointers(keys);
   std::unique_ptr<KmsKeyring> kms;
@@ -340,7 +344,8 @@ void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action) {
   add_crypt_options(encrypt, true);
   encrypt->add_option("--key", crypt.key, "KMS key name, e.g. payments/cards");
   encrypt->add_option("--suite", crypt.suite,
-                      "aes-256-gcm (default) or chacha20-poly1305");
+                      "aes-256-gcm (default), chacha20-poly1305, or aes-256-gcm-ecdsa-p384\n"
+                      "(signed: whoever can decrypt cannot forge it)");
   encrypt->add_option("--frame-size", crypt.frame_size,
                       "plaintext bytes per frame (default 64K; 64 to 16M)");
   encrypt->callback([&globals, &action] {
@@ -359,6 +364,9 @@ void RegisterOfflineCommands(CLI::App& app, Globals& globals, Action& action) {
                     "to stdout, release each frame as soon as it verifies "
                     "(for large messages; a later failure then leaves a "
                     "verified but incomplete prefix and exits non-zero)");
+  decrypt->add_flag("--require-signed", crypt.require_signed,
+                    "refuse messages that are not signed (suite aes-256-gcm-ecdsa-p384): "
+                    "exit 3");
   decrypt->callback([&globals, &action] {
     action = [&globals] { return RunDecrypt(crypt, globals); };
   });

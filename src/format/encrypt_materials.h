@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "crypto/signature.h"
 #include "keyward/io.h"
 #include "keyward/keyring.h"
 #include "keyward/message.h"
@@ -25,6 +26,9 @@ struct EncryptionMaterials {
   EncryptionContext context;
   std::vector<EncryptedDataKey> data_keys;
   const SecretData* data_key = nullptr;  // 32 bytes, not owned
+  // Signed suites: the message's signer, whose public key `context` carries
+  // under kSigningKeyContextKey.  Not owned; used up by one message.
+  crypto::EcdsaP384Signer* signer = nullptr;
 };
 
 // Writes one message.  Errors: kInvalidArgument / kLimitExceeded for invalid

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/signature.h"
 #include "base/status_macros.h"
 #include "format/wire.h"
 #include "keyward/errors.h"
@@ -176,7 +178,31 @@ bool IsKnownSuite(uint16_t suite_id) {
   return suite_id ==
              static_cast<uint16_t>(Suite::kAes256GcmHkdfSha256Commit) ||
          suite_id ==
-             static_cast<uint16_t>(Suite::kChaCha20Poly1305HkdfSha256Commit);
+             static_cast<uint16_t>(Suite::kChaCha20Poly1305HkdfSha256Commit) ||
+         suite_id == static_cast<uint16_t>(Suite::kAes256GcmHkdfSha256CommitEcdsaP384);
+}
+
+absl::StatusOr<std::string> SigningKeyOf(Suite suite, const EncryptionContext& context) {
+  auto it = context.find(kSigningKeyContextKey);
+  if (!IsSignedSuite(suite)) {
+    if (it != context.end()) {
+      // Its data key was made for signed messages only.
+      return Malformed("encryption context",
+                       "has a signing key but the message's suite is not signed");
+    }
+    return std::string();
+  }
+  if (it == context.end()) {
+    return Malformed("encryption context", "lacks the signing key its signed suite needs");
+  }
+  std::string point;
+  // Canonical base64 only: exactly what encoding the point gives.
+  if (!absl::Base64Unescape(it->second, &point) || absl::Base64Escape(point) != it->second ||
+      point.size() != crypto::kEcdsaP384CompressedPointSize ||
+      !crypto::EcdsaP384Verifier::FromPoint(point).ok()) {
+    return Malformed("signing key", "is not the base64 of a compressed P-384 point");
+  }
+  return point;
 }
 
 absl::Status ValidateEnvironment(absl::string_view environment) {
@@ -392,6 +418,7 @@ absl::StatusOr<Header> ParseFields(HeaderParser& p, size_t* authenticated_size) 
     previous_key = key;
     h.context.emplace_hint(h.context.end(), std::move(key), std::move(value));
   }
+  KW_RETURN_IF_ERROR(SigningKeyOf(h.suite, h.context).status());
 
   KW_ASSIGN_OR_RETURN(uint64_t key_count, p.Uint(1, "data key count"));
   if (key_count == 0) return Malformed("data key count", "is 0");

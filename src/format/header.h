@@ -39,6 +39,12 @@ struct Header {
 // True for the suites this build reads and writes.
 bool IsKnownSuite(uint16_t suite_id);
 
+// A signed suite's public key (the compressed point under
+// kSigningKeyContextKey), or "" for an unsigned suite.  Errors
+// (malformed-header): a signed suite without a valid key, or an unsigned
+// one whose context carries a signing key.
+absl::StatusOr<std::string> SigningKeyOf(Suite suite, const EncryptionContext& context);
+
 // Validations shared by the writer, the parser and the keyrings.  Errors are
 // kInvalidArgument with ErrorCode kMalformedHeader or kLimitExceeded, and name
 // the field.

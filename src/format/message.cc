@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "crypto/random.h"
+#include "crypto/signature.h"
 #include "format/encrypt_materials.h"
 #include "format/header.h"
 #include "format/message_keys.h"
@@ -27,6 +29,8 @@ absl::string_view SuiteName(Suite suite) {
       return "AES-256-GCM-HKDF-SHA256-COMMIT";
     case Suite::kChaCha20Poly1305HkdfSha256Commit:
       return "CHACHA20-POLY1305-HKDF-SHA256-COMMIT";
+    case Suite::kAes256GcmHkdfSha256CommitEcdsaP384:
+      return "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384";
   }
   return "unknown";
 }
@@ -68,10 +72,33 @@ absl::StatusOr<std::string> ComputeHeaderTag(const NonceAead& aead,
   return tag;
 }
 
+// What a signed message's signature covers before its body (docs/format.md
+// §7.1): everything but the key reference, the wrapped data keys and the
+// header tag, which a rewrap changes.
+std::string SignedPrefix(const Header& h) {
+  std::string p = "keyward signed message v1";
+  format::AppendBigEndian(&p, static_cast<uint16_t>(h.suite), 2);
+  p.append(h.message_id);
+  format::AppendBigEndian(&p, h.frame_size, 4);
+  p.append(format::SerializeContext(h.context));
+  p.append(h.commitment);
+  return p;
+}
+
+// u16 length || DER signature, after the final frame.
+absl::StatusOr<std::string> SignatureFooter(crypto::EcdsaP384Signer& signer) {
+  KW_ASSIGN_OR_RETURN(std::string sig, signer.Finish());
+  std::string footer;
+  format::AppendBigEndian(&footer, sig.size(), 2);
+  footer.append(sig);
+  return footer;
+}
+
 struct PreparedHeader {
   std::string bytes;  // authenticated part followed by the tag
   MessageKeys keys;
   uint32_t frame_size = 0;
+  crypto::EcdsaP384Signer* signer = nullptr;  // signed suites
 };
 
 absl::StatusOr<PreparedHeader> PrepareHeader(
@@ -98,6 +125,15 @@ absl::StatusOr<PreparedHeader> PrepareHeader(
                                                 h.message_id));
   h.commitment = prepared.keys.commitment;
   KW_ASSIGN_OR_RETURN(prepared.bytes, format::SerializeAuthenticatedHeader(h));
+  if (IsSignedSuite(h.suite)) {
+    KW_ASSIGN_OR_RETURN(std::string key, format::SigningKeyOf(h.suite, h.context));
+    if (m.signer == nullptr || m.signer->public_key() != key) {
+      return absl::InvalidArgumentError(
+          "a signed message needs the signer whose public key its context carries");
+    }
+    prepared.signer = m.signer;
+    KW_RETURN_IF_ERROR(prepared.signer->Update(SignedPrefix(h)));
+  }
   KW_ASSIGN_OR_RETURN(std::string tag,
                       ComputeHeaderTag(*prepared.keys.aead, prepared.bytes));
   prepared.bytes.append(tag);
@@ -108,8 +144,9 @@ absl::StatusOr<PreparedHeader> PrepareHeader(
 // Asks the keyrings for a data key: keyrings[0] generates it, the others
 // add wrapped copies.  `data_key` receives the plaintext data key.
 absl::StatusOr<format::EncryptionMaterials> MaterialsFromKeyrings(
-    const EncryptionContext& context, absl::Span<const Keyring* const> keyrings,
-    const EncryptOptions& options, SecretData* data_key) {
+    const EncryptionContext& caller_context, absl::Span<const Keyring* const> keyrings,
+    const EncryptOptions& options, SecretData* data_key,
+    std::unique_ptr<crypto::EcdsaP384Signer>* signer) {
   if (keyrings.empty() || keyrings[0] == nullptr) {
     return absl::InvalidArgumentError(
         "encryption needs at least one keyring (a KMS key or a raw key)");
@@ -119,6 +156,18 @@ absl::StatusOr<format::EncryptionMaterials> MaterialsFromKeyrings(
                      ErrorCode::kUnsupportedSuite, "unknown algorithm suite");
   }
   KW_RETURN_IF_ERROR(format::ValidateFrameSize(options.frame_size));
+  if (caller_context.count(kSigningKeyContextKey) > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the encryption context key '", kSigningKeyContextKey,
+        "' is reserved: Keyward adds it to signed messages itself"));
+  }
+  // A signed message's key pair is made first: its public key goes into
+  // the context, so every keyring binds it into its wrapped data key.
+  EncryptionContext context = caller_context;
+  if (IsSignedSuite(options.suite)) {
+    KW_ASSIGN_OR_RETURN(*signer, crypto::EcdsaP384Signer::Generate());
+    context[kSigningKeyContextKey] = absl::Base64Escape((*signer)->public_key());
+  }
   KW_RETURN_IF_ERROR(format::ValidateContext(context));
   if (keyrings.size() > FormatLimits::kMaxDataKeys) {
     return MakeError(absl::StatusCode::kInvalidArgument,
@@ -141,11 +190,13 @@ absl::StatusOr<format::EncryptionMaterials> MaterialsFromKeyrings(
     m.data_keys.push_back(std::move(wrapped.encrypted));
   }
   *data_key = std::move(generated.plaintext);
+  m.signer = signer->get();
   return m;
 }
 
 absl::Status WriteBody(InputStream& in, OutputStream& out,
-                       const NonceAead& aead, uint32_t frame_size) {
+                       const NonceAead& aead, uint32_t frame_size,
+                       crypto::EcdsaP384Signer* signer) {
   // Layout: [type][length(4)][payload: frame_size][tag(16)].  Each read asks
   // for one byte more than a frame: getting it proves the frame is not the
   // last, without a separate one-byte read per frame.
@@ -166,11 +217,18 @@ absl::Status WriteBody(InputStream& in, OutputStream& out,
     if (final) {
       buffer.data()[0] = format::kFinalFrame;
       format::StoreBigEndian(buffer.data() + 1, length, 4);
-      return out.Write(View(buffer.data(), kFramePrefix + length + kAeadTagSize));
+      const absl::string_view frame = View(buffer.data(), kFramePrefix + length + kAeadTagSize);
+      KW_RETURN_IF_ERROR(out.Write(frame));
+      if (signer == nullptr) return absl::OkStatus();
+      KW_RETURN_IF_ERROR(signer->Update(frame));
+      KW_ASSIGN_OR_RETURN(std::string footer, SignatureFooter(*signer));
+      return out.Write(footer);
     }
     buffer.data()[kFramePrefix - 1] = format::kRegularFrame;
-    KW_RETURN_IF_ERROR(out.Write(
-        View(payload - 1, 1 + static_cast<size_t>(frame_size) + kAeadTagSize)));
+    const absl::string_view frame =
+        View(payload - 1, 1 + static_cast<size_t>(frame_size) + kAeadTagSize);
+    KW_RETURN_IF_ERROR(out.Write(frame));
+    if (signer != nullptr) KW_RETURN_IF_ERROR(signer->Update(frame));
     payload[0] = next;
     KW_ASSIGN_OR_RETURN(size_t more, ReadFully(in, {payload + 1, frame_size}));
     n = 1 + more;
@@ -182,6 +240,8 @@ struct OpenedHeader {
   std::string authenticated;
   SecretData data_key;
   MessageKeys keys;
+  // Signed suites: fed the signed prefix, then every frame.
+  std::unique_ptr<crypto::EcdsaP384Verifier> verifier;
 };
 
 absl::Status CheckExpectations(const Header& h, const DecryptOptions& options) {
@@ -219,6 +279,16 @@ absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
                                           const DecryptOptions& options) {
   const Header& h = opened.header;
   KW_RETURN_IF_ERROR(CheckExpectations(h, options));
+  if (options.require_signed && !IsSignedSuite(h.suite)) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kUnsupportedSuite,
+                     absl::StrCat("this reader accepts signed messages only; the message's "
+                                  "suite ", SuiteName(h.suite), " is not signed"));
+  }
+  if (IsSignedSuite(h.suite)) {
+    KW_ASSIGN_OR_RETURN(std::string key, format::SigningKeyOf(h.suite, h.context));
+    KW_ASSIGN_OR_RETURN(opened.verifier, crypto::EcdsaP384Verifier::FromPoint(key));
+    KW_RETURN_IF_ERROR(opened.verifier->Update(SignedPrefix(h)));
+  }
   if (h.frame_size > options.max_frame_size) {
     return MakeError(absl::StatusCode::kInvalidArgument,
                      ErrorCode::kLimitExceeded,
@@ -435,7 +505,8 @@ class SecretPlaintextSink final : public PlaintextSink {
 // With a null `aead` it only walks the structure (Inspect) into `info`.
 absl::Status ReadBody(FrameSource& source, PlaintextSink* sink,
                       const NonceAead* aead, uint32_t frame_size,
-                      MessageInfo* info) {
+                      MessageInfo* info, bool signed_suite,
+                      crypto::EcdsaP384Verifier* verifier) {
   for (uint64_t seq = 1;; ++seq) {
     // Enough for the largest frame; a final frame may be shorter.
     KW_ASSIGN_OR_RETURN(
@@ -492,8 +563,32 @@ absl::Status ReadBody(FrameSource& source, PlaintextSink* sink,
       info->plaintext_bytes += length;
       info->frames = seq;
     }
+    if (verifier != nullptr) KW_RETURN_IF_ERROR(verifier->Update(view.substr(0, prefix + sealed)));
     source.Consume(prefix + sealed);
     if (final) {
+      if (signed_suite) {
+        // The signature: u16 length, then DER ECDSA P-384 (docs/format.md §7.1).
+        KW_ASSIGN_OR_RETURN(absl::string_view len_bytes, source.Peek(2));
+        if (len_bytes.size() < 2) return Truncated("before its signature");
+        const size_t len = format::LoadBigEndian(len_bytes);
+        if (len == 0 || len > FormatLimits::kMaxSignatureSize) {
+          return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kMalformedFrame,
+                           absl::StrCat("the signature claims ", len, " bytes (1 to ",
+                                        FormatLimits::kMaxSignatureSize, ")"));
+        }
+        KW_ASSIGN_OR_RETURN(absl::string_view footer, source.Peek(2 + len));
+        if (footer.size() < 2 + len) return Truncated("inside its signature");
+        if (verifier != nullptr && !verifier->Verify(footer.substr(2))) {
+          return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kAuthenticationFailed,
+                           "the message's signature does not verify: it was not written "
+                           "by the holder of its signing key, or it was modified");
+        }
+        if (info != nullptr) {
+          info->signature_bytes = len;
+          info->total_bytes += 2 + len;
+        }
+        source.Consume(2 + len);
+      }
       KW_ASSIGN_OR_RETURN(absl::string_view extra, source.Peek(1));
       if (!extra.empty()) {
         return MakeError(absl::StatusCode::kDataLoss, ErrorCode::kTrailingData,
@@ -509,7 +604,8 @@ absl::Status ReadBody(FrameSource& source, PlaintextSink* sink,
 // Bytes form of WriteBody: seals each frame straight from `plaintext` into
 // `out`, with no intermediate buffer.
 absl::Status SealBody(absl::string_view plaintext, const NonceAead& aead,
-                      uint32_t frame_size, std::string* out) {
+                      uint32_t frame_size, std::string* out,
+                      crypto::EcdsaP384Signer* signer) {
   uint64_t regular = plaintext.size() / frame_size;
   size_t last = plaintext.size() % frame_size;
   if (last == 0 && regular > 0) {  // a full last frame is the final one
@@ -518,6 +614,7 @@ absl::Status SealBody(absl::string_view plaintext, const NonceAead& aead,
   }
   if (regular + 1 > FormatLimits::kMaxFrames) return FrameLimit();
   size_t offset = out->size();
+  const size_t body_start = offset;
   out->resize(offset + regular * (1 + frame_size + kAeadTagSize) + kFramePrefix +
               last + kAeadTagSize);
   auto* bytes = reinterpret_cast<uint8_t*>(out->data());
@@ -541,6 +638,11 @@ absl::Status SealBody(absl::string_view plaintext, const NonceAead& aead,
                                  {bytes + offset, length + kAeadTagSize}));
     offset += length + kAeadTagSize;
   }
+  if (signer != nullptr) {
+    KW_RETURN_IF_ERROR(signer->Update(absl::string_view(*out).substr(body_start)));
+    KW_ASSIGN_OR_RETURN(std::string footer, SignatureFooter(*signer));
+    out->append(footer);
+  }
   return absl::OkStatus();
 }
 
@@ -552,7 +654,7 @@ absl::Status EncryptWithMaterials(const EncryptionMaterials& materials,
                                   InputStream& in, OutputStream& out) {
   KW_ASSIGN_OR_RETURN(PreparedHeader prepared, PrepareHeader(materials));
   KW_RETURN_IF_ERROR(out.Write(prepared.bytes));
-  return WriteBody(in, out, *prepared.keys.aead, prepared.frame_size);
+  return WriteBody(in, out, *prepared.keys.aead, prepared.frame_size, prepared.signer);
 }
 
 absl::StatusOr<std::string> EncryptBytesWithMaterials(
@@ -563,7 +665,7 @@ absl::StatusOr<std::string> EncryptBytesWithMaterials(
   message.reserve(message.size() + plaintext.size() +
                   frames * (kFramePrefix + kAeadTagSize));
   KW_RETURN_IF_ERROR(SealBody(plaintext, *prepared.keys.aead,
-                              prepared.frame_size, &message));
+                              prepared.frame_size, &message, prepared.signer));
   return message;
 }
 
@@ -574,9 +676,10 @@ absl::Status EncryptStream(InputStream& in, OutputStream& out,
                            absl::Span<const Keyring* const> keyrings,
                            const EncryptOptions& options) {
   SecretData data_key;
+  std::unique_ptr<crypto::EcdsaP384Signer> signer;
   KW_ASSIGN_OR_RETURN(
       format::EncryptionMaterials materials,
-      MaterialsFromKeyrings(context, keyrings, options, &data_key));
+      MaterialsFromKeyrings(context, keyrings, options, &data_key, &signer));
   materials.data_key = &data_key;
   return format::EncryptWithMaterials(materials, in, out);
 }
@@ -585,9 +688,10 @@ absl::StatusOr<std::string> EncryptMessage(
     absl::string_view plaintext, const EncryptionContext& context,
     absl::Span<const Keyring* const> keyrings, const EncryptOptions& options) {
   SecretData data_key;
+  std::unique_ptr<crypto::EcdsaP384Signer> signer;
   KW_ASSIGN_OR_RETURN(
       format::EncryptionMaterials materials,
-      MaterialsFromKeyrings(context, keyrings, options, &data_key));
+      MaterialsFromKeyrings(context, keyrings, options, &data_key, &signer));
   materials.data_key = &data_key;
   return format::EncryptBytesWithMaterials(materials, plaintext);
 }
@@ -599,7 +703,8 @@ absl::Status DecryptStream(InputStream& in, OutputStream& out,
   KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(source, keyrings, options));
   const uint32_t frame_size = opened.header.frame_size;
   StreamPlaintextSink sink(out, frame_size);
-  return ReadBody(source, &sink, opened.keys.aead.get(), frame_size, nullptr);
+  return ReadBody(source, &sink, opened.keys.aead.get(), frame_size, nullptr,
+                  IsSignedSuite(opened.header.suite), opened.verifier.get());
 }
 
 absl::StatusOr<SecretData> DecryptMessage(
@@ -612,7 +717,8 @@ absl::StatusOr<SecretData> DecryptMessage(
   ViewFrameSource source(body);
   SecretPlaintextSink sink(body.size());
   KW_RETURN_IF_ERROR(ReadBody(source, &sink, opened.keys.aead.get(),
-                              opened.header.frame_size, nullptr));
+                              opened.header.frame_size, nullptr,
+                              IsSignedSuite(opened.header.suite), opened.verifier.get()));
   return std::move(sink).Finish();
 }
 
@@ -768,7 +874,8 @@ absl::StatusOr<MessageInfo> InspectStream(InputStream& in) {
   info.frame_size = h.frame_size;
   info.header_bytes = authenticated.size() + format::kHeaderTagSize;
   info.total_bytes = info.header_bytes;
-  KW_RETURN_IF_ERROR(ReadBody(source, nullptr, nullptr, h.frame_size, &info));
+  KW_RETURN_IF_ERROR(
+      ReadBody(source, nullptr, nullptr, h.frame_size, &info, IsSignedSuite(h.suite), nullptr));
   return info;
 }
 

@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/signature.h"
 #include "format/encrypt_materials.h"
 #include "format/header.h"
 #include "gmock/gmock.h"
@@ -90,7 +92,10 @@ TEST_P(MessageTest, RoundTripsAtFrameBoundaries) {
     EXPECT_EQ(info.frames, std::max<size_t>(1, (size + 63) / 64));
     EXPECT_EQ(info.total_bytes, message.size());
     EXPECT_EQ(info.suite, GetParam().suite);
-    EXPECT_EQ(info.context, context_);
+    // A signed message's context also carries its signing key.
+    EncryptionContext shown = info.context;
+    EXPECT_EQ(shown.erase(kSigningKeyContextKey), IsSignedSuite(GetParam().suite) ? 1u : 0u);
+    EXPECT_EQ(shown, context_);
   }
 }
 
@@ -207,9 +212,7 @@ TEST_P(MessageTest, DetectsAppendedReorderedDuplicatedAndDroppedFrames) {
   KW_ASSERT_OK_AND_ASSIGN(
       std::string other,
       EncryptMessage(Pattern(64 * 3 + 10), context_, keyrings_, Options()));
-  EXPECT_THAT(DecryptMessage(header + f1 + f2 + f3 +
-                                 other.substr(other.size() - fin.size()),
-                             keyrings_),
+  EXPECT_THAT(DecryptMessage(header + f1 + f2 + f3 + other.substr(h + 3 * regular), keyrings_),
               HasErrorCode(ErrorCode::kAuthenticationFailed));
 }
 
@@ -250,7 +253,7 @@ TEST_P(MessageTest, CommitmentBindsTheDataKey) {
   std::string authenticated;
   StringInputStream in(message);
   KW_ASSERT_OK_AND_ASSIGN(format::Header h, format::ReadHeader(in, &authenticated));
-  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey other, key_->GenerateDataKey(context_));
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey other, key_->GenerateDataKey(h.context));
   h.data_keys[0] = other.encrypted;
   KW_ASSERT_OK_AND_ASSIGN(std::string forged_header,
                           format::SerializeAuthenticatedHeader(h));
@@ -372,8 +375,88 @@ INSTANTIATE_TEST_SUITE_P(
     Suites, MessageTest,
     ::testing::Values(SuiteCase{Suite::kAes256GcmHkdfSha256Commit, "AesGcm"},
                       SuiteCase{Suite::kChaCha20Poly1305HkdfSha256Commit,
-                                "ChaCha"}),
+                                "ChaCha"},
+                      SuiteCase{Suite::kAes256GcmHkdfSha256CommitEcdsaP384, "Signed"}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
+
+// --- The signed suite -------------------------------------------------------------
+
+TEST(SignedMessageTest, TheSigningKeyTravelsInTheContextAndTheSignatureLast) {
+  auto key = NewKeyring();
+  const Keyring* keyrings[] = {key.get()};
+  EncryptOptions o;
+  o.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+  KW_ASSERT_OK_AND_ASSIGN(std::string m, EncryptMessage("hello", {{"t", "1"}}, keyrings, o));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(m));
+  EXPECT_EQ(info.suite, Suite::kAes256GcmHkdfSha256CommitEcdsaP384);
+  ASSERT_EQ(info.context.count(kSigningKeyContextKey), 1u);
+  EXPECT_EQ(info.context.at(kSigningKeyContextKey).size(), 68u);  // base64 of 49 bytes
+  EXPECT_GT(info.signature_bytes, 60u);
+  EXPECT_EQ(info.total_bytes, m.size());
+  // Each message has its own key pair.
+  KW_ASSERT_OK_AND_ASSIGN(std::string m2, EncryptMessage("hello", {{"t", "1"}}, keyrings, o));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo info2, InspectMessage(m2));
+  EXPECT_NE(info.context.at(kSigningKeyContextKey), info2.context.at(kSigningKeyContextKey));
+  DecryptOptions d;
+  d.expected_context = {{"t", "1"}};
+  d.require_signed = true;
+  KW_ASSERT_OK_AND_ASSIGN(SecretData back, DecryptMessage(m, keyrings, d));
+  EXPECT_EQ(back.AsStringView(), "hello");
+}
+
+TEST(SignedMessageTest, TheReservedContextKeyCannotBeSetByCallers) {
+  auto key = NewKeyring();
+  const Keyring* keyrings[] = {key.get()};
+  for (Suite suite : {Suite::kAes256GcmHkdfSha256Commit,
+                      Suite::kAes256GcmHkdfSha256CommitEcdsaP384}) {
+    EncryptOptions o;
+    o.suite = suite;
+    EXPECT_THAT(EncryptMessage("x", {{kSigningKeyContextKey, "mine"}}, keyrings, o),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reserved")));
+  }
+}
+
+TEST(SignedMessageTest, ReadersCanRequireSignedMessages) {
+  auto key = NewKeyring();
+  const Keyring* keyrings[] = {key.get()};
+  KW_ASSERT_OK_AND_ASSIGN(std::string plain, EncryptMessage("x", {}, keyrings));
+  DecryptOptions d;
+  d.require_signed = true;
+  EXPECT_THAT(DecryptMessage(plain, keyrings, d), HasErrorCode(ErrorCode::kUnsupportedSuite));
+}
+
+// Whoever holds the data key cannot put another signing key in front of
+// the wrapped data key: the keyring bound the original context (and so
+// the original public key) into it.
+TEST(SignedMessageTest, TheSigningKeyCannotBeSwappedByWhoeverHoldsTheDataKey) {
+  auto key = NewKeyring();
+  const Keyring* keyrings[] = {key.get()};
+  EncryptOptions o;
+  o.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+  KW_ASSERT_OK_AND_ASSIGN(std::string victim, EncryptMessage("pay 10", {}, keyrings, o));
+  std::string authenticated;
+  KW_ASSERT_OK_AND_ASSIGN(format::Header h, format::ParseHeader(victim, &authenticated));
+  KW_ASSERT_OK_AND_ASSIGN(SecretData dek, key->UnwrapDataKey(h.data_keys[0], h.context));
+  // The forger's own key pair, its public key in the context, the victim's
+  // wrapped data key, the data key itself, and a new body.
+  KW_ASSERT_OK_AND_ASSIGN(auto forger, crypto::EcdsaP384Signer::Generate());
+  format::EncryptionMaterials m;
+  m.suite = h.suite;
+  m.frame_size = h.frame_size;
+  m.key = h.key;
+  m.context = h.context;
+  m.context[kSigningKeyContextKey] = absl::Base64Escape(forger->public_key());
+  m.data_keys = h.data_keys;
+  m.data_key = &dek;
+  m.signer = forger.get();
+  KW_ASSERT_OK_AND_ASSIGN(std::string forged, format::EncryptBytesWithMaterials(m, "pay 1000"));
+  EXPECT_THAT(DecryptMessage(forged, keyrings), HasErrorCode(ErrorCode::kNoKeyringCouldUnwrap));
+  // Keeping the victim's context (and so its key) needs the victim's
+  // private key: the encoder refuses another signer.
+  m.context = h.context;
+  EXPECT_THAT(format::EncryptBytesWithMaterials(m, "pay 1000"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
 
 TEST(MessageFormatTest, RejectsForeignAndFutureInput) {
   auto key = NewKeyring();

@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/hkdf.h"
+#include "crypto/signature.h"
 #include "format/encrypt_materials.h"
 #include "format/header.h"
 #include "format/message_keys.h"
@@ -74,6 +75,24 @@ Json ContextJson(const EncryptionContext& c) {
   return j;
 }
 
+// The fixed signing key of signed vector `seed` (a test scalar, never a
+// real key).
+std::unique_ptr<crypto::EcdsaP384Signer> VectorSigner(int seed) {
+  return Must(crypto::EcdsaP384Signer::FromPrivateScalarForTesting(Bytes(0xc0 + seed, 48)));
+}
+
+// What a signed message's signature covers before its body (§7.1), written
+// out here from the spec rather than taken from the library.
+std::string SignedPrefix(const format::Header& h) {
+  std::string p = "keyward signed message v1";
+  format::AppendBigEndian(&p, static_cast<uint16_t>(h.suite), 2);
+  p += h.message_id;
+  format::AppendBigEndian(&p, h.frame_size, 4);
+  p += format::SerializeContext(h.context);
+  p += h.commitment;
+  return p;
+}
+
 Json Generate(const Case& c, std::string* message_out) {
   SecretData data_key = SecretData::CopyFrom(Bytes(0x40 + c.seed, 32));
   std::string message_id = Bytes(0x80 + c.seed, 32);
@@ -83,9 +102,15 @@ Json Generate(const Case& c, std::string* message_out) {
   m.message_id = message_id;
   m.context = c.context;
   m.data_key = &data_key;
+  std::unique_ptr<crypto::EcdsaP384Signer> signer;
+  if (IsSignedSuite(c.suite)) {
+    signer = VectorSigner(c.seed);
+    m.context[kSigningKeyContextKey] = absl::Base64Escape(signer->public_key());
+    m.signer = signer.get();
+  }
   Json wrapped = Json::array();
   for (size_t i = 0; i < c.keys.size(); ++i) {
-    WrappedDataKey w = Must(c.keys[i]->keyring->WrapDataKey(data_key, c.context));
+    WrappedDataKey w = Must(c.keys[i]->keyring->WrapDataKey(data_key, m.context));
     if (i == 0) m.key = w.key;
     wrapped.push_back({{"raw_key", c.keys[i]->name},
                        {"provider_id", w.encrypted.provider_id},
@@ -109,7 +134,14 @@ Json Generate(const Case& c, std::string* message_out) {
   StringInputStream hin(message);
   format::Header h = Must(format::ReadHeader(hin, &authenticated));
   *message_out = message;
-  return Json{{"name", c.name},
+  Json signature = Json::object();
+  if (IsSignedSuite(c.suite)) {
+    const size_t footer = mi.total_bytes - 2 - mi.signature_bytes;
+    signature = {{"signing_key", Hex(Must(format::SigningKeyOf(c.suite, m.context)))},
+                 {"signed_prefix", Hex(SignedPrefix(h))},
+                 {"signature", Hex(absl::string_view(message).substr(footer + 2))}};
+  }
+  Json vector = Json{{"name", c.name},
               {"description", c.description},
               {"suite", std::string(SuiteName(c.suite))},
               {"suite_id", static_cast<int>(c.suite)},
@@ -129,15 +161,18 @@ Json Generate(const Case& c, std::string* message_out) {
               {"header_length", mi.header_bytes},
               {"frames", mi.frames},
               {"message", Hex(message)}};
+  for (auto& [k, v] : signature.items()) vector[k] = v;
+  vector["context"] = ContextJson(m.context);
+  return vector;
 }
 
 void WriteNew(const std::string& path, const Json& j) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) {
-    std::fprintf(stderr,
-                 "generator: %s exists; released vectors never change\n",
-                 path.c_str());
-    std::exit(1);
+    // Released vectors never change: only files that do not exist yet (a
+    // new suite's) are written.
+    std::printf("%s exists: left as it is\n", path.c_str());
+    return;
   }
   std::string text = j.dump(2) + "\n";
   if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
@@ -166,6 +201,124 @@ int WriteFuzzSeeds(const std::string& dir) {
     }
   }
   std::printf("wrote %d seeds to %s\n", n, dir.c_str());
+  return 0;
+}
+
+// The signed suite (0x0101): positive vectors, and negative ones around the
+// signature (docs/format.md §7.1).
+int WriteSignedVectors(const std::string& dir, const Json& keys, const RawKey& k1,
+                       const RawKey& k2, const EncryptionContext& ctx,
+                       const EncryptionContext& unicode) {
+  const Suite suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+  std::vector<Case> cases = {
+      {"signed-empty-plaintext", "an empty plaintext, signed: one final frame of length 0 "
+       "and the signature", suite, 64, {}, "", {&k1}, 33},
+      {"signed-single-frame", "a short record, signed", suite, kDefaultFrameSize, ctx,
+       "attack at dawn", {&k1}, 34},
+      {"signed-framed-with-partial-final-frame",
+       "200 bytes at frame size 64, signed: three regular frames, a final frame of 8 bytes, "
+       "the signature", suite, 64, ctx, Pattern(200), {&k1}, 35},
+      {"signed-two-wrapped-data-keys", "one data key wrapped for k1 and k2, signed", suite, 64,
+       unicode, Pattern(100), {&k1, &k2}, 36},
+  };
+  Json vectors = Json::array();
+  std::string framed;
+  for (const Case& c : cases) {
+    std::string message;
+    vectors.push_back(Generate(c, &message));
+    if (c.name == "signed-framed-with-partial-final-frame") framed = message;
+  }
+  WriteNew(dir + "/aes-256-gcm-ecdsa-p384.json",
+           {{"format", "keyward message v1"},
+            {"note", "Frozen. Suite 0x0101: as aes-256-gcm.json, plus signing_key (the "
+                     "compressed P-384 point the context carries), signed_prefix (the bytes "
+                     "signed before the body) and signature (DER ECDSA-SHA384). "
+                     "docs/format.md section 7.1."},
+            {"raw_keys", keys},
+            {"vectors", vectors}});
+
+  // Negative vectors around the signature, from the framed message.
+  const MessageInfo mi = Must(InspectMessage(framed));
+  const size_t footer = mi.total_bytes - 2 - mi.signature_bytes;
+  const std::string unsigned_part = framed.substr(0, footer);
+  const std::string sig = framed.substr(footer + 2);
+  std::string flipped = framed;
+  flipped.back() = static_cast<char>(flipped.back() ^ 0x01);
+  std::string zero_len = unsigned_part;
+  format::AppendBigEndian(&zero_len, 0, 2);
+  std::string long_len = unsigned_part;
+  format::AppendBigEndian(&long_len, 105, 2);
+  long_len += std::string(105, '\x30');
+  // A valid signature of the same bytes by another key: not the key the
+  // context (and so the wrapped data key) is bound to.
+  std::string other_signed;
+  {
+    std::string authenticated;
+    StringInputStream in(framed);
+    format::Header h = Must(format::ReadHeader(in, &authenticated));
+    auto other = VectorSigner(99);
+    if (auto s = other->Update(SignedPrefix(h)); !s.ok()) Die(s);
+    if (auto s = other->Update(absl::string_view(unsigned_part).substr(mi.header_bytes));
+        !s.ok()) {
+      Die(s);
+    }
+    const std::string other_sig = Must(other->Finish());
+    other_signed = unsigned_part;
+    format::AppendBigEndian(&other_signed, other_sig.size(), 2);
+    other_signed += other_sig;
+  }
+  // The suite byte changed: a signed message read as unsigned keeps a
+  // signing key in its context; an unsigned one read as signed lacks it.
+  std::string as_unsigned = framed;
+  as_unsigned[5] = 0x00;
+  as_unsigned[6] = 0x01;
+  std::string unsigned_message;
+  {
+    Case c{"x", "x", Suite::kAes256GcmHkdfSha256Commit, 64, ctx, Pattern(200), {&k1}, 37};
+    (void)Generate(c, &unsigned_message);
+  }
+  std::string as_signed = unsigned_message;
+  as_signed[5] = 0x01;
+  as_signed[6] = 0x01;
+  struct Neg {
+    std::string name, description, message, error;
+  };
+  std::vector<Neg> negs = {
+      {"signature-flipped", "one bit of the signature flipped", flipped, "authentication-failed"},
+      {"signature-by-another-key",
+       "a valid signature of the same bytes by a key other than the context's",
+       other_signed, "authentication-failed"},
+      {"signature-missing", "the message ends after its final frame", unsigned_part,
+       "truncated"},
+      {"signature-truncated", "the message ends inside the signature",
+       framed.substr(0, framed.size() - 10), "truncated"},
+      {"signature-length-zero", "the signature length is 0", zero_len, "malformed-frame"},
+      {"signature-length-over-limit", "the signature length is 105 (over 104)", long_len,
+       "malformed-frame"},
+      {"signed-appended-data", "a byte after the signature", framed + "x", "trailing-data"},
+      {"unsigned-suite-with-signing-key",
+       "suite changed to 0x0001: an unsigned message may not carry a signing key",
+       as_unsigned, "malformed-header"},
+      {"signed-suite-without-signing-key",
+       "an unsigned message's suite changed to 0x0101: no signing key in its context",
+       as_signed, "malformed-header"},
+  };
+  Json neg = Json::array();
+  for (const Neg& n : negs) {
+    neg.push_back({{"name", n.name},
+                   {"description", n.description},
+                   {"raw_keys", {"k1"}},
+                   {"expected_context", Json::object()},
+                   {"expected_environment", ""},
+                   {"message", Hex(n.message)},
+                   {"expected_error", n.error}});
+  }
+  (void)sig;
+  WriteNew(dir + "/negative-signed.json",
+           {{"format", "keyward message v1"},
+            {"note", "Frozen. As negative.json, for the signed suite 0x0101; raw keys from "
+                     "aes-256-gcm.json."},
+            {"vectors", neg}});
   return 0;
 }
 
@@ -486,7 +639,7 @@ int Main(int argc, char** argv) {
                      "raw keys from aes-256-gcm.json, the expected_context "
                      "pairs, and expected_environment when not empty."},
             {"vectors", neg}});
-  return 0;
+  return WriteSignedVectors(dir, keys, k1, k2, ctx, unicode);
 }
 
 }  // namespace

@@ -459,9 +459,11 @@ void KeyService::AttachDrillSample(const std::string& name) {
   const uint32_t version = key->primary_version;
   DrillKeyring keyring(this, name);
   const Keyring* keyrings[] = {&keyring};
+  EncryptOptions options;
+  options.suite = key->suite;
   auto message = EncryptMessage(DrillPlaintext(name, version),
                                 {{"keyward-drill", absl::StrCat(name, "/v", version)}},
-                                keyrings);
+                                keyrings, options);
   if (!message.ok()) return;
   auto info = InspectMessage(*message);
   if (!info.ok() || info->key.key_version != version) return;  // rotated meanwhile
@@ -774,6 +776,19 @@ metrics::Histogram& KekTimer(bool wrap, KekProtection protection) {
   return *children[wrap ? 1 : 0][protection == KekProtection::kHsmResident ? 1 : 0];
 }
 
+// A key made for signed messages wraps only data keys bound to a signing
+// key: every message under it must then be signed, so no reader who can
+// decrypt can forge one (docs/decisions/0017).
+absl::Status CheckSignedUse(const Key& key, const EncryptionContext& context) {
+  if (!IsSignedSuite(key.suite)) return absl::OkStatus();
+  if (!format::SigningKeyOf(key.suite, context).ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key ", key.name, " is for signed messages (", SuiteName(key.suite),
+        "): encrypt with that suite, which adds the message's signing key to the context"));
+  }
+  return absl::OkStatus();
+}
+
 // Encryptions under a version's KEK, for /metrics.
 void CountWraps(const std::string& name, uint32_t version, uint64_t n) {
   static auto& issued_total = metrics::Global().CounterFamily(
@@ -891,6 +906,7 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
   KW_RETURN_IF_ERROR(format::ValidateContext(context));
   KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
   const Key& key = cached->key;
+  KW_RETURN_IF_ERROR(CheckSignedUse(key, context));
   if (key.purpose != keystore::KeyPurpose::kEnvelopeEncryption) {
     return absl::FailedPreconditionError(absl::StrCat(
         "key ", name, " is for ", keystore::KeyPurposeName(key.purpose),
@@ -946,6 +962,7 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
   KW_RETURN_IF_ERROR(format::ValidateContext(context));
   KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
   const Key& key = cached->key;
+  KW_RETURN_IF_ERROR(CheckSignedUse(key, context));
   const KeyVersion* primary = key.FindVersion(key.primary_version);
   if (primary == nullptr || primary->state != VersionState::kEnabled) {
     return absl::FailedPreconditionError(
@@ -1051,9 +1068,14 @@ absl::StatusOr<std::string> KeyService::Encrypt(absl::string_view name,
                                   plaintext.size(), " bytes; encrypt larger "
                                   "data in the SDK with a data key"));
   }
+  // Messages made here use the key's suite (a key for signed messages
+  // gets signed ones).
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  EncryptOptions options;
+  options.suite = cached->key.suite;
   LocalKmsKeyring keyring(this, std::string(name));
   const Keyring* keyrings[] = {&keyring};
-  return EncryptMessage(plaintext, context, keyrings);
+  return EncryptMessage(plaintext, context, keyrings, options);
 }
 
 absl::StatusOr<SecretData> KeyService::Decrypt(absl::string_view key_name,

@@ -6,7 +6,9 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/pkcs11_root_of_trust.h"
@@ -536,6 +538,29 @@ TEST(KeyServiceCrashTest, EveryInterruptedWriteLeavesAConsistentStore) {
 // files: not in the database, not in the write-ahead log (where SQLite kept
 // older copies of the page), not in the shared-memory index.  The live root
 // key could unseal any copy left there.
+// A key made for signed messages wraps only data keys bound to a signing
+// key: unsigned messages cannot be made under it at all.
+TEST_P(KeyServiceTest, KeysForSignedMessagesWrapOnlySigningBoundDataKeys) {
+  KW_ASSERT_OK(svc_->CreateKey({.name = "s", .suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384})
+                   .status());
+  EXPECT_THAT(svc_->GenerateDataKey("s", {{"t", "1"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("signed messages")));
+  // keywardd's own messages under it (small payloads, drill samples) are signed.
+  KW_ASSERT_OK_AND_ASSIGN(std::string m, svc_->Encrypt("s", "hello", {{"t", "1"}}));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(m));
+  EXPECT_EQ(info.suite, Suite::kAes256GcmHkdfSha256CommitEcdsaP384);
+  KW_ASSERT_OK_AND_ASSIGN(SecretData pt, svc_->Decrypt("s", m, {{"t", "1"}}));
+  EXPECT_EQ(pt.AsStringView(), "hello");
+  KW_ASSERT_OK_AND_ASSIGN(Key key, svc_->GetKey("s"));
+  KW_ASSERT_OK_AND_ASSIGN(MessageInfo drill, InspectMessage(key.versions[0].drill_sample));
+  EXPECT_EQ(drill.suite, Suite::kAes256GcmHkdfSha256CommitEcdsaP384);
+  // With a signing key in the context, data keys are issued.
+  KW_ASSERT_OK_AND_ASSIGN(auto signer, crypto::EcdsaP384Signer::Generate());
+  KW_EXPECT_OK(svc_->GenerateDataKey(
+                       "s", {{kSigningKeyContextKey, absl::Base64Escape(signer->public_key())}})
+                   .status());
+}
+
 TEST(KeyServiceDestructionTest, DestroyedKeyMaterialIsGoneFromTheStoreFiles) {
   ::keyward::testing::TempDir dir;
   FakeClock clock;

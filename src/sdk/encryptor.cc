@@ -1,5 +1,8 @@
 #include "keyward/encryptor.h"
 
+#include "absl/strings/escaping.h"
+#include "crypto/signature.h"
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -213,6 +216,22 @@ struct Encryptor::State {
         decrypt_keyring(c, &decrypt_cache, options.cache, &decrypt_hits,
                         &decrypt_misses, options.observer) {}
 
+  // A signed message's own key pair and context (its public key added);
+  // for other suites, the caller's context as is.
+  absl::StatusOr<EncryptionContext> MessageContext(
+      const EncryptionContext& context, std::unique_ptr<crypto::EcdsaP384Signer>* signer) {
+    if (context.count(kSigningKeyContextKey) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the encryption context key '", kSigningKeyContextKey,
+          "' is reserved: Keyward adds it to signed messages itself"));
+    }
+    if (!IsSignedSuite(options.format.suite)) return context;
+    KW_ASSIGN_OR_RETURN(*signer, crypto::EcdsaP384Signer::Generate());
+    EncryptionContext out = context;
+    out[kSigningKeyContextKey] = absl::Base64Escape((*signer)->public_key());
+    return out;
+  }
+
   absl::StatusOr<std::shared_ptr<Entry>> Materials(const EncryptionContext& context,
                                                    uint64_t size) {
     KW_RETURN_IF_ERROR(format::ValidateContext(context));
@@ -231,7 +250,9 @@ struct Encryptor::State {
     };
     bool hit = false;
     absl::StatusOr<std::shared_ptr<Entry>> entry;
-    if (options.cache) {
+    // A signed message's context is its own (its public key): its data key
+    // serves it alone, so it is never cached.
+    if (options.cache && !IsSignedSuite(options.format.suite)) {
       entry = encrypt_cache.Acquire(
           format::SerializeContext(context), size, fetch, &hit);
     } else {
@@ -290,10 +311,12 @@ absl::StatusOr<std::string> Encryptor::Encrypt(absl::string_view plaintext,
                                                const EncryptionContext& context) {
   Timed timer(state_->options.observer, Observer::Operation::kEncrypt);
   auto result = [&]() -> absl::StatusOr<std::string> {
-    KW_ASSIGN_OR_RETURN(std::shared_ptr<Entry> e,
-                        state_->Materials(context, plaintext.size()));
-    return format::EncryptBytesWithMaterials(state_->ToMaterials(*e, context),
-                                             plaintext);
+    std::unique_ptr<crypto::EcdsaP384Signer> signer;
+    KW_ASSIGN_OR_RETURN(EncryptionContext full, state_->MessageContext(context, &signer));
+    KW_ASSIGN_OR_RETURN(std::shared_ptr<Entry> e, state_->Materials(full, plaintext.size()));
+    format::EncryptionMaterials m = state_->ToMaterials(*e, full);
+    m.signer = signer.get();
+    return format::EncryptBytesWithMaterials(m, plaintext);
   }();
   timer.Done(result.ok());
   return result;
@@ -312,10 +335,13 @@ absl::Status Encryptor::EncryptStream(InputStream& in, OutputStream& out,
                                       const EncryptionContext& context) {
   Timed timer(state_->options.observer, Observer::Operation::kEncrypt);
   absl::Status s = [&]() -> absl::Status {
-    KW_ASSIGN_OR_RETURN(std::shared_ptr<Entry> e, state_->Materials(context, 0));
+    std::unique_ptr<crypto::EcdsaP384Signer> signer;
+    KW_ASSIGN_OR_RETURN(EncryptionContext full, state_->MessageContext(context, &signer));
+    KW_ASSIGN_OR_RETURN(std::shared_ptr<Entry> e, state_->Materials(full, 0));
     CountingInput counting(in);
-    absl::Status status = format::EncryptWithMaterials(
-        state_->ToMaterials(*e, context), counting, out);
+    format::EncryptionMaterials m = state_->ToMaterials(*e, full);
+    m.signer = signer.get();
+    absl::Status status = format::EncryptWithMaterials(m, counting, out);
     state_->encrypt_cache.AddBytes(e, counting.count());
     return status;
   }();

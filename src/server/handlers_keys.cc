@@ -17,6 +17,7 @@ absl::Status KeyManagementService::GetServerInfo(Call& call, const v1::GetServer
   resp->set_version(kVersion);
   resp->add_suites(std::string(SuiteName(Suite::kAes256GcmHkdfSha256Commit)));
   resp->add_suites(std::string(SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)));
+  resp->add_suites(std::string(SuiteName(Suite::kAes256GcmHkdfSha256CommitEcdsaP384)));
   resp->set_hsm(absl::StrCat(hsm.token_label, " (", hsm.manufacturer, " ", hsm.model, ")"));
   resp->set_hsm_software(hsm.software);
   resp->set_principal(call.principal());
@@ -37,11 +38,14 @@ absl::Status KeyManagementService::CreateKey(Call& call, const v1::CreateKeyRequ
       r.suite = Suite::kAes256GcmHkdfSha256Commit;
     } else if (req.suite() == SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)) {
       r.suite = Suite::kChaCha20Poly1305HkdfSha256Commit;
+    } else if (req.suite() == SuiteName(Suite::kAes256GcmHkdfSha256CommitEcdsaP384)) {
+      r.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown suite '", Bounded(req.suite()), "'; use ",
-          SuiteName(Suite::kAes256GcmHkdfSha256Commit), " or ",
-          SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit)));
+          SuiteName(Suite::kAes256GcmHkdfSha256Commit), ", ",
+          SuiteName(Suite::kChaCha20Poly1305HkdfSha256Commit), " or ",
+          SuiteName(Suite::kAes256GcmHkdfSha256CommitEcdsaP384)));
     }
   }
   r.labels = {req.labels().begin(), req.labels().end()};

@@ -37,6 +37,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keyward/client.h"
+#include "keyward/encryptor.h"
+#include "format/header.h"
+#include "crypto/signature.h"
+#include "absl/strings/escaping.h"
 #include "keyward/errors.h"
 #include "keyward/message.h"
 #include "keyward/v1/keyward.pb.h"
@@ -680,6 +684,77 @@ TEST_F(SecurityTest, PolicyChangesAreRecordedWithTheirDigests) {
     operations: ["*"]
 )"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be a list")));
+}
+
+// --- 11. Signed messages: readers who can decrypt cannot forge -------------------
+
+TEST_F(SecurityTest, ReadersWhoCanDecryptCannotForgeSignedMessages) {
+  SetPolicy(R"(rules:
+  - name: dev-admin
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: readers
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["signed/*"]
+    operations: [decrypt, describe]
+)");
+  CreateKeyOptions signed_key;
+  signed_key.suite = "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384";
+  KW_ASSERT_OK(admin_->CreateKey("signed/k", signed_key).status());
+  // Even the writer cannot get a data key for an unsigned message under it.
+  EXPECT_THAT(admin_->GenerateDataKey("signed/k", {{"t", "1"}}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("signed messages")));
+  EncryptorOptions writer;
+  writer.key_name = "signed/k";
+  writer.format.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+  Encryptor admin_encryptor(admin_.get(), writer);
+  KW_ASSERT_OK_AND_ASSIGN(std::string genuine, admin_encryptor.Encrypt("pay 10", {{"t", "1"}}));
+  Encryptor reader(app_.get(), EncryptorOptions{.key_name = "signed/k"});
+  KW_ASSERT_OK_AND_ASSIGN(SecretData read, reader.Decrypt(genuine, {{"t", "1"}}));
+  EXPECT_EQ(read.AsStringView(), "pay 10");
+
+  // The reader holds the data key of the genuine message...
+  std::string authenticated;
+  KW_ASSERT_OK_AND_ASSIGN(format::Header h, format::ParseHeader(genuine, &authenticated));
+  KW_ASSERT_OK_AND_ASSIGN(SecretData dek,
+                          app_->DecryptDataKey(h.data_keys[0].ciphertext, h.context));
+  auto forge = [&](Suite suite, EncryptionContext context, crypto::EcdsaP384Signer* signer) {
+    format::EncryptionMaterials m;
+    m.suite = suite;
+    m.frame_size = h.frame_size;
+    m.key = h.key;
+    m.context = std::move(context);
+    m.data_keys = h.data_keys;
+    m.data_key = &dek;
+    m.signer = signer;
+    return format::EncryptBytesWithMaterials(m, "pay 1000");
+  };
+  // ...but cannot get one of its own (no generate-data-key)...
+  EXPECT_THAT(app_->GenerateDataKey("signed/k", {}),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // ...a message signed by a key of its own does not open: the wrapped data
+  // key is bound to the writer's public key...
+  KW_ASSERT_OK_AND_ASSIGN(auto forger, crypto::EcdsaP384Signer::Generate());
+  EncryptionContext own = h.context;
+  own[kSigningKeyContextKey] = absl::Base64Escape(forger->public_key());
+  KW_ASSERT_OK_AND_ASSIGN(std::string signed_forgery,
+                          forge(Suite::kAes256GcmHkdfSha256CommitEcdsaP384, own, forger.get()));
+  EXPECT_FALSE(reader.Decrypt(signed_forgery, {{"t", "1"}}).ok());
+  // ...and the same message unsigned is refused: an unsigned message may
+  // not carry a signing key, and without it the data key does not unwrap.
+  EncryptionContext bare = h.context;
+  bare.erase(kSigningKeyContextKey);
+  KW_ASSERT_OK_AND_ASSIGN(std::string unsigned_forgery,
+                          forge(Suite::kAes256GcmHkdfSha256Commit, bare, nullptr));
+  EXPECT_FALSE(reader.Decrypt(unsigned_forgery, {{"t", "1"}}).ok());
+  std::string relabelled = genuine;
+  relabelled[5] = 0x00;
+  relabelled[6] = 0x01;
+  EXPECT_THAT(reader.Decrypt(relabelled, {{"t", "1"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("signing key")));
+  // The genuine message still reads, as do keywardd's own (signed) ones.
+  KW_EXPECT_OK(reader.Decrypt(genuine, {{"t", "1"}}).status());
 }
 
 // --- 8. An audit log that cannot be rewritten and re-signed ---------------------

@@ -382,7 +382,13 @@ static const char *const ERR_NAME[] = {
 
 #define SUITE_AES_GCM 0x0001
 #define SUITE_CHACHA 0x0002
+#define SUITE_SIGNED 0x0101 /* §3: AES-256-GCM, signed with ECDSA P-384 (§7.1) */
 #define TAG_LEN 16
+#define MAX_SIG 104u
+#define POINT_LEN 49u
+
+static const char SIGNING_KEY_NAME[] = "keyward-signing-key"; /* §4 */
+static const char SIGNED_LABEL[] = "keyward signed message v1";   /* §7.1, 25 bytes */
 
 static const char MSG_INFO_LABEL[] = "keyward message v1";         /* 18 bytes */
 static const char RAW_ID_LABEL[] = "keyward raw-aes key id v1";
@@ -405,6 +411,7 @@ typedef struct {
     size_t dk_count;
     Bytes provider_id[MAX_DK], provider_info[MAX_DK], wrapped_key[MAX_DK];
     const uint8_t *commitment, *tag;
+    uint8_t signing_key[POINT_LEN]; /* signed suites: the compressed point */
     size_t authenticated_len; /* magic .. key commitment */
     size_t header_len;        /* including the tag */
     const char *bad_field;    /* field named by a header error */
@@ -511,6 +518,51 @@ static int bytes_eq(Bytes a, const void *p, size_t n) {
     return a.n == n && memcmp(a.p, p, n) == 0;
 }
 
+/* §4: the signing key's value is canonical standard base64 (RFC 4648 §4,
+ * '=' padding) of exactly POINT_LEN bytes. */
+static int b64_value(uint8_t c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+static int b64_point(Bytes in, uint8_t out[POINT_LEN]) {
+    /* 49 bytes: 16 full groups and one byte ("xx==") = 68 characters. */
+    if (in.n != 68 || in.p[66] != '=' || in.p[67] != '=') return 0;
+    size_t o = 0;
+    for (size_t i = 0; i < 64; i += 4) {
+        int a = b64_value(in.p[i]), b = b64_value(in.p[i + 1]), c = b64_value(in.p[i + 2]),
+            d = b64_value(in.p[i + 3]);
+        if (a < 0 || b < 0 || c < 0 || d < 0) return 0;
+        uint32_t v = ((uint32_t)a << 18) | ((uint32_t)b << 12) | ((uint32_t)c << 6) | (uint32_t)d;
+        out[o++] = (uint8_t)(v >> 16);
+        out[o++] = (uint8_t)(v >> 8);
+        out[o++] = (uint8_t)v;
+    }
+    int a = b64_value(in.p[64]), b = b64_value(in.p[65]);
+    if (a < 0 || b < 0 || (b & 0x0f) != 0) return 0; /* canonical: unused bits zero */
+    out[o++] = (uint8_t)((a << 2) | (b >> 4));
+    return o == POINT_LEN;
+}
+
+/* An EVP_PKEY for a P-384 public point, or NULL when it is not one. */
+static EVP_PKEY *p384_public(const uint8_t *point, size_t n) {
+    OSSL_PARAM params[3];
+    char group[] = "P-384";
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, n);
+    params[2] = OSSL_PARAM_construct_end();
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *k = NULL;
+    if (!c || EVP_PKEY_fromdata_init(c) != 1 || EVP_PKEY_fromdata(c, &k, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        k = NULL;
+    EVP_PKEY_CTX_free(c);
+    return k;
+}
+
 #define FAIL(field, err) do { h->bad_field = (field); return (err); } while (0)
 #define TRY(field, expr) do { int e_ = (expr); if (e_) FAIL(field, e_); } while (0)
 
@@ -526,7 +578,8 @@ static int parse_header(const uint8_t *buf, size_t len, Header *h) {
     TRY("version", read_uint(&r, 1, &v));
     if (v != 1) FAIL("version", E_UNSUPPORTED_VERSION);
     TRY("suite id", read_uint(&r, 2, &v));
-    if (v != SUITE_AES_GCM && v != SUITE_CHACHA) FAIL("suite id", E_UNSUPPORTED_SUITE);
+    if (v != SUITE_AES_GCM && v != SUITE_CHACHA && v != SUITE_SIGNED)
+        FAIL("suite id", E_UNSUPPORTED_SUITE);
     h->suite = (uint16_t)v;
     TRY("message id", read_bytes(&r, 32, &b));
     h->message_id = b.p;
@@ -557,6 +610,22 @@ static int parse_header(const uint8_t *buf, size_t len, Header *h) {
     }
     h->ctx_encoding.p = buf + ctx_start;
     h->ctx_encoding.n = r.off - ctx_start;
+    /* §4 The signing key: required (and valid) for signed suites, forbidden
+     * for the others; checked once the context has been read. */
+    {
+        size_t j;
+        for (j = 0; j < h->ctx_count; j++)
+            if (bytes_eq(h->ctx_key[j], SIGNING_KEY_NAME, sizeof SIGNING_KEY_NAME - 1)) break;
+        if (h->suite == SUITE_SIGNED) {
+            if (j == h->ctx_count || !b64_point(h->ctx_value[j], h->signing_key))
+                FAIL("signing key", E_MALFORMED_HEADER);
+            EVP_PKEY *k = p384_public(h->signing_key, POINT_LEN);
+            if (!k) FAIL("signing key", E_MALFORMED_HEADER);
+            EVP_PKEY_free(k);
+        } else if (j != h->ctx_count) {
+            FAIL("signing key", E_MALFORMED_HEADER);
+        }
+    }
 
     TRY("data key count", read_uint(&r, 1, &v));
     if (v > MAX_DK) FAIL("data key count", E_LIMIT_EXCEEDED);
@@ -580,7 +649,7 @@ static int parse_header(const uint8_t *buf, size_t len, Header *h) {
 /* ---- crypto ---- */
 
 static const EVP_CIPHER *suite_cipher(uint16_t suite) {
-    return suite == SUITE_AES_GCM ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
+    return suite == SUITE_CHACHA ? EVP_chacha20_poly1305() : EVP_aes_256_gcm();
 }
 
 /* AEAD-Decrypt; returns 1 if the tag verifies.  out may be NULL if ctlen == 0. */
@@ -706,6 +775,9 @@ typedef struct {
     uint64_t failed_frame;
 } Result;
 
+static int read_body(const uint8_t *msg, size_t len, const Header *h, Result *res,
+                     const EVP_CIPHER *cipher, EVP_MD_CTX *sig_ctx);
+
 static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, size_t nkeys,
                            const Bytes *expected_env, const Pair *expect, size_t nexpect,
                            Header *h, Result *res) {
@@ -757,9 +829,40 @@ static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, s
     }
     if (!res->opened) return unwrapped ? E_COMMITMENT_MISMATCH : E_NO_KEYRING;
 
-    /* §7 Body, steps 1-5 for each frame in order */
+    /* §7.1 A signed message's signature covers a prefix, then the body. */
+    EVP_MD_CTX *sig_ctx = NULL;
+    EVP_PKEY *sig_key = NULL;
+    if (h->suite == SUITE_SIGNED) {
+        uint8_t fixed[2 + 32 + 4];
+        fixed[0] = (uint8_t)(h->suite >> 8);
+        fixed[1] = (uint8_t)h->suite;
+        memcpy(fixed + 2, h->message_id, 32);
+        for (int i = 0; i < 4; i++) fixed[34 + i] = (uint8_t)(h->frame_size >> (24 - 8 * i));
+        sig_key = p384_public(h->signing_key, POINT_LEN);
+        sig_ctx = EVP_MD_CTX_new();
+        if (!sig_key || !sig_ctx ||
+            EVP_DigestVerifyInit(sig_ctx, NULL, EVP_sha384(), NULL, sig_key) != 1 ||
+            EVP_DigestVerifyUpdate(sig_ctx, SIGNED_LABEL, sizeof SIGNED_LABEL - 1) != 1 ||
+            EVP_DigestVerifyUpdate(sig_ctx, fixed, sizeof fixed) != 1 ||
+            EVP_DigestVerifyUpdate(sig_ctx, h->ctx_encoding.p, h->ctx_encoding.n) != 1 ||
+            EVP_DigestVerifyUpdate(sig_ctx, h->commitment, 32) != 1) {
+            fprintf(stderr, "internal error: cannot start verifying\n");
+            exit(2);
+        }
+    }
+    int e_body = read_body(msg, len, h, res, cipher, sig_ctx);
+    EVP_MD_CTX_free(sig_ctx);
+    EVP_PKEY_free(sig_key);
+    return e_body;
+}
+
+/* §7 Body, steps 1-5 for each frame in order; §7.1 the signature. */
+static int read_body(const uint8_t *msg, size_t len, const Header *h, Result *res,
+                     const EVP_CIPHER *cipher, EVP_MD_CTX *sig_ctx) {
+    uint8_t nonce[12];
     size_t off = h->header_len, cap = 0;
     for (uint64_t n = 1;; n++) {
+        const size_t frame_start = off;
         if (off >= len) return E_TRUNCATED;           /* 1. no type byte: final frame missing */
         if (n > MAX_FRAMES) return E_LIMIT_EXCEEDED;  /* 1. a type byte is present and n > 2^32-1 */
         uint8_t type = msg[off++];
@@ -789,10 +892,23 @@ static int decrypt_message(const uint8_t *msg, size_t len, const RawKey *keys, s
             res->failed_frame = n;
             return E_AUTHENTICATION_FAILED;
         }
+        if (sig_ctx && EVP_DigestVerifyUpdate(sig_ctx, msg + frame_start, off + flen + TAG_LEN - frame_start) != 1) {
+            fprintf(stderr, "internal error: hashing failed\n");
+            exit(2);
+        }
         off += flen + TAG_LEN;
         res->plaintext_len += flen;
         res->frames = n;
         if (type == 1) break;
+    }
+    if (sig_ctx) {
+        if (len - off < 2) return E_TRUNCATED;
+        size_t slen = (size_t)be(msg + off, 2);
+        off += 2;
+        if (slen == 0 || slen > MAX_SIG) return E_MALFORMED_FRAME;
+        if (len - off < slen) return E_TRUNCATED;
+        if (EVP_DigestVerifyFinal(sig_ctx, msg + off, slen) != 1) return E_AUTHENTICATION_FAILED;
+        off += slen;
     }
     if (off != len) return E_TRAILING_DATA;
     return E_OK;
@@ -924,8 +1040,9 @@ static int check_positive_with(const JVal *v, const uint8_t *msg, size_t msglen,
           "key_name");
     CHECK(nctx == h.ctx_count, "context entry count"); /* every pair was required above */
     const char *suite = jstr(v, "suite");
-    CHECK(suite && strcmp(suite, h.suite == SUITE_AES_GCM ? "AES-256-GCM-HKDF-SHA256-COMMIT"
-                                                          : "CHACHA20-POLY1305-HKDF-SHA256-COMMIT") == 0,
+    CHECK(suite && strcmp(suite, h.suite == SUITE_AES_GCM   ? "AES-256-GCM-HKDF-SHA256-COMMIT"
+                                 : h.suite == SUITE_CHACHA ? "CHACHA20-POLY1305-HKDF-SHA256-COMMIT"
+                                                           : "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384") == 0,
           "suite name");
     JVal *wk = jget(v, "wrapped_keys");
     CHECK(wk && wk->type == J_ARR && wk->n == h.dk_count, "wrapped key count");

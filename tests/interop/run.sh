@@ -17,6 +17,8 @@ status=0
 "$tmp/format_v1_decrypt" "$vectors/aes-256-gcm.json" || status=1
 "$tmp/format_v1_decrypt" "$vectors/chacha20-poly1305.json" || status=1
 "$tmp/format_v1_decrypt" "$vectors/negative.json" "$vectors/aes-256-gcm.json" || status=1
+"$tmp/format_v1_decrypt" "$vectors/aes-256-gcm-ecdsa-p384.json" || status=1
+"$tmp/format_v1_decrypt" "$vectors/negative-signed.json" "$vectors/aes-256-gcm.json" || status=1
 
 if [ "$status" -ne 0 ]; then
     echo "interop format_v1: FAILED" >&2
