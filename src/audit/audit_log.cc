@@ -42,8 +42,9 @@ absl::Status Tampered(absl::string_view why) {
   return absl::DataLossError(absl::StrCat(
       "the audit log is not the one keywardd wrote: ", why,
       ". keywardd refuses to start on it rather than sign it. Investigate with "
-      "`keyward audit verify --log DIR --checkpoint-key-fingerprint FP`, restore the log "
-      "from a backup, or move the directory aside (it is evidence) to start a new log; "
+      "`keyward audit verify --log DIR --checkpoint-key-fingerprint FP` and restore the log "
+      "from a backup; or, to start a new log deliberately, move the directory aside (it is "
+      "evidence) and start keywardd once with --new-audit-log (recorded in the new log); "
       "see docs/audit.md"));
 }
 
@@ -255,7 +256,15 @@ absl::Status AuditLog::CheckHistory() {
   }
   if (options_.anchor != nullptr) {
     KW_ASSIGN_OR_RETURN(std::optional<CheckpointAnchor::Anchor> anchor, options_.anchor->Load());
-    if (anchor) {
+    if (anchor && tree_.size() == 0 && anchor->tree_size > 0 && options_.allow_new_log) {
+      Log(LogLevel::kWarning, "audit",
+          "starting a NEW audit log on request (--new-audit-log); the previous one is not in "
+          "the audit directory",
+          {{"previous_records", absl::StrCat(anchor->tree_size)},
+           {"previous_root", ToHex(anchor->root)}});
+      replaced_anchor_ = *anchor;
+      KW_RETURN_IF_ERROR(options_.anchor->Store({0, EmptyRoot()}));
+    } else if (anchor) {
       if (anchor->tree_size > tree_.size()) {
         return Tampered(absl::StrCat("keywardd sealed a checkpoint of ", anchor->tree_size,
                                      " records, but the log holds ", tree_.size(),

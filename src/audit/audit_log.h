@@ -74,6 +74,11 @@ struct AuditLogOptions {
   std::string signing_key_label;
   // Optional: where each checkpoint is anchored, and checked at Open.
   CheckpointAnchor* anchor = nullptr;
+  // The operator starts a new log on purpose (keywardd --new-audit-log):
+  // an empty directory is accepted although the anchor names an older
+  // log, and the anchor starts over.  Open then reports the old anchor
+  // (replaced_anchor()) for the new log's first record.
+  bool allow_new_log = false;
 };
 
 struct Checkpoint {
@@ -134,6 +139,10 @@ class AuditLog {
   const std::string& public_key_pem() const { return public_key_pem_; }
   // SHA-256 of the checkpoint signing key's SubjectPublicKeyInfo, hex.
   const std::string& key_fingerprint() const { return key_fingerprint_; }
+  // When Open started a new log over an older anchor (allow_new_log).
+  const std::optional<CheckpointAnchor::Anchor>& replaced_anchor() const {
+    return replaced_anchor_;
+  }
 
   // Signs and stores a checkpoint of the current tree now.
   absl::StatusOr<Checkpoint> MakeCheckpoint();
@@ -183,6 +192,7 @@ class AuditLog {
 
   const AuditLogOptions options_;
   bool opened_ = true;  // false when Open failed: the destructor leaves the files alone
+  std::optional<CheckpointAnchor::Anchor> replaced_anchor_;
   std::string public_key_pem_;
   std::string key_fingerprint_;
   MerkleTree tree_;

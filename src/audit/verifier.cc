@@ -222,6 +222,13 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
     check(pinned->checkpoint, "your saved checkpoint");
     ++report.checkpoints;
   }
+  if (report.records > 0 && report.checkpoints == 0) {
+    // A chain alone proves nothing: whoever wrote the log can rebuild it.
+    fail("no signed checkpoint covers the records (checkpoints.log is missing or empty): "
+         "nothing in the log can be checked against a key you trust; pass a checkpoint you "
+         "saved (--checkpoint FILE)",
+         std::nullopt);
+  }
   report.seconds = absl::ToDoubleSeconds(absl::Now() - started);
   return report;
 }

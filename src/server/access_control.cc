@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
+#include "server/call.h"
 
 namespace keyward::server {
 namespace {
@@ -147,6 +148,8 @@ absl::StatusOr<PolicyChange> AccessControl::SetPolicy(absl::string_view yaml) {
   return change;
 }
 
+std::string AccessControl::PolicyDigest() const { return Digest(PolicyText()); }
+
 std::string AccessControl::PolicyText() const {
   std::lock_guard<std::mutex> lock(mu_);
   return policy_->source();
@@ -173,7 +176,7 @@ absl::StatusOr<policy::Grant> AccessControl::CreateGrant(const GrantRequest& r,
   for (const std::string& op : r.operations) {
     if (op != "*" && !policy::IsKnownOperation(op)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown operation '", op.substr(0, 64), "' (see docs/policy.md)"));
+          absl::StrCat("unknown operation '", Bounded(op), "' (see docs/policy.md)"));
     }
   }
   if (r.ttl < absl::Seconds(1) || r.ttl > kMaxGrantTtl) {
@@ -207,7 +210,7 @@ absl::StatusOr<policy::Grant> AccessControl::FindGrant(const std::string& id) {
   for (policy::Grant& g : all) {
     if (g.id == id) return std::move(g);
   }
-  return absl::NotFoundError(absl::StrCat("no grant '", id, "' (list them with "
+  return absl::NotFoundError(absl::StrCat("no grant '", Bounded(id), "' (list them with "
                                           "`keyward grant list --all`)"));
 }
 

@@ -63,6 +63,8 @@ class AccessControl {
   // policy in force are unchanged.
   absl::StatusOr<PolicyChange> SetPolicy(absl::string_view yaml);
   std::string PolicyText() const;
+  // "sha256:<hex>" of the policy in force.
+  std::string PolicyDigest() const;
 
   // Grants.  Errors: kInvalidArgument (unknown operation, empty principal,
   // a key glob with bytes no key name holds, ttl outside 1 second..90

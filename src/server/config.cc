@@ -253,7 +253,8 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
     if (static_cast<int64_t>(c.limits.max_request_bytes) * 2 + 16384 >
         (static_cast<int64_t>(c.limits.principal_max_memory_mib) << 20)) {
       return r.Error("limits.principal_max_memory_mib",
-                     "must hold at least two requests of limits.max_request_bytes");
+                     "must hold at least one request of limits.max_request_bytes (which "
+                     "counts twice its size plus 16 KiB)");
     }
   }
 

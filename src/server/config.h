@@ -33,7 +33,8 @@ struct LimitsConfig {
   // One principal's share.
   int principal_max_requests = 64;
   int principal_max_memory_mib = 64;
-  // Requests running at once (0: one per CPU).
+  // Requests running at once (0: one per CPU plus one, at least 3); one
+  // principal may run all but one of them.
   int cpu_slots = 0;
   // Refusals before reading (failed TLS handshakes, over-limit requests,
   // unknown methods) recorded one by one per source every 10 seconds; the
@@ -46,6 +47,9 @@ struct AuditConfig {
   // Records kept in memory only: accepted solely for environments whose name
   // starts with "bench" (benchmarks compare against it).
   bool in_memory = false;
+  // Set by `keywardd --new-audit-log`, never by the file: accept an empty
+  // audit directory although the key store's anchor names an older log.
+  bool start_new_log = false;
   absl::Duration checkpoint_interval = absl::Seconds(60);
   // How long a request waits for its record to be durable before failing
   // with UNAVAILABLE.

@@ -82,7 +82,7 @@ absl::StatusOr<std::shared_ptr<FairScheduler::Ticket>> FairScheduler::Admit(
     CountRefusal(true);
     return Exhausted(absl::StrCat(
         "keywardd is saturated (", requests_, " requests, ", cost_ >> 20,
-        " MiB in progress; limits.max_concurrent_requests / limits.max_memory); "
+        " MiB in progress; limits.max_concurrent_requests / limits.max_memory_mib); "
         "retry with backoff, or send the request to another replica"));
   }
   auto& slot = principals_[principal];
@@ -103,7 +103,7 @@ absl::StatusOr<std::shared_ptr<FairScheduler::Ticket>> FairScheduler::Admit(
         by_count ? absl::StrCat(options_.principal_max_requests, " requests")
                  : absl::StrCat(p->cost >> 20, " MiB of requests"),
         " in keywardd, its share (limits.principal_max_",
-        by_count ? "requests" : "memory", "); retry with backoff"));
+        by_count ? "requests" : "memory_mib", "); retry with backoff"));
   }
   ++p->requests;
   p->cost += cost;
@@ -120,7 +120,7 @@ absl::Status FairScheduler::AddCost(Ticket& ticket, int64_t extra) {
     stats_.last_server_refusal = absl::Now();
     CountRefusal(true);
     return Exhausted(absl::StrCat("keywardd is saturated (", cost_ >> 20,
-                                  " MiB of requests in progress; limits.max_memory); "
+                                  " MiB of requests in progress; limits.max_memory_mib); "
                                   "retry with backoff"));
   }
   if (p->cost + extra > options_.principal_max_cost) {
@@ -128,7 +128,7 @@ absl::Status FairScheduler::AddCost(Ticket& ticket, int64_t extra) {
     CountRefusal(false);
     return Exhausted(absl::StrCat("principal ", Short(p->name), " has ", p->cost >> 20,
                                   " MiB of requests in keywardd, its share "
-                                  "(limits.principal_max_memory); retry with backoff"));
+                                  "(limits.principal_max_memory_mib); retry with backoff"));
   }
   p->cost += extra;
   cost_ += extra;

@@ -22,10 +22,13 @@ namespace {
 
 int Usage(FILE* out) {
   std::fprintf(out,
-               "Usage: keywardd --config FILE\n\n"
+               "Usage: keywardd --config FILE [--new-audit-log]\n\n"
                "Runs the Keyward key management service: mutual TLS 1.3 gRPC\n"
                "on `listen`, health on `http_listen` (docs/configuration.md).\n"
                "Create a development setup with `keyward dev init DIR`.\n\n"
+               "--new-audit-log: start a new audit log in an empty audit directory\n"
+               "although the key store remembers an older one (after moving a log\n"
+               "keywardd refused aside; docs/audit.md).  Recorded in the new log.\n\n"
                "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the\n"
                "policy and certificates.  Exit codes: 0 stopped, 1 failed to start,\n"
                "2 usage.\n");
@@ -36,12 +39,17 @@ int Usage(FILE* out) {
 
 int main(int argc, char** argv) {
   std::string config_path;
+  bool new_audit_log = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") return Usage(stdout);
     if (a == "--version") {
       std::printf("keywardd %s\n", keyward::kVersion);
       return 0;
+    }
+    if (a == "--new-audit-log") {
+      new_audit_log = true;
+      continue;
     }
     if (a == "--config" && i + 1 < argc) {
       config_path = argv[++i];
@@ -81,6 +89,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   keyward::ConfigureLog(config->log_json, config->log_level);
+  config->audit.start_new_log = new_audit_log;
   auto server = keyward::server::Server::Start(*config);
   if (!server.ok()) {
     std::fprintf(stderr, "keywardd: refusing to start: %s\n",

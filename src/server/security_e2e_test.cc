@@ -788,6 +788,18 @@ TEST_F(SecurityTest, ARewrittenAuditLogIsCaughtByTheVerifierAndByKeywardd) {
   absl::Status start = server_->Start();
   EXPECT_FALSE(start.ok());
   EXPECT_THAT(server_->log(), HasSubstr("the audit log is not the one keywardd wrote"));
+  // Moved aside (it is evidence), an empty directory is refused too: the
+  // key store remembers the old log...
+  ASSERT_EQ(::rename(dir.c_str(), server_->File("audit.evidence").c_str()), 0);
+  EXPECT_FALSE(server_->Start().ok());
+  // ...until the operator starts a new log deliberately, which the new log
+  // records first thing after its start.
+  KW_ASSERT_OK(server_->Start({"--new-audit-log"}));
+  std::vector<Json> records = Records();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records[0]["operation"], "start");
+  EXPECT_THAT(records[0]["detail"].get<std::string>(), HasSubstr("NEW audit log started"));
+  EXPECT_THAT(records[0]["detail"].get<std::string>(), HasSubstr("policy "));
 }
 
 }  // namespace

@@ -278,7 +278,29 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     server->audit_anchor_ = std::make_unique<SealedCheckpointAnchor>(server->core_.get());
     audit_options.anchor = server->audit_anchor_.get();
   }
+  audit_options.allow_new_log = config.audit.start_new_log;
   KW_ASSIGN_OR_RETURN(server->audit_, audit::AuditLog::Open(audit_options));
+  {
+    // Each start is on the record, with the policy it starts with: a policy
+    // edited while keywardd was stopped shows here.
+    audit::AuditRecord r;
+    r.time = absl::Now();
+    r.request_id = "start";
+    r.principal = "keywardd";
+    r.operation = "start";
+    r.decision = "none";
+    r.result = "OK";
+    r.detail = absl::StrCat("keywardd ", kVersion, " started in environment ",
+                            config.environment, "; policy ", config.policy_path, " ",
+                            server->access_->PolicyDigest());
+    if (const auto& old = server->audit_->replaced_anchor()) {
+      absl::StrAppend(&r.detail, "; NEW audit log started on request (--new-audit-log): the "
+                                 "previous log, anchored at ",
+                      old->tree_size, " records with root ", audit::ToHex(old->root),
+                      ", is not in ", config.audit.dir);
+    }
+    KW_RETURN_IF_ERROR(server->audit_->Append(std::move(r)));
+  }
 
   ServiceDeps deps;
   deps.core = server->core_.get();

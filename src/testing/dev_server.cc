@@ -56,15 +56,19 @@ std::string DevServer::log() const {
   return ReadFileOrDie(dir_.File("keywardd.log"));
 }
 
-absl::Status DevServer::Start() {
+absl::Status DevServer::Start(const std::vector<std::string>& extra_args) {
+  const std::string config = dir_path_ + "/keywardd.yaml";
+  std::vector<char*> argv{const_cast<char*>(keywardd_.c_str()), const_cast<char*>("--config"),
+                          const_cast<char*>(config.c_str())};
+  for (const std::string& a : extra_args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ == 0) {
     int fd = ::open(dir_.File("keywardd.log").c_str(),
                     O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    ::execl(keywardd_.c_str(), keywardd_.c_str(), "--config",
-            (dir_path_ + "/keywardd.yaml").c_str(), static_cast<char*>(nullptr));
+    ::execv(keywardd_.c_str(), argv.data());
     ::_exit(127);
   }
   for (int i = 0; i < 200; ++i) {

@@ -26,8 +26,9 @@ class DevServer {
                                                          const std::string& keywardd);
   ~DevServer();
 
-  // Starts keywardd and waits until /healthz answers (up to 20 s).
-  absl::Status Start();
+  // Starts keywardd (with `extra_args` after --config) and waits until
+  // /healthz answers (up to 20 s).
+  absl::Status Start(const std::vector<std::string>& extra_args = {});
   // SIGTERM and wait; returns the exit status (0 on a clean stop).
   int Stop();
   void Kill();
