@@ -1,6 +1,8 @@
 #include "server/fair_scheduler.h"
 
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -25,6 +27,9 @@ namespace {
 // The task a worker thread is running, for Yield().
 thread_local FairScheduler::PrincipalState* tl_principal = nullptr;
 thread_local double tl_slice_start = 0;
+thread_local double tl_task_start = 0;
+// This thread runs below the server's priority and ends with its task.
+thread_local bool tl_demoted = false;
 
 double ThreadCpuSeconds() {
   timespec ts{};
@@ -62,15 +67,42 @@ FairScheduler::FairScheduler(FairSchedulerOptions options)
         return options;
       }()) {
   free_slots_ = options_.cpu_slots;
+  spawner_ = std::thread([this] { SpawnerLoop(); });
 }
 
 FairScheduler::~FairScheduler() {
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    stopping_ = true;
-    work_cv_.notify_all();
+  std::unique_lock<std::mutex> lock(mu_);
+  stopping_ = true;
+  work_cv_.notify_all();
+  // Workers still running may ask spawner_ for threads (threads_ counts
+  // those owed): it stops only once they are all gone.
+  exited_cv_.wait(lock, [&] { return threads_ == 0; });
+  spawner_stopping_ = true;
+  spawn_cv_.notify_all();
+  lock.unlock();
+  spawner_.join();
+}
+
+void FairScheduler::StartWorkerLocked() {
+  ++threads_;
+  if (tl_demoted) {
+    ++spawns_wanted_;
+    spawn_cv_.notify_one();
+    return;
   }
-  for (std::thread& t : workers_) t.join();
+  std::thread([this] { WorkerLoop(); }).detach();
+}
+
+void FairScheduler::SpawnerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    spawn_cv_.wait(lock, [&] { return spawns_wanted_ > 0 || spawner_stopping_; });
+    if (spawns_wanted_ == 0) return;
+    --spawns_wanted_;
+    lock.unlock();
+    std::thread([this] { WorkerLoop(); }).detach();
+    lock.lock();
+  }
 }
 
 absl::StatusOr<std::shared_ptr<FairScheduler::Ticket>> FairScheduler::Admit(
@@ -206,8 +238,7 @@ void FairScheduler::DispatchLocked() {
     } else {
       // Threads are made as needed: one per running request, plus those
       // paused in Yield() (at most cpu_slots per principal).
-      ++threads_;
-      workers_.emplace_back([this] { WorkerLoop(); });
+      StartWorkerLocked();
     }
   }
 }
@@ -232,6 +263,8 @@ void FairScheduler::WorkerLoop() {
     }
     if (handoff_.empty()) {
       work_cv_.notify_all();
+      --threads_;
+      exited_cv_.notify_all();
       return;
     }
     Handoff h = std::move(handoff_.front());
@@ -239,6 +272,7 @@ void FairScheduler::WorkerLoop() {
     lock.unlock();
     tl_principal = h.principal;
     tl_slice_start = ThreadCpuSeconds();
+    tl_task_start = tl_slice_start;
     h.task();
     h.task = nullptr;  // drops the ticket before the slot is given back
     const double used = ThreadCpuSeconds() - tl_slice_start;
@@ -254,13 +288,40 @@ void FairScheduler::WorkerLoop() {
     }
     DispatchLocked();
     if (stopping_ && queued_ == 0 && running_ == 0) work_cv_.notify_all();
+    if (tl_demoted) {
+      // DispatchLocked did not count this thread as idle: no handoff waits
+      // for it.
+      --threads_;
+      exited_cv_.notify_all();
+      return;
+    }
   }
+}
+
+void FairScheduler::DemoteIfLong(double now) {
+#ifdef __linux__
+  if (tl_demoted || options_.background_nice <= 0 ||
+      options_.background_after <= absl::ZeroDuration() ||
+      now - tl_task_start < absl::ToDoubleSeconds(options_.background_after)) {
+    return;
+  }
+  // Linux keeps the nice value per thread: this lowers only this one.
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.background_nice) != 0) {
+    return;  // e.g. a seccomp filter: the task keeps its priority
+  }
+  tl_demoted = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.demoted;
+#else
+  (void)now;
+#endif
 }
 
 void FairScheduler::Yield() {
   PrincipalState* p = tl_principal;
   if (p == nullptr) return;
   const double now = ThreadCpuSeconds();
+  DemoteIfLong(now);
   if (now - tl_slice_start < absl::ToDoubleSeconds(options_.slice)) return;
   if (waiting_.load(std::memory_order_relaxed) == 0) return;
   std::unique_lock<std::mutex> lock(mu_);
@@ -285,6 +346,7 @@ FairScheduler::Stats FairScheduler::GetStats() const {
   s.queued = queued_;
   s.running = running_;
   s.principals = static_cast<int>(principals_.size());
+  s.threads = threads_;
   return s;
 }
 

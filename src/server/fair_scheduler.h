@@ -14,6 +14,15 @@
 // item batch from one principal delays another principal's single call by
 // one slice of work, not by the whole batch.
 //
+// Priority: the OS shares the CPUs between the threads that run, so fair
+// queuing alone leaves a short call competing for a CPU with the long
+// requests that hold the other slots.  A task that has used more than
+// background_after of CPU lowers its thread to nice background_nice at its
+// next Yield(): short calls then preempt long ones whenever both want a
+// CPU, and long ones still use every CPU nobody else wants.  An unprivileged
+// thread cannot raise its priority again, so a demoted thread ends with its
+// task; new threads are always made at the server's own priority.
+//
 // Thread-safety: every method is safe to call concurrently.
 #ifndef KEYWARD_SERVER_FAIR_SCHEDULER_H_
 #define KEYWARD_SERVER_FAIR_SCHEDULER_H_
@@ -51,6 +60,10 @@ struct FairSchedulerOptions {
   // A running request gives up its slot at its next Yield() once it has
   // used this much CPU and another principal is waiting.
   absl::Duration slice = absl::Microseconds(500);
+  // A task that has used this much CPU runs on at nice background_nice
+  // (0: never).  Linux only; elsewhere tasks keep their priority.
+  absl::Duration background_after = absl::Milliseconds(2);
+  int background_nice = 19;
 };
 
 class FairScheduler {
@@ -97,6 +110,8 @@ class FairScheduler {
 
   struct Stats {
     int requests = 0;        // admitted, not yet finished
+    int threads = 0;         // worker threads alive
+    uint64_t demoted = 0;    // tasks moved to background priority
     int queued = 0;          // waiting for a slot (new or yielded)
     int running = 0;
     int principals = 0;      // with requests in keywardd
@@ -115,13 +130,18 @@ class FairScheduler {
   void Release(PrincipalState* p, int64_t cost);
   void DispatchLocked();
   void WorkerLoop();
+  void SpawnerLoop();
+  void StartWorkerLocked();
   void ChargeLocked(PrincipalState* p, double cpu_seconds);
   bool SomeoneAheadLocked(const PrincipalState* p) const;
+  void DemoteIfLong(double thread_cpu_now);
   int PrincipalMaxRunning() const;
 
   const FairSchedulerOptions options_;
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
+  std::condition_variable spawn_cv_;   // spawns_wanted_ or spawner_stopping_
+  std::condition_variable exited_cv_;  // threads_ went down
   absl::flat_hash_map<std::string, std::unique_ptr<PrincipalState>> principals_;  // GUARDED_BY(mu_)
   struct Handoff {
     PrincipalState* principal;
@@ -130,16 +150,22 @@ class FairScheduler {
   std::deque<Handoff> handoff_;  // GUARDED_BY(mu_): started, waiting for a thread
   int free_slots_ = 0;           // GUARDED_BY(mu_)
   int idle_threads_ = 0;         // GUARDED_BY(mu_)
-  int threads_ = 0;              // GUARDED_BY(mu_)
+  int threads_ = 0;              // GUARDED_BY(mu_): alive or being made
+  int spawns_wanted_ = 0;        // GUARDED_BY(mu_): for spawner_
   int requests_ = 0;             // GUARDED_BY(mu_)
   int64_t cost_ = 0;             // GUARDED_BY(mu_)
   int queued_ = 0;               // GUARDED_BY(mu_)
   int running_ = 0;              // GUARDED_BY(mu_)
   double virtual_now_ = 0;       // GUARDED_BY(mu_): CPU seconds, fair-queuing clock
   bool stopping_ = false;        // GUARDED_BY(mu_)
+  bool spawner_stopping_ = false;  // GUARDED_BY(mu_): after the last worker
   Stats stats_;                  // GUARDED_BY(mu_): the counters
   std::atomic<int> waiting_{0};  // queued_, readable without the lock
-  std::vector<std::thread> workers_;
+  // Workers are detached: each counts itself out of threads_ under mu_ as
+  // the last thing it does, and the destructor waits for threads_ == 0.
+  // spawner_ makes workers for threads that have lowered their priority
+  // (a thread inherits its maker's).
+  std::thread spawner_;
 };
 
 }  // namespace keyward::server

@@ -1,0 +1,186 @@
+#include "server/fair_scheduler.h"
+
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace keyward::server {
+namespace {
+
+int ThreadNice() { return ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())); }
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Burns `seconds` of this thread's CPU, calling Yield() as a batch does.
+void Spin(FairScheduler& s, double seconds, const std::function<bool()>& stop = nullptr) {
+  const double start = ThreadCpuSeconds();
+  while (ThreadCpuSeconds() - start < seconds) {
+    if (stop && stop()) return;
+    s.Yield();
+  }
+}
+
+std::shared_ptr<FairScheduler::Ticket> Admit(FairScheduler& s, const std::string& who,
+                                             int64_t cost = 1) {
+  auto t = s.Admit(who, cost);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *t : nullptr;
+}
+
+TEST(FairScheduler, RefusesAPrincipalOverItsShareButNotOthers) {
+  FairSchedulerOptions o;
+  o.principal_max_requests = 2;
+  o.principal_max_cost = 100;
+  FairScheduler s(o);
+  auto a1 = Admit(s, "spiffe://t/a");
+  auto a2 = Admit(s, "spiffe://t/a");
+  auto refused = s.Admit("spiffe://t/a", 1);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("limits.principal_max_requests"), std::string::npos)
+      << refused.status();
+  // Another principal is unaffected; memory is a separate limit.
+  auto b = Admit(s, "spiffe://t/b", 60);
+  auto too_big = s.Admit("spiffe://t/b", 41);
+  ASSERT_EQ(too_big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(too_big.status().message().find("limits.principal_max_memory_mib"), std::string::npos);
+  EXPECT_EQ(s.AddCost(*b, 41).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(b->cost(), 60);
+  // A finished request gives its place back.
+  a1.reset();
+  EXPECT_TRUE(s.Admit("spiffe://t/a", 1).ok());
+  EXPECT_EQ(s.GetStats().refused_principal, 3u);
+}
+
+TEST(FairScheduler, RefusesEveryoneWhenTheServerIsFull) {
+  FairSchedulerOptions o;
+  o.max_requests = 3;
+  FairScheduler s(o);
+  auto a = Admit(s, "a");
+  auto b = Admit(s, "b");
+  auto c = Admit(s, "c");
+  auto d = s.Admit("d", 1);
+  ASSERT_EQ(d.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(d.status().message().find("saturated"), std::string::npos);
+  EXPECT_EQ(s.GetStats().refused_server, 1u);
+}
+
+TEST(FairScheduler, AnotherPrincipalStartsWhileOneHoldsEverySlotItMay) {
+  FairSchedulerOptions o;
+  o.cpu_slots = 3;  // one principal may run 2
+  FairScheduler s(o);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> a_started{0};
+  for (int i = 0; i < 4; ++i) {
+    s.Run(Admit(s, "a"), [&] {
+      ++a_started;
+      released.wait();
+    });
+  }
+  std::promise<void> b_ran;
+  s.Run(Admit(s, "b"), [&] { b_ran.set_value(); });
+  ASSERT_EQ(b_ran.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "b waited behind a's queue";
+  for (int i = 0; i < 100 && a_started < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // b's slot is free again
+  EXPECT_EQ(a_started.load(), 2) << "a ran other than cpu_slots - 1 at once";
+  EXPECT_EQ(s.GetStats().queued, 2);
+  release.set_value();
+}
+
+TEST(FairScheduler, ALongTaskYieldsItsSlotToAWaitingPrincipal) {
+  FairSchedulerOptions o;
+  o.cpu_slots = 1;
+  o.background_nice = 0;
+  FairScheduler s(o);
+  std::atomic<bool> b_ran{false};
+  std::promise<bool> a_done;
+  std::promise<void> a_running;
+  s.Run(Admit(s, "a"), [&] {
+    a_running.set_value();
+    // Up to 5 s of CPU: ends as soon as b has run in between.
+    Spin(s, 5.0, [&] { return b_ran.load(); });
+    a_done.set_value(b_ran.load());
+  });
+  a_running.get_future().wait();
+  s.Run(Admit(s, "b"), [&] { b_ran = true; });
+  EXPECT_TRUE(a_done.get_future().get()) << "b did not run until a's batch ended";
+}
+
+TEST(FairScheduler, LongTasksRunAtBackgroundPriorityAndShortOnesDoNot) {
+  const int base = ThreadNice();
+  if (base >= 19) GTEST_SKIP() << "the test runs at nice " << base << " already";
+  FairSchedulerOptions o;
+  o.cpu_slots = 1;
+  o.background_after = absl::Milliseconds(2);
+  o.background_nice = 19;
+  FairScheduler s(o);
+
+  std::promise<std::pair<int, int>> long_nice;  // before and after 2 ms of CPU
+  std::promise<void> b_queued;
+  std::promise<int> b_nice;
+  std::promise<int> short_nice;
+  s.Run(Admit(s, "a"), [&] {
+    const int before = ThreadNice();
+    Spin(s, 0.005);
+    const int after = ThreadNice();
+    long_nice.set_value({before, after});
+    // b arrives while this demoted thread holds the only slot: when it
+    // yields, the thread that runs b is made by the spawner, not by this
+    // thread (which would pass on its priority).
+    b_queued.get_future().wait();
+    Spin(s, 5.0, [&] { return s.GetStats().queued == 0; });
+  });
+  auto n = long_nice.get_future().get();
+  EXPECT_EQ(n.first, base);
+  EXPECT_EQ(n.second, 19);
+  s.Run(Admit(s, "b"), [&] { b_nice.set_value(ThreadNice()); });
+  b_queued.set_value();
+  auto bf = b_nice.get_future();
+  ASSERT_EQ(bf.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(bf.get(), base) << "a thread made by a demoted one inherited its priority";
+
+  // A short task after the long one ends runs at the server's priority;
+  // the demoted thread is gone.
+  for (int i = 0; i < 200 && s.GetStats().running > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  s.Run(Admit(s, "c"), [&] { short_nice.set_value(ThreadNice()); });
+  EXPECT_EQ(short_nice.get_future().get(), base);
+  EXPECT_EQ(s.GetStats().demoted, 1u);
+}
+
+TEST(FairScheduler, StopsOnlyAfterQueuedWorkRan) {
+  std::atomic<int> ran{0};
+  {
+    FairSchedulerOptions o;
+    o.cpu_slots = 1;
+    FairScheduler s(o);
+    for (int i = 0; i < 20; ++i) {
+      s.Run(Admit(s, i % 2 ? "a" : "b"), [&] {
+        Spin(s, 0.003);  // long enough to be demoted and retire its thread
+        ++ran;
+      });
+    }
+  }
+  EXPECT_EQ(ran.load(), 20);
+}
+
+}  // namespace
+}  // namespace keyward::server
