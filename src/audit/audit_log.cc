@@ -276,11 +276,24 @@ absl::Status AuditLog::CheckHistory() {
                                      " are not the ones keywardd sealed: the log was rewritten"));
       }
     } else if (tree_.size() > 0) {
+      if (!options_.adopt_log) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the key store holds no sealed checkpoint for the audit log in ", options_.dir,
+            ", which holds ", tree_.size(),
+            " records. Either the anchor was removed from the key store, and the log may have "
+            "been cut back to an earlier checkpoint, or the log was written before keywardd "
+            "anchored its logs, or the key store was restored without it. keywardd refuses to sign "
+            "it. Check it with `keyward audit verify --log DIR --checkpoint-key-fingerprint "
+            "FP` against a checkpoint you saved; if it is the log you expect, start keywardd "
+            "once with --adopt-audit-log (recorded in the log); see docs/audit.md"));
+      }
       Log(LogLevel::kWarning, "audit",
-          "the key store holds no sealed checkpoint for this audit log (a log from before "
-          "anchoring, or the key store was replaced); checking it against its own signed "
-          "checkpoints only",
+          "adopting an audit log the key store holds no anchor for (--adopt-audit-log); it "
+          "was checked against its own signed checkpoints only",
           {{"records", absl::StrCat(tree_.size())}});
+      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(tree_.size()));
+      KW_RETURN_IF_ERROR(options_.anchor->Store({tree_.size(), root}));
+      adopted_records_ = tree_.size();
     } else {
       KW_RETURN_IF_ERROR(options_.anchor->Store({0, EmptyRoot()}));
     }

@@ -79,6 +79,13 @@ struct AuditLogOptions {
   // log, and the anchor starts over.  Open then reports the old anchor
   // (replaced_anchor()) for the new log's first record.
   bool allow_new_log = false;
+  // The operator vouches for a log the key store holds no anchor for
+  // (keywardd --adopt-audit-log): a log from before anchoring, or a key
+  // store restored without it.  Open checks the log against its own
+  // signed checkpoints only and anchors it as it is (adopted_records()).
+  // Without it such a log is refused: a deleted anchor would otherwise let
+  // the log be cut back to an earlier checkpoint unnoticed.
+  bool adopt_log = false;
 };
 
 struct Checkpoint {
@@ -143,6 +150,8 @@ class AuditLog {
   const std::optional<CheckpointAnchor::Anchor>& replaced_anchor() const {
     return replaced_anchor_;
   }
+  // When Open anchored an unanchored log on request (adopt_log): its size.
+  std::optional<uint64_t> adopted_records() const { return adopted_records_; }
 
   // Signs and stores a checkpoint of the current tree now.
   absl::StatusOr<Checkpoint> MakeCheckpoint();
@@ -193,6 +202,7 @@ class AuditLog {
   const AuditLogOptions options_;
   bool opened_ = true;  // false when Open failed: the destructor leaves the files alone
   std::optional<CheckpointAnchor::Anchor> replaced_anchor_;
+  std::optional<uint64_t> adopted_records_;
   std::string public_key_pem_;
   std::string key_fingerprint_;
   MerkleTree tree_;

@@ -261,7 +261,7 @@ TEST_F(AuditLogTest, ARewrittenAndResignedLogFailsAgainstThePinnedKey) {
   by_fingerprint.fingerprints.push_back(
       *crypto::PublicKeyFingerprint(*signer_.GetOrCreateSigningKey("keyward-audit/dev")));
   EXPECT_THAT(VerifyAuditLog(dir_.File("audit"), by_fingerprint, std::nullopt),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("none of the pinned")));
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("none of the pinned")));
   // Trusting nothing is not an option.
   EXPECT_THAT(VerifyAuditLog(dir_.File("audit"), CheckpointTrust{}, std::nullopt),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no checkpoint key")));

@@ -85,17 +85,19 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
     if (!fp.ok()) return absl::InvalidArgumentError("the saved checkpoint's key is unusable");
     keys[*fp] = pinned->public_key_pem;
   }
-  if (keys.empty()) {
+  if (keys.empty() && trust.fingerprints.empty()) {
     return absl::InvalidArgumentError(
-        trust.fingerprints.empty()
-            ? "no checkpoint key to trust: pass --checkpoint-key FILE or "
-              "--checkpoint-key-fingerprint HEX (from `keyward dev init` or `keyward "
-              "server-info`, recorded when you set keywardd up), or --checkpoint FILE; the "
-              "key in the log directory proves nothing, since whoever rewrites the log can "
-              "replace it"
-            : "none of the pinned fingerprints matches a key in the log directory's "
-              "checkpoint-keys.pem: the log was signed by another key (re-signed?), or "
-              "pass the key itself with --checkpoint-key FILE");
+        "no checkpoint key to trust: pass --checkpoint-key FILE or "
+        "--checkpoint-key-fingerprint HEX (from `keyward dev init` or `keyward "
+        "server-info`, recorded when you set keywardd up), or --checkpoint FILE; the "
+        "key in the log directory proves nothing, since whoever rewrites the log can "
+        "replace it");
+  }
+  if (keys.empty()) {
+    return absl::DataLossError(
+        "none of the pinned fingerprints matches a key in the log directory's "
+        "checkpoint-keys.pem: the log was signed by another key (re-signed?), or "
+        "pass the key itself with --checkpoint-key FILE");
   }
   const absl::Time started = absl::Now();
   VerifyReport report;

@@ -48,8 +48,9 @@ struct CheckpointTrust {
 };
 
 // Errors: kInvalidArgument when no key is trusted at all (nothing to check
-// signatures against), or a pinned key is unusable; kNotFound for a
-// directory without a log.  A tampered log is an OK status with
+// signatures against), or a pinned key is unusable; kDataLoss when no
+// pinned fingerprint matches a key the log was signed with; kNotFound for a
+// directory without a log.  A tampered log is otherwise an OK status with
 // report.ok == false.
 absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
                                             const CheckpointTrust& trust,

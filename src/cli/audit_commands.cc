@@ -137,7 +137,7 @@ absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
         "audit.checkpoint_key_fingerprint), --checkpoint-key FILE, or --checkpoint FILE");
   }
   auto verified = audit::VerifyAuditLog(a.log_dir, trust, pinned);
-  if (absl::IsInvalidArgument(verified.status())) {
+  if (absl::IsDataLoss(verified.status())) {
     return absl::DataLossError(absl::StrCat("audit log ", a.log_dir,
                                             " FAILED verification: ",
                                             verified.status().message()));

@@ -112,7 +112,9 @@ class KeyStore {
   // files too.  Called after a destruction.
   [[nodiscard]] virtual absl::Status Scrub() = 0;
 
-  // Versions in kPendingDestruction whose destroy_after is <= `now`.
+  // Versions in kPendingDestruction whose destroy_after is <= `now`, and
+  // kDestroyed versions that still name an HSM object (its destruction was
+  // interrupted: KeyService::ProcessDueDestructions finishes it).
   [[nodiscard]] virtual absl::StatusOr<std::vector<VersionRef>>
   ListDueDestructions(absl::Time now) = 0;
 

@@ -143,8 +143,9 @@ absl::StatusOr<std::vector<VersionRef>> MemoryKeyStore::ListDueDestructions(
   std::vector<VersionRef> due;
   for (const auto& [name, key] : keys_) {
     for (const KeyVersion& v : key.versions) {
-      if (v.state == VersionState::kPendingDestruction && v.destroy_after &&
-          *v.destroy_after <= now) {
+      if ((v.state == VersionState::kPendingDestruction && v.destroy_after &&
+           *v.destroy_after <= now) ||
+          (v.state == VersionState::kDestroyed && !v.hsm_key_id.empty())) {
         due.push_back({name, v.version});
       }
     }

@@ -681,8 +681,9 @@ absl::StatusOr<std::vector<VersionRef>> SqliteKeyStore::ListDueDestructions(
     absl::Time now) {
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, Prepare(
-              "SELECT key_name, version FROM key_versions WHERE state = 4 "
-              "AND destroy_after_us <= ?1 ORDER BY destroy_after_us"));
+              "SELECT key_name, version FROM key_versions WHERE (state = 4 "
+              "AND destroy_after_us <= ?1) OR (state = 5 AND hsm_key_id IS NOT NULL "
+              "AND hsm_key_id != '') ORDER BY destroy_after_us"));
   s.Bind(1, absl::ToUnixMicros(now));
   std::vector<VersionRef> due;
   int rc;

@@ -715,46 +715,74 @@ absl::StatusOr<Key> KeyService::CancelVersionDestruction(absl::string_view name,
   });
 }
 
-absl::StatusOr<std::vector<keystore::VersionRef>> KeyService::ProcessDueDestructions() {
+KeyService::DestructionRun KeyService::ProcessDueDestructions() {
   const absl::Time now = options_.clock->Now();
-  KW_ASSIGN_OR_RETURN(std::vector<keystore::VersionRef> due,
-                      store_->ListDueDestructions(now));
-  std::vector<keystore::VersionRef> destroyed;
-  for (const keystore::VersionRef& ref : due) {
-    KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(ref.key_name));
-    const KeyVersion* v = key.FindVersion(ref.version);
-    if (v == nullptr || v->state != VersionState::kPendingDestruction) continue;
-    // The HSM object goes first: if we crash before the store records it,
-    // the next run finds the version still pending and finishes (destroying
-    // an absent object is fine).
-    if (v->protection == KekProtection::kHsmResident && !v->hsm_key_id.empty()) {
-      KW_RETURN_IF_ERROR(root_->DestroyResidentKey(v->hsm_key_id));
+  DestructionRun run;
+  auto note = [&run](const absl::Status& s) {
+    if (run.status.ok()) run.status = s;
+  };
+  auto due = store_->ListDueDestructions(now);
+  if (!due.ok()) {
+    run.status = due.status();
+    return run;
+  }
+  for (const keystore::VersionRef& ref : *due) {
+    auto key = store_->GetKey(ref.key_name);
+    if (!key.ok()) {
+      note(key.status());
+      continue;
     }
-    auto result = Mutate(ref.key_name, [&](Key& k) -> absl::Status {
-      KeyVersion* kv = k.FindVersion(ref.version);
-      if (kv == nullptr || kv->state != VersionState::kPendingDestruction ||
-          !kv->destroy_after || *kv->destroy_after > now) {
-        return absl::CancelledError("no longer due");
+    const KeyVersion* v = key->FindVersion(ref.version);
+    if (v == nullptr) continue;
+    const std::string hsm_key_id =
+        v->protection == KekProtection::kHsmResident ? v->hsm_key_id : "";
+    if (v->state == VersionState::kPendingDestruction) {
+      // The store first, re-checked in the same change: a cancel that came
+      // in since the list was read wins, and no usable version is ever left
+      // without its key material.
+      auto result = Mutate(ref.key_name, [&](Key& k) -> absl::Status {
+        KeyVersion* kv = k.FindVersion(ref.version);
+        if (kv == nullptr || kv->state != VersionState::kPendingDestruction ||
+            !kv->destroy_after || *kv->destroy_after > now) {
+          return absl::CancelledError("no longer due");
+        }
+        kv->state = VersionState::kDestroyed;
+        kv->destroyed = now;
+        kv->sealed_kek.clear();
+        kv->state_before_destruction.reset();
+        return absl::OkStatus();  // hsm_key_id stays until the object is gone
+      });
+      if (!result.ok()) {
+        if (!absl::IsCancelled(result.status())) note(result.status());
+        continue;
       }
-      kv->state = VersionState::kDestroyed;
-      kv->destroyed = now;
-      kv->sealed_kek.clear();
-      kv->state_before_destruction.reset();
+      run.destroyed.push_back(ref);
+    } else if (v->state != VersionState::kDestroyed) {
+      continue;
+    }
+    // Destroyed in the store, now or by a run that stopped before this
+    // step: its HSM object goes, then the store forgets the object.
+    if (hsm_key_id.empty()) continue;
+    if (absl::Status s = root_->DestroyResidentKey(hsm_key_id); !s.ok()) {
+      note(s);
+      continue;
+    }
+    auto forgot = Mutate(ref.key_name, [&](Key& k) -> absl::Status {
+      KeyVersion* kv = k.FindVersion(ref.version);
+      if (kv != nullptr && kv->state == VersionState::kDestroyed) kv->hsm_key_id.clear();
       return absl::OkStatus();
     });
-    if (result.ok()) {
-      destroyed.push_back(ref);
-    } else if (!absl::IsCancelled(result.status())) {
-      return result.status();
-    }
+    if (!forgot.ok()) note(forgot.status());
   }
-  if (!destroyed.empty()) {
+  if (!run.destroyed.empty() || scrub_owed_.load()) {
     // The sealed KEK was overwritten in the database; its older copies in
     // the write-ahead log go now, or the live root key could still unseal
     // them from the file.
-    KW_RETURN_IF_ERROR(store_->Scrub());
+    absl::Status scrubbed = store_->Scrub();
+    scrub_owed_.store(!scrubbed.ok());
+    note(scrubbed);
   }
-  return destroyed;
+  return run;
 }
 
 namespace {

@@ -167,11 +167,18 @@ class KeyService {
   // decrypt-only, or enabled for a primary).
   [[nodiscard]] absl::StatusOr<keystore::Key> CancelVersionDestruction(
       absl::string_view name, uint32_t version);
-  // Destroys every version whose waiting period has ended: erases its KEK
-  // from the store, scrubs the store's files of it (KeyStore::Scrub), and
-  // destroys the HSM object of resident versions.  Returns the versions
-  // destroyed.  Crash-safe: an interrupted run is completed by the next one.
-  [[nodiscard]] absl::StatusOr<std::vector<keystore::VersionRef>> ProcessDueDestructions();
+  // Destroys every version whose waiting period has ended: marks it
+  // destroyed and erases its KEK in the store (re-checking, in the same
+  // change, that it is still due: a concurrent cancel wins), then destroys
+  // the HSM object of resident versions, then scrubs the store's files
+  // (KeyStore::Scrub).  A failed step does not stop the run nor hide what
+  // was destroyed; it is retried by the next run (HSM objects of destroyed
+  // versions, a scrub), and crash-safe in the same way.
+  struct DestructionRun {
+    std::vector<keystore::VersionRef> destroyed;  // by this run
+    absl::Status status;  // the first step that failed, if any
+  };
+  [[nodiscard]] DestructionRun ProcessDueDestructions();
 
   // --- Data keys.  Every operation takes the encryption context that is
   // bound into the wrapped data key.
@@ -305,6 +312,9 @@ class KeyService {
   std::condition_variable flush_cv_;
   bool stopping_ = false;
   std::thread flusher_;
+
+  // A destruction's scrub failed: the next ProcessDueDestructions retries.
+  std::atomic<bool> scrub_owed_{false};
 };
 
 // The associated data a KEK is sealed with under the root key.

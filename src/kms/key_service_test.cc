@@ -259,19 +259,35 @@ TEST_P(KeyServiceTest, DestructionWaitsCanBeCancelledAndErasesMaterial) {
   EXPECT_EQ(cancelled.versions[0].state, VersionState::kDisabled);
   KW_ASSERT_OK(svc_->ScheduleVersionDestruction("k", 1, absl::Hours(1), false).status());
   clock_.Advance(absl::Minutes(59));
-  KW_ASSERT_OK_AND_ASSIGN(auto none_destroyed, svc_->ProcessDueDestructions());
-  const int none = static_cast<int>(none_destroyed.size());
-  EXPECT_EQ(none, 0);
+  KeyService::DestructionRun none = svc_->ProcessDueDestructions();
+  KW_ASSERT_OK(none.status);
+  EXPECT_TRUE(none.destroyed.empty());
   clock_.Advance(absl::Minutes(2));
-  KW_ASSERT_OK_AND_ASSIGN(auto one_destroyed, svc_->ProcessDueDestructions());
-  const int one = static_cast<int>(one_destroyed.size());
-  EXPECT_EQ(one, 1);
+  // The HSM fails midway: the version is destroyed in the store all the
+  // same, and reported; its HSM object goes on the next run.
+  const bool hsm = GetParam() == KekProtection::kHsmResident;
+  if (hsm) root_->SetAvailable(false);
+  KeyService::DestructionRun one = svc_->ProcessDueDestructions();
+  ASSERT_EQ(one.destroyed.size(), 1u);
+  EXPECT_EQ(one.destroyed[0].version, 1u);
+  if (hsm) {
+    EXPECT_EQ(one.status.code(), absl::StatusCode::kUnavailable) << one.status;
+    EXPECT_EQ(root_->resident_key_count(), 2u);
+    root_->SetAvailable(true);
+    KeyService::DestructionRun retry = svc_->ProcessDueDestructions();
+    KW_EXPECT_OK(retry.status);
+    EXPECT_TRUE(retry.destroyed.empty()) << "reported twice";
+    EXPECT_EQ(root_->resident_key_count(), 1u);  // only v2 remains
+  } else {
+    KW_EXPECT_OK(one.status);
+  }
   KW_ASSERT_OK_AND_ASSIGN(Key raw, svc_->store().GetKey("k"));
   EXPECT_EQ(raw.versions[0].state, VersionState::kDestroyed);
   EXPECT_TRUE(raw.versions[0].sealed_kek.empty());
-  if (GetParam() == KekProtection::kHsmResident) {
-    EXPECT_EQ(root_->resident_key_count(), 1u);  // only v2 remains
-  }
+  EXPECT_TRUE(raw.versions[0].hsm_key_id.empty());
+  KW_ASSERT_OK_AND_ASSIGN(std::vector<keystore::VersionRef> left,
+                          svc_->store().ListDueDestructions(clock_.Now()));
+  EXPECT_TRUE(left.empty());
   EXPECT_THAT(svc_->DecryptDataKey(v1.wrapped, {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("destroyed")));
   EXPECT_THAT(svc_->EnableVersion("k", 1),
@@ -598,7 +614,9 @@ TEST(KeyServiceDestructionTest, DestroyedKeyMaterialIsGoneFromTheStoreFiles) {
   ASSERT_GT(occurrences(), 0) << "the test must see the material before destruction";
   KW_ASSERT_OK(svc->ScheduleVersionDestruction("k", 1, absl::Minutes(1), true).status());
   clock.Advance(absl::Minutes(2));
-  KW_ASSERT_OK_AND_ASSIGN(auto destroyed, svc->ProcessDueDestructions());
+  KeyService::DestructionRun run = svc->ProcessDueDestructions();
+  KW_ASSERT_OK(run.status);
+  const std::vector<keystore::VersionRef>& destroyed = run.destroyed;
   ASSERT_EQ(destroyed.size(), 1u);
   EXPECT_EQ(destroyed[0].key_name, "k");
   EXPECT_EQ(destroyed[0].version, 1u);

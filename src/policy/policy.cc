@@ -11,9 +11,21 @@
 namespace keyward::policy {
 namespace {
 
+// Policy text and request fields quoted in messages: at most `max` bytes,
+// control characters replaced, so an error never carries unbounded input.
+std::string Quote(absl::string_view s, size_t max = 64) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  }
+  if (s.size() > max) absl::StrAppend(&out, "...(", s.size(), " bytes)");
+  return out;
+}
+
 absl::Status RuleError(size_t index, const std::string& name, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(
-      "policy rule ", index + 1, name.empty() ? "" : absl::StrCat(" (", name, ")"),
+      "policy rule ", index + 1, name.empty() ? "" : absl::StrCat(" (", Quote(name), ")"),
       ": ", what));
 }
 
@@ -252,7 +264,7 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
       const std::string k = kv.first.as<std::string>();
       if (k != "name" && k != "effect" && k != "principals" && k != "keys" &&
           k != "operations" && k != "conditions") {
-        return RuleError(i, r.name, absl::StrCat("unknown field '", k, "'"));
+        return RuleError(i, r.name, absl::StrCat("unknown field '", Quote(k), "'"));
       }
     }
     if (n["effect"] && !n["effect"].IsScalar()) {
@@ -273,7 +285,7 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
     if (!ops.ok()) return ops.status();
     for (const std::string& op : *ops) {
       if (op != "*" && !IsKnownOperation(op)) {
-        return RuleError(i, r.name, absl::StrCat("unknown operation '", op,
+        return RuleError(i, r.name, absl::StrCat("unknown operation '", Quote(op),
                                                  "' (see docs/policy.md)"));
       }
     }
@@ -353,7 +365,7 @@ Decision Policy::EvaluateScope(const std::string& principal, const std::string& 
       if (GlobsIntersect(k, pattern)) {
         return Decision{false, rule.name,
                         absl::StrCat("denied by rule '", rule.name, "', which covers part of '",
-                                     pattern, "'")};
+                                     Quote(pattern, 256), "'")};
       }
     }
   }
@@ -377,8 +389,8 @@ Decision Policy::EvaluateScope(const std::string& principal, const std::string& 
     return Decision{true, absl::StrCat("grant:", g.id), absl::StrCat("allowed by grant ", g.id)};
   }
   return Decision{false, "",
-                  absl::StrCat("no rule or grant lets ", principal, " ", operation,
-                               " on every key that '", pattern,
+                  absl::StrCat("no rule or grant lets ", Quote(principal, 256), " ", operation,
+                               " on every key that '", Quote(pattern, 256),
                                "' matches (a scope must lie within the caller's own)")};
 }
 

@@ -1,5 +1,6 @@
 #include "policy/policy.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/status_matchers.h"
@@ -152,6 +153,109 @@ TEST(GlobTest, StarCrossesSlashes) {
   EXPECT_EQ(PrincipalSegments("spiffe://x/t/acme/app"),
             (std::vector<std::string>{"t", "acme", "app"}));
   EXPECT_TRUE(PrincipalSegments("admin").empty());
+}
+
+TEST(PolicyParseTest, ErrorsNeverCarryUnboundedInput) {
+  const std::string huge(10000, 'x');
+  for (const std::string& doc : {
+           absl::StrCat("rules: [{name: x, principals: [a], keys: [b], operations: [", huge, "]}]"),
+           absl::StrCat("rules: [{name: ", huge, ", principals: [a], keys: [b], operations: [fly]}]"),
+           absl::StrCat("rules: [{name: x, ", huge, ": 1, principals: [a], keys: [b], operations: [decrypt]}]"),
+       }) {
+    auto parsed = Policy::Parse(doc);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_LT(parsed.status().message().size(), 400u) << parsed.status().message().substr(0, 200);
+  }
+}
+
+TEST(GlobTest, ContainmentIsOfWholeLanguagesNotOfNames) {
+  EXPECT_TRUE(GlobContains("*", "anything/*"));
+  EXPECT_TRUE(GlobContains("g/*", "g/a"));
+  EXPECT_TRUE(GlobContains("g/*", "g/*"));
+  EXPECT_TRUE(GlobContains("g/*", "g/a/*"));
+  EXPECT_TRUE(GlobContains("g/a*", "g/ab*"));
+  EXPECT_TRUE(GlobContains("a?c", "abc"));
+  EXPECT_TRUE(GlobContains("g/*/x", "g/a/x"));
+  // "g/*" matches "g/?" as a name but is far wider: the review's escape.
+  EXPECT_FALSE(GlobContains("g/?", "g/*"));
+  EXPECT_FALSE(GlobContains("g/ab*", "g/a*"));
+  EXPECT_FALSE(GlobContains("abc", "a?c"));
+  EXPECT_FALSE(GlobContains("g/*", "h/*"));
+  EXPECT_FALSE(GlobContains("g/*/x", "g/*"));
+}
+
+TEST(GlobTest, IntersectionFindsACommonName) {
+  EXPECT_TRUE(GlobsIntersect("payments/secret/*", "payments/*"));
+  EXPECT_TRUE(GlobsIntersect("*x", "y*"));  // "yx"
+  EXPECT_TRUE(GlobsIntersect("a?", "ab"));
+  EXPECT_TRUE(GlobsIntersect("*", ""));
+  EXPECT_FALSE(GlobsIntersect("a/*", "b/*"));
+  EXPECT_FALSE(GlobsIntersect("a?", "abc"));
+  EXPECT_FALSE(GlobsIntersect("a*b", "c*"));
+}
+
+TEST_F(PolicyTest, AScopeIsAllowedOnlyWhenEveryKeyInItIs) {
+  const absl::Time now = absl::FromUnixSeconds(1000);
+  const std::string admin = "spiffe://keyward.dev/admin";
+  EXPECT_TRUE(policy_->EvaluateScope(admin, "rotate-key", "g/*", {}, now).allowed);
+  // A deny rule on part of the scope refuses all of it.
+  Decision d = policy_->EvaluateScope(admin, "destroy-version", "*", {}, now);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.rule, "never-destroy-payments");
+  EXPECT_TRUE(policy_->EvaluateScope(admin, "destroy-version", "other/*", {}, now).allowed);
+  // A rule with conditions cannot cover a scope that carries no context.
+  EXPECT_FALSE(policy_->EvaluateScope("spiffe://example.org/tenant/acme/app", "decrypt",
+                                      "tenants/*", {}, now).allowed);
+  // Grants count by containment too.
+  Grant g;
+  g.id = "g1";
+  g.principal = "spiffe://keyward.dev/ops";
+  g.key = "g/a*";
+  g.operations = {"rotate-key"};
+  g.expires = now + absl::Hours(1);
+  EXPECT_TRUE(policy_->EvaluateScope(g.principal, "rotate-key", "g/ab", {g}, now).allowed);
+  EXPECT_TRUE(policy_->EvaluateScope(g.principal, "rotate-key", "g/ab*", {g}, now).allowed);
+  EXPECT_FALSE(policy_->EvaluateScope(g.principal, "rotate-key", "g/*", {g}, now).allowed);
+  g.expires = now;
+  EXPECT_FALSE(policy_->EvaluateScope(g.principal, "rotate-key", "g/ab", {g}, now).allowed);
+}
+
+TEST(PolicyManageableTest, APolicyNobodyCouldChangeIsRefused) {
+  KW_EXPECT_OK(Policy::Parse(kPolicy).value()->CheckManageable());
+  auto apps_only = Policy::Parse(R"(rules:
+  - name: apps
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["*"]
+    operations: [decrypt]
+)");
+  ASSERT_TRUE(apps_only.ok());
+  EXPECT_THAT((*apps_only)->CheckManageable(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("manage-policy")));
+  // Allowed, then wholly denied by another rule.
+  auto overridden = Policy::Parse(R"(rules:
+  - name: admins
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: nobody-manages
+    effect: deny
+    principals: ["*"]
+    keys: ["*"]
+    operations: [manage-policy]
+)");
+  ASSERT_TRUE(overridden.ok());
+  EXPECT_FALSE((*overridden)->CheckManageable().ok());
+  // Only under a condition: no context comes with policy calls.
+  auto conditional = Policy::Parse(R"(rules:
+  - name: admins
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: [manage-policy]
+    conditions:
+      - context_key_present: ticket
+)");
+  ASSERT_TRUE(conditional.ok());
+  EXPECT_FALSE((*conditional)->CheckManageable().ok());
 }
 
 }  // namespace

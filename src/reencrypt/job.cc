@@ -106,8 +106,14 @@ absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
     if (it != primaries_.end()) return it->second;
   }
   // Asked outside the lock; two batches asking at once both keep the first
-  // answer stored.
+  // answer stored.  Only lasting answers are kept (the key, or no such
+  // key): a transient error (keywardd unreachable, overloaded) fails this
+  // batch's rows of the key and is asked again for the next batch.
   auto info = client_.GetKey(key);
+  if (!info.ok() && !absl::IsNotFound(info.status()) &&
+      !absl::IsInvalidArgument(info.status())) {
+    return info.status();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   return primaries_
       .emplace(key, info.ok() ? absl::StatusOr<uint32_t>(info->primary_version)

@@ -66,23 +66,23 @@ std::vector<Action> Scheduler::RunOnce() {
   } while (!token.empty());
 
   // One action (and one audit record) per destroyed version, naming it.
-  auto destroyed = service_->ProcessDueDestructions();
-  if (!destroyed.ok()) {
+  kms::KeyService::DestructionRun run = service_->ProcessDueDestructions();
+  for (const keystore::VersionRef& v : run.destroyed) {
     Action a;
     a.kind = Action::Kind::kDestroy;
-    a.reason = "destroying versions past their waiting period";
-    a.status = destroyed.status();
+    a.key = v.key_name;
+    a.from_version = v.version;
+    a.to_version = v.version;
+    a.reason = absl::StrCat("version ", v.version, " destroyed: its waiting period ended");
     report(std::move(a));
-  } else {
-    for (const keystore::VersionRef& v : *destroyed) {
-      Action a;
-      a.kind = Action::Kind::kDestroy;
-      a.key = v.key_name;
-      a.from_version = v.version;
-      a.to_version = v.version;
-      a.reason = absl::StrCat("version ", v.version, " destroyed: its waiting period ended");
-      report(std::move(a));
-    }
+  }
+  if (!run.status.ok()) {
+    // Retried on the next pass.
+    Action a;
+    a.kind = Action::Kind::kDestroy;
+    a.reason = "destroying versions past their waiting period (HSM objects, store scrub)";
+    a.status = run.status;
+    report(std::move(a));
   }
   return actions;
 }

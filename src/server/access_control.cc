@@ -138,10 +138,12 @@ absl::StatusOr<PolicyChange> AccessControl::ReloadPolicy(
   return change;
 }
 
-absl::StatusOr<PolicyChange> AccessControl::SetPolicy(absl::string_view yaml) {
+absl::StatusOr<PolicyChange> AccessControl::SetPolicy(
+    absl::string_view yaml, const std::function<absl::Status(const PolicyChange&)>& record) {
   KW_ASSIGN_OR_RETURN(auto parsed, Checked(policy::Policy::Parse(yaml)));
   std::lock_guard<std::mutex> write(write_mu_);
   PolicyChange change{Digest(PolicyText()), Digest(yaml)};
+  if (record) KW_RETURN_IF_ERROR(record(change));
   KW_RETURN_IF_ERROR(ReplaceFile(path_, yaml));
   std::lock_guard<std::mutex> lock(mu_);
   policy_ = std::move(parsed);

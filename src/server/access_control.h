@@ -58,10 +58,12 @@ class AccessControl {
   absl::StatusOr<PolicyChange> ReloadPolicy(
       const std::function<absl::Status(const PolicyChange&)>& record);
   // Checks `yaml` (it parses, and some principal can still manage the
-  // policy), writes it over the policy file (atomically), and uses it.
-  // Errors: kInvalidArgument naming the rule and field; the file and the
-  // policy in force are unchanged.
-  absl::StatusOr<PolicyChange> SetPolicy(absl::string_view yaml);
+  // policy), runs `record` (as for ReloadPolicy), writes it over the policy
+  // file (atomically), and uses it.  Errors: kInvalidArgument naming the
+  // rule and field, or `record`'s; the file and the policy in force are
+  // unchanged.
+  absl::StatusOr<PolicyChange> SetPolicy(
+      absl::string_view yaml, const std::function<absl::Status(const PolicyChange&)>& record);
   std::string PolicyText() const;
   // "sha256:<hex>" of the policy in force.
   std::string PolicyDigest() const;

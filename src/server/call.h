@@ -72,6 +72,10 @@ class Call {
   void SetBatchOutcome(std::string keys, std::optional<policy::Decision> decision,
                        std::string detail);
 
+  // Names the key for the record of a call refused before Authorize: the
+  // key a message header names, when its entries are bound to another.
+  // REQUIRES: `key` passed keystore::ValidateKeyName.
+  void set_key(std::string key) { key_ = std::move(key); }
   void set_version(uint32_t v) { version_ = v; }
   void set_detail(std::string d) { detail_ = std::move(d); }
   // The call needs no permission (server info).

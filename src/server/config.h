@@ -50,6 +50,9 @@ struct AuditConfig {
   // Set by `keywardd --new-audit-log`, never by the file: accept an empty
   // audit directory although the key store's anchor names an older log.
   bool start_new_log = false;
+  // Set by `keywardd --adopt-audit-log`: anchor a log the key store holds
+  // no anchor for (audit::AuditLogOptions::adopt_log).
+  bool adopt_log = false;
   absl::Duration checkpoint_interval = absl::Seconds(60);
   // How long a request waits for its record to be durable before failing
   // with UNAVAILABLE.

@@ -129,7 +129,9 @@ absl::StatusOr<std::shared_ptr<FairScheduler::Ticket>> FairScheduler::Admit(
     ++stats_.refused_principal;
     CountRefusal(false);
     const bool by_count = p->requests >= options_.principal_max_requests;
-    if (p->requests == 0) principals_.erase(principal);
+    if (p->requests == 0 && p->running == 0 && p->ready.empty() && p->paused.empty()) {
+      principals_.erase(principal);
+    }
     return Exhausted(absl::StrCat(
         "principal ", Short(principal), " already has ",
         by_count ? absl::StrCat(options_.principal_max_requests, " requests")

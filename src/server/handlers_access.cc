@@ -32,7 +32,24 @@ absl::Status KeyManagementService::GetPolicy(Call& call, const v1::GetPolicyRequ
 absl::Status KeyManagementService::SetPolicy(Call& call, const v1::PolicyDocument& req,
                                              v1::PolicyDocument* resp) {
   KW_RETURN_IF_ERROR(call.Authorize("*", {}));
-  KW_ASSIGN_OR_RETURN(PolicyChange change, deps_.access->SetPolicy(req.yaml()));
+  // The change is on the record, durably, before it takes effect (as for a
+  // SIGHUP reload): if the record cannot be written, the old policy stays.
+  // The call's own record, written after, gives the outcome.
+  KW_ASSIGN_OR_RETURN(
+      PolicyChange change,
+      deps_.access->SetPolicy(req.yaml(), [&](const PolicyChange& c) {
+        audit::AuditRecord r;
+        r.time = absl::Now();
+        r.request_id = "set-policy";
+        r.principal = call.principal();
+        r.operation = "manage-policy";
+        r.key = "*";
+        r.decision = "allow";
+        r.result = "OK";
+        r.detail = absl::StrCat("policy change about to take effect: ", c.old_digest, " -> ",
+                                c.new_digest);
+        return deps_.audit->Append(std::move(r));
+      }));
   // Who changed access control, from what to what: the record says it, so
   // a policy change is never indistinguishable from a read of it.
   call.set_detail(

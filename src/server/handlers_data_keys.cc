@@ -215,6 +215,8 @@ absl::Status KeyManagementService::Decrypt(Call& call, const v1::DecryptRequest&
   // entries must be wrapped by that same key, checked before anything is
   // authorized or unwrapped.
   KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req.message()));
+  KW_RETURN_IF_ERROR(keystore::ValidateKeyName(header.key.key_name));
+  call.set_key(header.key.key_name);
   KW_RETURN_IF_ERROR(kms::CheckKmsEntriesBoundToHeaderKey(header));
   KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context, header.key.key_version));
   KW_ASSIGN_OR_RETURN(SecretData pt, core_->Decrypt(header.key.key_name, req.message(),

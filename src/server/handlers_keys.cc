@@ -68,8 +68,10 @@ absl::Status KeyManagementService::GetKey(Call& call, const v1::GetKeyRequest& r
 
 absl::Status KeyManagementService::ListKeys(Call& call, const v1::ListKeysRequest& req,
                                             v1::ListKeysResponse* resp) {
-  // Checked against the prefix as a key name: a rule for "payments/*" may
-  // list "payments/"; listing everything needs a rule that matches "".
+  // The prefix is checked as a key name (a rule for "payments/*" may list
+  // "payments/"; listing everything needs a rule that matches ""), and
+  // then every key is checked on its own: a prefix says nothing about the
+  // keys under it that a deny rule or a narrower pattern leaves out.
   KW_RETURN_IF_ERROR(call.AuthorizeScope(req.prefix()));
   KW_ASSIGN_OR_RETURN(keystore::KeyPage page,
                       core_->ListKeys(req.prefix(), req.page_size() == 0 ? 100 : req.page_size(),
@@ -77,15 +79,24 @@ absl::Status KeyManagementService::ListKeys(Call& call, const v1::ListKeysReques
   // Keys with many versions and labels are large: a page ends early rather
   // than make a reply over the limit, and says where to go on.
   const size_t budget = deps_.max_reply_bytes / 2;
+  size_t hidden = 0;
+  auto finish = [&](std::string next) {
+    resp->set_next_page_token(std::move(next));
+    if (hidden > 0) call.set_detail(absl::StrCat(hidden, " key(s) under the prefix not shown: "
+                                                 "the policy does not let the caller list them"));
+    return absl::OkStatus();
+  };
   for (size_t i = 0; i < page.keys.size(); ++i) {
+    if (!call.Check(page.keys[i].name, {}).allowed) {
+      ++hidden;
+      continue;
+    }
     ToProto(page.keys[i], resp->add_keys());
     if (resp->ByteSizeLong() > budget && i + 1 < page.keys.size()) {
-      resp->set_next_page_token(keystore::internal::NextPageToken(page.keys[i].name));
-      return absl::OkStatus();
+      return finish(keystore::internal::NextPageToken(page.keys[i].name));
     }
   }
-  resp->set_next_page_token(page.next_page_token);
-  return absl::OkStatus();
+  return finish(page.next_page_token);
 }
 
 absl::Status KeyManagementService::RotateKey(Call& call, const v1::RotateKeyRequest& req,

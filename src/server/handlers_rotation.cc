@@ -20,9 +20,12 @@ absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
 
 // What a header must pass before its key is asked about: it parses, names
 // a valid key, and every kms entry is wrapped by that key.
-absl::StatusOr<format::Header> ReadableHeader(absl::string_view bytes) {
+// `call`: a single-header call, whose record names the header's key even
+// when the entries refuse it.
+absl::StatusOr<format::Header> ReadableHeader(absl::string_view bytes, Call* call = nullptr) {
   KW_ASSIGN_OR_RETURN(format::Header h, PeekHeader(bytes));
   KW_RETURN_IF_ERROR(keystore::ValidateKeyName(h.key.key_name));
+  if (call != nullptr) call->set_key(h.key.key_name);
   KW_RETURN_IF_ERROR(kms::CheckKmsEntriesBoundToHeaderKey(h));
   return h;
 }
@@ -40,13 +43,16 @@ absl::Status KeyManagementService::RewrapMessageHeader(Call& call,
                                                        const v1::RewrapMessageHeaderRequest& req,
                                                        v1::RewrapMessageHeaderResponse* resp) {
   // The header names its key; rewrap to that key's primary version.
-  KW_ASSIGN_OR_RETURN(format::Header header, ReadableHeader(req.header()));
+  KW_ASSIGN_OR_RETURN(format::Header header, ReadableHeader(req.header(), &call));
   KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context, header.key.key_version));
   kms::RewrapOptions options;
   options.expected_context = FromProto(req.encryption_context());
   auto results = kms::RewrapHeaders(core_, {req.header()}, {false}, {header.key.key_name},
                                     options);
-  KW_ASSIGN_OR_RETURN(kms::RewrappedHeader rewrapped, std::move(results[0]));
+  // Not KW_ASSIGN_OR_RETURN: GCC 12 sees the moved-from StatusOr as maybe
+  // uninitialized (-Wmaybe-uninitialized).
+  if (!results[0].ok()) return results[0].status();
+  kms::RewrappedHeader& rewrapped = *results[0];
   call.set_version(rewrapped.key.key_version);
   ToProto(rewrapped.key, resp->mutable_key());
   resp->set_header(std::move(rewrapped.header));

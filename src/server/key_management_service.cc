@@ -487,9 +487,9 @@ void WipeString(std::string* s) {
 KeyManagementService::KeyManagementService(const ServiceDeps& deps)
     : deps_(deps),
       core_(deps.core),
-      scheduler_(deps.scheduling),
       refusals_(deps.audit, deps.refusals),
-      tarpit_(deps.tarpit) {
+      tarpit_(deps.tarpit),
+      scheduler_(deps.scheduling) {
   using K = KeyManagementService;
   Register("GetServerInfo", "get-server-info", &K::GetServerInfo);
   Register("CreateKey", "create-key", &K::CreateKey);

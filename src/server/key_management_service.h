@@ -142,9 +142,11 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   const ServiceDeps deps_;
   kms::KeyService* const core_;
   std::vector<std::unique_ptr<Method>> methods_;
-  FairScheduler scheduler_;
   RefusalAudit refusals_;
   Tarpit tarpit_;
+  // Last: destroyed first, its destructor runs the tasks still queued,
+  // which use everything above.
+  FairScheduler scheduler_;
 };
 
 }  // namespace keyward::server

@@ -22,13 +22,16 @@ namespace {
 
 int Usage(FILE* out) {
   std::fprintf(out,
-               "Usage: keywardd --config FILE [--new-audit-log]\n\n"
+               "Usage: keywardd --config FILE [--new-audit-log | --adopt-audit-log]\n\n"
                "Runs the Keyward key management service: mutual TLS 1.3 gRPC\n"
                "on `listen`, health on `http_listen` (docs/configuration.md).\n"
                "Create a development setup with `keyward dev init DIR`.\n\n"
                "--new-audit-log: start a new audit log in an empty audit directory\n"
                "although the key store remembers an older one (after moving a log\n"
                "keywardd refused aside; docs/audit.md).  Recorded in the new log.\n\n"
+               "--adopt-audit-log: accept an audit log the key store holds no anchor\n"
+               "for (written before keywardd anchored logs, or a restored key store)\n"
+               "once you have verified it; docs/audit.md.  Recorded in the log.\n\n"
                "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the\n"
                "policy and certificates.  Exit codes: 0 stopped, 1 failed to start,\n"
                "2 usage.\n");
@@ -40,6 +43,7 @@ int Usage(FILE* out) {
 int main(int argc, char** argv) {
   std::string config_path;
   bool new_audit_log = false;
+  bool adopt_audit_log = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") return Usage(stdout);
@@ -49,6 +53,10 @@ int main(int argc, char** argv) {
     }
     if (a == "--new-audit-log") {
       new_audit_log = true;
+      continue;
+    }
+    if (a == "--adopt-audit-log") {
+      adopt_audit_log = true;
       continue;
     }
     if (a == "--config" && i + 1 < argc) {
@@ -89,7 +97,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   keyward::ConfigureLog(config->log_json, config->log_level);
+  if (new_audit_log && adopt_audit_log) {
+    std::fprintf(stderr, "keywardd: --new-audit-log and --adopt-audit-log exclude each other\n");
+    return Usage(stderr);
+  }
   config->audit.start_new_log = new_audit_log;
+  config->audit.adopt_log = adopt_audit_log;
   auto server = keyward::server::Server::Start(*config);
   if (!server.ok()) {
     std::fprintf(stderr, "keywardd: refusing to start: %s\n",

@@ -30,6 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "audit/testing/forgery.h"
 #include "cli/dev_ca.h"
@@ -55,6 +56,7 @@ namespace {
 using ::keyward::testing::ReadFileOrDie;
 using ::keyward::testing::StatusIs;
 using ::keyward::testing::WriteFileOrDie;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
@@ -75,6 +77,9 @@ class RawClient {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     args.SetMaxSendMessageSize(64 << 20);
+    // A connection of its own: keywardd allows principal_max_requests
+    // streams per connection, so only several connections can go over it.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
                                          grpc::experimental::TlsCredentials(tls), args);
     stub_ = std::make_unique<grpc::GenericStub>(channel_);
@@ -359,16 +364,19 @@ TEST_F(SecurityTest, ABatchOfMalformedItemsOnlyIsAuditedAsInvalidNotAsADenial) {
 
 TEST_F(SecurityTest, OnePrincipalCannotHoldMoreThanItsShareOfRequests) {
   KW_ASSERT_OK(admin_->CreateKey("victim").status());
-  // Maximal valid requests (10,000 data keys each) from app, 200 at once.
+  // Maximal valid requests (10,000 data keys each) from app, 200 at once
+  // over four connections (one connection carries at most 64 at once).
   v1::BatchGenerateDataKeysRequest big;
   big.set_key_name("victim");
   big.set_count(10000);
-  RawClient app = Raw("app");
+  std::vector<RawClient> connections;
+  for (int c = 0; c < 4; ++c) connections.push_back(Raw("app"));
   std::atomic<int> exhausted{0}, ok{0};
   std::vector<std::thread> flood;
   for (int i = 0; i < 200; ++i) {
-    flood.emplace_back([&] {
-      RawClient::Reply r = app.Call("BatchGenerateDataKeys", big, absl::Seconds(120));
+    flood.emplace_back([&, i] {
+      RawClient::Reply r =
+          connections[i % 4].Call("BatchGenerateDataKeys", big, absl::Seconds(120));
       if (r.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
         ++exhausted;
         EXPECT_THAT(r.status.error_message(), HasSubstr("its share"));
@@ -389,6 +397,46 @@ TEST_F(SecurityTest, OnePrincipalCannotHoldMoreThanItsShareOfRequests) {
   EXPECT_GT(ok.load(), 0);
   const std::string metrics = server_->HttpGet("/metrics");
   EXPECT_THAT(metrics, HasSubstr("keyward_requests_refused_for_share_total{scope=\"principal\"}"));
+}
+
+// Saturation shows: when keywardd as a whole refuses work, /readyz says so
+// (a load balancer takes the replica out) and keyward_saturated is 1; one
+// principal over its own share does not make keywardd unready.
+TEST_F(SecurityTest, ASaturatedServerSaysSoOnReadyzAndInMetrics) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  EXPECT_THAT(server_->HttpGet("/readyz"), ::testing::StartsWith("200"));
+  admin_.reset();
+  app_.reset();
+  ASSERT_EQ(server_->Stop(), 0);
+  std::string config = ReadFileOrDie(server_->File("keywardd.yaml"));
+  ASSERT_NE(config.find("max_concurrent_requests: 1024"), std::string::npos);
+  absl::StrReplaceAll({{"max_concurrent_requests: 1024", "max_concurrent_requests: 6"}}, &config);
+  WriteFileOrDie(server_->File("keywardd.yaml"), config);
+  KW_ASSERT_OK(server_->Start());
+  v1::BatchGenerateDataKeysRequest big;
+  big.set_key_name("victim");
+  big.set_count(10000);
+  std::vector<RawClient> connections;
+  for (int c = 0; c < 2; ++c) connections.push_back(Raw(c == 0 ? "app" : "admin"));
+  std::atomic<int> saturated{0};
+  std::vector<std::thread> flood;
+  for (int i = 0; i < 24; ++i) {
+    flood.emplace_back([&, i] {
+      RawClient::Reply r = connections[i % 2].Call("BatchGenerateDataKeys", big, absl::Seconds(120));
+      if (r.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          absl::StrContains(r.status.error_message(), "saturated")) {
+        ++saturated;
+      }
+    });
+  }
+  for (auto& t : flood) t.join();
+  ASSERT_GT(saturated.load(), 0) << "24 batches at once should overflow 6 requests";
+  const std::string ready = server_->HttpGet("/readyz");
+  EXPECT_THAT(ready, ::testing::StartsWith("503"));
+  EXPECT_THAT(ready, HasSubstr("saturated"));
+  EXPECT_THAT(server_->HttpGet("/metrics"), HasSubstr("keyward_saturated 1"));
+  EXPECT_THAT(server_->HttpGet("/metrics"),
+              HasSubstr("keyward_requests_refused_for_share_total{scope=\"server\"}"));
 }
 
 // The test the issue asks for: while one principal floods keywardd with
@@ -506,10 +554,18 @@ constexpr char kVaultPolicy[] = R"(rules:
 
 // A message whose header names "demo" but whose data key was wrapped by
 // "vault/x": the app is denied on vault/*, so keywardd must not unwrap it.
+// `entry_claims`: rewrite the name inside the wrapped key (breaking its
+// seal) to one that need not exist.
 std::string CraftedMessage(Client& admin, const std::string& header_key,
-                           const std::string& entry_key) {
+                           const std::string& entry_key, const std::string& entry_claims = "") {
   auto dk = admin.GenerateDataKey(entry_key, {{"t", "1"}});
   EXPECT_TRUE(dk.ok()) << dk.status();
+  if (!entry_claims.empty()) {
+    auto blob = kms::DecodeBlob(dk->encrypted.ciphertext);
+    EXPECT_TRUE(blob.ok()) << blob.status();
+    blob->key_name = entry_claims;
+    dk->encrypted.ciphertext = kms::EncodeBlob(*blob);
+  }
   format::EncryptionMaterials m;
   m.key = dk->key;
   m.key.key_name = header_key;
@@ -538,20 +594,35 @@ TEST_F(SecurityTest, AMessageIsDecidedOnTheKeyItsDataKeyIsBoundTo) {
   EXPECT_EQ(rewrap.message(), decrypt.message());
   // Through the data key path the wrapped key names vault/x, and that is
   // the key decided on: denied.
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey vault_dk, admin_->GenerateDataKey("vault/x", {{"t", "1"}}));
+  KW_ASSERT_OK_AND_ASSIGN(before, admin_->GetKey("vault/x"));
+  EXPECT_THAT(app_->DecryptDataKey(vault_dk.encrypted.ciphertext, {{"t", "1"}}),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("vault-is-off-limits")));
   KW_ASSERT_OK_AND_ASSIGN(KeyInfo after, admin_->GetKey("vault/x"));
   EXPECT_EQ(after.versions[0].decrypts, before.versions[0].decrypts)
       << "keywardd unwrapped a vault/x data key for a principal denied on vault/*";
   EXPECT_EQ(after.versions[0].last_decrypt, before.versions[0].last_decrypt);
-  // One indistinguishable error: a key that does not exist at all gives the
-  // same answer as one that exists and is forbidden.
-  KW_ASSERT_OK(admin_->CreateKey("vault/y").status());
-  std::string other = CraftedMessage(*admin_, "demo", "vault/y");
-  EXPECT_EQ(app_->Decrypt(other, {{"t", "1"}}).status().message(), decrypt.message());
-  // The records name the key decided on (demo), never vault/x.
+  // One indistinguishable error: an entry naming a key that does not exist
+  // at all gets the same answer as one naming a key that exists and is
+  // forbidden.
+  const std::string ghost = CraftedMessage(*admin_, "demo", "vault/x", "vault/ghost");
+  EXPECT_EQ(app_->Decrypt(ghost, {{"t", "1"}}).status().message(), decrypt.message());
+  EXPECT_THAT(admin_->GetKey("vault/ghost"), StatusIs(absl::StatusCode::kNotFound));
+  // The refused messages are recorded under the key their header names
+  // (demo); vault/x appears only in the denial of the direct call.
+  int demo_refusals = 0;
   for (const Json& r : Records()) {
     if (r["principal"] != "spiffe://keyward.dev/app") continue;
-    EXPECT_NE(r["key"], "vault/x") << r.dump();
+    if (r["key"] == "demo") {
+      EXPECT_EQ(r["result"], "INVALID_ARGUMENT") << r.dump();
+      ++demo_refusals;
+    }
+    if (r["key"] == "vault/x") {
+      EXPECT_EQ(r["decision"], "deny") << r.dump();
+      EXPECT_EQ(r["operation"], "decrypt") << r.dump();
+    }
   }
+  EXPECT_EQ(demo_refusals, 3) << "decrypt, rewrap and the ghost decrypt";
 }
 
 TEST_F(SecurityTest, DecryptingForReencryptionIsItsOwnPermission) {
@@ -639,7 +710,62 @@ TEST_F(SecurityTest, AGrantMustLieWithinItsCreatorsScope) {
   GrantSpec self = narrow;
   self.principal = kGranter;
   EXPECT_THAT(granter->CreateGrant(self), StatusIs(absl::StatusCode::kPermissionDenied));
-  EXPECT_THAT(granter->RotateKey("g/ab"), StatusIs(absl::StatusCode::kPermissionDenied));
+  // What the escape was for: the grantee may rotate what the narrow grant
+  // names and nothing the refused wide one would have given it.
+  KW_ASSERT_OK(admin_->CreateKey("g/a").status());
+  KW_EXPECT_OK(app_->RotateKey("g/a").status());
+  EXPECT_THAT(app_->RotateKey("g/ab"), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+// Listing is decided key by key: a prefix the caller may list says nothing
+// about the keys under it that a deny rule or a narrower pattern leaves out.
+TEST_F(SecurityTest, ListingShowsOnlyTheKeysTheCallerMayList) {
+  SetPolicy(R"(rules:
+  - name: dev-admin
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+  - name: app-lists-payments
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["payments/*", "q/?"]
+    operations: [list-keys]
+  - name: app-not-secrets
+    effect: deny
+    principals: ["spiffe://keyward.dev/app"]
+    keys: ["payments/secret/*"]
+    operations: ["*"]
+)");
+  for (const char* k : {"payments/cards", "payments/secret/root", "q/x", "q/xyz"}) {
+    KW_ASSERT_OK(admin_->CreateKey(k).status());
+  }
+  auto names = [](const KeyList& list) {
+    std::vector<std::string> out;
+    for (const KeyInfo& k : list.keys) out.push_back(k.name);
+    return out;
+  };
+  KW_ASSERT_OK_AND_ASSIGN(KeyList payments, app_->ListKeys("payments/"));
+  EXPECT_THAT(names(payments), ElementsAre("payments/cards"));
+  KW_ASSERT_OK_AND_ASSIGN(KeyList q, app_->ListKeys("q/x"));
+  EXPECT_THAT(names(q), ElementsAre("q/x"));
+  // One key per page: the hidden ones are skipped across pages too.
+  std::vector<std::string> paged;
+  std::string token;
+  do {
+    KW_ASSERT_OK_AND_ASSIGN(KeyList page, app_->ListKeys("payments/", 1, token));
+    for (auto& n : names(page)) paged.push_back(n);
+    token = page.next_page_token;
+  } while (!token.empty());
+  EXPECT_THAT(paged, ElementsAre("payments/cards"));
+  KW_ASSERT_OK_AND_ASSIGN(KeyList all, admin_->ListKeys("payments/"));
+  EXPECT_EQ(all.keys.size(), 2u);
+  bool recorded = false;
+  for (const Json& r : Records()) {
+    if (r["operation"] == "list-keys" && r["principal"] == "spiffe://keyward.dev/app" &&
+        r["detail"].get<std::string>().find("1 key(s) under the prefix not shown") == 0) {
+      recorded = true;
+    }
+  }
+  EXPECT_TRUE(recorded);
 }
 
 // --- 13. Policy changes leave a trace ----------------------------------------------
@@ -775,6 +901,13 @@ TEST_F(SecurityTest, ARewrittenAuditLogIsCaughtByTheVerifierAndByKeywardd) {
   EXPECT_EQ(server_->Cli({"audit", "verify", "--log", dir}).exit_code, 0);
   // Without a pin, verify refuses to guess.
   EXPECT_EQ(testing::RunProcess({KEYWARD_CLI, "audit", "verify", "--log", dir}).exit_code, 2);
+  // A pin that is not a key is bad input (exit 3), not a failed log (4).
+  WriteFileOrDie(server_->File("garbage.pem"), "not a key\n");
+  testing::ProcessResult bad_pin = testing::RunProcess(
+      {KEYWARD_CLI, "audit", "verify", "--log", dir, "--checkpoint-key",
+       server_->File("garbage.pem")});
+  EXPECT_EQ(bad_pin.exit_code, 3) << bad_pin.err;
+  EXPECT_THAT(bad_pin.err, HasSubstr("not a PEM public key"));
 
   // The attack: three records deleted, the chain rebuilt, the checkpoints
   // re-signed with the attacker's key, which is left in the directory.
@@ -800,6 +933,47 @@ TEST_F(SecurityTest, ARewrittenAuditLogIsCaughtByTheVerifierAndByKeywardd) {
   EXPECT_EQ(records[0]["operation"], "start");
   EXPECT_THAT(records[0]["detail"].get<std::string>(), HasSubstr("NEW audit log started"));
   EXPECT_THAT(records[0]["detail"].get<std::string>(), HasSubstr("policy "));
+}
+
+// Deleting the key store's anchor must not let the log be cut back to an
+// earlier checkpoint: keywardd refuses a log with records and no anchor
+// until the operator adopts it on purpose.
+TEST_F(SecurityTest, KeywarddRefusesALogWhoseAnchorWasRemoved) {
+  KW_ASSERT_OK(admin_->CreateKey("a").status());
+  admin_.reset();
+  app_.reset();
+  ASSERT_EQ(server_->Stop(), 0);
+  testing::ProcessResult del = testing::RunProcess(
+      {"/usr/bin/sqlite3", server_->File("data/keys.db"),
+       "DELETE FROM sealed_secrets WHERE name = 'audit-checkpoint-anchor'"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_FALSE(server_->Start().ok());
+  EXPECT_THAT(server_->log(), HasSubstr("holds no sealed checkpoint"));
+  EXPECT_THAT(server_->log(), HasSubstr("--adopt-audit-log"));
+  const size_t before = Records().size();
+  KW_ASSERT_OK(server_->Start({"--adopt-audit-log"}));
+  std::vector<Json> records = Records();
+  ASSERT_GT(records.size(), before);
+  EXPECT_EQ(records[before]["operation"], "start");
+  EXPECT_THAT(records[before]["detail"].get<std::string>(),
+              HasSubstr(absl::StrCat("audit log of ", before, " records adopted")));
+  // Anchored again: the next start needs no flag, and cutting the log back
+  // to its first genuine checkpoint (whose signature still verifies) is
+  // caught by the new anchor.
+  ASSERT_EQ(server_->Stop(), 0);
+  KW_ASSERT_OK(server_->Start());
+  ASSERT_EQ(server_->Stop(), 0);
+  std::vector<std::string> checkpoints = absl::StrSplit(
+      ReadFileOrDie(server_->File("audit/checkpoints.log")), '\n', absl::SkipEmpty());
+  ASSERT_GE(checkpoints.size(), 2u);
+  const uint64_t first = Json::parse(checkpoints[0])["tree_size"].get<uint64_t>();
+  std::vector<std::string> lines = RawRecordLines();
+  ASSERT_GT(lines.size(), first);
+  lines.resize(first);
+  WriteFileOrDie(server_->File("audit/records.log"), absl::StrJoin(lines, "\n") + "\n");
+  WriteFileOrDie(server_->File("audit/checkpoints.log"), checkpoints[0] + "\n");
+  EXPECT_FALSE(server_->Start().ok());
+  EXPECT_THAT(server_->log(), HasSubstr("records were removed"));
 }
 
 }  // namespace

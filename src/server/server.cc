@@ -279,6 +279,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     audit_options.anchor = server->audit_anchor_.get();
   }
   audit_options.allow_new_log = config.audit.start_new_log;
+  audit_options.adopt_log = config.audit.adopt_log;
   KW_ASSIGN_OR_RETURN(server->audit_, audit::AuditLog::Open(audit_options));
   {
     // Each start is on the record, with the policy it starts with: a policy
@@ -298,6 +299,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                                  "previous log, anchored at ",
                       old->tree_size, " records with root ", audit::ToHex(old->root),
                       ", is not in ", config.audit.dir);
+    }
+    if (const auto adopted = server->audit_->adopted_records()) {
+      absl::StrAppend(&r.detail, "; audit log of ", *adopted,
+                      " records adopted without an anchor on request (--adopt-audit-log)");
     }
     KW_RETURN_IF_ERROR(server->audit_->Append(std::move(r)));
   }
@@ -375,8 +380,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   builder.SetMaxReceiveMessageSize(config.limits.max_request_bytes * 2);
   builder.SetMaxSendMessageSize(64 << 20);
   // Streams per connection: more concurrent calls than this on one
-  // connection wait in the client, not in keywardd's memory.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
+  // connection wait in the client, not in keywardd's memory.  One
+  // principal may not have more requests in keywardd anyway.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             std::max(1, config.limits.principal_max_requests));
+  // (A grpc::ResourceQuota of limits.max_memory_mib was tried: under a
+  // flood of 160 concurrent 3.5 MB requests it did not lower keywardd's
+  // peak memory, measured; docs/security.md.)
   server->grpc_ = builder.BuildAndStart();
   if (server->grpc_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(
