@@ -6,26 +6,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/bounded.h"
 #include "yaml-cpp/yaml.h"
 
 namespace keyward::policy {
 namespace {
 
-// Policy text and request fields quoted in messages: at most `max` bytes,
-// control characters replaced, so an error never carries unbounded input.
-std::string Quote(absl::string_view s, size_t max = 64) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
-  }
-  if (s.size() > max) absl::StrAppend(&out, "...(", s.size(), " bytes)");
-  return out;
-}
-
 absl::Status RuleError(size_t index, const std::string& name, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(
-      "policy rule ", index + 1, name.empty() ? "" : absl::StrCat(" (", Quote(name), ")"),
+      "policy rule ", index + 1, name.empty() ? "" : absl::StrCat(" (", Bounded(name), ")"),
       ": ", what));
 }
 
@@ -264,7 +253,7 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
       const std::string k = kv.first.as<std::string>();
       if (k != "name" && k != "effect" && k != "principals" && k != "keys" &&
           k != "operations" && k != "conditions") {
-        return RuleError(i, r.name, absl::StrCat("unknown field '", Quote(k), "'"));
+        return RuleError(i, r.name, absl::StrCat("unknown field '", Bounded(k), "'"));
       }
     }
     if (n["effect"] && !n["effect"].IsScalar()) {
@@ -285,7 +274,7 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
     if (!ops.ok()) return ops.status();
     for (const std::string& op : *ops) {
       if (op != "*" && !IsKnownOperation(op)) {
-        return RuleError(i, r.name, absl::StrCat("unknown operation '", Quote(op),
+        return RuleError(i, r.name, absl::StrCat("unknown operation '", Bounded(op),
                                                  "' (see docs/policy.md)"));
       }
     }
@@ -365,7 +354,7 @@ Decision Policy::EvaluateScope(const std::string& principal, const std::string& 
       if (GlobsIntersect(k, pattern)) {
         return Decision{false, rule.name,
                         absl::StrCat("denied by rule '", rule.name, "', which covers part of '",
-                                     Quote(pattern, 256), "'")};
+                                     Bounded(pattern, 256), "'")};
       }
     }
   }
@@ -389,8 +378,8 @@ Decision Policy::EvaluateScope(const std::string& principal, const std::string& 
     return Decision{true, absl::StrCat("grant:", g.id), absl::StrCat("allowed by grant ", g.id)};
   }
   return Decision{false, "",
-                  absl::StrCat("no rule or grant lets ", Quote(principal, 256), " ", operation,
-                               " on every key that '", Quote(pattern, 256),
+                  absl::StrCat("no rule or grant lets ", Bounded(principal, 256), " ", operation,
+                               " on every key that '", Bounded(pattern, 256),
                                "' matches (a scope must lie within the caller's own)")};
 }
 

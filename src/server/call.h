@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "base/bounded.h"
 #include "keyward/keyring.h"
 #include "policy/policy.h"
 
@@ -132,10 +133,6 @@ class BatchDecisions {
   policy::Decision previous_, last_allow_, first_deny_;
   int allowed_ = 0, denied_ = 0, malformed_ = 0;
 };
-
-// `s` cut to `max` bytes with control bytes replaced, for error messages
-// and audit details that mention caller input.
-std::string Bounded(absl::string_view s, size_t max = 64);
 
 }  // namespace keyward::server
 

@@ -114,16 +114,6 @@ std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view k
   return tag.ok() ? absl::StrCat("hmac:", absl::BytesToHexString(*tag)) : "hmac:error";
 }
 
-std::string Bounded(absl::string_view s, size_t max) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
-  }
-  if (s.size() > max) absl::StrAppend(&out, "...(", s.size(), " bytes)");
-  return out;
-}
-
 // --- Call ---------------------------------------------------------------------
 
 absl::Status Call::Authorize(absl::string_view key, const EncryptionContext& context,
