@@ -1,14 +1,16 @@
 # Keyward — the two commands that matter:
 #   make run    install what is missing, build, start Keyward (embedded, dev)
 #   make test   install what is missing, build, run every test
-# and the others: make build | bench | fuzz | test-asan | format | clean
+# and the others: make build | install [PREFIX=/usr/local] | package | bench |
+#   fuzz | test-asan | format | clean
 
 PRESET   ?= release
 BUILD    := build/$(PRESET)
 JOBS     ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
+PREFIX   ?= /usr/local
 
-.PHONY: all deps configure build run test test-asan fuzz fuzz-smoke bench format clean
+.PHONY: all deps configure build install package run test test-asan fuzz fuzz-smoke bench format clean
 
 all: build
 
@@ -20,6 +22,15 @@ configure: deps
 
 build: configure
 	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+# libkeyward (shared + static), headers, CMake package, keyward.pc, the
+# binaries, the systemd unit and example configs under PREFIX.
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# A Debian package (build/<preset>/keyward_<version>_<arch>.deb).
+package: build
+	@cd $(BUILD) && cpack -G DEB
 
 run: build
 	@scripts/run-dev

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "audit/audit_log.h"
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "hsm/pkcs11_root_of_trust.h"
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 #include "keystore/memory_key_store.h"
 #include "keystore/sqlite_key_store.h"
 #include "kms/key_service.h"
@@ -132,10 +132,11 @@ void BM_LookupWithKeysInStore(benchmark::State& state) {
   // One real key (sealed by the HSM) copied under n names.
   KeyServiceOptions o;
   o.environment = "dev";
-  auto seed = KeyService::Create(o, std::make_unique<keystore::MemoryKeyStore>("dev"),
-                                 std::move(root));
+  std::shared_ptr<keystore::KeyStore> seed_store =
+      std::make_shared<keystore::MemoryKeyStore>("dev");
+  auto seed = KeyService::Create(o, seed_store, std::move(root));
   (void)(*seed)->CreateKey({.name = "seed"});
-  keystore::Key key = *(*seed)->store().GetKey("seed");
+  keystore::Key key = *seed_store->GetKey("seed");
   std::vector<keystore::Key> keys;
   for (int i = 0; i < n; ++i) {
     key.name = absl::StrCat("tenant/", i, "/key");

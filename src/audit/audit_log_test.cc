@@ -13,7 +13,7 @@
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 #include "testing/status_matchers.h"
 #include "testing/subprocess.h"
 

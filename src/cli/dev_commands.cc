@@ -19,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "cli/cli.h"
-#include "cli/dev_ca.h"
+#include "dev/dev_ca.h"
 #include "crypto/random.h"
 #include "crypto/signature.h"
 #include "hsm/pkcs11_root_of_trust.h"
@@ -175,15 +175,15 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
       WriteNewFile(dir + "/audit-checkpoint-key.pem", checkpoint_key_pem, 0644));
 
   // Certificates.
-  KW_ASSIGN_OR_RETURN(auto ca, DevCa::Create(dir));
+  KW_ASSIGN_OR_RETURN(auto ca, dev::DevCa::Create(dir));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/certs/ca.pem", ca->cert_pem(), 0644));
-  KW_ASSIGN_OR_RETURN(PemPair server,
+  KW_ASSIGN_OR_RETURN(dev::PemPair server,
                       ca->IssueServer("keywardd", {"localhost", "keywardd"},
                                       {"127.0.0.1", "::1"}));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/certs/server.pem", server.cert, 0644));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/certs/server.key", server.key, 0600));
   for (const char* who : {"admin", "app"}) {
-    KW_ASSIGN_OR_RETURN(PemPair p, ca->IssueClient(
+    KW_ASSIGN_OR_RETURN(dev::PemPair p, ca->IssueClient(
                                        who, absl::StrCat("spiffe://keyward.dev/", who)));
     KW_RETURN_IF_ERROR(WriteNewFile(absl::StrCat(dir, "/certs/", who, ".pem"), p.cert, 0644));
     KW_RETURN_IF_ERROR(WriteNewFile(absl::StrCat(dir, "/certs/", who, ".key"), p.key, 0600));

@@ -79,8 +79,8 @@ std::string KekAad(absl::string_view environment, absl::string_view key_name,
 }
 
 absl::StatusOr<std::unique_ptr<KeyService>> KeyService::Create(
-    KeyServiceOptions options, std::unique_ptr<keystore::KeyStore> store,
-    std::unique_ptr<hsm::RootOfTrust> root) {
+    KeyServiceOptions options, std::shared_ptr<keystore::KeyStore> store,
+    std::shared_ptr<hsm::RootOfTrust> root) {
   KW_RETURN_IF_ERROR(format::ValidateEnvironment(options.environment));
   if (options.clock == nullptr) options.clock = Clock::Real();
   KW_ASSIGN_OR_RETURN(keystore::StoreInfo info, store->GetInfo());
@@ -110,8 +110,8 @@ absl::StatusOr<std::unique_ptr<KeyService>> KeyService::Create(
 }
 
 KeyService::KeyService(KeyServiceOptions options,
-                       std::unique_ptr<keystore::KeyStore> store,
-                       std::unique_ptr<hsm::RootOfTrust> root)
+                       std::shared_ptr<keystore::KeyStore> store,
+                       std::shared_ptr<hsm::RootOfTrust> root)
     : options_(std::move(options)),
       store_(std::move(store)),
       root_(std::move(root)) {

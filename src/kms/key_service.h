@@ -98,8 +98,8 @@ class KeyService {
   // production without allow_software_hsm, or a store of another
   // environment.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KeyService>> Create(
-      KeyServiceOptions options, std::unique_ptr<keystore::KeyStore> store,
-      std::unique_ptr<hsm::RootOfTrust> root);
+      KeyServiceOptions options, std::shared_ptr<keystore::KeyStore> store,
+      std::shared_ptr<hsm::RootOfTrust> root);
   // Flushes usage counters.
   ~KeyService();
 
@@ -108,8 +108,6 @@ class KeyService {
 
   const std::string& environment() const { return options_.environment; }
   hsm::HsmInfo hsm_info() const { return root_->Info(); }
-  keystore::KeyStore& store() { return *store_; }
-  hsm::RootOfTrust& root() { return *root_; }
 
   // --- Keys.  Returned keys never carry key material (sealed KEKs are
   // cleared); usage counters include what is not yet flushed.
@@ -245,8 +243,8 @@ class KeyService {
   void AttachDrillSample(const std::string& name);
 
   KeyService(KeyServiceOptions options,
-             std::unique_ptr<keystore::KeyStore> store,
-             std::unique_ptr<hsm::RootOfTrust> root);
+             std::shared_ptr<keystore::KeyStore> store,
+             std::shared_ptr<hsm::RootOfTrust> root);
 
   absl::StatusOr<keystore::KeyVersion> NewVersion(const keystore::Key& key,
                                                   uint32_t version,
@@ -288,8 +286,10 @@ class KeyService {
   void FlushLoop();
 
   const KeyServiceOptions options_;
-  const std::unique_ptr<keystore::KeyStore> store_;
-  const std::unique_ptr<hsm::RootOfTrust> root_;
+  // Shared with keywardd's other parts (access control, audit anchor),
+  // which get them at construction, not through the core.
+  const std::shared_ptr<keystore::KeyStore> store_;
+  const std::shared_ptr<hsm::RootOfTrust> root_;
 
   std::shared_mutex cache_mu_;
   // Keys as last read or written by this process.

@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/pkcs11_root_of_trust.h"
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 #include "keystore/fault_injecting_key_store.h"
 #include "keystore/memory_key_store.h"
 #include "keystore/sqlite_key_store.h"
@@ -48,8 +48,8 @@ class KeyServiceTest : public ::testing::TestWithParam<KekProtection> {
     o.min_destruction_wait = absl::Minutes(1);
     o.usage_flush_interval = absl::ZeroDuration();
     o.clock = &clock_;
-    auto svc = KeyService::Create(
-        o, std::make_unique<keystore::MemoryKeyStore>("dev"), std::move(root));
+    store_ = std::make_shared<keystore::MemoryKeyStore>("dev");
+    auto svc = KeyService::Create(o, store_, std::move(root));
     ASSERT_TRUE(svc.ok()) << svc.status();
     svc_ = std::move(*svc);
   }
@@ -60,6 +60,7 @@ class KeyServiceTest : public ::testing::TestWithParam<KekProtection> {
   }
   FakeClock clock_;
   hsm::testing::SoftwareRootOfTrust* root_ = nullptr;
+  std::shared_ptr<keystore::KeyStore> store_;  // what the core stored, read directly
   std::unique_ptr<KeyService> svc_;
 };
 
@@ -281,12 +282,12 @@ TEST_P(KeyServiceTest, DestructionWaitsCanBeCancelledAndErasesMaterial) {
   } else {
     KW_EXPECT_OK(one.status);
   }
-  KW_ASSERT_OK_AND_ASSIGN(Key raw, svc_->store().GetKey("k"));
+  KW_ASSERT_OK_AND_ASSIGN(Key raw, store_->GetKey("k"));
   EXPECT_EQ(raw.versions[0].state, VersionState::kDestroyed);
   EXPECT_TRUE(raw.versions[0].sealed_kek.empty());
   EXPECT_TRUE(raw.versions[0].hsm_key_id.empty());
   KW_ASSERT_OK_AND_ASSIGN(std::vector<keystore::VersionRef> left,
-                          svc_->store().ListDueDestructions(clock_.Now()));
+                          store_->ListDueDestructions(clock_.Now()));
   EXPECT_TRUE(left.empty());
   EXPECT_THAT(svc_->DecryptDataKey(v1.wrapped, {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("destroyed")));
@@ -315,9 +316,8 @@ TEST_P(KeyServiceTest, UsageIsCountedAndLimited) {
   o.max_data_keys_per_version = 5;
   o.usage_flush_interval = absl::ZeroDuration();
   o.clock = &clock_;
-  KW_ASSERT_OK_AND_ASSIGN(
-      auto svc, KeyService::Create(o, std::make_unique<keystore::MemoryKeyStore>("dev"),
-                                   std::move(root)));
+  std::shared_ptr<keystore::KeyStore> store = std::make_shared<keystore::MemoryKeyStore>("dev");
+  KW_ASSERT_OK_AND_ASSIGN(auto svc, KeyService::Create(o, store, std::move(root)));
   // Creating the key wrapped its drill sample: 1 of the 5.
   KW_ASSERT_OK(svc->CreateKey({.name = "k"}).status());
   KW_ASSERT_OK_AND_ASSIGN(auto three, svc->GenerateDataKeys("k", {}, 3));
@@ -334,7 +334,7 @@ TEST_P(KeyServiceTest, UsageIsCountedAndLimited) {
   EXPECT_EQ(before_flush.versions[0].usage.decrypts, 3u);
   KW_ASSERT_OK(svc->FlushUsage());
   // The store holds what was reserved: never less than what was used.
-  KW_ASSERT_OK_AND_ASSIGN(Key stored, svc->store().GetKey("k"));
+  KW_ASSERT_OK_AND_ASSIGN(Key stored, store->GetKey("k"));
   EXPECT_EQ(stored.versions[0].usage.data_keys_issued, 5u);
   EXPECT_EQ(stored.versions[0].usage.last_used, clock_.Now());
   KW_ASSERT_OK(svc->RotateKey("k").status());
@@ -585,9 +585,10 @@ TEST(KeyServiceDestructionTest, DestroyedKeyMaterialIsGoneFromTheStoreFiles) {
   o.min_destruction_wait = absl::Minutes(1);
   o.usage_flush_interval = absl::ZeroDuration();
   o.clock = &clock;
-  KW_ASSERT_OK_AND_ASSIGN(auto store, keystore::SqliteKeyStore::Open(dir.File("keys.db"), "dev"));
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<keystore::KeyStore> store,
+                          keystore::SqliteKeyStore::Open(dir.File("keys.db"), "dev"));
   KW_ASSERT_OK_AND_ASSIGN(
-      auto svc, KeyService::Create(o, std::move(store),
+      auto svc, KeyService::Create(o, store,
                                    std::make_unique<hsm::testing::SoftwareRootOfTrust>()));
   KW_ASSERT_OK(svc->CreateKey({.name = "k"}).status());
   // Many writes that touch the version's page, so SQLite's log holds
@@ -596,7 +597,7 @@ TEST(KeyServiceDestructionTest, DestroyedKeyMaterialIsGoneFromTheStoreFiles) {
     KW_ASSERT_OK(svc->UpdateKey("k", {.set_labels = {{"n", absl::StrCat(i)}}}).status());
   }
   KW_ASSERT_OK(svc->RotateKey("k").status());
-  KW_ASSERT_OK_AND_ASSIGN(Key stored, svc->store().GetKey("k"));
+  KW_ASSERT_OK_AND_ASSIGN(Key stored, store->GetKey("k"));
   const std::string sealed = stored.versions[0].sealed_kek;
   ASSERT_FALSE(sealed.empty());
   auto occurrences = [&] {

@@ -24,7 +24,7 @@
 #include "nlohmann/json.hpp"
 #include "reencrypt/sqlite_table.h"
 #include "reencrypt/unwrapped_keyring.h"
-#include "server/e2e_fixture.h"
+#include "testing/e2e_fixture.h"
 
 namespace keyward {
 namespace {

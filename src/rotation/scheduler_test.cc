@@ -2,7 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 #include "keystore/memory_key_store.h"
 #include "testing/status_matchers.h"
 

@@ -15,7 +15,7 @@
 #include "keyward/errors.h"
 #include "kms/data_key_blob.h"
 #include "nlohmann/json.hpp"
-#include "server/e2e_fixture.h"
+#include "testing/e2e_fixture.h"
 
 namespace keyward {
 namespace {

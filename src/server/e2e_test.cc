@@ -12,7 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "cli/dev_ca.h"
+#include "dev/dev_ca.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keyward/client.h"
@@ -21,7 +21,7 @@
 #include "keyward/message.h"
 #include "keyward/v1/keyward.grpc.pb.h"
 #include "nlohmann/json.hpp"
-#include "server/e2e_fixture.h"
+#include "testing/e2e_fixture.h"
 #include "testing/dev_server.h"
 #include "testing/status_matchers.h"
 
@@ -213,7 +213,7 @@ TEST_F(E2eTest, ClientsWithoutAValidCertificateAreRefusedAtTheTlsLayer) {
   grpc::Status s = anonymous->GetServerInfo(&ctx, {}, &info);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
   // A certificate from another CA.
-  KW_ASSERT_OK_AND_ASSIGN(auto other_ca, cli::DevCa::Create("intruder"));
+  KW_ASSERT_OK_AND_ASSIGN(auto other_ca, dev::DevCa::Create("intruder"));
   KW_ASSERT_OK_AND_ASSIGN(auto intruder,
                           other_ca->IssueClient("admin", "spiffe://keyward.dev/admin"));
   auto forged = RawStub(*server_, intruder.cert, intruder.key);
@@ -314,7 +314,7 @@ TEST_F(E2eTest, SighupPicksUpNewCertificates) {
   ASSERT_THAT(before, HasSubstr("serial="));
   // A new server certificate from a new CA, with the client CA kept: the
   // admin trusts the new CA for this check.
-  KW_ASSERT_OK_AND_ASSIGN(auto ca, cli::DevCa::Create("rotated"));
+  KW_ASSERT_OK_AND_ASSIGN(auto ca, dev::DevCa::Create("rotated"));
   KW_ASSERT_OK_AND_ASSIGN(auto cert, ca->IssueServer("keywardd", {"localhost"}, {"127.0.0.1"}));
   WriteFileOrDie(server_->File("certs/server.pem.new"), cert.cert);
   WriteFileOrDie(server_->File("certs/server.key.new"), cert.key);

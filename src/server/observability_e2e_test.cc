@@ -20,7 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keyward/encryptor.h"
-#include "server/e2e_fixture.h"
+#include "testing/e2e_fixture.h"
 #include "testing/subprocess.h"
 
 namespace keyward {

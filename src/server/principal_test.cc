@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "cli/dev_ca.h"
+#include "dev/dev_ca.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testing/status_matchers.h"
@@ -50,7 +50,7 @@ std::string Certificate(const std::string& san, const std::string& basic_constra
 }
 
 TEST(PrincipalTest, UriSanFirstThenCommonName) {
-  KW_ASSERT_OK_AND_ASSIGN(auto ca, cli::DevCa::Create("test"));
+  KW_ASSERT_OK_AND_ASSIGN(auto ca, dev::DevCa::Create("test"));
   KW_ASSERT_OK_AND_ASSIGN(auto client,
                           ca->IssueClient("app", "spiffe://example.org/tenant/acme/app"));
   EXPECT_THAT(PrincipalFromCertificate(client.cert),
@@ -78,7 +78,7 @@ TEST(PrincipalTest, MoreThanOneUriSanIsRefused) {
 TEST(PrincipalTest, CaCertificatesAreNotClients) {
   EXPECT_THAT(PrincipalFromCertificate(Certificate("URI:spiffe://x/app", "critical,CA:TRUE")),
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("CA certificate")));
-  KW_ASSERT_OK_AND_ASSIGN(auto ca, cli::DevCa::Create("test"));
+  KW_ASSERT_OK_AND_ASSIGN(auto ca, dev::DevCa::Create("test"));
   EXPECT_THAT(PrincipalFromCertificate(ca->cert_pem()),
               StatusIs(absl::StatusCode::kUnauthenticated));
 }

@@ -33,7 +33,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "audit/testing/forgery.h"
-#include "cli/dev_ca.h"
+#include "dev/dev_ca.h"
 #include "format/encrypt_materials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -130,11 +130,11 @@ class SecurityTest : public ::testing::Test {
     server_ = std::move(*s);
     // Principals of a second CA that keywardd also trusts: mallory (no
     // rights in the dev policy) and granter (rights set per test).
-    KW_ASSERT_OK_AND_ASSIGN(auto ca, cli::DevCa::Create("second"));
+    KW_ASSERT_OK_AND_ASSIGN(auto ca, dev::DevCa::Create("second"));
     const std::string ca_file = server_->File("certs/ca.pem");
     WriteFileOrDie(ca_file, ReadFileOrDie(ca_file) + ca->cert_pem());
     for (const char* who : {"mallory", "granter"}) {
-      KW_ASSERT_OK_AND_ASSIGN(cli::PemPair p,
+      KW_ASSERT_OK_AND_ASSIGN(dev::PemPair p,
                               ca->IssueClient(who, absl::StrCat("spiffe://keyward.dev/", who)));
       WriteFileOrDie(server_->File(absl::StrCat("certs/", who, ".pem")), p.cert);
       WriteFileOrDie(server_->File(absl::StrCat("certs/", who, ".key")), p.key);

@@ -3,6 +3,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/conf.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <sys/mman.h>
@@ -28,6 +29,10 @@
 
 namespace keyward::server {
 namespace {
+
+// How long /readyz (and the keyward_ready gauge) wait for the HSM and the
+// store to answer before saying "not ready".
+constexpr absl::Duration kHealthProbeWait = absl::Seconds(2);
 
 // Scrape-time gauges that read keywardd's parts; removed again in ~Server.
 constexpr const char* kServerCollectors[] = {
@@ -166,16 +171,17 @@ absl::Status CheckKeyPair(const TlsConfig& tls, const std::string& environment,
 // The key that hashes encryption context values in audit records: random,
 // stored only sealed by the root key, the same across restarts so that
 // records stay comparable.
-absl::StatusOr<SecretData> AuditHmacKey(kms::KeyService& core) {
+absl::StatusOr<SecretData> AuditHmacKey(const std::string& environment,
+                                       keystore::KeyStore& store, hsm::RootOfTrust& root) {
   constexpr char kName[] = "audit-hmac-key";
-  const std::string aad = absl::StrCat("keyward audit hmac v1|", core.environment());
+  const std::string aad = absl::StrCat("keyward audit hmac v1|", environment);
   for (int attempt = 0; attempt < 2; ++attempt) {
     KW_ASSIGN_OR_RETURN(std::optional<std::string> sealed,
-                        core.store().GetSealedSecret(kName));
-    if (sealed) return core.root().Unseal(*sealed, aad);
-    KW_ASSIGN_OR_RETURN(SecretData fresh, core.root().GenerateRandom(32));
-    KW_ASSIGN_OR_RETURN(std::string new_sealed, core.root().Seal(fresh, aad));
-    absl::Status put = core.store().PutSealedSecret(kName, new_sealed);
+                        store.GetSealedSecret(kName));
+    if (sealed) return root.Unseal(*sealed, aad);
+    KW_ASSIGN_OR_RETURN(SecretData fresh, root.GenerateRandom(32));
+    KW_ASSIGN_OR_RETURN(std::string new_sealed, root.Seal(fresh, aad));
+    absl::Status put = store.PutSealedSecret(kName, new_sealed);
     if (put.ok()) return fresh;
     if (put.code() != absl::StatusCode::kAlreadyExists) return put;
     // Another keywardd made it first: use theirs.
@@ -188,13 +194,15 @@ absl::StatusOr<SecretData> AuditHmacKey(kms::KeyService& core) {
 // forge it, so keywardd notices a rewritten log at its next start.
 class SealedCheckpointAnchor final : public audit::CheckpointAnchor {
  public:
-  explicit SealedCheckpointAnchor(kms::KeyService* core)
-      : core_(core), aad_(absl::StrCat("keyward audit anchor v1|", core->environment())) {}
+  SealedCheckpointAnchor(const std::string& environment, keystore::KeyStore* store,
+                         hsm::RootOfTrust* root)
+      : store_(store), root_(root),
+        aad_(absl::StrCat("keyward audit anchor v1|", environment)) {}
   absl::StatusOr<std::optional<Anchor>> Load() override {
     KW_ASSIGN_OR_RETURN(std::optional<std::string> sealed,
-                        core_->store().GetSealedSecret(kName));
+                        store_->GetSealedSecret(kName));
     if (!sealed) return std::optional<Anchor>();
-    KW_ASSIGN_OR_RETURN(SecretData plain, core_->root().Unseal(*sealed, aad_));
+    KW_ASSIGN_OR_RETURN(SecretData plain, root_->Unseal(*sealed, aad_));
     if (plain.size() != 8 + 32) {
       return absl::DataLossError("the sealed audit checkpoint in the key store is malformed");
     }
@@ -208,13 +216,14 @@ class SealedCheckpointAnchor final : public audit::CheckpointAnchor {
     format::AppendBigEndian(&plain, a.tree_size, 8);
     plain.append(reinterpret_cast<const char*>(a.root.data()), a.root.size());
     KW_ASSIGN_OR_RETURN(std::string sealed,
-                        core_->root().Seal(SecretData::CopyFrom(plain), aad_));
-    return core_->store().SetSealedSecret(kName, sealed);
+                        root_->Seal(SecretData::CopyFrom(plain), aad_));
+    return store_->SetSealedSecret(kName, sealed);
   }
 
  private:
   static constexpr char kName[] = "audit-checkpoint-anchor";
-  kms::KeyService* const core_;
+  keystore::KeyStore* const store_;
+  hsm::RootOfTrust* const root_;
   const std::string aad_;
 };
 
@@ -222,20 +231,29 @@ class SealedCheckpointAnchor final : public audit::CheckpointAnchor {
 
 absl::Status EnforceTls13Only() {
   // The configuration is handed to OpenSSL through an anonymous in-memory
-  // file, so no file on disk can be swapped to weaken it.
+  // file, so no file on disk can be swapped to weaken it.  It is loaded with
+  // CONF_modules_load_file, which applies even when a library (cpp-httplib,
+  // at load time) has initialized OpenSSL's TLS library already.
   int fd = ::memfd_create("keywardd-openssl.cnf", MFD_CLOEXEC);
   if (fd < 0 || ::write(fd, kTls13Config, sizeof(kTls13Config) - 1) !=
                     static_cast<ssize_t>(sizeof(kTls13Config) - 1)) {
+    if (fd >= 0) ::close(fd);
     return absl::InternalError("cannot prepare the TLS 1.3 configuration");
   }
   const std::string path = absl::StrCat("/proc/self/fd/", fd);
-  OPENSSL_INIT_SETTINGS* settings = OPENSSL_INIT_new();
-  OPENSSL_INIT_set_config_filename(settings, path.c_str());
-  const int ok = OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, settings);
-  OPENSSL_INIT_free(settings);
+  OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr);
+  const int ok = CONF_modules_load_file(path.c_str(), nullptr, 0);
   ::close(fd);
-  if (ok != 1) {
+  if (ok <= 0) {
     return absl::InternalError("OpenSSL refused the TLS 1.3 configuration");
+  }
+  // Fail closed: a TLS context made now must refuse anything below 1.3.
+  SSL_CTX* probe = SSL_CTX_new(TLS_server_method());
+  const long min_version = probe == nullptr ? 0 : SSL_CTX_get_min_proto_version(probe);
+  SSL_CTX_free(probe);
+  if (min_version != TLS1_3_VERSION) {
+    return absl::InternalError(
+        "OpenSSL did not apply the TLS 1.3 minimum (keywardd will not serve older TLS)");
   }
   return absl::OkStatus();
 }
@@ -244,16 +262,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   KW_RETURN_IF_ERROR(CheckConfigFiles(config));
   KW_RETURN_IF_ERROR(CheckKeyPair(config.tls, config.environment,
                                   config.tls.allow_dev_certificates));
-  std::unique_ptr<Server> server(new Server());
-  server->config_ = config;
-  metrics::SetKeyLabelGlobs(config.metrics_key_labels);
   if (!config.softhsm2_conf.empty()) {
     ::setenv("SOFTHSM2_CONF", config.softhsm2_conf.c_str(), 1);
   }
-  KW_ASSIGN_OR_RETURN(auto store,
+  ServerParts parts;
+  KW_ASSIGN_OR_RETURN(parts.store,
                       keystore::SqliteKeyStore::Open(config.sqlite_path,
                                                      config.environment));
-  KW_ASSIGN_OR_RETURN(auto root, hsm::OpenPkcs11(config.hsm));
+  KW_ASSIGN_OR_RETURN(parts.root, hsm::OpenPkcs11(config.hsm));
+  return Start(config, std::move(parts));
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config,
+                                                      ServerParts parts) {
+  if (parts.store == nullptr || parts.root == nullptr) {
+    return absl::InvalidArgumentError("keywardd needs a key store and a root of trust");
+  }
+  KW_RETURN_IF_ERROR(CheckConfigFiles(config));
+  std::unique_ptr<Server> server(new Server());
+  server->config_ = config;
+  server->store_ = std::move(parts.store);
+  server->root_ = std::move(parts.root);
+  metrics::SetKeyLabelGlobs(config.metrics_key_labels);
   kms::KeyServiceOptions options;
   options.environment = config.environment;
   options.default_protection = config.default_protection;
@@ -261,21 +291,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   options.default_destruction_wait = config.default_destruction_wait;
   options.allow_software_hsm = config.allow_software_hsm;
   options.retirement_quiet_period = config.retirement_quiet_period;
-  KW_ASSIGN_OR_RETURN(server->core_, kms::KeyService::Create(
-                                         options, std::move(store), std::move(root)));
+  KW_ASSIGN_OR_RETURN(server->core_,
+                      kms::KeyService::Create(options, server->store_, server->root_));
   KW_ASSIGN_OR_RETURN(server->access_,
-                      AccessControl::Open(config.policy_path, &server->core_->store()));
-  KW_ASSIGN_OR_RETURN(SecretData hmac_key, AuditHmacKey(*server->core_));
+                      AccessControl::Open(config.policy_path, server->store_.get()));
+  KW_ASSIGN_OR_RETURN(SecretData hmac_key,
+                      AuditHmacKey(config.environment, *server->store_, *server->root_));
   KW_ASSIGN_OR_RETURN(server->context_hmac_, crypto::HmacSha256::New(hmac_key, 16));
   audit::AuditLogOptions audit_options;
   audit_options.dir = config.audit.in_memory ? "" : config.audit.dir;
   audit_options.environment = config.environment;
   audit_options.max_wait = config.audit.max_wait;
   audit_options.checkpoint_interval = config.audit.checkpoint_interval;
-  audit_options.signer = &server->core_->root();
+  audit_options.signer = server->root_.get();
   audit_options.signing_key_label = absl::StrCat("keyward-audit/", config.environment);
   if (!config.audit.in_memory) {
-    server->audit_anchor_ = std::make_unique<SealedCheckpointAnchor>(server->core_.get());
+    server->audit_anchor_ = std::make_unique<SealedCheckpointAnchor>(
+        config.environment, server->store_.get(), server->root_.get());
     audit_options.anchor = server->audit_anchor_.get();
   }
   audit_options.allow_new_log = config.audit.start_new_log;
@@ -397,7 +429,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   kms::KeyService* core = server->core_.get();
   audit::AuditLog* audit_log = server->audit_.get();
   const FairScheduler* scheduler = &server->service_->scheduler();
-  auto readiness = [core, audit_log, scheduler]() -> absl::Status {
+  // The HSM and the store are asked on the probe's thread: a hung HSM makes
+  // keywardd not ready within two seconds instead of hanging /readyz and
+  // /metrics with it.
+  server->dependencies_probe_ = std::make_unique<HealthProbe>(
+      [store = server->store_.get(), root = server->root_.get()]() -> absl::Status {
+        if (absl::Status s = root->CheckHealth(); !s.ok()) {
+          return absl::UnavailableError(absl::StrCat("HSM: ", s.message()));
+        }
+        if (auto n = store->CountKeys(); !n.ok()) {
+          return absl::UnavailableError(absl::StrCat("key store: ", n.status().message()));
+        }
+        return absl::OkStatus();
+      },
+      kHealthProbeWait);
+  HealthProbe* probe = server->dependencies_probe_.get();
+  auto readiness = [audit_log, scheduler, probe]() -> absl::Status {
     if (absl::Status s = audit_log->Health(); !s.ok()) return s;
     // Saturated: keywardd as a whole refused work in the last 5 seconds.
     // (One principal over its own share is not saturation; it shows in
@@ -409,13 +456,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
           " waiting for a CPU slot; requests are being refused (limits.max_concurrent_requests, "
           "limits.max_memory_mib)"));
     }
-    if (absl::Status s = core->root().CheckHealth(); !s.ok()) {
-      return absl::UnavailableError(absl::StrCat("HSM: ", s.message()));
-    }
-    if (auto n = core->store().CountKeys(); !n.ok()) {
-      return absl::UnavailableError(absl::StrCat("key store: ", n.status().message()));
-    }
-    return absl::OkStatus();
+    return probe->Check();
   };
   RegisterCollectors(core, audit_log, readiness, scheduler);
   std::map<std::string, HttpHandler> routes;

@@ -17,6 +17,7 @@
 #include "rotation/scheduler.h"
 #include "server/access_control.h"
 #include "server/config.h"
+#include "server/health_probe.h"
 #include "server/http_server.h"
 #include "server/key_management_service.h"
 #include "server/unknown_method.h"
@@ -29,11 +30,23 @@ namespace keyward::server {
 // initializes OpenSSL's TLS library (first thing in main).
 absl::Status EnforceTls13Only();
 
+// What keywardd is built on, given to it at construction: the core and
+// the parts beside it (access control, the audit log's anchor and signing
+// key) share them.
+struct ServerParts {
+  std::shared_ptr<keystore::KeyStore> store;
+  std::shared_ptr<hsm::RootOfTrust> root;
+};
+
 class Server {
  public:
-  // Opens the store and the HSM, checks the environment's rules, and starts
-  // listening.  Errors name what is missing or wrong.
+  // Opens the store and the HSM the config names, checks the environment's
+  // rules, and starts listening.  Errors name what is missing or wrong.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config);
+  // The same on a store and root of trust the caller opened (tests inject
+  // fakes here); config.sqlite_path and config.hsm are then not used.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerConfig& config,
+                                                       ServerParts parts);
   ~Server();
 
   int port() const { return port_; }
@@ -61,6 +74,8 @@ class Server {
   Server() = default;
 
   ServerConfig config_;
+  std::shared_ptr<keystore::KeyStore> store_;
+  std::shared_ptr<hsm::RootOfTrust> root_;
   std::unique_ptr<kms::KeyService> core_;
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<crypto::HmacSha256> context_hmac_;
@@ -70,6 +85,7 @@ class Server {
   std::unique_ptr<UnknownMethodService> unknown_methods_;
   std::unique_ptr<rotation::Scheduler> scheduler_;
   std::unique_ptr<grpc::Server> grpc_;
+  std::unique_ptr<HealthProbe> dependencies_probe_;  // before http_: outlives it
   std::unique_ptr<HttpServer> http_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -8,7 +8,7 @@
 #include "audit/merkle.h"
 #include "base/status_macros.h"
 #include "crypto/signature.h"
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 #include "nlohmann/json.hpp"
 
 namespace keyward::audit::testing {

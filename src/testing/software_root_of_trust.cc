@@ -1,4 +1,4 @@
-#include "hsm/testing/software_root_of_trust.h"
+#include "testing/software_root_of_trust.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -84,7 +84,33 @@ absl::Status SoftwareRootOfTrust::DestroyResidentKey(absl::string_view key_id) {
   return absl::OkStatus();
 }
 
-absl::Status SoftwareRootOfTrust::CheckHealth() { return Check(); }
+absl::Status SoftwareRootOfTrust::CheckHealth() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++stalled_waiting_;
+    stall_cv_.wait(lock, [&] { return !stalled_; });
+    --stalled_waiting_;
+  }
+  return Check();
+}
+
+void SoftwareRootOfTrust::StallHealthChecks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stalled_ = true;
+}
+
+void SoftwareRootOfTrust::Release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stalled_ = false;
+  }
+  stall_cv_.notify_all();
+}
+
+int SoftwareRootOfTrust::health_checks_waiting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stalled_waiting_;
+}
 
 absl::StatusOr<std::string> SoftwareRootOfTrust::GetOrCreateSigningKey(
     absl::string_view label) {

@@ -1,7 +1,7 @@
 // The fixture of keywardd's end-to-end tests: a fresh `keyward dev init`
 // setup with keywardd started, and helpers to connect as its principals.
-#ifndef KEYWARD_SERVER_E2E_FIXTURE_H_
-#define KEYWARD_SERVER_E2E_FIXTURE_H_
+#ifndef KEYWARD_TESTING_E2E_FIXTURE_H_
+#define KEYWARD_TESTING_E2E_FIXTURE_H_
 
 #include <memory>
 #include <string>
@@ -40,4 +40,4 @@ class E2eTest : public ::testing::Test {
 
 }  // namespace keyward
 
-#endif  // KEYWARD_SERVER_E2E_FIXTURE_H_
+#endif  // KEYWARD_TESTING_E2E_FIXTURE_H_

@@ -1,4 +1,4 @@
-#include "cli/dev_ca.h"
+#include "dev/dev_ca.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "crypto/random.h"
 
-namespace keyward::cli {
+namespace keyward::dev {
 namespace {
 
 using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
@@ -146,4 +146,4 @@ absl::StatusOr<PemPair> DevCa::IssueClient(const std::string& common_name,
   return PemPair{CertPem(c), KeyPem(key.get())};
 }
 
-}  // namespace keyward::cli
+}  // namespace keyward::dev

@@ -2,8 +2,8 @@
 // keys, a CA, a server certificate for localhost and client certificates
 // whose URI SAN is the principal.  Dev certificates say so in their issuer
 // ("Keyward dev CA"), and a production keywardd refuses them.
-#ifndef KEYWARD_CLI_DEV_CA_H_
-#define KEYWARD_CLI_DEV_CA_H_
+#ifndef KEYWARD_DEV_DEV_CA_H_
+#define KEYWARD_DEV_DEV_CA_H_
 
 #include <memory>
 #include <string>
@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace keyward::cli {
+namespace keyward::dev {
 
 inline constexpr char kDevCaName[] = "Keyward dev CA";
 
@@ -41,6 +41,6 @@ class DevCa {
   std::string cert_pem_;
 };
 
-}  // namespace keyward::cli
+}  // namespace keyward::dev
 
-#endif  // KEYWARD_CLI_DEV_CA_H_
+#endif  // KEYWARD_DEV_DEV_CA_H_

@@ -1,9 +1,10 @@
 // A RootOfTrust in process memory, for unit tests of the layers above only.
 // It is not reachable from any configuration: keywardd always uses PKCS#11.
-#ifndef KEYWARD_HSM_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
-#define KEYWARD_HSM_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
+#ifndef KEYWARD_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
+#define KEYWARD_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,11 @@ class SoftwareRootOfTrust final : public RootOfTrust {
   void SetAvailable(bool available) { available_ = available; }
   size_t resident_key_count();
   int unseal_calls() const { return unseal_calls_; }
+  // While stalled, CheckHealth() hangs (an HSM that stopped answering)
+  // until Release().  health_checks_waiting() counts the hung calls.
+  void StallHealthChecks();
+  void Release();
+  int health_checks_waiting();
 
  private:
   absl::Status Check();
@@ -48,8 +54,11 @@ class SoftwareRootOfTrust final : public RootOfTrust {
   std::map<std::string, std::shared_ptr<void>> signing_;  // label -> EVP_PKEY
   std::atomic<bool> available_{true};
   std::atomic<int> unseal_calls_{0};
+  std::condition_variable stall_cv_;
+  bool stalled_ = false;  // guarded by mu_
+  int stalled_waiting_ = 0;
 };
 
 }  // namespace keyward::hsm::testing
 
-#endif  // KEYWARD_HSM_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
+#endif  // KEYWARD_TESTING_SOFTWARE_ROOT_OF_TRUST_H_
