@@ -97,4 +97,9 @@ std::string DataKeyAad(const DataKeyBlob& blob, const EncryptionContext& context
   return DataKeyAadSerialized(blob, format::SerializeContext(context));
 }
 
+std::string KekAad(absl::string_view environment, absl::string_view key_name,
+                   uint32_t version) {
+  return absl::StrCat("keyward kek v1", "|", environment, "|", key_name, "|", version);
+}
+
 }  // namespace keyward::kms

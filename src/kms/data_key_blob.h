@@ -54,6 +54,12 @@ std::string DataKeyAadSerialized(const DataKeyBlob& blob,
 // ContextDigest of an already serialized context.
 std::string ContextDigestSerialized(absl::string_view serialized_context);
 
+// The associated data a key version's KEK is sealed with under the HSM root
+// key: "keyward kek v1|<environment>|<key name>|<version>".  Stored KEKs
+// depend on it byte for byte (frozen in tests/vectors/kms_v1).
+std::string KekAad(absl::string_view environment, absl::string_view key_name,
+                   uint32_t version);
+
 }  // namespace keyward::kms
 
 #endif  // KEYWARD_KMS_DATA_KEY_BLOB_H_

@@ -72,12 +72,6 @@ absl::Status NoSuchVersion(absl::string_view name, uint32_t version) {
 
 }  // namespace
 
-std::string KekAad(absl::string_view environment, absl::string_view key_name,
-                   uint32_t version) {
-  return absl::StrCat("keyward kek v1", "|", environment, "|", key_name, "|",
-                      version);
-}
-
 absl::StatusOr<std::unique_ptr<KeyService>> KeyService::Create(
     KeyServiceOptions options, std::shared_ptr<keystore::KeyStore> store,
     std::shared_ptr<hsm::RootOfTrust> root) {

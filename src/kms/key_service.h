@@ -317,10 +317,6 @@ class KeyService {
   std::atomic<bool> scrub_owed_{false};
 };
 
-// The associated data a KEK is sealed with under the root key.
-std::string KekAad(absl::string_view environment, absl::string_view key_name,
-                   uint32_t version);
-
 }  // namespace keyward::kms
 
 #endif  // KEYWARD_KMS_KEY_SERVICE_H_
