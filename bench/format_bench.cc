@@ -64,7 +64,7 @@ void BM_Decrypt(benchmark::State& state) {
     StringOutputStream out(&message);
     (void)format::EncryptWithMaterials(f.materials, in, out);
   }
-  const Keyring* keyrings[] = {f.keyring.get()};
+  const KeyUnwrapper* keyrings[] = {f.keyring.get()};
   for (auto _ : state) {
     auto pt = DecryptMessage(message, keyrings);
     if (!pt.ok()) {
@@ -144,7 +144,7 @@ void BM_StreamDecrypt(benchmark::State& state) {
     StringOutputStream out(&message);
     (void)format::EncryptWithMaterials(f.materials, in, out);
   }
-  const Keyring* keyrings[] = {f.keyring.get()};
+  const KeyUnwrapper* keyrings[] = {f.keyring.get()};
   for (auto _ : state) {
     StringInputStream in(message);
     NullOutput out;

@@ -25,7 +25,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_split.h"
-#include "keyward/client.h"
+#include "keyward/admin_client.h"
+#include "keyward/data_client.h"
 #include "keyward/v1/keyward.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "server/server.h"
@@ -184,13 +185,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Set up a key and a wrapped data key through the SDK.
-  auto admin_client = keyward::Client::Connect(*admin_options);
+  auto admin_client = keyward::AdminClient::Connect(*admin_options);
   if (!admin_client.ok()) {
     std::fprintf(stderr, "%s\n", admin_client.status().ToString().c_str());
     return 1;
   }
   (void)(*admin_client)->CreateKey("bench/load");
-  auto app = keyward::Client::Connect(*options);
+  auto app = keyward::DataClient::Connect(*options);
   auto sample = (*app)->GenerateDataKey("bench/load", {{"tenant", "acme"}});
   if (!sample.ok()) {
     std::fprintf(stderr, "%s\n", sample.status().ToString().c_str());

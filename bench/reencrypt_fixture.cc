@@ -17,7 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "keyward/client.h"
+#include "keyward/data_client.h"
 #include "keyward/encryptor.h"
 #include "reencrypt/sqlite_table.h"
 
@@ -27,12 +27,14 @@ int Generate(const char* config, const char* db_path, uint64_t rows, size_t size
              const char* key, uint64_t messages_per_key) {
   auto options = keyward::LoadClientConfig(config);
   if (!options.ok()) return std::fprintf(stderr, "%s\n", options.status().ToString().c_str()), 1;
-  auto client = keyward::Client::Connect(*options);
+  auto client = keyward::DataClient::Connect(*options);
   if (!client.ok()) return std::fprintf(stderr, "%s\n", client.status().ToString().c_str()), 1;
   keyward::EncryptorOptions eo;
   eo.key_name = key;
   eo.encrypt_cache.max_messages = messages_per_key;
-  keyward::Encryptor encryptor(client->get(), eo);
+  auto created = keyward::Encryptor::Create(*client, eo);
+  if (!created.ok()) return std::fprintf(stderr, "%s\n", created.status().ToString().c_str()), 1;
+  keyward::Encryptor& encryptor = **created;
   sqlite3* db = nullptr;
   sqlite3_open(db_path, &db);
   sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE items (id INTEGER PRIMARY KEY, secret BLOB)",

@@ -15,13 +15,15 @@ int main() {
     std::fprintf(stderr, "%s\n", keyring.status().ToString().c_str());
     return 1;
   }
-  const keyward::Keyring* keyrings[] = {keyring->get()};
+  const keyward::Keyring* key = keyring->get();
+  const keyward::KeyWrapper* wrappers[] = {key};
+  const keyward::KeyUnwrapper* unwrappers[] = {key};
   // The context is authenticated and stored in clear: name the data, never
   // put secrets in it.
   const keyward::EncryptionContext context = {{"tenant", "acme"},
                                               {"table", "cards"}};
 
-  auto message = keyward::EncryptMessage("4111 1111 1111 1111", context, keyrings);
+  auto message = keyward::EncryptMessage("4111 1111 1111 1111", context, wrappers);
   if (!message.ok()) {
     std::fprintf(stderr, "encrypt: %s\n", message.status().ToString().c_str());
     return 1;
@@ -29,7 +31,7 @@ int main() {
 
   keyward::DecryptOptions options;
   options.expected_context = {{"tenant", "acme"}};
-  auto plaintext = keyward::DecryptMessage(*message, keyrings, options);
+  auto plaintext = keyward::DecryptMessage(*message, unwrappers, options);
   if (!plaintext.ok()) {
     std::fprintf(stderr, "decrypt: %s (%s)\n",
                  plaintext.status().ToString().c_str(),
@@ -44,7 +46,7 @@ int main() {
   // Tampering is detected with a typed error.
   std::string tampered = *message;
   tampered[tampered.size() - 1] ^= 1;
-  auto bad = keyward::DecryptMessage(tampered, keyrings, options);
+  auto bad = keyward::DecryptMessage(tampered, unwrappers, options);
   std::printf("tampered message: %s\n",
               std::string(keyward::ErrorCodeName(
                               keyward::GetErrorCode(bad.status())))

@@ -1,16 +1,40 @@
-// keyward::Encryptor: the SDK's everyday API.  Encrypts and decrypts bytes
-// and streams as Keyward messages under a KMS key, with data key caches so
-// that most messages cost no call to keywardd, and rewraps messages to the
-// key's current version through keywardd (the body is never touched).
+// keyward::Encryptor and keyward::DiscoveryDecryptor: the SDK's everyday
+// API.  An Encryptor encrypts and decrypts bytes and streams as Keyward
+// messages under ONE KMS key, with data key caches so that most messages
+// cost no call to keywardd, and rewraps messages to the key's current
+// version through keywardd (the body is never touched).
+//
+//   auto client = keyward::DataClient::Connect(*keyward::LoadClientConfig(path));
+//   auto encryptor = keyward::Encryptor::Create(*client, {.key_name = "payments/cards"});
+//   auto message = (*encryptor)->Encrypt(card, {{"tenant", "acme"}});
+//   auto opened = (*encryptor)->Decrypt(*message, {{"tenant", "acme"}});
+//   // opened->plaintext, opened->context
+//
+// Safe by construction:
+//   - An Encryptor decrypts only messages under its own key.  A message
+//     under another key is refused (kFailedPrecondition, ErrorCode
+//     kKeyMismatch) before any key is unwrapped, even one the caller may
+//     read.  Reading messages under any key the caller may read takes a
+//     DiscoveryDecryptor, a separate type, on purpose.
+//   - Decrypt returns the plaintext together with the message's
+//     authenticated encryption context and key.  Given an expected context,
+//     the message's context must equal it exactly (ContextMatch::kExact, the
+//     default); ContextMatch::kAtLeast accepts extra pairs.
+//   - Nonces and data keys are never chosen by the caller.
 //
 // Caches.  The encrypt-side cache keeps one data key per encryption context
 // (partition) and reuses it until it is max_age old, has protected
 // max_messages messages or max_bytes bytes; N concurrent encrypts of a new
 // partition make one GenerateDataKey call (single-flight).  The
-// decrypt-side cache keeps unwrapped data keys by their wrapped form and
-// context, under the same kind of limits.  Evicted keys are wiped.  A limit
-// is checked before a message starts, so one stream may carry a key past
-// max_bytes by at most its own length.
+// decrypt-side cache (keyward/keyring.h's CachingUnwrapper) keeps unwrapped
+// data keys by their wrapped form and context, under the same kind of
+// limits.  Evicted keys are wiped.  A limit is checked before a message
+// starts, so one stream may carry a key past max_bytes by at most its own
+// length.
+//
+// Lifetimes: Encryptors are held by shared_ptr and hold shared_ptrs to what
+// they use (the DataClient, extra keyrings, the observer), so nothing a
+// caller passes in has to outlive them.
 //
 // Thread-safety: all methods are safe to call concurrently.
 #ifndef KEYWARD_ENCRYPTOR_H_
@@ -18,24 +42,19 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "keyward/client.h"
+#include "keyward/caching_unwrapper.h"
+#include "keyward/data_client.h"
 #include "keyward/io.h"
 #include "keyward/keyring.h"
 #include "keyward/message.h"
 
 namespace keyward {
-
-struct CacheLimits {
-  absl::Duration max_age = absl::Minutes(5);
-  uint64_t max_messages = 1'000'000;
-  uint64_t max_bytes = uint64_t{1} << 34;  // 16 GiB
-  size_t max_entries = 4096;
-};
 
 // A hook for the application's metrics library.  Called on the caller's
 // thread after each operation; must be cheap and thread-safe.
@@ -48,16 +67,16 @@ class Observer {
 };
 
 struct EncryptorOptions {
-  std::string key_name;  // the KMS key new messages are encrypted under
+  std::string key_name;  // the KMS key; required
   bool cache = true;
   CacheLimits encrypt_cache;
   CacheLimits decrypt_cache;
   EncryptOptions format;
-  // Extra recipients (each adds a wrapped copy of the data key, say an
-  // offline disaster-recovery raw key) and extra ways to decrypt.  Not owned.
-  std::vector<const Keyring*> additional_keyrings;
-  // Optional observer of encrypt/decrypt latency and cache hits (metrics).
-  Observer* observer = nullptr;
+  // Extra recipients: each adds a wrapped copy of every data key (say an
+  // offline disaster-recovery raw key) and may also open messages.
+  std::vector<std::shared_ptr<const Keyring>> additional_keyrings;
+  // Optional observer of latency and cache hits (metrics).
+  std::shared_ptr<Observer> observer;
 };
 
 struct EncryptorStats {
@@ -67,25 +86,55 @@ struct EncryptorStats {
   uint64_t decrypt_cache_misses = 0;  // = DecryptDataKey calls
 };
 
+// How an expected context is compared with a message's.
+enum class ContextMatch {
+  kExact,    // the same pairs, no more (the default)
+  kAtLeast,  // every expected pair present; the message may carry more
+};
+
+// What Decrypt returns: the plaintext and what was authenticated with it.
+struct Decrypted {
+  SecretData plaintext;
+  // The message's encryption context, as authenticated by its header (for
+  // signed messages including the library's keyward-signing-key pair).
+  EncryptionContext context;
+  KeyReference key;  // the key and version the message was made under
+};
+
 class Encryptor {
  public:
-  // `client` must outlive the Encryptor.
-  Encryptor(Client* client, EncryptorOptions options);
+  // Validates `options` (a key name, cache limits above zero, a known suite
+  // and frame size).  Errors: kInvalidArgument naming the option.
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<Encryptor>> Create(
+      std::shared_ptr<DataClient> client, EncryptorOptions options);
   ~Encryptor();
+  Encryptor(const Encryptor&) = delete;
+  Encryptor& operator=(const Encryptor&) = delete;
+
+  const std::string& key_name() const;
 
   [[nodiscard]] absl::StatusOr<std::string> Encrypt(absl::string_view plaintext,
                                                     const EncryptionContext& context);
-  // `expected_context` pairs must all be in the message's context.
-  [[nodiscard]] absl::StatusOr<SecretData> Decrypt(
-      absl::string_view message, const EncryptionContext& expected_context = {});
+  // Without an expected context, any context is accepted (and returned for
+  // the caller to check).  Errors: kKeyMismatch for a message under another
+  // key; kContextMismatch; the message's own errors (keyward/message.h).
+  [[nodiscard]] absl::StatusOr<Decrypted> Decrypt(absl::string_view message);
+  [[nodiscard]] absl::StatusOr<Decrypted> Decrypt(absl::string_view message,
+                                                  const EncryptionContext& expected_context,
+                                                  ContextMatch match = ContextMatch::kExact);
   [[nodiscard]] absl::Status EncryptStream(InputStream& in, OutputStream& out,
                                            const EncryptionContext& context);
-  [[nodiscard]] absl::Status DecryptStream(
+  // As Decrypt.  Plaintext is written frame by frame as each verifies: on
+  // error, discard what was written (write to a temporary file and rename
+  // on success).  Returns the message's context and key.
+  [[nodiscard]] absl::StatusOr<Decrypted> DecryptStream(
       InputStream& in, OutputStream& out,
-      const EncryptionContext& expected_context = {});
-  // Rewraps a message's header to its key's primary version inside
-  // keywardd; the body is copied untouched.  Needs the rewrap permission
-  // only, never the data key.
+      const std::optional<EncryptionContext>& expected_context = std::nullopt,
+      ContextMatch match = ContextMatch::kExact);
+  // Rewraps a message's header to the primary version of this Encryptor's
+  // key inside keywardd; the body is copied untouched.  Needs the rewrap
+  // permission only, never the data key.  kKeyMismatch for another key's
+  // message.
   [[nodiscard]] absl::StatusOr<std::string> Rewrap(absl::string_view message);
   [[nodiscard]] absl::Status RewrapStream(InputStream& in, OutputStream& out);
 
@@ -93,8 +142,50 @@ class Encryptor {
   // Wipes and drops every cached data key.
   void ClearCaches();
 
- private:
   struct State;
+
+ private:
+  explicit Encryptor(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+struct DiscoveryDecryptorOptions {
+  bool cache = true;
+  CacheLimits decrypt_cache;
+  // Further ways to open messages (a disaster-recovery raw key, say).
+  std::vector<std::shared_ptr<const KeyUnwrapper>> additional_unwrappers;
+  std::shared_ptr<Observer> observer;
+};
+
+// Decrypts messages under ANY key the caller's principal may read: for
+// tools and services whose job is to read everything they are allowed to
+// (a migration, an export).  Everything else should use an Encryptor,
+// which is bound to one key.
+class DiscoveryDecryptor {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<DiscoveryDecryptor>> Create(
+      std::shared_ptr<DataClient> client, DiscoveryDecryptorOptions options = {});
+  ~DiscoveryDecryptor();
+
+  [[nodiscard]] absl::StatusOr<Decrypted> Decrypt(absl::string_view message);
+  [[nodiscard]] absl::StatusOr<Decrypted> Decrypt(absl::string_view message,
+                                                  const EncryptionContext& expected_context,
+                                                  ContextMatch match = ContextMatch::kExact);
+  [[nodiscard]] absl::StatusOr<Decrypted> DecryptStream(
+      InputStream& in, OutputStream& out,
+      const std::optional<EncryptionContext>& expected_context = std::nullopt,
+      ContextMatch match = ContextMatch::kExact);
+  // Rewraps to the primary version of whichever key the message names.
+  [[nodiscard]] absl::StatusOr<std::string> Rewrap(absl::string_view message);
+  [[nodiscard]] absl::Status RewrapStream(InputStream& in, OutputStream& out);
+
+  EncryptorStats Stats() const;
+  void ClearCaches();
+
+  struct State;
+
+ private:
+  explicit DiscoveryDecryptor(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
 

@@ -30,6 +30,7 @@ enum class ErrorCode {
   kContextMismatch,        // the expected encryption context does not match
   kNoKeyringCouldUnwrap,   // none of the given keyrings could unwrap a DEK
   kEnvironmentMismatch,    // material from another environment
+  kKeyMismatch,            // a message under another key than the reader's
   // keywardd's access policy refused the request (kPermissionDenied).
   kAccessDenied,           // no rule or grant allows it, or a deny rule matched
   // Local I/O (absl::StatusCode::kUnavailable).

@@ -4,7 +4,9 @@
 // through an offline disaster-recovery key as well.
 //
 // Implementations: RawAesKeyring (keyward/raw_aes_keyring.h, a local key
-// file, for tests and offline use) and the KMS keyring of the SDK.
+// file, for tests and offline use), KmsKeyring (keyward/kms_keyring.h) and
+// CachingUnwrapper (keyward/caching_unwrapper.h), which remembers what
+// another unwrapper opened.
 #ifndef KEYWARD_KEYRING_H_
 #define KEYWARD_KEYRING_H_
 
@@ -50,33 +52,56 @@ struct WrappedDataKey {
   KeyReference key;
 };
 
-// Thread-safety: implementations must be safe for concurrent use.
-class Keyring {
- public:
-  virtual ~Keyring() = default;
+// The provider ids of the wrapped data keys Keyward writes (the header's
+// EncryptedDataKey::provider_id).
+inline constexpr char kKmsProviderId[] = "kms";
+inline constexpr char kRawAesProviderId[] = "raw-aes";
 
-  // Generates a fresh 32-byte data key bound to `context` and returns it
-  // with its wrapped form and the key reference it was wrapped under.
+// The two roles a key can play for messages.  Thread-safety:
+// implementations must be safe for concurrent use.
+//
+// Unwrapping: opens the wrapped data keys this unwrapper owns.
+class KeyUnwrapper {
+ public:
+  virtual ~KeyUnwrapper() = default;
+
+  // Unwraps `encrypted`.  Errors: kNotFound when the entry does not belong
+  // to this unwrapper (another provider or key), so the caller tries the
+  // next; any other code when it does belong but cannot be unwrapped (wrong
+  // context, tampered, key disabled, server unreachable...).
+  [[nodiscard]] virtual absl::StatusOr<SecretData> UnwrapDataKey(
+      const EncryptedDataKey& encrypted, const EncryptionContext& context) const = 0;
+
+  // True when `encrypted` was wrapped by this key, any version (same
+  // provider and same key).  Rewrap uses it to replace a key's old entries
+  // and keep everybody else's.
+  virtual bool Owns(const EncryptedDataKey& encrypted) const = 0;
+};
+
+// Wrapping: makes data keys (the first wrapper of a message) or wraps an
+// existing one for another recipient.
+class KeyWrapper {
+ public:
+  virtual ~KeyWrapper() = default;
+
+  // A fresh 32-byte data key bound to `context`, with its wrapped form and
+  // the key reference it was wrapped under.
   [[nodiscard]] virtual absl::StatusOr<GeneratedDataKey> GenerateDataKey(
       const EncryptionContext& context) const = 0;
 
-  // Wraps an existing data key for this keyring (an additional recipient,
-  // or the target of a rewrap).
+  // Wraps an existing data key (an additional recipient, or the target of a
+  // rewrap).  A wrapper that never sees data keys (the KMS) refuses with
+  // kFailedPrecondition.
   [[nodiscard]] virtual absl::StatusOr<WrappedDataKey> WrapDataKey(
       const SecretData& data_key, const EncryptionContext& context) const = 0;
 
-  // Unwraps `encrypted`.  Errors: kNotFound when the entry does not belong to
-  // this keyring (another provider or key), so the caller tries the next;
-  // any other code when it does belong but cannot be unwrapped (wrong
-  // context, tampered, key disabled, server unreachable...).
-  [[nodiscard]] virtual absl::StatusOr<SecretData> UnwrapDataKey(
-      const EncryptedDataKey& encrypted,
-      const EncryptionContext& context) const = 0;
-
-  // True when `encrypted` was wrapped by this keyring's key, any version
-  // (same provider and same key).  Rewrap uses it to replace a keyring's old
-  // entries and keep everybody else's.
   virtual bool Owns(const EncryptedDataKey& encrypted) const = 0;
+};
+
+// A key that plays both roles (a raw AES key, the KMS through a client).
+class Keyring : public KeyWrapper, public KeyUnwrapper {
+ public:
+  bool Owns(const EncryptedDataKey& encrypted) const override = 0;
 };
 
 }  // namespace keyward

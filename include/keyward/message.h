@@ -102,14 +102,14 @@ struct DecryptOptions {
 // context; whatever a keyring returns.
 [[nodiscard]] absl::StatusOr<std::string> EncryptMessage(
     absl::string_view plaintext, const EncryptionContext& context,
-    absl::Span<const Keyring* const> keyrings,
+    absl::Span<const KeyWrapper* const> keyrings,
     const EncryptOptions& options = {});
 
 // Decrypts a whole message held in memory.  Nothing is returned unless the
 // header and every frame verified and the message ended exactly after its
 // final frame.
 [[nodiscard]] absl::StatusOr<SecretData> DecryptMessage(
-    absl::string_view message, absl::Span<const Keyring* const> keyrings,
+    absl::string_view message, absl::Span<const KeyUnwrapper* const> keyrings,
     const DecryptOptions& options = {});
 
 // Streaming forms.  Memory stays bounded by the frame size whatever the
@@ -120,11 +120,11 @@ struct DecryptOptions {
 // files must write to a temporary name and rename only on success.
 [[nodiscard]] absl::Status EncryptStream(
     InputStream& in, OutputStream& out, const EncryptionContext& context,
-    absl::Span<const Keyring* const> keyrings,
+    absl::Span<const KeyWrapper* const> keyrings,
     const EncryptOptions& options = {});
 [[nodiscard]] absl::Status DecryptStream(
     InputStream& in, OutputStream& out,
-    absl::Span<const Keyring* const> keyrings,
+    absl::Span<const KeyUnwrapper* const> keyrings,
     const DecryptOptions& options = {});
 
 // Replaces the wrapped data keys of a message: the data key is unwrapped
@@ -135,11 +135,11 @@ struct DecryptOptions {
 // The body is copied byte for byte, unread and untouched.
 // Errors: as DecryptMessage for the header; whatever the keyrings return.
 [[nodiscard]] absl::StatusOr<std::string> RewrapMessage(
-    absl::string_view message, absl::Span<const Keyring* const> from,
-    absl::Span<const Keyring* const> to, const DecryptOptions& options = {});
+    absl::string_view message, absl::Span<const KeyUnwrapper* const> from,
+    absl::Span<const KeyWrapper* const> to, const DecryptOptions& options = {});
 [[nodiscard]] absl::Status RewrapStream(InputStream& in, OutputStream& out,
-                                        absl::Span<const Keyring* const> from,
-                                        absl::Span<const Keyring* const> to,
+                                        absl::Span<const KeyUnwrapper* const> from,
+                                        absl::Span<const KeyWrapper* const> to,
                                         const DecryptOptions& options = {});
 
 // RewrapMessage, then a check before the result is returned that it opens
@@ -148,8 +148,8 @@ struct DecryptOptions {
 // for the rewrap, so the check costs one unwrap and no key derivation).
 // Errors: as RewrapMessage; kInternal naming what did not verify.
 [[nodiscard]] absl::StatusOr<std::string> RewrapMessageVerified(
-    absl::string_view message, absl::Span<const Keyring* const> from,
-    absl::Span<const Keyring* const> to, absl::Span<const Keyring* const> verify_with,
+    absl::string_view message, absl::Span<const KeyUnwrapper* const> from,
+    absl::Span<const KeyWrapper* const> to, absl::Span<const KeyUnwrapper* const> verify_with,
     const DecryptOptions& options = {});
 
 // Checks that a message (or just its header) opens with `keyrings`: a data
@@ -157,7 +157,7 @@ struct DecryptOptions {
 // The body is not read; frames depend only on the data key and message id,
 // so a header that verifies opens the body it was written for.
 [[nodiscard]] absl::Status VerifyHeader(absl::string_view message,
-                                        absl::Span<const Keyring* const> keyrings,
+                                        absl::Span<const KeyUnwrapper* const> keyrings,
                                         const DecryptOptions& options = {});
 
 // What Inspect reports, read without any key.

@@ -29,7 +29,7 @@ class Aead;
 
 class RawAesKeyring final : public Keyring {
  public:
-  static constexpr char kProviderId[] = "raw-aes";
+  static constexpr const char* kProviderId = kRawAesProviderId;
   static constexpr char kEnvironment[] = "offline";
 
   // A keyring over a freshly generated key (from Keyward's CSPRNG).

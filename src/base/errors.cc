@@ -22,6 +22,7 @@ constexpr struct {
     {ErrorCode::kCommitmentMismatch, "commitment-mismatch"},
     {ErrorCode::kAuthenticationFailed, "authentication-failed"},
     {ErrorCode::kContextMismatch, "context-mismatch"},
+    {ErrorCode::kKeyMismatch, "key-mismatch"},
     {ErrorCode::kNoKeyringCouldUnwrap, "no-keyring-could-unwrap"},
     {ErrorCode::kEnvironmentMismatch, "environment-mismatch"},
     {ErrorCode::kAccessDenied, "access-denied"},

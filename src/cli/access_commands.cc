@@ -102,7 +102,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action) {
   get->add_flag("--json", globals.json, "print {\"yaml\": ...}");
   get->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(std::string yaml, client->GetPolicy());
       std::string out = globals.json ? Json{{"yaml", yaml}}.dump() + "\n" : yaml;
       KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(args.output, 0644));
@@ -120,7 +120,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action) {
   set->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
       KW_ASSIGN_OR_RETURN(std::string yaml, ReadAllInput(args.file));
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_RETURN_IF_ERROR(client->SetPolicy(yaml).status());
       if (globals.json) {
         std::printf("%s\n", Json{{"ok", true}, {"bytes", yaml.size()}}.dump().c_str());
@@ -149,7 +149,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action) {
   test->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
       KW_ASSIGN_OR_RETURN(auto context, ParsePairs(args.context, "--context"));
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(PolicyDecision d, client->TestPolicy(args.principal, args.key,
                                                                args.operation, context));
       if (globals.json) {
@@ -192,7 +192,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action) {
       KW_ASSIGN_OR_RETURN(spec.context, ParsePairs(args.context, "--context"));
       KW_ASSIGN_OR_RETURN(spec.ttl, ParseDurationFlag(args.ttl, "--ttl"));
       spec.reason = args.reason;
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(GrantInfo g, client->CreateGrant(spec));
       PrintGrant(g, globals.json);
       return absl::OkStatus();
@@ -204,7 +204,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action) {
   list->add_flag("--json", globals.json, "print JSON lines, one grant per line");
   list->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(auto grants, client->ListGrants(args.all));
       if (globals.json) {
         for (const auto& g : grants) std::printf("%s\n", ToJson(g).dump().c_str());
@@ -230,7 +230,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action) {
   revoke->add_flag("--json", globals.json, "print one JSON object");
   revoke->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(GrantInfo g, client->RevokeGrant(args.id));
       PrintGrant(g, globals.json);
       return absl::OkStatus();

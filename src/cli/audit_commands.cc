@@ -175,7 +175,7 @@ absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
 }
 
 absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
   KW_ASSIGN_OR_RETURN(AuditCheckpointInfo info, client->GetAuditCheckpoint(true));
   KW_ASSIGN_OR_RETURN(audit::Checkpoint c, audit::ParseCheckpoint(info.line));
   // Never save what does not verify: the signature under the key sent with
@@ -224,7 +224,7 @@ absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
 
 // Pages through matching records from `q.from_index`, calling `emit` for
 // each, until `max` records were emitted (0: no limit) or the log ends.
-absl::Status Scan(Client* client, AuditQuery q, uint64_t max,
+absl::Status Scan(AdminClient* client, AuditQuery q, uint64_t max,
                   const std::function<void(const std::string&)>& emit, uint64_t* next) {
   uint64_t emitted = 0;
   for (;;) {
@@ -243,7 +243,7 @@ absl::Status Scan(Client* client, AuditQuery q, uint64_t max,
 absl::Status RunTail(Globals& globals, const AuditArgs& a) {
   if (a.lines < 1 || a.lines > 10000) return UsageError("-n is 1..10000");
   KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
   q.from_end = true;
   q.limit = a.lines;
   KW_ASSIGN_OR_RETURN(AuditPage page, client->ReadAuditRecords(q));
@@ -264,7 +264,7 @@ absl::Status RunTail(Globals& globals, const AuditArgs& a) {
 absl::Status RunQuery(Globals& globals, const AuditArgs& a) {
   if (a.limit < 0) return UsageError("--limit must not be negative");
   KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
   uint64_t next = 0, count = 0;
   KW_RETURN_IF_ERROR(Scan(
       client, q, static_cast<uint64_t>(a.limit),
@@ -279,7 +279,7 @@ absl::Status RunQuery(Globals& globals, const AuditArgs& a) {
 
 absl::Status RunExport(Globals& globals, const AuditArgs& a) {
   KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
   KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(a.output, 0600));
   uint64_t next = 0, count = 0;
   absl::Status write_status;

@@ -10,7 +10,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "keyward/client.h"
+#include "keyward/admin_client.h"
+#include "keyward/connection.h"
+#include "keyward/data_client.h"
 
 namespace keyward::cli {
 
@@ -37,10 +39,15 @@ using Action = std::function<absl::Status()>;
 struct Globals {
   bool json = false;
   std::string config_path;  // --config, else $KEYWARD_CONFIG
-  std::unique_ptr<Client> client;
-  // Connects (once) using the client config.  Errors: kNotFound when no
-  // config is given, and whatever Client::Connect returns.
-  absl::StatusOr<Client*> Connect();
+  std::shared_ptr<Connection> connection;
+  std::shared_ptr<DataClient> data;
+  std::shared_ptr<AdminClient> admin;
+  // Connect (once) using the client config and give the client of each
+  // role over that one connection.  Errors: kNotFound when no config is
+  // given, and whatever Connection::Open returns.
+  absl::StatusOr<DataClient*> Data();
+  absl::StatusOr<AdminClient*> Admin();
+  absl::StatusOr<std::shared_ptr<DataClient>> SharedData();
   // The client config, read without connecting.
   absl::StatusOr<ClientOptions> Options() const;
   bool HasConfig() const;

@@ -30,8 +30,8 @@ Json ToJson(const KeyInfo& k) {
   Json versions = Json::array();
   for (const KeyVersionInfo& v : k.versions) {
     Json j = {{"version", v.version},
-              {"state", v.state},
-              {"protection", v.protection},
+              {"state", std::string(KeyVersionStateName(v.state))},
+              {"protection", std::string(KeyProtectionName(v.protection))},
               {"created", Time(v.created)},
               {"data_keys_issued", v.data_keys_issued},
               {"decrypts", v.decrypts},
@@ -44,8 +44,8 @@ Json ToJson(const KeyInfo& k) {
   Json labels = Json::object();
   for (const auto& [key, value] : k.labels) labels[key] = value;
   return Json{{"name", k.name},
-              {"purpose", k.purpose},
-              {"suite", k.suite},
+              {"purpose", std::string(KeyPurposeName(k.purpose))},
+              {"suite", std::string(SuiteName(k.suite))},
               {"environment", k.environment},
               {"labels", labels},
               {"rotation_period", FormatHumanDuration(k.rotation_period)},
@@ -62,8 +62,8 @@ void PrintKey(const KeyInfo& k, bool json) {
   }
   std::printf("key          %s\n", k.name.c_str());
   std::printf("environment  %s\n", k.environment.c_str());
-  std::printf("purpose      %s\n", k.purpose.c_str());
-  std::printf("suite        %s\n", k.suite.c_str());
+  std::printf("purpose      %s\n", std::string(KeyPurposeName(k.purpose)).c_str());
+  std::printf("suite        %s\n", std::string(SuiteName(k.suite)).c_str());
   std::printf("rotation     %s\n", k.rotation_period > absl::ZeroDuration()
                                        ? absl::StrCat("every ", FormatHumanDuration(k.rotation_period)).c_str()
                                        : "manual");
@@ -78,7 +78,8 @@ void PrintKey(const KeyInfo& k, bool json) {
     if (v.destroy_after) note = "destroyed after " + Time(*v.destroy_after);
     if (v.destroyed) note = "destroyed " + Time(*v.destroyed);
     std::printf("  %-8u %-20s %-16s %-24s %12llu %10llu  %s\n", v.version,
-                v.state.c_str(), v.protection.c_str(), Time(v.created).c_str(),
+                std::string(KeyVersionStateName(v.state)).c_str(),
+                std::string(KeyProtectionName(v.protection)).c_str(), Time(v.created).c_str(),
                 static_cast<unsigned long long>(v.data_keys_issued),
                 static_cast<unsigned long long>(v.decrypts), note.c_str());
   }
@@ -106,7 +107,7 @@ struct KeyArgs {
 // Adds a subcommand NAME V that calls `call` and prints the key.
 void AddVersionCommand(CLI::App* key, Globals& globals, Action& action,
                        const char* name, const char* help, KeyArgs& args,
-                       absl::StatusOr<KeyInfo> (Client::*call)(const std::string&,
+                       absl::StatusOr<KeyInfo> (AdminClient::*call)(const std::string&,
                                                                uint32_t)) {
   auto* cmd = key->add_subcommand(name, help);
   cmd->add_option("NAME", args.name, "key name")->required();
@@ -114,7 +115,7 @@ void AddVersionCommand(CLI::App* key, Globals& globals, Action& action,
   cmd->add_flag("--json", globals.json, "print one JSON object");
   cmd->callback([&globals, &action, &args, call] {
     action = [&globals, &args, call]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, (client->*call)(args.name, args.version));
       PrintKey(k, globals.json);
       return absl::OkStatus();
@@ -123,10 +124,11 @@ void AddVersionCommand(CLI::App* key, Globals& globals, Action& action,
 }
 
 absl::Status RunRewrap(Globals& globals, const std::vector<std::string>& files) {
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
-  EncryptorOptions options;
+  // Files under any key: each is rewrapped to its own key's primary.
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<DataClient> client, globals.SharedData());
+  DiscoveryDecryptorOptions options;
   options.cache = false;
-  Encryptor encryptor(client, options);
+  KW_ASSIGN_OR_RETURN(auto rewrapper, DiscoveryDecryptor::Create(client, options));
   int failed = 0;
   Json results = Json::array();
   absl::Status first_error;
@@ -134,7 +136,7 @@ absl::Status RunRewrap(Globals& globals, const std::vector<std::string>& files) 
     absl::Status s = [&]() -> absl::Status {
       KW_ASSIGN_OR_RETURN(auto input, Input::Open(file));
       KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(file, 0644));
-      KW_RETURN_IF_ERROR(encryptor.RewrapStream(input->stream(), output->stream()));
+      KW_RETURN_IF_ERROR(rewrapper->RewrapStream(input->stream(), output->stream()));
       return output->Commit();
     }();
     // Verify what landed: its header parses and names the key's primary.
@@ -200,13 +202,21 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
         KW_ASSIGN_OR_RETURN(o.rotation_period,
                             ParseDurationFlag(args.rotation_period, "--rotation-period"));
       }
-      o.protection = args.protection;
-      if (args.suite == "aes-256-gcm") o.suite = "AES-256-GCM-HKDF-SHA256-COMMIT";
-      else if (args.suite == "chacha20-poly1305") o.suite = "CHACHA20-POLY1305-HKDF-SHA256-COMMIT";
-      else if (args.suite == "aes-256-gcm-ecdsa-p384")
-        o.suite = "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384";
-      else o.suite = args.suite;
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      auto protection = ParseKeyProtection(args.protection);
+      if (!protection.ok()) return UsageError(std::string(protection.status().message()));
+      o.protection = *protection;
+      if (args.suite == "aes-256-gcm") {
+        o.suite = Suite::kAes256GcmHkdfSha256Commit;
+      } else if (args.suite == "chacha20-poly1305") {
+        o.suite = Suite::kChaCha20Poly1305HkdfSha256Commit;
+      } else if (args.suite == "aes-256-gcm-ecdsa-p384") {
+        o.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
+      } else if (!args.suite.empty()) {
+        return UsageError(absl::StrCat("unknown --suite '", args.suite,
+                                       "' (aes-256-gcm, chacha20-poly1305 or "
+                                       "aes-256-gcm-ecdsa-p384)"));
+      }
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->CreateKey(args.name, o));
       PrintKey(k, globals.json);
       return absl::OkStatus();
@@ -218,7 +228,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   list->add_flag("--json", globals.json, "print JSON lines, one key per line");
   list->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       std::string token;
       if (!globals.json) {
         std::printf("%-40s %-8s %-10s %s\n", "NAME", "PRIMARY", "VERSIONS", "ROTATION");
@@ -247,7 +257,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   describe->add_flag("--json", globals.json, "print one JSON object");
   describe->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->GetKey(args.name));
       PrintKey(k, globals.json);
       return absl::OkStatus();
@@ -260,7 +270,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   rotate->add_flag("--json", globals.json, "print one JSON object");
   rotate->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->RotateKey(args.name));
       PrintKey(k, globals.json);
       return absl::OkStatus();
@@ -282,7 +292,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
       }
       KW_ASSIGN_OR_RETURN(u.set_labels, ParsePairs(args.labels, "--label"));
       u.remove_labels = args.remove_labels;
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->UpdateKey(args.name, u));
       PrintKey(k, globals.json);
       return absl::OkStatus();
@@ -291,7 +301,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
 
   AddVersionCommand(key, globals, action, "enable-version",
                     "Let a version decrypt again (and be eligible as primary)", args,
-                    &Client::EnableVersion);
+                    &AdminClient::EnableVersion);
   auto* disable = key->add_subcommand(
       "disable-version",
       "Stop a version from decrypting (not the primary).  Refused while the\n"
@@ -306,7 +316,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   disable->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
       if (args.force) WarnForce();
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->DisableVersion(args.name, args.version, args.force));
       PrintKey(k, globals.json);
       return absl::OkStatus();
@@ -314,10 +324,10 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   });
   AddVersionCommand(key, globals, action, "set-primary",
                     "Make an enabled version primary (undo a rotation)", args,
-                    &Client::SetPrimaryVersion);
+                    &AdminClient::SetPrimaryVersion);
   AddVersionCommand(key, globals, action, "cancel-destroy",
                     "Cancel a scheduled destruction (the version becomes disabled)",
-                    args, &Client::CancelVersionDestruction);
+                    args, &AdminClient::CancelVersionDestruction);
 
   auto* destroy = key->add_subcommand(
       "destroy-version",
@@ -341,7 +351,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
         KW_ASSIGN_OR_RETURN(wait, ParseDurationFlag(args.wait, "--wait"));
       }
       if (args.force) WarnForce();
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(KeyInfo k, client->ScheduleVersionDestruction(
                                          args.name, args.version, wait, args.force));
       PrintKey(k, globals.json);
@@ -372,7 +382,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   datakey->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
       KW_ASSIGN_OR_RETURN(auto ctx, ParsePairs(datakey_context, "--context"));
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(DataClient * client, globals.Data());
       KW_ASSIGN_OR_RETURN(GeneratedDataKey dk, client->GenerateDataKey(datakey_name, ctx));
       Json j = {{"plaintext", absl::Base64Escape(dk.plaintext.AsStringView())},
                 {"wrapped", absl::Base64Escape(dk.encrypted.ciphertext)},
@@ -390,7 +400,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
   info->add_flag("--json", globals.json, "print one JSON object");
   info->callback([&globals, &action] {
     action = [&globals]() -> absl::Status {
-      KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+      KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
       KW_ASSIGN_OR_RETURN(ServerInfo s, client->GetServerInfo());
       if (globals.json) {
         std::printf("%s\n", Json{{"environment", s.environment},

@@ -45,14 +45,29 @@ absl::StatusOr<ClientOptions> Globals::Options() const {
   return LoadClientConfig(path);
 }
 
-absl::StatusOr<Client*> Globals::Connect() {
-  if (client) return client.get();
-  auto options = Options();
-  if (!options.ok()) return options.status();
-  auto connected = Client::Connect(*options);
-  if (!connected.ok()) return connected.status();
-  client = std::move(*connected);
-  return client.get();
+absl::StatusOr<std::shared_ptr<DataClient>> Globals::SharedData() {
+  if (!connection) {
+    auto options = Options();
+    if (!options.ok()) return options.status();
+    auto opened = Connection::Open(*options);
+    if (!opened.ok()) return opened.status();
+    connection = std::move(*opened);
+  }
+  if (!data) data = std::make_shared<DataClient>(connection);
+  return data;
+}
+
+absl::StatusOr<DataClient*> Globals::Data() {
+  auto d = SharedData();
+  if (!d.ok()) return d.status();
+  return d->get();
+}
+
+absl::StatusOr<AdminClient*> Globals::Admin() {
+  auto d = SharedData();  // opens the connection
+  if (!d.ok()) return d.status();
+  if (!admin) admin = std::make_shared<AdminClient>(connection);
+  return admin.get();
 }
 
 int ExitCodeFor(const absl::Status& status) {
@@ -72,6 +87,7 @@ int ExitCodeFor(const absl::Status& status) {
     case ErrorCode::kAuthenticationFailed:
       return kExitIntegrity;
     case ErrorCode::kContextMismatch:
+    case ErrorCode::kKeyMismatch:
     case ErrorCode::kNoKeyringCouldUnwrap:
     case ErrorCode::kEnvironmentMismatch:
     case ErrorCode::kAccessDenied:

@@ -46,9 +46,9 @@ absl::StatusOr<EncryptionContext> ParseContext(
   return context;
 }
 
-absl::StatusOr<std::vector<std::unique_ptr<RawAesKeyring>>> LoadRawKeys(
+absl::StatusOr<std::vector<std::shared_ptr<RawAesKeyring>>> LoadRawKeys(
     const std::vector<std::string>& paths) {
-  std::vector<std::unique_ptr<RawAesKeyring>> keys;
+  std::vector<std::shared_ptr<RawAesKeyring>> keys;
   for (const std::string& path : paths) {
     KW_ASSIGN_OR_RETURN(auto key, RawAesKeyring::LoadKeyFile(path));
     keys.push_back(std::move(key));
@@ -56,9 +56,10 @@ absl::StatusOr<std::vector<std::unique_ptr<RawAesKeyring>>> LoadRawKeys(
   return keys;
 }
 
-std::vector<const Keyring*> Pointers(
-    const std::vector<std::unique_ptr<RawAesKeyring>>& keys) {
-  std::vector<const Keyring*> out;
+// The keys in one of their roles.
+template <typename Role>
+std::vector<const Role*> As(const std::vector<std::shared_ptr<RawAesKeyring>>& keys) {
+  std::vector<const Role*> out;
   for (const auto& k : keys) out.push_back(k.get());
   return out;
 }
@@ -164,15 +165,15 @@ absl::Status RunEncrypt(const CryptOptions& o, Globals& globals) {
         "redirect stdout");
   }
   KW_ASSIGN_OR_RETURN(auto input, Input::Open(o.input));
-  std::unique_ptr<Encryptor> encryptor;
+  std::shared_ptr<Encryptor> encryptor;
   if (!o.key.empty()) {
-    KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+    KW_ASSIGN_OR_RETURN(std::shared_ptr<DataClient> client, globals.SharedData());
     EncryptorOptions eo;
     eo.key_name = o.key;
     eo.format = options;
     eo.cache = false;
-    for (const auto& k : keys) eo.additional_keyrings.push_back(k.get());
-    encryptor = std::make_unique<Encryptor>(client, std::move(eo));
+    for (const auto& k : keys) eo.additional_keyrings.push_back(k);
+    KW_ASSIGN_OR_RETURN(encryptor, Encryptor::Create(std::move(client), std::move(eo)));
   }
   KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(o.output, 0644, input.get()));
   ProgressInput progress(input->stream(), "encrypting", input->size());
@@ -180,7 +181,7 @@ absl::Status RunEncrypt(const CryptOptions& o, Globals& globals) {
     KW_RETURN_IF_ERROR(encryptor->EncryptStream(progress, output->stream(), context));
   } else {
     KW_RETURN_IF_ERROR(EncryptStream(progress, output->stream(), context,
-                                     Pointers(keys), options));
+                                     As<KeyWrapper>(keys), options));
   }
   return output->Commit();
 }
@@ -195,10 +196,11 @@ absl::Status RunDecrypt(const CryptOptions& o, Globals& globals) {
   KW_ASSIGN_OR_RETURN(options.expected_context, ParseContext(o.context));
   options.require_signed = o.require_signed;
   KW_ASSIGN_OR_RETURN(auto keys, LoadRawKeys(o.raw_keys));
-  std::vector<const Keyring*> keyrings = Pointers(keys);
+  // Any key the caller may read (a discovery reader), and the raw keys.
+  std::vector<const KeyUnwrapper*> keyrings = As<KeyUnwrapper>(keys);
   std::unique_ptr<KmsKeyring> kms;
   if (globals.HasConfig()) {
-    KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+    KW_ASSIGN_OR_RETURN(std::shared_ptr<DataClient> client, globals.SharedData());
     kms = std::make_unique<KmsKeyring>(client, "");
     keyrings.insert(keyrings.begin(), kms.get());
     options.expected_environment = client->options().environment;

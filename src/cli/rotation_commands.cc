@@ -57,7 +57,8 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
   }
   KW_ASSIGN_OR_RETURN(auto table, reencrypt::SqliteTable::Open(*path, a.table, a.column,
                                                                a.id_column));
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<DataClient> data, globals.SharedData());
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   bool drawn = false;
   if (tty) {
@@ -71,7 +72,7 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
       drawn = true;
     };
   }
-  auto report = reencrypt::RunJob(*client, *table, o);
+  auto report = reencrypt::RunJob(std::move(data), *client, *table, o);
   if (drawn) std::fprintf(stderr, "\r\033[K");
   KW_RETURN_IF_ERROR(report.status());
   const reencrypt::Report& r = *report;
@@ -141,7 +142,7 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
 }
 
 absl::Status RunVersions(Globals& globals, const std::string& name) {
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
   KW_ASSIGN_OR_RETURN(KeyInfo key, client->GetKey(name));
   KW_ASSIGN_OR_RETURN(auto sets, client->ListDataSets(name));
   if (globals.json) {
@@ -153,7 +154,7 @@ absl::Status RunVersions(Globals& globals, const std::string& name) {
         rows[s.data_set] = it == s.rows_per_version.end() ? 0 : it->second;
       }
       versions.push_back({{"version", v.version},
-                          {"state", v.state},
+                          {"state", std::string(KeyVersionStateName(v.state))},
                           {"primary", v.version == key.primary_version},
                           {"created", Time(v.created)},
                           {"data_keys_issued", v.data_keys_issued},
@@ -178,7 +179,7 @@ absl::Status RunVersions(Globals& globals, const std::string& name) {
   for (size_t i = 0; i < sets.size(); ++i) std::printf(" %12s", absl::StrCat("ROWS[", i + 1, "]").c_str());
   std::printf("\n");
   for (const KeyVersionInfo& v : key.versions) {
-    std::string state = v.state;
+    std::string state(KeyVersionStateName(v.state));
     if (v.version == key.primary_version) state += " (primary)";
     std::printf("%-8u %-20s %-24s %10llu %-24s", v.version, state.c_str(), Time(v.created).c_str(),
                 static_cast<unsigned long long>(v.data_keys_issued),
@@ -204,23 +205,24 @@ absl::Status RunVersions(Globals& globals, const std::string& name) {
 }
 
 absl::Status RunDrill(Globals& globals, const std::string& name) {
-  KW_ASSIGN_OR_RETURN(Client * client, globals.Connect());
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
+  KW_ASSIGN_OR_RETURN(DataClient * data, globals.Data());
   KW_ASSIGN_OR_RETURN(auto samples, client->GetDrillSamples(name));
   int failed = 0, checked = 0, missing = 0;
   Json results = Json::array();
   for (const DrillSampleInfo& s : samples) {
     std::string outcome;
     bool ok = true;
-    const bool should_decrypt = s.state == "enabled" || s.state == "decrypt-only";
-    if (!should_decrypt) {
-      outcome = absl::StrCat("not checked (", s.state, ")");
+    const std::string state(KeyVersionStateName(s.state));
+    if (!CanDecrypt(s.state)) {
+      outcome = absl::StrCat("not checked (", state, ")");
     } else if (s.message.empty()) {
       outcome = "no sample (the version predates rotation drills)";
       ++missing;
     } else {
       ++checked;
       auto info = InspectMessage(s.message);
-      auto pt = info.ok() ? client->Decrypt(s.message, info->context)
+      auto pt = info.ok() ? data->Decrypt(s.message, info->context)
                           : absl::StatusOr<SecretData>(info.status());
       if (!pt.ok()) {
         ok = false;
@@ -234,10 +236,10 @@ absl::Status RunDrill(Globals& globals, const std::string& name) {
     }
     if (!ok) ++failed;
     if (globals.json) {
-      results.push_back({{"version", s.version}, {"state", s.state}, {"ok", ok},
+      results.push_back({{"version", s.version}, {"state", state}, {"ok", ok},
                          {"result", outcome}});
     } else {
-      std::printf("  version %-4u %-20s %s\n", s.version, s.state.c_str(), outcome.c_str());
+      std::printf("  version %-4u %-20s %s\n", s.version, state.c_str(), outcome.c_str());
     }
   }
   if (globals.json) {

@@ -20,7 +20,7 @@ TEST(StreamFuzzCorpus, SeedsDecryptToTheListedPlaintexts) {
   KW_ASSERT_OK_AND_ASSIGN(auto keyring,
                           RawAesKeyring::FromKey(SecretData::CopyFrom(
                               std::string(32, testing::kStreamFuzzKeyByte))));
-  const Keyring* keyrings[] = {keyring.get()};
+  const KeyUnwrapper* keyrings[] = {keyring.get()};
   const auto& listed = testing::StreamFuzzSeedPlaintexts();
   std::set<std::string> seen;
   int seeds = 0;

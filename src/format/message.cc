@@ -144,7 +144,7 @@ absl::StatusOr<PreparedHeader> PrepareHeader(
 // Asks the keyrings for a data key: keyrings[0] generates it, the others
 // add wrapped copies.  `data_key` receives the plaintext data key.
 absl::StatusOr<format::EncryptionMaterials> MaterialsFromKeyrings(
-    const EncryptionContext& caller_context, absl::Span<const Keyring* const> keyrings,
+    const EncryptionContext& caller_context, absl::Span<const KeyWrapper* const> keyrings,
     const EncryptOptions& options, SecretData* data_key,
     std::unique_ptr<crypto::EcdsaP384Signer>* signer) {
   if (keyrings.empty() || keyrings[0] == nullptr) {
@@ -275,7 +275,7 @@ absl::Status CheckExpectations(const Header& h, const DecryptOptions& options) {
 
 // Checks a parsed header against the options and unwraps its data key.
 absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
-                                          absl::Span<const Keyring* const> keyrings,
+                                          absl::Span<const KeyUnwrapper* const> keyrings,
                                           const DecryptOptions& options) {
   const Header& h = opened.header;
   KW_RETURN_IF_ERROR(CheckExpectations(h, options));
@@ -303,7 +303,7 @@ absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
   bool commitment_failed = false;
   std::vector<std::string> failures;
   for (const EncryptedDataKey& edk : h.data_keys) {
-    for (const Keyring* keyring : keyrings) {
+    for (const KeyUnwrapper* keyring : keyrings) {
       if (keyring == nullptr) continue;
       auto data_key = keyring->UnwrapDataKey(edk, h.context);
       if (absl::IsNotFound(data_key.status())) continue;
@@ -357,7 +357,7 @@ absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
 }
 
 absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
-                                        absl::Span<const Keyring* const> keyrings,
+                                        absl::Span<const KeyUnwrapper* const> keyrings,
                                         const DecryptOptions& options) {
   OpenedHeader opened;
   KW_ASSIGN_OR_RETURN(opened.header, format::ReadHeader(in, &opened.authenticated));
@@ -367,7 +367,7 @@ absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
 // The same for a header at the front of bytes in memory; `header_size`
 // receives the offset of the body.
 absl::StatusOr<OpenedHeader> OpenHeader(absl::string_view bytes,
-                                        absl::Span<const Keyring* const> keyrings,
+                                        absl::Span<const KeyUnwrapper* const> keyrings,
                                         const DecryptOptions& options,
                                         size_t* header_size = nullptr) {
   OpenedHeader opened;
@@ -673,7 +673,7 @@ absl::StatusOr<std::string> EncryptBytesWithMaterials(
 
 absl::Status EncryptStream(InputStream& in, OutputStream& out,
                            const EncryptionContext& context,
-                           absl::Span<const Keyring* const> keyrings,
+                           absl::Span<const KeyWrapper* const> keyrings,
                            const EncryptOptions& options) {
   SecretData data_key;
   std::unique_ptr<crypto::EcdsaP384Signer> signer;
@@ -686,7 +686,7 @@ absl::Status EncryptStream(InputStream& in, OutputStream& out,
 
 absl::StatusOr<std::string> EncryptMessage(
     absl::string_view plaintext, const EncryptionContext& context,
-    absl::Span<const Keyring* const> keyrings, const EncryptOptions& options) {
+    absl::Span<const KeyWrapper* const> keyrings, const EncryptOptions& options) {
   SecretData data_key;
   std::unique_ptr<crypto::EcdsaP384Signer> signer;
   KW_ASSIGN_OR_RETURN(
@@ -697,7 +697,7 @@ absl::StatusOr<std::string> EncryptMessage(
 }
 
 absl::Status DecryptStream(InputStream& in, OutputStream& out,
-                           absl::Span<const Keyring* const> keyrings,
+                           absl::Span<const KeyUnwrapper* const> keyrings,
                            const DecryptOptions& options) {
   StreamFrameSource source(in);
   KW_ASSIGN_OR_RETURN(OpenedHeader opened, OpenHeader(source, keyrings, options));
@@ -708,7 +708,7 @@ absl::Status DecryptStream(InputStream& in, OutputStream& out,
 }
 
 absl::StatusOr<SecretData> DecryptMessage(
-    absl::string_view message, absl::Span<const Keyring* const> keyrings,
+    absl::string_view message, absl::Span<const KeyUnwrapper* const> keyrings,
     const DecryptOptions& options) {
   size_t header_size = 0;
   KW_ASSIGN_OR_RETURN(OpenedHeader opened,
@@ -727,14 +727,15 @@ namespace {
 // The new header of an opened message: wrapped for `to` (the first one
 // names the key), keeping the entries neither side owns, re-authenticated.
 absl::StatusOr<std::string> RewrappedHeader(OpenedHeader& opened,
-                                            absl::Span<const Keyring* const> from,
-                                            absl::Span<const Keyring* const> to) {
+                                            absl::Span<const KeyUnwrapper* const> from,
+                                            absl::Span<const KeyWrapper* const> to) {
   Header& h = opened.header;
   auto owned = [&](const EncryptedDataKey& edk) {
-    for (auto set : {from, to}) {
-      for (const Keyring* k : set) {
-        if (k != nullptr && k->Owns(edk)) return true;
-      }
+    for (const KeyUnwrapper* k : from) {
+      if (k != nullptr && k->Owns(edk)) return true;
+    }
+    for (const KeyWrapper* k : to) {
+      if (k != nullptr && k->Owns(edk)) return true;
     }
     return false;
   };
@@ -758,7 +759,7 @@ absl::StatusOr<std::string> RewrappedHeader(OpenedHeader& opened,
   return header_bytes;
 }
 
-absl::Status CheckRewrapTargets(absl::Span<const Keyring* const> to) {
+absl::Status CheckRewrapTargets(absl::Span<const KeyWrapper* const> to) {
   if (to.empty() || to[0] == nullptr) {
     return absl::InvalidArgumentError(
         "rewrap needs at least one keyring to wrap the data key for");
@@ -769,8 +770,8 @@ absl::Status CheckRewrapTargets(absl::Span<const Keyring* const> to) {
 }  // namespace
 
 absl::Status RewrapStream(InputStream& in, OutputStream& out,
-                          absl::Span<const Keyring* const> from,
-                          absl::Span<const Keyring* const> to,
+                          absl::Span<const KeyUnwrapper* const> from,
+                          absl::Span<const KeyWrapper* const> to,
                           const DecryptOptions& options) {
   KW_RETURN_IF_ERROR(CheckRewrapTargets(to));
   StreamFrameSource source(in);
@@ -787,14 +788,14 @@ absl::Status RewrapStream(InputStream& in, OutputStream& out,
 }
 
 absl::Status VerifyHeader(absl::string_view message,
-                          absl::Span<const Keyring* const> keyrings,
+                          absl::Span<const KeyUnwrapper* const> keyrings,
                           const DecryptOptions& options) {
   return OpenHeader(message, keyrings, options).status();
 }
 
 absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
-                                          absl::Span<const Keyring* const> from,
-                                          absl::Span<const Keyring* const> to,
+                                          absl::Span<const KeyUnwrapper* const> from,
+                                          absl::Span<const KeyWrapper* const> to,
                                           const DecryptOptions& options) {
   KW_RETURN_IF_ERROR(CheckRewrapTargets(to));
   size_t header_size = 0;
@@ -806,9 +807,9 @@ absl::StatusOr<std::string> RewrapMessage(absl::string_view message,
 }
 
 absl::StatusOr<std::string> RewrapMessageVerified(absl::string_view message,
-                                                  absl::Span<const Keyring* const> from,
-                                                  absl::Span<const Keyring* const> to,
-                                                  absl::Span<const Keyring* const> verify_with,
+                                                  absl::Span<const KeyUnwrapper* const> from,
+                                                  absl::Span<const KeyWrapper* const> to,
+                                                  absl::Span<const KeyUnwrapper* const> verify_with,
                                                   const DecryptOptions& options) {
   KW_RETURN_IF_ERROR(CheckRewrapTargets(to));
   size_t header_size = 0;
@@ -831,7 +832,7 @@ absl::StatusOr<std::string> RewrapMessageVerified(absl::string_view message,
     KW_RETURN_IF_ERROR(CheckExpectations(*h, options));
     bool unwrapped = false;
     for (const EncryptedDataKey& edk : h->data_keys) {
-      for (const Keyring* keyring : verify_with) {
+      for (const KeyUnwrapper* keyring : verify_with) {
         if (keyring == nullptr) continue;
         auto dk = keyring->UnwrapDataKey(edk, h->context);
         if (absl::IsNotFound(dk.status())) continue;

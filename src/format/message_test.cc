@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "keyward/errors.h"
 #include "keyward/raw_aes_keyring.h"
+#include "testing/keyrings.h"
 #include "testing/status_matchers.h"
 
 namespace keyward {
@@ -74,7 +75,7 @@ class MessageTest : public ::testing::TestWithParam<SuiteCase> {
     return o;
   }
   std::unique_ptr<RawAesKeyring> key_ = NewKeyring();
-  std::vector<const Keyring*> keyrings_{key_.get()};
+  testing::Keyrings keyrings_{key_.get()};
   EncryptionContext context_{{"tenant", "acme"}, {"table", "cards"}};
 };
 
@@ -150,7 +151,7 @@ TEST_P(MessageTest, DecryptStreamReleasesFramesAsTheyVerify) {
 
 TEST_P(MessageTest, EverySingleByteFlipFailsWithATypedError) {
   auto dr = NewKeyring();
-  std::vector<const Keyring*> both{key_.get(), dr.get()};
+  testing::Keyrings both{key_.get(), dr.get()};
   KW_ASSERT_OK_AND_ASSIGN(
       std::string message,
       EncryptMessage(Pattern(150), context_, both, Options()));
@@ -239,7 +240,7 @@ TEST_P(MessageTest, ContextEnvironmentAndKeyringChecks) {
               HasErrorCode(ErrorCode::kEnvironmentMismatch));
 
   auto stranger = NewKeyring();
-  std::vector<const Keyring*> wrong{stranger.get()};
+  testing::Keyrings wrong{stranger.get()};
   EXPECT_THAT(DecryptMessage(message, wrong),
               HasErrorCode(ErrorCode::kNoKeyringCouldUnwrap));
 }
@@ -266,13 +267,13 @@ TEST_P(MessageTest, CommitmentBindsTheDataKey) {
 TEST_P(MessageTest, RewrapReplacesOnlyTheHeader) {
   auto dr = NewKeyring();
   auto next = NewKeyring();
-  std::vector<const Keyring*> at_encrypt{key_.get(), dr.get()};
+  testing::Keyrings at_encrypt{key_.get(), dr.get()};
   KW_ASSERT_OK_AND_ASSIGN(
       std::string message,
       EncryptMessage(Pattern(300), context_, at_encrypt, Options()));
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo before, InspectMessage(message));
 
-  std::vector<const Keyring*> from{key_.get()}, to{next.get()};
+  testing::Keyrings from{key_.get()}, to{next.get()};
   KW_ASSERT_OK_AND_ASSIGN(std::string rewrapped,
                           RewrapMessage(message, from, to));
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo after, InspectMessage(rewrapped));
@@ -284,7 +285,7 @@ TEST_P(MessageTest, RewrapReplacesOnlyTheHeader) {
   ASSERT_EQ(after.data_keys.size(), 2u);  // new key + kept DR entry
   EXPECT_EQ(after.data_keys[1].provider_info, dr->key_id());
 
-  std::vector<const Keyring*> only_next{next.get()}, only_dr{dr.get()};
+  testing::Keyrings only_next{next.get()}, only_dr{dr.get()};
   KW_ASSERT_OK_AND_ASSIGN(SecretData a, DecryptMessage(rewrapped, only_next));
   EXPECT_EQ(a.AsStringView(), Pattern(300));
   EXPECT_THAT(DecryptMessage(rewrapped, only_dr), IsOk());
@@ -302,7 +303,7 @@ TEST_P(MessageTest, VerifyHeaderOpensTheHeaderWithoutTheBody) {
   KW_EXPECT_OK(VerifyHeader(message, keyrings_));
   KW_EXPECT_OK(VerifyHeader(message.substr(0, info.header_bytes), keyrings_));
   auto other = NewKeyring();
-  std::vector<const Keyring*> wrong{other.get()};
+  testing::Keyrings wrong{other.get()};
   EXPECT_THAT(VerifyHeader(message, wrong), HasErrorCode(ErrorCode::kNoKeyringCouldUnwrap));
   for (size_t i : {size_t{5}, info.header_bytes / 2, info.header_bytes - 1}) {
     std::string tampered = message;
@@ -334,7 +335,7 @@ TEST_P(MessageTest, RewrapMessageVerifiedChecksTheNewHeaderBeforeReturningIt) {
   KW_ASSERT_OK_AND_ASSIGN(std::string message,
                           EncryptMessage(plaintext, context_, keyrings_, Options()));
   auto next = NewKeyring();
-  std::vector<const Keyring*> to{next.get()};
+  testing::Keyrings to{next.get()};
   KW_ASSERT_OK_AND_ASSIGN(std::string moved,
                           RewrapMessageVerified(message, keyrings_, to, to));
   KW_ASSERT_OK_AND_ASSIGN(SecretData back, DecryptMessage(moved, to));
@@ -350,13 +351,13 @@ TEST_P(MessageTest, RewrapMessageVerifiedChecksTheNewHeaderBeforeReturningIt) {
   EXPECT_THAT(RewrapMessageVerified(message, keyrings_, to, keyrings_),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("no verifying keyring")));
   WrongKeyKeyring wrong;
-  std::vector<const Keyring*> wrong_list{&wrong};
+  testing::Keyrings wrong_list{&wrong};
   EXPECT_THAT(RewrapMessageVerified(message, keyrings_, to, wrong_list),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("another data key")));
 }
 
 TEST_P(MessageTest, EncryptRefusesBadInput) {
-  std::vector<const Keyring*> none;
+  testing::Keyrings none;
   EXPECT_THAT(EncryptMessage("x", {}, none, Options()),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(EncryptMessage("x", {}, keyrings_, Options(63)),
@@ -383,7 +384,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(SignedMessageTest, TheSigningKeyTravelsInTheContextAndTheSignatureLast) {
   auto key = NewKeyring();
-  const Keyring* keyrings[] = {key.get()};
+  testing::Keyrings keyrings{key.get()};
   EncryptOptions o;
   o.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
   KW_ASSERT_OK_AND_ASSIGN(std::string m, EncryptMessage("hello", {{"t", "1"}}, keyrings, o));
@@ -406,7 +407,7 @@ TEST(SignedMessageTest, TheSigningKeyTravelsInTheContextAndTheSignatureLast) {
 
 TEST(SignedMessageTest, TheReservedContextKeyCannotBeSetByCallers) {
   auto key = NewKeyring();
-  const Keyring* keyrings[] = {key.get()};
+  testing::Keyrings keyrings{key.get()};
   for (Suite suite : {Suite::kAes256GcmHkdfSha256Commit,
                       Suite::kAes256GcmHkdfSha256CommitEcdsaP384}) {
     EncryptOptions o;
@@ -418,7 +419,7 @@ TEST(SignedMessageTest, TheReservedContextKeyCannotBeSetByCallers) {
 
 TEST(SignedMessageTest, ReadersCanRequireSignedMessages) {
   auto key = NewKeyring();
-  const Keyring* keyrings[] = {key.get()};
+  testing::Keyrings keyrings{key.get()};
   KW_ASSERT_OK_AND_ASSIGN(std::string plain, EncryptMessage("x", {}, keyrings));
   DecryptOptions d;
   d.require_signed = true;
@@ -430,7 +431,7 @@ TEST(SignedMessageTest, ReadersCanRequireSignedMessages) {
 // the original public key) into it.
 TEST(SignedMessageTest, TheSigningKeyCannotBeSwappedByWhoeverHoldsTheDataKey) {
   auto key = NewKeyring();
-  const Keyring* keyrings[] = {key.get()};
+  testing::Keyrings keyrings{key.get()};
   EncryptOptions o;
   o.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
   KW_ASSERT_OK_AND_ASSIGN(std::string victim, EncryptMessage("pay 10", {}, keyrings, o));
@@ -460,7 +461,7 @@ TEST(SignedMessageTest, TheSigningKeyCannotBeSwappedByWhoeverHoldsTheDataKey) {
 
 TEST(MessageFormatTest, RejectsForeignAndFutureInput) {
   auto key = NewKeyring();
-  std::vector<const Keyring*> keyrings{key.get()};
+  testing::Keyrings keyrings{key.get()};
   EXPECT_THAT(DecryptMessage("", keyrings),
               HasErrorCode(ErrorCode::kNotAKeywardMessage));
   EXPECT_THAT(DecryptMessage("%PDF-1.7 not a message", keyrings),
@@ -479,7 +480,7 @@ TEST(MessageFormatTest, RejectsForeignAndFutureInput) {
 
 TEST(MessageFormatTest, ReaderRefusesOversizedFramesBeforeAllocating) {
   auto key = NewKeyring();
-  std::vector<const Keyring*> keyrings{key.get()};
+  testing::Keyrings keyrings{key.get()};
   EncryptOptions big;
   big.frame_size = 1 << 20;
   KW_ASSERT_OK_AND_ASSIGN(std::string message,
@@ -493,7 +494,7 @@ TEST(MessageFormatTest, ReaderRefusesOversizedFramesBeforeAllocating) {
 
 TEST(MessageFormatTest, HeaderCountsAboveLimitsAreRejected) {
   auto key = NewKeyring();
-  std::vector<const Keyring*> keyrings{key.get()};
+  testing::Keyrings keyrings{key.get()};
   KW_ASSERT_OK_AND_ASSIGN(std::string message,
                           EncryptMessage("x", {}, keyrings));
   // The context count follows the fixed fields and the key reference

@@ -40,7 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       absl::string_view(reinterpret_cast<const char*>(data), size));
   std::string out;
   keyward::StringOutputStream sink(&out);
-  const keyward::Keyring* keyrings[] = {keyring};
+  const keyward::KeyUnwrapper* keyrings[] = {keyring};
   keyward::DecryptOptions options;
   options.max_frame_size = 1 << 16;
   const absl::Status s = keyward::DecryptStream(in, sink, keyrings, options);

@@ -22,6 +22,7 @@
 #include "keyward/message.h"
 #include "keyward/raw_aes_keyring.h"
 #include "nlohmann/json.hpp"
+#include "testing/keyrings.h"
 
 namespace keyward {
 namespace {
@@ -187,7 +188,7 @@ void WriteNew(const std::string& path, const Json& j) {
 int WriteFuzzSeeds(const std::string& dir) {
   auto keyring =
       Must(RawAesKeyring::FromKey(SecretData::CopyFrom(std::string(32, '\x11'))));
-  const Keyring* keyrings[] = {keyring.get()};
+  testing::Keyrings keyrings{keyring.get()};
   int n = 0;
   for (Suite suite : {Suite::kAes256GcmHkdfSha256Commit,
                       Suite::kChaCha20Poly1305HkdfSha256Commit}) {

@@ -18,6 +18,7 @@
 #include "keyward/message.h"
 #include "keyward/raw_aes_keyring.h"
 #include "nlohmann/json.hpp"
+#include "testing/keyrings.h"
 #include "testing/status_matchers.h"
 
 namespace keyward {
@@ -64,7 +65,7 @@ void CheckPositiveFile(const std::string& name, int* checked) {
     const std::string plaintext = Unhex(v["plaintext"]);
     // Each wrapped key alone opens the message.
     for (const Json& w : v["wrapped_keys"]) {
-      std::vector<const Keyring*> one{keyrings.at(w["raw_key"]).get()};
+      testing::Keyrings one{keyrings.at(w["raw_key"]).get()};
       DecryptOptions opts;
       opts.expected_context = Context(v["context"]);
       auto back = DecryptMessage(message, one, opts);
@@ -169,7 +170,7 @@ void CheckNegativeFile(const std::string& name, int* checked_out) {
   int checked = 0;
   for (const Json& v : file["vectors"]) {
     SCOPED_TRACE(v["name"].get<std::string>());
-    std::vector<const Keyring*> use;
+    testing::Keyrings use;
     for (const Json& k : v["raw_keys"]) use.push_back(keyrings.at(k).get());
     DecryptOptions opts;
     opts.expected_context = Context(v["expected_context"]);

@@ -159,9 +159,9 @@ std::vector<absl::StatusOr<RewrappedHeader>> RewrapHeaders(
   // header carrying it is checked against that result.
   CachingUnwrapKeyring verifier(service, /*counted=*/false);
   CachingWrapKeyring to(service, &from);
-  const Keyring* from_list[] = {&from};
-  const Keyring* to_list[] = {&to};
-  const Keyring* verify_list[] = {&verifier};
+  const KeyUnwrapper* from_list[] = {&from};
+  const KeyWrapper* to_list[] = {&to};
+  const KeyUnwrapper* verify_list[] = {&verifier};
   DecryptOptions options;
   options.expected_environment = service->environment();
   options.expected_context = rewrap_options.expected_context;

@@ -452,7 +452,7 @@ void KeyService::AttachDrillSample(const std::string& name) {
   if (!key.ok()) return;
   const uint32_t version = key->primary_version;
   DrillKeyring keyring(this, name);
-  const Keyring* keyrings[] = {&keyring};
+  const KeyWrapper* keyrings[] = {&keyring};
   EncryptOptions options;
   options.suite = key->suite;
   auto message = EncryptMessage(DrillPlaintext(name, version),
@@ -1096,7 +1096,7 @@ absl::StatusOr<std::string> KeyService::Encrypt(absl::string_view name,
   EncryptOptions options;
   options.suite = cached->key.suite;
   LocalKmsKeyring keyring(this, std::string(name));
-  const Keyring* keyrings[] = {&keyring};
+  const KeyWrapper* keyrings[] = {&keyring};
   return EncryptMessage(plaintext, context, keyrings, options);
 }
 
@@ -1110,7 +1110,7 @@ absl::StatusOr<SecretData> KeyService::Decrypt(absl::string_view key_name,
                      "decrypt larger ones in the SDK");
   }
   LocalKmsKeyring keyring(this, std::string(key_name));
-  const Keyring* keyrings[] = {&keyring};
+  const KeyUnwrapper* keyrings[] = {&keyring};
   DecryptOptions options;
   options.expected_context = context;
   options.expected_environment = options_.environment;

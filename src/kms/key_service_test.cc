@@ -371,8 +371,8 @@ TEST_P(KeyServiceTest, BatchesAndSmallPayloads) {
   // A message rewrapped to the new primary inside the KMS, body untouched.
   KW_ASSERT_OK(svc_->RotateKey("k").status());
   LocalKmsKeyring any(svc_.get(), ""), k(svc_.get(), "k");
-  const Keyring* from[] = {&any};
-  const Keyring* to[] = {&k};
+  const KeyUnwrapper* from[] = {&any};
+  const KeyWrapper* to[] = {&k};
   KW_ASSERT_OK_AND_ASSIGN(std::string moved, RewrapMessage(message, from, to));
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo moved_info, InspectMessage(moved));
   EXPECT_EQ(moved_info.key.key_version, 2u);

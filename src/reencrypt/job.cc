@@ -68,8 +68,9 @@ struct Batch {
 
 class Job {
  public:
-  Job(Client& client, MessageTable& table, const JobOptions& options)
-      : client_(client), table_(table), options_(options) {}
+  Job(std::shared_ptr<DataClient> data, AdminClient& admin, MessageTable& table,
+      const JobOptions& options)
+      : data_(std::move(data)), admin_(admin), table_(table), options_(options) {}
 
   absl::StatusOr<Report> Run();
 
@@ -78,7 +79,7 @@ class Job {
   // Whether the message is under a key this keywardd has: its environment,
   // and a key GetKey finds.  Errors: keywardd's, other than "no such key".
   absl::StatusOr<bool> Known(const format::Header& header);
-  Encryptor& EncryptorFor(const std::string& key);
+  absl::StatusOr<Encryptor*> EncryptorFor(const std::string& key);
   // Decides and (unless dry run) rewrites one batch.  Up to kInFlight run
   // at once: it touches no member but through Primary and EncryptorFor.
   absl::StatusOr<Batch> Process(const std::vector<Row>& rows);
@@ -90,13 +91,14 @@ class Job {
   void Count(const Report& counts);
   absl::Status Tally();
 
-  Client& client_;
+  const std::shared_ptr<DataClient> data_;
+  AdminClient& admin_;
   MessageTable& table_;
   const JobOptions& options_;
   Report report_;
   std::mutex mu_;  // guards primaries_ and encryptors_
   std::map<std::string, absl::StatusOr<uint32_t>> primaries_;
-  std::map<std::string, std::unique_ptr<Encryptor>> encryptors_;
+  std::map<std::string, std::shared_ptr<Encryptor>> encryptors_;
 };
 
 absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
@@ -109,7 +111,7 @@ absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
   // answer stored.  Only lasting answers are kept (the key, or no such
   // key): a transient error (keywardd unreachable, overloaded) fails this
   // batch's rows of the key and is asked again for the next batch.
-  auto info = client_.GetKey(key);
+  auto info = admin_.GetKey(key);
   if (!info.ok() && !absl::IsNotFound(info.status()) &&
       !absl::IsInvalidArgument(info.status())) {
     return info.status();
@@ -122,7 +124,7 @@ absl::StatusOr<uint32_t> Job::Primary(const std::string& key) {
 }
 
 absl::StatusOr<bool> Job::Known(const format::Header& header) {
-  if (header.key.environment != client_.options().environment) return false;
+  if (header.key.environment != data_->options().environment) return false;
   auto primary = Primary(header.key.key_name);
   if (primary.ok()) return true;
   // A name keywardd has no key for, or would not accept as a key name: the
@@ -133,15 +135,15 @@ absl::StatusOr<bool> Job::Known(const format::Header& header) {
   return primary.status();
 }
 
-Encryptor& Job::EncryptorFor(const std::string& key) {
+absl::StatusOr<Encryptor*> Job::EncryptorFor(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& encryptor = encryptors_[key];
   if (!encryptor) {
     EncryptorOptions eo;
     eo.key_name = key;
-    encryptor = std::make_unique<Encryptor>(&client_, eo);
+    KW_ASSIGN_OR_RETURN(encryptor, Encryptor::Create(data_, eo));
   }
-  return *encryptor;
+  return encryptor.get();
 }
 
 void Job::Count(const Report& counts) {
@@ -215,7 +217,7 @@ void Job::RewrapBatch(const std::vector<const Row*>& rows, const std::vector<Par
   for (size_t i = 0; i < rows.size(); ++i) {
     headers.push_back(rows[i]->value.substr(0, parsed[i].header_len));
   }
-  auto results = client_.RewrapMessageHeaders(headers);
+  auto results = data_->RewrapMessageHeaders(headers);
   if (!results.ok()) {
     for (const Row* row : rows) batch->Fail(*row, results.status());
     return;
@@ -260,7 +262,7 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
     requests.push_back({edk->ciphertext, parsed[i].header.context});
   }
   if (requests.empty()) return;
-  auto deks = client_.DecryptDataKeys(requests, /*for_reencryption=*/true);
+  auto deks = data_->DecryptDataKeys(requests, /*for_reencryption=*/true);
   if (!deks.ok()) {
     for (size_t i = 0; i < rows.size(); ++i) {
       if (request_of[i] >= 0) batch->Fail(*rows[i], deks.status());
@@ -277,21 +279,22 @@ void Job::FullBatch(const std::vector<const Row*>& rows, const std::vector<Parse
     }
     unwrapped.Add(requests[static_cast<size_t>(request_of[i])].first, std::move(*dek));
   }
-  const Keyring* keyrings[] = {&unwrapped};
+  const KeyUnwrapper* keyrings[] = {&unwrapped};
   for (size_t i = 0; i < rows.size(); ++i) {
     if (request_of[i] < 0) continue;
     const format::Header& h = parsed[i].header;
     if (!unwrapped.Owns(*KmsEntry(h))) continue;  // failed above
     absl::Status s = [&]() -> absl::Status {
       DecryptOptions options;
-      options.expected_environment = client_.options().environment;
+      options.expected_environment = data_->options().environment;
       KW_ASSIGN_OR_RETURN(SecretData plaintext, DecryptMessage(rows[i]->value, keyrings, options));
-      Encryptor& encryptor = EncryptorFor(h.key.key_name);
+      KW_ASSIGN_OR_RETURN(Encryptor * encryptor, EncryptorFor(h.key.key_name));
       KW_ASSIGN_OR_RETURN(std::string fresh,
-                          encryptor.Encrypt(plaintext.AsStringView(), h.context));
-      // Verify before storing: the new message decrypts to the same bytes.
-      KW_ASSIGN_OR_RETURN(SecretData back, encryptor.Decrypt(fresh, h.context));
-      if (!ConstantTimeEquals(back, plaintext)) {
+                          encryptor->Encrypt(plaintext.AsStringView(), h.context));
+      // Verify before storing: the new message decrypts to the same bytes
+      // under the same context, exactly.
+      KW_ASSIGN_OR_RETURN(Decrypted back, encryptor->Decrypt(fresh, h.context));
+      if (!ConstantTimeEquals(back.plaintext, plaintext)) {
         return absl::InternalError("the re-encrypted message did not decrypt to the original");
       }
       KW_ASSIGN_OR_RETURN(Parsed now, Parse(fresh));
@@ -446,7 +449,7 @@ absl::StatusOr<Report> Job::Run() {
       // One refused report (a key this principal may read but not report
       // on) must not hold the job, and its checkpoint, forever: the gate
       // of that key just gets no evidence from this run.
-      if (absl::Status s = client_.ReportDataSet(r); !s.ok()) {
+      if (absl::Status s = admin_.ReportDataSet(r); !s.ok()) {
         if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) return s;
         report_.report_failures.push_back(absl::StrCat(key, ": ", s.message()));
       }
@@ -464,8 +467,9 @@ std::string JobName(const std::string& data_set, const JobOptions& options) {
                       options.key.empty() ? "*" : options.key);
 }
 
-absl::StatusOr<Report> RunJob(Client& client, MessageTable& table, const JobOptions& options) {
-  Job job(client, table, options);
+absl::StatusOr<Report> RunJob(std::shared_ptr<DataClient> data, AdminClient& admin,
+                              MessageTable& table, const JobOptions& options) {
+  Job job(std::move(data), admin, table, options);
   return job.Run();
 }
 

@@ -22,11 +22,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "keyward/client.h"
+#include "keyward/admin_client.h"
+#include "keyward/data_client.h"
 #include "reencrypt/table.h"
 
 namespace keyward::reencrypt {
@@ -76,7 +78,10 @@ std::string JobName(const std::string& data_set, const JobOptions& options);
 
 // Runs (or resumes) the job.  Errors: what the table or keywardd return for
 // the job as a whole; per-row problems are counted in the report.
-absl::StatusOr<Report> RunJob(Client& client, MessageTable& table, const JobOptions& options);
+// `data` rewraps and re-encrypts; `admin` reads keys and reports the data
+// set (the retirement gate's evidence).
+absl::StatusOr<Report> RunJob(std::shared_ptr<DataClient> data, AdminClient& admin,
+                              MessageTable& table, const JobOptions& options);
 
 }  // namespace keyward::reencrypt
 

@@ -109,7 +109,9 @@ class ReencryptTest : public E2eTest {
   void Fill(const std::string& key, int64_t from, int64_t to) {
     EncryptorOptions o;
     o.key_name = key;
-    Encryptor e(app_.get(), o);
+    KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> e_owner,
+                            Encryptor::Create(app_, o));
+    Encryptor& e = *e_owner;
     Db db(db_path_);
     db.Exec("BEGIN");
     for (int64_t id = from; id < to; ++id) {
@@ -145,7 +147,7 @@ class ReencryptTest : public E2eTest {
         if (dek.ok()) keyring.Add(chunk[j].first, std::move(*dek));
       }
     }
-    const Keyring* keyrings[] = {&keyring};
+    const KeyUnwrapper* keyrings[] = {&keyring};
     for (const auto& [id, info] : messages) {
       auto pt = DecryptMessage(rows.at(id), keyrings,
                                {.expected_context = {{"row", std::to_string(id)}}});
@@ -163,7 +165,7 @@ class ReencryptTest : public E2eTest {
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
-  std::unique_ptr<Client> admin_, app_;
+  std::shared_ptr<testing::Client> admin_, app_;
   std::string db_path_;
 };
 
@@ -366,7 +368,9 @@ TEST_F(ReencryptTest, RewrapMessageHeadersSplitsLargeCallsIntoRequests) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   EncryptorOptions o;
   o.key_name = "k";
-  Encryptor e(app_.get(), o);
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> e_owner,
+                          Encryptor::Create(app_, o));
+  Encryptor& e = *e_owner;
   const EncryptionContext context = {{"padding", std::string(500, 'p')}};
   std::vector<std::string> headers;
   std::vector<std::string> ids;
@@ -399,7 +403,9 @@ TEST_F(ReencryptTest, RewrapMessageHeadersFitsAServerWithASmallRequestLimit) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   EncryptorOptions o;
   o.key_name = "k";
-  Encryptor e(app_.get(), o);
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> e_owner,
+                          Encryptor::Create(app_, o));
+  Encryptor& e = *e_owner;
   std::vector<std::string> headers;
   for (int i = 0; i < 31; ++i) {
     // Row 13's context is larger than a whole request may be.
@@ -483,7 +489,7 @@ TEST_F(ReencryptTest, RowsUnderKeysKeywarddDoesNotHaveAreCountedAndSkipped) {
   Db db(db_path_);
   // A raw-key message (environment "offline").
   KW_ASSERT_OK_AND_ASSIGN(auto raw, RawAesKeyring::Generate());
-  const Keyring* raw_list[] = {raw.get()};
+  const KeyWrapper* raw_list[] = {raw.get()};
   KW_ASSERT_OK_AND_ASSIGN(std::string offline, EncryptMessage("x", {}, raw_list));
   db.Insert(100, offline);
   // A message that names a key keywardd has no key for, and one of another

@@ -1,5 +1,5 @@
 // A keyring holding data keys that were already unwrapped (in one batch
-// call to keywardd), so many messages can be opened locally.  Decrypt-only.
+// call to keywardd), so many messages can be opened locally.
 #ifndef KEYWARD_REENCRYPT_UNWRAPPED_KEYRING_H_
 #define KEYWARD_REENCRYPT_UNWRAPPED_KEYRING_H_
 
@@ -10,18 +10,11 @@
 
 namespace keyward::reencrypt {
 
-class UnwrappedKeyring final : public Keyring {
+class UnwrappedKeyring final : public KeyUnwrapper {
  public:
   // `ciphertext`: the wrapped data key as it appears in message headers.
   void Add(const std::string& ciphertext, SecretData dek) {
     keys_.insert_or_assign(ciphertext, std::move(dek));
-  }
-  absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
-    return absl::UnimplementedError("decrypt only");
-  }
-  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
-                                             const EncryptionContext&) const override {
-    return absl::UnimplementedError("decrypt only");
   }
   absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey& edk,
                                            const EncryptionContext&) const override {

@@ -8,7 +8,7 @@ absl::StatusOr<GeneratedDataKey> KmsKeyring::GenerateDataKey(
     const EncryptionContext& context) const {
   if (key_name_.empty()) {
     return absl::FailedPreconditionError(
-        "this KMS keyring is decrypt-only (no key name)");
+        "this KMS keyring only unwraps (it was made without a key name)");
   }
   return client_->GenerateDataKey(key_name_, context);
 }

@@ -15,7 +15,7 @@
 #include "dev/dev_ca.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "keyward/client.h"
+#include "testing/test_client.h"
 #include "keyward/encryptor.h"
 #include "keyward/errors.h"
 #include "keyward/message.h"
@@ -129,7 +129,9 @@ TEST_F(E2eTest, SdkRoundTripsAndConcurrentEncryptsShareOneDataKey) {
   ASSERT_NE(app, nullptr);
   EncryptorOptions options;
   options.key_name = "k";
-  Encryptor encryptor(app.get(), options);
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> encryptor_owner,
+                          Encryptor::Create(app, options));
+  Encryptor& encryptor = *encryptor_owner;
   const EncryptionContext ctx{{"tenant", "acme"}};
   std::vector<std::string> messages(16);
   std::vector<std::thread> threads;
@@ -152,7 +154,8 @@ TEST_F(E2eTest, SdkRoundTripsAndConcurrentEncryptsShareOneDataKey) {
   // The drill sample's wrap, and one GenerateDataKey for 16 messages.
   EXPECT_EQ(key.versions[0].data_keys_issued, 2u) << "one GenerateDataKey for 16 messages";
   for (int i = 0; i < 16; ++i) {
-    KW_ASSERT_OK_AND_ASSIGN(SecretData back, encryptor.Decrypt(messages[i], ctx));
+    KW_ASSERT_OK_AND_ASSIGN(Decrypted back_opened, encryptor.Decrypt(messages[i], ctx));
+    SecretData& back = back_opened.plaintext;
     EXPECT_EQ(back.AsStringView(), absl::StrCat("record ", i));
   }
   EXPECT_EQ(encryptor.Stats().decrypt_cache_misses, 1u);
@@ -162,7 +165,8 @@ TEST_F(E2eTest, SdkRoundTripsAndConcurrentEncryptsShareOneDataKey) {
   std::string sealed;
   StringOutputStream out(&sealed);
   KW_ASSERT_OK(encryptor.EncryptStream(in, out, ctx));
-  KW_ASSERT_OK_AND_ASSIGN(SecretData back, encryptor.Decrypt(sealed, ctx));
+  KW_ASSERT_OK_AND_ASSIGN(Decrypted back_opened, encryptor.Decrypt(sealed, ctx));
+  SecretData& back = back_opened.plaintext;
   EXPECT_EQ(back.AsStringView(), big);
   KW_ASSERT_OK_AND_ASSIGN(std::string small, app->Encrypt("k", "tiny", ctx));
   KW_ASSERT_OK_AND_ASSIGN(SecretData tiny, app->Decrypt(small, ctx));
@@ -265,7 +269,9 @@ TEST_F(E2eTest, RestartKeepsKeysAndMessages) {
   std::string v1_message;
   {
     auto app = Connect(server_->app_config());
-    Encryptor e(app.get(), options);
+    KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> e_owner,
+                            Encryptor::Create(app, options));
+    Encryptor& e = *e_owner;
     KW_ASSERT_OK_AND_ASSIGN(v1_message, e.Encrypt("before restart", {{"t", "1"}}));
   }
   KW_ASSERT_OK(admin->RotateKey("k").status());
@@ -274,8 +280,11 @@ TEST_F(E2eTest, RestartKeepsKeysAndMessages) {
   EXPECT_THAT(server_->log(), HasSubstr("stopped"));
   KW_ASSERT_OK(server_->Start());
   auto app = Connect(server_->app_config());
-  Encryptor e(app.get(), options);
-  KW_ASSERT_OK_AND_ASSIGN(SecretData back, e.Decrypt(v1_message, {{"t", "1"}}));
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> e_owner,
+                          Encryptor::Create(app, options));
+  Encryptor& e = *e_owner;
+  KW_ASSERT_OK_AND_ASSIGN(Decrypted back_opened, e.Decrypt(v1_message, {{"t", "1"}}));
+  SecretData& back = back_opened.plaintext;
   EXPECT_EQ(back.AsStringView(), "before restart");
   KW_ASSERT_OK_AND_ASSIGN(std::string v2_message, e.Encrypt("after", {}));
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(v2_message));
@@ -286,7 +295,7 @@ TEST_F(E2eTest, EnvironmentMismatchAndBadConfigsAreRefused) {
   auto options = LoadClientConfig(server_->admin_config());
   ASSERT_TRUE(options.ok());
   options->environment = "production";
-  auto client = Client::Connect(*options);
+  auto client = testing::Client::Connect(*options);
   EXPECT_EQ(GetErrorCode(client.status()), ErrorCode::kEnvironmentMismatch);
   EXPECT_THAT(client, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("'dev'")));
 

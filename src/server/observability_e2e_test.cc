@@ -226,11 +226,14 @@ TEST_F(ObservabilityTest, SdkObserverSeesLatencyAndCacheHits) {
   auto admin = Connect(server_->admin_config());
   auto app = Connect(server_->app_config());
   KW_ASSERT_OK(admin->CreateKey("pay/cards").status());
-  CountingObserver observer;
+  auto observer_owner = std::make_shared<CountingObserver>();
+  CountingObserver& observer = *observer_owner;
   EncryptorOptions options;
   options.key_name = "pay/cards";
-  options.observer = &observer;
-  Encryptor e(app.get(), options);
+  options.observer = observer_owner;
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> e_owner,
+                          Encryptor::Create(app, options));
+  Encryptor& e = *e_owner;
   const EncryptionContext context = {{"tenant", "t1"}};
   std::vector<std::string> messages;
   for (int i = 0; i < 3; ++i) {

@@ -37,7 +37,7 @@
 #include "format/encrypt_materials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "keyward/client.h"
+#include "testing/test_client.h"
 #include "keyward/encryptor.h"
 #include "format/header.h"
 #include "crypto/signature.h"
@@ -150,10 +150,10 @@ class SecurityTest : public ::testing::Test {
     ASSERT_NE(admin_, nullptr);
     ASSERT_NE(app_, nullptr);
   }
-  std::unique_ptr<Client> Connect(const std::string& config) {
+  std::shared_ptr<testing::Client> Connect(const std::string& config) {
     auto options = LoadClientConfig(config);
     EXPECT_TRUE(options.ok()) << options.status();
-    auto client = Client::Connect(*options);
+    auto client = testing::Client::Connect(*options);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? std::move(*client) : nullptr;
   }
@@ -199,7 +199,7 @@ class SecurityTest : public ::testing::Test {
   }
 
   std::unique_ptr<testing::DevServer> server_;
-  std::unique_ptr<Client> admin_, app_;
+  std::shared_ptr<testing::Client> admin_, app_;
 };
 
 // --- 1. Sizes and counts before any other work ---------------------------------
@@ -556,7 +556,7 @@ constexpr char kVaultPolicy[] = R"(rules:
 // "vault/x": the app is denied on vault/*, so keywardd must not unwrap it.
 // `entry_claims`: rewrite the name inside the wrapped key (breaking its
 // seal) to one that need not exist.
-std::string CraftedMessage(Client& admin, const std::string& header_key,
+std::string CraftedMessage(testing::Client& admin, const std::string& header_key,
                            const std::string& entry_key, const std::string& entry_claims = "") {
   auto dk = admin.GenerateDataKey(entry_key, {{"t", "1"}});
   EXPECT_TRUE(dk.ok()) << dk.status();
@@ -826,7 +826,7 @@ TEST_F(SecurityTest, ReadersWhoCanDecryptCannotForgeSignedMessages) {
     operations: [decrypt, describe]
 )");
   CreateKeyOptions signed_key;
-  signed_key.suite = "AES-256-GCM-HKDF-SHA256-COMMIT-ECDSA-P384";
+  signed_key.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
   KW_ASSERT_OK(admin_->CreateKey("signed/k", signed_key).status());
   // Even the writer cannot get a data key for an unsigned message under it.
   EXPECT_THAT(admin_->GenerateDataKey("signed/k", {{"t", "1"}}),
@@ -834,10 +834,15 @@ TEST_F(SecurityTest, ReadersWhoCanDecryptCannotForgeSignedMessages) {
   EncryptorOptions writer;
   writer.key_name = "signed/k";
   writer.format.suite = Suite::kAes256GcmHkdfSha256CommitEcdsaP384;
-  Encryptor admin_encryptor(admin_.get(), writer);
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> admin_encryptor_owner,
+                          Encryptor::Create(admin_, writer));
+  Encryptor& admin_encryptor = *admin_encryptor_owner;
   KW_ASSERT_OK_AND_ASSIGN(std::string genuine, admin_encryptor.Encrypt("pay 10", {{"t", "1"}}));
-  Encryptor reader(app_.get(), EncryptorOptions{.key_name = "signed/k"});
-  KW_ASSERT_OK_AND_ASSIGN(SecretData read, reader.Decrypt(genuine, {{"t", "1"}}));
+  KW_ASSERT_OK_AND_ASSIGN(std::shared_ptr<Encryptor> reader_owner,
+                          Encryptor::Create(app_, EncryptorOptions{.key_name = "signed/k"}));
+  Encryptor& reader = *reader_owner;
+  KW_ASSERT_OK_AND_ASSIGN(Decrypted read_opened, reader.Decrypt(genuine, {{"t", "1"}}));
+  SecretData& read = read_opened.plaintext;
   EXPECT_EQ(read.AsStringView(), "pay 10");
 
   // The reader holds the data key of the genuine message...

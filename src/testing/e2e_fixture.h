@@ -8,10 +8,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "keyward/client.h"
+#include "keyward/connection.h"
 #include "nlohmann/json.hpp"
 #include "testing/dev_server.h"
 #include "testing/status_matchers.h"
+#include "testing/test_client.h"
 
 namespace keyward {
 
@@ -23,10 +24,10 @@ class E2eTest : public ::testing::Test {
     server_ = std::move(*s);
     KW_ASSERT_OK(server_->Start());
   }
-  std::unique_ptr<Client> Connect(const std::string& config) {
+  std::shared_ptr<testing::Client> Connect(const std::string& config) {
     auto options = LoadClientConfig(config);
     EXPECT_TRUE(options.ok()) << options.status();
-    auto client = Client::Connect(*options);
+    auto client = testing::Client::Connect(*options);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? std::move(*client) : nullptr;
   }

@@ -22,7 +22,7 @@ dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/^ */  depends: /' | head -20
 dpkg -i "$deb" >"$work/dpkg-i.log" 2>&1 || { cat "$work/dpkg-i.log"; exit 1; }
 files=$(dpkg -L keyward | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 echo "installed $(echo "$files" | wc -l) files"
-for want in /usr/bin/keyward /usr/bin/keywardd /usr/include/keyward/client.h \
+for want in /usr/bin/keyward /usr/bin/keywardd /usr/include/keyward/encryptor.h \
             /usr/lib/systemd/system/keywardd.service /usr/lib/cmake/Keyward/KeywardConfig.cmake; do
   [ -e "$want" ] || { echo "missing after dpkg -i: $want" >&2; exit 1; }
 done

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <string>
 
-#include "keyward/client.h"
+#include "keyward/data_client.h"
 #include "keyward/encryptor.h"
 #include "keyward/version.h"
 
@@ -16,17 +16,16 @@ int main(int argc, char** argv) {
   }
   auto options = keyward::LoadClientConfig(argv[1]);
   if (!options.ok()) return std::fprintf(stderr, "%s\n", options.status().ToString().c_str()), 1;
-  auto client = keyward::Client::Connect(*options);
+  auto client = keyward::DataClient::Connect(*options);
   if (!client.ok()) return std::fprintf(stderr, "%s\n", client.status().ToString().c_str()), 1;
-  keyward::EncryptorOptions eo;
-  eo.key_name = argv[2];
-  keyward::Encryptor encryptor(client->get(), eo);
-  auto message = encryptor.Encrypt(argv[3], {{"app", "consumer"}});
+  auto encryptor = keyward::Encryptor::Create(*client, {.key_name = argv[2]});
+  if (!encryptor.ok()) return std::fprintf(stderr, "%s\n", encryptor.status().ToString().c_str()), 1;
+  auto message = (*encryptor)->Encrypt(argv[3], {{"app", "consumer"}});
   if (!message.ok()) return std::fprintf(stderr, "%s\n", message.status().ToString().c_str()), 1;
   std::ofstream(argv[4], std::ios::binary) << *message;
-  auto plaintext = encryptor.Decrypt(*message, {{"app", "consumer"}});
-  if (!plaintext.ok()) return std::fprintf(stderr, "%s\n", plaintext.status().ToString().c_str()), 1;
-  if (plaintext->AsStringView() != argv[3]) return std::fprintf(stderr, "round trip differs\n"), 1;
+  auto opened = (*encryptor)->Decrypt(*message, {{"app", "consumer"}});
+  if (!opened.ok()) return std::fprintf(stderr, "%s\n", opened.status().ToString().c_str()), 1;
+  if (opened->plaintext.AsStringView() != argv[3]) return std::fprintf(stderr, "round trip differs\n"), 1;
   std::printf("libkeyward %s: %zu-byte message round-tripped\n", keyward::kVersion,
               message->size());
   return 0;

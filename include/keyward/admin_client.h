@@ -1,14 +1,12 @@
-// keyward::Client: the SDK's connection to keywardd.
+// keyward::AdminClient: what tools need from keywardd — keys and their
+// versions, the access policy and grants, the audit log, and the rotation
+// evidence (data set reports, drill samples).  Applications that only
+// encrypt and decrypt link keyward/data_client.h instead.
 //
-// Mutual TLS 1.3 to one or more servers (calls are spread round-robin),
-// a deadline on every call, and retries with exponential backoff for
-// UNAVAILABLE only (a call that may have changed state is never retried
-// for any other reason).  On connect the client asks the server for its
-// environment and refuses one that differs from its own configuration.
-//
-// Thread-safety: a Client is safe for concurrent use; share one per process.
-#ifndef KEYWARD_CLIENT_H_
-#define KEYWARD_CLIENT_H_
+// Errors are the server's, with their Keyward error codes
+// (keyward/errors.h).  Thread-safety: safe for concurrent use.
+#ifndef KEYWARD_ADMIN_CLIENT_H_
+#define KEYWARD_ADMIN_CLIENT_H_
 
 #include <cstdint>
 #include <map>
@@ -19,48 +17,61 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "keyward/connection.h"
 #include "keyward/keyring.h"
-#include "keyward/secret_data.h"
+#include "keyward/message.h"
 
 namespace keyward {
 
-struct ClientOptions {
-  std::vector<std::string> servers;  // "host:port", at least one
-  std::string environment;           // must match the servers'
-  std::string ca_file;    // CA that signed the servers' certificates
-  std::string cert_file;  // this client's certificate (its principal)
-  std::string key_file;   // and private key
-  absl::Duration deadline = absl::Seconds(10);  // per attempt
-  int max_attempts = 4;                         // UNAVAILABLE only
-  absl::Duration initial_backoff = absl::Milliseconds(50);
-  // The audit checkpoint signing key's fingerprint (hex SHA-256 of its
-  // SubjectPublicKeyInfo), recorded when the deployment was set up: `keyward
-  // audit verify` and `audit checkpoint` trust checkpoints signed by it.
-  std::string audit_checkpoint_key_fingerprint;
+// What a key's versions may be used for.
+enum class KeyPurpose {
+  kUnknown = 0,  // a purpose this SDK does not know (a newer server)
+  kEnvelopeEncryption,
+  kDeterministicEncryption,
+  kBlindIndex,
 };
 
-// Reads a client config file (YAML: servers, environment, tls.{ca, cert,
-// key}, deadline, audit.checkpoint_key_fingerprint).  Relative paths resolve against the file's directory.
-// Errors: kNotFound, kInvalidArgument naming the field.
-absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path);
-
-struct ServerInfo {
-  std::string environment;
-  std::string version;
-  std::vector<std::string> suites;
-  std::string hsm;
-  bool hsm_software = false;
-  std::string principal;  // who the server says you are
-  // The audit checkpoint signing key's fingerprint, as the server reports
-  // it; compare it with the one recorded at setup before pinning it.
-  std::string audit_checkpoint_key_fingerprint;
+// A key version's lifecycle (docs/rotation.md):
+//   enabled -rotate-> decrypt-only -disable-> disabled -schedule->
+//   pending-destruction -(waiting period)-> destroyed
+enum class KeyVersionState {
+  kUnknown = 0,  // a state this SDK does not know (a newer server)
+  kEnabled,
+  kDecryptOnly,
+  kDisabled,
+  kPendingDestruction,
+  kDestroyed,
 };
+
+// Where a version's KEK lives.
+enum class KeyProtection {
+  kServerDefault = 0,  // on create: keywardd's default_protection
+  kWrappedByRoot,      // sealed by the HSM root key, unsealed in memory
+  kHsmResident,        // a non-extractable object in the HSM
+};
+
+// The names keywardd and the CLI use: "envelope-encryption", "enabled",
+// "decrypt-only", "hsm-resident", ...  ("unknown", "server-default").
+absl::string_view KeyPurposeName(KeyPurpose purpose);
+absl::string_view KeyVersionStateName(KeyVersionState state);
+absl::string_view KeyProtectionName(KeyProtection protection);
+// The inverse; kUnknown / kServerDefault for a name it does not know.
+KeyPurpose KeyPurposeFromName(absl::string_view name);
+KeyVersionState KeyVersionStateFromName(absl::string_view name);
+// Errors: kInvalidArgument listing the names it accepts.
+absl::StatusOr<KeyProtection> ParseKeyProtection(absl::string_view name);
+
+// True for the states whose data keys still decrypt.
+inline bool CanDecrypt(KeyVersionState state) {
+  return state == KeyVersionState::kEnabled || state == KeyVersionState::kDecryptOnly;
+}
 
 struct KeyVersionInfo {
   uint32_t version = 0;
-  std::string state;       // enabled | decrypt-only | disabled | pending-destruction | destroyed
-  std::string protection;  // wrapped-by-root | hsm-resident
+  KeyVersionState state = KeyVersionState::kUnknown;
+  KeyProtection protection = KeyProtection::kServerDefault;
   absl::Time created;
   std::optional<absl::Time> destroy_after;
   std::optional<absl::Time> destroyed;
@@ -72,8 +83,8 @@ struct KeyVersionInfo {
 
 struct KeyInfo {
   std::string name;
-  std::string purpose;
-  std::string suite;
+  KeyPurpose purpose = KeyPurpose::kUnknown;
+  Suite suite = Suite::kAes256GcmHkdfSha256Commit;
   std::string environment;
   std::map<std::string, std::string> labels;
   absl::Duration rotation_period = absl::ZeroDuration();
@@ -86,8 +97,8 @@ struct KeyInfo {
 struct CreateKeyOptions {
   std::map<std::string, std::string> labels;
   absl::Duration rotation_period = absl::ZeroDuration();
-  std::string protection;  // "" (server default), wrapped-by-root, hsm-resident
-  std::string suite;       // "" (default AES-256-GCM-HKDF-SHA256-COMMIT)
+  KeyProtection protection = KeyProtection::kServerDefault;
+  std::optional<Suite> suite;  // absent: AES-256-GCM-HKDF-SHA256-COMMIT
 };
 
 struct KeyUpdate {
@@ -99,16 +110,6 @@ struct KeyUpdate {
 struct KeyList {
   std::vector<KeyInfo> keys;
   std::string next_page_token;
-};
-
-struct WrappedKeyResult {
-  std::string wrapped;
-  KeyReference key;
-};
-
-struct RewrappedHeader {
-  std::string header;
-  KeyReference key;
 };
 
 // Rotation (docs/rotation.md).
@@ -123,7 +124,7 @@ struct DataSetReportInfo {
 
 struct DrillSampleInfo {
   uint32_t version = 0;
-  std::string state;
+  KeyVersionState state = KeyVersionState::kUnknown;
   std::string message;             // empty: the version predates drills
   std::string expected_plaintext;  // not secret
 };
@@ -200,17 +201,15 @@ struct AuditPage {
   uint64_t size = 0;                 // records in the log
 };
 
-class Client {
+class AdminClient {
  public:
-  // Connects and checks the server's environment.  Errors: kInvalidArgument
-  // (options, unreadable TLS files), kUnavailable (no server answers),
-  // kFailedPrecondition with ErrorCode kEnvironmentMismatch.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Client>> Connect(
+  // Opens a connection of its own (Connection::Open's errors).
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<AdminClient>> Connect(
       const ClientOptions& options);
-  ~Client();
+  // Over a connection shared with other clients (not null).
+  explicit AdminClient(std::shared_ptr<Connection> connection);
 
-  const ClientOptions& options() const { return options_; }
-
+  const ClientOptions& options() const { return connection_->options(); }
   [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo();
 
   // Keys.  Errors are the server's, with their Keyward error codes.
@@ -237,44 +236,6 @@ class Client {
   [[nodiscard]] absl::StatusOr<KeyInfo> CancelVersionDestruction(const std::string& name,
                                                                  uint32_t version);
 
-  // Data keys.
-  [[nodiscard]] absl::StatusOr<GeneratedDataKey> GenerateDataKey(
-      const std::string& key_name, const EncryptionContext& context);
-  [[nodiscard]] absl::StatusOr<WrappedKeyResult> GenerateDataKeyWithoutPlaintext(
-      const std::string& key_name, const EncryptionContext& context);
-  [[nodiscard]] absl::StatusOr<SecretData> DecryptDataKey(
-      const std::string& wrapped, const EncryptionContext& context);
-  [[nodiscard]] absl::StatusOr<WrappedKeyResult> ReWrapDataKey(
-      const std::string& wrapped, const EncryptionContext& context);
-  [[nodiscard]] absl::StatusOr<std::vector<GeneratedDataKey>> GenerateDataKeys(
-      const std::string& key_name, const EncryptionContext& context, int count);
-  // One result per input, in order.  `for_reencryption`: the caller is
-  // re-encrypting the data (audited as such; does not count as a reader
-  // for the retirement gate).
-  [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<SecretData>>> DecryptDataKeys(
-      const std::vector<std::pair<std::string, EncryptionContext>>& requests,
-      bool for_reencryption = false);
-
-  // Small payloads (at most 64 KiB) encrypted inside keywardd.
-  [[nodiscard]] absl::StatusOr<std::string> Encrypt(const std::string& key_name,
-                                                    const std::string& plaintext,
-                                                    const EncryptionContext& context);
-  [[nodiscard]] absl::StatusOr<SecretData> Decrypt(const std::string& message,
-                                                   const EncryptionContext& context);
-  // Rewraps a message header to its key's primary version inside keywardd.
-  [[nodiscard]] absl::StatusOr<RewrappedHeader> RewrapMessageHeader(
-      const std::string& header, const EncryptionContext& context);
-
-  // Rotation (docs/rotation.md).  Rewraps message headers (each through its
-  // header tag) to their keys' primary versions inside keywardd, each
-  // verified to open under the new version; one result per header, in
-  // order.  Sent in requests of at most 10,000 headers and 1 MiB, smaller if
-  // keywardd's request size limit is lower (a header alone above it gets
-  // kLimitExceeded).  An error for the whole call means some headers may
-  // have been rewrapped (the results are discarded: the caller's messages
-  // are unchanged).
-  [[nodiscard]] absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>>
-  RewrapMessageHeaders(const std::vector<std::string>& headers);
   // The retirement gate's evidence: rows per version of one data set.
   [[nodiscard]] absl::Status ReportDataSet(const DataSetReportInfo& report);
   [[nodiscard]] absl::StatusOr<std::vector<DataSetReportInfo>> ListDataSets(
@@ -303,12 +264,9 @@ class Client {
   [[nodiscard]] absl::StatusOr<AuditPage> ReadAuditRecords(const AuditQuery& query);
 
  private:
-  struct Impl;
-  explicit Client(ClientOptions options);
-  ClientOptions options_;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Connection> connection_;
 };
 
 }  // namespace keyward
 
-#endif  // KEYWARD_CLIENT_H_
+#endif  // KEYWARD_ADMIN_CLIENT_H_

@@ -1,0 +1,85 @@
+// keyward::Connection: the SDK's mutual TLS 1.3 connection to keywardd,
+// shared by the role clients built on it (keyward/data_client.h for
+// applications, keyward/admin_client.h for tools).
+//
+// Calls are spread round-robin over the configured servers, each with a
+// deadline, and retried with exponential backoff for UNAVAILABLE only (a
+// call that may have changed state is never retried for any other reason).
+// On open the connection asks the server for its environment and refuses
+// one that differs from its own configuration.
+//
+// Thread-safety: a Connection is safe for concurrent use; open one per
+// process and share it (it is held by shared_ptr, so it lives as long as
+// the last client that uses it).
+#ifndef KEYWARD_CONNECTION_H_
+#define KEYWARD_CONNECTION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace keyward {
+
+struct ClientOptions {
+  std::vector<std::string> servers;  // "host:port", at least one
+  std::string environment;           // must match the servers'
+  std::string ca_file;    // CA that signed the servers' certificates
+  std::string cert_file;  // this client's certificate (its principal)
+  std::string key_file;   // and private key
+  absl::Duration deadline = absl::Seconds(10);  // per attempt
+  int max_attempts = 4;                         // UNAVAILABLE only
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  // The audit checkpoint signing key's fingerprint (hex SHA-256 of its
+  // SubjectPublicKeyInfo), recorded when the deployment was set up: `keyward
+  // audit verify` and `audit checkpoint` trust checkpoints signed by it.
+  std::string audit_checkpoint_key_fingerprint;
+};
+
+// Reads a client config file (YAML: servers, environment, tls.{ca, cert,
+// key}, deadline, audit.checkpoint_key_fingerprint).  Relative paths
+// resolve against the file's directory.  Errors: kNotFound,
+// kInvalidArgument naming the field.
+[[nodiscard]] absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path);
+
+struct ServerInfo {
+  std::string environment;
+  std::string version;
+  std::vector<std::string> suites;
+  std::string hsm;
+  bool hsm_software = false;
+  std::string principal;  // who the server says you are
+  // The audit checkpoint signing key's fingerprint, as the server reports
+  // it; compare it with the one recorded at setup before pinning it.
+  std::string audit_checkpoint_key_fingerprint;
+};
+
+class Connection {
+ public:
+  // Connects and checks the server's environment.  Errors: kInvalidArgument
+  // (options, unreadable TLS files), kUnavailable (no server answers),
+  // kFailedPrecondition with ErrorCode kEnvironmentMismatch.
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<Connection>> Open(
+      const ClientOptions& options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  const ClientOptions& options() const { return options_; }
+  [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo();
+
+  // The SDK's own access to the channel (src/sdk); not for applications.
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit Connection(ClientOptions options);
+  const ClientOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keyward
+
+#endif  // KEYWARD_CONNECTION_H_

@@ -1,0 +1,101 @@
+#include "keyward/caching_unwrapper.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "testing/status_matchers.h"
+
+namespace keyward {
+namespace {
+
+// Unwraps every entry of provider "p" to its ciphertext's first 32 bytes
+// (padded), counting calls.
+class FakeUnwrapper final : public KeyUnwrapper {
+ public:
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey& edk,
+                                           const EncryptionContext& context) const override {
+    ++calls;
+    if (fail) return absl::UnavailableError("down");
+    // A digest-like function of everything, so distinct entries differ.
+    const std::string all = absl::StrCat(edk.provider_info.size(), ":", edk.provider_info,
+                                         edk.ciphertext.size(), ":", edk.ciphertext,
+                                         context.size());
+    std::string key(32, '\0');
+    for (size_t i = 0; i < all.size(); ++i) key[i % 32] = static_cast<char>(key[i % 32] * 31 + all[i]);
+    return SecretData::CopyFrom(key);
+  }
+  bool Owns(const EncryptedDataKey& edk) const override { return edk.provider_id == "p"; }
+  mutable std::atomic<int> calls{0};
+  bool fail = false;
+};
+
+TEST(CachingUnwrapperTest, CacheKeysAreUnambiguous) {
+  // Pairs of entries that a naive "a|b|c" key would confuse.
+  const EncryptedDataKey a{"p", "k|x", "y"}, b{"p", "k", "x|y"};
+  EXPECT_NE(CachingUnwrapper::CacheKey(a, {}), CachingUnwrapper::CacheKey(b, {}));
+  const EncryptedDataKey c{"p", "k", "xy"};
+  EXPECT_NE(CachingUnwrapper::CacheKey(c, {{"a", "b"}}),
+            CachingUnwrapper::CacheKey({"p", "k", "x"}, {{"ya", "b"}}));
+  auto inner = std::make_shared<FakeUnwrapper>();
+  CachingUnwrapper cache(inner, {});
+  KW_ASSERT_OK_AND_ASSIGN(SecretData ka, cache.UnwrapDataKey(a, {}));
+  KW_ASSERT_OK_AND_ASSIGN(SecretData kb, cache.UnwrapDataKey(b, {}));
+  EXPECT_NE(ka.AsStringView(), kb.AsStringView());
+  EXPECT_EQ(inner->calls.load(), 2);
+}
+
+TEST(CachingUnwrapperTest, HitsMissesLimitsAndErrors) {
+  auto inner = std::make_shared<FakeUnwrapper>();
+  CacheLimits limits;
+  limits.max_messages = 3;
+  int hits = 0, misses = 0;
+  CachingUnwrapper cache(inner, limits, [&](bool hit) { ++(hit ? hits : misses); });
+  const EncryptedDataKey e{"p", "k", "w"};
+  for (int i = 0; i < 4; ++i) KW_ASSERT_OK(cache.UnwrapDataKey(e, {{"t", "1"}}).status());
+  // Three uses per entry, then a fresh unwrap.
+  EXPECT_EQ(inner->calls.load(), 2);
+  EXPECT_EQ(cache.misses(), 2u);
+  EXPECT_EQ(cache.hits(), 2u);
+  EXPECT_EQ(hits, 2);
+  EXPECT_EQ(misses, 2);
+  // Another context is another entry.
+  KW_ASSERT_OK(cache.UnwrapDataKey(e, {{"t", "2"}}).status());
+  EXPECT_EQ(inner->calls.load(), 3);
+  // Not ours: kNotFound without calling the inner unwrapper.
+  EXPECT_TRUE(absl::IsNotFound(cache.UnwrapDataKey({"q", "k", "w"}, {}).status()));
+  EXPECT_EQ(inner->calls.load(), 3);
+  // Errors are not cached.
+  cache.Clear();
+  inner->fail = true;
+  EXPECT_FALSE(cache.UnwrapDataKey(e, {}).ok());
+  inner->fail = false;
+  KW_EXPECT_OK(cache.UnwrapDataKey(e, {}).status());
+}
+
+TEST(CachingUnwrapperTest, ConcurrentUnwrapsOfOneEntryMakeOneCall) {
+  auto inner = std::make_shared<FakeUnwrapper>();
+  CachingUnwrapper cache(inner, {});
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      if (!cache.UnwrapDataKey({"p", "k", "w"}, {}).ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(inner->calls.load(), 1);
+}
+
+TEST(CachingUnwrapperTest, LimitsMustBeAboveZero) {
+  CacheLimits l;
+  KW_EXPECT_OK(ValidateCacheLimits(l, "c"));
+  l.max_entries = 0;
+  EXPECT_FALSE(ValidateCacheLimits(l, "c").ok());
+}
+
+}  // namespace
+}  // namespace keyward

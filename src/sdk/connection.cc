@@ -1,0 +1,198 @@
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/duration.h"
+#include "base/status_macros.h"
+#include "keyward/connection.h"
+#include "sdk/connection_impl.h"
+#include "yaml-cpp/yaml.h"
+
+namespace keyward {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the ", what, " file ", path));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+namespace sdk {
+
+constexpr char kErrorCodeMetadata[] = "keyward-error-code";
+
+void Wipe(std::string* s) {
+  if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
+}
+
+// A batch item's error as a status with its Keyward code.
+absl::Status ItemStatus(int code, const std::string& error, const std::string& error_code) {
+  const ErrorCode ec = ErrorCodeFromName(error_code);
+  const auto c = static_cast<absl::StatusCode>(code);
+  return ec == ErrorCode::kNone ? absl::Status(c, error) : MakeError(c, ec, error);
+}
+
+absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
+                      absl::string_view server) {
+  const auto code = static_cast<absl::StatusCode>(s.error_code());
+  std::string message = s.error_message();
+  if (code == absl::StatusCode::kUnavailable) {
+    message = absl::StrCat("keywardd at ", server, " is unavailable: ", message,
+                           " (check the server address, that keywardd runs, "
+                           "and that the CA and client certificate match it)");
+  }
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  auto it = trailers.find(kErrorCodeMetadata);
+  if (it != trailers.end()) {
+    const ErrorCode ec = ErrorCodeFromName(
+        absl::string_view(it->second.data(), it->second.size()));
+    if (ec != ErrorCode::kNone) return MakeError(code, ec, message);
+  }
+  return absl::Status(code, message);
+}
+
+KeyReference FromProto(const v1::KeyReference& r) {
+  return KeyReference{r.environment(), r.key_name(), r.key_version()};
+}
+
+void ToProto(const EncryptionContext& ctx,
+             google::protobuf::Map<std::string, std::string>* out) {
+  for (const auto& [k, v] : ctx) (*out)[k] = v;
+}
+
+}  // namespace sdk
+
+absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot read the client config ", path,
+        " (pass --config FILE or set KEYWARD_CONFIG; `keyward dev init DIR` "
+        "writes DIR/admin.yaml and DIR/app.yaml)"));
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid YAML: ", e.what()));
+  }
+  auto err = [&](absl::string_view field, absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", field, ": ", what));
+  };
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  auto resolve = [&](const std::string& p) {
+    return p.empty() || p[0] == '/' ? p : absl::StrCat(dir, "/", p);
+  };
+  ClientOptions o;
+  const YAML::Node servers = root["servers"];
+  if (!servers) return err("servers", "is required (a list of host:port)");
+  if (servers.IsScalar()) {
+    o.servers.push_back(servers.as<std::string>());
+  } else if (servers.IsSequence()) {
+    for (const auto& s : servers) o.servers.push_back(s.as<std::string>());
+  } else {
+    return err("servers", "must be a list of host:port");
+  }
+  if (o.servers.empty()) return err("servers", "is empty");
+  if (!root["environment"]) return err("environment", "is required");
+  o.environment = root["environment"].as<std::string>();
+  const YAML::Node tls = root["tls"];
+  if (!tls) return err("tls", "is required (tls.ca, tls.cert, tls.key)");
+  for (const char* f : {"ca", "cert", "key"}) {
+    if (!tls[f]) return err(absl::StrCat("tls.", f), "is required");
+  }
+  o.ca_file = resolve(tls["ca"].as<std::string>());
+  o.cert_file = resolve(tls["cert"].as<std::string>());
+  o.key_file = resolve(tls["key"].as<std::string>());
+  if (root["deadline"]) {
+    auto d = ParseHumanDuration(root["deadline"].as<std::string>());
+    if (!d.ok()) return err("deadline", d.status().message());
+    o.deadline = *d;
+  }
+  if (const YAML::Node audit = root["audit"]) {
+    if (!audit.IsMap()) return err("audit", "must be a mapping (audit.checkpoint_key_fingerprint)");
+    if (const YAML::Node fp = audit["checkpoint_key_fingerprint"]) {
+      const std::string v = fp.IsScalar() ? fp.as<std::string>() : std::string();
+      if (v.size() != 64 || v.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return err("audit.checkpoint_key_fingerprint", "must be 64 lowercase hex digits");
+      }
+      o.audit_checkpoint_key_fingerprint = v;
+    }
+  }
+  return o;
+}
+
+Connection::Connection(ClientOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+Connection::~Connection() = default;
+
+absl::StatusOr<std::shared_ptr<Connection>> Connection::Open(const ClientOptions& options) {
+  if (options.servers.empty()) {
+    return absl::InvalidArgumentError("the client needs at least one server address");
+  }
+  if (options.environment.empty()) {
+    return absl::InvalidArgumentError(
+        "the client needs its environment, so it can refuse a server of "
+        "another one");
+  }
+  KW_ASSIGN_OR_RETURN(std::string ca, ReadPem("CA", options.ca_file));
+  KW_ASSIGN_OR_RETURN(std::string cert, ReadPem("client certificate", options.cert_file));
+  KW_ASSIGN_OR_RETURN(std::string key, ReadPem("client key", options.key_file));
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      ca, std::vector<grpc::experimental::IdentityKeyCertPair>{{key, cert}});
+  sdk::Wipe(&key);
+  grpc::experimental::TlsChannelCredentialsOptions tls;
+  tls.set_certificate_provider(provider);
+  tls.watch_root_certs();
+  tls.watch_identity_key_cert_pairs();
+  auto creds = grpc::experimental::TlsCredentials(tls);
+  std::shared_ptr<Connection> client(new Connection(options));
+  for (const std::string& address : options.servers) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
+    auto channel = grpc::CreateCustomChannel(address, creds, args);
+    client->impl_->addresses.push_back(address);
+    client->impl_->stubs.push_back(v1::KeyManagement::NewStub(channel));
+  }
+  KW_ASSIGN_OR_RETURN(ServerInfo info, client->GetServerInfo());
+  if (info.environment != options.environment) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     ErrorCode::kEnvironmentMismatch,
+                     absl::StrCat("keywardd at ", absl::StrJoin(options.servers, ", "),
+                                  " serves environment '", info.environment,
+                                  "' but this client is configured for '",
+                                  options.environment, "'; refusing to use it"));
+  }
+  return client;
+}
+
+absl::StatusOr<ServerInfo> Connection::GetServerInfo() {
+  v1::GetServerInfoRequest req;
+  v1::ServerInfo resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*this, req, &resp, &v1::KeyManagement::Stub::GetServerInfo));
+  ServerInfo out;
+  out.environment = resp.environment();
+  out.version = resp.version();
+  out.suites = {resp.suites().begin(), resp.suites().end()};
+  out.hsm = resp.hsm();
+  out.hsm_software = resp.hsm_software();
+  out.principal = resp.principal();
+  out.audit_checkpoint_key_fingerprint = resp.audit_checkpoint_key_fingerprint();
+  return out;
+}
+
+}  // namespace keyward
