@@ -2,6 +2,9 @@
 // Run once per format version; it refuses to overwrite existing files,
 // because released vectors never change.
 //   build/release/bin/format_vector_generator tests/vectors/format_v1
+// Long on purpose: one job, the frozen vectors, and most of it is tables of
+// cases.  Each negative vector is cut from a message built earlier in the same
+// run, at offsets counted from docs/format.md; it reads best beside that message.
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -1,0 +1,207 @@
+// The audit log's signed checkpoints and its anchor: the history checked
+// when the log opens, and a checkpoint signed and anchored every interval.
+#include <optional>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "audit/audit_log.h"
+#include "audit/audit_log_files.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+#include "crypto/signature.h"
+#include "nlohmann/json.hpp"
+
+namespace keyward::audit {
+
+std::string CheckpointMessage(absl::string_view environment, uint64_t tree_size,
+                              const Hash& root, absl::Time time) {
+  return absl::StrCat("keyward audit checkpoint v1\n", environment, "\n", tree_size,
+                      "\n", ToHex(root), "\n", absl::ToUnixMicros(time), "\n");
+}
+
+absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  Checkpoint c;
+  std::string root, sig;
+  if (!j.is_object() || !j.contains("tree_size") || !j.contains("root") ||
+      !j.contains("time_unix_micros") || !j.contains("signature") ||
+      !j.contains("environment") || !j.contains("key_fingerprint")) {
+    return absl::DataLossError("not a checkpoint record");
+  }
+  try {
+    c.environment = j["environment"].get<std::string>();
+    c.tree_size = j["tree_size"].get<uint64_t>();
+    root = j["root"].get<std::string>();
+    c.time = absl::FromUnixMicros(j["time_unix_micros"].get<int64_t>());
+    c.key_fingerprint = j["key_fingerprint"].get<std::string>();
+    sig = j["signature"].get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return absl::DataLossError("a checkpoint field has the wrong type");
+  }
+  if (!FromHex(root, &c.root) || !absl::Base64Unescape(sig, &c.signature)) {
+    return absl::DataLossError("a checkpoint has a malformed root or signature");
+  }
+  c.line = std::string(line);
+  return c;
+}
+
+absl::Status AuditLog::CheckHistory() {
+  // Every checkpoint's root must be the root of the records it covers.
+  // Only the latest needs its signature checked: it covers every earlier
+  // checkpoint's records, whose roots then follow from the same leaves.
+  auto content = ReadWholeFile(Path(options_.dir, kCheckpointsFile));
+  if (!content.ok() && content.status().code() != absl::StatusCode::kNotFound) {
+    return content.status();
+  }
+  std::optional<Checkpoint> last;
+  if (content.ok()) {
+    size_t pos = 0;
+    int n = 0;
+    while (pos < content->size()) {
+      const size_t nl = content->find('\n', pos);
+      if (nl == std::string::npos) break;  // a line torn by a crash: never used
+      const absl::string_view line(content->data() + pos, nl - pos);
+      pos = nl + 1;
+      if (line.empty()) continue;
+      ++n;
+      auto c = ParseCheckpoint(line);
+      if (!c.ok()) return Tampered(absl::StrCat("checkpoint ", n, " is malformed"));
+      if (c->tree_size > tree_.size()) {
+        return Tampered(absl::StrCat("checkpoint ", n, " covers ", c->tree_size,
+                                     " records but the log holds ", tree_.size(),
+                                     ": records were removed"));
+      }
+      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(c->tree_size));
+      if (root != c->root) {
+        return Tampered(absl::StrCat("records 0..", c->tree_size, " no longer match checkpoint ",
+                                     n, ": a record in that range was changed"));
+      }
+      last = std::move(*c);
+    }
+  }
+  if (last && options_.signer != nullptr) {
+    if (last->key_fingerprint != key_fingerprint_ ||
+        !crypto::VerifyEcdsaP256(public_key_pem_,
+                                 CheckpointMessage(last->environment, last->tree_size,
+                                                   last->root, last->time),
+                                 last->signature)
+             .ok()) {
+      return Tampered(absl::StrCat(
+          "the latest checkpoint (", last->tree_size,
+          " records) is not signed by this keywardd's HSM key ", key_fingerprint_.substr(0, 16),
+          ": the checkpoints were re-signed or replaced"));
+    }
+  }
+  if (options_.anchor != nullptr) {
+    KW_ASSIGN_OR_RETURN(std::optional<CheckpointAnchor::Anchor> anchor, options_.anchor->Load());
+    if (anchor && tree_.size() == 0 && anchor->tree_size > 0 && options_.allow_new_log) {
+      Log(LogLevel::kWarning, "audit",
+          "starting a NEW audit log on request (--new-audit-log); the previous one is not in "
+          "the audit directory",
+          {{"previous_records", absl::StrCat(anchor->tree_size)},
+           {"previous_root", ToHex(anchor->root)}});
+      replaced_anchor_ = *anchor;
+      KW_RETURN_IF_ERROR(options_.anchor->Store({0, EmptyRoot()}));
+    } else if (anchor) {
+      if (anchor->tree_size > tree_.size()) {
+        return Tampered(absl::StrCat("keywardd sealed a checkpoint of ", anchor->tree_size,
+                                     " records, but the log holds ", tree_.size(),
+                                     ": records were removed"));
+      }
+      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(anchor->tree_size));
+      if (root != anchor->root) {
+        return Tampered(absl::StrCat("records 0..", anchor->tree_size,
+                                     " are not the ones keywardd sealed: the log was rewritten"));
+      }
+    } else if (tree_.size() > 0) {
+      if (!options_.adopt_log) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the key store holds no sealed checkpoint for the audit log in ", options_.dir,
+            ", which holds ", tree_.size(),
+            " records. Either the anchor was removed from the key store, and the log may have "
+            "been cut back to an earlier checkpoint, or the log was written before keywardd "
+            "anchored its logs, or the key store was restored without it. keywardd refuses to sign "
+            "it. Check it with `keyward audit verify --log DIR --checkpoint-key-fingerprint "
+            "FP` against a checkpoint you saved; if it is the log you expect, start keywardd "
+            "once with --adopt-audit-log (recorded in the log); see docs/audit.md"));
+      }
+      Log(LogLevel::kWarning, "audit",
+          "adopting an audit log the key store holds no anchor for (--adopt-audit-log); it "
+          "was checked against its own signed checkpoints only",
+          {{"records", absl::StrCat(tree_.size())}});
+      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(tree_.size()));
+      KW_RETURN_IF_ERROR(options_.anchor->Store({tree_.size(), root}));
+      adopted_records_ = tree_.size();
+    } else {
+      KW_RETURN_IF_ERROR(options_.anchor->Store({0, EmptyRoot()}));
+    }
+  }
+  if (last) latest_ = std::move(*last);
+  return absl::OkStatus();
+}
+
+void AuditLog::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  for (;;) {
+    stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.checkpoint_interval));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) return;
+    }
+    uint64_t last = 0;
+    {
+      std::lock_guard<std::mutex> l(checkpoint_mu_);
+      last = latest_ ? latest_->tree_size : 0;
+    }
+    if (tree_.size() != last || last == 0) {
+      if (auto c = MakeCheckpoint(); !c.ok()) {
+        Log(LogLevel::kError, "audit", "checkpoint failed",
+            {{"error", std::string(c.status().message())}});
+      }
+    }
+  }
+}
+
+absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
+  if (options_.signer == nullptr) {
+    return absl::FailedPreconditionError("no checkpoint signing key configured");
+  }
+  std::lock_guard<std::mutex> serial(checkpoint_mu_);
+  Checkpoint c;
+  c.environment = options_.environment;
+  c.tree_size = tree_.size();
+  KW_ASSIGN_OR_RETURN(c.root, tree_.Root(c.tree_size));
+  c.time = absl::Now();
+  c.key_fingerprint = key_fingerprint_;
+  KW_ASSIGN_OR_RETURN(c.signature,
+                      options_.signer->Sign(options_.signing_key_label,
+                                            CheckpointMessage(c.environment, c.tree_size,
+                                                              c.root, c.time)));
+  nlohmann::ordered_json j = {{"environment", c.environment},
+                              {"tree_size", c.tree_size},
+                              {"root", ToHex(c.root)},
+                              {"time_unix_micros", absl::ToUnixMicros(c.time)},
+                              {"time", IsoTime(c.time)},
+                              {"key_fingerprint", c.key_fingerprint},
+                              {"signature", absl::Base64Escape(c.signature)}};
+  c.line = j.dump();
+  if (!memory()) KW_RETURN_IF_ERROR(WriteDurably(kCheckpointsFile, c.line + "\n"));
+  latest_ = c;
+  if (options_.anchor != nullptr) {
+    if (absl::Status s = options_.anchor->Store({c.tree_size, c.root}); !s.ok()) {
+      Log(LogLevel::kError, "audit", "could not anchor the checkpoint in the key store",
+          {{"error", std::string(s.message())}});
+    }
+  }
+  return c;
+}
+
+absl::StatusOr<Checkpoint> AuditLog::LatestCheckpoint() const {
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  if (!latest_) return absl::NotFoundError("no checkpoint has been written yet");
+  return *latest_;
+}
+
+}  // namespace keyward::audit

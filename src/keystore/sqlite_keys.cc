@@ -1,0 +1,256 @@
+// Keys and their versions in the SQLite key store: create, read, list,
+// update under the revision check, count.
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "keystore/sqlite_key_store.h"
+#include "keystore/sqlite_statement.h"
+#include "keystore/store_common.h"
+#include "nlohmann/json.hpp"
+
+namespace keyward::keystore {
+namespace {
+
+std::string LabelsToJson(const std::map<std::string, std::string>& labels) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : labels) j[k] = v;
+  return j.dump();
+}
+
+std::map<std::string, std::string> LabelsFromJson(const std::string& text) {
+  std::map<std::string, std::string> labels;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.value().is_string()) labels[it.key()] = it.value();
+    }
+  }
+  return labels;
+}
+
+// The smallest string greater than every string starting with `prefix`
+// (names are ASCII), or empty when there is none.
+std::string PrefixEnd(absl::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(end.back() + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+bool SameStoredFields(const KeyVersion& a, const KeyVersion& b) {
+  return a.state == b.state && a.protection == b.protection &&
+         a.sealed_kek == b.sealed_kek && a.hsm_key_id == b.hsm_key_id &&
+         a.created == b.created && a.destroy_after == b.destroy_after &&
+         a.destroyed == b.destroyed && a.drill_sample == b.drill_sample &&
+         a.state_before_destruction == b.state_before_destruction;
+}
+
+}  // namespace
+
+absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
+                                                 const Key* stored) {
+  for (const KeyVersion& v : key.versions) {
+    if (stored != nullptr) {
+      const KeyVersion* old = stored->FindVersion(v.version);
+      if (old != nullptr && SameStoredFields(*old, v)) continue;
+    }
+    Statement s(db_, Prepare(
+                "INSERT INTO key_versions (key_name, version, state, protection, "
+                "sealed_kek, hsm_key_id, created_us, destroy_after_us, "
+                "destroyed_us, drill_sample, state_before_destruction) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+                "ON CONFLICT (key_name, version) DO UPDATE SET "
+                "state = excluded.state, protection = excluded.protection, "
+                "sealed_kek = excluded.sealed_kek, "
+                "hsm_key_id = excluded.hsm_key_id, "
+                "destroy_after_us = excluded.destroy_after_us, "
+                "destroyed_us = excluded.destroyed_us, "
+                "drill_sample = excluded.drill_sample, "
+                "state_before_destruction = excluded.state_before_destruction"));
+    s.Bind(1, key.name)
+        .Bind(2, v.version)
+        .Bind(3, static_cast<int64_t>(v.state))
+        .Bind(4, static_cast<int64_t>(v.protection));
+    v.sealed_kek.empty() ? s.BindNull(5) : s.BindBlob(5, v.sealed_kek);
+    v.hsm_key_id.empty() ? s.BindNull(6) : s.Bind(6, v.hsm_key_id);
+    s.Bind(7, absl::ToUnixMicros(v.created))
+        .BindOptionalTime(8, v.destroy_after)
+        .BindOptionalTime(9, v.destroyed);
+    v.drill_sample.empty() ? s.BindNull(10) : s.BindBlob(10, v.drill_sample);
+    v.state_before_destruction
+        ? s.Bind(11, static_cast<int64_t>(*v.state_before_destruction))
+        : s.BindNull(11);
+    if (s.Step() != SQLITE_DONE) return SqliteError(db_, "write key version");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteKeyStore::CreateKey(const Key& key) {
+  KW_RETURN_IF_ERROR(internal::CheckNewKey(key, environment_));
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&] { return CreateKeyLocked(key); });
+}
+
+absl::Status SqliteKeyStore::CreateKeys(const std::vector<Key>& keys) {
+  for (const Key& key : keys) {
+    KW_RETURN_IF_ERROR(internal::CheckNewKey(key, environment_));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&]() -> absl::Status {
+    for (const Key& key : keys) KW_RETURN_IF_ERROR(CreateKeyLocked(key));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status SqliteKeyStore::CreateKeyLocked(const Key& key) {
+  {
+    Statement s(db_, Prepare(
+                "INSERT INTO keys (name, purpose, suite, environment, labels, "
+                "rotation_period_s, primary_version, created_us, updated_us, "
+                "revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)"));
+    s.Bind(1, key.name)
+        .Bind(2, static_cast<int64_t>(key.purpose))
+        .Bind(3, static_cast<int64_t>(key.suite))
+        .Bind(4, key.environment)
+        .Bind(5, LabelsToJson(key.labels))
+        .Bind(6, absl::ToInt64Seconds(key.rotation_period))
+        .Bind(7, key.primary_version)
+        .Bind(8, absl::ToUnixMicros(key.created))
+        .Bind(9, absl::ToUnixMicros(key.updated));
+    if (s.Step() != SQLITE_DONE) {
+      if ((sqlite3_errcode(db_) & 0xff) == SQLITE_CONSTRAINT) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("a key named '", key.name, "' already exists"));
+      }
+      return SqliteError(db_, "create key");
+    }
+  }
+  return WriteVersionsLocked(key, nullptr);
+}
+
+absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
+  Statement s(db_, Prepare(
+              "SELECT name, purpose, suite, environment, labels, "
+              "rotation_period_s, primary_version, created_us, updated_us, "
+              "revision FROM keys WHERE name = ?1"));
+  s.Bind(1, name);
+  const int rc = s.Step();
+  if (rc == SQLITE_DONE) return internal::KeyNotFound(name);
+  if (rc != SQLITE_ROW) return SqliteError(db_, "read key");
+  Key key;
+  key.name = s.Text(0);
+  key.purpose = static_cast<KeyPurpose>(s.Int(1));
+  key.suite = static_cast<Suite>(s.Int(2));
+  key.environment = s.Text(3);
+  key.labels = LabelsFromJson(s.Text(4));
+  key.rotation_period = absl::Seconds(s.Int(5));
+  key.primary_version = static_cast<uint32_t>(s.Int(6));
+  key.created = absl::FromUnixMicros(s.Int(7));
+  key.updated = absl::FromUnixMicros(s.Int(8));
+  key.revision = static_cast<uint64_t>(s.Int(9));
+  Statement v(db_, Prepare(
+              "SELECT version, state, protection, sealed_kek, hsm_key_id, "
+              "created_us, destroy_after_us, destroyed_us, data_keys_issued, "
+              "decrypts, last_used_us, last_decrypt_us, drill_sample, "
+              "state_before_destruction FROM key_versions "
+              "WHERE key_name = ?1 ORDER BY version"));
+  v.Bind(1, name);
+  int vrc;
+  while ((vrc = v.Step()) == SQLITE_ROW) {
+    KeyVersion kv;
+    kv.version = static_cast<uint32_t>(v.Int(0));
+    kv.state = static_cast<VersionState>(v.Int(1));
+    kv.protection = static_cast<KekProtection>(v.Int(2));
+    kv.sealed_kek = v.Text(3);
+    kv.hsm_key_id = v.Text(4);
+    kv.created = absl::FromUnixMicros(v.Int(5));
+    kv.destroy_after = v.OptionalTime(6);
+    kv.destroyed = v.OptionalTime(7);
+    kv.usage.data_keys_issued = static_cast<uint64_t>(v.Int(8));
+    kv.usage.decrypts = static_cast<uint64_t>(v.Int(9));
+    kv.usage.last_used = v.OptionalTime(10);
+    kv.usage.last_decrypt = v.OptionalTime(11);
+    kv.drill_sample = v.Text(12);
+    if (!v.IsNull(13)) kv.state_before_destruction = static_cast<VersionState>(v.Int(13));
+    key.versions.push_back(std::move(kv));
+  }
+  if (vrc != SQLITE_DONE) return SqliteError(db_, "read key versions");
+  return key;
+}
+
+absl::StatusOr<Key> SqliteKeyStore::GetKey(absl::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return LoadKeyLocked(name);
+}
+
+absl::StatusOr<KeyPage> SqliteKeyStore::ListKeys(absl::string_view prefix,
+                                                 int page_size,
+                                                 absl::string_view token) {
+  KW_RETURN_IF_ERROR(internal::CheckPageSize(page_size));
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string end = PrefixEnd(prefix);
+  Statement s(db_, Prepare(
+              "SELECT name FROM keys WHERE name >= ?1 AND name > ?2 "
+              "AND (?3 = '' OR name < ?3) ORDER BY name LIMIT ?4"));
+  s.Bind(1, prefix).Bind(2, token).Bind(3, end).Bind(4, page_size + 1);
+  std::vector<std::string> names;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) names.push_back(s.Text(0));
+  if (rc != SQLITE_DONE) return SqliteError(db_, "list keys");
+  KeyPage page;
+  for (size_t i = 0; i < names.size() && static_cast<int>(i) < page_size; ++i) {
+    KW_ASSIGN_OR_RETURN(Key key, LoadKeyLocked(names[i]));
+    page.keys.push_back(std::move(key));
+  }
+  if (static_cast<int>(names.size()) > page_size) {
+    page.next_page_token = internal::NextPageToken(page.keys.back().name);
+  }
+  return page;
+}
+
+absl::Status SqliteKeyStore::UpdateKey(const Key& key) {
+  KW_RETURN_IF_ERROR(ValidateKey(key));
+  std::lock_guard<std::mutex> lock(mu_);
+  return InTransaction(db_, [&]() -> absl::Status {
+    Statement rev(db_, Prepare( "SELECT revision FROM keys WHERE name = ?1"));
+    rev.Bind(1, key.name);
+    const int rc = rev.Step();
+    if (rc == SQLITE_DONE) return internal::KeyNotFound(key.name);
+    if (rc != SQLITE_ROW) return SqliteError(db_, "read revision");
+    if (static_cast<uint64_t>(rev.Int(0)) != key.revision) {
+      return internal::RevisionConflict(key.name);
+    }
+    KW_ASSIGN_OR_RETURN(Key stored, LoadKeyLocked(key.name));
+    if (stored.versions.size() > key.versions.size()) {
+      return absl::InvalidArgumentError("versions are never removed");
+    }
+    Statement s(db_, Prepare(
+                "UPDATE keys SET labels = ?2, rotation_period_s = ?3, "
+                "primary_version = ?4, updated_us = ?5, suite = ?6, "
+                "revision = revision + 1 WHERE name = ?1"));
+    s.Bind(1, key.name)
+        .Bind(2, LabelsToJson(key.labels))
+        .Bind(3, absl::ToInt64Seconds(key.rotation_period))
+        .Bind(4, key.primary_version)
+        .Bind(5, absl::ToUnixMicros(key.updated))
+        .Bind(6, static_cast<int64_t>(key.suite));
+    if (s.Step() != SQLITE_DONE) return SqliteError(db_, "update key");
+    return WriteVersionsLocked(key, &stored);
+  });
+}
+
+absl::StatusOr<int64_t> SqliteKeyStore::CountKeys() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, Prepare( "SELECT COUNT(*) FROM keys"));
+  if (s.Step() != SQLITE_ROW) return SqliteError(db_, "count keys");
+  return s.Int(0);
+}
+
+}  // namespace keyward::keystore
