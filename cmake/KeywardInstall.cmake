@@ -16,7 +16,7 @@ endif()
 
 # The internal libraries that implement include/keyward/ (and nothing else:
 # no server, key store or HSM code goes into the SDK).
-set(KEYWARD_SDK_PARTS kw_base kw_crypto kw_format kw_sdk kw_client kw_proto)
+set(KEYWARD_SDK_PARTS kw_base kw_crypto kw_format kw_sdk kw_client kw_capi kw_proto)
 set(_kw_objects "")
 set(_kw_external "")
 foreach(part IN LISTS KEYWARD_SDK_PARTS)
@@ -82,6 +82,10 @@ install(FILES ${PROJECT_BINARY_DIR}/keyward.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 install(TARGETS keyward keywardd RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The Python package (ctypes over the C API; no compiled extension).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/python/keyward
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/python3/dist-packages
+        FILES_MATCHING PATTERN "*.py")
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/keywardd.production.yaml
               ${PROJECT_SOURCE_DIR}/deploy/policy.production.yaml
         DESTINATION ${CMAKE_INSTALL_DATADIR}/keyward/examples)

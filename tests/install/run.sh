@@ -39,7 +39,7 @@ echo "== consumer built with pkg-config"
 export PKG_CONFIG_PATH="$(dirname "$prefix"/lib*/pkgconfig/keyward.pc)"
 # shellcheck disable=SC2046
 c++ -O1 -o "$work/consumer_pc" tests/install/consumer/consumer.cc \
-  $(pkg-config --cflags --libs keyward) -Wl,-rpath,"$(dirname "$so")"
+  -std=c++20 $(pkg-config --cflags --libs keyward) -Wl,-rpath,"$(dirname "$so")"
 ldd "$work/consumer_pc" | grep -q "$soname" || { echo "not linked to $soname" >&2; exit 1; }
 
 dev_setup
