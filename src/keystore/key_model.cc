@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "format/wire_names.h"
 #include "format/header.h"
 
 namespace keyward::keystore {
@@ -22,20 +23,20 @@ absl::StatusOr<Enum> ParseName(
 }
 
 constexpr std::pair<KeyPurpose, absl::string_view> kPurposes[] = {
-    {KeyPurpose::kEnvelopeEncryption, "envelope-encryption"},
-    {KeyPurpose::kDeterministicEncryption, "deterministic-encryption"},
-    {KeyPurpose::kBlindIndex, "blind-index"},
+    {KeyPurpose::kEnvelopeEncryption, format::wire::kPurposeEnvelopeEncryption},
+    {KeyPurpose::kDeterministicEncryption, format::wire::kPurposeDeterministicEncryption},
+    {KeyPurpose::kBlindIndex, format::wire::kPurposeBlindIndex},
 };
 constexpr std::pair<VersionState, absl::string_view> kStates[] = {
-    {VersionState::kEnabled, "enabled"},
-    {VersionState::kDecryptOnly, "decrypt-only"},
-    {VersionState::kDisabled, "disabled"},
-    {VersionState::kPendingDestruction, "pending-destruction"},
-    {VersionState::kDestroyed, "destroyed"},
+    {VersionState::kEnabled, format::wire::kStateEnabled},
+    {VersionState::kDecryptOnly, format::wire::kStateDecryptOnly},
+    {VersionState::kDisabled, format::wire::kStateDisabled},
+    {VersionState::kPendingDestruction, format::wire::kStatePendingDestruction},
+    {VersionState::kDestroyed, format::wire::kStateDestroyed},
 };
 constexpr std::pair<KekProtection, absl::string_view> kProtections[] = {
-    {KekProtection::kWrappedByRoot, "wrapped-by-root"},
-    {KekProtection::kHsmResident, "hsm-resident"},
+    {KekProtection::kWrappedByRoot, format::wire::kProtectionWrappedByRoot},
+    {KekProtection::kHsmResident, format::wire::kProtectionHsmResident},
 };
 
 template <typename Enum, size_t N>

@@ -17,7 +17,6 @@
 namespace keyward::reencrypt {
 namespace {
 
-constexpr char kKmsProvider[] = "kms";
 // Batches being processed while one commits: three keep keywardd busy while
 // this process parses, checks and commits.  With --rate, one: a throttled
 // job should not run ahead of its rate.
@@ -37,7 +36,7 @@ absl::StatusOr<Parsed> Parse(absl::string_view value) {
 
 const EncryptedDataKey* KmsEntry(const format::Header& h) {
   for (const EncryptedDataKey& edk : h.data_keys) {
-    if (edk.provider_id == kKmsProvider && edk.provider_info == h.key.key_name) return &edk;
+    if (edk.provider_id == kKmsProviderId && edk.provider_info == h.key.key_name) return &edk;
   }
   return nullptr;
 }

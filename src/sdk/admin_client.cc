@@ -1,5 +1,6 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "format/wire_names.h"
 #include "keyward/admin_client.h"
 #include "sdk/connection_impl.h"
 
@@ -11,20 +12,20 @@ using sdk::ToProto;
 
 // The wire names of keyward.proto (and of keywardd's key model).
 constexpr std::pair<KeyPurpose, absl::string_view> kPurposes[] = {
-    {KeyPurpose::kEnvelopeEncryption, "envelope-encryption"},
-    {KeyPurpose::kDeterministicEncryption, "deterministic-encryption"},
-    {KeyPurpose::kBlindIndex, "blind-index"},
+    {KeyPurpose::kEnvelopeEncryption, format::wire::kPurposeEnvelopeEncryption},
+    {KeyPurpose::kDeterministicEncryption, format::wire::kPurposeDeterministicEncryption},
+    {KeyPurpose::kBlindIndex, format::wire::kPurposeBlindIndex},
 };
 constexpr std::pair<KeyVersionState, absl::string_view> kStates[] = {
-    {KeyVersionState::kEnabled, "enabled"},
-    {KeyVersionState::kDecryptOnly, "decrypt-only"},
-    {KeyVersionState::kDisabled, "disabled"},
-    {KeyVersionState::kPendingDestruction, "pending-destruction"},
-    {KeyVersionState::kDestroyed, "destroyed"},
+    {KeyVersionState::kEnabled, format::wire::kStateEnabled},
+    {KeyVersionState::kDecryptOnly, format::wire::kStateDecryptOnly},
+    {KeyVersionState::kDisabled, format::wire::kStateDisabled},
+    {KeyVersionState::kPendingDestruction, format::wire::kStatePendingDestruction},
+    {KeyVersionState::kDestroyed, format::wire::kStateDestroyed},
 };
 constexpr std::pair<KeyProtection, absl::string_view> kProtections[] = {
-    {KeyProtection::kWrappedByRoot, "wrapped-by-root"},
-    {KeyProtection::kHsmResident, "hsm-resident"},
+    {KeyProtection::kWrappedByRoot, format::wire::kProtectionWrappedByRoot},
+    {KeyProtection::kHsmResident, format::wire::kProtectionHsmResident},
 };
 
 template <typename E, size_t N>

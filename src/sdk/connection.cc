@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "base/duration.h"
 #include "base/status_macros.h"
+#include "format/wire_names.h"
 #include "keyward/connection.h"
 #include "sdk/connection_impl.h"
 #include "yaml-cpp/yaml.h"
@@ -32,7 +33,6 @@ absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& 
 
 namespace sdk {
 
-constexpr char kErrorCodeMetadata[] = "keyward-error-code";
 
 void Wipe(std::string* s) {
   if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
@@ -55,7 +55,7 @@ absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
                            "and that the CA and client certificate match it)");
   }
   const auto& trailers = ctx.GetServerTrailingMetadata();
-  auto it = trailers.find(kErrorCodeMetadata);
+  auto it = trailers.find(format::wire::kErrorCodeMetadata);
   if (it != trailers.end()) {
     const ErrorCode ec = ErrorCodeFromName(
         absl::string_view(it->second.data(), it->second.size()));
