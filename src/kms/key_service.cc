@@ -1,11 +1,10 @@
+// KeyService (kms/key_service.h).
 #include "kms/key_service.h"
 
 #include <array>
-#include <cstdio>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/random.h"
@@ -13,6 +12,7 @@
 #include "keyward/errors.h"
 #include "keyward/message.h"
 #include "kms/kms_keyring.h"
+#include "kms/version_errors.h"
 #include "metrics/metrics.h"
 
 namespace keyward::kms {
@@ -23,53 +23,8 @@ using keystore::KekProtection;
 using keystore::KeyVersion;
 using keystore::VersionState;
 
-// What the service keeps in memory per key version: the unsealed KEK (for
-// wrapped-by-root versions, loaded on first use).
-struct KeyService::VersionRuntime {
-  KekProtection protection = KekProtection::kWrappedByRoot;
-  std::string sealed_kek;
-  std::string hsm_key_id;
-  std::mutex mu;
-  std::shared_ptr<crypto::Aead> kek;  // GUARDED_BY(mu)
-};
-
 namespace {
-
 constexpr int kMaxMutationAttempts = 8;
-
-std::string HumanTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
-}
-
-absl::Status VersionNotUsable(const Key& key, const KeyVersion& v) {
-  switch (v.state) {
-    case VersionState::kDisabled:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "key ", key.name, " version ", v.version,
-          " is disabled; enable it with `keyward key enable-version ",
-          key.name, " ", v.version, "` to decrypt data under it"));
-    case VersionState::kPendingDestruction:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "key ", key.name, " version ", v.version,
-          " is scheduled for destruction on ",
-          v.destroy_after ? HumanTime(*v.destroy_after) : "(unknown)",
-          " and refuses to decrypt; cancel with `keyward key cancel-destroy ",
-          key.name, " ", v.version, "`"));
-    case VersionState::kDestroyed:
-      return absl::FailedPreconditionError(absl::StrCat(
-          "key ", key.name, " version ", v.version, " was destroyed",
-          v.destroyed ? absl::StrCat(" on ", HumanTime(*v.destroyed)) : "",
-          "; data under it can no longer be decrypted"));
-    default:
-      return absl::OkStatus();
-  }
-}
-
-absl::Status NoSuchVersion(absl::string_view name, uint32_t version) {
-  return absl::NotFoundError(
-      absl::StrCat("key ", name, " has no version ", version));
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KeyService>> KeyService::Create(
@@ -108,196 +63,25 @@ KeyService::KeyService(KeyServiceOptions options,
                        std::shared_ptr<hsm::RootOfTrust> root)
     : options_(std::move(options)),
       store_(std::move(store)),
-      root_(std::move(root)) {
-  if (options_.usage_flush_interval > absl::ZeroDuration()) {
-    flusher_ = std::thread([this] { FlushLoop(); });
-  }
-}
+      root_(std::move(root)),
+      cache_(store_, root_),
+      usage_(store_, options_.clock, options_.max_data_keys_per_version,
+             options_.usage_flush_interval) {}
 
-KeyService::~KeyService() {
-  {
-    std::lock_guard<std::mutex> lock(flush_mu_);
-    stopping_ = true;
-  }
-  flush_cv_.notify_all();
-  if (flusher_.joinable()) flusher_.join();
-  if (absl::Status s = FlushUsage(); !s.ok()) {
-    Log(LogLevel::kError, "usage", "could not write usage counters",
-        {{"error", std::string(s.message())}});
-  }
-  ReleaseReservations();
-}
+// usage_'s destructor flushes the counters and gives back reservations.
+KeyService::~KeyService() = default;
 
-void KeyService::ReleaseReservations() {
-  std::lock_guard<std::mutex> lock(reserve_mu_);
-  for (auto& [id, r] : reservations_) {
-    std::lock_guard<std::mutex> entry(r->mu);
-    if (r->unused == 0) continue;
-    if (store_->AddDataKeysIssued(id.first, id.second, -static_cast<int64_t>(r->unused), 0)
-            .ok()) {
-      r->unused = 0;
-    }
-  }
-}
-
-namespace {
-// A crash over-counts a version by at most this much per keywardd.
-constexpr uint64_t kMaxBlock = 1024;
-}  // namespace
-
-absl::Status KeyService::ReserveWraps(const std::string& name, uint32_t version, uint64_t n) {
-  Reservation* r;
-  {
-    std::lock_guard<std::mutex> lock(reserve_mu_);
-    auto& slot = reservations_[{name, version}];
-    if (slot == nullptr) slot = std::make_unique<Reservation>();
-    r = slot.get();
-  }
-  std::lock_guard<std::mutex> lock(r->mu);
-  if (r->unused < n) {
-    // Reserve before wrapping, durably: after a crash the stored count is
-    // at least what was used.  Blocks grow while the version is busy, so
-    // a busy version writes to the store a few times a second at most.
-    const absl::Time now = options_.clock->Now();
-    r->block = now - r->last < absl::Seconds(1) ? std::min<uint64_t>(r->block * 2, kMaxBlock) : 64;
-    r->last = now;
-    const uint64_t need = n - r->unused;
-    uint64_t take = std::max(need, r->block);
-    auto total = store_->AddDataKeysIssued(name, version, static_cast<int64_t>(take),
-                                           options_.max_data_keys_per_version);
-    if (absl::IsResourceExhausted(total.status()) && take > need) {
-      take = need;  // the last few below the limit
-      total = store_->AddDataKeysIssued(name, version, static_cast<int64_t>(take),
-                                        options_.max_data_keys_per_version);
-    }
-    if (absl::IsResourceExhausted(total.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "key ", name, " version ", version, " has issued its limit of ",
-          options_.max_data_keys_per_version,
-          " data keys (docs/decisions/0003); rotate the key: `keyward key rotate ", name, "`"));
-    }
-    KW_RETURN_IF_ERROR(total.status());
-    r->unused += take;
-  }
-  r->unused -= n;
-  return absl::OkStatus();
-}
-
-void KeyService::FlushLoop() {
-  std::unique_lock<std::mutex> lock(flush_mu_);
-  while (!stopping_) {
-    flush_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.usage_flush_interval));
-    if (stopping_) break;
-    lock.unlock();
-    (void)FlushUsage();  // kept in memory and retried on failure
-    lock.lock();
-  }
-}
-
-absl::Status KeyService::FlushUsage() {
-  absl::flat_hash_map<std::pair<std::string, uint32_t>, Usage> batch;
-  {
-    std::lock_guard<std::mutex> lock(usage_mu_);
-    batch.swap(pending_usage_);
-  }
-  if (batch.empty()) return absl::OkStatus();
-  std::vector<keystore::UsageDelta> deltas;
-  deltas.reserve(batch.size());
-  for (const auto& [id, u] : batch) {
-    // Data key counts are not here: they are reserved durably as they go.
-    deltas.push_back({id.first, id.second, 0, u.decrypts, u.last_used, u.last_decrypt});
-  }
-  absl::Status s = store_->AddUsage(deltas);
-  if (!s.ok()) {
-    // Put the counts back so the next flush writes them.
-    std::lock_guard<std::mutex> lock(usage_mu_);
-    for (const auto& [id, u] : batch) {
-      Usage& p = pending_usage_[id];
-      p.decrypts += u.decrypts;
-      p.last_used = std::max(p.last_used, u.last_used);
-      p.last_decrypt = std::max(p.last_decrypt, u.last_decrypt);
-    }
-  }
-  return s;
-}
-
-void KeyService::RecordUsage(const std::string& name, uint32_t version,
-                             uint64_t decrypts, bool reader) {
-  static auto& decrypts_total = metrics::Global().CounterFamily(
-      "keyward_data_key_decrypts_total",
-      "Data keys unwrapped per key version (keys outside metrics.key_labels count as "
-      "\"other\").",
-      {"key", "version"});
-  const std::string label = metrics::KeyLabel(name);
-  const metrics::LabelValues labels{label,
-                                    label == "other" ? "" : absl::StrCat(version)};
-  if (decrypts > 0) decrypts_total.With(labels).Inc(decrypts);
-  const absl::Time now = options_.clock->Now();
-  std::lock_guard<std::mutex> lock(usage_mu_);
-  Usage& u = pending_usage_[{name, version}];
-  u.decrypts += decrypts;
-  u.last_used = std::max(u.last_used, now);
-  if (decrypts > 0 && reader) u.last_decrypt = std::max(u.last_decrypt, now);
-}
+absl::Status KeyService::FlushUsage() { return usage_.Flush(); }
 
 Key KeyService::Public(const Key& key) {
   Key out = key;
-  {
-    // The stored data key counts include this process's unused
-    // reservations; what callers see is what was used.
-    std::lock_guard<std::mutex> lock(reserve_mu_);
-    for (KeyVersion& v : out.versions) {
-      auto it = reservations_.find({out.name, v.version});
-      if (it == reservations_.end()) continue;
-      std::lock_guard<std::mutex> entry(it->second->mu);
-      v.usage.data_keys_issued -= std::min(v.usage.data_keys_issued, it->second->unused);
-    }
-  }
-  std::lock_guard<std::mutex> lock(usage_mu_);
-  for (KeyVersion& v : out.versions) {
-    v.sealed_kek.clear();
-    auto it = pending_usage_.find({out.name, v.version});
-    if (it != pending_usage_.end()) {
-      v.usage.decrypts += it->second.decrypts;
-      if (!v.usage.last_used || *v.usage.last_used < it->second.last_used) {
-        v.usage.last_used = it->second.last_used;
-      }
-      if (it->second.last_decrypt != absl::InfinitePast() &&
-          (!v.usage.last_decrypt || *v.usage.last_decrypt < it->second.last_decrypt)) {
-        v.usage.last_decrypt = it->second.last_decrypt;
-      }
-    }
-  }
+  for (keystore::KeyVersion& v : out.versions) v.sealed_kek.clear();
+  usage_.ShowUnflushed(out);
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<const KeyService::CachedKey>> KeyService::Lookup(
-    absl::string_view name) {
-  {
-    std::shared_lock<std::shared_mutex> lock(cache_mu_);
-    auto it = cache_.find(name);
-    if (it != cache_.end()) return it->second;
-  }
-  KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
-  auto cached = std::make_shared<CachedKey>();
-  for (const KeyVersion& v : key.versions) {
-    auto rt = std::make_shared<VersionRuntime>();
-    rt->protection = v.protection;
-    rt->sealed_kek = v.sealed_kek;
-    rt->hsm_key_id = v.hsm_key_id;
-    cached->runtime[v.version] = std::move(rt);
-  }
-  cached->key = std::move(key);
-  std::unique_lock<std::shared_mutex> lock(cache_mu_);
-  auto [it, inserted] = cache_.emplace(cached->key.name, cached);
-  if (!inserted && it->second->key.revision < cached->key.revision) {
-    it->second = cached;
-  }
-  return it->second;
-}
-
-template <typename Mutation>
-absl::StatusOr<Key> KeyService::Mutate(absl::string_view name, Mutation m) {
+absl::StatusOr<Key> KeyService::Mutate(absl::string_view name,
+                                       absl::FunctionRef<absl::Status(Key&)> m) {
   for (int attempt = 0; attempt < kMaxMutationAttempts; ++attempt) {
     KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
     KW_RETURN_IF_ERROR(m(key));
@@ -306,42 +90,24 @@ absl::StatusOr<Key> KeyService::Mutate(absl::string_view name, Mutation m) {
     if (absl::IsAborted(s)) continue;
     KW_RETURN_IF_ERROR(s);
     key.revision += 1;
-    // Install the new state, keeping unsealed KEKs and counts of versions
-    // whose material did not change; a version that can no longer decrypt
-    // drops its KEK from memory here.
-    std::unique_lock<std::shared_mutex> lock(cache_mu_);
-    std::shared_ptr<const CachedKey> old;
-    if (auto it = cache_.find(name); it != cache_.end()) old = it->second;
-    auto fresh = std::make_shared<CachedKey>();
-    for (const KeyVersion& v : key.versions) {
-      std::shared_ptr<VersionRuntime> rt;
-      if (old) {
-        auto it = old->runtime.find(v.version);
-        if (it != old->runtime.end() && it->second->sealed_kek == v.sealed_kek &&
-            it->second->hsm_key_id == v.hsm_key_id &&
-            v.state != VersionState::kDestroyed) {
-          rt = it->second;
-        }
-      }
-      if (!rt) {
-        rt = std::make_shared<VersionRuntime>();
-        rt->protection = v.protection;
-        rt->sealed_kek = v.sealed_kek;
-        rt->hsm_key_id = v.hsm_key_id;
-      }
-      if (!CanDecrypt(v.state)) {
-        std::lock_guard<std::mutex> kek_lock(rt->mu);
-        rt->kek.reset();
-      }
-      fresh->runtime[v.version] = std::move(rt);
-    }
-    fresh->key = key;
-    cache_.insert_or_assign(std::string(name), fresh);
-    lock.unlock();
+    cache_.Install(name, key);
     return Public(key);
   }
   return absl::AbortedError(absl::StrCat(
       "key ", name, " is being changed by others; try again"));
+}
+
+absl::StatusOr<Key> KeyService::GetKey(absl::string_view name) {
+  KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
+  return Public(key);
+}
+
+absl::StatusOr<keystore::KeyPage> KeyService::ListKeys(
+    absl::string_view prefix, int page_size, absl::string_view page_token) {
+  KW_ASSIGN_OR_RETURN(keystore::KeyPage page,
+                      store_->ListKeys(prefix, page_size, page_token));
+  for (Key& key : page.keys) key = Public(key);
+  return page;
 }
 
 absl::StatusOr<KeyVersion> KeyService::NewVersion(const Key& key,
@@ -402,83 +168,9 @@ absl::StatusOr<Key> KeyService::CreateKey(const CreateKeyRequest& request) {
   key.versions.push_back(std::move(v1));
   KW_RETURN_IF_ERROR(store_->CreateKey(key));
   key.revision = 1;
-  {
-    std::unique_lock<std::shared_mutex> lock(cache_mu_);
-    cache_.erase(key.name);
-  }
+  cache_.Forget(key.name);
   AttachDrillSample(key.name);
   return GetKey(key.name);
-}
-
-std::string KeyService::DrillPlaintext(absl::string_view name, uint32_t version) {
-  return absl::StrCat("keyward rotation drill sample: key ", name, " version ", version);
-}
-
-namespace {
-// Makes the drill sample's data key through WrapDataKey (counted toward the
-// version's limit like every wrap, but not as a data key a caller got).
-class DrillKeyring final : public Keyring {
- public:
-  DrillKeyring(KeyService* service, std::string name)
-      : service_(service), name_(std::move(name)) {}
-  absl::StatusOr<GeneratedDataKey> GenerateDataKey(
-      const EncryptionContext& context) const override {
-    KW_ASSIGN_OR_RETURN(SecretData dek, crypto::GenerateKey(32));
-    KW_ASSIGN_OR_RETURN(WrappedKey w, service_->WrapDataKey(name_, dek, context));
-    return GeneratedDataKey{std::move(dek),
-                            EncryptedDataKey{kKmsProviderId, name_, std::move(w.wrapped)},
-                            std::move(w.key)};
-  }
-  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
-                                             const EncryptionContext&) const override {
-    return absl::UnimplementedError("drill keyring");
-  }
-  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
-                                           const EncryptionContext&) const override {
-    return absl::UnimplementedError("drill keyring");
-  }
-  bool Owns(const EncryptedDataKey&) const override { return false; }
-
- private:
-  KeyService* const service_;
-  const std::string name_;
-};
-}  // namespace
-
-void KeyService::AttachDrillSample(const std::string& name) {
-  // Best effort: a key without a sample still works, and the drill reports
-  // the missing sample.
-  auto key = GetKey(name);
-  if (!key.ok()) return;
-  const uint32_t version = key->primary_version;
-  DrillKeyring keyring(this, name);
-  const Keyring* keyrings[] = {&keyring};
-  EncryptOptions options;
-  options.suite = key->suite;
-  auto message = EncryptMessage(DrillPlaintext(name, version),
-                                {{"keyward-drill", absl::StrCat(name, "/v", version)}},
-                                keyrings, options);
-  if (!message.ok()) return;
-  auto info = InspectMessage(*message);
-  if (!info.ok() || info->key.key_version != version) return;  // rotated meanwhile
-  (void)Mutate(name, [&](Key& k) -> absl::Status {
-    KeyVersion* v = k.FindVersion(version);
-    if (v != nullptr && v->drill_sample.empty()) v->drill_sample = *message;
-    return absl::OkStatus();
-  });
-}
-
-absl::StatusOr<Key> KeyService::GetKey(absl::string_view name) {
-  KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
-  return Public(key);
-}
-
-absl::StatusOr<keystore::KeyPage> KeyService::ListKeys(
-    absl::string_view prefix, int page_size, absl::string_view page_token) {
-  KW_ASSIGN_OR_RETURN(keystore::KeyPage page,
-                      store_->ListKeys(prefix, page_size, page_token));
-  for (Key& key : page.keys) key = Public(key);
-  return page;
 }
 
 absl::StatusOr<Key> KeyService::RotateKey(absl::string_view name) {
@@ -510,53 +202,6 @@ absl::StatusOr<std::optional<Key>> KeyService::RotateKeyIf(
   AttachDrillSample(std::string(name));
   KW_ASSIGN_OR_RETURN(Key after, GetKey(name));
   return std::optional<Key>(std::move(after));
-}
-
-absl::Status KeyService::CheckRetirement(absl::string_view name, uint32_t version) {
-  KW_ASSIGN_OR_RETURN(Key key, GetKey(name));
-  const KeyVersion* v = key.FindVersion(version);
-  if (v == nullptr) return NoSuchVersion(name, version);
-  KW_ASSIGN_OR_RETURN(auto reports, store_->ListDataSetReports(name));
-  for (const keystore::DataSetReport& r : reports) {
-    auto it = r.rows_per_version.find(version);
-    if (it != r.rows_per_version.end() && it->second > 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "key ", name, " version ", version, " still has ", it->second,
-          " row(s) in data set ", r.data_set, " (report of ", HumanTime(r.reported),
-          "); re-encrypt them first (`keyward reencrypt ...`) or pass --force"));
-    }
-  }
-  if (v->usage.last_decrypt &&
-      options_.clock->Now() - *v->usage.last_decrypt < options_.retirement_quiet_period) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "key ", name, " version ", version, " served a decrypt at ",
-        HumanTime(*v->usage.last_decrypt), ", within the quiet period of ",
-        absl::FormatDuration(options_.retirement_quiet_period),
-        ": something still reads data under it; wait, re-encrypt, or pass --force"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status KeyService::ReportDataSet(keystore::DataSetReport report) {
-  KW_ASSIGN_OR_RETURN(Key key, GetKey(report.key_name));
-  if (report.data_set.empty() || report.data_set.size() > 1024) {
-    return absl::InvalidArgumentError("a data set name is 1 to 1024 bytes");
-  }
-  for (const auto& [version, rows] : report.rows_per_version) {
-    if (key.FindVersion(version) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the report counts rows on version ", version, " of key ", report.key_name,
-          ", which does not exist"));
-    }
-  }
-  report.reported = options_.clock->Now();
-  return store_->PutDataSetReport(report);
-}
-
-absl::StatusOr<std::vector<keystore::DataSetReport>> KeyService::ListDataSetReports(
-    absl::string_view name) {
-  KW_RETURN_IF_ERROR(GetKey(name).status());
-  return store_->ListDataSetReports(name);
 }
 
 absl::StatusOr<Key> KeyService::UpdateKey(absl::string_view name,
@@ -779,6 +424,111 @@ KeyService::DestructionRun KeyService::ProcessDueDestructions() {
   return run;
 }
 
+absl::Status KeyService::CheckRetirement(absl::string_view name, uint32_t version) {
+  KW_ASSIGN_OR_RETURN(Key key, GetKey(name));
+  const KeyVersion* v = key.FindVersion(version);
+  if (v == nullptr) return NoSuchVersion(name, version);
+  KW_ASSIGN_OR_RETURN(auto reports, store_->ListDataSetReports(name));
+  for (const keystore::DataSetReport& r : reports) {
+    auto it = r.rows_per_version.find(version);
+    if (it != r.rows_per_version.end() && it->second > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version, " still has ", it->second,
+          " row(s) in data set ", r.data_set, " (report of ", HumanTime(r.reported),
+          "); re-encrypt them first (`keyward reencrypt ...`) or pass --force"));
+    }
+  }
+  if (v->usage.last_decrypt &&
+      options_.clock->Now() - *v->usage.last_decrypt < options_.retirement_quiet_period) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key ", name, " version ", version, " served a decrypt at ",
+        HumanTime(*v->usage.last_decrypt), ", within the quiet period of ",
+        absl::FormatDuration(options_.retirement_quiet_period),
+        ": something still reads data under it; wait, re-encrypt, or pass --force"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeyService::ReportDataSet(keystore::DataSetReport report) {
+  KW_ASSIGN_OR_RETURN(Key key, GetKey(report.key_name));
+  if (report.data_set.empty() || report.data_set.size() > 1024) {
+    return absl::InvalidArgumentError("a data set name is 1 to 1024 bytes");
+  }
+  for (const auto& [version, rows] : report.rows_per_version) {
+    if (key.FindVersion(version) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the report counts rows on version ", version, " of key ", report.key_name,
+          ", which does not exist"));
+    }
+  }
+  report.reported = options_.clock->Now();
+  return store_->PutDataSetReport(report);
+}
+
+absl::StatusOr<std::vector<keystore::DataSetReport>> KeyService::ListDataSetReports(
+    absl::string_view name) {
+  KW_RETURN_IF_ERROR(GetKey(name).status());
+  return store_->ListDataSetReports(name);
+}
+
+std::string KeyService::DrillPlaintext(absl::string_view name, uint32_t version) {
+  return absl::StrCat("keyward rotation drill sample: key ", name, " version ", version);
+}
+
+namespace {
+// Makes the drill sample's data key through WrapDataKey (counted toward the
+// version's limit like every wrap, but not as a data key a caller got).
+class DrillKeyring final : public Keyring {
+ public:
+  DrillKeyring(KeyService* service, std::string name)
+      : service_(service), name_(std::move(name)) {}
+  absl::StatusOr<GeneratedDataKey> GenerateDataKey(
+      const EncryptionContext& context) const override {
+    KW_ASSIGN_OR_RETURN(SecretData dek, crypto::GenerateKey(32));
+    KW_ASSIGN_OR_RETURN(WrappedKey w, service_->WrapDataKey(name_, dek, context));
+    return GeneratedDataKey{std::move(dek),
+                            EncryptedDataKey{kKmsProviderId, name_, std::move(w.wrapped)},
+                            std::move(w.key)};
+  }
+  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
+                                             const EncryptionContext&) const override {
+    return absl::UnimplementedError("drill keyring");
+  }
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
+                                           const EncryptionContext&) const override {
+    return absl::UnimplementedError("drill keyring");
+  }
+  bool Owns(const EncryptedDataKey&) const override { return false; }
+
+ private:
+  KeyService* const service_;
+  const std::string name_;
+};
+}  // namespace
+
+void KeyService::AttachDrillSample(const std::string& name) {
+  // Best effort: a key without a sample still works, and the drill reports
+  // the missing sample.
+  auto key = GetKey(name);
+  if (!key.ok()) return;
+  const uint32_t version = key->primary_version;
+  DrillKeyring keyring(this, name);
+  const Keyring* keyrings[] = {&keyring};
+  EncryptOptions options;
+  options.suite = key->suite;
+  auto message = EncryptMessage(DrillPlaintext(name, version),
+                                {{"keyward-drill", absl::StrCat(name, "/v", version)}},
+                                keyrings, options);
+  if (!message.ok()) return;
+  auto info = InspectMessage(*message);
+  if (!info.ok() || info->key.key_version != version) return;  // rotated meanwhile
+  (void)Mutate(name, [&](Key& k) -> absl::Status {
+    KeyVersion* v = k.FindVersion(version);
+    if (v != nullptr && v->drill_sample.empty()) v->drill_sample = *message;
+    return absl::OkStatus();
+  });
+}
+
 namespace {
 
 // The four children, looked up once: this is on every data key's path.
@@ -822,53 +572,13 @@ void CountWraps(const std::string& name, uint32_t version, uint64_t n) {
   issued_total.With({label, label == "other" ? "" : absl::StrCat(version)}).Inc(n);
 }
 
-void CountKekCache(bool hit) {
-  static auto& hits = metrics::Global()
-                          .CounterFamily("keyward_kek_cache_hits_total",
-                                         "KEK uses served from the unwrapped KEK cache.")
-                          .With({});
-  static auto& misses = metrics::Global()
-                            .CounterFamily("keyward_kek_cache_misses_total",
-                                           "KEK uses that had to unseal the KEK through the HSM.")
-                            .With({});
-  (hit ? hits : misses).Inc();
-}
-
-}  // namespace
-
-absl::StatusOr<std::shared_ptr<KeyService::VersionRuntime>> KeyService::Runtime(
-    const CachedKey& cached, uint32_t version) {
-  auto it = cached.runtime.find(version);
-  if (it == cached.runtime.end()) return NoSuchVersion(cached.key.name, version);
-  std::shared_ptr<VersionRuntime> rt = it->second;
-  if (rt->protection == KekProtection::kWrappedByRoot) {
-    std::lock_guard<std::mutex> lock(rt->mu);
-    CountKekCache(rt->kek != nullptr);
-    if (rt->kek == nullptr) {
-      if (rt->sealed_kek.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "key ", cached.key.name, " version ", version,
-            " has no key material (destroyed)"));
-      }
-      KW_ASSIGN_OR_RETURN(
-          SecretData kek,
-          root_->Unseal(rt->sealed_kek,
-                        KekAad(cached.key.environment, cached.key.name, version)));
-      KW_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> aead,
-                          crypto::NewAead(crypto::AeadAlgorithm::kAes256Gcm, kek));
-      rt->kek = std::move(aead);
-    }
-  }
-  return rt;
-}
-
-absl::StatusOr<std::string> KeyService::SealDataKey(
-    VersionRuntime& rt, DataKeyBlob& blob, const SecretData& data_key,
-    const EncryptionContext& context) {
+absl::StatusOr<std::string> SealDataKey(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
+                                        DataKeyBlob& blob, const SecretData& data_key,
+                                        const EncryptionContext& context) {
   const std::string aad = DataKeyAad(blob, context);
   metrics::ScopedTimer timer(KekTimer(/*wrap=*/true, rt.protection));
   if (rt.protection == KekProtection::kHsmResident) {
-    KW_ASSIGN_OR_RETURN(blob.sealed, root_->ResidentSeal(rt.hsm_key_id, data_key, aad));
+    KW_ASSIGN_OR_RETURN(blob.sealed, root.ResidentSeal(rt.hsm_key_id, data_key, aad));
   } else {
     std::shared_ptr<crypto::Aead> kek;
     {
@@ -884,20 +594,14 @@ absl::StatusOr<std::string> KeyService::SealDataKey(
   return EncodeBlob(blob);
 }
 
-KeyService::PreparedContext KeyService::Prepare(const EncryptionContext& context) {
-  PreparedContext p;
-  p.serialized = format::SerializeContext(context);
-  p.digest = ContextDigestSerialized(p.serialized);
-  return p;
-}
-
-absl::StatusOr<SecretData> KeyService::UnsealDataKey(
-    VersionRuntime& rt, const DataKeyBlob& blob, const PreparedContext& context) {
-  const std::string aad = DataKeyAadSerialized(blob, context.serialized);
+absl::StatusOr<SecretData> UnsealDataKey(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
+                                         const DataKeyBlob& blob,
+                                         absl::string_view serialized_context) {
+  const std::string aad = DataKeyAadSerialized(blob, serialized_context);
   metrics::ScopedTimer timer(KekTimer(/*wrap=*/false, rt.protection));
   absl::StatusOr<SecretData> out;
   if (rt.protection == KekProtection::kHsmResident) {
-    out = root_->ResidentUnseal(rt.hsm_key_id, blob.sealed, aad);
+    out = root.ResidentUnseal(rt.hsm_key_id, blob.sealed, aad);
     if (absl::IsUnavailable(out.status())) return out.status();
   } else {
     std::shared_ptr<crypto::Aead> kek;
@@ -919,6 +623,15 @@ absl::StatusOr<SecretData> KeyService::UnsealDataKey(
   return out;
 }
 
+}  // namespace
+
+KeyService::PreparedContext KeyService::Prepare(const EncryptionContext& context) {
+  PreparedContext p;
+  p.serialized = format::SerializeContext(context);
+  p.digest = ContextDigestSerialized(p.serialized);
+  return p;
+}
+
 absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
     absl::string_view name, const EncryptionContext& context, int count) {
   if (count < 1 || count > kMaxBatch) {
@@ -926,7 +639,7 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
         "a batch holds 1 to ", kMaxBatch, " data keys, got ", count));
   }
   KW_RETURN_IF_ERROR(format::ValidateContext(context));
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const KeyCache::CachedKey> cached, cache_.Lookup(name));
   const Key& key = cached->key;
   KW_RETURN_IF_ERROR(CheckSignedUse(key, context));
   if (key.purpose != keystore::KeyPurpose::kEnvelopeEncryption) {
@@ -940,9 +653,9 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
         "key ", name, " has no enabled primary version (it is being "
         "destroyed); rotate it to create a new version"));
   }
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
-                      Runtime(*cached, primary->version));
-  KW_RETURN_IF_ERROR(ReserveWraps(key.name, primary->version, static_cast<uint64_t>(count)));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
+                      cache_.Kek(*cached, primary->version));
+  KW_RETURN_IF_ERROR(usage_.Reserve(key.name, primary->version, static_cast<uint64_t>(count)));
   DataKeyBlob blob;
   blob.environment = key.environment;
   blob.key_name = key.name;
@@ -953,12 +666,12 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
   for (int i = 0; i < count; ++i) {
     DataKey dk;
     KW_ASSIGN_OR_RETURN(dk.plaintext, crypto::GenerateKey(32));
-    KW_ASSIGN_OR_RETURN(dk.wrapped, SealDataKey(*rt, blob, dk.plaintext, context));
+    KW_ASSIGN_OR_RETURN(dk.wrapped, SealDataKey(*root_, *rt, blob, dk.plaintext, context));
     dk.key = KeyReference{key.environment, key.name, primary->version};
     out.push_back(std::move(dk));
   }
   CountWraps(key.name, primary->version, static_cast<uint64_t>(count));
-  RecordUsage(key.name, primary->version, 0);
+  usage_.Record(key.name, primary->version, 0, /*reader=*/true);
   return out;
 }
 
@@ -982,7 +695,7 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
     return absl::InvalidArgumentError("data keys are 32 bytes");
   }
   KW_RETURN_IF_ERROR(format::ValidateContext(context));
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const KeyCache::CachedKey> cached, cache_.Lookup(name));
   const Key& key = cached->key;
   KW_RETURN_IF_ERROR(CheckSignedUse(key, context));
   const KeyVersion* primary = key.FindVersion(key.primary_version);
@@ -990,11 +703,11 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
     return absl::FailedPreconditionError(
         absl::StrCat("key ", name, " has no enabled primary version"));
   }
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
-                      Runtime(*cached, primary->version));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
+                      cache_.Kek(*cached, primary->version));
   // A rewrap is an encryption under the KEK like any other: it counts
   // toward the version's limit.
-  KW_RETURN_IF_ERROR(ReserveWraps(key.name, primary->version, 1));
+  KW_RETURN_IF_ERROR(usage_.Reserve(key.name, primary->version, 1));
   CountWraps(key.name, primary->version, 1);
   DataKeyBlob blob;
   blob.environment = key.environment;
@@ -1002,7 +715,7 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
   blob.key_version = primary->version;
   blob.context_digest = ContextDigest(context);
   WrappedKey out;
-  KW_ASSIGN_OR_RETURN(out.wrapped, SealDataKey(*rt, blob, data_key, context));
+  KW_ASSIGN_OR_RETURN(out.wrapped, SealDataKey(*root_, *rt, blob, data_key, context));
   out.key = KeyReference{key.environment, key.name, primary->version};
   return out;
 }
@@ -1019,8 +732,8 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
                                   options_.environment,
                                   "'; environments never share keys"));
   }
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached,
-                      Lookup(blob.key_name));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const KeyCache::CachedKey> cached,
+                      cache_.Lookup(blob.key_name));
   const KeyVersion* v = cached->key.FindVersion(blob.key_version);
   if (v == nullptr) return NoSuchVersion(blob.key_name, blob.key_version);
   if (!CanDecrypt(v->state)) return VersionNotUsable(cached->key, *v);
@@ -1030,9 +743,9 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
                      "encryption context mismatch: the data key was wrapped "
                      "with a different encryption context");
   }
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<VersionRuntime> rt,
-                      Runtime(*cached, blob.key_version));
-  KW_ASSIGN_OR_RETURN(SecretData dek, UnsealDataKey(*rt, blob, context));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
+                      cache_.Kek(*cached, blob.key_version));
+  KW_ASSIGN_OR_RETURN(SecretData dek, UnsealDataKey(*root_, *rt, blob, context.serialized));
   // A rotation drill opening the version's own sample is not a use of the
   // version: counting it would keep the retirement gate shut forever.
   if (v->drill_sample.empty() || !absl::StrContains(v->drill_sample, wrapped)) {
@@ -1045,7 +758,7 @@ absl::StatusOr<SecretData> KeyService::DecryptDataKey(
     absl::string_view wrapped, const EncryptionContext& context, bool reader) {
   std::map<std::pair<std::string, uint32_t>, uint64_t> decrypts;
   auto dek = Decrypt1(wrapped, Prepare(context), &decrypts);
-  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, n, reader);
+  for (const auto& [id, n] : decrypts) usage_.Record(id.first, id.second, n, reader);
   return dek;
 }
 
@@ -1069,7 +782,7 @@ KeyService::DecryptDataKeys(const std::vector<DecryptRequest>& requests, bool re
     }
     out.push_back(Decrypt1(r.wrapped, prepared, &decrypts));
   }
-  for (const auto& [id, n] : decrypts) RecordUsage(id.first, id.second, n, reader);
+  for (const auto& [id, n] : decrypts) usage_.Record(id.first, id.second, n, reader);
   return out;
 }
 
@@ -1092,7 +805,7 @@ absl::StatusOr<std::string> KeyService::Encrypt(absl::string_view name,
   }
   // Messages made here use the key's suite (a key for signed messages
   // gets signed ones).
-  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const KeyCache::CachedKey> cached, cache_.Lookup(name));
   EncryptOptions options;
   options.suite = cached->key.suite;
   LocalKmsKeyring keyring(this, std::string(name));
