@@ -3,6 +3,12 @@
 // the lifecycle rules, and serves the data key operations.  The gRPC server
 // is a thin layer over it (src/server); tests drive it directly.
 //
+// One class, implemented in parts with one job each: key_service.cc
+// (construction, reading and changing keys), key_versions.cc (the version
+// lifecycle), data_keys.cc, small_payloads.cc, retirement.cc and
+// drill_samples.cc, over KeyCache (keys and unsealed KEKs) and
+// UsageRecorder (usage counters).
+//
 // Thread-safety: every method is safe to call concurrently.
 #ifndef KEYWARD_KMS_KEY_SERVICE_H_
 #define KEYWARD_KMS_KEY_SERVICE_H_
@@ -229,6 +235,7 @@ class KeyService {
              std::shared_ptr<keystore::KeyStore> store,
              std::shared_ptr<hsm::RootOfTrust> root);
 
+  // --- key_service.cc: reading and changing keys.
   // What callers see of a key: no sealed KEKs; usage counters as
   // UsageRecorder::ShowUnflushed makes them.
   keystore::Key Public(const keystore::Key& key);
@@ -237,16 +244,17 @@ class KeyService {
   absl::StatusOr<keystore::Key> Mutate(
       absl::string_view name, absl::FunctionRef<absl::Status(keystore::Key&)> m);
 
-  // A new version's KEK, from the HSM.
+  // --- key_versions.cc: a new version's KEK, from the HSM.
   absl::StatusOr<keystore::KeyVersion> NewVersion(const keystore::Key& key,
                                                   uint32_t version,
                                                   keystore::KekProtection p);
 
-  // Gives the key's primary version (when still the one that made the
-  // message) its drill sample: a message under it whose plaintext is
-  // DrillPlaintext.
+  // --- drill_samples.cc: gives the key's primary version (when still the
+  // one that made the message) its drill sample: a message under it whose
+  // plaintext is DrillPlaintext.
   void AttachDrillSample(const std::string& name);
 
+  // --- data_keys.cc.
   // An encryption context serialized once per request (or per run of equal
   // contexts in a batch).
   struct PreparedContext {
