@@ -9,9 +9,9 @@
 #include "keyward/errors.h"
 #include "keystore/key_model.h"
 #include "kms/data_key_blob.h"
-#include "kms/kms_keyring.h"
 #include "server/convert.h"
 #include "server/key_management_service.h"
+#include "server/message_headers.h"
 
 namespace keyward::server {
 namespace {
@@ -190,13 +190,6 @@ absl::Status KeyManagementService::BatchDecryptDataKeys(
   return absl::OkStatus();
 }
 
-namespace {
-absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
-  std::string authenticated;
-  return format::ParseHeader(bytes, &authenticated);
-}
-}  // namespace
-
 absl::Status KeyManagementService::Encrypt(Call& call, const v1::EncryptRequest& req,
                                            v1::EncryptResponse* resp) {
   const EncryptionContext context = FromProto(req.encryption_context());
@@ -214,10 +207,7 @@ absl::Status KeyManagementService::Decrypt(Call& call, const v1::DecryptRequest&
   // either was altered, decryption fails right after.  The message's kms
   // entries must be wrapped by that same key, checked before anything is
   // authorized or unwrapped.
-  KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req.message()));
-  KW_RETURN_IF_ERROR(keystore::ValidateKeyName(header.key.key_name));
-  call.set_key(header.key.key_name);
-  KW_RETURN_IF_ERROR(kms::CheckKmsEntriesBoundToHeaderKey(header));
+  KW_ASSIGN_OR_RETURN(format::Header header, ReadableHeader(req.message(), &call));
   KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context, header.key.key_version));
   KW_ASSIGN_OR_RETURN(SecretData pt, core_->Decrypt(header.key.key_name, req.message(),
                                                     FromProto(req.encryption_context())));

@@ -2,33 +2,15 @@
 // drill samples.
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "format/header.h"
 #include "keystore/key_model.h"
 #include "keyward/errors.h"
 #include "kms/batch_rewrap.h"
-#include "kms/kms_keyring.h"
 #include "server/convert.h"
 #include "server/key_management_service.h"
+#include "server/message_headers.h"
 
 namespace keyward::server {
 namespace {
-
-absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
-  std::string authenticated;
-  return format::ParseHeader(bytes, &authenticated);
-}
-
-// What a header must pass before its key is asked about: it parses, names
-// a valid key, and every kms entry is wrapped by that key.
-// `call`: a single-header call, whose record names the header's key even
-// when the entries refuse it.
-absl::StatusOr<format::Header> ReadableHeader(absl::string_view bytes, Call* call = nullptr) {
-  KW_ASSIGN_OR_RETURN(format::Header h, PeekHeader(bytes));
-  KW_RETURN_IF_ERROR(keystore::ValidateKeyName(h.key.key_name));
-  if (call != nullptr) call->set_key(h.key.key_name);
-  KW_RETURN_IF_ERROR(kms::CheckKmsEntriesBoundToHeaderKey(h));
-  return h;
-}
 
 void SetResultError(const absl::Status& s, v1::RewrapResult* out) {
   out->set_code(static_cast<int>(s.code()));

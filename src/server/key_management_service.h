@@ -7,7 +7,8 @@
 //
 // The pipeline is in key_management_service.cc, the method table in
 // method_table.cc; the handlers are grouped by area in handlers_*.cc, with
-// authorization in call.cc and audit record helpers in audit_records.cc.
+// authorization in call.cc, audit record helpers in audit_records.cc and
+// the checks of a message header before authorization in message_headers.h.
 #ifndef KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 #define KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 
