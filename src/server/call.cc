@@ -1,13 +1,9 @@
-// Authorization of a call (server/call.h): the policy asked on the key, the
-// scope or the pattern a handler acts on, or on each item of a batch, and
-// the decision kept for the call's audit record.
+// Authorization of a call (server/call.h): the policy asked on what the
+// handler acts on, and the decision kept for the call's audit record.
 #include "server/call.h"
-
-#include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "keystore/key_model.h"
 #include "keyward/errors.h"
@@ -76,38 +72,5 @@ void Call::SetBatchOutcome(std::string keys, std::optional<policy::Decision> dec
 }
 
 void Call::Yield() { service_->scheduler_.Yield(); }
-
-absl::Status BatchDecisions::Decide(const std::string& key, const EncryptionContext& context) {
-  if (!have_previous_ || key != previous_key_ || !(context == previous_context_)) {
-    if (std::find(keys_.begin(), keys_.end(), key) == keys_.end() && keys_.size() < 16) {
-      keys_.push_back(key);
-    }
-    previous_ = call_.Check(key, context);
-    previous_key_ = key;
-    previous_context_ = context;
-    have_previous_ = true;
-  }
-  if (previous_.allowed) {
-    if (allowed_++ == 0) last_allow_ = previous_;
-    return absl::OkStatus();
-  }
-  if (denied_++ == 0) first_deny_ = previous_;
-  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                   absl::StrCat("access denied: ", previous_.reason));
-}
-
-void BatchDecisions::Finish(int items, int failed, absl::string_view prefix) {
-  std::optional<policy::Decision> shown;
-  if (allowed_ > 0) {
-    shown = last_allow_;
-  } else if (denied_ > 0) {
-    shown = first_deny_;
-  }
-  call_.SetBatchOutcome(
-      absl::StrJoin(keys_, ","), shown,
-      absl::StrCat(prefix, "batch of ", items, ": ", malformed_, " malformed, ", denied_,
-                   " denied, ", failed, " failed",
-                   denied_ > 0 ? absl::StrCat(" (", first_deny_.reason, ")") : ""));
-}
 
 }  // namespace keyward::server

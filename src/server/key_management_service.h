@@ -7,8 +7,9 @@
 //
 // The pipeline is in key_management_service.cc, the method table in
 // method_table.cc; the handlers are grouped by area in handlers_*.cc, with
-// authorization in call.cc, audit record helpers in audit_records.cc and
-// the checks of a message header before authorization in message_headers.h.
+// authorization in call.cc, batch calls' shared shape in batch_items.h,
+// audit record helpers in audit_records.cc and the checks of a message
+// header before authorization in message_headers.h.
 #ifndef KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 #define KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 
