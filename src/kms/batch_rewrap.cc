@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "format/header.h"
+#include "keyward/caching_unwrapper.h"
 #include "keyward/message.h"
 #include "kms/data_key_blob.h"
 #include "kms/kms_keyring.h"
@@ -15,44 +16,49 @@ namespace {
 
 constexpr size_t kMaxCached = 1024;
 
-// Every field length-prefixed: two different (entry, context) pairs never
-// share a key (a cache hit stands in for a real unwrap, whose context check
-// must not be skipped for a context that only looks the same).
-std::string CacheKey(const EncryptedDataKey& edk, const EncryptionContext& context) {
-  std::string k = absl::StrCat(edk.provider_id.size(), ":", edk.provider_id,
-                               edk.provider_info.size(), ":", edk.provider_info,
-                               edk.ciphertext.size(), ":", edk.ciphertext);
-  for (const auto& [ck, cv] : context) {
-    absl::StrAppend(&k, ck.size(), ":", ck, cv.size(), ":", cv);
-  }
-  return k;
+// The batch's data key cache: a window of kMaxCached entries (data keys live
+// in the bounded secure heap) for the length of one request.
+CacheLimits BatchCacheLimits() {
+  CacheLimits limits;
+  limits.max_entries = kMaxCached;
+  limits.max_age = absl::Hours(1);
+  limits.max_messages = ~uint64_t{0};
+  return limits;
 }
 
 // Unwraps through the service once per distinct (wrapped key, context) and
-// remembers the result for the batch.  `counted`: whether hits and misses
-// go to the data key cache metrics (the source side's do; the verifier's
-// would count every data key twice).
-class CachingUnwrapKeyring final : public Keyring {
+// remembers the result for the batch, through the SDK's CachingUnwrapper
+// (length-prefixed cache keys: a hit stands in for a real unwrap, whose
+// context check must not be skipped for a context that only looks the
+// same).  `counted`: whether hits and misses go to the data key cache
+// metrics (the source side's do; the verifier's would count every data key
+// twice).
+class CachingUnwrapKeyring final : public KeyUnwrapper {
  public:
   explicit CachingUnwrapKeyring(KeyService* service, bool counted = true)
-      : inner_(service, "", /*reader=*/false), counted_(counted) {}
-  absl::StatusOr<GeneratedDataKey> GenerateDataKey(const EncryptionContext&) const override {
-    return absl::UnimplementedError("unwrap only");
-  }
-  absl::StatusOr<WrappedDataKey> WrapDataKey(const SecretData&,
-                                             const EncryptionContext&) const override {
-    return absl::UnimplementedError("unwrap only");
-  }
+      : inner_(std::make_shared<LocalKmsKeyring>(service, "", /*reader=*/false)),
+        cache_(inner_, BatchCacheLimits(), counted ? &CountLookup : nullptr) {}
   absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey& edk,
                                            const EncryptionContext& context) const override {
-    if (!inner_.Owns(edk)) return absl::NotFoundError("not a kms entry");
+    if (!inner_->Owns(edk)) return absl::NotFoundError("not a kms entry");
     // Only entries of the key the caller authorized (set before each header).
     if (edk.provider_info != expected_key_) return absl::NotFoundError("another key's entry");
     if (auto blob = DecodeBlob(edk.ciphertext); !blob.ok() || blob->key_name != expected_key_) {
       return absl::NotFoundError("another key's entry");
     }
-    last_ = CacheKey(edk, context);
+    last_ = CachingUnwrapper::CacheKey(edk, context);
     last_key_name_ = edk.provider_info;
+    return cache_.UnwrapDataKey(edk, context);
+  }
+  bool Owns(const EncryptedDataKey& edk) const override { return inner_->Owns(edk); }
+  void set_expected_key(const std::string& key) { expected_key_ = key; }
+  // The cache key of the last unwrap (rewrap wraps right after it).
+  const std::string& last() const { return last_; }
+  // The key that wrapped it (a kms entry names its key).
+  const std::string& last_key_name() const { return last_key_name_; }
+
+ private:
+  static void CountLookup(bool hit) {
     static auto& hits = metrics::Global()
                             .CounterFamily("keyward_dek_cache_hits_total",
                                            "Batch header rewrap: data keys found in the "
@@ -62,31 +68,11 @@ class CachingUnwrapKeyring final : public Keyring {
                               .CounterFamily("keyward_dek_cache_misses_total",
                                              "Batch header rewrap: data keys unwrapped.")
                               .With({});
-    auto it = cache_.find(last_);
-    if (it != cache_.end()) {
-      if (counted_) hits.Inc();
-      return SecretData::CopyFrom(it->second.AsStringView());
-    }
-    if (counted_) misses.Inc();
-    auto dek = inner_.UnwrapDataKey(edk, context);
-    if (dek.ok()) {
-      // Data keys live in the bounded secure heap: keep only a window.
-      if (cache_.size() >= kMaxCached) cache_.clear();
-      cache_.emplace(last_, SecretData::CopyFrom(dek->AsStringView()));
-    }
-    return dek;
+    (hit ? hits : misses).Inc();
   }
-  bool Owns(const EncryptedDataKey& edk) const override { return inner_.Owns(edk); }
-  void set_expected_key(const std::string& key) { expected_key_ = key; }
-  // The cache key of the last unwrap (rewrap wraps right after it).
-  const std::string& last() const { return last_; }
-  // The key that wrapped it (a kms entry names its key).
-  const std::string& last_key_name() const { return last_key_name_; }
 
- private:
-  LocalKmsKeyring inner_;
-  const bool counted_;
-  mutable std::map<std::string, SecretData> cache_;
+  const std::shared_ptr<LocalKmsKeyring> inner_;
+  CachingUnwrapper cache_;
   mutable std::string last_;
   mutable std::string last_key_name_;
   std::string expected_key_;
@@ -94,7 +80,7 @@ class CachingUnwrapKeyring final : public Keyring {
 
 // Wraps under the primary of the key that wrapped the source entry, once
 // per distinct source wrapped key.
-class CachingWrapKeyring final : public Keyring {
+class CachingWrapKeyring final : public KeyWrapper {
  public:
   CachingWrapKeyring(KeyService* service, const CachingUnwrapKeyring* source)
       : service_(service), source_(source) {}
@@ -128,10 +114,6 @@ class CachingWrapKeyring final : public Keyring {
   const KeyReference& last_key() const { return last_key_; }
   // The key the next header names (and the caller authorized).
   void set_expected_key(const std::string& key) { expected_key_ = key; }
-  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey&,
-                                           const EncryptionContext&) const override {
-    return absl::NotFoundError("wrap only");
-  }
   bool Owns(const EncryptedDataKey& edk) const override {
     return edk.provider_id == kKmsProviderId;
   }

@@ -3,33 +3,36 @@
 // the lifecycle rules, and serves the data key operations.  The gRPC server
 // is a thin layer over it (src/server); tests drive it directly.
 //
+// One class, implemented in parts with one job each: key_service.cc
+// (construction, reading and changing keys), key_versions.cc (the version
+// lifecycle), data_keys.cc, small_payloads.cc, retirement.cc and
+// drill_samples.cc, over KeyCache (keys and unsealed KEKs) and
+// UsageRecorder (usage counters).
+//
 // Thread-safety: every method is safe to call concurrently.
 #ifndef KEYWARD_KMS_KEY_SERVICE_H_
 #define KEYWARD_KMS_KEY_SERVICE_H_
 
 #include <atomic>
-#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
-#include <functional>
-
-#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "crypto/aead.h"
 #include "hsm/root_of_trust.h"
 #include "keystore/key_store.h"
 #include "keyward/keyring.h"
 #include "kms/clock.h"
 #include "kms/data_key_blob.h"
+#include "kms/key_cache.h"
+#include "kms/usage_recorder.h"
 
 namespace keyward::kms {
 
@@ -228,37 +231,30 @@ class KeyService {
   [[nodiscard]] absl::Status FlushUsage();
 
  private:
-  struct VersionRuntime;
-  struct CachedKey {
-    keystore::Key key;  // as stored, sealed KEKs included
-    std::map<uint32_t, std::shared_ptr<VersionRuntime>> runtime;
-  };
-  struct Usage {
-    uint64_t decrypts = 0;
-    absl::Time last_used;
-    absl::Time last_decrypt = absl::InfinitePast();
-  };
-  // Gives `version` (when still the one that made `message`) its drill
-  // sample: a message under it whose plaintext is DrillPlaintext.
-  void AttachDrillSample(const std::string& name);
-
   KeyService(KeyServiceOptions options,
              std::shared_ptr<keystore::KeyStore> store,
              std::shared_ptr<hsm::RootOfTrust> root);
 
+  // --- key_service.cc: reading and changing keys.
+  // What callers see of a key: no sealed KEKs; usage counters as
+  // UsageRecorder::ShowUnflushed makes them.
+  keystore::Key Public(const keystore::Key& key);
+  // Read-modify-write of one key with retries on concurrent updates; the
+  // cache learns the new state.  Returns the key as Public shows it.
+  absl::StatusOr<keystore::Key> Mutate(
+      absl::string_view name, absl::FunctionRef<absl::Status(keystore::Key&)> m);
+
+  // --- key_versions.cc: a new version's KEK, from the HSM.
   absl::StatusOr<keystore::KeyVersion> NewVersion(const keystore::Key& key,
                                                   uint32_t version,
                                                   keystore::KekProtection p);
-  // Read-modify-write of one key with retries on concurrent updates.
-  template <typename Mutation>
-  absl::StatusOr<keystore::Key> Mutate(absl::string_view name, Mutation m);
-  absl::StatusOr<std::shared_ptr<const CachedKey>> Lookup(absl::string_view name);
-  absl::StatusOr<std::shared_ptr<VersionRuntime>> Runtime(
-      const CachedKey& cached, uint32_t version);
-  absl::StatusOr<std::string> SealDataKey(VersionRuntime& runtime,
-                                          DataKeyBlob& blob,
-                                          const SecretData& data_key,
-                                          const EncryptionContext& context);
+
+  // --- drill_samples.cc: gives the key's primary version (when still the
+  // one that made the message) its drill sample: a message under it whose
+  // plaintext is DrillPlaintext.
+  void AttachDrillSample(const std::string& name);
+
+  // --- data_keys.cc.
   // An encryption context serialized once per request (or per run of equal
   // contexts in a batch).
   struct PreparedContext {
@@ -266,24 +262,11 @@ class KeyService {
     std::string digest;
   };
   static PreparedContext Prepare(const EncryptionContext& context);
-  absl::StatusOr<SecretData> UnsealDataKey(VersionRuntime& runtime,
-                                           const DataKeyBlob& blob,
-                                           const PreparedContext& context);
   // Decrypts one wrapped key; its usage is added to `decrypts` (a per-call
   // tally recorded once) rather than recorded here.
   absl::StatusOr<SecretData> Decrypt1(
       absl::string_view wrapped, const PreparedContext& context,
       std::map<std::pair<std::string, uint32_t>, uint64_t>* decrypts);
-  keystore::Key Public(const keystore::Key& key);
-  void RecordUsage(const std::string& name, uint32_t version, uint64_t decrypts,
-                   bool reader = true);
-  // Takes `n` encryptions under the version's KEK from this process's
-  // reservation, reserving a new block in the store first when it runs
-  // out.  Errors: kFailedPrecondition when the version reached its limit.
-  absl::Status ReserveWraps(const std::string& name, uint32_t version, uint64_t n);
-  // Gives back what was reserved and not used (at shutdown).
-  void ReleaseReservations();
-  void FlushLoop();
 
   const KeyServiceOptions options_;
   // Shared with keywardd's other parts (access control, audit anchor),
@@ -291,27 +274,8 @@ class KeyService {
   const std::shared_ptr<keystore::KeyStore> store_;
   const std::shared_ptr<hsm::RootOfTrust> root_;
 
-  std::shared_mutex cache_mu_;
-  // Keys as last read or written by this process.
-  absl::flat_hash_map<std::string, std::shared_ptr<const CachedKey>> cache_;
-
-  std::mutex usage_mu_;
-  absl::flat_hash_map<std::pair<std::string, uint32_t>, Usage> pending_usage_;
-
-  struct Reservation {
-    std::mutex mu;         // held across the store write: calls on this version wait
-    uint64_t unused = 0;   // GUARDED_BY(mu): reserved in the store, not yet used
-    uint64_t block = 64;   // GUARDED_BY(mu): the next reservation's size (grows while busy)
-    absl::Time last = absl::InfinitePast();  // GUARDED_BY(mu)
-  };
-  std::mutex reserve_mu_;  // guards the map, not the entries
-  absl::flat_hash_map<std::pair<std::string, uint32_t>, std::unique_ptr<Reservation>>
-      reservations_;  // GUARDED_BY(reserve_mu_)
-
-  std::mutex flush_mu_;
-  std::condition_variable flush_cv_;
-  bool stopping_ = false;
-  std::thread flusher_;
+  KeyCache cache_;
+  UsageRecorder usage_;
 
   // A destruction's scrub failed: the next ProcessDueDestructions retries.
   std::atomic<bool> scrub_owed_{false};

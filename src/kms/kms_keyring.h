@@ -14,8 +14,6 @@ namespace keyward::kms {
 
 class KeyService;
 
-inline constexpr char kKmsProviderId[] = "kms";
-
 // Every kms entry of `header` must be wrapped by the key the header names:
 // the entry's provider info and the wrapped key's own binding (the key name
 // inside the blob, authenticated when it is unwrapped) both name it.

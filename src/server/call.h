@@ -106,34 +106,6 @@ class Call {
   std::string detail_;
 };
 
-// The items of a batch are decided one by one, each on the key it names;
-// runs of equal items (same key and context) reuse one decision.  Finish
-// records the batch on its Call: the keys, the decision the record shows
-// (the first deny when no item was allowed, an allow otherwise, "none" when
-// every item was malformed) and a one-line summary.
-class BatchDecisions {
- public:
-  explicit BatchDecisions(Call& call) : call_(call) {}
-  // OK, or this item's access-denied error.
-  absl::Status Decide(const std::string& key, const EncryptionContext& context);
-  // An item that could not be read (it is not decided, and not a deny).
-  void Malformed() { ++malformed_; }
-  int decided() const { return allowed_ + denied_; }
-  int malformed() const { return malformed_; }
-  // `failed`: allowed items that failed afterwards.  `prefix`: "for
-  // re-encryption; " and the like.
-  void Finish(int items, int failed, absl::string_view prefix = "");
-
- private:
-  Call& call_;
-  std::vector<std::string> keys_;
-  std::string previous_key_;
-  EncryptionContext previous_context_;
-  bool have_previous_ = false;
-  policy::Decision previous_, last_allow_, first_deny_;
-  int allowed_ = 0, denied_ = 0, malformed_ = 0;
-};
-
 }  // namespace keyward::server
 
 #endif  // KEYWARD_SERVER_CALL_H_

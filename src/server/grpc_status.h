@@ -7,10 +7,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "format/wire_names.h"
 
 namespace keyward::server {
 
-inline constexpr char kErrorCodeMetadata[] = "keyward-error-code";
+using format::wire::kErrorCodeMetadata;  // defined once, with the SDK's side
 
 // `context` may be null (then no metadata is added).
 grpc::Status ToGrpcStatus(const absl::Status& status,

@@ -9,9 +9,10 @@
 #include "keyward/errors.h"
 #include "keystore/key_model.h"
 #include "kms/data_key_blob.h"
-#include "kms/kms_keyring.h"
+#include "server/batch_items.h"
 #include "server/convert.h"
 #include "server/key_management_service.h"
+#include "server/message_headers.h"
 
 namespace keyward::server {
 namespace {
@@ -19,15 +20,6 @@ namespace {
 // Batches run through the core in slices of this many items, with a
 // Yield() between slices (FairScheduler).
 constexpr int kSlice = 256;
-
-void SetItemError(const absl::Status& status, v1::BatchDecryptResult* out) {
-  out->set_code(static_cast<int>(status.code()));
-  // Per-item errors are short and name no caller input: a reply of 10,000
-  // of them stays small.
-  out->set_error(Bounded(status.message(), 300));
-  const ErrorCode code = GetErrorCode(status);
-  if (code != ErrorCode::kNone) out->set_error_code(std::string(ErrorCodeName(code)));
-}
 
 }  // namespace
 
@@ -132,39 +124,22 @@ absl::Status KeyManagementService::BatchDecryptDataKeys(
   if (reencrypting) call.set_operation("reencrypt");
   // Each item is decided on the key its wrapped key is bound to; refused or
   // malformed items get their error, the rest are unwrapped.
-  BatchDecisions decisions(call);
-  std::vector<absl::Status> item_status(static_cast<size_t>(n));
+  BatchItems items(call, n, "item", reencrypting ? "for re-encryption; " : "");
+  KW_RETURN_IF_ERROR(items.ReadAndDecide([&](int i) -> absl::StatusOr<BatchItem> {
+    const auto& r = req.requests(i);
+    KW_ASSIGN_OR_RETURN(kms::DataKeyBlob blob, kms::DecodeBlob(r.wrapped()));
+    KW_RETURN_IF_ERROR(keystore::ValidateKeyName(blob.key_name));
+    return BatchItem{std::move(blob.key_name), FromProto(r.encryption_context())};
+  }));
   std::vector<kms::DecryptRequest> allowed;
   std::vector<int> allowed_index;
   for (int i = 0; i < n; ++i) {
-    if (i % kSlice == kSlice - 1) call.Yield();
-    const auto& r = req.requests(i);
-    auto blob = kms::DecodeBlob(r.wrapped());
-    absl::Status readable = blob.ok() ? keystore::ValidateKeyName(blob->key_name) : blob.status();
-    if (!readable.ok()) {
-      decisions.Malformed();
-      item_status[static_cast<size_t>(i)] = std::move(readable);
-      continue;
-    }
-    EncryptionContext context = FromProto(r.encryption_context());
-    absl::Status d = decisions.Decide(blob->key_name, context);
-    if (!d.ok()) {
-      item_status[static_cast<size_t>(i)] = std::move(d);
-      continue;
-    }
-    allowed.push_back({r.wrapped(), std::move(context)});
+    if (!items.allowed(i)) continue;
+    allowed.push_back({req.requests(i).wrapped(), std::move(items.item(i).context)});
     allowed_index.push_back(i);
-  }
-  const absl::string_view prefix = reencrypting ? "for re-encryption; " : "";
-  if (decisions.decided() == 0) {
-    decisions.Finish(n, 0, prefix);
-    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kMalformedHeader,
-                     absl::StrCat("every item of the batch is malformed (the first: ",
-                                  Bounded(item_status[0].message(), 200), ")"));
   }
   resp->mutable_results()->Reserve(n);
   for (int i = 0; i < n; ++i) resp->add_results();
-  int failed = 0;
   for (size_t start = 0; start < allowed.size(); start += kSlice) {
     if (start > 0) call.Yield();
     const size_t end = std::min(allowed.size(), start + kSlice);
@@ -172,30 +147,16 @@ absl::Status KeyManagementService::BatchDecryptDataKeys(
                                            std::make_move_iterator(allowed.begin() + end));
     KW_ASSIGN_OR_RETURN(auto results, core_->DecryptDataKeys(slice, !reencrypting));
     for (size_t j = 0; j < results.size(); ++j) {
-      v1::BatchDecryptResult* out = resp->mutable_results(allowed_index[start + j]);
-      if (results[j].ok()) {
-        out->set_plaintext(results[j]->data(), results[j]->size());
-      } else {
-        ++failed;
-        SetItemError(results[j].status(), out);
-      }
+      items.Answer(results[j], resp->mutable_results(allowed_index[start + j]),
+                   [](const SecretData& dek, v1::BatchDecryptResult* out) {
+                     out->set_plaintext(dek.data(), dek.size());
+                   });
     }
   }
-  for (int i = 0; i < n; ++i) {
-    if (!item_status[static_cast<size_t>(i)].ok()) {
-      SetItemError(item_status[static_cast<size_t>(i)], resp->mutable_results(i));
-    }
-  }
-  decisions.Finish(n, failed, prefix);
+  for (int i = 0; i < n; ++i) items.AnswerRefused(i, resp->mutable_results(i));
+  items.Finish();
   return absl::OkStatus();
 }
-
-namespace {
-absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
-  std::string authenticated;
-  return format::ParseHeader(bytes, &authenticated);
-}
-}  // namespace
 
 absl::Status KeyManagementService::Encrypt(Call& call, const v1::EncryptRequest& req,
                                            v1::EncryptResponse* resp) {
@@ -214,10 +175,7 @@ absl::Status KeyManagementService::Decrypt(Call& call, const v1::DecryptRequest&
   // either was altered, decryption fails right after.  The message's kms
   // entries must be wrapped by that same key, checked before anything is
   // authorized or unwrapped.
-  KW_ASSIGN_OR_RETURN(format::Header header, PeekHeader(req.message()));
-  KW_RETURN_IF_ERROR(keystore::ValidateKeyName(header.key.key_name));
-  call.set_key(header.key.key_name);
-  KW_RETURN_IF_ERROR(kms::CheckKmsEntriesBoundToHeaderKey(header));
+  KW_ASSIGN_OR_RETURN(format::Header header, ReadableHeader(req.message(), &call));
   KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context, header.key.key_version));
   KW_ASSIGN_OR_RETURN(SecretData pt, core_->Decrypt(header.key.key_name, req.message(),
                                                     FromProto(req.encryption_context())));

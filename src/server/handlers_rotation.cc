@@ -2,42 +2,14 @@
 // drill samples.
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "format/header.h"
 #include "keystore/key_model.h"
-#include "keyward/errors.h"
 #include "kms/batch_rewrap.h"
-#include "kms/kms_keyring.h"
+#include "server/batch_items.h"
 #include "server/convert.h"
 #include "server/key_management_service.h"
+#include "server/message_headers.h"
 
 namespace keyward::server {
-namespace {
-
-absl::StatusOr<format::Header> PeekHeader(absl::string_view bytes) {
-  std::string authenticated;
-  return format::ParseHeader(bytes, &authenticated);
-}
-
-// What a header must pass before its key is asked about: it parses, names
-// a valid key, and every kms entry is wrapped by that key.
-// `call`: a single-header call, whose record names the header's key even
-// when the entries refuse it.
-absl::StatusOr<format::Header> ReadableHeader(absl::string_view bytes, Call* call = nullptr) {
-  KW_ASSIGN_OR_RETURN(format::Header h, PeekHeader(bytes));
-  KW_RETURN_IF_ERROR(keystore::ValidateKeyName(h.key.key_name));
-  if (call != nullptr) call->set_key(h.key.key_name);
-  KW_RETURN_IF_ERROR(kms::CheckKmsEntriesBoundToHeaderKey(h));
-  return h;
-}
-
-void SetResultError(const absl::Status& s, v1::RewrapResult* out) {
-  out->set_code(static_cast<int>(s.code()));
-  out->set_error(Bounded(s.message(), 300));
-  const ErrorCode code = GetErrorCode(s);
-  if (code != ErrorCode::kNone) out->set_error_code(std::string(ErrorCodeName(code)));
-}
-
-}  // namespace
 
 absl::Status KeyManagementService::RewrapMessageHeader(Call& call,
                                                        const v1::RewrapMessageHeaderRequest& req,
@@ -66,31 +38,19 @@ absl::Status KeyManagementService::BatchRewrapMessageHeaders(
   if (n < 1) return absl::InvalidArgumentError("a batch holds 1 to 10000 headers, got none");
   // Each header is decided on its own, on the key it names.
   std::vector<std::string> headers(req.headers().begin(), req.headers().end());
+  BatchItems items(call, n, "header");
+  KW_RETURN_IF_ERROR(items.ReadAndDecide([&](int i) -> absl::StatusOr<BatchItem> {
+    KW_ASSIGN_OR_RETURN(format::Header h, ReadableHeader(headers[static_cast<size_t>(i)]));
+    return BatchItem{std::move(h.key.key_name), std::move(h.context)};
+  }));
   std::vector<bool> skip(headers.size(), false);
-  std::vector<absl::Status> refused(headers.size());
   std::vector<std::string> header_keys(headers.size());
-  BatchDecisions decisions(call);
-  for (size_t i = 0; i < headers.size(); ++i) {
-    if (i % 256 == 255) call.Yield();
-    auto h = ReadableHeader(headers[i]);
-    if (!h.ok()) {
-      decisions.Malformed();
-      skip[i] = true;
-      refused[i] = h.status();
-      continue;
+  for (int i = 0; i < n; ++i) {
+    if (items.allowed(i)) {
+      header_keys[static_cast<size_t>(i)] = items.item(i).key;
+    } else {
+      skip[static_cast<size_t>(i)] = true;
     }
-    header_keys[i] = h->key.key_name;
-    absl::Status d = decisions.Decide(h->key.key_name, h->context);
-    if (!d.ok()) {
-      skip[i] = true;
-      refused[i] = std::move(d);
-    }
-  }
-  if (decisions.decided() == 0) {
-    decisions.Finish(n, 0);
-    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kMalformedHeader,
-                     absl::StrCat("every header of the batch is malformed (the first: ",
-                                  Bounded(refused[0].message(), 200), ")"));
   }
   kms::RewrapOptions options;
   int since_yield = 0;
@@ -98,23 +58,17 @@ absl::Status KeyManagementService::BatchRewrapMessageHeaders(
     if (++since_yield % 64 == 0) call.Yield();
   };
   auto results = kms::RewrapHeaders(core_, headers, skip, header_keys, options);
-  int failed = 0;
   resp->mutable_results()->Reserve(n);
-  for (size_t i = 0; i < results.size(); ++i) {
+  for (int i = 0; i < n; ++i) {
     v1::RewrapResult* out = resp->add_results();
-    if (skip[i]) {
-      SetResultError(refused[i], out);
-      continue;
-    }
-    if (!results[i].ok()) {
-      ++failed;
-      SetResultError(results[i].status(), out);
-      continue;
-    }
-    out->set_header(std::move(results[i]->header));
-    ToProto(results[i]->key, out->mutable_key());
+    if (items.AnswerRefused(i, out)) continue;
+    items.Answer(results[static_cast<size_t>(i)], out,
+                 [](kms::RewrappedHeader& rewrapped, v1::RewrapResult* result) {
+                   result->set_header(std::move(rewrapped.header));
+                   ToProto(rewrapped.key, result->mutable_key());
+                 });
   }
-  decisions.Finish(n, failed);
+  items.Finish();
   return absl::OkStatus();
 }
 

@@ -1,27 +1,18 @@
-// The call pipeline: admit → check limits on the wire → parse → handler →
-// audit → answer.  Handlers live in handlers_*.cc.
+// The call pipeline: identify → size check → admit → wire scan → parse →
+// handler (authorize, then the core) → audit → answer.
 #include "server/key_management_service.h"
 
 #include <grpcpp/support/proto_buffer_reader.h>
-#include <openssl/crypto.h>
 
-#include <algorithm>
-#include <cstring>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "base/log.h"
-#include "base/status_macros.h"
 #include "crypto/hash.h"
-#include "crypto/random.h"
-#include "format/wire.h"
 #include "google/protobuf/arena.h"
 #include "keyward/errors.h"
-#include "keystore/key_model.h"
-#include "keyward/message.h"
 #include "metrics/metrics.h"
+#include "server/audit_records.h"
+#include "server/byte_buffers.h"
 #include "server/grpc_status.h"
 #include "server/principal.h"
 
@@ -29,19 +20,6 @@ namespace keyward::server {
 namespace {
 
 using google::protobuf::Message;
-
-// Request ids from clients are kept when they look like ids; anything else
-// is replaced, so a record never carries caller-chosen free text there.
-bool PlausibleRequestId(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' &&
-        c != '.') {
-      return false;
-    }
-  }
-  return true;
-}
 
 // Successes at debug, the caller's mistakes at info, keywardd's own
 // failures (and integrity failures, which may be attacks) at warning.
@@ -61,154 +39,13 @@ LogLevel LogLevelFor(absl::StatusCode code) {
   }
 }
 
-std::string NewRequestId() {
-  auto bytes = crypto::RandomBytes(12);
-  return bytes.ok() ? absl::BytesToHexString(*bytes) : "unknown";
-}
-
 // Memory a request may take once parsed, before its shape is known: its
 // bytes twice over (the buffer and the parsed strings) plus a fixed part.
 int64_t AdmissionCost(size_t bytes) { return static_cast<int64_t>(bytes) * 2 + 16384; }
 // What each field occurrence adds once the shape is known.
 constexpr int64_t kCostPerElement = 128;
 
-// The serialized response of a call whose response holds secrets is in a
-// buffer keywardd owns and wipes when gRPC releases it.
-void WipeAndFree(void* p, size_t len) {
-  OPENSSL_cleanse(p, len);
-  ::operator delete(p);
-}
-
-grpc::ByteBuffer Serialize(const Message& m, bool secret) {
-  const size_t size = m.ByteSizeLong();
-  if (!secret) {
-    grpc::Slice slice(size);
-    m.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(slice.begin()));
-    return grpc::ByteBuffer(&slice, 1);
-  }
-  void* buf = ::operator new(size == 0 ? 1 : size);
-  m.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(buf));
-  grpc::Slice slice(buf, size, &WipeAndFree);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-std::string Flatten(const grpc::ByteBuffer& bb) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!bb.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices) {
-    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return out;
-}
-
 }  // namespace
-
-std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view key,
-                             absl::string_view value) {
-  std::string input;
-  format::AppendBigEndian(&input, key.size(), 4);
-  input.append(key.data(), key.size());
-  input.append(value.data(), value.size());
-  auto tag = hmac.ComputeMac(input);
-  return tag.ok() ? absl::StrCat("hmac:", absl::BytesToHexString(*tag)) : "hmac:error";
-}
-
-// --- Call ---------------------------------------------------------------------
-
-absl::Status Call::Authorize(absl::string_view key, const EncryptionContext& context,
-                             uint32_t version) {
-  if (key != "*") KW_RETURN_IF_ERROR(keystore::ValidateKeyName(key));
-  key_ = std::string(key);
-  version_ = version;
-  context_ = context;
-  decision_ = Check(key, context);
-  decided_ = true;
-  if (decision_.allowed) return absl::OkStatus();
-  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                   absl::StrCat("access denied: ", decision_.reason));
-}
-
-absl::Status Call::AuthorizeScope(absl::string_view scope) {
-  if (scope.size() > FormatLimits::kMaxKeyNameSize) {
-    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kLimitExceeded,
-                     "a key name prefix is at most 256 bytes");
-  }
-  for (char c : scope) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' &&
-        c != '.' && c != '/') {
-      return absl::InvalidArgumentError(
-          "a key name prefix may only hold letters, digits, '-', '_', '.' and '/'");
-    }
-  }
-  key_ = std::string(scope);
-  context_.clear();
-  decision_ = Check(scope, context_);
-  decided_ = true;
-  if (decision_.allowed) return absl::OkStatus();
-  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                   absl::StrCat("access denied: ", decision_.reason));
-}
-
-absl::Status Call::AuthorizePattern(absl::string_view pattern, const char* operation) {
-  key_ = std::string(pattern);
-  context_.clear();
-  decision_ = service_->deps_.access->DecideScope(
-      principal_, operation != nullptr ? operation : operation_, key_);
-  decided_ = true;
-  if (decision_.allowed) return absl::OkStatus();
-  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                   absl::StrCat("access denied: ", decision_.reason));
-}
-
-policy::Decision Call::Check(absl::string_view key, const EncryptionContext& context) const {
-  policy::Request r{principal_, operation_, std::string(key), &context, absl::Now()};
-  return service_->deps_.access->Decide(r);
-}
-
-void Call::SetBatchOutcome(std::string keys, std::optional<policy::Decision> decision,
-                           std::string detail) {
-  key_ = std::move(keys);
-  decided_ = true;
-  nothing_decided_ = !decision.has_value();
-  if (decision) decision_ = std::move(*decision);
-  detail_ = std::move(detail);
-}
-
-void Call::Yield() { service_->scheduler_.Yield(); }
-
-absl::Status BatchDecisions::Decide(const std::string& key, const EncryptionContext& context) {
-  if (!have_previous_ || key != previous_key_ || !(context == previous_context_)) {
-    if (std::find(keys_.begin(), keys_.end(), key) == keys_.end() && keys_.size() < 16) {
-      keys_.push_back(key);
-    }
-    previous_ = call_.Check(key, context);
-    previous_key_ = key;
-    previous_context_ = context;
-    have_previous_ = true;
-  }
-  if (previous_.allowed) {
-    if (allowed_++ == 0) last_allow_ = previous_;
-    return absl::OkStatus();
-  }
-  if (denied_++ == 0) first_deny_ = previous_;
-  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
-                   absl::StrCat("access denied: ", previous_.reason));
-}
-
-void BatchDecisions::Finish(int items, int failed, absl::string_view prefix) {
-  std::optional<policy::Decision> shown;
-  if (allowed_ > 0) {
-    shown = last_allow_;
-  } else if (denied_ > 0) {
-    shown = first_deny_;
-  }
-  call_.SetBatchOutcome(
-      absl::StrJoin(keys_, ","), shown,
-      absl::StrCat(prefix, "batch of ", items, ": ", malformed_, " malformed, ", denied_,
-                   " denied, ", failed, " failed",
-                   denied_ > 0 ? absl::StrCat(" (", first_deny_.reason, ")") : ""));
-}
 
 // Everything about one request from the moment gRPC hands it over until it
 // is answered; shared by the worker task and the audit completion.
@@ -420,129 +257,6 @@ class CallState {
   std::string detail_override_;
 };
 
-// --- The service ----------------------------------------------------------------
-
-std::map<std::string, std::string> KeyManagementService::HashContext(
-    const EncryptionContext& context) const {
-  std::map<std::string, std::string> out;
-  for (const auto& [k, v] : context) {
-    out.emplace_hint(out.end(), k, HashContextValue(*deps_.context_hmac, k, v));
-  }
-  return out;
-}
-
-template <typename Req, typename Resp>
-void KeyManagementService::Register(
-    const char* name, const char* operation,
-    absl::Status (KeyManagementService::*handler)(Call&, const Req&, Resp*),
-    std::function<void(Resp*)> wipe) {
-  const google::protobuf::MethodDescriptor* md =
-      v1::GetServerInfoRequest::descriptor()->file()->FindServiceByName("KeyManagement")
-          ->FindMethodByName(name);
-  if (md == nullptr || md->input_type() != Req::descriptor() ||
-      md->output_type() != Resp::descriptor()) {
-    // A handler table that does not match keyward.proto is a build mistake.
-    std::fprintf(stderr, "keywardd: handler %s does not match keyward.proto\n", name);
-    std::abort();
-  }
-  auto m = std::make_unique<Method>();
-  m->name = name;
-  m->operation = operation;
-  m->request_prototype = &Req::default_instance();
-  m->response_prototype = &Resp::default_instance();
-  m->invoke = [this, handler](Call& call, const Message& req, Message* resp) {
-    return (this->*handler)(call, static_cast<const Req&>(req), static_cast<Resp*>(resp));
-  };
-  if (wipe) {
-    m->wipe = [wipe](Message* resp) { wipe(static_cast<Resp*>(resp)); };
-  }
-  const Method* method = m.get();
-  methods_.push_back(std::move(m));
-  MarkMethodRawCallback(
-      md->index(),
-      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
-          [this, method](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
-                         grpc::ByteBuffer* response) {
-            return Dispatch(*method, ctx, request, response);
-          }));
-}
-
-namespace {
-void WipeString(std::string* s) {
-  if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
-  s->clear();
-}
-}  // namespace
-
-KeyManagementService::KeyManagementService(const ServiceDeps& deps)
-    : deps_(deps),
-      core_(deps.core),
-      refusals_(deps.audit, deps.refusals),
-      tarpit_(deps.tarpit),
-      scheduler_(deps.scheduling) {
-  using K = KeyManagementService;
-  Register("GetServerInfo", "get-server-info", &K::GetServerInfo);
-  Register("CreateKey", "create-key", &K::CreateKey);
-  Register("GetKey", "describe", &K::GetKey);
-  Register("ListKeys", "list-keys", &K::ListKeys);
-  Register("RotateKey", "rotate-key", &K::RotateKey);
-  Register("UpdateKey", "update-key", &K::UpdateKey);
-  Register("EnableVersion", "enable-version", &K::EnableVersion);
-  Register("DisableVersion", "disable-version", &K::DisableVersion);
-  Register("SetPrimaryVersion", "set-primary", &K::SetPrimaryVersion);
-  Register("ScheduleVersionDestruction", "destroy-version", &K::ScheduleVersionDestruction);
-  Register("CancelVersionDestruction", "cancel-destroy", &K::CancelVersionDestruction);
-  Register<v1::GenerateDataKeyRequest, v1::GenerateDataKeyResponse>(
-      "GenerateDataKey", "generate-data-key", &K::GenerateDataKey,
-      [](v1::GenerateDataKeyResponse* r) { WipeString(r->mutable_plaintext()); });
-  Register("GenerateDataKeyWithoutPlaintext", "generate-data-key",
-           &K::GenerateDataKeyWithoutPlaintext);
-  Register<v1::DecryptDataKeyRequest, v1::DecryptDataKeyResponse>(
-      "DecryptDataKey", "decrypt", &K::DecryptDataKey,
-      [](v1::DecryptDataKeyResponse* r) { WipeString(r->mutable_plaintext()); });
-  Register("ReWrapDataKey", "rewrap", &K::ReWrapDataKey);
-  Register<v1::BatchGenerateDataKeysRequest, v1::BatchGenerateDataKeysResponse>(
-      "BatchGenerateDataKeys", "generate-data-key", &K::BatchGenerateDataKeys,
-      [](v1::BatchGenerateDataKeysResponse* r) {
-        for (auto& dk : *r->mutable_data_keys()) WipeString(dk.mutable_plaintext());
-      });
-  Register<v1::BatchDecryptDataKeysRequest, v1::BatchDecryptDataKeysResponse>(
-      "BatchDecryptDataKeys", "decrypt", &K::BatchDecryptDataKeys,
-      [](v1::BatchDecryptDataKeysResponse* r) {
-        for (auto& item : *r->mutable_results()) WipeString(item.mutable_plaintext());
-      });
-  Register("Encrypt", "encrypt", &K::Encrypt);
-  Register<v1::DecryptRequest, v1::DecryptResponse>(
-      "Decrypt", "decrypt", &K::Decrypt,
-      [](v1::DecryptResponse* r) { WipeString(r->mutable_plaintext()); });
-  Register("RewrapMessageHeader", "rewrap", &K::RewrapMessageHeader);
-  Register("BatchRewrapMessageHeaders", "rewrap", &K::BatchRewrapMessageHeaders);
-  Register("ReportDataSet", "report-data-set", &K::ReportDataSet);
-  Register("ListDataSets", "describe", &K::ListDataSets);
-  Register("GetDrillSamples", "describe", &K::GetDrillSamples);
-  Register("GetPolicy", "manage-policy", &K::GetPolicy);
-  Register("SetPolicy", "manage-policy", &K::SetPolicy);
-  Register("TestPolicy", "manage-policy", &K::TestPolicy);
-  Register("CreateGrant", "manage-grants", &K::CreateGrant);
-  Register("ListGrants", "manage-grants", &K::ListGrants);
-  Register("RevokeGrant", "manage-grants", &K::RevokeGrant);
-  Register("GetAuditCheckpoint", "read-audit", &K::GetAuditCheckpoint);
-  Register("GetInclusionProof", "read-audit", &K::GetInclusionProof);
-  Register("GetConsistencyProof", "read-audit", &K::GetConsistencyProof);
-  Register("ReadAuditRecords", "read-audit", &K::ReadAuditRecords);
-  const int methods = v1::GetServerInfoRequest::descriptor()
-                          ->file()
-                          ->FindServiceByName("KeyManagement")
-                          ->method_count();
-  if (static_cast<int>(methods_.size()) != methods) {
-    std::fprintf(stderr, "keywardd: %d methods in keyward.proto, %zu handlers\n", methods,
-                 methods_.size());
-    std::abort();
-  }
-}
-
-KeyManagementService::~KeyManagementService() = default;
-
 grpc::ServerUnaryReactor* KeyManagementService::Dispatch(const Method& method,
                                                          grpc::CallbackServerContext* ctx,
                                                          const grpc::ByteBuffer* request,
@@ -579,29 +293,6 @@ grpc::ServerUnaryReactor* KeyManagementService::Dispatch(const Method& method,
   state->set_ticket(*ticket);
   scheduler_.Run(*ticket, [state] { state->Execute(state); });
   return reactor;
-}
-
-void KeyManagementService::AuditRefusal(const std::string& source, const std::string& peer,
-                                        const char* operation, const absl::Status& status,
-                                        std::string detail, std::function<void()> done) {
-  if (!refusals_.ShouldRecord(source, operation)) {
-    if (done) done();
-    return;
-  }
-  audit::AuditRecord r;
-  r.time = absl::Now();
-  r.request_id = NewRequestId();
-  r.principal = source;
-  r.peer = peer;
-  r.operation = operation;
-  r.decision = "none";
-  r.result = absl::StatusCodeToString(status.code());
-  r.detail = std::move(detail);
-  if (done) {
-    deps_.audit->Submit(std::move(r), [done = std::move(done)](absl::Status) { done(); });
-  } else {
-    deps_.audit->AppendAsync(std::move(r));
-  }
 }
 
 }  // namespace keyward::server

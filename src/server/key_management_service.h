@@ -5,8 +5,11 @@
 // key they act on, and call kms::KeyService.  If the audit record cannot be
 // made durable the caller gets UNAVAILABLE and no result.
 //
-// The pipeline is in key_management_service.cc; the handlers are grouped by
-// area in handlers_*.cc.
+// The pipeline is in key_management_service.cc, the method table in
+// method_table.cc; the handlers are grouped by area in handlers_*.cc, with
+// authorization in call.cc, batch calls' shared shape in batch_items.h,
+// audit record helpers in audit_records.cc and the checks of a message
+// header before authorization in message_headers.h.
 #ifndef KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 #define KEYWARD_SERVER_KEY_MANAGEMENT_SERVICE_H_
 
@@ -50,10 +53,6 @@ struct ServiceDeps {
   // The audit checkpoint key's fingerprint, for GetServerInfo.
   std::string checkpoint_key_fingerprint;
 };
-
-// "hmac:<32 hex>": how an encryption context value appears in audit records.
-std::string HashContextValue(const crypto::HmacSha256& hmac, absl::string_view key,
-                             absl::string_view value);
 
 class KeyManagementService final : public v1::KeyManagement::CallbackService {
  public:
@@ -136,7 +135,7 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   grpc::ServerUnaryReactor* Dispatch(const Method& method, grpc::CallbackServerContext* ctx,
                                      const grpc::ByteBuffer* request,
                                      grpc::ByteBuffer* response);
-  // The encryption context as audit records show it.
+  // The encryption context as audit records show it (audit_records.cc).
   std::map<std::string, std::string> HashContext(const EncryptionContext& context) const;
 
   const ServiceDeps deps_;

@@ -1,0 +1,55 @@
+// The fixture of KeyService's tests: a service over an in-memory store and
+// a software root of trust, with a fake clock, for each KEK protection.
+#ifndef KEYWARD_KMS_KEY_SERVICE_FIXTURE_H_
+#define KEYWARD_KMS_KEY_SERVICE_FIXTURE_H_
+
+#include <memory>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "keystore/memory_key_store.h"
+#include "keyward/errors.h"
+#include "kms/clock.h"
+#include "kms/key_service.h"
+#include "testing/software_root_of_trust.h"
+#include "testing/status_matchers.h"
+
+namespace keyward::kms {
+
+MATCHER_P(HasErrorCode, code, "") {
+  return GetErrorCode(::keyward::testing::GetStatus(arg)) == code;
+}
+
+// Parameterized by the protection of new versions' KEKs; instantiated
+// once, in key_service_test.cc.
+class KeyServiceTest : public ::testing::TestWithParam<keystore::KekProtection> {
+ protected:
+  void SetUp() override {
+    auto root = std::make_unique<hsm::testing::SoftwareRootOfTrust>();
+    root_ = root.get();
+    KeyServiceOptions o;
+    o.environment = "dev";
+    o.default_protection = GetParam();
+    o.min_destruction_wait = absl::Minutes(1);
+    o.usage_flush_interval = absl::ZeroDuration();
+    o.clock = &clock_;
+    store_ = std::make_shared<keystore::MemoryKeyStore>("dev");
+    auto svc = KeyService::Create(o, store_, std::move(root));
+    ASSERT_TRUE(svc.ok()) << svc.status();
+    svc_ = std::move(*svc);
+  }
+  keystore::Key MustCreate(const std::string& name) {
+    auto k = svc_->CreateKey({.name = name});
+    EXPECT_TRUE(k.ok()) << k.status();
+    return *k;
+  }
+  FakeClock clock_;
+  hsm::testing::SoftwareRootOfTrust* root_ = nullptr;
+  std::shared_ptr<keystore::KeyStore> store_;  // what the core stored, read directly
+  std::unique_ptr<KeyService> svc_;
+};
+
+}  // namespace keyward::kms
+
+#endif  // KEYWARD_KMS_KEY_SERVICE_FIXTURE_H_
