@@ -16,7 +16,8 @@
 //                          (context-mismatch), another environment, or a
 //                          key version that was disabled.
 //   kNotFound              no such key.
-// A failed decryption never returns part of the plaintext.
+// A failed Decrypt returns no plaintext (a failed DecryptStream has written
+// the frames that verified: see stream_file.cc).
 #include <cstdio>
 #include <string>
 

@@ -49,7 +49,9 @@ int main(int argc, char** argv) {
 
   const std::string temporary = std::string(argv[5]) + ".partial";
   const int in = ::open(argv[4], O_RDONLY | O_CLOEXEC);
-  const int out = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A new file only: never follow a link someone left at that name.
+  const int out =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (in < 0 || out < 0) return std::perror("open"), 1;
   keyward::FdInputStream source(in);
   keyward::FdOutputStream sink(out);

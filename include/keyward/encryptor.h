@@ -11,10 +11,13 @@
 //   // opened->plaintext, opened->context
 //
 // Safe by construction:
-//   - An Encryptor decrypts only messages under its own key.  A message
-//     under another key is refused (kFailedPrecondition, ErrorCode
-//     kKeyMismatch) before any key is unwrapped, even one the caller may
-//     read.  Reading messages under any key the caller may read takes a
+//   - An Encryptor decrypts only messages under its own key: the header's
+//     key, every kms entry's label and the key inside every wrapped data
+//     key must all be it.  A message under another key is refused
+//     (kFailedPrecondition, kKeyMismatch; kInvalidArgument,
+//     kMalformedHeader for a relabelled entry) before any key is unwrapped,
+//     even one the caller may read.  Extra keyrings only add recipients;
+//     an Encryptor of a signed suite reads only signed messages.  Reading messages under any key the caller may read takes a
 //     DiscoveryDecryptor, a separate type, on purpose.
 //   - Decrypt returns the plaintext together with the message's
 //     authenticated encryption context and key.  Given an expected context,
@@ -73,7 +76,9 @@ struct EncryptorOptions {
   CacheLimits decrypt_cache;
   EncryptOptions format;
   // Extra recipients: each adds a wrapped copy of every data key (say an
-  // offline disaster-recovery raw key) and may also open messages.
+  // offline disaster-recovery raw key).  They are not used to decrypt (a
+  // shared key would not prove which key a message was made under); read
+  // with them through a DiscoveryDecryptor's additional_unwrappers.
   std::vector<std::shared_ptr<const Keyring>> additional_keyrings;
   // Optional observer of latency and cache hits (metrics).
   std::shared_ptr<Observer> observer;
@@ -124,9 +129,10 @@ class Encryptor {
                                                   ContextMatch match = ContextMatch::kExact);
   [[nodiscard]] absl::Status EncryptStream(InputStream& in, OutputStream& out,
                                            const EncryptionContext& context);
-  // As Decrypt.  Plaintext is written frame by frame as each verifies: on
-  // error, discard what was written (write to a temporary file and rename
-  // on success).  Returns the message's context and key.
+  // As Decrypt.  Plaintext is written frame by frame as each verifies, so
+  // on error part of it has been written: discard it (write to a temporary
+  // file and rename on success).  For signed suites the writer's signature
+  // is checked only at the end.  Returns the message's context and key.
   [[nodiscard]] absl::StatusOr<Decrypted> DecryptStream(
       InputStream& in, OutputStream& out,
       const std::optional<EncryptionContext>& expected_context = std::nullopt,

@@ -9,8 +9,11 @@
  * the library and freed with kw_bytes_free, which wipes them first.
  *
  * An encryption context is passed as `count` pairs of NUL-terminated UTF-8
- * strings: keys[i] = values[i].  It is authenticated, stored in the clear,
- * and must not hold secrets.
+ * strings: keys[i] = values[i], each key once.  It is authenticated,
+ * stored in the clear, and must not hold secrets.
+ *
+ * The ABI may change at each 0.x minor version (the SONAME says which);
+ * within one, it is stable.
  *
  * Thread-safety: handles are safe for concurrent use from many threads;
  * kw_*_free must not race with other calls on the same handle.
@@ -48,7 +51,8 @@ typedef enum kw_code {
 
 /* How an expected context is compared with a message's. */
 typedef enum kw_context_match {
-  KW_CONTEXT_ANY = 0,      /* no expectation: any context (returned to check) */
+  KW_CONTEXT_ANY = 0,      /* no expectation: any context (returned to check);
+                              giving pairs with it is an error */
   KW_CONTEXT_EXACT = 1,    /* the same pairs, no more */
   KW_CONTEXT_AT_LEAST = 2  /* every expected pair; the message may carry more */
 } kw_context_match;

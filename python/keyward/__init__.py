@@ -11,7 +11,8 @@ $KEYWARD_LIBRARY (a path), then the dynamic linker (libkeyward.so.0.1).
     opened = cards.decrypt(message, {"customer": "42"})
     opened.plaintext, opened.context, opened.key_name, opened.key_version
 
-Errors raise keyward.Error with .code (the canonical status code, e.g.
+Plaintexts come back as Python bytes, which Python cannot wipe: keep them
+short-lived.  Errors raise keyward.Error with .code (the canonical status code, e.g.
 keyward.UNAVAILABLE), .name (the Keyward error name, e.g.
 "authentication-failed") and .message.
 """
@@ -35,12 +36,13 @@ _ANY, _EXACT, _AT_LEAST = 0, 1, 2
 
 
 def _load():
-    path = os.environ.get("KEYWARD_LIBRARY") or ctypes.util.find_library("keyward") or _SONAME
+    # The exact SONAME first: another 0.x release has another ABI.
+    path = os.environ.get("KEYWARD_LIBRARY") or _SONAME
     try:
         return ctypes.CDLL(path)
     except OSError as e:
         raise ImportError(
-            f"keyward: cannot load libkeyward ({path}): {e}. Install the keyward package, "
+            f"keyward: cannot load {path}: {e}. Install the keyward package, "
             "or set KEYWARD_LIBRARY to the path of libkeyward.so") from e
 
 
@@ -94,8 +96,19 @@ def _check(code, err):
     raise e
 
 
+def _text(s, what):
+    # ctypes would cut a string at its first NUL: refuse instead of checking
+    # or storing something other than what the caller gave.
+    if "\0" in s:
+        raise ValueError(f"keyward: {what} contains a NUL character")
+    return s.encode()
+
+
 def _context(ctx):
     ctx = ctx or {}
+    for k, v in ctx.items():
+        _text(k, "a context key")
+        _text(v, "a context value")
     keys = (ctypes.c_char_p * max(1, len(ctx)))(*[k.encode() for k in ctx])
     values = (ctypes.c_char_p * max(1, len(ctx)))(*[ctx[k].encode() for k in ctx])
     return keys, values, len(ctx)
@@ -165,12 +178,12 @@ class Client:
 
     def __init__(self, config_path: str):
         self._h, err = _p(), _p()
-        _check(_lib.kw_client_connect(config_path.encode(), ctypes.byref(self._h),
+        _check(_lib.kw_client_connect(_text(config_path, "the config path"), ctypes.byref(self._h),
                                       ctypes.byref(err)), err)
 
     def encryptor(self, key_name: str) -> Encryptor:
         h, err = _p(), _p()
-        _check(_lib.kw_encryptor_new(self._h, key_name.encode(), ctypes.byref(h),
+        _check(_lib.kw_encryptor_new(self._h, _text(key_name, "the key name"), ctypes.byref(h),
                                      ctypes.byref(err)), err)
         return Encryptor(h, key_name)
 

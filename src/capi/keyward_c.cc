@@ -36,17 +36,29 @@ struct kw_decrypted {
 
 namespace {
 
+// Errors are allocated with nothrow: out of memory, the caller still gets
+// the code (and a NULL error) rather than an exception across the C ABI.
 kw_code Fail(const absl::Status& s, kw_error** error) {
   const auto code = static_cast<kw_code>(s.code());
   if (error != nullptr) {
-    *error = new kw_error{code, std::string(keyward::ErrorCodeName(keyward::GetErrorCode(s))),
-                          std::string(s.message())};
+    try {
+      *error = new kw_error{code, std::string(keyward::ErrorCodeName(keyward::GetErrorCode(s))),
+                            std::string(s.message())};
+    } catch (...) {
+      *error = nullptr;
+    }
   }
   return code;
 }
 
 kw_code Fail(kw_code code, const char* message, kw_error** error) {
-  if (error != nullptr) *error = new kw_error{code, "", message};
+  if (error != nullptr) {
+    try {
+      *error = new kw_error{code, "", message};
+    } catch (...) {
+      *error = nullptr;
+    }
+  }
   return code;
 }
 
@@ -60,7 +72,8 @@ bool ReadContext(const char* const* keys, const char* const* values, size_t coun
   if (count > 0 && (keys == nullptr || values == nullptr)) return false;
   for (size_t i = 0; i < count; ++i) {
     if (keys[i] == nullptr || values[i] == nullptr) return false;
-    (*out)[keys[i]] = values[i];
+    // A key given twice is a caller's mistake, not "the last one wins".
+    if (!out->emplace(keys[i], values[i]).second) return false;
   }
   return true;
 }
@@ -132,7 +145,8 @@ kw_code kw_encrypt(kw_encryptor* encryptor, const uint8_t* plaintext, size_t pla
     }
     keyward::EncryptionContext context;
     if (!ReadContext(keys, values, count, &context)) {
-      return Fail(KW_INVALID_ARGUMENT, "kw_encrypt: a context key or value is NULL", error);
+      return Fail(KW_INVALID_ARGUMENT,
+                  "kw_encrypt: a context key or value is NULL, or a key is repeated", error);
     }
     auto m = encryptor->encryptor->Encrypt(
         absl::string_view(reinterpret_cast<const char*>(plaintext), plaintext_len), context);
@@ -156,11 +170,18 @@ kw_code kw_decrypt(kw_encryptor* encryptor, const uint8_t* message, size_t messa
     const absl::string_view bytes(reinterpret_cast<const char*>(message), message_len);
     absl::StatusOr<keyward::Decrypted> d;
     if (match == KW_CONTEXT_ANY) {
+      if (count > 0) {
+        return Fail(KW_INVALID_ARGUMENT,
+                    "kw_decrypt: context pairs were given with KW_CONTEXT_ANY, which would "
+                    "ignore them; pass KW_CONTEXT_EXACT or KW_CONTEXT_AT_LEAST",
+                    error);
+      }
       d = encryptor->encryptor->Decrypt(bytes);
     } else if (match == KW_CONTEXT_EXACT || match == KW_CONTEXT_AT_LEAST) {
       keyward::EncryptionContext expected;
       if (!ReadContext(keys, values, count, &expected)) {
-        return Fail(KW_INVALID_ARGUMENT, "kw_decrypt: a context key or value is NULL", error);
+        return Fail(KW_INVALID_ARGUMENT,
+                    "kw_decrypt: a context key or value is NULL, or a key is repeated", error);
       }
       d = encryptor->encryptor->Decrypt(bytes, expected,
                                         match == KW_CONTEXT_EXACT
@@ -178,23 +199,28 @@ kw_code kw_decrypt(kw_encryptor* encryptor, const uint8_t* message, size_t messa
 }
 
 const uint8_t* kw_decrypted_plaintext(const kw_decrypted* decrypted, size_t* len) {
-  if (len != nullptr) *len = decrypted->value.plaintext.size();
-  return reinterpret_cast<const uint8_t*>(decrypted->value.plaintext.data());
+  if (len != nullptr) *len = decrypted == nullptr ? 0 : decrypted->value.plaintext.size();
+  return decrypted == nullptr
+             ? nullptr
+             : reinterpret_cast<const uint8_t*>(decrypted->value.plaintext.data());
 }
 size_t kw_decrypted_context_count(const kw_decrypted* decrypted) {
-  return decrypted->pairs.size();
+  return decrypted == nullptr ? 0 : decrypted->pairs.size();
 }
 const char* kw_decrypted_context_key(const kw_decrypted* decrypted, size_t i) {
-  return i < decrypted->pairs.size() ? decrypted->pairs[i].first.c_str() : nullptr;
+  return decrypted != nullptr && i < decrypted->pairs.size() ? decrypted->pairs[i].first.c_str()
+                                                             : nullptr;
 }
 const char* kw_decrypted_context_value(const kw_decrypted* decrypted, size_t i) {
-  return i < decrypted->pairs.size() ? decrypted->pairs[i].second.c_str() : nullptr;
+  return decrypted != nullptr && i < decrypted->pairs.size()
+             ? decrypted->pairs[i].second.c_str()
+             : nullptr;
 }
 const char* kw_decrypted_key_name(const kw_decrypted* decrypted) {
-  return decrypted->value.key.key_name.c_str();
+  return decrypted == nullptr ? "" : decrypted->value.key.key_name.c_str();
 }
 uint32_t kw_decrypted_key_version(const kw_decrypted* decrypted) {
-  return decrypted->value.key.key_version;
+  return decrypted == nullptr ? 0 : decrypted->value.key.key_version;
 }
 void kw_decrypted_free(kw_decrypted* decrypted) { delete decrypted; }  // SecretData wipes
 

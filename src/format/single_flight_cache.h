@@ -40,16 +40,26 @@ class SingleFlightCache {
         return slot->entry;
       }
       if (slot->fetching) {
-        slot->cv.wait(lock);
+        // Wait for that fetch; if it fails, its error is ours too (a caller
+        // that started a fetch of its own would wait for the same outage
+        // again).  Errors are not kept for later callers.
+        const uint64_t awaited = slot->fetches;
+        slot->cv.wait(lock, [&] { return !slot->fetching || slot->fetches != awaited; });
+        if (slot->failed_fetch == awaited) return slot->failure;
         continue;
       }
       *hit = false;
       slot->fetching = true;
+      const uint64_t mine = ++slot->fetches;
       slot->entry.reset();  // the last user wipes the old key
       lock.unlock();
       absl::StatusOr<std::shared_ptr<Entry>> fetched = fetch();
       lock.lock();
       slot->fetching = false;
+      if (!fetched.ok()) {
+        slot->failed_fetch = mine;
+        slot->failure = fetched.status();
+      }
       slot->cv.notify_all();
       if (!fetched.ok()) return fetched.status();
       (*fetched)->created = absl::Now();
@@ -78,6 +88,9 @@ class SingleFlightCache {
     std::mutex mu;
     std::condition_variable cv;
     bool fetching = false;
+    uint64_t fetches = 0;       // fetches started
+    uint64_t failed_fetch = 0;  // the last one that failed, and how
+    absl::Status failure;
     std::shared_ptr<Entry> entry;  // guarded by mu
   };
 

@@ -1,6 +1,7 @@
 #include "kms/kms_keyring.h"
 
 #include "absl/strings/str_cat.h"
+#include "format/kms_entries.h"
 #include "base/status_macros.h"
 #include "keyward/errors.h"
 #include "kms/data_key_blob.h"
@@ -9,19 +10,7 @@
 namespace keyward::kms {
 
 absl::Status CheckKmsEntriesBoundToHeaderKey(const format::Header& header) {
-  for (const EncryptedDataKey& edk : header.data_keys) {
-    if (edk.provider_id != kKmsProviderId) continue;
-    auto blob = DecodeBlob(edk.ciphertext);
-    if (edk.provider_info != header.key.key_name || !blob.ok() ||
-        blob->key_name != header.key.key_name) {
-      return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kMalformedHeader,
-                       absl::StrCat("the message's kms data key entry is not wrapped by key '",
-                                    header.key.key_name,
-                                    "', the key its header names; keywardd refuses it "
-                                    "without unwrapping anything"));
-    }
-  }
-  return absl::OkStatus();
+  return format::CheckKmsEntriesBoundTo(header, header.key.key_name);
 }
 
 absl::StatusOr<GeneratedDataKey> LocalKmsKeyring::GenerateDataKey(

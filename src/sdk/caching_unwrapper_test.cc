@@ -1,6 +1,7 @@
 #include "keyward/caching_unwrapper.h"
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -73,6 +74,62 @@ TEST(CachingUnwrapperTest, HitsMissesLimitsAndErrors) {
   EXPECT_FALSE(cache.UnwrapDataKey(e, {}).ok());
   inner->fail = false;
   KW_EXPECT_OK(cache.UnwrapDataKey(e, {}).status());
+}
+
+// Blocks every unwrap until `release` (so callers really overlap), then
+// answers like FakeUnwrapper or fails.
+class GatedUnwrapper final : public KeyUnwrapper {
+ public:
+  absl::StatusOr<SecretData> UnwrapDataKey(const EncryptedDataKey& edk,
+                                           const EncryptionContext& context) const override {
+    ++calls;
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (fail) return absl::UnavailableError("keywardd down");
+    return inner.UnwrapDataKey(edk, context);
+  }
+  bool Owns(const EncryptedDataKey& edk) const override { return edk.provider_id == "p"; }
+  FakeUnwrapper inner;
+  mutable std::atomic<int> calls{0};
+  std::atomic<bool> release{false};
+  bool fail = false;
+};
+
+// Starts 16 unwraps of one entry, lets them pile up behind the first, then
+// releases it.  Returns how many failed.
+int Overlapping(const std::shared_ptr<GatedUnwrapper>& inner, CachingUnwrapper& cache) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::atomic<int> started{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      ++started;
+      if (!cache.UnwrapDataKey({"p", "k", "w"}, {}).ok()) ++failures;
+    });
+  }
+  while (started.load() < 16) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // all waiting on the first
+  inner->release = true;
+  for (auto& t : threads) t.join();
+  return failures.load();
+}
+
+TEST(CachingUnwrapperTest, OverlappingUnwrapsOfOneEntryMakeOneCall) {
+  auto inner = std::make_shared<GatedUnwrapper>();
+  CachingUnwrapper cache(inner, {});
+  EXPECT_EQ(Overlapping(inner, cache), 0);
+  EXPECT_EQ(inner->calls.load(), 1);
+}
+
+TEST(CachingUnwrapperTest, WaitersShareAFailedFetchInsteadOfRepeatingIt) {
+  auto inner = std::make_shared<GatedUnwrapper>();
+  inner->fail = true;
+  CachingUnwrapper cache(inner, {});
+  EXPECT_EQ(Overlapping(inner, cache), 16);
+  EXPECT_EQ(inner->calls.load(), 1);
+  // Not cached: the next caller tries again.
+  inner->fail = false;
+  KW_EXPECT_OK(cache.UnwrapDataKey({"p", "k", "w"}, {}).status());
+  EXPECT_EQ(inner->calls.load(), 2);
 }
 
 TEST(CachingUnwrapperTest, ConcurrentUnwrapsOfOneEntryMakeOneCall) {

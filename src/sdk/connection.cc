@@ -75,7 +75,9 @@ void ToProto(const EncryptionContext& ctx,
 
 }  // namespace sdk
 
-absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path) {
+namespace {
+
+absl::StatusOr<ClientOptions> ReadClientConfig(const std::string& path) {
   if (::access(path.c_str(), R_OK) != 0) {
     return absl::NotFoundError(absl::StrCat(
         "cannot read the client config ", path,
@@ -133,6 +135,19 @@ absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path) {
     }
   }
   return o;
+}
+
+}  // namespace
+
+absl::StatusOr<ClientOptions> LoadClientConfig(const std::string& path) {
+  // A field of the wrong shape (a list where a string belongs) makes
+  // yaml-cpp throw: an error for the caller, not an exception.
+  try {
+    return ReadClientConfig(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": a field has the wrong type (", e.what(), ")"));
+  }
 }
 
 Connection::Connection(ClientOptions options)

@@ -10,6 +10,7 @@
 #include "crypto/signature.h"
 #include "format/encrypt_materials.h"
 #include "format/header.h"
+#include "format/kms_entries.h"
 #include "format/single_flight_cache.h"
 #include "keyward/caching_unwrapper.h"
 #include "keyward/errors.h"
@@ -131,6 +132,9 @@ struct Reader {
   std::shared_ptr<CachingUnwrapper> cached;      // when caching
   std::shared_ptr<CountingUnwrapper> uncached;   // when not
   std::shared_ptr<Observer> observer;
+  // An Encryptor of a signed suite reads only signed messages: an unsigned
+  // one could come from any reader of the key.
+  bool require_signed = false;
 
   void Init(std::shared_ptr<DataClient> c, std::string key, bool cache,
             const CacheLimits& limits, std::shared_ptr<Observer> o) {
@@ -156,13 +160,19 @@ struct Reader {
     return out;
   }
 
+  // The header's key, every kms entry's label and every kms blob's own key
+  // name (which keywardd unwraps with) must all be the bound key: a header
+  // relabelled to this key around another key's data key is refused before
+  // anything is unwrapped.  A DiscoveryDecryptor checks that they agree.
   absl::Status CheckKey(const format::Header& h) const {
-    if (bound_key.empty() || h.key.key_name == bound_key) return absl::OkStatus();
-    return MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kKeyMismatch,
-                     absl::StrCat("the message is under key '", h.key.key_name,
-                                  "' but this Encryptor reads only key '", bound_key,
-                                  "' (use an Encryptor for that key, or a DiscoveryDecryptor "
-                                  "to read any key you are allowed to)"));
+    if (!bound_key.empty() && h.key.key_name != bound_key) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kKeyMismatch,
+                       absl::StrCat("the message is under key '", h.key.key_name,
+                                    "' but this Encryptor reads only key '", bound_key,
+                                    "' (use an Encryptor for that key, or a DiscoveryDecryptor "
+                                    "to read any key you are allowed to)"));
+    }
+    return format::CheckKmsEntriesBoundTo(h, h.key.key_name);
   }
 
   absl::StatusOr<DecryptOptions> Check(const format::Header& h,
@@ -171,6 +181,7 @@ struct Reader {
     KW_RETURN_IF_ERROR(CheckKey(h));
     DecryptOptions o;
     o.expected_environment = client->options().environment;
+    o.require_signed = require_signed;
     if (expected) {
       o.expected_context = *expected;  // every expected pair, checked by the format
       if (match == ContextMatch::kExact) KW_RETURN_IF_ERROR(CheckExactContext(h.context, *expected));
@@ -372,7 +383,10 @@ absl::StatusOr<std::shared_ptr<Encryptor>> Encryptor::Create(std::shared_ptr<Dat
   auto state = std::make_unique<State>(options);
   state->reader.Init(std::move(client), options.key_name, options.cache, options.decrypt_cache,
                      options.observer);
-  for (const auto& k : options.additional_keyrings) state->reader.unwrappers.push_back(k);
+  state->reader.require_signed = IsSignedSuite(options.format.suite);
+  // Extra keyrings only add recipients: opening a message through one (a
+  // shared disaster-recovery key) would not prove which key it was made
+  // under.  Recovery reads through a DiscoveryDecryptor.
   return std::shared_ptr<Encryptor>(new Encryptor(std::move(state)));
 }
 

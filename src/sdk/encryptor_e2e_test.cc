@@ -2,6 +2,9 @@
 // only its own key, decrypt returns the authenticated context and matches
 // an expected one exactly by default, a DiscoveryDecryptor reads any key
 // the principal may, and Create refuses bad options.
+#include <fstream>
+
+#include "format/encrypt_materials.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keyward/caching_unwrapper.h"
@@ -9,6 +12,7 @@
 #include "keyward/errors.h"
 #include "keyward/raw_aes_keyring.h"
 #include "testing/e2e_fixture.h"
+#include "testing/subprocess.h"
 
 namespace keyward {
 namespace {
@@ -53,6 +57,32 @@ TEST_F(EncryptorTest, AnEncryptorRefusesAMessageUnderAnotherKeyBeforeUnwrapping)
   EXPECT_EQ(opened.plaintext.AsStringView(), "4111");
   EXPECT_EQ(opened.key.key_name, "cards");
   EXPECT_EQ(opened.key.key_version, 1u);
+}
+
+// A reader of "notes" takes a notes data key, labels its entry and the
+// header "cards", and computes the commitment and tag itself (it knows the
+// data key).  The cards Encryptor must not return it as a card.
+TEST_F(EncryptorTest, AHeaderRelabelledToThisKeyIsRefusedBeforeUnwrapping) {
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey notes_key, app_->GenerateDataKey("notes", {}));
+  format::EncryptionMaterials m;
+  m.key = {notes_key.key.environment, "cards", 1};
+  m.data_keys = {EncryptedDataKey{kKmsProviderId, "cards", notes_key.encrypted.ciphertext}};
+  m.data_key = &notes_key.plaintext;
+  KW_ASSERT_OK_AND_ASSIGN(std::string forged, format::EncryptBytesWithMaterials(m, "not a card"));
+  auto cards = For("cards");
+  auto refused = cards->Decrypt(forged);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(GetErrorCode(refused.status()), ErrorCode::kMalformedHeader);
+  EXPECT_EQ(cards->Stats().decrypt_cache_misses, 0u);  // nothing was asked of keywardd
+  StringInputStream in(forged);
+  std::string out;
+  StringOutputStream sink(&out);
+  EXPECT_FALSE(cards->DecryptStream(in, sink).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(cards->Rewrap(forged).ok());
+  // A discovery reader refuses it too: its labels disagree with its blob.
+  KW_ASSERT_OK_AND_ASSIGN(auto any, DiscoveryDecryptor::Create(app_));
+  EXPECT_EQ(GetErrorCode(any->Decrypt(forged).status()), ErrorCode::kMalformedHeader);
 }
 
 TEST_F(EncryptorTest, DecryptReturnsTheContextAndMatchesAnExpectedOneExactly) {
@@ -161,6 +191,17 @@ TEST_F(EncryptorTest, TheEncryptorOwnsWhatItUses) {
   EXPECT_EQ(d.plaintext.AsStringView(), "4111");
   KW_ASSERT_OK_AND_ASSIGN(MessageInfo info, InspectMessage(m));
   EXPECT_EQ(info.data_keys.size(), 2u);  // the KMS and the extra raw key
+}
+
+TEST(ClientConfigTest, AFieldOfTheWrongShapeIsAnErrorNotAnException) {
+  ::keyward::testing::TempDir dir;
+  const std::string path = dir.File("client.yaml");
+  std::ofstream(path) << "servers: [\"127.0.0.1:1\"]\nenvironment: [a, b]\n"
+                         "tls: {ca: ca.pem, cert: c.pem, key: k.pem}\n";
+  auto options = LoadClientConfig(path);
+  ASSERT_FALSE(options.ok());
+  EXPECT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(options.status().message(), HasSubstr("wrong type"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "keyward/kms_keyring.h"
 
 #include "absl/strings/str_cat.h"
+#include "format/kms_entries.h"
 
 namespace keyward {
 
@@ -23,6 +24,14 @@ absl::StatusOr<WrappedDataKey> KmsKeyring::WrapDataKey(
 absl::StatusOr<SecretData> KmsKeyring::UnwrapDataKey(
     const EncryptedDataKey& encrypted, const EncryptionContext& context) const {
   if (!Owns(encrypted)) return absl::NotFoundError("not a kms entry of this keyring");
+  // keywardd unwraps with the key the blob names; a keyring bound to a key
+  // owns only blobs of that key, whatever the entry's label says.
+  if (!key_name_.empty()) {
+    auto blob_key = format::KmsBlobKeyName(encrypted.ciphertext);
+    if (!blob_key.ok() || *blob_key != key_name_) {
+      return absl::NotFoundError("a kms entry labelled with this key but wrapped by another");
+    }
+  }
   return client_->DecryptDataKey(encrypted.ciphertext, context);
 }
 

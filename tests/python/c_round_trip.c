@@ -46,6 +46,20 @@ int main(int argc, char** argv) {
   }
   printf("C: tampered message refused: %s\n", kw_error_name(e));
   kw_error_free(e);
+  /* Pairs with KW_CONTEXT_ANY would be ignored: refused instead. */
+  if (kw_decrypt(cards, m, m_len, keys, values, 1, KW_CONTEXT_ANY, &d, &e) != KW_INVALID_ARGUMENT) {
+    return fprintf(stderr, "pairs with KW_CONTEXT_ANY were accepted\n"), 1;
+  }
+  kw_error_free(e);
+  const char* twice[] = {"tenant", "tenant"};
+  const char* two_values[] = {"acme", "evil"};
+  if (kw_encrypt(cards, (const uint8_t*)text, strlen(text), twice, two_values, 2, &m, &m_len,
+                 &e) != KW_INVALID_ARGUMENT) {
+    return fprintf(stderr, "a repeated context key was accepted\n"), 1;
+  }
+  kw_error_free(e);
+  if (kw_decrypted_key_name(NULL)[0] != '\0' || kw_decrypted_context_count(NULL) != 0) return 1;
+  printf("C: pairs with KW_CONTEXT_ANY, a repeated key and NULL handles handled\n");
   kw_bytes_free(m, m_len);
   kw_encryptor_free(cards);
   return 0;

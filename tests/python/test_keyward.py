@@ -84,6 +84,15 @@ class KeywardPythonTest(unittest.TestCase):
             keyward.Client(os.path.join(DEV, "missing.yaml"))
         self.assertEqual(e.exception.code, keyward.NOT_FOUND)
 
+    def test_nul_characters_are_refused_not_truncated(self):
+        m = self.cards.encrypt(b"x", {"user": "alice"})
+        with self.assertRaises(ValueError):
+            self.cards.decrypt(m, {"user": "alice\0evil"})
+        with self.assertRaises(ValueError):
+            self.cards.encrypt(b"x", {"user\0": "a"})
+        with self.assertRaises(ValueError):
+            self.client.encryptor("py/cards\0other")
+
     def test_library_version(self):
         self.assertRegex(keyward.library_version(), r"^\d+\.\d+\.\d+$")
 
