@@ -16,6 +16,19 @@ namespace {
 constexpr size_t kNonceSize = 12;
 constexpr size_t kTagSize = 16;
 
+// AES-GCM parameters for one seal or unseal; the buffers must outlive the
+// call that uses them.
+CK_GCM_PARAMS GcmParams(std::string& nonce, absl::string_view aad) {
+  CK_GCM_PARAMS params{};
+  params.pIv = reinterpret_cast<CK_BYTE_PTR>(nonce.data());
+  params.ulIvLen = kNonceSize;
+  params.ulIvBits = kNonceSize * 8;
+  params.pAAD = reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(aad.data()));
+  params.ulAADLen = aad.size();
+  params.ulTagBits = kTagSize * 8;
+  return params;
+}
+
 }  // namespace
 
 absl::StatusOr<SecretData> Pkcs11RootOfTrust::GenerateRandom(size_t size) {
@@ -116,13 +129,7 @@ absl::StatusOr<std::string> Pkcs11RootOfTrust::SealWith(
   KW_RETURN_IF_ERROR(WithSessionLocked("C_Encrypt (seal)", [&]() -> CK_RV {
     auto key = find();
     if (!key.ok()) return CKR_KEY_HANDLE_INVALID;
-    CK_GCM_PARAMS params{};
-    params.pIv = reinterpret_cast<CK_BYTE_PTR>(nonce.data());
-    params.ulIvLen = kNonceSize;
-    params.ulIvBits = kNonceSize * 8;
-    params.pAAD = reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(aad.data()));
-    params.ulAADLen = aad.size();
-    params.ulTagBits = kTagSize * 8;
+    CK_GCM_PARAMS params = GcmParams(nonce, aad);
     CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
     CK_RV rv = f_->C_EncryptInit(session_, &mech, *key);
     if (rv != CKR_OK) return rv;
@@ -153,13 +160,7 @@ absl::StatusOr<SecretData> Pkcs11RootOfTrust::UnsealWith(
   absl::Status s = WithSessionLocked("C_Decrypt (unseal)", [&]() -> CK_RV {
     auto key = find();
     if (!key.ok()) return CKR_KEY_HANDLE_INVALID;
-    CK_GCM_PARAMS params{};
-    params.pIv = reinterpret_cast<CK_BYTE_PTR>(nonce.data());
-    params.ulIvLen = kNonceSize;
-    params.ulIvBits = kNonceSize * 8;
-    params.pAAD = reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(aad.data()));
-    params.ulAADLen = aad.size();
-    params.ulTagBits = kTagSize * 8;
+    CK_GCM_PARAMS params = GcmParams(nonce, aad);
     CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof(params)};
     CK_RV rv = f_->C_DecryptInit(session_, &mech, *key);
     if (rv != CKR_OK) return last = rv;
