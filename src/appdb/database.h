@@ -8,6 +8,19 @@
 // the SQL both dialects share (INSERT … ON CONFLICT DO NOTHING, LIMIT,
 // CREATE TABLE IF NOT EXISTS); where they differ the caller asks dialect().
 //
+// One statement per Execute/Query call.  Statements are prepared once and
+// cached by their SQL text (up to 64 per connection), so a loop that runs
+// the same text with new parameters does not parse it again: build SQL
+// text once, not per row.
+//
+// Errors of statements, the same kinds on both backends: kInvalidArgument
+// for bad SQL, unknown tables or columns, a wrong number of parameters;
+// kAlreadyExists for a unique or primary key violation; kFailedPrecondition
+// for another constraint; kUnavailable for a busy database or a lost
+// connection; kPermissionDenied for a read-only file or missing privilege.
+// Messages name the database and quote the statement's first 80 or so
+// characters, never parameter values (they may be secrets).
+//
 // Thread-safety: a Database is one connection; use it from one thread at a
 // time (callers that share one hold their own mutex).
 #ifndef KEYWARD_APPDB_DATABASE_H_
@@ -35,7 +48,9 @@ struct Blob {
 // A value as the database holds it.  monostate is SQL NULL.  Integers of
 // every width come back as int64_t, floating point as double, every
 // character type as std::string, BLOB/BYTEA as Blob.  Other PostgreSQL types
-// (numeric, date, json, …) come back as their text form.
+// (numeric, date, json, …) come back as their text form, and boolean as
+// int64_t 0 or 1.  PostgreSQL text cannot hold a NUL byte: such a
+// std::string parameter is kInvalidArgument there (pass bytes as Blob).
 using Value = std::variant<std::monostate, int64_t, double, std::string, Blob>;
 using ResultRow = std::vector<Value>;
 
@@ -51,8 +66,9 @@ class Database {
  public:
   virtual ~Database() = default;
 
-  // Opens `url`: `sqlite:PATH` (the file must exist unless `create` is set)
-  // or a PostgreSQL URI.  Errors: kInvalidArgument for a URL of neither
+  // Opens `url`: `sqlite:PATH` (also `sqlite:///abs/path`; the file must
+  // exist unless `create` is set) or a PostgreSQL URI (`create` does not
+  // apply: the database must exist).  Errors: kInvalidArgument for a URL of neither
   // kind (the message shows both forms); kUnavailable when the server
   // cannot be reached; kNotFound for a missing SQLite file.  Messages never
   // contain the URL's password.
@@ -70,7 +86,10 @@ class Database {
   [[nodiscard]] virtual absl::StatusOr<std::vector<ResultRow>> Query(
       absl::string_view sql, const std::vector<Value>& params = {}) = 0;
 
-  // Explicit transactions.  Commit and Rollback without Begin are errors.
+  // Explicit transactions.  Begin inside one, and Commit or Rollback
+  // outside one, are kFailedPrecondition.  On PostgreSQL a failed statement
+  // aborts the whole transaction, and Commit then rolls back and returns
+  // kAborted; SQLite keeps the statements that succeeded.
   [[nodiscard]] virtual absl::Status Begin() = 0;
   [[nodiscard]] virtual absl::Status Commit() = 0;
   [[nodiscard]] virtual absl::Status Rollback() = 0;
