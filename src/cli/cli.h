@@ -60,6 +60,7 @@ void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action);
 // After RegisterKeyCommands (adds `key versions`).
 void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action);
+void RegisterClassifyCommands(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace keyward::cli
 
