@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -333,8 +334,14 @@ absl::StatusOr<std::string> PostgresServer::CreateDatabase(
 absl::StatusOr<PostgresServer*> SharedPostgresServer() {
   // Destroyed at exit, which stops the server (as the watchdog does if the
   // binary dies instead).
-  static absl::StatusOr<std::unique_ptr<PostgresServer>> server =
-      PostgresServer::Start();
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> server = [] {
+    auto started = PostgresServer::Start();
+    if (started.ok()) {
+      std::fprintf(stderr, "PostgreSQL for tests: %s\n",
+                   (*started)->Describe().c_str());
+    }
+    return started;
+  }();
   if (!server.ok()) return server.status();
   return server->get();
 }

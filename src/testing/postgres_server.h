@@ -52,6 +52,8 @@ class PostgresServer {
   std::string Describe() const;
 
   int port() const { return port_; }
+  // The temporary directory holding the cluster, its socket and its log.
+  const std::string& dir() const { return dir_; }
   pid_t postmaster_pid() const { return postmaster_; }
 
  private:
