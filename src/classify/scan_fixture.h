@@ -1,13 +1,15 @@
 // A fixture database for scanner tests: sensitive values planted in known
 // columns beside look-alikes that must not be reported.
 //
-//   customers(id PK, card, email, order_ref, notes, visits, ssn_enc)
+//   customers(id PK, card, email, order_ref, notes, visits, ssn_enc,
+//             card_enc)
 //     card      Luhn-valid Visa numbers, some grouped by spaces or dashes
 //     email     addresses
 //     order_ref 16 random digits whose Luhn check FAILS (no finding)
 //     notes     ordinary prose (no finding)
 //     visits    integers (no finding)
 //     ssn_enc   Keyward field values, `kw1.` + base64url (encrypted)
+//     card_enc  binary Keyward field values, 0x11 + bytes (encrypted)
 //   sessions(token, user_agent)  no primary key
 //     token     JWTs
 #ifndef KEYWARD_CLASSIFY_SCAN_FIXTURE_H_
@@ -58,9 +60,12 @@ inline absl::StatusOr<PlantedValues> BuildScanFixture(appdb::Database& db,
   std::mt19937_64 rng(seed);
   PlantedValues planted;
   KW_RETURN_IF_ERROR(
-      db.Execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, card TEXT, "
-                 "email TEXT, order_ref TEXT, notes TEXT, visits INTEGER, "
-                 "ssn_enc TEXT)")
+      db
+          .Execute(absl::StrCat(
+              "CREATE TABLE customers (id INTEGER PRIMARY KEY, card TEXT, "
+              "email TEXT, order_ref TEXT, notes TEXT, visits INTEGER, "
+              "ssn_enc TEXT, card_enc ",
+              db.BlobType(), ")"))
           .status());
   KW_RETURN_IF_ERROR(
       db.Execute("CREATE TABLE sessions (token TEXT, user_agent TEXT)")
@@ -94,11 +99,12 @@ inline absl::StatusOr<PlantedValues> BuildScanFixture(appdb::Database& db,
     for (int b = 0; b < 48; ++b) ssn_cipher.push_back(static_cast<char>(rng()));
     KW_RETURN_IF_ERROR(
         db.Execute("INSERT INTO customers (id, card, email, order_ref, notes, "
-                   "visits, ssn_enc) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                   "visits, ssn_enc, card_enc) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                    {int64_t{i + 1}, card, email, ref, std::string(prose[i % 5]),
                     int64_t{i * 7 % 50},
-                    "kw1." + absl::WebSafeBase64Escape(ssn_cipher)})
+                    "kw1." + absl::WebSafeBase64Escape(ssn_cipher),
+                    appdb::Blob{"\x11" + ssn_cipher}})
             .status());
     const std::string claims =
         absl::StrCat(R"({"sub":"user-)", i, R"(","iat":)", 1700000000 + i, "}");

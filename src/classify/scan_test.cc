@@ -87,7 +87,7 @@ TYPED_TEST(ScanTest, ReportsPlantedColumnsAndNothingElse) {
   EXPECT_EQ(scan.tables[1].name, "sessions");
   EXPECT_EQ(scan.tables[1].id_column, "");
   auto columns = this->ByName(scan);
-  ASSERT_EQ(columns.size(), 9u);
+  ASSERT_EQ(columns.size(), 10u);
 
   const ColumnReport& card = columns["customers.card"];
   EXPECT_TRUE(card.sensitive());
@@ -114,10 +114,12 @@ TYPED_TEST(ScanTest, ReportsPlantedColumnsAndNothingElse) {
   EXPECT_EQ(ref.matches, 0);
   EXPECT_EQ(ref.sampled, kRows);
 
-  const ColumnReport& encrypted = columns["customers.ssn_enc"];
-  EXPECT_FALSE(encrypted.sensitive());
-  EXPECT_EQ(encrypted.encrypted, kRows);
-  EXPECT_EQ(encrypted.matches, 0);
+  for (const char* name : {"customers.ssn_enc", "customers.card_enc"}) {
+    const ColumnReport& encrypted = columns[name];
+    EXPECT_FALSE(encrypted.sensitive()) << name;
+    EXPECT_EQ(encrypted.encrypted, kRows) << name;
+    EXPECT_EQ(encrypted.matches, 0) << name;
+  }
 
   for (const char* plain : {"customers.id", "customers.notes",
                             "customers.visits", "sessions.user_agent"}) {
@@ -187,10 +189,9 @@ TYPED_TEST(ScanTest, SampleSizeAndTableSelection) {
 
 TYPED_TEST(ScanTest, AColumnIsReportedFromFivePercent) {
   appdb::Database& db = *this->db_;
-  KW_ASSERT_OK(
-      db.Execute(
-            "CREATE TABLE mixed (id INTEGER PRIMARY KEY, few TEXT, enough TEXT)")
-          .status());
+  KW_ASSERT_OK(db.Execute("CREATE TABLE mixed (id INTEGER PRIMARY KEY, few "
+                          "TEXT, enough TEXT)")
+                   .status());
   KW_ASSERT_OK(db.Begin());
   for (int64_t i = 0; i < 100; ++i) {
     // 4% and 5% of the rows hold an email; the rest ordinary words.

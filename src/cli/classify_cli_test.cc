@@ -67,9 +67,11 @@ TEST_F(ClassifyCliTest, JsonNamesTheColumnsAndNeverAFullValue) {
   EXPECT_THAT(found, ::testing::UnorderedElementsAre("customers.card:card",
                                                      "customers.email:email",
                                                      "sessions.token:jwt"));
-  ASSERT_EQ(json["encrypted_columns"].size(), 1u);
+  ASSERT_EQ(json["encrypted_columns"].size(), 2u);
   EXPECT_EQ(json["encrypted_columns"][0]["column"], "ssn_enc");
   EXPECT_EQ(json["encrypted_columns"][0]["encrypted"], 120);
+  EXPECT_EQ(json["encrypted_columns"][1]["column"], "card_enc");
+  EXPECT_EQ(json["encrypted_columns"][1]["encrypted"], 120);
   EXPECT_THAT(json["draft_schema"].get<std::string>(),
               HasSubstr("card: { class: pci"));
 }
