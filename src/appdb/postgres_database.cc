@@ -46,9 +46,21 @@ absl::StatusCode CodeForSqlState(absl::string_view state) {
   return absl::StatusCode::kInternal;
 }
 
+// libpq's messages span lines ("...failed: Connection refused\n\tIs the
+// server running..."); errors here are one line.
 std::string TrimMessage(const char* message) {
-  return std::string(
-      absl::StripAsciiWhitespace(message == nullptr ? "" : message));
+  std::string out;
+  bool space = false;
+  for (char c : absl::StripAsciiWhitespace(message == nullptr ? "" : message)) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      space = true;
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
 }
 
 Value DecodeValue(const PGresult* res, int row, int col) {
