@@ -36,4 +36,19 @@ absl::Status RevisionConflict(absl::string_view name) {
       "key ", name, " was changed concurrently; re-read it and retry"));
 }
 
+absl::Status CheckNewTenantKey(const TenantKeyRecord& record) {
+  if (record.key_name.empty() || record.tenant.empty() || record.sealed.empty() ||
+      !record.created.has_value() || record.is_erased() || !record.erased_by.empty()) {
+    return absl::InvalidArgumentError(
+        "a new tenant key needs a key name, a tenant, sealed material and a creation time, "
+        "and no erasure");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TenantKeyExists(absl::string_view key_name) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      "the tenant already has a key or an erasure under key ", key_name));
+}
+
 }  // namespace keyward::keystore::internal
