@@ -255,14 +255,14 @@ class KeyService {
   // files.  Every data key issued for the tenant under `name` then fails
   // with kTenantErased, here and on every replica that reads the store (a
   // replica's cached copy lives until its own cache drops it).  Idempotent:
-  // erasing an erased tenant changes nothing and reports kErased with the
-  // first erasure.  A tenant that never had a key gets a tombstone too.
-  // Returns the status before the call.  Errors also: kUnavailable when the
-  // erasure committed but the scrub failed (retried by the next erasure or
-  // destruction run; the message says so).
-  [[nodiscard]] absl::StatusOr<TenantKeyStatus> EraseTenant(absl::string_view name,
-                                                            absl::string_view tenant,
-                                                            absl::string_view by);
+  // erasing an erased tenant changes nothing and reports state_before
+  // kErased with the first erasure.  A tenant that never had a key gets a
+  // tombstone too.  Errors also: kUnavailable when the erasure committed
+  // but the scrub failed (retried by the next erasure or destruction run;
+  // the message says so).
+  [[nodiscard]] absl::StatusOr<TenantErasure> EraseTenant(absl::string_view name,
+                                                          absl::string_view tenant,
+                                                          absl::string_view by);
 
   // Writes pending usage counters now.
   [[nodiscard]] absl::Status FlushUsage();

@@ -224,10 +224,13 @@ TEST_P(TenantTest, ErasureShredsOneTenantForGoodAndLeavesTheOthers) {
 
   clock_.Advance(absl::Hours(1));
   const absl::Time erased_at = clock_.Now();
-  KW_ASSERT_OK_AND_ASSIGN(TenantKeyStatus before,
+  KW_ASSERT_OK_AND_ASSIGN(TenantErasure erasure,
                           svc_->EraseTenant(kKey, kAcme, "spiffe://keyward.dev/admin"));
-  EXPECT_EQ(before.state, TenantKeyState::kActive);
-  EXPECT_EQ(before.created, erased_at - absl::Hours(1));
+  EXPECT_EQ(erasure.state_before, TenantKeyState::kActive);
+  EXPECT_EQ(erasure.status.state, TenantKeyState::kErased);
+  EXPECT_EQ(erasure.status.created, erased_at - absl::Hours(1));
+  EXPECT_EQ(erasure.status.erased, erased_at);
+  EXPECT_EQ(erasure.status.erased_by, "spiffe://keyward.dev/admin");
 
   auto check_erased = [&](absl::Status s) {
     EXPECT_THAT(s, HasErrorCode(ErrorCode::kTenantErased)) << s;
@@ -261,10 +264,10 @@ TEST_P(TenantTest, ErasureShredsOneTenantForGoodAndLeavesTheOthers) {
   }
   // Idempotent: the first erasure stands.
   clock_.Advance(absl::Hours(1));
-  KW_ASSERT_OK_AND_ASSIGN(TenantKeyStatus again, svc_->EraseTenant(kKey, kAcme, "someone-else"));
-  EXPECT_EQ(again.state, TenantKeyState::kErased);
-  EXPECT_EQ(again.erased, erased_at);
-  EXPECT_EQ(again.erased_by, "spiffe://keyward.dev/admin");
+  KW_ASSERT_OK_AND_ASSIGN(TenantErasure again, svc_->EraseTenant(kKey, kAcme, "someone-else"));
+  EXPECT_EQ(again.state_before, TenantKeyState::kErased);
+  EXPECT_EQ(again.status.erased, erased_at);
+  EXPECT_EQ(again.status.erased_by, "spiffe://keyward.dev/admin");
   KW_ASSERT_OK_AND_ASSIGN(TenantKeyStatus now, svc_->GetTenantStatus(kKey, kAcme));
   EXPECT_EQ(now.state, TenantKeyState::kErased);
   // The key store holds no trace of the tenant key's material.
@@ -274,9 +277,10 @@ TEST_P(TenantTest, ErasureShredsOneTenantForGoodAndLeavesTheOthers) {
 TEST_P(TenantTest, ATenantErasedBeforeItsFirstUseNeverGetsAKey) {
   KW_ASSERT_OK_AND_ASSIGN(TenantKeyStatus none, svc_->GetTenantStatus(kKey, kAcme));
   EXPECT_EQ(none.state, TenantKeyState::kNone);
-  KW_ASSERT_OK_AND_ASSIGN(TenantKeyStatus before, svc_->EraseTenant(kKey, kAcme, "admin"));
-  EXPECT_EQ(before.state, TenantKeyState::kNone);
-  EXPECT_FALSE(before.created.has_value());
+  KW_ASSERT_OK_AND_ASSIGN(TenantErasure tomb, svc_->EraseTenant(kKey, kAcme, "admin"));
+  EXPECT_EQ(tomb.state_before, TenantKeyState::kNone);
+  EXPECT_FALSE(tomb.status.created.has_value());
+  EXPECT_EQ(tomb.status.erased, clock_.Now());
   EXPECT_THAT(svc_->GenerateDataKey(kKey, FieldContext(kAcme)),
               HasErrorCode(ErrorCode::kTenantErased));
   // Only under that key.

@@ -25,13 +25,13 @@ absl::StatusOr<TenantKeyStatus> KeyService::GetTenantStatus(absl::string_view na
   return tenants_.Status(cached->key.name, tenant);
 }
 
-absl::StatusOr<TenantKeyStatus> KeyService::EraseTenant(absl::string_view name,
-                                                        absl::string_view tenant,
-                                                        absl::string_view by) {
+absl::StatusOr<TenantErasure> KeyService::EraseTenant(absl::string_view name,
+                                                      absl::string_view tenant,
+                                                      absl::string_view by) {
   KW_RETURN_IF_ERROR(CheckTenant(tenant));
   KW_ASSIGN_OR_RETURN(std::shared_ptr<const KeyCache::CachedKey> cached, cache_.Lookup(name));
-  KW_ASSIGN_OR_RETURN(TenantKeyStatus before, tenants_.Erase(cached->key.name, tenant, by));
-  if (before.state == TenantKeyState::kActive || scrub_owed_.load()) {
+  KW_ASSIGN_OR_RETURN(TenantErasure erasure, tenants_.Erase(cached->key.name, tenant, by));
+  if (erasure.state_before == TenantKeyState::kActive || scrub_owed_.load()) {
     // The sealed tenant key was overwritten in the database; its older
     // copies in the write-ahead log go now, or the root key could still
     // unseal them from the file.
@@ -44,7 +44,7 @@ absl::StatusOr<TenantKeyStatus> KeyService::EraseTenant(absl::string_view name,
           "); erase again or wait for the next destruction run to finish the scrub"));
     }
   }
-  return before;
+  return erasure;
 }
 
 }  // namespace keyward::kms

@@ -196,11 +196,12 @@ absl::StatusOr<TenantKeyStatus> TenantKeys::Status(absl::string_view key_name,
   return StatusOf(record);
 }
 
-absl::StatusOr<TenantKeyStatus> TenantKeys::Erase(absl::string_view key_name,
-                                                  absl::string_view tenant,
-                                                  absl::string_view by) {
+absl::StatusOr<TenantErasure> TenantKeys::Erase(absl::string_view key_name,
+                                                absl::string_view tenant,
+                                                absl::string_view by) {
   KW_ASSIGN_OR_RETURN(std::string id, StoreId(tenant));
-  auto before = store_->EraseTenantKey(key_name, id, clock_->Now(), by);
+  const absl::Time now = clock_->Now();
+  auto before = store_->EraseTenantKey(key_name, id, now, by);
   {
     // Also when the store failed: the erasure may have committed.
     std::lock_guard<std::mutex> lock(mu_);
@@ -211,7 +212,18 @@ absl::StatusOr<TenantKeyStatus> TenantKeys::Erase(absl::string_view key_name,
     }
   }
   if (!before.ok()) return before.status();
-  return StatusOf(*before);
+  TenantErasure out;
+  const TenantKeyStatus was = StatusOf(*before);
+  out.state_before = was.state;
+  if (was.state == TenantKeyState::kErased) {
+    out.status = was;
+  } else {
+    out.status.state = TenantKeyState::kErased;
+    out.status.created = was.created;
+    out.status.erased = now;
+    out.status.erased_by = std::string(by);
+  }
+  return out;
 }
 
 }  // namespace keyward::kms

@@ -52,6 +52,12 @@ struct TenantKeyStatus {
   std::string erased_by;
 };
 
+// What an erasure found and left.
+struct TenantErasure {
+  TenantKeyState state_before = TenantKeyState::kNone;
+  TenantKeyStatus status;  // after the erasure: kErased, with the first erasure's time and principal
+};
+
 class TenantKeys {
  public:
   TenantKeys(std::shared_ptr<keystore::KeyStore> store, std::shared_ptr<hsm::RootOfTrust> root,
@@ -73,10 +79,10 @@ class TenantKeys {
                                                        absl::string_view tenant);
   // Erases the tenant's key under `key_name` in the store (a tombstone when
   // it had none; an earlier erasure stands) and drops it from the cache.
-  // Returns the status before the call.  The caller scrubs the store.
-  [[nodiscard]] absl::StatusOr<TenantKeyStatus> Erase(absl::string_view key_name,
-                                                      absl::string_view tenant,
-                                                      absl::string_view by);
+  // The caller scrubs the store.
+  [[nodiscard]] absl::StatusOr<TenantErasure> Erase(absl::string_view key_name,
+                                                    absl::string_view tenant,
+                                                    absl::string_view by);
 
  private:
   using CacheKey = std::pair<std::string, std::string>;  // key name, store id
