@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keyward/encryptor.h"
@@ -217,6 +217,42 @@ TEST_F(TenantErasureTest, ATenantErasedBeforeItsFirstUseNeverGetsAKey) {
   // Over the declared limit: refused before it is read.
   EXPECT_THAT(admin_->EraseTenant(kKey, std::string(4097, 't')),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tenant")));
+}
+
+// The same layer with HSM-resident KEKs (the outer seal made in SoftHSM),
+// and as the CLI sees it: tenant-erased exits 5 like other refusals.
+TEST_F(TenantErasureTest, HsmResidentKeysAndTheCliSeeTheSameLayer) {
+  constexpr char kHsmKey[] = "fields-hsm";
+  KW_ASSERT_OK(
+      admin_->CreateKey(kHsmKey, {.protection = KeyProtection::kHsmResident}).status());
+  const EncryptionContext acme = FieldContext(kAcme);
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey a, app_->GenerateDataKey(kHsmKey, acme));
+  EXPECT_EQ(kms::DecodeBlob(a.encrypted.ciphertext)->version, kms::kTenantBlobVersion);
+  KW_ASSERT_OK_AND_ASSIGN(SecretData back, app_->DecryptDataKey(a.encrypted.ciphertext, acme));
+  EXPECT_TRUE(ConstantTimeEquals(back, a.plaintext));
+
+  const std::string plain = server_->File("plain.txt");
+  const std::string sealed = server_->File("msg.kw");
+  testing::WriteFileOrDie(plain, "acme's invoice");
+  const std::string tenant_pair = absl::StrCat(kTenantContextKey, "=", kAcme);
+  testing::ProcessResult enc = server_->Cli(
+      {"encrypt", "--key", kHsmKey, "--context", tenant_pair, "-o", sealed, plain},
+      server_->app_config());
+  ASSERT_EQ(enc.exit_code, 0) << enc.err;
+  testing::ProcessResult dec =
+      server_->Cli({"decrypt", "--context", tenant_pair, sealed}, server_->app_config());
+  ASSERT_EQ(dec.exit_code, 0) << dec.err;
+  EXPECT_EQ(dec.out, "acme's invoice");
+
+  KW_ASSERT_OK(admin_->EraseTenant(kHsmKey, kAcme).status());
+  EXPECT_THAT(app_->DecryptDataKey(a.encrypted.ciphertext, acme).status(), IsTenantErased());
+  dec = server_->Cli({"decrypt", "--context", tenant_pair, sealed}, server_->app_config());
+  EXPECT_EQ(dec.exit_code, 5) << dec.err;
+  EXPECT_THAT(dec.err, HasSubstr("was erased from key fields-hsm"));
+  EXPECT_THAT(dec.err, Not(HasSubstr(kAcme)));
+  EXPECT_EQ(dec.out, "");
+  // The tenant under the other key is another tenant key: untouched.
+  KW_EXPECT_OK(app_->GenerateDataKey(kKey, acme).status());
 }
 
 }  // namespace
