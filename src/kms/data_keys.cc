@@ -314,6 +314,7 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
                       cache_.Kek(*cached, blob.key_version));
+  // Version 1: the data key; version 2: its seal under the tenant key.
   KW_ASSIGN_OR_RETURN(SecretData dek, UnsealUnderKek(*root_, *rt, blob, context.serialized));
   if (blob.version == kTenantBlobVersion) {
     // The KEK's seal is authentic (so the blob was made here for this

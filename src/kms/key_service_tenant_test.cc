@@ -10,6 +10,7 @@
 #include "crypto/aead.h"
 #include "crypto/hmac.h"
 #include "format/header.h"
+#include "keystore/fault_injecting_key_store.h"
 #include "keyward/message.h"
 #include "kms/batch_rewrap.h"
 #include "kms/key_service_fixture.h"
@@ -180,6 +181,24 @@ TEST_P(TenantTest, TheTenantCanNeitherBeSwappedNorDropped) {
               HasErrorCode(ErrorCode::kMalformedHeader));
 }
 
+// A decrypt never makes a tenant key: an insider with the KEK forges a
+// blob for a tenant that never had one; it passes the KEK's seal and stops
+// at the missing tenant key.
+TEST_P(TenantTest, DecryptNeverMakesATenantKey) {
+  if (GetParam() != KekProtection::kWrappedByRoot) GTEST_SKIP() << "needs the KEK in hand";
+  const EncryptionContext ghost = FieldContext("tenant-never-used");
+  const std::string serialized = format::SerializeContext(ghost);
+  DataKeyBlob forged{"dev", kKey, 1, ContextDigestSerialized(serialized), "", kTenantBlobVersion};
+  KW_ASSERT_OK_AND_ASSIGN(forged.sealed,
+                          Kek(1)->Encrypt(std::string(kSealedDataKeySize, '\x11'),
+                                          DataKeyAadSerialized(forged, serialized)));
+  EXPECT_THAT(svc_->DecryptDataKey(EncodeBlob(forged), ghost),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("has no key for the tenant")));
+  KW_ASSERT_OK_AND_ASSIGN(TenantKeyStatus status,
+                          svc_->GetTenantStatus(kKey, "tenant-never-used"));
+  EXPECT_EQ(status.state, TenantKeyState::kNone);
+}
+
 TEST_P(TenantTest, RotationAndRewrapKeepTheTenantLayer) {
   const EncryptionContext ctx = FieldContext(kAcme);
   KW_ASSERT_OK_AND_ASSIGN(DataKey dk, svc_->GenerateDataKey(kKey, ctx));
@@ -293,6 +312,37 @@ TEST_P(TenantTest, ATenantErasedBeforeItsFirstUseNeverGetsAKey) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(svc_->EraseTenant(kKey, std::string(4097, 't'), "admin"),
               HasErrorCode(ErrorCode::kLimitExceeded));
+}
+
+// An erasure interrupted the way a crash would: before its write commits
+// nothing is erased (and a retry erases); after it commits, the caller
+// hears of a failure but nothing opens any more, not even from the cache.
+TEST_P(TenantTest, AnInterruptedErasureIsAllOrNothingAndRetriable) {
+  for (auto mode : {keystore::FaultInjectingKeyStore::Mode::kBeforeCommit,
+                    keystore::FaultInjectingKeyStore::Mode::kAfterCommit}) {
+    const bool committed = mode == keystore::FaultInjectingKeyStore::Mode::kAfterCommit;
+    SCOPED_TRACE(committed ? "after commit" : "before commit");
+    auto faulty = std::make_shared<keystore::FaultInjectingKeyStore>(
+        std::make_shared<keystore::MemoryKeyStore>("dev"));
+    KW_ASSERT_OK_AND_ASSIGN(auto svc, KeyService::Create(options_, faulty, shared_root_));
+    KW_ASSERT_OK(svc->CreateKey({.name = kKey}).status());
+    const EncryptionContext acme = FieldContext(kAcme);
+    KW_ASSERT_OK_AND_ASSIGN(DataKey a, svc->GenerateDataKey(kKey, acme));
+    KW_ASSERT_OK(svc->DecryptDataKey(a.wrapped, acme).status());  // cached
+    faulty->FailWrite(1, mode);
+    EXPECT_THAT(svc->EraseTenant(kKey, kAcme, "admin"),
+                StatusIs(absl::StatusCode::kUnavailable));
+    faulty->Disarm();
+    if (committed) {
+      EXPECT_THAT(svc->DecryptDataKey(a.wrapped, acme), HasErrorCode(ErrorCode::kTenantErased));
+    } else {
+      KW_EXPECT_OK(svc->DecryptDataKey(a.wrapped, acme).status());
+    }
+    KW_ASSERT_OK_AND_ASSIGN(TenantErasure retry, svc->EraseTenant(kKey, kAcme, "admin"));
+    EXPECT_EQ(retry.state_before,
+              committed ? TenantKeyState::kErased : TenantKeyState::kActive);
+    EXPECT_THAT(svc->DecryptDataKey(a.wrapped, acme), HasErrorCode(ErrorCode::kTenantErased));
+  }
 }
 
 // Readers racing an erasure: once EraseTenant has returned, no decrypt

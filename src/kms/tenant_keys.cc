@@ -146,9 +146,12 @@ absl::StatusOr<std::shared_ptr<const crypto::Aead>> TenantKeys::Get(absl::string
       if (record->is_erased()) return TenantErased(key_name, *record);
       KW_ASSIGN_OR_RETURN(material, root_->Unseal(record->sealed, aad));
     } else if (!make) {
+      // Only asked for blobs whose KEK seal proved they were made here: the
+      // store lost the row.
       return absl::NotFoundError(absl::StrCat(
           "key ", key_name, " has no key for the tenant named by ", kTenantContextKey,
-          " in the encryption context: no data key was ever made for that tenant here"));
+          " in the encryption context, although its data key was made here: the key store "
+          "may have been restored from a backup older than the tenant's first data key"));
     } else {
       KW_ASSIGN_OR_RETURN(SecretData fresh, root_->GenerateRandom(kTenantKeySize));
       keystore::TenantKeyRecord r;

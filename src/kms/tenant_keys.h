@@ -70,7 +70,8 @@ class TenantKeys {
   [[nodiscard]] absl::StatusOr<std::shared_ptr<const crypto::Aead>> ForSeal(
       absl::string_view key_name, absl::string_view tenant);
   // The same to unseal: never made.  Errors: kTenantErased; kNotFound when
-  // the tenant has no key under `key_name`; the store's and the HSM's.
+  // the tenant has no key under `key_name` (the store lost it); the store's
+  // and the HSM's.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<const crypto::Aead>> ForUnseal(
       absl::string_view key_name, absl::string_view tenant);
 
