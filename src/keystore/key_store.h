@@ -169,8 +169,8 @@ class KeyStore {
   // overwritten with nothing and `when` and `by` recorded; a tenant without
   // a record gets a tombstone.  An already erased record is left as it was
   // (its first erasure stands).  Returns the record as it was before the
-  // call (nullopt: there was none).  The sealed bytes may linger in the
-  // store's files until Scrub().
+  // call, without its sealed bytes (nullopt: there was none).  The sealed
+  // bytes may linger in the store's files until Scrub().
   [[nodiscard]] virtual absl::StatusOr<std::optional<TenantKeyRecord>> EraseTenantKey(
       absl::string_view key_name, absl::string_view tenant, absl::Time when,
       absl::string_view by) = 0;

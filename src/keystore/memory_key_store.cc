@@ -211,14 +211,16 @@ absl::StatusOr<std::optional<TenantKeyRecord>> MemoryKeyStore::EraseTenantKey(
   auto [it, inserted] =
       tenant_keys_.try_emplace({std::string(key_name), std::string(tenant)});
   std::optional<TenantKeyRecord> before;
-  if (!inserted) before = it->second;
+  if (!inserted) {
+    before = it->second;
+    internal::ForgetSealed(*before);
+  }
   TenantKeyRecord& r = it->second;
   if (r.is_erased()) return before;
   r.key_name = std::string(key_name);
   r.tenant = std::string(tenant);
   // Overwritten, not only dropped: the old bytes do not stay in freed memory.
-  std::fill(r.sealed.begin(), r.sealed.end(), '\0');
-  r.sealed.clear();
+  internal::ForgetSealed(r);
   r.erased = when;
   r.erased_by = std::string(by);
   return before;

@@ -72,6 +72,7 @@ absl::StatusOr<std::optional<TenantKeyRecord>> SqliteKeyStore::EraseTenantKey(
       const int rc = read.Step();
       if (rc == SQLITE_ROW) {
         before = RecordFrom(read, key_name, tenant);
+        internal::ForgetSealed(*before);
       } else if (rc != SQLITE_DONE) {
         return SqliteError(db_, "read a tenant key");
       }

@@ -1,5 +1,7 @@
 #include "keystore/store_common.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "keyward/errors.h"
@@ -49,6 +51,11 @@ absl::Status CheckNewTenantKey(const TenantKeyRecord& record) {
 absl::Status TenantKeyExists(absl::string_view key_name) {
   return absl::AlreadyExistsError(absl::StrCat(
       "the tenant already has a key or an erasure under key ", key_name));
+}
+
+void ForgetSealed(TenantKeyRecord& record) {
+  std::fill(record.sealed.begin(), record.sealed.end(), '\0');
+  record.sealed.clear();
 }
 
 }  // namespace keyward::keystore::internal

@@ -23,6 +23,8 @@ absl::Status RevisionConflict(absl::string_view name);
 // Messages never quote the tenant (an encryption context value).
 absl::Status CheckNewTenantKey(const TenantKeyRecord& record);
 absl::Status TenantKeyExists(absl::string_view key_name);
+// Overwrites and empties a sealed tenant key held in memory.
+void ForgetSealed(TenantKeyRecord& record);
 
 }  // namespace keyward::keystore::internal
 
