@@ -1,6 +1,6 @@
 // keyward::AdminClient: what tools need from keywardd — keys and their
-// versions, the access policy and grants, the audit log, and the rotation
-// evidence (data set reports, drill samples).  Applications that only
+// versions, tenant erasure, the access policy and grants, the audit log,
+// and the rotation evidence (data set reports, drill samples).  Applications that only
 // encrypt and decrypt link keyward/data_client.h instead.
 //
 // Errors are the server's, with their Keyward error codes
@@ -129,6 +129,32 @@ struct DrillSampleInfo {
   std::string expected_plaintext;  // not secret
 };
 
+// Tenant erasure (docs/security.md#tenant-erasure).
+struct EraseTenantOptions {
+  // Report what an erasure would find, and change nothing (audited).
+  bool dry_run = false;
+};
+
+struct TenantErasure {
+  // Where a tenant stands under one key.
+  enum class State {
+    kUnknown = 0,  // a state this SDK does not know (a newer server)
+    kNone,         // never used under the key, never erased
+    kActive,       // has a key: its data keys decrypt
+    kErased,       // erased: its data keys never decrypt again
+  };
+  // Where the tenant stood before this call (a dry run: where it stands).
+  State state = State::kUnknown;
+  std::optional<absl::Time> created;  // its key was made; absent: it never had one
+  // The erasure: this call's, or the earlier one that stands.  Absent on a
+  // dry run of a tenant not yet erased.
+  std::optional<absl::Time> erased;
+  std::string erased_by;  // the principal that erased it
+  bool dry_run = false;
+};
+// "none", "active", "erased" ("unknown").
+absl::string_view TenantStateName(TenantErasure::State state);
+
 // Access control (docs/policy.md).
 struct PolicyDecision {
   bool allowed = false;
@@ -242,6 +268,27 @@ class AdminClient {
       const std::string& key_name);
   [[nodiscard]] absl::StatusOr<std::vector<DrillSampleInfo>> GetDrillSamples(
       const std::string& key_name);
+
+  // Erases `tenant` — the value its data keys carry under kTenantContextKey
+  // (keyward/keyring.h) — under key `key_name`, inside keywardd: the
+  // tenant's key is destroyed, so no data key ever issued for that tenant
+  // under that key can be decrypted again by anyone, from any copy of the
+  // application's data made before or after, while other tenants are
+  // untouched; nor can a new one be made for it (both fail with
+  // kFailedPrecondition, ErrorCode kTenantErased).  IRREVERSIBLE.
+  // Idempotent: an erased tenant reports state kErased and the first
+  // erasure; a tenant never used under the key is erased too (it can then
+  // never get a key there).  `options.dry_run`: reports where the tenant
+  // stands, changes nothing.  Needs erase-tenant on the key; audited, the
+  // tenant only as a keyed hash.  What erasure does not reach (backups of
+  // keywardd's key store, other replicas' caches): docs/security.md.
+  // Errors: kPermissionDenied (access-denied); kNotFound (no such key);
+  // kInvalidArgument (an empty tenant, or over 4096 bytes); kUnavailable
+  // (retried like every call) also when the erasure was made but keywardd
+  // could not yet scrub its key store's files — call again.
+  [[nodiscard]] absl::StatusOr<TenantErasure> EraseTenant(
+      const std::string& key_name, const std::string& tenant,
+      const EraseTenantOptions& options = {});
 
   // Access control (needs manage-policy / manage-grants).  SetPolicy errors:
   // kInvalidArgument naming the rule and field; nothing changes.

@@ -31,6 +31,8 @@ enum class ErrorCode {
   kNoKeyringCouldUnwrap,   // none of the given keyrings could unwrap a DEK
   kEnvironmentMismatch,    // material from another environment
   kKeyMismatch,            // a message under another key than the reader's
+  kTenantErased,           // the tenant (keyward:tenant) was erased: its data
+                           // keys can never be decrypted again, nor new ones made
   // keywardd's access policy refused the request (kPermissionDenied).
   kAccessDenied,           // no rule or grant allows it, or a deny rule matched
   // Local I/O (absl::StatusCode::kUnavailable).

@@ -26,6 +26,14 @@ namespace keyward {
 // are UTF-8; std::map keeps them in the byte order the format requires.
 using EncryptionContext = std::map<std::string, std::string>;
 
+// The reserved encryption context key that names a tenant.  A data key
+// whose context holds it (with a non-empty value) is also sealed under that
+// tenant's own key inside keywardd, so that erasing the tenant
+// (AdminClient::EraseTenant) makes every such data key undecryptable for
+// good while other tenants are untouched (docs/security.md).  Such data keys
+// are decrypted only with the same value in the context.
+inline constexpr char kTenantContextKey[] = "keyward:tenant";
+
 // Which key protects a message: environment ("dev", "production", or
 // "offline" for raw keys), key name ("payments/card-numbers") and version.
 struct KeyReference {

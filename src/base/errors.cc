@@ -23,6 +23,7 @@ constexpr struct {
     {ErrorCode::kAuthenticationFailed, "authentication-failed"},
     {ErrorCode::kContextMismatch, "context-mismatch"},
     {ErrorCode::kKeyMismatch, "key-mismatch"},
+    {ErrorCode::kTenantErased, "tenant-erased"},
     {ErrorCode::kNoKeyringCouldUnwrap, "no-keyring-could-unwrap"},
     {ErrorCode::kEnvironmentMismatch, "environment-mismatch"},
     {ErrorCode::kAccessDenied, "access-denied"},

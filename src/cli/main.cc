@@ -88,6 +88,7 @@ int ExitCodeFor(const absl::Status& status) {
       return kExitIntegrity;
     case ErrorCode::kContextMismatch:
     case ErrorCode::kKeyMismatch:
+    case ErrorCode::kTenantErased:
     case ErrorCode::kNoKeyringCouldUnwrap:
     case ErrorCode::kEnvironmentMismatch:
     case ErrorCode::kAccessDenied:

@@ -9,7 +9,11 @@ namespace keyward::format {
 
 absl::StatusOr<std::string> KmsBlobKeyName(absl::string_view b) {
   auto bad = [] { return absl::InvalidArgumentError("not a Keyward wrapped data key"); };
-  if (b.size() < 2 || static_cast<uint8_t>(b[0]) != 1) return bad();
+  // Versions 1 and 2 (a tenant's data key) share the layout up to the
+  // sealed part.
+  if (b.size() < 2 || (static_cast<uint8_t>(b[0]) != 1 && static_cast<uint8_t>(b[0]) != 2)) {
+    return bad();
+  }
   const size_t env_len = static_cast<uint8_t>(b[1]);
   size_t pos = 2 + env_len;
   if (b.size() < pos + 2) return bad();

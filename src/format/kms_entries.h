@@ -14,7 +14,7 @@
 namespace keyward::format {
 
 // The key name inside a wrapped data key blob (src/kms/data_key_blob.h: u8
-// version 1, str8 environment, str16 key name, ...).  It is bound into the
+// version 1 or 2, str8 environment, str16 key name, ...).  It is bound into the
 // blob's seal, so keywardd unwraps with exactly this key.  Errors:
 // kInvalidArgument for a blob too short or of another version.
 absl::StatusOr<std::string> KmsBlobKeyName(absl::string_view wrapped);

@@ -72,6 +72,25 @@ class FaultInjectingKeyStore final : public KeyStore {
       absl::string_view key_name) override {
     return inner_->ListDataSetReports(key_name);
   }
+  absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
+      absl::string_view key_name, absl::string_view tenant) override {
+    return inner_->GetTenantKey(key_name, tenant);
+  }
+  absl::Status PutTenantKey(const TenantKeyRecord& record) override {
+    return Write([&] { return inner_->PutTenantKey(record); });
+  }
+  absl::StatusOr<std::optional<TenantKeyRecord>> EraseTenantKey(
+      absl::string_view key_name, absl::string_view tenant, absl::Time when,
+      absl::string_view by) override {
+    std::optional<TenantKeyRecord> before;
+    absl::Status s = Write([&]() -> absl::Status {
+      auto r = inner_->EraseTenantKey(key_name, tenant, when, by);
+      if (r.ok()) before = std::move(*r);
+      return r.status();
+    });
+    if (!s.ok()) return s;
+    return before;
+  }
   absl::Status PutSealedSecret(absl::string_view name, absl::string_view sealed) override {
     return Write([&] { return inner_->PutSealedSecret(name, sealed); });
   }

@@ -60,6 +60,20 @@ struct DataSetReport {
   std::string reported_by;  // principal
 };
 
+// A tenant's key under one Keyward key (the tenant layer of data key blob
+// version 2, kms/data_key_blob.h), as the key store holds it: sealed by the
+// HSM root key while active; after erasure, a tombstone with no key material
+// that keeps the tenant from ever getting a new key under that name.
+struct TenantKeyRecord {
+  std::string key_name;
+  std::string tenant;
+  std::string sealed;                 // empty once erased
+  std::optional<absl::Time> created;  // nullopt: erased before it ever had a key
+  std::optional<absl::Time> erased;
+  std::string erased_by;              // the principal that erased it
+  bool is_erased() const { return erased.has_value(); }
+};
+
 struct VersionRef {
   std::string key_name;
   uint32_t version = 0;
@@ -108,8 +122,9 @@ class KeyStore {
 
   // Removes every copy of data the store no longer holds (for SQLite: its
   // write-ahead log, checkpointed and truncated, with deleted content
-  // overwritten), so that a destroyed version's sealed KEK is gone from the
-  // files too.  Called after a destruction.
+  // overwritten), so that a destroyed version's sealed KEK or an erased
+  // tenant key is gone from the files too.  Called after a destruction and
+  // after a tenant's erasure.
   [[nodiscard]] virtual absl::Status Scrub() = 0;
 
   // Versions in kPendingDestruction whose destroy_after is <= `now`, and
@@ -136,6 +151,29 @@ class KeyStore {
   // Every data set's latest report for `key_name`, by data set name.
   [[nodiscard]] virtual absl::StatusOr<std::vector<DataSetReport>> ListDataSetReports(
       absl::string_view key_name) = 0;
+
+  // --- Tenant keys (TenantKeyRecord), one per (key name, tenant).  The
+  // tenant is an opaque caller-chosen string, compared byte for byte.
+
+  // The record, or nullopt when the tenant never had a key nor an erasure
+  // under `key_name`.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
+      absl::string_view key_name, absl::string_view tenant) = 0;
+  // Stores a new active tenant key (`record.sealed` not empty, `created`
+  // set, not erased) if (key name, tenant) has no record at all.  Errors:
+  // kAlreadyExists when it has one — an active key another writer stored
+  // first (re-read and use that one) or a tombstone (the tenant was erased);
+  // kInvalidArgument for a record that is not a new active key.
+  [[nodiscard]] virtual absl::Status PutTenantKey(const TenantKeyRecord& record) = 0;
+  // Erases the tenant's key in one transaction: the sealed key is
+  // overwritten with nothing and `when` and `by` recorded; a tenant without
+  // a record gets a tombstone.  An already erased record is left as it was
+  // (its first erasure stands).  Returns the record as it was before the
+  // call, without its sealed bytes (nullopt: there was none).  The sealed
+  // bytes may linger in the store's files until Scrub().
+  [[nodiscard]] virtual absl::StatusOr<std::optional<TenantKeyRecord>> EraseTenantKey(
+      absl::string_view key_name, absl::string_view tenant, absl::Time when,
+      absl::string_view by) = 0;
 
   // --- Service secrets (for example the audit log's HMAC key), stored only
   // sealed by the HSM root key.  Put fails with kAlreadyExists when the name

@@ -187,6 +187,45 @@ absl::Status MemoryKeyStore::RevokeGrant(absl::string_view id, absl::Time when) 
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<TenantKeyRecord>> MemoryKeyStore::GetTenantKey(
+    absl::string_view key_name, absl::string_view tenant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tenant_keys_.find({std::string(key_name), std::string(tenant)});
+  if (it == tenant_keys_.end()) return std::optional<TenantKeyRecord>();
+  return std::optional<TenantKeyRecord>(it->second);
+}
+
+absl::Status MemoryKeyStore::PutTenantKey(const TenantKeyRecord& record) {
+  KW_RETURN_IF_ERROR(internal::CheckNewTenantKey(record));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!tenant_keys_.emplace(std::pair{record.key_name, record.tenant}, record).second) {
+    return internal::TenantKeyExists(record.key_name);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<TenantKeyRecord>> MemoryKeyStore::EraseTenantKey(
+    absl::string_view key_name, absl::string_view tenant, absl::Time when,
+    absl::string_view by) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] =
+      tenant_keys_.try_emplace({std::string(key_name), std::string(tenant)});
+  std::optional<TenantKeyRecord> before;
+  if (!inserted) {
+    before = it->second;
+    internal::ForgetSealed(*before);
+  }
+  TenantKeyRecord& r = it->second;
+  if (r.is_erased()) return before;
+  r.key_name = std::string(key_name);
+  r.tenant = std::string(tenant);
+  // Overwritten, not only dropped: the old bytes do not stay in freed memory.
+  internal::ForgetSealed(r);
+  r.erased = when;
+  r.erased_by = std::string(by);
+  return before;
+}
+
 absl::StatusOr<std::optional<std::string>> MemoryKeyStore::GetSealedSecret(
     absl::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);

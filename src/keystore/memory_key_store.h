@@ -35,6 +35,12 @@ class MemoryKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
                                                         bool include_inactive) override;
   absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
+      absl::string_view key_name, absl::string_view tenant) override;
+  absl::Status PutTenantKey(const TenantKeyRecord& record) override;
+  absl::StatusOr<std::optional<TenantKeyRecord>> EraseTenantKey(
+      absl::string_view key_name, absl::string_view tenant, absl::Time when,
+      absl::string_view by) override;
   absl::StatusOr<std::optional<std::string>> GetSealedSecret(
       absl::string_view name) override;
   absl::Status PutSealedSecret(absl::string_view name,
@@ -49,6 +55,7 @@ class MemoryKeyStore final : public KeyStore {
   std::map<std::string, policy::Grant, std::less<>> grants_;  // GUARDED_BY(mu_)
   std::map<std::string, std::string, std::less<>> secrets_;   // GUARDED_BY(mu_)
   std::map<std::pair<std::string, std::string>, DataSetReport> reports_;  // GUARDED_BY(mu_)
+  std::map<std::pair<std::string, std::string>, TenantKeyRecord> tenant_keys_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace keyward::keystore

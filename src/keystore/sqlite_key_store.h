@@ -64,6 +64,12 @@ class SqliteKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
                                                         bool include_inactive) override;
   absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
+      absl::string_view key_name, absl::string_view tenant) override;
+  absl::Status PutTenantKey(const TenantKeyRecord& record) override;
+  absl::StatusOr<std::optional<TenantKeyRecord>> EraseTenantKey(
+      absl::string_view key_name, absl::string_view tenant, absl::Time when,
+      absl::string_view by) override;
   absl::StatusOr<std::optional<std::string>> GetSealedSecret(
       absl::string_view name) override;
   absl::Status PutSealedSecret(absl::string_view name,

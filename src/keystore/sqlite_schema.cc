@@ -86,6 +86,21 @@ CREATE TABLE sealed_secrets (
 ) WITHOUT ROWID;
 )sql";
 
+// A tenant's key under a Keyward key: sealed by the root key while active;
+// an erased row keeps its times and who erased it, with sealed NULL, so
+// the tenant can never get a new key silently.
+constexpr char kSchemaV5[] = R"sql(
+CREATE TABLE tenant_keys (
+  key_name TEXT NOT NULL,
+  tenant BLOB NOT NULL,
+  sealed BLOB,
+  created_us INTEGER,
+  erased_us INTEGER,
+  erased_by TEXT,
+  PRIMARY KEY (key_name, tenant)
+) WITHOUT ROWID;
+)sql";
+
 int UserVersion(sqlite3* db) {
   Statement s(db, "PRAGMA user_version");
   return s.Step() == SQLITE_ROW ? static_cast<int>(s.Int(0)) : -1;
@@ -118,6 +133,7 @@ const std::vector<Migration>& SqliteMigrations() {
       {2, "grants and sealed service secrets", kSchemaV2},
       {3, "last decrypt, rotation drill samples, data set reports", kSchemaV3},
       {4, "the state a version had before it was scheduled for destruction", kSchemaV4},
+      {5, "tenant keys and tenant erasures", kSchemaV5},
   };
   return *migrations;
 }

@@ -1,5 +1,7 @@
 #include "keystore/store_common.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "keyward/errors.h"
@@ -34,6 +36,26 @@ absl::Status KeyNotFound(absl::string_view name) {
 absl::Status RevisionConflict(absl::string_view name) {
   return absl::AbortedError(absl::StrCat(
       "key ", name, " was changed concurrently; re-read it and retry"));
+}
+
+absl::Status CheckNewTenantKey(const TenantKeyRecord& record) {
+  if (record.key_name.empty() || record.tenant.empty() || record.sealed.empty() ||
+      !record.created.has_value() || record.is_erased() || !record.erased_by.empty()) {
+    return absl::InvalidArgumentError(
+        "a new tenant key needs a key name, a tenant, sealed material and a creation time, "
+        "and no erasure");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TenantKeyExists(absl::string_view key_name) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      "the tenant already has a key or an erasure under key ", key_name));
+}
+
+void ForgetSealed(TenantKeyRecord& record) {
+  std::fill(record.sealed.begin(), record.sealed.end(), '\0');
+  record.sealed.clear();
 }
 
 }  // namespace keyward::keystore::internal

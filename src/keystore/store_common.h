@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "keystore/key_model.h"
+#include "keystore/key_store.h"
 
 namespace keyward::keystore::internal {
 
@@ -18,6 +19,12 @@ inline std::string NextPageToken(const std::string& last_name) {
 }
 absl::Status KeyNotFound(absl::string_view name);
 absl::Status RevisionConflict(absl::string_view name);
+// PutTenantKey's argument check, and its answer when a record exists.
+// Messages never quote the tenant (an encryption context value).
+absl::Status CheckNewTenantKey(const TenantKeyRecord& record);
+absl::Status TenantKeyExists(absl::string_view key_name);
+// Overwrites and empties a sealed tenant key held in memory.
+void ForgetSealed(TenantKeyRecord& record);
 
 }  // namespace keyward::keystore::internal
 

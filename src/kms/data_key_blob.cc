@@ -10,6 +10,7 @@ namespace keyward::kms {
 namespace {
 
 constexpr absl::string_view kAadLabel = "keyward kms data key v1";
+constexpr absl::string_view kTenantAadLabel = "keyward tenant data key v1";
 
 absl::Status Malformed(absl::string_view what) {
   return MakeError(absl::StatusCode::kInvalidArgument,
@@ -31,7 +32,7 @@ std::string ContextDigest(const EncryptionContext& context) {
 
 std::string EncodeBlobHeader(const DataKeyBlob& blob) {
   std::string out;
-  out.push_back(static_cast<char>(kBlobVersion));
+  out.push_back(static_cast<char>(blob.version));
   format::AppendBigEndian(&out, blob.environment.size(), 1);
   out.append(blob.environment);
   format::AppendBigEndian(&out, blob.key_name.size(), 2);
@@ -56,9 +57,8 @@ absl::StatusOr<DataKeyBlob> DecodeBlob(absl::string_view b) {
   };
   auto version = take(1);
   if (!version.ok()) return version.status();
-  if (static_cast<uint8_t>((*version)[0]) != kBlobVersion) {
-    return Malformed("unknown blob version");
-  }
+  blob.version = static_cast<uint8_t>((*version)[0]);
+  if (SealedSizeFor(blob.version) == 0) return Malformed("unknown blob version");
   auto env_len = take(1);
   if (!env_len.ok()) return env_len.status();
   auto env = take(static_cast<uint8_t>((*env_len)[0]));
@@ -81,7 +81,7 @@ absl::StatusOr<DataKeyBlob> DecodeBlob(absl::string_view b) {
   auto digest = take(kContextDigestSize);
   if (!digest.ok()) return digest.status();
   blob.context_digest = std::string(*digest);
-  auto sealed = take(kSealedDataKeySize);
+  auto sealed = take(SealedSizeFor(blob.version));
   if (!sealed.ok()) return sealed.status();
   blob.sealed = std::string(*sealed);
   if (pos != b.size()) return Malformed("unexpected bytes at the end");
@@ -93,6 +93,11 @@ std::string DataKeyAadSerialized(const DataKeyBlob& blob,
   return absl::StrCat(kAadLabel, EncodeBlobHeader(blob), serialized_context);
 }
 
+std::string TenantDataKeyAadSerialized(const DataKeyBlob& blob,
+                                       absl::string_view serialized_context) {
+  return absl::StrCat(kTenantAadLabel, EncodeBlobHeader(blob), serialized_context);
+}
+
 std::string DataKeyAad(const DataKeyBlob& blob, const EncryptionContext& context) {
   return DataKeyAadSerialized(blob, format::SerializeContext(context));
 }
@@ -100,6 +105,11 @@ std::string DataKeyAad(const DataKeyBlob& blob, const EncryptionContext& context
 std::string KekAad(absl::string_view environment, absl::string_view key_name,
                    uint32_t version) {
   return absl::StrCat("keyward kek v1", "|", environment, "|", key_name, "|", version);
+}
+
+std::string TenantKeyAad(absl::string_view environment, absl::string_view key_name,
+                         absl::string_view tenant) {
+  return absl::StrCat("keyward tenant key v1", "|", environment, "|", key_name, "|", tenant);
 }
 
 }  // namespace keyward::kms

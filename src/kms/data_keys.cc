@@ -1,6 +1,8 @@
 // KeyService's data keys: generate them under the primary version, unwrap
-// them (one or a batch), and wrap or rewrap them under the primary version.
+// them (one or a batch), and wrap or rewrap them under the primary version;
+// with the tenant layer (blob version 2) when the context names a tenant.
 #include <array>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -63,31 +65,62 @@ void CountWraps(const std::string& name, uint32_t version, uint64_t n) {
   issued_total.With({label, label == "other" ? "" : absl::StrCat(version)}).Inc(n);
 }
 
-absl::StatusOr<std::string> SealDataKey(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
-                                        DataKeyBlob& blob, const SecretData& data_key,
-                                        const EncryptionContext& context) {
-  const std::string aad = DataKeyAad(blob, context);
+// The KEK's seal of `plaintext` (the data key, or for a tenant's data key
+// its inner seal).  `blob` has every field but the sealed part.
+absl::StatusOr<std::string> SealUnderKek(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
+                                         const DataKeyBlob& blob,
+                                         absl::string_view serialized_context,
+                                         const SecretData& plaintext) {
+  const std::string aad = DataKeyAadSerialized(blob, serialized_context);
   metrics::ScopedTimer timer(KekTimer(/*wrap=*/true, rt.protection));
   if (rt.protection == KekProtection::kHsmResident) {
-    KW_ASSIGN_OR_RETURN(blob.sealed, root.ResidentSeal(rt.hsm_key_id, data_key, aad));
-  } else {
-    std::shared_ptr<crypto::Aead> kek;
-    {
-      std::lock_guard<std::mutex> lock(rt.mu);
-      kek = rt.kek;
-    }
-    if (kek == nullptr) return absl::UnavailableError("KEK not loaded");
-    KW_ASSIGN_OR_RETURN(blob.sealed, kek->Encrypt(data_key.AsStringView(), aad));
+    return root.ResidentSeal(rt.hsm_key_id, plaintext, aad);
   }
-  if (blob.sealed.size() != kSealedDataKeySize) {
+  std::shared_ptr<crypto::Aead> kek;
+  {
+    std::lock_guard<std::mutex> lock(rt.mu);
+    kek = rt.kek;
+  }
+  if (kek == nullptr) return absl::UnavailableError("KEK not loaded");
+  return kek->Encrypt(plaintext.AsStringView(), aad);
+}
+
+// Seals `data_key` into `blob` and encodes it.  `tenant` (the tenant's key)
+// set: blob version 2, the data key sealed under the tenant key first.
+absl::StatusOr<std::string> SealDataKey(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
+                                        DataKeyBlob& blob, const SecretData& data_key,
+                                        absl::string_view serialized_context,
+                                        const crypto::Aead* tenant) {
+  blob.version = tenant != nullptr ? kTenantBlobVersion : kBlobVersion;
+  if (tenant == nullptr) {
+    KW_ASSIGN_OR_RETURN(blob.sealed,
+                        SealUnderKek(root, rt, blob, serialized_context, data_key));
+  } else {
+    KW_ASSIGN_OR_RETURN(std::string inner,
+                        tenant->Encrypt(data_key.AsStringView(),
+                                        TenantDataKeyAadSerialized(blob, serialized_context)));
+    KW_ASSIGN_OR_RETURN(blob.sealed, SealUnderKek(root, rt, blob, serialized_context,
+                                                  SecretData::CopyFrom(inner)));
+  }
+  if (blob.sealed.size() != SealedSizeFor(blob.version)) {
     return absl::InternalError("sealed data key has an unexpected size");
   }
   return EncodeBlob(blob);
 }
 
-absl::StatusOr<SecretData> UnsealDataKey(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
-                                         const DataKeyBlob& blob,
-                                         absl::string_view serialized_context) {
+absl::Status NotAuthentic(const DataKeyBlob& blob) {
+  return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kAuthenticationFailed,
+                   absl::StrCat("the wrapped data key for key ", blob.key_name, " version ",
+                                blob.key_version,
+                                " failed authentication: it was modified or moved from "
+                                "another key or version"));
+}
+
+// Opens the KEK's seal: the data key (version 1) or the tenant layer's
+// inner seal (version 2).
+absl::StatusOr<SecretData> UnsealUnderKek(hsm::RootOfTrust& root, KeyCache::VersionKek& rt,
+                                          const DataKeyBlob& blob,
+                                          absl::string_view serialized_context) {
   const std::string aad = DataKeyAadSerialized(blob, serialized_context);
   metrics::ScopedTimer timer(KekTimer(/*wrap=*/false, rt.protection));
   absl::StatusOr<SecretData> out;
@@ -103,15 +136,41 @@ absl::StatusOr<SecretData> UnsealDataKey(hsm::RootOfTrust& root, KeyCache::Versi
     if (kek == nullptr) return absl::UnavailableError("KEK not loaded");
     out = kek->Decrypt(blob.sealed, aad);
   }
-  if (!out.ok()) {
-    return MakeError(
-        absl::StatusCode::kInvalidArgument, ErrorCode::kAuthenticationFailed,
-        absl::StrCat("the wrapped data key for key ", blob.key_name,
-                     " version ", blob.key_version,
-                     " failed authentication: it was modified or moved from "
-                     "another key or version"));
-  }
+  if (!out.ok()) return NotAuthentic(blob);
   return out;
+}
+
+absl::Status EmptyTenant() {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the encryption context key ", kTenantContextKey,
+      " names a tenant and cannot be empty; leave it out when the data has no tenant"));
+}
+
+// The kTenantContextKey value of `context`, if it has that key.  Errors:
+// kInvalidArgument for an empty value (a tenant must be named).
+absl::StatusOr<std::optional<std::string>> TenantOf(const EncryptionContext& context) {
+  auto it = context.find(kTenantContextKey);
+  if (it == context.end()) return std::optional<std::string>();
+  if (it->second.empty()) return EmptyTenant();
+  return std::optional<std::string>(it->second);
+}
+
+// A blob's version must agree with whether the context names a tenant:
+// refused before anything is unwrapped, in both directions.
+absl::Status CheckTenantLayer(const DataKeyBlob& blob, bool context_has_tenant) {
+  if (blob.version == kBlobVersion && context_has_tenant) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kContextMismatch,
+                     absl::StrCat("encryption context mismatch: the context names a tenant (",
+                                  kTenantContextKey,
+                                  ") but the wrapped data key was not made for one"));
+  }
+  if (blob.version == kTenantBlobVersion && !context_has_tenant) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kContextMismatch,
+                     absl::StrCat("encryption context mismatch: the wrapped data key was made "
+                                  "for a tenant but the context names none (",
+                                  kTenantContextKey, ")"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -120,6 +179,7 @@ KeyService::PreparedContext KeyService::Prepare(const EncryptionContext& context
   PreparedContext p;
   p.serialized = format::SerializeContext(context);
   p.digest = ContextDigestSerialized(p.serialized);
+  if (auto it = context.find(kTenantContextKey); it != context.end()) p.tenant = it->second;
   return p;
 }
 
@@ -146,18 +206,25 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
                       cache_.Kek(*cached, primary->version));
+  KW_ASSIGN_OR_RETURN(std::optional<std::string> tenant, TenantOf(context));
+  std::shared_ptr<const crypto::Aead> tenant_key;
+  if (tenant) {
+    KW_ASSIGN_OR_RETURN(tenant_key, tenants_.ForSeal(key.name, *tenant));
+  }
   KW_RETURN_IF_ERROR(usage_.Reserve(key.name, primary->version, static_cast<uint64_t>(count)));
+  const std::string serialized = format::SerializeContext(context);
   DataKeyBlob blob;
   blob.environment = key.environment;
   blob.key_name = key.name;
   blob.key_version = primary->version;
-  blob.context_digest = ContextDigest(context);
+  blob.context_digest = ContextDigestSerialized(serialized);
   std::vector<DataKey> out;
   out.reserve(static_cast<size_t>(count));
   for (int i = 0; i < count; ++i) {
     DataKey dk;
     KW_ASSIGN_OR_RETURN(dk.plaintext, crypto::GenerateKey(32));
-    KW_ASSIGN_OR_RETURN(dk.wrapped, SealDataKey(*root_, *rt, blob, dk.plaintext, context));
+    KW_ASSIGN_OR_RETURN(dk.wrapped, SealDataKey(*root_, *rt, blob, dk.plaintext, serialized,
+                                                tenant_key.get()));
     dk.key = KeyReference{key.environment, key.name, primary->version};
     out.push_back(std::move(dk));
   }
@@ -196,17 +263,26 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
                       cache_.Kek(*cached, primary->version));
+  // A tenant's data key keeps its tenant layer when it is rewrapped (sealed
+  // again under the same tenant key, with a fresh nonce).
+  KW_ASSIGN_OR_RETURN(std::optional<std::string> tenant, TenantOf(context));
+  std::shared_ptr<const crypto::Aead> tenant_key;
+  if (tenant) {
+    KW_ASSIGN_OR_RETURN(tenant_key, tenants_.ForSeal(key.name, *tenant));
+  }
   // A rewrap is an encryption under the KEK like any other: it counts
   // toward the version's limit.
   KW_RETURN_IF_ERROR(usage_.Reserve(key.name, primary->version, 1));
   CountWraps(key.name, primary->version, 1);
+  const std::string serialized = format::SerializeContext(context);
   DataKeyBlob blob;
   blob.environment = key.environment;
   blob.key_name = key.name;
   blob.key_version = primary->version;
-  blob.context_digest = ContextDigest(context);
+  blob.context_digest = ContextDigestSerialized(serialized);
   WrappedKey out;
-  KW_ASSIGN_OR_RETURN(out.wrapped, SealDataKey(*root_, *rt, blob, data_key, context));
+  KW_ASSIGN_OR_RETURN(out.wrapped,
+                      SealDataKey(*root_, *rt, blob, data_key, serialized, tenant_key.get()));
   out.key = KeyReference{key.environment, key.name, primary->version};
   return out;
 }
@@ -228,6 +304,8 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
   const KeyVersion* v = cached->key.FindVersion(blob.key_version);
   if (v == nullptr) return NoSuchVersion(blob.key_name, blob.key_version);
   if (!CanDecrypt(v->state)) return VersionNotUsable(cached->key, *v);
+  if (context.tenant && context.tenant->empty()) return EmptyTenant();
+  KW_RETURN_IF_ERROR(CheckTenantLayer(blob, context.tenant.has_value()));
   if (context.digest != blob.context_digest) {
     return MakeError(absl::StatusCode::kFailedPrecondition,
                      ErrorCode::kContextMismatch,
@@ -236,7 +314,18 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<KeyCache::VersionKek> rt,
                       cache_.Kek(*cached, blob.key_version));
-  KW_ASSIGN_OR_RETURN(SecretData dek, UnsealDataKey(*root_, *rt, blob, context.serialized));
+  // Version 1: the data key; version 2: its seal under the tenant key.
+  KW_ASSIGN_OR_RETURN(SecretData dek, UnsealUnderKek(*root_, *rt, blob, context.serialized));
+  if (blob.version == kTenantBlobVersion) {
+    // The KEK's seal is authentic (so the blob was made here for this
+    // context) before any tenant key is looked up.
+    KW_ASSIGN_OR_RETURN(std::shared_ptr<const crypto::Aead> tenant_key,
+                        tenants_.ForUnseal(blob.key_name, *context.tenant));
+    auto inner = tenant_key->Decrypt(dek.AsStringView(),
+                                     TenantDataKeyAadSerialized(blob, context.serialized));
+    if (!inner.ok()) return NotAuthentic(blob);
+    dek = std::move(*inner);
+  }
   // A rotation drill opening the version's own sample is not a use of the
   // version: counting it would keep the retirement gate shut forever.
   if (v->drill_sample.empty() || !absl::StrContains(v->drill_sample, wrapped)) {

@@ -54,6 +54,8 @@ KeyService::KeyService(KeyServiceOptions options,
       store_(std::move(store)),
       root_(std::move(root)),
       cache_(store_, root_),
+      tenants_(store_, root_, options_.environment, options_.clock,
+               options_.max_cached_tenant_keys),
       usage_(store_, options_.clock, options_.max_data_keys_per_version,
              options_.usage_flush_interval) {}
 

@@ -5,9 +5,10 @@
 //
 // One class, implemented in parts with one job each: key_service.cc
 // (construction, reading and changing keys), key_versions.cc (the version
-// lifecycle), data_keys.cc, small_payloads.cc, retirement.cc and
-// drill_samples.cc, over KeyCache (keys and unsealed KEKs) and
-// UsageRecorder (usage counters).
+// lifecycle), data_keys.cc, small_payloads.cc, retirement.cc,
+// drill_samples.cc and tenant_erasure.cc, over KeyCache (keys and unsealed
+// KEKs), TenantKeys (the tenant layer's keys) and UsageRecorder (usage
+// counters).
 //
 // Thread-safety: every method is safe to call concurrently.
 #ifndef KEYWARD_KMS_KEY_SERVICE_H_
@@ -32,6 +33,7 @@
 #include "kms/clock.h"
 #include "kms/data_key_blob.h"
 #include "kms/key_cache.h"
+#include "kms/tenant_keys.h"
 #include "kms/usage_recorder.h"
 
 namespace keyward::kms {
@@ -58,6 +60,9 @@ struct KeyServiceOptions {
   // Usage counters are batched in memory and written this often (and on
   // shutdown).  Zero: only when FlushUsage() is called (tests).
   absl::Duration usage_flush_interval = absl::Seconds(1);
+  // Unsealed tenant keys kept in memory (kms/tenant_keys.h), 32 bytes of
+  // locked memory each; the least recently used go first.
+  size_t max_cached_tenant_keys = 1024;
   Clock* clock = Clock::Real();
 };
 
@@ -182,7 +187,13 @@ class KeyService {
   [[nodiscard]] DestructionRun ProcessDueDestructions();
 
   // --- Data keys.  Every operation takes the encryption context that is
-  // bound into the wrapped data key.
+  // bound into the wrapped data key.  A context holding kTenantContextKey
+  // (keyward/keyring.h) gets the tenant layer: the data key is sealed under
+  // that tenant's key too (blob version 2, kms/data_key_blob.h), the tenant
+  // key being made by the first generate or wrap for the tenant.  Then the
+  // operations also fail with kFailedPrecondition (ErrorCode kTenantErased)
+  // once the tenant was erased (EraseTenant), and kInvalidArgument when the
+  // tenant value is empty.
 
   // Errors: kNotFound (key), kFailedPrecondition (no enabled primary, wrong
   // purpose, usage limit reached), kUnavailable.
@@ -194,8 +205,11 @@ class KeyService {
   [[nodiscard]] absl::StatusOr<std::vector<DataKey>> GenerateDataKeys(
       absl::string_view name, const EncryptionContext& context, int count);
   // Errors (typed, keyward/errors.h): kEnvironmentMismatch naming both
-  // environments; kContextMismatch; kAuthenticationFailed (tampered, or
-  // moved to another key or version); kNotFound (key or version);
+  // environments; kContextMismatch (also: a tenant's data key without its
+  // tenant in the context, or a data key without a tenant layer presented
+  // with one); kAuthenticationFailed (tampered, or moved to another key or
+  // version); kTenantErased; kNotFound (key, version, or a tenant that never
+  // had a key);
   // kFailedPrecondition for a disabled, pending or destroyed version, naming
   // key and version and saying what to do.
   // `reader` false: the unwrap serves re-encryption, so it is counted but
@@ -226,6 +240,29 @@ class KeyService {
   // not unwrapped (the caller authorized `key_name`).
   [[nodiscard]] absl::StatusOr<SecretData> Decrypt(
       absl::string_view key_name, absl::string_view message, const EncryptionContext& context);
+
+  // --- Tenant erasure (crypto-shredding one tenant's data keys).  `tenant`
+  // is the value data keys carried under kTenantContextKey.  Errors:
+  // kNotFound (key), kInvalidArgument (an empty or over-long tenant), the
+  // store's and the HSM's.
+
+  // Where the tenant stands under key `name`; changes nothing.
+  [[nodiscard]] absl::StatusOr<TenantKeyStatus> GetTenantStatus(absl::string_view name,
+                                                                absl::string_view tenant);
+  // Erases the tenant's key under `name`: overwritten in the store, which
+  // keeps a tombstone (when, by whom) so the tenant never gets a new key
+  // there, dropped from this process's cache, and scrubbed from the store's
+  // files.  Every data key issued for the tenant under `name` then fails
+  // with kTenantErased, here and on every replica that reads the store (a
+  // replica's cached copy lives until its own cache drops it).  Idempotent:
+  // erasing an erased tenant changes nothing and reports state_before
+  // kErased with the first erasure.  A tenant that never had a key gets a
+  // tombstone too.  Errors also: kUnavailable when the erasure committed
+  // but the scrub failed (retried by the next erasure or destruction run;
+  // the message says so).
+  [[nodiscard]] absl::StatusOr<TenantErasure> EraseTenant(absl::string_view name,
+                                                          absl::string_view tenant,
+                                                          absl::string_view by);
 
   // Writes pending usage counters now.
   [[nodiscard]] absl::Status FlushUsage();
@@ -260,6 +297,8 @@ class KeyService {
   struct PreparedContext {
     std::string serialized;
     std::string digest;
+    // The kTenantContextKey value, if the context has that key.
+    std::optional<std::string> tenant;
   };
   static PreparedContext Prepare(const EncryptionContext& context);
   // Decrypts one wrapped key; its usage is added to `decrypts` (a per-call
@@ -275,6 +314,7 @@ class KeyService {
   const std::shared_ptr<hsm::RootOfTrust> root_;
 
   KeyCache cache_;
+  TenantKeys tenants_;
   UsageRecorder usage_;
 
   // A destruction's scrub failed: the next ProcessDueDestructions retries.

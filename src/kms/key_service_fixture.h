@@ -26,16 +26,22 @@ MATCHER_P(HasErrorCode, code, "") {
 class KeyServiceTest : public ::testing::TestWithParam<keystore::KekProtection> {
  protected:
   void SetUp() override {
-    auto root = std::make_unique<hsm::testing::SoftwareRootOfTrust>();
-    root_ = root.get();
-    KeyServiceOptions o;
-    o.environment = "dev";
-    o.default_protection = GetParam();
-    o.min_destruction_wait = absl::Minutes(1);
-    o.usage_flush_interval = absl::ZeroDuration();
-    o.clock = &clock_;
+    shared_root_ = std::make_shared<hsm::testing::SoftwareRootOfTrust>();
+    root_ = shared_root_.get();
+    options_.environment = "dev";
+    options_.default_protection = GetParam();
+    options_.min_destruction_wait = absl::Minutes(1);
+    options_.usage_flush_interval = absl::ZeroDuration();
+    options_.clock = &clock_;
     store_ = std::make_shared<keystore::MemoryKeyStore>("dev");
-    auto svc = KeyService::Create(o, store_, std::move(root));
+    auto svc = KeyService::Create(options_, store_, shared_root_);
+    ASSERT_TRUE(svc.ok()) << svc.status();
+    svc_ = std::move(*svc);
+  }
+  // A new KeyService over the same store and HSM: nothing cached.
+  void Restart() {
+    svc_.reset();
+    auto svc = KeyService::Create(options_, store_, shared_root_);
     ASSERT_TRUE(svc.ok()) << svc.status();
     svc_ = std::move(*svc);
   }
@@ -45,6 +51,8 @@ class KeyServiceTest : public ::testing::TestWithParam<keystore::KekProtection> 
     return *k;
   }
   FakeClock clock_;
+  KeyServiceOptions options_;
+  std::shared_ptr<hsm::testing::SoftwareRootOfTrust> shared_root_;
   hsm::testing::SoftwareRootOfTrust* root_ = nullptr;
   std::shared_ptr<keystore::KeyStore> store_;  // what the core stored, read directly
   std::unique_ptr<KeyService> svc_;

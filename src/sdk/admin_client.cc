@@ -23,6 +23,11 @@ constexpr std::pair<KeyVersionState, absl::string_view> kStates[] = {
     {KeyVersionState::kPendingDestruction, format::wire::kStatePendingDestruction},
     {KeyVersionState::kDestroyed, format::wire::kStateDestroyed},
 };
+constexpr std::pair<TenantErasure::State, absl::string_view> kTenantStates[] = {
+    {TenantErasure::State::kNone, format::wire::kTenantStateNone},
+    {TenantErasure::State::kActive, format::wire::kTenantStateActive},
+    {TenantErasure::State::kErased, format::wire::kTenantStateErased},
+};
 constexpr std::pair<KeyProtection, absl::string_view> kProtections[] = {
     {KeyProtection::kWrappedByRoot, format::wire::kProtectionWrappedByRoot},
     {KeyProtection::kHsmResident, format::wire::kProtectionHsmResident},
@@ -101,6 +106,9 @@ absl::string_view KeyVersionStateName(KeyVersionState state) {
 }
 absl::string_view KeyProtectionName(KeyProtection protection) {
   return NameOf(kProtections, protection, "server-default");
+}
+absl::string_view TenantStateName(TenantErasure::State state) {
+  return NameOf(kTenantStates, state, "unknown");
 }
 KeyPurpose KeyPurposeFromName(absl::string_view name) {
   return FromNameIn(kPurposes, name, KeyPurpose::kUnknown);
@@ -228,6 +236,26 @@ absl::StatusOr<KeyInfo> AdminClient::ScheduleVersionDestruction(const std::strin
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
                                  &v1::KeyManagement::Stub::ScheduleVersionDestruction));
   return FromProto(resp);
+}
+
+// --- Tenant erasure -----------------------------------------------------------
+
+absl::StatusOr<TenantErasure> AdminClient::EraseTenant(const std::string& key_name,
+                                                       const std::string& tenant,
+                                                       const EraseTenantOptions& options) {
+  v1::EraseTenantRequest req;
+  req.set_key_name(key_name);
+  req.set_tenant(tenant);
+  req.set_dry_run(options.dry_run);
+  v1::TenantErasure resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::EraseTenant));
+  TenantErasure out;
+  out.state = FromNameIn(kTenantStates, resp.state_before(), TenantErasure::State::kUnknown);
+  out.created = OptionalMicros(resp.created_unix_micros());
+  out.erased = OptionalMicros(resp.erased_unix_micros());
+  out.erased_by = resp.erased_by();
+  out.dry_run = resp.dry_run();
+  return out;
 }
 
 // --- Access control -----------------------------------------------------------

@@ -62,6 +62,26 @@ policy::Decision Call::Check(absl::string_view key, const EncryptionContext& con
   return service_->deps_.access->Decide(r);
 }
 
+absl::Status Call::RecordIntent(std::string detail) {
+  if (!decided_ || !decision_.allowed) {
+    return absl::InternalError("an action was about to be recorded before it was authorized");
+  }
+  audit::AuditRecord r;
+  r.time = absl::Now();
+  r.request_id = request_id_;
+  r.principal = principal_;
+  r.peer = peer_;
+  r.operation = operation_;
+  r.key = key_;
+  r.version = version_;
+  r.context = service_->HashContext(context_);
+  r.decision = "allow";
+  r.rule = decision_.rule;
+  r.result = "PENDING";
+  r.detail = std::move(detail);
+  return service_->deps_.audit->Append(std::move(r));
+}
+
 void Call::SetBatchOutcome(std::string keys, std::optional<policy::Decision> decision,
                            std::string detail) {
   key_ = std::move(keys);

@@ -63,6 +63,16 @@ class Call {
   [[nodiscard]] absl::Status AuthorizePattern(absl::string_view pattern,
                                               const char* operation = nullptr);
 
+  // For an action that cannot be undone: writes the call's audit record
+  // ahead of acting and waits until it is durable — principal, operation,
+  // key, hashed context and decision as Authorize recorded them, result
+  // "PENDING" and `detail` (secret-free).  The call's own record follows as
+  // for every call, with the outcome, under the same request id; if that one
+  // cannot be written, this one still says what was done.  REQUIRES:
+  // Authorize allowed the call.  Errors: kUnavailable (audit-unavailable):
+  // then do not act.
+  [[nodiscard]] absl::Status RecordIntent(std::string detail);
+
   // The policy's decision alone, for the items of a batch (each item is
   // decided on its own; SetBatchOutcome records the whole).
   policy::Decision Check(absl::string_view key, const EncryptionContext& context) const;
@@ -96,6 +106,8 @@ class Call {
   KeyManagementService* const service_;
   const char* operation_;
   std::string principal_;
+  std::string request_id_;
+  std::string peer_;
   std::string key_;
   uint32_t version_ = 0;
   EncryptionContext context_;

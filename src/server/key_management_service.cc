@@ -72,6 +72,8 @@ class CallState {
       request_id_ = NewRequestId();
     }
     ctx->AddTrailingMetadata("keyward-request-id", request_id_);
+    call_.request_id_ = request_id_;
+    call_.peer_ = ctx->peer();
   }
 
   Call& call() { return call_; }

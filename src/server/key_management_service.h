@@ -101,6 +101,8 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   S ReportDataSet(Call&, const v1::DataSetReport&, v1::DataSetReport*);
   S ListDataSets(Call&, const v1::ListDataSetsRequest&, v1::ListDataSetsResponse*);
   S GetDrillSamples(Call&, const v1::GetDrillSamplesRequest&, v1::GetDrillSamplesResponse*);
+  // Tenant erasure (handlers_tenants.cc).
+  S EraseTenant(Call&, const v1::EraseTenantRequest&, v1::TenantErasure*);
   // Access control (handlers_access.cc).
   S GetPolicy(Call&, const v1::GetPolicyRequest&, v1::PolicyDocument*);
   S SetPolicy(Call&, const v1::PolicyDocument&, v1::PolicyDocument*);

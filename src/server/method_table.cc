@@ -92,6 +92,7 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("ReportDataSet", "report-data-set", &K::ReportDataSet);
   Register("ListDataSets", "describe", &K::ListDataSets);
   Register("GetDrillSamples", "describe", &K::GetDrillSamples);
+  Register("EraseTenant", "erase-tenant", &K::EraseTenant);
   Register("GetPolicy", "manage-policy", &K::GetPolicy);
   Register("SetPolicy", "manage-policy", &K::SetPolicy);
   Register("TestPolicy", "manage-policy", &K::TestPolicy);
