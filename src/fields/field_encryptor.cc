@@ -1,0 +1,287 @@
+// FieldEncryptor (keyward/field_encryptor.h): values, rows and JSON
+// documents through the field value format and the key vault.
+#include "keyward/field_encryptor.h"
+
+#include <cstring>
+
+#include "absl/base/internal/endian.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "crypto/aead.h"
+#include "crypto/random.h"
+#include "fields/field_keys.h"
+#include "fields/key_vault.h"
+#include "format/field_value.h"
+#include "keyward/errors.h"
+
+namespace keyward {
+
+using fields::FieldKeys;
+using fields::KeySlot;
+
+class FieldEncryptor::Impl {
+ public:
+  Impl(std::shared_ptr<const FieldSchema> schema, std::unique_ptr<FieldKeys> keys, Options options)
+      : schema_(std::move(schema)), keys_(std::move(keys)), options_(options) {}
+
+  const FieldSchema& schema() const { return *schema_; }
+
+  // The rule for `where`'s column (nullptr when the column is not encrypted).
+  absl::StatusOr<const FieldRule*> Rule(const Location& where) {
+    KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(where.table));
+    auto it = table->fields.find(where.column);
+    if (it == table->fields.end() || !it->second.encrypted()) return nullptr;
+    if (where.row_id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "encrypting ", where.table, ".", where.column, " needs the row's id (column ",
+          table->id_column, "): every value is bound to its row"));
+    }
+    if (!schema_->tenant_column().empty() && where.tenant.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data set ", schema_->dataset(), " has a key per tenant: the row's ",
+          schema_->tenant_column(), " is missing or empty"));
+    }
+    return &it->second;
+  }
+
+  format::FieldLocation LocationOf(const Location& where) const {
+    return format::FieldLocation{schema_->dataset(), where.table, where.column,
+                                 schema_->tenant_column().empty() ? "" : where.tenant,
+                                 where.row_id};
+  }
+
+  KeySlot SlotOf(const FieldRule& rule, const Location& where) const {
+    return KeySlot{schema_->dataset(), rule.class_name,
+                   schema_->tenant_column().empty() ? "" : where.tenant};
+  }
+
+  absl::StatusOr<FieldValue> Encrypt(const Location& where, const FieldValue& value) {
+    KW_ASSIGN_OR_RETURN(const FieldRule* rule, Rule(where));
+    if (rule == nullptr || std::holds_alternative<std::monostate>(value)) return value;
+    KW_ASSIGN_OR_RETURN(FieldKeys::Key key, keys_->ForEncryption(SlotOf(*rule, where)));
+    format::FieldType type;
+    std::string scratch;
+    absl::string_view payload;
+    char number[8];
+    if (const int64_t* i = std::get_if<int64_t>(&value)) {
+      type = format::FieldType::kInteger;
+      absl::big_endian::Store64(number, static_cast<uint64_t>(*i));
+      payload = absl::string_view(number, 8);
+    } else if (const double* d = std::get_if<double>(&value)) {
+      type = format::FieldType::kReal;
+      uint64_t bits;
+      std::memcpy(&bits, d, 8);
+      absl::big_endian::Store64(number, bits);
+      payload = absl::string_view(number, 8);
+    } else if (const std::string* s = std::get_if<std::string>(&value)) {
+      type = format::FieldType::kText;
+      payload = *s;
+    } else if (const FieldBytes* b = std::get_if<FieldBytes>(&value)) {
+      type = format::FieldType::kBytes;
+      payload = b->bytes;
+    } else {
+      type = format::FieldType::kJson;
+      payload = std::get<FieldJson>(value).text;
+    }
+    KW_ASSIGN_OR_RETURN(std::string binary,
+                        format::SealField(*key.aead, key.ref, LocationOf(where), type, payload));
+    if (options_.encoding == Encoding::kBytes) return FieldBytes{std::move(binary)};
+    return format::FieldToText(binary);
+  }
+
+  absl::StatusOr<FieldValue> Decrypt(const Location& where, const FieldValue& stored) {
+    KW_ASSIGN_OR_RETURN(const FieldRule* rule, Rule(where));
+    if (rule == nullptr || std::holds_alternative<std::monostate>(stored)) return stored;
+    std::string from_text;
+    absl::string_view binary;
+    if (const std::string* s = std::get_if<std::string>(&stored)) {
+      auto b = format::FieldFromText(*s);
+      if (!b.ok()) return NotEncrypted(where, b.status());
+      from_text = std::move(*b);
+      binary = from_text;
+    } else if (const FieldBytes* b = std::get_if<FieldBytes>(&stored)) {
+      binary = b->bytes;
+    } else {
+      return NotEncrypted(where, absl::InvalidArgumentError(absl::StrCat(
+                                     "it holds a ", TypeName(stored), ", not text or bytes")));
+    }
+    auto envelope = format::ParseField(binary);
+    if (!envelope.ok()) return NotEncrypted(where, envelope.status());
+    KW_ASSIGN_OR_RETURN(FieldKeys::Key key,
+                        keys_->ForDecryption(SlotOf(*rule, where), envelope->key_ref));
+    KW_ASSIGN_OR_RETURN(format::FieldPlaintext plain,
+                        format::OpenField(*key.aead, *envelope, LocationOf(where)));
+    const absl::string_view p = plain.payload.AsStringView();
+    switch (plain.type) {
+      case format::FieldType::kInteger:
+        return static_cast<int64_t>(absl::big_endian::Load64(p.data()));
+      case format::FieldType::kReal: {
+        const uint64_t bits = absl::big_endian::Load64(p.data());
+        double d;
+        std::memcpy(&d, &bits, 8);
+        return d;
+      }
+      case format::FieldType::kText:
+        return std::string(p);
+      case format::FieldType::kBytes:
+        return FieldBytes{std::string(p)};
+      case format::FieldType::kJson:
+        return FieldJson{std::string(p)};
+    }
+    return absl::InternalError("unreachable field type");
+  }
+
+  static absl::string_view TypeName(const FieldValue& v) {
+    switch (v.index()) {
+      case 0: return "NULL";
+      case 1: return "integer";
+      case 2: return "real";
+      case 3: return "text";
+      case 4: return "bytes";
+      default: return "JSON value";
+    }
+  }
+
+  static absl::Status NotEncrypted(const Location& where, const absl::Status& why) {
+    ErrorCode code = GetErrorCode(why);
+    if (code == ErrorCode::kNone) code = ErrorCode::kNotAKeywardMessage;
+    return MakeError(absl::StatusCode::kInvalidArgument, code,
+                     absl::StrCat(where.table, ".", where.column, " of row ", where.row_id,
+                                  " is not an encrypted field value (", why.message(),
+                                  "); encrypt the table first (`keyward fields encrypt-table`)"));
+  }
+
+  // The row's id and tenant as the value format binds them.
+  absl::StatusOr<Location> RowLocation(const TableSchema& table, const FieldRow& row) {
+    Location where;
+    where.table = table.name;
+    auto id = row.find(table.id_column);
+    if (id == row.end() || std::holds_alternative<std::monostate>(id->second)) {
+      return absl::InvalidArgumentError(absl::StrCat("the row has no ", table.id_column,
+                                                     " (the id column of ", table.name, ")"));
+    }
+    KW_ASSIGN_OR_RETURN(where.row_id, KeyText(id->second, table.id_column));
+    if (!schema_->tenant_column().empty()) {
+      auto t = row.find(schema_->tenant_column());
+      if (t == row.end() || std::holds_alternative<std::monostate>(t->second)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the row (", table.id_column, " ", where.row_id, ") has no ",
+            schema_->tenant_column(), ": data set ", schema_->dataset(), " has keys per tenant"));
+      }
+      KW_ASSIGN_OR_RETURN(where.tenant, KeyText(t->second, schema_->tenant_column()));
+    }
+    return where;
+  }
+
+  // Id and tenant values as text: integers in decimal, text as it is.
+  static absl::StatusOr<std::string> KeyText(const FieldValue& v, const std::string& column) {
+    if (const int64_t* i = std::get_if<int64_t>(&v)) return absl::StrCat(*i);
+    if (const std::string* s = std::get_if<std::string>(&v)) return *s;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "column ", column, " holds a ", TypeName(v), ": ids and tenants must be integers or text"));
+  }
+
+  absl::StatusOr<FieldRow> EncryptRow(absl::string_view table_name, const FieldRow& row) {
+    KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(table_name));
+    KW_ASSIGN_OR_RETURN(Location where, RowLocation(*table, row));
+    FieldRow out = row;
+    for (const FieldRule* rule : table->EncryptedFields()) {
+      auto it = out.find(rule->column);
+      if (it == out.end()) continue;
+      where.column = rule->column;
+      KW_ASSIGN_OR_RETURN(it->second, Encrypt(where, it->second));
+    }
+    return out;
+  }
+
+  absl::StatusOr<DecryptedRow> DecryptRow(absl::string_view table_name, const FieldRow& row,
+                                          Failure failure) {
+    KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(table_name));
+    KW_ASSIGN_OR_RETURN(Location where, RowLocation(*table, row));
+    DecryptedRow out;
+    out.row = row;
+    for (const FieldRule* rule : table->EncryptedFields()) {
+      auto it = out.row.find(rule->column);
+      if (it == out.row.end()) continue;
+      where.column = rule->column;
+      absl::StatusOr<FieldValue> v = Decrypt(where, it->second);
+      if (v.ok()) {
+        it->second = std::move(*v);
+      } else if (failure == Failure::kPartial) {
+        out.failed[rule->column] = v.status();
+        out.row.erase(it);
+      } else {
+        return v.status();
+      }
+    }
+    return out;
+  }
+
+  FieldKeys& keys() { return *keys_; }
+
+ private:
+  std::shared_ptr<const FieldSchema> schema_;
+  std::unique_ptr<FieldKeys> keys_;
+  Options options_;
+};
+
+FieldEncryptor::FieldEncryptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FieldEncryptor::~FieldEncryptor() = default;
+
+absl::StatusOr<std::shared_ptr<FieldEncryptor>> FieldEncryptor::Create(
+    std::shared_ptr<const FieldSchema> schema, std::shared_ptr<DataClient> client,
+    const std::string& database_url, Options options) {
+  if (schema == nullptr || client == nullptr) {
+    return absl::InvalidArgumentError("FieldEncryptor needs a schema and a client");
+  }
+  if (options.cache_entries == 0 || options.cache_max_age <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("FieldEncryptor's cache needs entries and a max age above 0");
+  }
+  KW_ASSIGN_OR_RETURN(std::unique_ptr<appdb::Database> db, appdb::Database::Open(database_url));
+  KW_ASSIGN_OR_RETURN(std::unique_ptr<fields::KeyVault> vault, fields::KeyVault::Open(std::move(db)));
+  auto keys = std::make_unique<FieldKeys>(schema->key(), std::move(client), std::move(vault),
+                                          CacheLimits{options.cache_max_age, UINT64_MAX,
+                                                      UINT64_MAX, options.cache_entries});
+  return std::shared_ptr<FieldEncryptor>(
+      new FieldEncryptor(std::make_unique<Impl>(std::move(schema), std::move(keys), options)));
+}
+
+const FieldSchema& FieldEncryptor::schema() const { return impl_->schema(); }
+
+absl::StatusOr<FieldValue> FieldEncryptor::EncryptValue(const Location& where,
+                                                        const FieldValue& value) {
+  return impl_->Encrypt(where, value);
+}
+
+absl::StatusOr<FieldValue> FieldEncryptor::DecryptValue(const Location& where,
+                                                        const FieldValue& stored) {
+  return impl_->Decrypt(where, stored);
+}
+
+absl::StatusOr<FieldRow> FieldEncryptor::EncryptRow(absl::string_view table, const FieldRow& row) {
+  return impl_->EncryptRow(table, row);
+}
+
+absl::StatusOr<DecryptedRow> FieldEncryptor::DecryptRow(absl::string_view table,
+                                                        const FieldRow& row, Failure failure) {
+  return impl_->DecryptRow(table, row, failure);
+}
+
+absl::StatusOr<uint32_t> FieldEncryptor::KeyRefOf(const FieldValue& stored) {
+  std::string from_text;
+  absl::string_view binary;
+  if (const std::string* s = std::get_if<std::string>(&stored)) {
+    KW_ASSIGN_OR_RETURN(from_text, format::FieldFromText(*s));
+    binary = from_text;
+  } else if (const FieldBytes* b = std::get_if<FieldBytes>(&stored)) {
+    binary = b->bytes;
+  } else {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kNotAKeywardMessage,
+                     "not an encrypted field value (neither text nor bytes)");
+  }
+  KW_ASSIGN_OR_RETURN(format::FieldEnvelope e, format::ParseField(binary));
+  return e.key_ref;
+}
+
+}  // namespace keyward

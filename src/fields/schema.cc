@@ -1,0 +1,330 @@
+// Parsing and checking a classification schema (keyward/field_schema.h).
+// Every problem is collected with its line, so `keyward schema check` can
+// list them all at once instead of one per run.
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "keyward/field_schema.h"
+#include "yaml-cpp/yaml.h"
+
+namespace keyward {
+
+absl::string_view EncryptRuleName(EncryptRule rule) {
+  switch (rule) {
+    case EncryptRule::kRequired: return "required";
+    case EncryptRule::kOptional: return "optional";
+    case EncryptRule::kNever: return "never";
+  }
+  return "?";
+}
+
+absl::string_view TreatmentName(Treatment treatment) {
+  switch (treatment) {
+    case Treatment::kPlaintext: return "plaintext";
+    case Treatment::kRandomized: return "randomized";
+    case Treatment::kDeterministic: return "deterministic";
+  }
+  return "?";
+}
+
+std::vector<const FieldRule*> TableSchema::EncryptedFields() const {
+  std::vector<const FieldRule*> out;
+  for (const auto& [column, rule] : fields) {
+    if (rule.encrypted()) out.push_back(&rule);
+  }
+  return out;
+}
+
+absl::StatusOr<const TableSchema*> FieldSchema::Table(absl::string_view name) const {
+  auto it = tables_.find(std::string(name));
+  if (it != tables_.end()) return &it->second;
+  std::vector<std::string> names;
+  for (const auto& [n, t] : tables_) names.push_back(n);
+  return absl::NotFoundError(absl::StrCat("the schema for data set ", dataset_,
+                                          " has no table \"", name, "\" (it has: ",
+                                          absl::StrJoin(names, ", "), ")"));
+}
+
+class SchemaParser {
+ public:
+  explicit SchemaParser(FieldSchema& out) : out_(out) {}
+
+  std::vector<SchemaProblem> Run(absl::string_view yaml) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+      Problem(e.mark.line + 1, absl::StrCat("not valid YAML: ", e.msg));
+      return problems_;
+    }
+    if (!root.IsMap()) {
+      Problem(0, "a schema is a YAML mapping with version, dataset, key, classes and tables");
+      return problems_;
+    }
+    Known(root, "the schema", {"version", "dataset", "key", "tenant_column", "classes", "tables"});
+    const YAML::Node version = root["version"];
+    if (!version) {
+      Problem(0, "version is missing: start the file with `version: 1`");
+    } else if (Scalar(version) != "1") {
+      Problem(Line(version), absl::StrCat("version ", Scalar(version),
+                                          " is not supported: this build reads version 1"));
+    }
+    out_.dataset_ = Name(root, "dataset", "the data set's name");
+    out_.key_ = Name(root, "key", "the Keyward key that protects the data set");
+    if (root["tenant_column"]) out_.tenant_column_ = Name(root, "tenant_column", "a column");
+    ParseClasses(root["classes"]);
+    ParseTables(root["tables"]);
+    return problems_;
+  }
+
+ private:
+  static int Line(const YAML::Node& n) { return n.Mark().line + 1; }
+
+  void Problem(int line, std::string message) {
+    problems_.push_back(SchemaProblem{line, std::move(message)});
+  }
+
+  std::string Scalar(const YAML::Node& n) {
+    return n.IsScalar() ? n.Scalar() : std::string("(not a single value)");
+  }
+
+  // Names in a schema end up in SQL identifiers, encryption contexts and
+  // policy conditions: keep them to a portable character set.
+  static bool ValidName(absl::string_view s) {
+    if (s.empty() || s.size() > 63) return false;
+    for (char c : s) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  std::string Name(const YAML::Node& parent, const std::string& field, const std::string& what) {
+    const YAML::Node n = parent[field];
+    if (!n) {
+      Problem(Line(parent), absl::StrCat(field, " is missing: ", what));
+      return "";
+    }
+    if (!n.IsScalar() || !ValidName(n.Scalar())) {
+      Problem(Line(n), absl::StrCat(field, " must be 1 to 63 letters, digits, '_', '-' or '.'"));
+      return "";
+    }
+    return n.Scalar();
+  }
+
+  void Known(const YAML::Node& map, const std::string& where,
+             std::initializer_list<const char*> keys) {
+    for (const auto& kv : map) {
+      const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      bool known = false;
+      for (const char* allowed : keys) known = known || k == allowed;
+      if (!known) {
+        Problem(Line(kv.first), absl::StrCat("unknown key \"", k, "\" in ", where,
+                                             " (expected one of: ",
+                                             absl::StrJoin(keys, ", "), ")"));
+      }
+    }
+  }
+
+  void ParseClasses(const YAML::Node& classes) {
+    if (!classes) {
+      Problem(0, "classes is missing: declare each class the fields use, e.g. "
+                 "`pii: { encrypt: required, readers: [...] }`");
+      return;
+    }
+    if (!classes.IsMap()) {
+      Problem(Line(classes), "classes must be a mapping of class name to its rules");
+      return;
+    }
+    for (const auto& kv : classes) {
+      FieldClass c;
+      c.name = kv.first.Scalar();
+      const int line = Line(kv.first);
+      if (!ValidName(c.name)) Problem(line, absl::StrCat("class name \"", c.name, "\" is invalid"));
+      const YAML::Node body = kv.second;
+      if (!body.IsMap()) {
+        Problem(line, absl::StrCat("class ", c.name, " must be a mapping with encrypt and readers"));
+        continue;
+      }
+      Known(body, absl::StrCat("class ", c.name), {"encrypt", "readers", "description"});
+      const std::string rule = body["encrypt"] ? Scalar(body["encrypt"]) : "";
+      if (rule == "required") {
+        c.encrypt = EncryptRule::kRequired;
+      } else if (rule == "optional") {
+        c.encrypt = EncryptRule::kOptional;
+      } else if (rule == "never") {
+        c.encrypt = EncryptRule::kNever;
+      } else {
+        Problem(body["encrypt"] ? Line(body["encrypt"]) : line,
+                absl::StrCat("class ", c.name, ": encrypt must be required, optional or never",
+                             rule.empty() ? " (it is missing)" : absl::StrCat(", not ", rule)));
+      }
+      if (const YAML::Node readers = body["readers"]) {
+        if (!readers.IsSequence()) {
+          Problem(Line(readers), absl::StrCat("class ", c.name, ": readers must be a list"));
+        } else {
+          for (const auto& r : readers) {
+            if (!r.IsScalar() || r.Scalar().empty()) {
+              Problem(Line(r), absl::StrCat("class ", c.name, ": a reader must be a principal"));
+            } else {
+              c.readers.push_back(r.Scalar());
+            }
+          }
+        }
+      }
+      class_lines_[c.name] = line;
+      out_.classes_[c.name] = std::move(c);
+    }
+  }
+
+  void ParseTables(const YAML::Node& tables) {
+    if (!tables || !tables.IsMap() || tables.size() == 0) {
+      Problem(tables ? Line(tables) : 0, "tables is missing or empty: list each table with "
+                                         "its id_column and fields");
+      return;
+    }
+    for (const auto& kv : tables) {
+      TableSchema t;
+      t.name = kv.first.Scalar();
+      const int line = Line(kv.first);
+      if (!ValidName(t.name)) Problem(line, absl::StrCat("table name \"", t.name, "\" is invalid"));
+      const YAML::Node body = kv.second;
+      if (!body.IsMap()) {
+        Problem(line, absl::StrCat("table ", t.name, " must be a mapping with id_column and fields"));
+        continue;
+      }
+      Known(body, absl::StrCat("table ", t.name), {"id_column", "fields"});
+      t.id_column = Name(body, "id_column", "the column that identifies a row (its primary key)");
+      const YAML::Node fields = body["fields"];
+      if (!fields || !fields.IsMap()) {
+        Problem(fields ? Line(fields) : line,
+                absl::StrCat("table ", t.name, ": fields must map each column to its class and treatment"));
+      } else {
+        for (const auto& f : fields) ParseField(t, f.first, f.second);
+      }
+      used_any_ |= !t.EncryptedFields().empty();
+      out_.tables_[t.name] = std::move(t);
+    }
+    for (const auto& [name, c] : out_.classes_) {
+      if (used_classes_.count(name) && c.encrypt != EncryptRule::kNever && c.readers.empty()) {
+        Problem(class_lines_[name],
+                absl::StrCat("class ", name, " has encrypted fields but no readers: nobody could "
+                             "read them; add `readers: [principal, ...]`"));
+      }
+    }
+  }
+
+  void ParseField(TableSchema& t, const YAML::Node& key, const YAML::Node& body) {
+    FieldRule f;
+    f.column = key.Scalar();
+    const int line = Line(key);
+    const std::string where = absl::StrCat("field ", t.name, ".", f.column);
+    if (!ValidName(f.column)) Problem(line, absl::StrCat(where, ": the column name is invalid"));
+    if (!body.IsMap()) {
+      Problem(line, absl::StrCat(where, " must be `{ class: C, treatment: T }`"));
+      return;
+    }
+    Known(body, where, {"class", "treatment"});
+    f.class_name = body["class"] ? Scalar(body["class"]) : "";
+    const auto cls = out_.classes_.find(f.class_name);
+    if (f.class_name.empty()) {
+      Problem(line, absl::StrCat(where, ": class is missing"));
+    } else if (cls == out_.classes_.end()) {
+      Problem(Line(body["class"]), absl::StrCat(where, ": class ", f.class_name,
+                                                " is not declared under classes"));
+    }
+    const std::string treatment = body["treatment"] ? Scalar(body["treatment"]) : "";
+    const int tline = body["treatment"] ? Line(body["treatment"]) : line;
+    if (treatment == "plaintext") {
+      f.treatment = Treatment::kPlaintext;
+    } else if (treatment == "randomized") {
+      f.treatment = Treatment::kRandomized;
+    } else if (treatment == "deterministic") {
+      f.treatment = Treatment::kDeterministic;
+      Problem(tline, absl::StrCat(where, ": treatment deterministic is reserved for searchable "
+                                  "fields, which this version does not support; use randomized"));
+    } else {
+      Problem(tline, absl::StrCat(where, ": treatment must be plaintext, randomized or "
+                                  "deterministic", treatment.empty() ? " (it is missing)"
+                                                                     : absl::StrCat(", not ", treatment)));
+    }
+    if (cls != out_.classes_.end()) {
+      if (cls->second.encrypt == EncryptRule::kRequired && f.treatment == Treatment::kPlaintext &&
+          treatment == "plaintext") {
+        Problem(tline, absl::StrCat(where, " is left plaintext but its class ", f.class_name,
+                                    " requires encryption (encrypt: required); use treatment: "
+                                    "randomized"));
+      }
+      if (cls->second.encrypt == EncryptRule::kNever && f.treatment != Treatment::kPlaintext) {
+        Problem(tline, absl::StrCat(where, " is encrypted but its class ", f.class_name,
+                                    " says encrypt: never; use treatment: plaintext"));
+      }
+      if (f.encrypted()) used_classes_.insert(f.class_name);
+    }
+    if (f.encrypted() && (f.column == t.id_column || f.column == out_.tenant_column_)) {
+      Problem(line, absl::StrCat(where, ": the ", f.column == t.id_column ? "id" : "tenant",
+                                 " column must stay plaintext: every encrypted value is bound "
+                                 "to it"));
+    }
+    t.fields[f.column] = std::move(f);
+  }
+
+  FieldSchema& out_;
+  std::vector<SchemaProblem> problems_;
+  std::map<std::string, int> class_lines_;
+  std::set<std::string> used_classes_;
+  bool used_any_ = false;
+};
+
+std::vector<SchemaProblem> FieldSchema::Check(absl::string_view yaml) {
+  FieldSchema scratch;
+  return SchemaParser(scratch).Run(yaml);
+}
+
+absl::StatusOr<std::shared_ptr<const FieldSchema>> FieldSchema::Parse(absl::string_view yaml,
+                                                                      const std::string& source) {
+  auto schema = std::shared_ptr<FieldSchema>(new FieldSchema());
+  std::vector<SchemaProblem> problems = SchemaParser(*schema).Run(yaml);
+  if (!problems.empty()) {
+    std::vector<std::string> lines;
+    for (const auto& p : problems) {
+      lines.push_back(absl::StrCat(source, ":", p.line, ": ", p.message));
+    }
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  }
+  return std::shared_ptr<const FieldSchema>(std::move(schema));
+}
+
+absl::StatusOr<std::shared_ptr<const FieldSchema>> FieldSchema::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read schema file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Parse(ss.str(), path);
+}
+
+std::string FieldSchema::PolicyRules() const {
+  std::string out = absl::StrCat("# Rules for data set ", dataset_, " (key ", key_,
+                                 "), from its classification schema.\n"
+                                 "# Each class's readers may get and unwrap that class's "
+                                 "data keys, and no other.\n");
+  for (const auto& [name, c] : classes_) {
+    if (c.encrypt == EncryptRule::kNever || c.readers.empty()) continue;
+    std::vector<std::string> quoted;
+    for (const auto& r : c.readers) quoted.push_back(absl::StrCat("\"", r, "\""));
+    absl::StrAppend(&out, "  - name: fields-", dataset_, "-", name, "\n",
+                    "    principals: [", absl::StrJoin(quoted, ", "), "]\n",
+                    "    keys: [\"", key_, "\"]\n",
+                    "    operations: [generate-data-key, decrypt, rewrap]\n",
+                    "    conditions:\n",
+                    "      - context_equals: {key: \"keyward:dataset\", value: \"", dataset_, "\"}\n",
+                    "      - context_equals: {key: \"keyward:class\", value: \"", name, "\"}\n");
+  }
+  return out;
+}
+
+}  // namespace keyward

@@ -1,0 +1,100 @@
+// Field value format v1: one encrypted database value (docs/format.md,
+// "Field values").  Binary form:
+//
+//   u8   version and treatment: 0x11 = v1, randomized (AES-256-GCM);
+//        0x12 is reserved for deterministic (searchable) values
+//   u32  key reference: the data key's row in the application's key table
+//   12   nonce
+//   n+1  ciphertext of (u8 type || payload)
+//   16   tag
+//
+// 34 bytes over the plaintext.  Text form (TEXT columns): "kw1." followed by
+// the binary form in unpadded base64url.  The associated data binds the
+// value to where it lives: "keyward field v1" || the first 5 bytes ||
+// u32-length-prefixed dataset, table, column, tenant and row id, so a value
+// copied to another row, column, table, tenant or dataset fails to decrypt.
+//
+// Thread-safety: stateless functions.
+#ifndef KEYWARD_FORMAT_FIELD_VALUE_H_
+#define KEYWARD_FORMAT_FIELD_VALUE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crypto/aead.h"
+#include "keyward/secret_data.h"
+
+namespace keyward::format {
+
+inline constexpr uint8_t kFieldRandomizedV1 = 0x11;
+inline constexpr uint8_t kFieldDeterministicV1 = 0x12;  // reserved
+inline constexpr size_t kFieldHeaderSize = 5;
+inline constexpr size_t kFieldNonceSize = 12;
+inline constexpr size_t kFieldOverhead = kFieldHeaderSize + kFieldNonceSize + 1 + 16;
+inline constexpr absl::string_view kFieldTextPrefix = "kw1.";
+
+// The plaintext's type, encrypted with it so that it round-trips exactly.
+enum class FieldType : uint8_t {
+  kInteger = 1,  // payload: 8 bytes, big-endian two's complement
+  kReal = 2,     // payload: 8 bytes, IEEE 754 binary64, big-endian
+  kText = 3,     // payload: UTF-8 bytes
+  kBytes = 4,    // payload: the bytes
+  kJson = 5,     // payload: JSON text, byte for byte
+};
+
+// Where a value lives; every part is authenticated.
+struct FieldLocation {
+  std::string dataset;
+  std::string table;
+  std::string column;
+  std::string tenant;  // "" when the dataset has no tenants
+  std::string row_id;  // the id column's value as text
+};
+
+struct FieldPlaintext {
+  FieldType type = FieldType::kText;
+  SecretData payload;
+};
+
+// The parts of a binary value before decryption.
+struct FieldEnvelope {
+  uint8_t version_and_treatment = 0;
+  uint32_t key_ref = 0;
+  absl::string_view sealed;  // nonce || ciphertext || tag (into the input)
+};
+
+std::string FieldAad(uint8_t version_and_treatment, uint32_t key_ref,
+                     const FieldLocation& where);
+
+// Encrypts one value with `aead` (an AES-256-GCM Aead over the data key
+// `key_ref` names).  Returns the binary form.
+absl::StatusOr<std::string> SealField(const crypto::Aead& aead, uint32_t key_ref,
+                                      const FieldLocation& where, FieldType type,
+                                      absl::string_view payload);
+
+// Splits a binary value.  Errors (kInvalidArgument, ErrorCode
+// kNotAKeywardMessage / kUnsupportedVersion / kTruncated): not a field
+// value, a version or treatment this build does not read, too short.
+absl::StatusOr<FieldEnvelope> ParseField(absl::string_view binary);
+
+// Decrypts a parsed value.  Errors: kInvalidArgument with ErrorCode
+// kAuthenticationFailed when the value, its key or its location (row,
+// column, table, tenant, dataset) does not match; kMalformedHeader for an
+// unknown type byte or a payload of the wrong size.  Nothing is released
+// on failure.
+absl::StatusOr<FieldPlaintext> OpenField(const crypto::Aead& aead, const FieldEnvelope& envelope,
+                                         const FieldLocation& where);
+
+// Text form <-> binary form.  FromText errors: kInvalidArgument
+// (kNotAKeywardMessage) without the prefix or with bad base64url.
+std::string FieldToText(absl::string_view binary);
+absl::StatusOr<std::string> FieldFromText(absl::string_view text);
+// True for a text value carrying the prefix, or binary starting 0x11/0x12.
+bool LooksLikeFieldText(absl::string_view text);
+bool LooksLikeFieldBinary(absl::string_view bytes);
+
+}  // namespace keyward::format
+
+#endif  // KEYWARD_FORMAT_FIELD_VALUE_H_
