@@ -1,12 +1,21 @@
 /*
- * Independent decryptor for the Keyward message format, version 1.
+ * Independent decryptor for the Keyward message format, version 1, and
+ * the field value format, version 1 (§15).
  *
  * Written from docs/format.md and the frozen vectors in
- * tests/vectors/format_v1/ only, to check that the specification is enough
- * to implement a compatible reader.  It uses nothing but OpenSSL 3 libcrypto
- * and a small JSON reader of its own.
+ * tests/vectors/format_v1/ and tests/vectors/fields_v1/ only, to check that
+ * the specification is enough to implement a compatible reader.  It uses
+ * nothing but OpenSSL 3 libcrypto and a small JSON reader of its own.
  *
  *   format_v1_decrypt <vector file> [<file holding raw_keys>]
+ *
+ * A file whose top-level "format" is "keyward field value v1"
+ * (fields_v1/fields.json, §15.5) holds field values: each "stored" text
+ * value is base64url-decoded (§15.3), parsed (§15.1) and opened with
+ * AES-256-GCM under "data_key" with the associated data of the vector's
+ * location (§15.2).  A vector with "type" must decrypt to exactly that type
+ * and "payload" and name "key_ref"; one with "expected_error" must fail
+ * with exactly that error.  Every other file holds messages:
  *
  * Positive vectors (no "expected_error"): the message is decrypted once per
  * entry of "wrapped_keys", each time with only that raw key, and the
@@ -1141,14 +1150,219 @@ done:
     return ok;
 }
 
+/* ===================================================================== */
+/* Field values (§15)                                                     */
+/* ===================================================================== */
+
+static const char FIELD_PREFIX[] = "kw1.";                 /* §15.3 */
+static const char FIELD_AAD_LABEL[] = "keyward field v1";  /* §15.2, 16 bytes */
+#define FIELD_RANDOMIZED_V1 0x11
+#define FIELD_HEADER 5u                         /* version and treatment, key reference */
+#define FIELD_OVERHEAD (FIELD_HEADER + 12u + 1u + TAG_LEN) /* 34 */
+#define FIELD_PARTS 5                           /* data set, table, column, tenant, row id */
+
+static const char *const FIELD_TYPE_NAME[] = {NULL, "integer", "real", "text", "bytes", "json"};
+
+/* §15.3: base64url (RFC 4648 §5) only; '=', '+', '/' and anything else
+ * are not in it. */
+static int b64url_value(uint8_t c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+/* Unpadded base64url -> freshly allocated bytes; 0 when it is not the
+ * canonical encoding of some bytes: a character outside the alphabet, a
+ * length of 4k+1, or unused low bits that are not zero. */
+static int b64url_decode(const uint8_t *in, size_t n, uint8_t **out, size_t *outlen) {
+    if (n % 4 == 1) return 0;
+    uint8_t *b = malloc(n / 4 * 3 + 3);
+    if (!b) return 0;
+    size_t o = 0;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_value(in[i]);
+        if (v < 0) { free(b); return 0; }
+        acc = (acc << 6) | (uint32_t)v;
+        if (i % 4 == 3) {
+            b[o++] = (uint8_t)(acc >> 16);
+            b[o++] = (uint8_t)(acc >> 8);
+            b[o++] = (uint8_t)acc;
+            acc = 0;
+        }
+    }
+    if (n % 4 == 2) { /* 12 bits: 1 byte and 4 unused bits */
+        if (acc & 0x0f) { free(b); return 0; }
+        b[o++] = (uint8_t)(acc >> 4);
+    } else if (n % 4 == 3) { /* 18 bits: 2 bytes and 2 unused bits */
+        if (acc & 0x03) { free(b); return 0; }
+        b[o++] = (uint8_t)(acc >> 10);
+        b[o++] = (uint8_t)(acc >> 2);
+    }
+    *out = b;
+    *outlen = o;
+    return 1;
+}
+
+/* §15.3: text form -> binary form. */
+static int field_from_text(const char *text, size_t n, uint8_t **bin, size_t *binlen) {
+    size_t pl = sizeof FIELD_PREFIX - 1;
+    if (n < pl || memcmp(text, FIELD_PREFIX, pl) != 0) return E_NOT_KEYWARD;
+    if (!b64url_decode((const uint8_t *)text + pl, n - pl, bin, binlen)) return E_NOT_KEYWARD;
+    return E_OK;
+}
+
+/* §15.1 and §15.2, in the order of §15.3's reading steps: the first byte,
+ * the size, AES-256-GCM under the data key with the location's associated
+ * data, then the type and its payload size.  On success *plain (type byte
+ * and payload) is the caller's to free. */
+static int field_open(const uint8_t *v, size_t n, const uint8_t key[32],
+                      const Bytes where[FIELD_PARTS], uint32_t *key_ref, uint8_t **plain,
+                      size_t *plainlen) {
+    *plain = NULL;
+    if (n == 0) return E_NOT_KEYWARD;
+    if (v[0] >> 4 == 2) return E_UNSUPPORTED_VERSION; /* version 2 */
+    if (v[0] >> 4 != 1) return E_NOT_KEYWARD;
+    if (v[0] != FIELD_RANDOMIZED_V1) return E_UNSUPPORTED_VERSION; /* 0x12, other treatments */
+    if (n < FIELD_OVERHEAD) return E_TRUNCATED;
+    *key_ref = (uint32_t)be(v + 1, 4);
+
+    size_t ll = sizeof FIELD_AAD_LABEL - 1, aadlen = ll + FIELD_HEADER;
+    for (int i = 0; i < FIELD_PARTS; i++) aadlen += 4 + where[i].n;
+    uint8_t *aad = malloc(aadlen);
+    size_t ctlen = n - FIELD_HEADER - 12 - TAG_LEN;
+    uint8_t *out = malloc(ctlen);
+    if (!aad || !out) {
+        fprintf(stderr, "internal error: out of memory\n");
+        exit(2);
+    }
+    memcpy(aad, FIELD_AAD_LABEL, ll);
+    memcpy(aad + ll, v, FIELD_HEADER);
+    size_t off = ll + FIELD_HEADER;
+    for (int i = 0; i < FIELD_PARTS; i++) {
+        for (int k = 0; k < 4; k++) aad[off + k] = (uint8_t)(where[i].n >> (24 - 8 * k));
+        if (where[i].n) memcpy(aad + off + 4, where[i].p, where[i].n);
+        off += 4 + where[i].n;
+    }
+    int ok = aead_open(EVP_aes_256_gcm(), key, v + FIELD_HEADER, aad, aadlen,
+                       v + FIELD_HEADER + 12, ctlen, v + n - TAG_LEN, out);
+    free(aad);
+    if (!ok) { free(out); return E_AUTHENTICATION_FAILED; }
+    uint8_t type = out[0];
+    if (type < 1 || type > 5 || ((type == 1 || type == 2) && ctlen - 1 != 8)) {
+        free(out);
+        return E_MALFORMED_HEADER;
+    }
+    *plain = out;
+    *plainlen = ctlen;
+    return E_OK;
+}
+
+/* One vector of a field value file; 1 if it reads as recorded. */
+static int run_field_vector(const JVal *v, int *valid, char *why, size_t whylen) {
+    static const char *const part_name[FIELD_PARTS] = {"dataset", "table", "column", "tenant",
+                                                       "row_id"};
+    Bytes where[FIELD_PARTS];
+    const JVal *stored = jget(v, "stored");
+    const char *expected = jstr(v, "expected_error");
+    uint8_t *key = NULL, *bin = NULL, *plain = NULL;
+    size_t keylen = 0, binlen = 0, plainlen = 0;
+    uint32_t key_ref = 0;
+    int ok = 0;
+    why[0] = '\0';
+    *valid = expected == NULL;
+    for (int i = 0; i < FIELD_PARTS; i++) {
+        const JVal *p = jget(v, part_name[i]);
+        if (!p || p->type != J_STR) {
+            snprintf(why, whylen, "no \"%s\"", part_name[i]);
+            return 0;
+        }
+        where[i].p = (const uint8_t *)p->str;
+        where[i].n = p->slen;
+    }
+    if (!stored || stored->type != J_STR || !jstr(v, "data_key") ||
+        !unhex(jstr(v, "data_key"), &key, &keylen) || keylen != 32) {
+        snprintf(why, whylen, "no valid \"stored\" or \"data_key\"");
+        goto done;
+    }
+    int e = field_from_text(stored->str, stored->slen, &bin, &binlen);
+    if (!e) e = field_open(bin, binlen, key, where, &key_ref, &plain, &plainlen);
+    if (expected) {
+        ok = strcmp(ERR_NAME[e], expected) == 0;
+        if (ok)
+            snprintf(why, whylen, "got %s", ERR_NAME[e]);
+        else
+            snprintf(why, whylen, "expected %s, got %s", expected, ERR_NAME[e]);
+        goto done;
+    }
+    if (e) {
+        snprintf(why, whylen, "must decrypt, got %s", ERR_NAME[e]);
+        goto done;
+    }
+    const char *type = jstr(v, "type");
+    if (!type || strcmp(type, FIELD_TYPE_NAME[plain[0]]) != 0) {
+        snprintf(why, whylen, "type %s, expected %s", FIELD_TYPE_NAME[plain[0]], type ? type : "?");
+        goto done;
+    }
+    if (!eq_hex(plain + 1, plainlen - 1, jstr(v, "payload"))) {
+        snprintf(why, whylen, "payload differs");
+        goto done;
+    }
+    if (!eq_num(v, "key_ref", (double)key_ref)) {
+        snprintf(why, whylen, "key reference %lu differs", (unsigned long)key_ref);
+        goto done;
+    }
+    ok = 1;
+    snprintf(why, whylen, "%s, %zu bytes", type, plainlen - 1);
+done:
+    free(key);
+    free(bin);
+    free(plain);
+    return ok;
+}
+
+/* A file of field value vectors (§15.5): every vector, then one summary. */
+static int run_field_file(const char *path, const JVal *root) {
+    JVal *vectors = jget(root, "vectors");
+    size_t passed = 0, failed = 0, valid = 0, invalid = 0;
+    if (!vectors || vectors->type != J_ARR || vectors->n == 0) {
+        fprintf(stderr, "%s: no vectors\n", path);
+        failed++;
+    }
+    for (size_t i = 0; vectors && vectors->type == J_ARR && i < vectors->n; i++) {
+        char why[256];
+        int is_valid;
+        const char *name = jstr(vectors->items[i], "name");
+        int ok = run_field_vector(vectors->items[i], &is_valid, why, sizeof why);
+        printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name ? name : "(unnamed)", why[0] ? ": " : "", why);
+        if (!ok) { failed++; continue; }
+        passed++;
+        if (is_valid) valid++; else invalid++;
+    }
+    printf("interop fields_v1 %s: %zu passed (%zu valid, %zu invalid), %zu failed\n", path, passed,
+           valid, invalid, failed);
+    return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || argc > 3) {
         fprintf(stderr, "usage: %s <vector file> [<file with raw_keys>]\n", argv[0]);
         return 2;
     }
     JVal *root = load_json(argv[1]);
+    if (!root) return 2;
+    const char *format = jstr(root, "format");
+    if (format && strcmp(format, "keyward field value v1") == 0) { /* §15.5 */
+        int rc = argc == 2 ? run_field_file(argv[1], root) : 2;
+        if (argc != 2) fprintf(stderr, "%s: a field value file takes no second file\n", argv[1]);
+        jfree(root);
+        return rc;
+    }
     JVal *keyroot = argc == 3 ? load_json(argv[2]) : NULL;
-    if (!root || (argc == 3 && !keyroot)) return 2;
+    if (argc == 3 && !keyroot) { jfree(root); return 2; }
 
     RawKey keys[MAX_KEYS];
     int badkeys = 0;
