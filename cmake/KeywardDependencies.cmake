@@ -8,6 +8,10 @@ pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 find_package(yaml-cpp REQUIRED)
+# The application databases of field-level encryption (src/appdb), part of
+# libkeyward: found here so the library target sees them.
+find_package(SQLite3 REQUIRED)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET GLOBAL libpq)
 find_program(KW_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 
 if(KEYWARD_BUILD_TESTS)

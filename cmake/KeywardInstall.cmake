@@ -16,14 +16,15 @@ endif()
 
 # The internal libraries that implement include/keyward/ (and nothing else:
 # no server, key store or HSM code goes into the SDK).
-set(KEYWARD_SDK_PARTS kw_base kw_crypto kw_format kw_sdk kw_client kw_capi kw_proto)
+set(KEYWARD_SDK_PARTS kw_base kw_crypto kw_format kw_appdb kw_sdk kw_client kw_fields kw_capi kw_proto)
 set(_kw_objects "")
 set(_kw_external "")
 foreach(part IN LISTS KEYWARD_SDK_PARTS)
   list(APPEND _kw_objects $<TARGET_OBJECTS:${part}>)
   get_target_property(_deps ${part} LINK_LIBRARIES)
   foreach(dep IN LISTS _deps)
-    if(NOT dep MATCHES "^kw_")
+    # nlohmann_json is header-only: nothing to link, nothing to find.
+    if(NOT dep MATCHES "^kw_" AND NOT dep STREQUAL "nlohmann_json::nlohmann_json")
       list(APPEND _kw_external ${dep})
     endif()
   endforeach()

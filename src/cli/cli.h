@@ -58,6 +58,11 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterDevCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action);
+// `keyward schema`, `keyward fields`, `keyward tenant`.
+void RegisterFieldCommands(CLI::App& app, Globals& globals, Action& action);
+// The field mode of `keyward reencrypt` (--schema).
+absl::Status RunFieldReencrypt(Globals& globals, const std::string& schema, const std::string& db,
+                               const std::string& table, int batch, double rate, bool dry_run);
 // After RegisterKeyCommands (adds `key versions`).
 void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterClassifyCommands(CLI::App& app, Globals& globals, Action& action);

@@ -163,6 +163,7 @@ int Main(int argc, char** argv) {
   RegisterAccessCommands(app, globals, action);
   RegisterAuditCommands(app, globals, action);
   RegisterRotationCommands(app, globals, action);
+  RegisterFieldCommands(app, globals, action);
   RegisterClassifyCommands(app, globals, action);
   RegisterDevCommands(app, globals, action);
 

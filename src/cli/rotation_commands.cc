@@ -27,13 +27,24 @@ std::string Time(absl::Time t) {
 }
 
 struct ReencryptArgs {
-  std::string db, table, column, id_column = "id", key, mode = "rewrap";
+  std::string db, table, column, id_column = "id", key, mode = "rewrap", schema;
   int batch = 500;
   double rate = 0;
   bool dry_run = false;
 };
 
 absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
+  if (!a.schema.empty()) {
+    if (!a.column.empty() || !a.key.empty() || a.mode != "rewrap") {
+      return UsageError("with --schema the schema names the columns and the key: drop --column, "
+                        "--key and --mode");
+    }
+    return RunFieldReencrypt(globals, a.schema, a.db, a.table, a.batch, a.rate, a.dry_run);
+  }
+  if (a.column.empty()) {
+    return UsageError("name the column of Keyward messages (--column), or pass --schema for a "
+                      "table of encrypted fields");
+  }
   reencrypt::JobOptions o;
   o.key = a.key;
   if (a.mode == "rewrap") {
@@ -268,14 +279,19 @@ void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action) {
   static ReencryptArgs args;
   auto* re = app.add_subcommand(
       "reencrypt",
-      "Move every message in a table column to its key's primary version.\n"
+      "Move every message in a table column to its key's primary version;\n"
+      "with --schema, every encrypted field of a table (new data keys per\n"
+      "class and tenant under the primary version, values re-encrypted).\n"
       "Resumable (checkpoint in the same database), idempotent, verifies\n"
       "each new ciphertext before committing its batch, safe to kill at any\n"
       "moment.  Ends with rows per key version, reported to keywardd for\n"
       "the retirement gate.  See docs/rotation.md.");
-  re->add_option("--db", args.db, "the database: sqlite:PATH")->required();
+  re->add_option("--db", args.db,
+                 "the database: sqlite:PATH (with --schema also postgresql://...)")->required();
   re->add_option("--table", args.table, "table name")->required();
-  re->add_option("--column", args.column, "column holding Keyward messages (BLOB)")->required();
+  re->add_option("--column", args.column, "column holding Keyward messages (BLOB)");
+  re->add_option("--schema", args.schema,
+                 "a classification schema: re-encrypt the table's encrypted fields");
   re->add_option("--id-column", args.id_column, "unique, ordered row id column (default id)");
   re->add_option("--key", args.key, "only messages under this key (default: all keys)");
   re->add_option("--mode", args.mode,

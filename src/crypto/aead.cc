@@ -1,3 +1,4 @@
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -164,8 +165,13 @@ class EvpNonceAead final : public NonceAead {
     if (static_cast<size_t>(written + len) != plaintext.size()) {
       return absl::InternalError("AEAD produced an unexpected length");
     }
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagSize,
-                            out.data() + plaintext.size()) != 1) {
+    // The tag through the parameter interface directly: EVP_CIPHER_CTX_ctrl
+    // would translate to the same call, at a cost that shows on small records.
+    OSSL_PARAM get_tag[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+                                          out.data() + plaintext.size(), kAeadTagSize),
+        OSSL_PARAM_construct_end()};
+    if (EVP_CIPHER_CTX_get_params(ctx.get(), get_tag) != 1) {
       return OpenSslError("AEAD get tag");
     }
     return absl::OkStatus();
@@ -187,8 +193,10 @@ class EvpNonceAead final : public NonceAead {
     // Copy the tag first: with in-place decryption `out` may alias `input`.
     unsigned char tag[kAeadTagSize];
     std::memcpy(tag, input.data() + ct_size, kAeadTagSize);
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, kAeadTagSize,
-                            tag) != 1) {
+    OSSL_PARAM set_tag[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kAeadTagSize),
+        OSSL_PARAM_construct_end()};
+    if (EVP_CIPHER_CTX_set_params(ctx.get(), set_tag) != 1) {
       return OpenSslError("AEAD set tag");
     }
     if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, U8(aad),
@@ -270,6 +278,69 @@ class SodiumXChaChaNonceAead final : public NonceAead {
   const SecretData key_;
 };
 
+// AES-256-GCM through libsodium's AES-NI implementation, keyed once (the
+// expanded key and GHASH state kept in wiped, locked memory): for many
+// small records under one key, where OpenSSL's per-call EVP overhead
+// dominates (docs/benchmarks.md, "Field-level encryption").  Only on CPUs
+// with AES-NI and CLMUL; NewAesGcmForSmallRecords falls back to EVP.
+class SodiumAesGcmNonceAead final : public NonceAead {
+ public:
+  explicit SodiumAesGcmNonceAead(const SecretData& key)
+      : storage_(sizeof(crypto_aead_aes256gcm_state) + alignof(crypto_aead_aes256gcm_state)) {
+    void* p = storage_.data();
+    size_t space = storage_.size();
+    state_ = static_cast<crypto_aead_aes256gcm_state*>(
+        std::align(alignof(crypto_aead_aes256gcm_state), sizeof(crypto_aead_aes256gcm_state),
+                   p, space));
+    crypto_aead_aes256gcm_beforenm(state_, key.data());
+  }
+
+  absl::Status Seal(absl::string_view nonce, absl::string_view plaintext,
+                    absl::string_view aad,
+                    absl::Span<uint8_t> out) const override {
+    absl::Status status = CheckSizes(nonce, crypto_aead_aes256gcm_NPUBBYTES, plaintext.size(),
+                                     aad, out.size(), plaintext.size() + kAeadTagSize);
+    if (status.ok() &&
+        crypto_aead_aes256gcm_encrypt_detached_afternm(
+            out.data(), out.data() + plaintext.size(), nullptr, U8(plaintext), plaintext.size(),
+            U8(aad), aad.size(), nullptr, U8(nonce), state_) != 0) {
+      status = absl::InternalError("AES-256-GCM encryption failed");
+    }
+    if (!status.ok() && !out.empty()) sodium_memzero(out.data(), out.size());
+    return status;
+  }
+
+  absl::Status Open(absl::string_view nonce, absl::string_view input,
+                    absl::string_view aad,
+                    absl::Span<uint8_t> out) const override {
+    absl::Status status;
+    if (input.size() < kAeadTagSize) {
+      status = absl::InvalidArgumentError("ciphertext is shorter than the authentication tag");
+    } else {
+      const size_t ct_size = input.size() - kAeadTagSize;
+      status = CheckSizes(nonce, crypto_aead_aes256gcm_NPUBBYTES, input.size(), aad, out.size(),
+                          ct_size);
+      unsigned char tag[kAeadTagSize];
+      if (status.ok()) {
+        std::memcpy(tag, input.data() + ct_size, kAeadTagSize);
+        if (crypto_aead_aes256gcm_decrypt_detached_afternm(out.data(), nullptr, U8(input),
+                                                           ct_size, tag, U8(aad), aad.size(),
+                                                           U8(nonce), state_) != 0) {
+          status = AuthenticationFailed();
+        }
+      }
+    }
+    if (!status.ok() && !out.empty()) sodium_memzero(out.data(), out.size());
+    return status;
+  }
+
+  AeadAlgorithm algorithm() const override { return AeadAlgorithm::kAes256Gcm; }
+
+ private:
+  SecretData storage_;  // wiped on free
+  crypto_aead_aes256gcm_state* state_ = nullptr;
+};
+
 void InitSodiumOnce() {
   static const bool ok = sodium_init() >= 0;
   if (!ok) {
@@ -301,6 +372,20 @@ absl::StatusOr<std::unique_ptr<NonceAead>> NewNonceAead(
       return std::make_unique<SodiumXChaChaNonceAead>(key.Clone());
   }
   return absl::InvalidArgumentError("unknown AEAD algorithm");
+}
+
+absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(const SecretData& key) {
+  if (key.size() != kAeadKeySize) return NewNonceAead(AeadAlgorithm::kAes256Gcm, key);
+  InitSodiumOnce();
+  if (crypto_aead_aes256gcm_is_available() == 0) {
+    return NewNonceAead(AeadAlgorithm::kAes256Gcm, key);
+  }
+  return std::make_unique<SodiumAesGcmNonceAead>(key);
+}
+
+bool SmallRecordAesGcmIsAccelerated() {
+  InitSodiumOnce();
+  return crypto_aead_aes256gcm_is_available() != 0;
 }
 
 }  // namespace internal

@@ -65,13 +65,9 @@ void RegisterForkHandler() {
 
 }  // namespace
 
-absl::StatusOr<std::string> RandomBytes(size_t size) {
-  std::string out(size, '\0');
-  auto* dest = reinterpret_cast<uint8_t*>(out.data());
-  if (size > kPoolMaxRequest) {
-    KW_RETURN_IF_ERROR(FillRandom({dest, size}));
-    return out;
-  }
+absl::Status FillPublicRandom(absl::Span<uint8_t> out) {
+  const size_t size = out.size();
+  if (size > kPoolMaxRequest) return FillRandom(out);
   RegisterForkHandler();
   const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
   if (pool.generation != generation || kPoolSize - pool.used < size) {
@@ -79,11 +75,17 @@ absl::StatusOr<std::string> RandomBytes(size_t size) {
     pool.used = 0;
     pool.generation = generation;
   }
-  std::memcpy(dest, pool.bytes + pool.used, size);
+  std::memcpy(out.data(), pool.bytes + pool.used, size);
   // Bytes handed out are erased from the pool so they cannot be handed out
   // twice or read back later.
   OPENSSL_cleanse(pool.bytes + pool.used, size);
   pool.used += size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RandomBytes(size_t size) {
+  std::string out(size, '\0');
+  KW_RETURN_IF_ERROR(FillPublicRandom({reinterpret_cast<uint8_t*>(out.data()), size}));
   return out;
 }
 

@@ -27,6 +27,8 @@ namespace keyward::crypto {
 
 // `size` random bytes that are not secret (message ids, nonces, salts).
 [[nodiscard]] absl::StatusOr<std::string> RandomBytes(size_t size);
+// The same into `out` (for nonces written straight into a ciphertext).
+[[nodiscard]] absl::Status FillPublicRandom(absl::Span<uint8_t> out);
 
 }  // namespace keyward::crypto
 

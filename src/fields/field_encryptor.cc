@@ -2,6 +2,9 @@
 // documents through the field value format and the key vault.
 #include "keyward/field_encryptor.h"
 
+#include <openssl/crypto.h>
+
+#include <atomic>
 #include <cstring>
 
 #include "absl/base/internal/endian.h"
@@ -10,6 +13,7 @@
 #include "base/status_macros.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
+#include "fields/encryptor_access.h"
 #include "fields/field_keys.h"
 #include "fields/key_vault.h"
 #include "format/field_value.h"
@@ -23,37 +27,65 @@ using fields::KeySlot;
 class FieldEncryptor::Impl {
  public:
   Impl(std::shared_ptr<const FieldSchema> schema, std::unique_ptr<FieldKeys> keys, Options options)
-      : schema_(std::move(schema)), keys_(std::move(keys)), options_(options) {}
+      : schema_(std::move(schema)), keys_(std::move(keys)), options_(options) {
+    for (const auto& [name, table] : schema_->tables()) {
+      auto& columns = tables_[name];
+      for (const FieldRule* f : table.EncryptedFields()) columns[f->column] = f;
+    }
+  }
 
   const FieldSchema& schema() const { return *schema_; }
 
-  // The rule for `where`'s column (nullptr when the column is not encrypted).
+  // The rule for `where`'s column (nullptr when the column is not
+  // encrypted).  Looked up without building strings: this is on every
+  // value's path.
   absl::StatusOr<const FieldRule*> Rule(const Location& where) {
-    KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(where.table));
-    auto it = table->fields.find(where.column);
-    if (it == table->fields.end() || !it->second.encrypted()) return nullptr;
+    // Each thread remembers its last column: values of one column come in
+    // runs, and this is on every value's path.
+    struct Last {
+      uint64_t owner = 0;
+      std::string table, column;
+      const FieldRule* rule = nullptr;
+    };
+    thread_local Last last;
+    const FieldRule* rule;
+    if (last.owner == id_ && last.table == where.table && last.column == where.column) {
+      rule = last.rule;
+    } else {
+      auto table = tables_.find(where.table);
+      if (table == tables_.end()) return schema_->Table(where.table).status();
+      auto it = table->second.find(where.column);
+      rule = it == table->second.end() ? nullptr : it->second;
+      last.owner = id_;
+      last.table = where.table;
+      last.column = where.column;
+      last.rule = rule;
+    }
+    if (rule == nullptr) return nullptr;
     if (where.row_id.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "encrypting ", where.table, ".", where.column, " needs the row's id (column ",
-          table->id_column, "): every value is bound to its row"));
+          schema_->tables().at(where.table).id_column, "): every value is bound to its row"));
     }
     if (!schema_->tenant_column().empty() && where.tenant.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "data set ", schema_->dataset(), " has a key per tenant: the row's ",
           schema_->tenant_column(), " is missing or empty"));
     }
-    return &it->second;
+    return rule;
   }
 
-  format::FieldLocation LocationOf(const Location& where) const {
-    return format::FieldLocation{schema_->dataset(), where.table, where.column,
-                                 schema_->tenant_column().empty() ? "" : where.tenant,
-                                 where.row_id};
+  absl::string_view Tenant(const Location& where) const {
+    return schema_->tenant_column().empty() ? absl::string_view() : absl::string_view(where.tenant);
   }
 
-  KeySlot SlotOf(const FieldRule& rule, const Location& where) const {
-    return KeySlot{schema_->dataset(), rule.class_name,
-                   schema_->tenant_column().empty() ? "" : where.tenant};
+  format::FieldWhere WhereOf(const Location& where) const {
+    return format::FieldWhere(schema_->dataset(), where.table, where.column, Tenant(where),
+                              where.row_id);
+  }
+
+  fields::SlotView SlotOf(const FieldRule& rule, const Location& where) const {
+    return fields::SlotView(schema_->dataset(), rule.class_name, Tenant(where));
   }
 
   absl::StatusOr<FieldValue> Encrypt(const Location& where, const FieldValue& value) {
@@ -61,7 +93,6 @@ class FieldEncryptor::Impl {
     if (rule == nullptr || std::holds_alternative<std::monostate>(value)) return value;
     KW_ASSIGN_OR_RETURN(FieldKeys::Key key, keys_->ForEncryption(SlotOf(*rule, where)));
     format::FieldType type;
-    std::string scratch;
     absl::string_view payload;
     char number[8];
     if (const int64_t* i = std::get_if<int64_t>(&value)) {
@@ -84,21 +115,29 @@ class FieldEncryptor::Impl {
       type = format::FieldType::kJson;
       payload = std::get<FieldJson>(value).text;
     }
-    KW_ASSIGN_OR_RETURN(std::string binary,
-                        format::SealField(*key.aead, key.ref, LocationOf(where), type, payload));
-    if (options_.encoding == Encoding::kBytes) return FieldBytes{std::move(binary)};
-    return format::FieldToText(binary);
+    if (options_.encoding == Encoding::kBytes) {
+      FieldBytes out;
+      KW_RETURN_IF_ERROR(format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload,
+                                               &out.bytes));
+      return out;
+    }
+    thread_local std::string binary;  // ciphertext only: not secret
+    KW_RETURN_IF_ERROR(
+        format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload, &binary));
+    std::string text;
+    format::FieldToTextInto(binary, &text);
+    return text;
   }
 
   absl::StatusOr<FieldValue> Decrypt(const Location& where, const FieldValue& stored) {
     KW_ASSIGN_OR_RETURN(const FieldRule* rule, Rule(where));
     if (rule == nullptr || std::holds_alternative<std::monostate>(stored)) return stored;
-    std::string from_text;
+    thread_local std::string from_text;  // ciphertext only: not secret
     absl::string_view binary;
     if (const std::string* s = std::get_if<std::string>(&stored)) {
-      auto b = format::FieldFromText(*s);
-      if (!b.ok()) return NotEncrypted(where, b.status());
-      from_text = std::move(*b);
+      if (absl::Status b = format::FieldFromTextInto(*s, &from_text); !b.ok()) {
+        return NotEncrypted(where, b);
+      }
       binary = from_text;
     } else if (const FieldBytes* b = std::get_if<FieldBytes>(&stored)) {
       binary = b->bytes;
@@ -110,24 +149,28 @@ class FieldEncryptor::Impl {
     if (!envelope.ok()) return NotEncrypted(where, envelope.status());
     KW_ASSIGN_OR_RETURN(FieldKeys::Key key,
                         keys_->ForDecryption(SlotOf(*rule, where), envelope->key_ref));
-    KW_ASSIGN_OR_RETURN(format::FieldPlaintext plain,
-                        format::OpenField(*key.aead, *envelope, LocationOf(where)));
-    const absl::string_view p = plain.payload.AsStringView();
-    switch (plain.type) {
-      case format::FieldType::kInteger:
-        return static_cast<int64_t>(absl::big_endian::Load64(p.data()));
+    std::string payload;
+    KW_ASSIGN_OR_RETURN(format::FieldType type,
+                        format::OpenFieldInto(*key.aead, *envelope, WhereOf(where), &payload));
+    switch (type) {
+      case format::FieldType::kInteger: {
+        const int64_t v = static_cast<int64_t>(absl::big_endian::Load64(payload.data()));
+        OPENSSL_cleanse(payload.data(), payload.size());
+        return v;
+      }
       case format::FieldType::kReal: {
-        const uint64_t bits = absl::big_endian::Load64(p.data());
+        const uint64_t bits = absl::big_endian::Load64(payload.data());
+        OPENSSL_cleanse(payload.data(), payload.size());
         double d;
         std::memcpy(&d, &bits, 8);
         return d;
       }
       case format::FieldType::kText:
-        return std::string(p);
+        return FieldValue(std::move(payload));
       case format::FieldType::kBytes:
-        return FieldBytes{std::string(p)};
+        return FieldBytes{std::move(payload)};
       case format::FieldType::kJson:
-        return FieldJson{std::string(p)};
+        return FieldJson{std::move(payload)};
     }
     return absl::InternalError("unreachable field type");
   }
@@ -182,10 +225,10 @@ class FieldEncryptor::Impl {
         "column ", column, " holds a ", TypeName(v), ": ids and tenants must be integers or text"));
   }
 
-  absl::StatusOr<FieldRow> EncryptRow(absl::string_view table_name, const FieldRow& row) {
+  absl::StatusOr<FieldRow> EncryptRow(absl::string_view table_name, FieldRow row) {
     KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(table_name));
     KW_ASSIGN_OR_RETURN(Location where, RowLocation(*table, row));
-    FieldRow out = row;
+    FieldRow out = std::move(row);
     for (const FieldRule* rule : table->EncryptedFields()) {
       auto it = out.find(rule->column);
       if (it == out.end()) continue;
@@ -195,12 +238,12 @@ class FieldEncryptor::Impl {
     return out;
   }
 
-  absl::StatusOr<DecryptedRow> DecryptRow(absl::string_view table_name, const FieldRow& row,
+  absl::StatusOr<DecryptedRow> DecryptRow(absl::string_view table_name, FieldRow row,
                                           Failure failure) {
     KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(table_name));
     KW_ASSIGN_OR_RETURN(Location where, RowLocation(*table, row));
     DecryptedRow out;
-    out.row = row;
+    out.row = std::move(row);
     for (const FieldRule* rule : table->EncryptedFields()) {
       auto it = out.row.find(rule->column);
       if (it == out.row.end()) continue;
@@ -224,6 +267,13 @@ class FieldEncryptor::Impl {
   std::shared_ptr<const FieldSchema> schema_;
   std::unique_ptr<FieldKeys> keys_;
   Options options_;
+  const uint64_t id_ = NextId();  // for the per-thread memo in Rule
+  static uint64_t NextId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1);
+  }
+  // Encrypted columns by table, for lookups by string_view.
+  absl::flat_hash_map<std::string, absl::flat_hash_map<std::string, const FieldRule*>> tables_;
 };
 
 FieldEncryptor::FieldEncryptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -259,13 +309,13 @@ absl::StatusOr<FieldValue> FieldEncryptor::DecryptValue(const Location& where,
   return impl_->Decrypt(where, stored);
 }
 
-absl::StatusOr<FieldRow> FieldEncryptor::EncryptRow(absl::string_view table, const FieldRow& row) {
-  return impl_->EncryptRow(table, row);
+absl::StatusOr<FieldRow> FieldEncryptor::EncryptRow(absl::string_view table, FieldRow row) {
+  return impl_->EncryptRow(table, std::move(row));
 }
 
-absl::StatusOr<DecryptedRow> FieldEncryptor::DecryptRow(absl::string_view table,
-                                                        const FieldRow& row, Failure failure) {
-  return impl_->DecryptRow(table, row, failure);
+absl::StatusOr<DecryptedRow> FieldEncryptor::DecryptRow(absl::string_view table, FieldRow row,
+                                                        Failure failure) {
+  return impl_->DecryptRow(table, std::move(row), failure);
 }
 
 absl::StatusOr<uint32_t> FieldEncryptor::KeyRefOf(const FieldValue& stored) {
@@ -285,3 +335,9 @@ absl::StatusOr<uint32_t> FieldEncryptor::KeyRefOf(const FieldValue& stored) {
 }
 
 }  // namespace keyward
+
+namespace keyward::fields {
+
+FieldKeys& EncryptorAccess::Keys(FieldEncryptor& encryptor) { return encryptor.impl_->keys(); }
+
+}  // namespace keyward::fields

@@ -1,6 +1,8 @@
 // Field data keys as AEADs, by slot (data set, class, tenant) for
 // encryption and by ref for decryption: the key vault below, keywardd
-// behind it, and a bounded single-flight cache in front.
+// behind it, a bounded single-flight cache in front, and in front of that
+// a read-mostly map for the hot path (a cached key costs one map lookup
+// under a reader lock).
 //
 // Thread-safe.
 #ifndef KEYWARD_FIELDS_FIELD_KEYS_H_
@@ -10,8 +12,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "crypto/aead.h"
+#include "absl/synchronization/mutex.h"
+#include "crypto/internal/nonce_aead.h"
 #include "fields/key_vault.h"
 #include "format/single_flight_cache.h"
 #include "keyward/caching_unwrapper.h"
@@ -19,13 +23,25 @@
 
 namespace keyward::fields {
 
+// A slot as views (the hot path builds no strings).
+struct SlotView {
+  absl::string_view dataset, class_name, tenant;
+  SlotView(absl::string_view d, absl::string_view c, absl::string_view t)
+      : dataset(d), class_name(c), tenant(t) {}
+  SlotView(const KeySlot& s)  // NOLINT: implicit on purpose
+      : dataset(s.dataset), class_name(s.class_name), tenant(s.tenant) {}
+  KeySlot Copy() const {
+    return KeySlot{std::string(dataset), std::string(class_name), std::string(tenant)};
+  }
+};
+
 class FieldKeys {
  public:
   struct Key {
     uint32_t ref = 0;
     uint32_t kek_version = 0;
     int64_t generation = 0;
-    std::shared_ptr<const crypto::Aead> aead;
+    std::shared_ptr<const crypto::internal::NonceAead> aead;
   };
 
   FieldKeys(std::string key_name, std::shared_ptr<DataClient> client,
@@ -33,11 +49,11 @@ class FieldKeys {
 
   // The slot's newest key; generation 1 is made (by keywardd, stored in the
   // vault) when the slot has none.  Two processes racing agree on one.
-  absl::StatusOr<Key> ForEncryption(const KeySlot& slot);
+  absl::StatusOr<Key> ForEncryption(const SlotView& slot);
   // The key `ref` names, which must belong to `slot`: a value whose ref
   // points at another class's or tenant's key fails here, and keywardd
   // checks the same through the key's encryption context.
-  absl::StatusOr<Key> ForDecryption(const KeySlot& slot, uint32_t ref);
+  absl::StatusOr<Key> ForDecryption(const SlotView& slot, uint32_t ref);
   // Makes the next generation for `slot` under the key's primary version
   // and makes it the one ForEncryption returns (rotation).
   absl::StatusOr<Key> NewGeneration(const KeySlot& slot);
@@ -54,18 +70,37 @@ class FieldKeys {
     std::atomic<uint64_t> messages{0}, bytes{0};
     Key key;
   };
+  struct Hot {
+    Key key;
+    int64_t expires_ns = 0;  // CLOCK_MONOTONIC_COARSE
+  };
+  using HotMap = absl::flat_hash_map<std::string, Hot>;
+
   absl::StatusOr<std::shared_ptr<Entry>> Make(const KeySlot& slot, int64_t generation);
   absl::StatusOr<std::shared_ptr<Entry>> Unwrap(const VaultKey& stored, const KeySlot& slot);
+  bool FindHot(const HotMap& map, const std::string& key, Key* out, int64_t* expires_ns);
+  // Returns the entry's deadline on the coarse clock (0: already too old).
+  int64_t PutHot(HotMap& map, const std::string& key, const Entry& entry);
+  // The last key each thread used for each direction, checked before the
+  // shared maps: rows of one tenant and class come in runs.
+  bool FromMemo(bool encrypt, const SlotView& slot, uint32_t ref, Key* out) const;
+  void ToMemo(bool encrypt, const SlotView& slot, const Key& key, int64_t expires_ns) const;
 
   const std::string key_name_;
   std::shared_ptr<DataClient> client_;
   std::unique_ptr<KeyVault> vault_;
+  const CacheLimits limits_;
   format::SingleFlightCache<Entry> current_;  // by slot
   format::SingleFlightCache<Entry> by_ref_;   // by ref and slot
+  const uint64_t id_;                 // unique per instance, for the memo
+  std::atomic<uint64_t> epoch_{0};    // bumped by Clear: invalidates memos
+  absl::Mutex hot_mu_;
+  HotMap hot_current_ ABSL_GUARDED_BY(hot_mu_);
+  HotMap hot_by_ref_ ABSL_GUARDED_BY(hot_mu_);
 };
 
-// "dataset\0class\0tenant": a cache partition that no two slots share.
-std::string SlotKey(const KeySlot& slot);
+// "dataset\0class\0tenant": a cache key that no two slots share.
+std::string SlotKey(const SlotView& slot);
 
 }  // namespace keyward::fields
 

@@ -28,7 +28,7 @@ inline constexpr char kKeyTable[] = "keyward_field_keys";
 // name the first three).
 inline constexpr char kContextDataset[] = "keyward:dataset";
 inline constexpr char kContextClass[] = "keyward:class";
-inline constexpr char kContextTenant[] = "keyward:tenant";
+inline constexpr const char* kContextTenant = kTenantContextKey;  // keyward/keyring.h
 inline constexpr char kContextKeyRef[] = "keyward:field-key";
 
 struct KeySlot {

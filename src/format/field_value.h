@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "crypto/aead.h"
+#include "crypto/internal/nonce_aead.h"
 #include "keyward/secret_data.h"
 
 namespace keyward::format {
@@ -52,6 +52,15 @@ struct FieldLocation {
   std::string tenant;  // "" when the dataset has no tenants
   std::string row_id;  // the id column's value as text
 };
+// The same as views, for the hot path (no copies).
+struct FieldWhere {
+  absl::string_view dataset, table, column, tenant, row_id;
+  FieldWhere(absl::string_view d, absl::string_view t, absl::string_view c, absl::string_view n,
+             absl::string_view r)
+      : dataset(d), table(t), column(c), tenant(n), row_id(r) {}
+  FieldWhere(const FieldLocation& l)  // NOLINT: implicit on purpose
+      : dataset(l.dataset), table(l.table), column(l.column), tenant(l.tenant), row_id(l.row_id) {}
+};
 
 struct FieldPlaintext {
   FieldType type = FieldType::kText;
@@ -65,14 +74,18 @@ struct FieldEnvelope {
   absl::string_view sealed;  // nonce || ciphertext || tag (into the input)
 };
 
-std::string FieldAad(uint8_t version_and_treatment, uint32_t key_ref,
-                     const FieldLocation& where);
+std::string FieldAad(uint8_t version_and_treatment, uint32_t key_ref, const FieldWhere& where);
 
-// Encrypts one value with `aead` (an AES-256-GCM Aead over the data key
-// `key_ref` names).  Returns the binary form.
-absl::StatusOr<std::string> SealField(const crypto::Aead& aead, uint32_t key_ref,
-                                      const FieldLocation& where, FieldType type,
+// Encrypts one value with `aead` (AES-256-GCM over the data key `key_ref`
+// names) under a fresh random nonce.  Returns the binary form.
+absl::StatusOr<std::string> SealField(const crypto::internal::NonceAead& aead, uint32_t key_ref,
+                                      const FieldWhere& where, FieldType type,
                                       absl::string_view payload);
+// The same into `*binary` (replaced).  The plaintext is sealed in place in
+// `*binary`, so no other copy of it is made.
+absl::Status SealFieldInto(const crypto::internal::NonceAead& aead, uint32_t key_ref,
+                           const FieldWhere& where, FieldType type, absl::string_view payload,
+                           std::string* binary);
 
 // Splits a binary value.  Errors (kInvalidArgument, ErrorCode
 // kNotAKeywardMessage / kUnsupportedVersion / kTruncated): not a field
@@ -84,13 +97,21 @@ absl::StatusOr<FieldEnvelope> ParseField(absl::string_view binary);
 // column, table, tenant, dataset) does not match; kMalformedHeader for an
 // unknown type byte or a payload of the wrong size.  Nothing is released
 // on failure.
-absl::StatusOr<FieldPlaintext> OpenField(const crypto::Aead& aead, const FieldEnvelope& envelope,
-                                         const FieldLocation& where);
+absl::StatusOr<FieldPlaintext> OpenField(const crypto::internal::NonceAead& aead,
+                                         const FieldEnvelope& envelope, const FieldWhere& where);
+// The same, decrypting in place into `*payload` (replaced; emptied on
+// failure) and returning the type.
+absl::StatusOr<FieldType> OpenFieldInto(const crypto::internal::NonceAead& aead,
+                                        const FieldEnvelope& envelope, const FieldWhere& where,
+                                        std::string* payload);
 
 // Text form <-> binary form.  FromText errors: kInvalidArgument
 // (kNotAKeywardMessage) without the prefix or with bad base64url.
 std::string FieldToText(absl::string_view binary);
 absl::StatusOr<std::string> FieldFromText(absl::string_view text);
+// The same into `*out` (replaced): for loops that reuse one buffer.
+void FieldToTextInto(absl::string_view binary, std::string* out);
+absl::Status FieldFromTextInto(absl::string_view text, std::string* out);
 // True for a text value carrying the prefix, or binary starting 0x11/0x12.
 bool LooksLikeFieldText(absl::string_view text);
 bool LooksLikeFieldBinary(absl::string_view bytes);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "crypto/random.h"
 #include "keyward/errors.h"
 
@@ -15,12 +17,12 @@ class FieldValueTest : public ::testing::Test {
   void SetUp() override {
     auto key = crypto::GenerateKey(32);
     ASSERT_TRUE(key.ok());
-    auto aead = crypto::NewAead(crypto::AeadAlgorithm::kAes256Gcm, *key);
+    auto aead = crypto::internal::NewNonceAead(crypto::AeadAlgorithm::kAes256Gcm, *key);
     ASSERT_TRUE(aead.ok());
     aead_ = std::move(*aead);
   }
   FieldLocation where_{"customers", "customers", "email", "acme", "42"};
-  std::unique_ptr<crypto::Aead> aead_;
+  std::unique_ptr<crypto::internal::NonceAead> aead_;
 };
 
 TEST_F(FieldValueTest, RoundTripsEveryTypeAndStaysWithinFortyBytesOfOverhead) {
@@ -93,6 +95,20 @@ TEST_F(FieldValueTest, EveryFlippedBitIsRefused) {
   }
 }
 
+TEST(FieldTextTest, TheTextFormIsBase64UrlWithoutPaddingAndRoundTripsEveryLength) {
+  std::string bytes;
+  for (int n = 0; n < 100; ++n) {
+    const std::string text = FieldToText(bytes);
+    std::string expect = absl::WebSafeBase64Escape(bytes);  // an independent encoder
+    EXPECT_EQ(text, absl::StrCat("kw1.", expect)) << n;
+    auto back = FieldFromText(text);
+    ASSERT_TRUE(back.ok()) << n << " " << back.status();
+    EXPECT_EQ(*back, bytes);
+    bytes.push_back(static_cast<char>(n * 37 + 11));
+  }
+  EXPECT_FALSE(FieldFromText("kw1.A").ok());  // 4k+1 characters
+}
+
 TEST_F(FieldValueTest, MalformedInputsGetTypedErrors) {
   EXPECT_EQ(GetErrorCode(ParseField("").status()), ErrorCode::kNotAKeywardMessage);
   EXPECT_EQ(GetErrorCode(ParseField("hello").status()), ErrorCode::kNotAKeywardMessage);
@@ -105,6 +121,11 @@ TEST_F(FieldValueTest, MalformedInputsGetTypedErrors) {
             ErrorCode::kNotAKeywardMessage);
   EXPECT_EQ(GetErrorCode(FieldFromText("kw1.a+b/").status()), ErrorCode::kNotAKeywardMessage);
   EXPECT_EQ(GetErrorCode(FieldFromText("kw1.YQ==").status()), ErrorCode::kNotAKeywardMessage);
+  // One value, one text form: no whitespace, no non-zero unused bits.
+  EXPECT_TRUE(FieldFromText("kw1.YWJj").ok());
+  EXPECT_EQ(GetErrorCode(FieldFromText("kw1.YW Jj").status()), ErrorCode::kNotAKeywardMessage);
+  EXPECT_EQ(GetErrorCode(FieldFromText("kw1.YWJj\n").status()), ErrorCode::kNotAKeywardMessage);
+  EXPECT_EQ(GetErrorCode(FieldFromText("kw1.YR").status()), ErrorCode::kNotAKeywardMessage);
 }
 
 }  // namespace

@@ -83,7 +83,8 @@ std::unique_ptr<crypto::Aead> AeadOf(const SecretData& key) {
 // The binary form, as Keyward writes it.
 std::string Seal(const SecretData& key, uint32_t ref, const FieldLocation& where, FieldType type,
                  absl::string_view payload) {
-  return Must(format::SealField(*AeadOf(key), ref, where, type, payload));
+  auto aead = Must(crypto::internal::NewNonceAead(crypto::AeadAlgorithm::kAes256Gcm, key));
+  return Must(format::SealField(*aead, ref, where, type, payload));
 }
 
 // A value Keyward's writer never produces: `plaintext` (type byte and

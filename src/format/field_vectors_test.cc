@@ -44,7 +44,7 @@ absl::StatusOr<FieldPlaintext> Read(const Json& v, uint32_t* key_ref, std::strin
   auto envelope = ParseField(*binary);
   if (!envelope.ok()) return envelope.status();
   *key_ref = envelope->key_ref;
-  auto aead = crypto::NewAead(crypto::AeadAlgorithm::kAes256Gcm,
+  auto aead = crypto::internal::NewNonceAead(crypto::AeadAlgorithm::kAes256Gcm,
                               SecretData::CopyFrom(Unhex(v["data_key"])));
   if (!aead.ok()) return aead.status();
   auto part = [&](const char* name) { return v[name].get<std::string>(); };

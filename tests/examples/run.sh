@@ -29,4 +29,11 @@ cmp "$work/report.pdf" "$work/report.out"
 cmp "$work/report.pdf" "$work/report.cli"
 echo "== error_handling"
 "$ex/error_handling" "$work/dev/app.yaml" payments/cards files/reports
+echo "== fields/customers"
+"$kw" --config "$work/dev/admin.yaml" key create customers >/dev/null
+"$ex/customers" "$work/dev/app.yaml" examples/fields/customers.yaml "$work/shop.db"
+# The CLI reads a row the example wrote, and the stored values are ciphertext.
+"$kw" --config "$work/dev/app.yaml" fields get --schema examples/fields/customers.yaml \
+  --db "sqlite:$work/shop.db" --table customers --id 1 | grep -q "ada@acme.example"
+sqlite3 "$work/shop.db" "SELECT email FROM customers WHERE id = 1" | grep -q "^kw1\."
 echo "examples: ok"
