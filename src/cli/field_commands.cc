@@ -251,7 +251,7 @@ absl::Status RunGet(Globals& globals, const FieldArgs& a) {
     }
     Json out = {{"table", a.table}, {"id", a.id}, {"values", values}};
     if (!errors.empty()) out["errors"] = errors;
-    std::printf("%s\n", out.dump().c_str());
+    std::printf("%s\n", out.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
   } else {
     size_t width = 0;
     for (const auto& c : order) width = std::max(width, c.size());
@@ -344,10 +344,11 @@ void RegisterFieldCommands(CLI::App& app, Globals& globals, Action& action) {
   tenant->require_subcommand(1);
   auto* erase = tenant->add_subcommand(
       "erase",
-      "Crypto-shred a tenant: destroy its key material inside keywardd and its wrapped\n"
-      "data keys in the database, so none of its encrypted values can be decrypted by\n"
-      "anyone again, from this database or any copy of it.  Other tenants are untouched.\n"
-      "Irreversible: asks for confirmation unless --yes.");
+      "Crypto-shred a tenant: destroy its key material under the schema's key inside\n"
+      "keywardd and its wrapped data keys in the database, so none of its encrypted values\n"
+      "can be decrypted by anyone again, from this database or any copy of it.  Everything\n"
+      "else of the tenant under that key (other data sets, messages) goes with it; other\n"
+      "tenants are untouched.  Irreversible: asks for confirmation unless --yes.");
   erase->add_option("--schema", args.schema, "the classification schema (YAML)")->required();
   erase->add_option("--db", args.db, "sqlite:PATH or postgresql://USER@HOST:PORT/DB")->required();
   erase->add_option("--tenant", args.tenant, "the tenant (a value of the tenant column)")->required();

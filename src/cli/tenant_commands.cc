@@ -106,11 +106,14 @@ absl::Status RunTenantErase(Globals& globals, const FieldArgs& a) {
                         "a terminal (try --dry-run first)");
     }
     std::fprintf(stderr,
-                 "This destroys tenant %s's keys for data set %s: %llu encrypted value(s) in %llu "
-                 "row(s) become unreadable, here and in every copy and backup of this database.\n"
+                 "This destroys tenant %s's key material under key %s inside keywardd: %llu "
+                 "encrypted value(s) in %llu row(s) of data set %s become unreadable, here and in "
+                 "every copy and backup of this database, and so does everything else of this "
+                 "tenant under key %s (other data sets, messages).\n"
                  "Type the tenant id to confirm: ",
-                 a.tenant.c_str(), schema->dataset().c_str(),
-                 static_cast<unsigned long long>(e.values), static_cast<unsigned long long>(e.rows));
+                 a.tenant.c_str(), schema->key().c_str(),
+                 static_cast<unsigned long long>(e.values), static_cast<unsigned long long>(e.rows),
+                 schema->dataset().c_str(), schema->key().c_str());
     std::string typed;
     std::getline(std::cin, typed);
     if (typed != a.tenant) {

@@ -292,8 +292,14 @@ class SodiumAesGcmNonceAead final : public NonceAead {
     state_ = static_cast<crypto_aead_aes256gcm_state*>(
         std::align(alignof(crypto_aead_aes256gcm_state), sizeof(crypto_aead_aes256gcm_state),
                    p, space));
-    crypto_aead_aes256gcm_beforenm(state_, key.data());
+    // Never fails for a 32-byte key on a CPU where it is available (checked
+    // by the factory); if it did, the zeroed state would fail every Open.
+    if (crypto_aead_aes256gcm_beforenm(state_, key.data()) != 0) {
+      sodium_memzero(state_, sizeof(*state_));
+    }
   }
+  SodiumAesGcmNonceAead(const SodiumAesGcmNonceAead&) = delete;
+  SodiumAesGcmNonceAead& operator=(const SodiumAesGcmNonceAead&) = delete;
 
   absl::Status Seal(absl::string_view nonce, absl::string_view plaintext,
                     absl::string_view aad,

@@ -117,13 +117,17 @@ class FieldEncryptor::Impl {
     }
     if (options_.encoding == Encoding::kBytes) {
       FieldBytes out;
-      KW_RETURN_IF_ERROR(format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload,
-                                               &out.bytes));
+      absl::Status sealed =
+          format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload, &out.bytes);
+      OPENSSL_cleanse(number, sizeof(number));
+      KW_RETURN_IF_ERROR(sealed);
       return out;
     }
     thread_local std::string binary;  // ciphertext only: not secret
-    KW_RETURN_IF_ERROR(
-        format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload, &binary));
+    absl::Status sealed =
+        format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload, &binary);
+    OPENSSL_cleanse(number, sizeof(number));
+    KW_RETURN_IF_ERROR(sealed);
     std::string text;
     format::FieldToTextInto(binary, &text);
     return text;
@@ -166,11 +170,21 @@ class FieldEncryptor::Impl {
         return d;
       }
       case format::FieldType::kText:
-        return FieldValue(std::move(payload));
       case format::FieldType::kBytes:
-        return FieldBytes{std::move(payload)};
-      case format::FieldType::kJson:
-        return FieldJson{std::move(payload)};
+      case format::FieldType::kJson: {
+        FieldValue out;
+        if (type == format::FieldType::kText) {
+          out = std::move(payload);
+        } else if (type == format::FieldType::kBytes) {
+          out = FieldBytes{std::move(payload)};
+        } else {
+          out = FieldJson{std::move(payload)};
+        }
+        // A short value lived in the string's own buffer, which a move
+        // copies rather than steals: wipe what stays behind.
+        OPENSSL_cleanse(payload.data(), payload.capacity());
+        return out;
+      }
     }
     return absl::InternalError("unreachable field type");
   }

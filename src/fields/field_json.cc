@@ -6,6 +6,8 @@
 #include "base/status_macros.h"
 #include "keyward/errors.h"
 #include "keyward/field_encryptor.h"
+#include "absl/strings/escaping.h"
+#include "format/field_value.h"
 #include "nlohmann/json.hpp"
 
 namespace keyward {
@@ -13,7 +15,42 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// Deeper documents are refused before parsing: the library's serializer
+// and destructor recurse, and a row is never that deep.
+constexpr int kMaxDepth = 128;
+
+bool TooDeep(absl::string_view text) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Text that is not UTF-8 (a field's bytes are not checked) is replaced,
+// not thrown on.
+std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 absl::StatusOr<Json> ParseObject(absl::string_view text) {
+  if (TooDeep(text)) {
+    return absl::InvalidArgumentError(absl::StrCat("JSON nested deeper than ", kMaxDepth,
+                                                   " levels is refused"));
+  }
   Json doc = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     return absl::InvalidArgumentError("expected a JSON object whose members are a row's columns");
@@ -27,11 +64,11 @@ FieldValue FromJson(const Json& v) {
   if (v.is_number_unsigned()) {
     const uint64_t u = v.get<uint64_t>();
     if (u <= static_cast<uint64_t>(INT64_MAX)) return static_cast<int64_t>(u);
-    return FieldJson{v.dump()};
+    return FieldJson{Dump(v)};
   }
   if (v.is_number_float()) return v.get<double>();
   if (v.is_string()) return v.get<std::string>();
-  return FieldJson{v.dump()};  // objects, arrays and booleans keep their JSON text
+  return FieldJson{Dump(v)};  // objects, arrays and booleans keep their JSON text
 }
 
 Json ToJson(const FieldValue& v) {
@@ -40,8 +77,10 @@ Json ToJson(const FieldValue& v) {
   if (const double* d = std::get_if<double>(&v)) return *d;
   if (const std::string* s = std::get_if<std::string>(&v)) return *s;
   if (const FieldBytes* b = std::get_if<FieldBytes>(&v)) {
-    // Binary form values only arise from kBytes encoding; JSON carries text.
-    return Json::binary(std::vector<uint8_t>(b->bytes.begin(), b->bytes.end()));
+    // An encrypted value in binary form (Encoding::kBytes) travels in its
+    // text form; other bytes as base64.
+    if (format::LooksLikeFieldBinary(b->bytes)) return format::FieldToText(b->bytes);
+    return absl::Base64Escape(b->bytes);
   }
   Json parsed = Json::parse(std::get<FieldJson>(v).text, nullptr, false);
   if (parsed.is_discarded()) return std::get<FieldJson>(v).text;
@@ -61,7 +100,7 @@ std::string Rewrite(Json doc, const FieldRow& row) {
     auto v = row.find(it.key());
     it.value() = v == row.end() ? Json(nullptr) : ToJson(v->second);
   }
-  return doc.dump();
+  return Dump(doc);
 }
 
 }  // namespace
@@ -86,7 +125,7 @@ absl::StatusOr<std::string> FieldEncryptor::DecryptJson(absl::string_view table,
     errors[column] = absl::StrCat(ErrorCodeName(GetErrorCode(status)), ": ", status.message());
   }
   with_errors["_keyward_errors"] = std::move(errors);
-  return with_errors.dump();
+  return Dump(with_errors);
 }
 
 }  // namespace keyward

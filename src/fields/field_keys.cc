@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "crypto/random.h"
+#include "format/kms_entries.h"
 #include "keyward/errors.h"
 
 namespace keyward::fields {
@@ -42,9 +43,10 @@ std::string& Scratch() {
   return s;
 }
 
-// A thread's last key per direction.  It holds the AEAD weakly: the
-// caches own the keys, so a key they drop (age, Clear, the FieldKeys
-// destroyed) is wiped even if some thread's memo still names it.
+// A thread's last keys per direction.  They hold the AEAD weakly: the
+// caches own the keys, so a key they drop (age, at the next sweep; Clear;
+// the FieldKeys destroyed) is wiped even if some thread's memo still names
+// it.
 struct Memo {
   uint64_t owner = 0, epoch = 0;
   std::string dataset, class_name, tenant;
@@ -68,6 +70,20 @@ absl::StatusOr<std::unique_ptr<crypto::internal::NonceAead>> AeadFor(const Secre
 }
 
 }  // namespace
+
+absl::Status CheckWrappedBelongs(absl::string_view wrapped, const std::string& key_name,
+                                 const KeySlot& slot, uint32_t ref) {
+  absl::StatusOr<std::string> name = format::KmsBlobKeyName(wrapped);
+  const bool tenant_sealed = !wrapped.empty() && static_cast<uint8_t>(wrapped[0]) == 2;
+  if (!name.ok() || *name != key_name || tenant_sealed != !slot.tenant.empty()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kAuthenticationFailed,
+                     absl::StrCat("field key ", ref, " in ", kKeyTable,
+                                  " is not a data key of key ", key_name,
+                                  slot.tenant.empty() ? "" : " sealed for its tenant",
+                                  ": the key table was modified; refused without unwrapping"));
+  }
+  return absl::OkStatus();
+}
 
 std::string SlotKey(const SlotView& slot) {
   std::string k;
@@ -93,9 +109,9 @@ bool FieldKeys::FromMemo(bool encrypt, const SlotView& slot, uint32_t ref, Key* 
         m.tenant != slot.tenant || m.class_name != slot.class_name || m.dataset != slot.dataset) {
       continue;
     }
-    if (m.expires_ns <= CoarseNowNs()) return false;
+    if (m.expires_ns <= CoarseNowNs()) continue;
     std::shared_ptr<const crypto::internal::NonceAead> aead = m.aead.lock();
-    if (aead == nullptr) return false;
+    if (aead == nullptr) continue;
     *out = Key{m.ref, m.kek_version, m.generation, std::move(aead)};
     return true;
   }
@@ -119,8 +135,8 @@ void FieldKeys::ToMemo(bool encrypt, const SlotView& slot, const Key& key,
   m.aead = key.aead;
 }
 
-bool FieldKeys::FindHot(const HotMap& map, const std::string& key, Key* out,
-                        int64_t* expires_ns) {
+bool FieldKeys::FindHot(HotMap& map, const std::string& key, Key* out, int64_t* expires_ns) {
+  SweepIfDue();
   absl::ReaderMutexLock lock(&hot_mu_);
   auto it = map.find(key);
   if (it == map.end() || it->second.expires_ns <= CoarseNowNs()) return false;
@@ -129,18 +145,49 @@ bool FieldKeys::FindHot(const HotMap& map, const std::string& key, Key* out,
   return true;
 }
 
-int64_t FieldKeys::PutHot(HotMap& map, const std::string& key, const Entry& entry) {
+int64_t FieldKeys::PutHot(HotMap& map, const std::string& key, const Entry& entry,
+                          uint64_t epoch) {
   const absl::Duration left = entry.created + limits_.max_age - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
   const int64_t expires = CoarseNowNs() + absl::ToInt64Nanoseconds(left);
   absl::MutexLock lock(&hot_mu_);
+  // A Clear (rotation, erasure) since this lookup began: do not put back
+  // what it removed.
+  if (epoch_.load(std::memory_order_acquire) != epoch) return 0;
+  SweepLocked();
   if (map.size() >= limits_.max_entries) map.clear();  // bounded; refilled on demand
   map[key] = Hot{entry.key, expires};
   return expires;
 }
 
+void FieldKeys::SweepLocked() {
+  const int64_t now = CoarseNowNs();
+  for (HotMap* map : {&hot_current_, &hot_by_ref_}) {
+    for (auto it = map->begin(); it != map->end();) {
+      if (it->second.expires_ns <= now) {
+        map->erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+void FieldKeys::SweepIfDue() {
+  const int64_t now = CoarseNowNs();
+  int64_t due = next_sweep_ns_.load(std::memory_order_relaxed);
+  if (now < due || !next_sweep_ns_.compare_exchange_strong(due, now + 1'000'000'000)) return;
+  {
+    absl::MutexLock lock(&hot_mu_);
+    SweepLocked();
+  }
+  current_.DropExpired();
+  by_ref_.DropExpired();
+}
+
 absl::StatusOr<std::shared_ptr<FieldKeys::Entry>> FieldKeys::Unwrap(const VaultKey& stored,
                                                                     const KeySlot& slot) {
+  KW_RETURN_IF_ERROR(CheckWrappedBelongs(stored.wrapped, key_name_, slot, stored.ref));
   // The context is built from the slot the caller expects, not from the
   // row: keywardd then authenticates that this wrapped key belongs to it.
   KW_ASSIGN_OR_RETURN(SecretData dk,
@@ -178,6 +225,7 @@ absl::StatusOr<std::shared_ptr<FieldKeys::Entry>> FieldKeys::Make(const KeySlot&
 }
 
 absl::StatusOr<FieldKeys::Key> FieldKeys::ForEncryption(const SlotView& slot) {
+  const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   Key key;
   if (FromMemo(true, slot, 0, &key)) return key;
   std::string& hot_key = Scratch();
@@ -197,11 +245,14 @@ absl::StatusOr<FieldKeys::Key> FieldKeys::ForEncryption(const SlotView& slot) {
         if (stored.has_value()) return Unwrap(*stored, owned);
         return Make(owned, 1);
       }, &hit));
-  if (const int64_t until = PutHot(hot_current_, cache_key, *e); until > 0) ToMemo(true, slot, e->key, until);
+  if (const int64_t until = PutHot(hot_current_, cache_key, *e, epoch); until > 0) {
+    ToMemo(true, slot, e->key, until);
+  }
   return e->key;
 }
 
 absl::StatusOr<FieldKeys::Key> FieldKeys::ForDecryption(const SlotView& slot, uint32_t ref) {
+  const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   Key key;
   if (FromMemo(false, slot, ref, &key)) return key;
   std::string& hot_key = Scratch();
@@ -235,7 +286,9 @@ absl::StatusOr<FieldKeys::Key> FieldKeys::ForDecryption(const SlotView& slot, ui
         }
         return Unwrap(*stored, owned);
       }, &hit));
-  if (const int64_t until = PutHot(hot_by_ref_, cache_key, *e); until > 0) ToMemo(false, slot, e->key, until);
+  if (const int64_t until = PutHot(hot_by_ref_, cache_key, *e, epoch); until > 0) {
+    ToMemo(false, slot, e->key, until);
+  }
   return e->key;
 }
 
@@ -248,9 +301,9 @@ absl::StatusOr<FieldKeys::Key> FieldKeys::NewGeneration(const KeySlot& slot) {
 }
 
 void FieldKeys::Clear() {
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
   {
     absl::MutexLock lock(&hot_mu_);
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
     hot_current_.clear();
     hot_by_ref_.clear();
   }

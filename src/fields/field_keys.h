@@ -78,9 +78,14 @@ class FieldKeys {
 
   absl::StatusOr<std::shared_ptr<Entry>> Make(const KeySlot& slot, int64_t generation);
   absl::StatusOr<std::shared_ptr<Entry>> Unwrap(const VaultKey& stored, const KeySlot& slot);
-  bool FindHot(const HotMap& map, const std::string& key, Key* out, int64_t* expires_ns);
-  // Returns the entry's deadline on the coarse clock (0: already too old).
-  int64_t PutHot(HotMap& map, const std::string& key, const Entry& entry);
+  bool FindHot(HotMap& map, const std::string& key, Key* out, int64_t* expires_ns);
+  // Returns the entry's deadline on the coarse clock (0: already too old, or
+  // the caches were cleared since `epoch` was read: the entry is dropped).
+  int64_t PutHot(HotMap& map, const std::string& key, const Entry& entry, uint64_t epoch);
+  // Drops expired keys from every cache (at most once a second), so a key
+  // nobody asks for again is still wiped soon after its max age.
+  void SweepIfDue();
+  void SweepLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hot_mu_);
   // The last key each thread used for each direction, checked before the
   // shared maps: rows of one tenant and class come in runs.
   bool FromMemo(bool encrypt, const SlotView& slot, uint32_t ref, Key* out) const;
@@ -94,10 +99,18 @@ class FieldKeys {
   format::SingleFlightCache<Entry> by_ref_;   // by ref and slot
   const uint64_t id_;                 // unique per instance, for the memo
   std::atomic<uint64_t> epoch_{0};    // bumped by Clear: invalidates memos
+  std::atomic<int64_t> next_sweep_ns_{0};
   absl::Mutex hot_mu_;
   HotMap hot_current_ ABSL_GUARDED_BY(hot_mu_);
   HotMap hot_by_ref_ ABSL_GUARDED_BY(hot_mu_);
 };
+
+// OK when `wrapped` is a data key blob of `key_name` (and, for a slot with a
+// tenant, a tenant-sealed one, version 2): checked before anything is sent
+// to keywardd, so a key table row cannot substitute a data key of another
+// Keyward key.  Errors: kInvalidArgument (ErrorCode kAuthenticationFailed).
+absl::Status CheckWrappedBelongs(absl::string_view wrapped, const std::string& key_name,
+                                 const KeySlot& slot, uint32_t ref);
 
 // "dataset\0class\0tenant": a cache key that no two slots share.
 std::string SlotKey(const SlotView& slot);

@@ -125,6 +125,32 @@ TEST_P(FieldsE2eTest, AValueCopiedToAnotherRowColumnTenantOrDataSetDoesNotDecryp
   EXPECT_EQ(back, FieldValue(std::string("a@acme.example")));
 }
 
+// Someone who can write the key table and mint data keys under another
+// Keyward key cannot make the application encrypt under one of them.
+TEST_P(FieldsE2eTest, AKeyTableRowWrappedUnderAnotherKeyIsRefused) {
+  auto enc = Encryptor(server_->admin_config());
+  ASSERT_NE(enc, nullptr);
+  KW_ASSERT_OK(enc->EncryptValue({"customers", "email", "1", "acme"}, std::string("a")).status());
+  ASSERT_EQ(server_->Cli({"key", "create", "attacker"}).exit_code, 0);
+  auto o = LoadClientConfig(server_->admin_config());
+  auto data = DataClient::Connect(*o);
+  ASSERT_TRUE(data.ok());
+  const EncryptionContext context{{"keyward:dataset", "customers"},
+                                  {"keyward:class", "pii"},
+                                  {"keyward:tenant", "acme"},
+                                  {"keyward:field-key", "77"}};
+  KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey minted, (*data)->GenerateDataKey("attacker", context));
+  KW_ASSERT_OK(db_->Execute("INSERT INTO keyward_field_keys VALUES (77, 'customers', 'pii', 'acme', "
+                            "99, $1, 1, '2026-12-02T00:00:00Z')",
+                            {appdb::Blob{minted.encrypted.ciphertext}})
+                   .status());
+  auto fresh = Encryptor(server_->admin_config());
+  auto v = fresh->EncryptValue({"customers", "email", "2", "acme"}, std::string("b"));
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(GetErrorCode(v.status()), ErrorCode::kAuthenticationFailed) << v.status();
+  EXPECT_THAT(std::string(v.status().message()), HasSubstr("is not a data key of key customers"));
+}
+
 // keywardd, not the client, decides who reads which class: a principal
 // allowed `pii` but not `pci` gets the one data key and not the other.
 TEST_P(FieldsE2eTest, APrincipalThatMayReadPiiIsRefusedPci) {

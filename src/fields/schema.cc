@@ -103,6 +103,18 @@ class SchemaParser {
     return true;
   }
 
+  // Readers end up quoted in policy YAML (`keyward schema policy`).
+  static bool ValidPrincipal(absl::string_view s) {
+    if (s.empty() || s.size() > 512) return false;
+    for (char c : s) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || absl::string_view(":/._-*?@").find(c) !=
+                                                    absl::string_view::npos;
+      if (!ok) return false;
+    }
+    return true;
+  }
+
   std::string Name(const YAML::Node& parent, const std::string& field, const std::string& what) {
     const YAML::Node n = parent[field];
     if (!n) {
@@ -168,8 +180,9 @@ class SchemaParser {
           Problem(Line(readers), absl::StrCat("class ", c.name, ": readers must be a list"));
         } else {
           for (const auto& r : readers) {
-            if (!r.IsScalar() || r.Scalar().empty()) {
-              Problem(Line(r), absl::StrCat("class ", c.name, ": a reader must be a principal"));
+            if (!r.IsScalar() || !ValidPrincipal(r.Scalar())) {
+              Problem(Line(r), absl::StrCat("class ", c.name, ": a reader must be a principal "
+                                            "or glob (letters, digits and :/._-*?@)"));
             } else {
               c.readers.push_back(r.Scalar());
             }

@@ -2,6 +2,7 @@
 // transaction, committed with the checkpoint inside one.
 #include "fields/table_job.h"
 
+#include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -67,6 +68,15 @@ class Job {
         "rows_changed BIGINT NOT NULL, started TEXT NOT NULL)")).status());
     job_ = absl::StrCat(TableJobKindName(options_.kind), ":", enc_.schema().dataset(), ":",
                         table_name);
+    // A checkpoint of another kind of job on this table is stale once this
+    // one runs (say, encrypt resumed after a decrypt-table): forget it.
+    for (TableJobKind other : {TableJobKind::kEncrypt, TableJobKind::kDecrypt, TableJobKind::kRotate}) {
+      if (other == options_.kind || options_.dry_run) continue;
+      KW_RETURN_IF_ERROR(db_.Execute(absl::StrCat("DELETE FROM ", kJobTable, " WHERE job = $1"),
+                                     {absl::StrCat(TableJobKindName(other), ":",
+                                                   enc_.schema().dataset(), ":", table_name)})
+                             .status());
+    }
     KW_RETURN_IF_ERROR(LoadCheckpoint());
     KW_ASSIGN_OR_RETURN(auto count, db_.Query(absl::StrCat("SELECT COUNT(*) FROM ", Q(table_name))));
     report_.rows = count.empty() ? 0 : static_cast<uint64_t>(std::get<int64_t>(count[0][0]));
@@ -128,6 +138,11 @@ class Job {
       }
       columns_.push_back(std::move(c));
     }
+    if (columns_.size() > 32) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "table ", table_->name, " has ", columns_.size(),
+          " encrypted fields; table jobs handle at most 32 per table"));
+    }
     if (columns_.empty()) {
       return absl::FailedPreconditionError(absl::StrCat("the schema encrypts no column of table ",
                                                         table_->name, ": nothing to do"));
@@ -158,8 +173,11 @@ class Job {
     for (const auto& c : columns_) select.push_back(Q(c.name));
     std::string sql = absl::StrCat("SELECT ", absl::StrJoin(select, ", "), " FROM ", Q(table_->name));
     std::vector<appdb::Value> params;
+    // Rows without an id cannot be bound to one: they are never read here
+    // (and a NULL would sort first and restart the scan).
+    absl::StrAppend(&sql, " WHERE ", Q(table_->id_column), " IS NOT NULL");
     if (!std::holds_alternative<std::monostate>(after_)) {
-      absl::StrAppend(&sql, " WHERE ", Q(table_->id_column), " > $1");
+      absl::StrAppend(&sql, " AND ", Q(table_->id_column), " > $1");
       params.push_back(after_);
     }
     absl::StrAppend(&sql, " ORDER BY ", Q(table_->id_column), " LIMIT ", options_.batch);
@@ -175,10 +193,11 @@ class Job {
   }
 
   // The stored form for `column` (binary for BLOB/BYTEA columns).
-  static FieldValue Stored(const Column& column, FieldValue text_form) {
-    if (!column.binary) return text_form;
-    auto binary = format::FieldFromText(std::get<std::string>(text_form));
-    return FieldBytes{binary.ok() ? *binary : std::string()};
+  static absl::StatusOr<FieldValue> Stored(const Column& column, FieldValue encrypted) {
+    const std::string* text = std::get_if<std::string>(&encrypted);
+    if (!column.binary || text == nullptr) return encrypted;
+    KW_ASSIGN_OR_RETURN(std::string binary, format::FieldFromText(*text));
+    return FieldBytes{std::move(binary)};
   }
 
   // The new value of one field, or nullopt to leave it.
@@ -207,7 +226,7 @@ class Job {
           return std::nullopt;
         }
         KW_ASSIGN_OR_RETURN(FieldValue text_form, enc_.EncryptValue(where, old));
-        FieldValue fresh = Stored(column, std::move(text_form));
+        KW_ASSIGN_OR_RETURN(FieldValue fresh, Stored(column, std::move(text_form)));
         KW_RETURN_IF_ERROR(Verify(where, fresh, old));
         return fresh;
       }
@@ -236,7 +255,7 @@ class Job {
         }
         KW_ASSIGN_OR_RETURN(FieldValue plain, enc_.DecryptValue(where, old));
         KW_ASSIGN_OR_RETURN(FieldValue text_form, enc_.EncryptValue(where, plain));
-        FieldValue fresh = Stored(column, std::move(text_form));
+        KW_ASSIGN_OR_RETURN(FieldValue fresh, Stored(column, std::move(text_form)));
         KW_RETURN_IF_ERROR(Verify(where, fresh, plain));
         return fresh;
       }
@@ -244,13 +263,20 @@ class Job {
     return absl::InternalError("unknown job kind");
   }
 
-  // The new value must decrypt, here, to exactly what was there.
+  // The new value must decrypt, here, to exactly what was there: the same
+  // type and the same bytes (reals bit for bit, so a NaN verifies too).
+  static bool SameValue(const FieldValue& a, const FieldValue& b) {
+    if (a.index() != b.index()) return false;
+    if (const double* x = std::get_if<double>(&a)) {
+      return std::memcmp(x, &std::get<double>(b), sizeof(double)) == 0;
+    }
+    return a == b;
+  }
+
   absl::Status Verify(const FieldEncryptor::Location& where, const FieldValue& fresh,
                       const FieldValue& original) {
     KW_ASSIGN_OR_RETURN(FieldValue back, enc_.DecryptValue(where, fresh));
-    FieldValue expect = original;
-    if (const FieldJson* j = std::get_if<FieldJson>(&back)) back = j->text;
-    if (back != expect) {
+    if (!SameValue(back, original)) {
       return absl::InternalError("the new value did not decrypt to the original (not written)");
     }
     return absl::OkStatus();
@@ -258,6 +284,7 @@ class Job {
 
   struct RowUpdate {
     appdb::Value id;
+    appdb::Value tenant;  // as read: the values are bound to it
     std::vector<std::pair<size_t, FieldValue>> changes;  // column index, new value
     std::vector<FieldValue> old;                          // per column
   };
@@ -268,17 +295,28 @@ class Job {
       ++report_.scanned;
       FieldEncryptor::Location where;
       where.table = table_->name;
-      KW_ASSIGN_OR_RETURN(where.row_id, KeyText(row[0], table_->id_column));
+      absl::StatusOr<std::string> id = KeyText(row[0], table_->id_column);
+      if (!id.ok()) {
+        Fail(id.status());
+        continue;
+      }
+      where.row_id = std::move(*id);
       if (!enc_.schema().tenant_column().empty()) {
         if (std::holds_alternative<std::monostate>(row[1])) {
           Fail(absl::InvalidArgumentError(absl::StrCat(
               "row ", where.row_id, " has no ", enc_.schema().tenant_column())));
           continue;
         }
-        KW_ASSIGN_OR_RETURN(where.tenant, KeyText(row[1], enc_.schema().tenant_column()));
+        absl::StatusOr<std::string> tenant = KeyText(row[1], enc_.schema().tenant_column());
+        if (!tenant.ok()) {
+          Fail(tenant.status());
+          continue;
+        }
+        where.tenant = std::move(*tenant);
       }
       RowUpdate u;
       u.id = row[0];
+      u.tenant = row[1];
       bool row_failed = false;
       for (size_t i = 0; i < columns_.size(); ++i) {
         where.column = columns_[i].name;
@@ -334,6 +372,11 @@ class Job {
       for (const auto& [i, v] : u.changes) {
         checks.push_back(absl::StrCat(Q(columns_[i].name), same, "$", ++n));
       }
+      // The values were bound to the tenant read; a row moved to another
+      // tenant meanwhile is left to the application.
+      if (!enc_.schema().tenant_column().empty()) {
+        checks.push_back(absl::StrCat(Q(enc_.schema().tenant_column()), same, "$", ++n));
+      }
       sql = absl::StrCat("UPDATE ", Q(table_->name), " SET ", absl::StrJoin(sets, ", "), " WHERE ",
                          absl::StrJoin(checks, " AND "));
     }
@@ -342,7 +385,14 @@ class Job {
     for (auto& [i, v] : u.changes) params.push_back(ToDb(std::move(v)));
     params.push_back(std::move(u.id));
     for (const auto& [i, v] : u.changes) params.push_back(ToDb(std::move(u.old[i])));
-    return db_.Execute(sql, params);
+    if (!enc_.schema().tenant_column().empty()) params.push_back(std::move(u.tenant));
+    KW_ASSIGN_OR_RETURN(uint64_t n, db_.Execute(sql, params));
+    if (n > 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "an update by ", table_->id_column, " changed ", n, " rows of ", table_->name,
+          ": the schema's id_column must be unique (the batch was rolled back)"));
+    }
+    return n;
   }
 
   absl::Status SaveCheckpoint() {
@@ -379,9 +429,12 @@ class Job {
       if (k.generation > n.generation || n.ref == 0) n = k;
     }
     for (const auto& [slot, k] : newest) {
-      KW_ASSIGN_OR_RETURN(WrappedKeyResult rewrapped,
-                          keys_.client().ReWrapDataKey(k.wrapped, FieldKeyContext(k.slot, k.ref)));
-      if (rewrapped.key.key_version != k.kek_version) {
+      KW_RETURN_IF_ERROR(CheckWrappedBelongs(k.wrapped, enc_.schema().key(), k.slot, k.ref));
+      absl::StatusOr<WrappedKeyResult> rewrapped =
+          keys_.client().ReWrapDataKey(k.wrapped, FieldKeyContext(k.slot, k.ref));
+      if (GetErrorCode(rewrapped.status()) == ErrorCode::kTenantErased) continue;  // nothing to rotate
+      KW_RETURN_IF_ERROR(rewrapped.status());
+      if (rewrapped->key.key_version != k.kek_version) {
         KW_RETURN_IF_ERROR(keys_.NewGeneration(k.slot).status());
         ++report_.new_keys;
       }
@@ -398,13 +451,17 @@ class Job {
     KW_ASSIGN_OR_RETURN(auto all, keys_.vault().List(enc_.schema().dataset(), std::nullopt));
     std::map<uint32_t, uint64_t> per_version;
     for (const auto& k : all) {
-      KW_ASSIGN_OR_RETURN(WrappedKeyResult rewrapped,
-                          keys_.client().ReWrapDataKey(k.wrapped, FieldKeyContext(k.slot, k.ref)));
-      if (rewrapped.key.key_version != k.kek_version) {
-        KW_RETURN_IF_ERROR(keys_.vault().Rewrap(k.ref, rewrapped.wrapped, rewrapped.key.key_version));
+      KW_RETURN_IF_ERROR(CheckWrappedBelongs(k.wrapped, enc_.schema().key(), k.slot, k.ref));
+      absl::StatusOr<WrappedKeyResult> rewrapped =
+          keys_.client().ReWrapDataKey(k.wrapped, FieldKeyContext(k.slot, k.ref));
+      if (GetErrorCode(rewrapped.status()) == ErrorCode::kTenantErased) continue;  // dead anyway
+      KW_RETURN_IF_ERROR(rewrapped.status());
+      if (rewrapped->key.key_version != k.kek_version) {
+        KW_RETURN_IF_ERROR(
+            keys_.vault().Rewrap(k.ref, rewrapped->wrapped, rewrapped->key.key_version));
         ++report_.rewrapped_keys;
       }
-      ++per_version[rewrapped.key.key_version];
+      ++per_version[rewrapped->key.key_version];
     }
     if (options_.admin != nullptr && !all.empty()) {
       DataSetReportInfo r;

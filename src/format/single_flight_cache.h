@@ -83,6 +83,25 @@ class SingleFlightCache {
     slots_.clear();
   }
 
+  // Drops entries past max_age that nobody is fetching, so their keys are
+  // wiped (when their last user lets go) even if no one asks again.
+  void DropExpired() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = absl::Now();
+    for (auto i = slots_.begin(); i != slots_.end();) {
+      Slot& slot = *i->second;
+      std::unique_lock<std::mutex> slot_lock(slot.mu, std::try_to_lock);
+      const bool drop = slot_lock.owns_lock() && !slot.fetching &&
+                        (slot.entry == nullptr || now - slot.entry->created >= limits_.max_age);
+      if (slot_lock.owns_lock()) slot_lock.unlock();
+      if (drop && i->second.use_count() == 1) {
+        slots_.erase(i++);
+      } else {
+        ++i;
+      }
+    }
+  }
+
  private:
   struct Slot {
     std::mutex mu;
