@@ -69,7 +69,9 @@ class FieldTablesE2eTest : public FieldsE2eTest {
         ++encrypted;
         auto back = enc.DecryptValue(where, s);
         EXPECT_TRUE(back.ok()) << "row " << c.id << " " << where.column << ": " << back.status();
-        if (back.ok()) EXPECT_EQ(*back, FieldValue(*columns[k].second)) << c.id;
+        if (back.ok()) {
+          EXPECT_EQ(*back, FieldValue(*columns[k].second)) << c.id;
+        }
       }
       EXPECT_EQ(std::get<std::string>(r[5]), c.notes);  // plaintext column untouched
     }
