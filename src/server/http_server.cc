@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <chrono>
 
 #include "absl/strings/numbers.h"
@@ -67,6 +69,13 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       res.set_content(res.status == 404 ? "not found\n" : "bad request\n",
                       "text/plain; charset=utf-8");
     }
+  });
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which
+  // another process (or keywardd's own gRPC listener in a test that raced
+  // for a port) could share the port and take its connections.
+  http.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   const int bound = port == 0 ? http.bind_to_any_port(host)
                               : (http.bind_to_port(host, port) ? port : -1);

@@ -405,6 +405,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, grpc::experimental::TlsServerCredentials(tls),
                            &server->port_);
+  // No SO_REUSEPORT (gRPC's default): another process could then bind the
+  // same port and be handed some of keywardd's connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->service_.get());
   builder.RegisterCallbackGenericService(server->unknown_methods_.get());
   // keywardd checks limits.max_request_bytes itself, so that a refusal is
