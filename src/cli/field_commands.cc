@@ -47,31 +47,46 @@ absl::StatusOr<std::string> ReadAll(const std::string& path) {
 
 absl::Status RunSchemaCheck(Globals& globals, const std::string& path) {
   KW_ASSIGN_OR_RETURN(std::string yaml, ReadAll(path));
-  const std::vector<SchemaProblem> problems = FieldSchema::Check(yaml);
+  const std::vector<SchemaProblem> found = FieldSchema::Check(yaml);
+  size_t errors = 0;
+  for (const auto& p : found) errors += p.warning ? 0 : 1;
   if (globals.json) {
-    Json list = Json::array();
-    for (const auto& p : problems) list.push_back({{"line", p.line}, {"message", p.message}});
-    std::printf("%s\n", Json{{"file", path}, {"valid", problems.empty()}, {"problems", list}}
+    Json problems = Json::array(), warnings = Json::array();
+    for (const auto& p : found) {
+      (p.warning ? warnings : problems).push_back({{"line", p.line}, {"message", p.message}});
+    }
+    std::printf("%s\n", Json{{"file", path},
+                             {"valid", errors == 0},
+                             {"problems", problems},
+                             {"warnings", warnings}}
                             .dump()
                             .c_str());
   } else {
-    for (const auto& p : problems) std::fprintf(stderr, "%s:%d: %s\n", path.c_str(), p.line, p.message.c_str());
+    for (const auto& p : found) {
+      std::fprintf(stderr, "%s:%d: %s%s\n", path.c_str(), p.line, p.warning ? "warning: " : "",
+                   p.message.c_str());
+    }
   }
-  if (!problems.empty()) {
+  if (errors > 0) {
     return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kMalformedHeader,
-                     absl::StrCat(path, ": ", problems.size(), " problem(s) in the schema"));
+                     absl::StrCat(path, ": ", errors, " problem(s) in the schema"));
   }
   if (!globals.json) {
     auto schema = FieldSchema::Parse(yaml, path);
     if (!schema.ok()) return schema.status();
-    size_t encrypted = 0;
-    for (const auto& [name, t] : (*schema)->tables()) encrypted += t.EncryptedFields().size();
-    std::printf("%s: valid; data set %s, key %s, %zu table(s), %zu encrypted field(s)%s\n",
+    size_t encrypted = 0, indexes = 0;
+    for (const auto& [name, t] : (*schema)->tables()) {
+      encrypted += t.EncryptedFields().size();
+      indexes += t.indexes.size();
+    }
+    std::printf("%s: valid; data set %s, key %s, %zu table(s), %zu encrypted field(s), %zu blind "
+                "index(es)%s%s\n",
                 path.c_str(), (*schema)->dataset().c_str(), (*schema)->key().c_str(),
-                (*schema)->tables().size(), encrypted,
+                (*schema)->tables().size(), encrypted, indexes,
                 (*schema)->tenant_column().empty()
                     ? ""
-                    : absl::StrCat(", a key per tenant (", (*schema)->tenant_column(), ")").c_str());
+                    : absl::StrCat(", a key per tenant (", (*schema)->tenant_column(), ")").c_str(),
+                found.empty() ? "" : absl::StrCat("; ", found.size(), " warning(s)").c_str());
   }
   return absl::OkStatus();
 }

@@ -1,10 +1,13 @@
 // Parsing and checking a classification schema (keyward/field_schema.h).
 // Every problem is collected with its line, so `keyward schema check` can
 // list them all at once instead of one per run.
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "keyward/field_schema.h"
@@ -30,6 +33,38 @@ absl::string_view TreatmentName(Treatment treatment) {
   return "?";
 }
 
+std::string IndexTransformName(const IndexTransform& t) {
+  switch (t.kind) {
+    case IndexTransform::Kind::kLowercase: return "lowercase";
+    case IndexTransform::Kind::kTrim: return "trim";
+    case IndexTransform::Kind::kDigits: return "digits";
+    case IndexTransform::Kind::kLast: return absl::StrCat("last:", t.n);
+    case IndexTransform::Kind::kFirst: return absl::StrCat("first:", t.n);
+    case IndexTransform::Kind::kNfkc: return "normalize:NFKC";
+  }
+  return "?";
+}
+
+const BlindIndex* TableSchema::Index(absl::string_view index_name) const {
+  for (const BlindIndex& index : indexes) {
+    if (index.name == index_name) return &index;
+  }
+  return nullptr;
+}
+
+std::vector<const BlindIndex*> TableSchema::IndexesOf(absl::string_view column) const {
+  std::vector<const BlindIndex*> out;
+  for (const BlindIndex& index : indexes) {
+    for (const std::string& c : index.columns) {
+      if (c == column) {
+        out.push_back(&index);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<const FieldRule*> TableSchema::EncryptedFields() const {
   std::vector<const FieldRule*> out;
   for (const auto& [column, rule] : fields) {
@@ -47,6 +82,11 @@ absl::StatusOr<const TableSchema*> FieldSchema::Table(absl::string_view name) co
                                           " has no table \"", name, "\" (it has: ",
                                           absl::StrJoin(names, ", "), ")"));
 }
+
+// Fields with at most this many distinct values (booleans, enums,
+// countries) leak their frequency under deterministic encryption or a
+// wide index: schema check warns.
+constexpr uint64_t kLowCardinality = 1000;
 
 class SchemaParser {
  public:
@@ -84,7 +124,10 @@ class SchemaParser {
   static int Line(const YAML::Node& n) { return n.Mark().line + 1; }
 
   void Problem(int line, std::string message) {
-    problems_.push_back(SchemaProblem{line, std::move(message)});
+    problems_.push_back(SchemaProblem{line, std::move(message), false});
+  }
+  void Warning(int line, std::string message) {
+    problems_.push_back(SchemaProblem{line, std::move(message), true});
   }
 
   std::string Scalar(const YAML::Node& n) {
@@ -210,7 +253,7 @@ class SchemaParser {
         Problem(line, absl::StrCat("table ", t.name, " must be a mapping with id_column and fields"));
         continue;
       }
-      Known(body, absl::StrCat("table ", t.name), {"id_column", "fields"});
+      Known(body, absl::StrCat("table ", t.name), {"id_column", "fields", "indexes"});
       t.id_column = Name(body, "id_column", "the column that identifies a row (its primary key)");
       const YAML::Node fields = body["fields"];
       if (!fields || !fields.IsMap()) {
@@ -219,6 +262,15 @@ class SchemaParser {
       } else {
         for (const auto& f : fields) ParseField(t, f.first, f.second);
       }
+      if (const YAML::Node compound = body["indexes"]) {
+        if (!compound.IsSequence()) {
+          Problem(Line(compound), absl::StrCat("table ", t.name, ": indexes must be a list of "
+                                               "`{ name: N, fields: [a, b], bits: B }`"));
+        } else {
+          for (const auto& i : compound) ParseIndex(t, i, "");
+        }
+      }
+      CheckIndexes(t);
       used_any_ |= !t.EncryptedFields().empty();
       out_.tables_[t.name] = std::move(t);
     }
@@ -241,7 +293,16 @@ class SchemaParser {
       Problem(line, absl::StrCat(where, " must be `{ class: C, treatment: T }`"));
       return;
     }
-    Known(body, where, {"class", "treatment"});
+    Known(body, where, {"class", "treatment", "cardinality", "indexes"});
+    f.line = line;
+    if (const YAML::Node card = body["cardinality"]) {
+      uint64_t n = 0;
+      if (!card.IsScalar() || !absl::SimpleAtoi(card.Scalar(), &n) || n < 1) {
+        Problem(Line(card), absl::StrCat(where, ": cardinality is the expected number of distinct "
+                                         "values, a whole number of at least 1"));
+      }
+      f.cardinality = n;
+    }
     f.class_name = body["class"] ? Scalar(body["class"]) : "";
     const auto cls = out_.classes_.find(f.class_name);
     if (f.class_name.empty()) {
@@ -258,8 +319,13 @@ class SchemaParser {
       f.treatment = Treatment::kRandomized;
     } else if (treatment == "deterministic") {
       f.treatment = Treatment::kDeterministic;
-      Problem(tline, absl::StrCat(where, ": treatment deterministic is reserved for searchable "
-                                  "fields, which this version does not support; use randomized"));
+      if (f.cardinality > 0 && f.cardinality <= kLowCardinality) {
+        Warning(tline, absl::StrCat(
+            where, ": deterministic encryption of a field with about ", f.cardinality,
+            " distinct values shows how often each value occurs, which is often enough to guess "
+            "them; use randomized with a compound blind index over it and a field with many "
+            "values (docs/fields.md, \"What each choice leaks\")"));
+      }
     } else {
       Problem(tline, absl::StrCat(where, ": treatment must be plaintext, randomized or "
                                   "deterministic", treatment.empty() ? " (it is missing)"
@@ -283,7 +349,170 @@ class SchemaParser {
                                  " column must stay plaintext: every encrypted value is bound "
                                  "to it"));
     }
-    t.fields[f.column] = std::move(f);
+    const std::string column = f.column;
+    const bool encrypted = f.encrypted();
+    t.fields[column] = std::move(f);
+    if (const YAML::Node indexes = body["indexes"]) {
+      if (!indexes.IsSequence()) {
+        Problem(Line(indexes), absl::StrCat(where, ": indexes must be a list of "
+                                            "`{ name: N, transform: [...], bits: B }`"));
+      } else if (!encrypted) {
+        Problem(Line(indexes), absl::StrCat(where, " is plaintext: query it directly, a blind "
+                                            "index adds nothing"));
+      } else {
+        for (const auto& i : indexes) ParseIndex(t, i, column);
+      }
+    }
+  }
+
+  // Index names become SQL column names (with a _vN suffix for later
+  // versions): a stricter set than other names.
+  static bool ValidIndexName(absl::string_view s) {
+    if (s.empty() || s.size() > 48) return false;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_')) {
+      return false;
+    }
+    for (char c : s) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      (c >= '0' && c <= '9') || c == '_';
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  bool ParseTransform(const YAML::Node& n, const std::string& where, IndexTransform* out) {
+    const std::string text = n.IsScalar() ? n.Scalar() : "";
+    using Kind = IndexTransform::Kind;
+    if (text == "lowercase") {
+      out->kind = Kind::kLowercase;
+    } else if (text == "trim") {
+      out->kind = Kind::kTrim;
+    } else if (text == "digits") {
+      out->kind = Kind::kDigits;
+    } else if (text == "normalize:NFKC" || text == "normalize:nfkc") {
+      out->kind = Kind::kNfkc;
+    } else if (absl::StartsWith(text, "last:") || absl::StartsWith(text, "first:")) {
+      const bool last = absl::StartsWith(text, "last:");
+      out->kind = last ? Kind::kLast : Kind::kFirst;
+      if (!absl::SimpleAtoi(text.substr(last ? 5 : 6), &out->n) || out->n < 1 || out->n > 1024) {
+        Problem(Line(n), absl::StrCat(where, ": ", text, ": the count after the colon must be "
+                                      "1..1024"));
+        return false;
+      }
+    } else {
+      Problem(Line(n), absl::StrCat(where, ": unknown transform \"", text, "\" (expected "
+                                    "lowercase, trim, digits, last:N, first:N or "
+                                    "normalize:NFKC)"));
+      return false;
+    }
+    return true;
+  }
+
+  // One index, under a field (`column` set) or under the table (compound).
+  void ParseIndex(TableSchema& t, const YAML::Node& body, const std::string& column) {
+    BlindIndex index;
+    index.line = Line(body);
+    const std::string owner = column.empty() ? absl::StrCat("table ", t.name)
+                                             : absl::StrCat("field ", t.name, ".", column);
+    if (!body.IsMap()) {
+      Problem(index.line, absl::StrCat(owner, ": an index is `{ name: N, transform: [...], "
+                                       "bits: B }`"));
+      return;
+    }
+    if (column.empty()) {
+      Known(body, absl::StrCat(owner, " index"), {"name", "fields", "transform", "bits"});
+    } else {
+      Known(body, absl::StrCat(owner, " index"), {"name", "transform", "bits"});
+    }
+    index.name = body["name"] && body["name"].IsScalar() ? body["name"].Scalar() : "";
+    const std::string where = absl::StrCat(owner, ": index ", index.name);
+    if (!ValidIndexName(index.name)) {
+      Problem(index.line, absl::StrCat(owner, ": an index needs a name of 1 to 48 letters, "
+                                       "digits or '_', starting with a letter or '_' (it names "
+                                       "the index's column)"));
+    }
+    if (column.empty()) {
+      const YAML::Node fields = body["fields"];
+      if (!fields || !fields.IsSequence() || fields.size() < 2) {
+        Problem(index.line, absl::StrCat(where, ": a table-level (compound) index lists two or "
+                                         "more fields, e.g. `fields: [last_name, birth_year]`; "
+                                         "declare a one-field index under its field"));
+      } else {
+        for (const auto& f : fields) {
+          const std::string c = f.IsScalar() ? f.Scalar() : "";
+          auto rule = t.fields.find(c);
+          if (rule == t.fields.end()) {
+            Problem(Line(f), absl::StrCat(where, ": ", c, " is not a field of table ", t.name));
+          } else if (!rule->second.encrypted()) {
+            Problem(Line(f), absl::StrCat(where, ": ", c, " is plaintext; a compound index "
+                                          "covers encrypted fields only"));
+          } else if (std::find(index.columns.begin(), index.columns.end(), c) !=
+                     index.columns.end()) {
+            Problem(Line(f), absl::StrCat(where, ": ", c, " is listed twice"));
+          }
+          index.columns.push_back(c);
+        }
+      }
+    } else {
+      index.columns.push_back(column);
+    }
+    if (const YAML::Node transform = body["transform"]) {
+      if (transform.IsScalar()) {
+        IndexTransform step;
+        if (ParseTransform(transform, where, &step)) index.transforms.push_back(step);
+      } else if (transform.IsSequence()) {
+        for (const auto& n : transform) {
+          IndexTransform step;
+          if (ParseTransform(n, where, &step)) index.transforms.push_back(step);
+        }
+      } else {
+        Problem(Line(transform), absl::StrCat(where, ": transform is a list such as "
+                                              "[trim, lowercase]"));
+      }
+    }
+    const YAML::Node bits = body["bits"];
+    const std::string b = bits && bits.IsScalar() ? bits.Scalar() : "auto";
+    if (b != "auto" &&
+        (!absl::SimpleAtoi(b, &index.bits) || index.bits < 1 || index.bits > kMaxIndexBits)) {
+      Problem(Line(bits), absl::StrCat(where, ": bits must be auto or 1..", kMaxIndexBits,
+                                       ", not ", b));
+      index.bits = 0;
+    }
+    t.indexes.push_back(std::move(index));
+  }
+
+  // Across a table's indexes: unique names that no field uses, and the
+  // warnings for wide indexes over low-cardinality fields.
+  void CheckIndexes(const TableSchema& t) {
+    std::set<std::string> seen;
+    for (const BlindIndex& index : t.indexes) {
+      if (index.name.empty()) continue;
+      if (!seen.insert(index.name).second) {
+        Problem(index.line, absl::StrCat("table ", t.name, ": two indexes are named ",
+                                         index.name));
+      }
+      if (t.fields.count(index.name) || index.name == t.id_column ||
+          index.name == out_.tenant_column_) {
+        Problem(index.line, absl::StrCat("table ", t.name, ": index ", index.name,
+                                         " has the name of a column; the index needs a column "
+                                         "of its own"));
+      }
+      if (index.compound() || index.columns.empty()) continue;
+      const auto rule = t.fields.find(index.columns[0]);
+      if (rule == t.fields.end()) continue;
+      const uint64_t card = rule->second.cardinality;
+      // 2^bits >= cardinality/2: about one value per index value, so the
+      // index shows each value's frequency.
+      if (card > 0 && card <= kLowCardinality &&
+          (index.bits == 0 || (uint64_t{1} << index.bits) * 2 >= card)) {
+        Warning(index.line, absl::StrCat(
+            "table ", t.name, ": index ", index.name, " over ", index.columns[0], " (about ",
+            card, " distinct values) is ", index.bits == 0 ? "auto-sized and may be " : "",
+            "wide enough to tell the values apart, which shows how often each occurs; index it "
+            "together with a field that has many values (a compound index under the table's "
+            "`indexes`), or give it fewer bits"));
+      }
+    }
   }
 
   FieldSchema& out_;
@@ -302,13 +531,11 @@ absl::StatusOr<std::shared_ptr<const FieldSchema>> FieldSchema::Parse(absl::stri
                                                                       const std::string& source) {
   auto schema = std::shared_ptr<FieldSchema>(new FieldSchema());
   std::vector<SchemaProblem> problems = SchemaParser(*schema).Run(yaml);
-  if (!problems.empty()) {
-    std::vector<std::string> lines;
-    for (const auto& p : problems) {
-      lines.push_back(absl::StrCat(source, ":", p.line, ": ", p.message));
-    }
-    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  std::vector<std::string> lines;
+  for (const auto& p : problems) {
+    if (!p.warning) lines.push_back(absl::StrCat(source, ":", p.line, ": ", p.message));
   }
+  if (!lines.empty()) return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   return std::shared_ptr<const FieldSchema>(std::move(schema));
 }
 
