@@ -12,7 +12,16 @@
 //
 // Values: each encrypted value is bound to its data set, table, column,
 // tenant and row id (docs/format.md, "Field values"), so a value copied to
-// another row, column, tenant or data set does not decrypt.  NULL stays
+// another row, column, tenant or data set does not decrypt.  Deterministic
+// values are bound to all of these but the row id: equal values of one
+// column and tenant encrypt equally, so they can be looked up.
+//
+// Searching: PrepareSearch turns equality conditions into the values to
+// compare in deterministic columns and blind index columns, for any SQL
+// driver; ConfirmMatch decrypts each candidate row and drops the false
+// positives that blind indexes return by design.  EncryptRow fills the
+// table's blind index columns (the versions `keyward index rebuild` has
+// made; see docs/fields.md, "Searching encrypted fields").  NULL stays
 // NULL: the fact that a value is absent is not hidden.  Encrypted values
 // are text ("kw1." + base64url; TEXT columns) or bytes (BLOB / BYTEA
 // columns), per Options::encoding.
@@ -23,6 +32,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <variant>
@@ -116,7 +126,11 @@ class FieldEncryptor {
 
   // A whole row: the id column (and the tenant column, when the data set
   // has tenants) must be present and are read from the row.  Columns the
-  // schema does not encrypt pass through unchanged.
+  // schema does not encrypt pass through unchanged.  The row gains a value
+  // for each blind index column being written (an integer, or NULL when a
+  // field it covers is NULL), computed from the plaintext: write them with
+  // the row.  A row that holds some but not all of a compound index's
+  // fields is refused (kInvalidArgument): the index would go stale.
   // (Rows are taken by value: pass std::move(row) to spare a copy.)
   [[nodiscard]] absl::StatusOr<FieldRow> EncryptRow(absl::string_view table, FieldRow row);
   enum class Failure { kFailRow, kPartial };
@@ -138,6 +152,60 @@ class FieldEncryptor {
   [[nodiscard]] absl::StatusOr<std::string> DecryptJson(absl::string_view table,
                                                         absl::string_view json_object,
                                                         Failure failure = Failure::kFailRow);
+
+  // ---- Searching ----
+  // One equality condition.  `name` is a column of the table or the name
+  // of a single-column blind index:
+  //   deterministic column   equal values (a text value also matches an
+  //                          integer with the same decimal text);
+  //   column with indexes    values equal after each of its single-column
+  //                          indexes' transforms (a `lowercase` index makes
+  //                          the match case-insensitive), or, without one,
+  //                          through a compound index all of whose columns
+  //                          have a condition;
+  //   index name             values equal after that index's transform;
+  //   plaintext column       equal values.
+  // A randomized column without an index cannot be searched.
+  struct Condition {
+    std::string name;
+    FieldValue value;
+  };
+  struct SearchColumn {
+    std::string column;
+    std::vector<FieldValue> values;  // the column holds any of them
+  };
+  // What to ask the database.  A row is a candidate when every term holds;
+  // a term holds when any of its columns holds one of its values (during
+  // an index rebuild or after a key rotation, old and new columns and keys
+  // are all searched).
+  struct Search {
+    std::string table;
+    std::string tenant;
+    std::vector<Condition> conditions;
+    std::vector<std::vector<SearchColumn>> terms;
+    // The WHERE clause (without the word WHERE) for `terms`: quoted column
+    // names, placeholders $first, $first+1, ... (dollar = true) or ?
+    // (false), each placeholder's value appended to *params in order.
+    std::string WhereClause(bool dollar, std::vector<FieldValue>* params, int first = 1) const;
+  };
+  // `tenant`: required when a condition is on a deterministic column of a
+  // data set with tenants (each tenant has its own key); when set, rows of
+  // other tenants are excluded.  Errors: kNotFound for an unknown table;
+  // kInvalidArgument for an unknown name, a column that cannot be searched
+  // or no conditions; kFailedPrecondition for an index that has not been
+  // built (`keyward index rebuild`); keywardd's (kAccessDenied, ...).
+  [[nodiscard]] absl::StatusOr<Search> PrepareSearch(absl::string_view table,
+                                                     std::vector<Condition> conditions,
+                                                     absl::string_view tenant = "");
+  // Decrypts a candidate row, as read from the database with at least its
+  // id, tenant and every condition's columns, and checks it against the
+  // search's conditions.  Returns the decrypted row (fields that cannot be
+  // decrypted are listed in `failed`, as DecryptRow's kPartial) when it
+  // matches, nullopt for a false positive.  Errors: DecryptRow's for the
+  // id and tenant; a condition's column that cannot be decrypted
+  // (kAccessDenied, kTenantErased, ...).
+  [[nodiscard]] absl::StatusOr<std::optional<DecryptedRow>> ConfirmMatch(const Search& search,
+                                                                         FieldRow candidate);
 
   // The data key reference a stored value names, or kNotAKeywardMessage.
   // For migrations and reports.

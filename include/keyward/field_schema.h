@@ -89,6 +89,8 @@ struct IndexTransform {
 };
 // "lowercase", "trim", "digits", "last:4", "first:2", "normalize:NFKC".
 std::string IndexTransformName(const IndexTransform& transform);
+// The reverse; false for anything else (including last:0 and last:1025).
+bool ParseIndexTransform(absl::string_view name, IndexTransform* out);
 
 // Widest blind index the schema accepts; index values are stored as
 // non-negative integers below 2^bits.

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "cli/fields_cli.h"
 #include "fields/encryptor_access.h"
+#include "fields/finder.h"
 #include "fields/table_job.h"
 #include "keyward/errors.h"
 #include "keyward/field_encryptor.h"
@@ -291,6 +292,73 @@ absl::Status RunGet(Globals& globals, const FieldArgs& a) {
   return absl::OkStatus();
 }
 
+absl::Status RunFind(Globals& globals, const FieldArgs& a) {
+  std::vector<FieldEncryptor::Condition> conditions;
+  for (const std::string& w : a.where) {
+    const size_t eq = w.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return UsageError(absl::StrCat("--where takes NAME=VALUE (a field, index or column name, "
+                                     "then the value), not \"", w, "\""));
+    }
+    conditions.push_back({w.substr(0, eq), w.substr(eq + 1)});
+  }
+  if (conditions.empty()) return UsageError("give at least one --where NAME=VALUE");
+  KW_ASSIGN_OR_RETURN(Opened o, Open(globals, a));
+  KW_ASSIGN_OR_RETURN(auto finder, fields::Finder::New(*o.encryptor, *o.db, a.table));
+  KW_ASSIGN_OR_RETURN(fields::Finder::Result found,
+                      finder->Find(std::move(conditions), a.tenant, a.limit));
+  if (globals.json) {
+    Json rows = Json::array();
+    for (const DecryptedRow& d : found.rows) {
+      Json row = Json::object();
+      for (const std::string& c : found.columns) {
+        auto v = d.row.find(c);
+        row[c] = v == d.row.end() ? Json(nullptr) : ValueJson(v->second);
+      }
+      if (!d.failed.empty()) {
+        Json errors = Json::object();
+        for (const auto& [c, st] : d.failed) {
+          errors[c] = {{"error", std::string(ErrorCodeName(GetErrorCode(st)))},
+                       {"message", std::string(st.message())}};
+        }
+        row["_keyward_errors"] = errors;
+      }
+      rows.push_back(std::move(row));
+    }
+    std::printf("%s\n", rows.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+  } else {
+    size_t width = 0;
+    for (const auto& c : found.columns) width = std::max(width, c.size());
+    bool first = true;
+    for (const DecryptedRow& d : found.rows) {
+      if (!first) std::printf("\n");
+      first = false;
+      for (const std::string& c : found.columns) {
+        auto failed = d.failed.find(c);
+        auto v = d.row.find(c);
+        if (failed != d.failed.end()) {
+          std::printf("%-*s  <cannot decrypt: %s>\n", static_cast<int>(width), c.c_str(),
+                      std::string(failed->second.message()).c_str());
+        } else {
+          std::printf("%-*s  %s\n", static_cast<int>(width), c.c_str(),
+                      v == d.row.end() ? "NULL" : ValueText(v->second).c_str());
+        }
+      }
+    }
+    std::fprintf(stderr, "%zu row(s) matched; %llu candidate(s) read, %llu false positive(s) "
+                 "dropped after decryption\n",
+                 found.rows.size(), static_cast<unsigned long long>(found.candidates),
+                 static_cast<unsigned long long>(found.false_positives));
+  }
+  if (found.unreadable > 0) {
+    std::fprintf(stderr, "keyward: warning: %llu candidate row(s) could not be decrypted and were "
+                 "skipped (first: %s)\n",
+                 static_cast<unsigned long long>(found.unreadable),
+                 found.first_unreadable.ToString().c_str());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunFieldReencrypt(Globals& globals, const std::string& schema, const std::string& db,
@@ -354,6 +422,23 @@ void RegisterFieldCommands(CLI::App& app, Globals& globals, Action& action) {
   common(get);
   get->add_option("--id", args.id, "the row's id (the schema's id_column)")->required();
   get->callback([&globals, &action] { action = [&globals] { return RunGet(globals, args); }; });
+  auto* find = fields->add_subcommand(
+      "find",
+      "Find rows by equality on encrypted fields, and print them decrypted.\n"
+      "A deterministic field is matched by its ciphertext; a field with a blind index\n"
+      "by its index column, after the index's transform (a lowercase index makes the\n"
+      "match case-insensitive).  The false positives a blind index returns are\n"
+      "decrypted and dropped before anything is printed.  Nothing found: exit 0, [].");
+  common(find);
+  find->add_option("--where", args.where,
+                   "NAME=VALUE: a field, a blind index's name or a plaintext column, and the "
+                   "value; repeat to AND conditions")
+      ->required();
+  find->add_option("--tenant", args.tenant,
+                   "search within this tenant (required for deterministic fields of a data set "
+                   "with tenants)");
+  find->add_option("--limit", args.limit, "read at most this many candidate rows");
+  find->callback([&globals, &action] { action = [&globals] { return RunFind(globals, args); }; });
 
   auto* tenant = app.add_subcommand("tenant", "Tenants of field-encrypted data sets");
   tenant->require_subcommand(1);

@@ -4,6 +4,7 @@
 #define KEYWARD_CLI_FIELDS_CLI_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "cli/cli.h"
@@ -12,6 +13,8 @@ namespace keyward::cli {
 
 struct FieldArgs {
   std::string schema, db, table, id, tenant;
+  std::vector<std::string> where;  // fields find: NAME=VALUE
+  size_t limit = 0;
   int batch = 500;
   double rate = 0;
   bool dry_run = false, yes = false;

@@ -4,12 +4,14 @@
 #define KEYWARD_FIELDS_ENCRYPTOR_ACCESS_H_
 
 #include "fields/field_keys.h"
+#include "fields/searchable.h"
 #include "keyward/field_encryptor.h"
 
 namespace keyward::fields {
 
 struct EncryptorAccess {
   static FieldKeys& Keys(FieldEncryptor& encryptor);
+  static Searchable& Search(FieldEncryptor& encryptor);
 };
 
 }  // namespace keyward::fields

@@ -14,6 +14,8 @@
 #include "crypto/aead.h"
 #include "crypto/random.h"
 #include "fields/encryptor_access.h"
+#include "fields/index_catalog.h"
+#include "fields/searchable.h"
 #include "fields/field_keys.h"
 #include "fields/key_vault.h"
 #include "format/field_value.h"
@@ -26,8 +28,13 @@ using fields::KeySlot;
 
 class FieldEncryptor::Impl {
  public:
-  Impl(std::shared_ptr<const FieldSchema> schema, std::unique_ptr<FieldKeys> keys, Options options)
-      : schema_(std::move(schema)), keys_(std::move(keys)), options_(options) {
+  Impl(std::shared_ptr<const FieldSchema> schema, std::unique_ptr<FieldKeys> keys,
+       std::unique_ptr<appdb::Database> catalog, Options options)
+      : schema_(std::move(schema)),
+        keys_(std::move(keys)),
+        options_(options),
+        derived_(options.cache_max_age, options.cache_entries),
+        searchable_(schema_, *keys_, derived_, std::move(catalog), options.encoding) {
     for (const auto& [name, table] : schema_->tables()) {
       auto& columns = tables_[name];
       for (const FieldRule* f : table.EncryptedFields()) columns[f->column] = f;
@@ -92,42 +99,25 @@ class FieldEncryptor::Impl {
     KW_ASSIGN_OR_RETURN(const FieldRule* rule, Rule(where));
     if (rule == nullptr || std::holds_alternative<std::monostate>(value)) return value;
     KW_ASSIGN_OR_RETURN(FieldKeys::Key key, keys_->ForEncryption(SlotOf(*rule, where)));
-    format::FieldType type;
-    absl::string_view payload;
-    char number[8];
-    if (const int64_t* i = std::get_if<int64_t>(&value)) {
-      type = format::FieldType::kInteger;
-      absl::big_endian::Store64(number, static_cast<uint64_t>(*i));
-      payload = absl::string_view(number, 8);
-    } else if (const double* d = std::get_if<double>(&value)) {
-      type = format::FieldType::kReal;
-      uint64_t bits;
-      std::memcpy(&bits, d, 8);
-      absl::big_endian::Store64(number, bits);
-      payload = absl::string_view(number, 8);
-    } else if (const std::string* s = std::get_if<std::string>(&value)) {
-      type = format::FieldType::kText;
-      payload = *s;
-    } else if (const FieldBytes* b = std::get_if<FieldBytes>(&value)) {
-      type = format::FieldType::kBytes;
-      payload = b->bytes;
-    } else {
-      type = format::FieldType::kJson;
-      payload = std::get<FieldJson>(value).text;
-    }
-    if (options_.encoding == Encoding::kBytes) {
-      FieldBytes out;
-      absl::Status sealed =
-          format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload, &out.bytes);
-      OPENSSL_cleanse(number, sizeof(number));
-      KW_RETURN_IF_ERROR(sealed);
-      return out;
-    }
+    fields::EncodedValue encoded;
+    fields::EncodeValue(value, &encoded);
     thread_local std::string binary;  // ciphertext only: not secret
-    absl::Status sealed =
-        format::SealFieldInto(*key.aead, key.ref, WhereOf(where), type, payload, &binary);
-    OPENSSL_cleanse(number, sizeof(number));
+    std::string bytes_out;
+    std::string* out = options_.encoding == Encoding::kBytes ? &bytes_out : &binary;
+    absl::Status sealed;
+    if (rule->treatment == Treatment::kDeterministic) {
+      absl::StatusOr<std::shared_ptr<const crypto::DeterministicAead>> daead =
+          derived_.Deterministic(key, WhereOf(where));
+      sealed = daead.ok() ? format::SealDeterministicFieldInto(**daead, key.ref, WhereOf(where),
+                                                               encoded.type, encoded.payload, out)
+                          : daead.status();
+    } else {
+      sealed = format::SealFieldInto(*key.aead, key.ref, WhereOf(where), encoded.type,
+                                     encoded.payload, out);
+    }
+    OPENSSL_cleanse(encoded.number, sizeof(encoded.number));
     KW_RETURN_IF_ERROR(sealed);
+    if (options_.encoding == Encoding::kBytes) return FieldBytes{std::move(bytes_out)};
     std::string text;
     format::FieldToTextInto(binary, &text);
     return text;
@@ -154,39 +144,16 @@ class FieldEncryptor::Impl {
     KW_ASSIGN_OR_RETURN(FieldKeys::Key key,
                         keys_->ForDecryption(SlotOf(*rule, where), envelope->key_ref));
     std::string payload;
-    KW_ASSIGN_OR_RETURN(format::FieldType type,
-                        format::OpenFieldInto(*key.aead, *envelope, WhereOf(where), &payload));
-    switch (type) {
-      case format::FieldType::kInteger: {
-        const int64_t v = static_cast<int64_t>(absl::big_endian::Load64(payload.data()));
-        OPENSSL_cleanse(payload.data(), payload.size());
-        return v;
-      }
-      case format::FieldType::kReal: {
-        const uint64_t bits = absl::big_endian::Load64(payload.data());
-        OPENSSL_cleanse(payload.data(), payload.size());
-        double d;
-        std::memcpy(&d, &bits, 8);
-        return d;
-      }
-      case format::FieldType::kText:
-      case format::FieldType::kBytes:
-      case format::FieldType::kJson: {
-        FieldValue out;
-        if (type == format::FieldType::kText) {
-          out = std::move(payload);
-        } else if (type == format::FieldType::kBytes) {
-          out = FieldBytes{std::move(payload)};
-        } else {
-          out = FieldJson{std::move(payload)};
-        }
-        // A short value lived in the string's own buffer, which a move
-        // copies rather than steals: wipe what stays behind.
-        OPENSSL_cleanse(payload.data(), payload.capacity());
-        return out;
-      }
+    absl::StatusOr<format::FieldType> type;
+    if (envelope->deterministic()) {
+      KW_ASSIGN_OR_RETURN(std::shared_ptr<const crypto::DeterministicAead> daead,
+                          derived_.Deterministic(key, WhereOf(where)));
+      type = format::OpenDeterministicFieldInto(*daead, *envelope, WhereOf(where), &payload);
+    } else {
+      type = format::OpenFieldInto(*key.aead, *envelope, WhereOf(where), &payload);
     }
-    return absl::InternalError("unreachable field type");
+    if (!type.ok()) return type.status();
+    return fields::DecodeValue(*type, std::move(payload));
   }
 
   static absl::string_view TypeName(const FieldValue& v) {
@@ -243,6 +210,7 @@ class FieldEncryptor::Impl {
     KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(table_name));
     KW_ASSIGN_OR_RETURN(Location where, RowLocation(*table, row));
     FieldRow out = std::move(row);
+    KW_RETURN_IF_ERROR(searchable_.AddIndexValues(*table, out));
     for (const FieldRule* rule : table->EncryptedFields()) {
       auto it = out.find(rule->column);
       if (it == out.end()) continue;
@@ -276,11 +244,23 @@ class FieldEncryptor::Impl {
   }
 
   FieldKeys& keys() { return *keys_; }
+  fields::Searchable& searchable() { return searchable_; }
+
+  absl::StatusOr<std::optional<DecryptedRow>> ConfirmMatch(const Search& search,
+                                                           FieldRow candidate) {
+    KW_ASSIGN_OR_RETURN(DecryptedRow row,
+                        DecryptRow(search.table, std::move(candidate), Failure::kPartial));
+    KW_ASSIGN_OR_RETURN(bool match, searchable_.Matches(search, row.row, row.failed));
+    if (!match) return std::optional<DecryptedRow>();
+    return std::optional<DecryptedRow>(std::move(row));
+  }
 
  private:
   std::shared_ptr<const FieldSchema> schema_;
   std::unique_ptr<FieldKeys> keys_;
   Options options_;
+  fields::DerivedKeys derived_;
+  fields::Searchable searchable_;
   const uint64_t id_ = NextId();  // for the per-thread memo in Rule
   static uint64_t NextId() {
     static std::atomic<uint64_t> next{1};
@@ -304,11 +284,14 @@ absl::StatusOr<std::shared_ptr<FieldEncryptor>> FieldEncryptor::Create(
   }
   KW_ASSIGN_OR_RETURN(std::unique_ptr<appdb::Database> db, appdb::Database::Open(database_url));
   KW_ASSIGN_OR_RETURN(std::unique_ptr<fields::KeyVault> vault, fields::KeyVault::Open(std::move(db)));
+  KW_ASSIGN_OR_RETURN(std::unique_ptr<appdb::Database> catalog, appdb::Database::Open(database_url));
+  KW_RETURN_IF_ERROR(fields::EnsureIndexTable(*catalog));
   auto keys = std::make_unique<FieldKeys>(schema->key(), std::move(client), std::move(vault),
                                           CacheLimits{options.cache_max_age, UINT64_MAX,
                                                       UINT64_MAX, options.cache_entries});
   return std::shared_ptr<FieldEncryptor>(
-      new FieldEncryptor(std::make_unique<Impl>(std::move(schema), std::move(keys), options)));
+      new FieldEncryptor(std::make_unique<Impl>(std::move(schema), std::move(keys),
+                                                std::move(catalog), options)));
 }
 
 const FieldSchema& FieldEncryptor::schema() const { return impl_->schema(); }
@@ -332,6 +315,48 @@ absl::StatusOr<DecryptedRow> FieldEncryptor::DecryptRow(absl::string_view table,
   return impl_->DecryptRow(table, std::move(row), failure);
 }
 
+absl::StatusOr<FieldEncryptor::Search> FieldEncryptor::PrepareSearch(
+    absl::string_view table, std::vector<Condition> conditions, absl::string_view tenant) {
+  return impl_->searchable().Prepare(table, std::move(conditions), tenant);
+}
+
+absl::StatusOr<std::optional<DecryptedRow>> FieldEncryptor::ConfirmMatch(const Search& search,
+                                                                         FieldRow candidate) {
+  return impl_->ConfirmMatch(search, std::move(candidate));
+}
+
+std::string FieldEncryptor::Search::WhereClause(bool dollar, std::vector<FieldValue>* params,
+                                                int first) const {
+  std::string out;
+  int n = first;
+  for (const auto& term : terms) {
+    if (!out.empty()) out += " AND ";
+    if (term.empty()) {
+      out += "1 = 0";  // nothing can match (no key was ever made for it)
+      continue;
+    }
+    out += "(";
+    bool first_column = true;
+    for (const SearchColumn& c : term) {
+      if (!first_column) out += " OR ";
+      first_column = false;
+      absl::StrAppend(&out, appdb::Database::QuoteIdentifier(c.column), " IN (");
+      for (size_t i = 0; i < c.values.size(); ++i) {
+        if (i > 0) out += ", ";
+        if (dollar) {
+          absl::StrAppend(&out, "$", n++);
+        } else {
+          out += "?";
+        }
+        params->push_back(c.values[i]);
+      }
+      out += ")";
+    }
+    out += ")";
+  }
+  return out;
+}
+
 absl::StatusOr<uint32_t> FieldEncryptor::KeyRefOf(const FieldValue& stored) {
   std::string from_text;
   absl::string_view binary;
@@ -353,5 +378,9 @@ absl::StatusOr<uint32_t> FieldEncryptor::KeyRefOf(const FieldValue& stored) {
 namespace keyward::fields {
 
 FieldKeys& EncryptorAccess::Keys(FieldEncryptor& encryptor) { return encryptor.impl_->keys(); }
+
+Searchable& EncryptorAccess::Search(FieldEncryptor& encryptor) {
+  return encryptor.impl_->searchable();
+}
 
 }  // namespace keyward::fields

@@ -55,6 +55,7 @@ struct Memo {
   int64_t generation = 0;
   int64_t expires_ns = 0;
   std::weak_ptr<const crypto::internal::NonceAead> aead;
+  std::weak_ptr<const SecretData> secret;
 };
 // A few per direction: rows of a table interleave a handful of tenants.
 constexpr int kMemoWays = 8;
@@ -111,8 +112,9 @@ bool FieldKeys::FromMemo(bool encrypt, const SlotView& slot, uint32_t ref, Key* 
     }
     if (m.expires_ns <= CoarseNowNs()) continue;
     std::shared_ptr<const crypto::internal::NonceAead> aead = m.aead.lock();
-    if (aead == nullptr) continue;
-    *out = Key{m.ref, m.kek_version, m.generation, std::move(aead)};
+    std::shared_ptr<const SecretData> secret = m.secret.lock();
+    if (aead == nullptr || secret == nullptr) continue;
+    *out = Key{m.ref, m.kek_version, m.generation, std::move(aead), std::move(secret)};
     return true;
   }
   return false;
@@ -133,6 +135,7 @@ void FieldKeys::ToMemo(bool encrypt, const SlotView& slot, const Key& key,
   m.generation = key.generation;
   m.expires_ns = expires_ns;  // never past the cached entry's own age
   m.aead = key.aead;
+  m.secret = key.secret;
 }
 
 bool FieldKeys::FindHot(HotMap& map, const std::string& key, Key* out, int64_t* expires_ns) {
@@ -194,7 +197,8 @@ absl::StatusOr<std::shared_ptr<FieldKeys::Entry>> FieldKeys::Unwrap(const VaultK
                       client_->DecryptDataKey(stored.wrapped, FieldKeyContext(slot, stored.ref)));
   auto e = std::make_shared<Entry>();
   KW_ASSIGN_OR_RETURN(auto aead, AeadFor(dk));
-  e->key = Key{stored.ref, stored.kek_version, stored.generation, std::move(aead)};
+  e->key = Key{stored.ref, stored.kek_version, stored.generation, std::move(aead),
+               std::make_shared<const SecretData>(std::move(dk))};
   return e;
 }
 
@@ -209,7 +213,8 @@ absl::StatusOr<std::shared_ptr<FieldKeys::Entry>> FieldKeys::Make(const KeySlot&
     if (inserted.ok()) {
       auto e = std::make_shared<Entry>();
       KW_ASSIGN_OR_RETURN(auto aead, AeadFor(dk.plaintext));
-      e->key = Key{ref, stored.kek_version, generation, std::move(aead)};
+      e->key = Key{ref, stored.kek_version, generation, std::move(aead),
+                   std::make_shared<const SecretData>(std::move(dk.plaintext))};
       return e;
     }
     if (!absl::IsAlreadyExists(inserted)) return inserted;

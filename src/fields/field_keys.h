@@ -42,6 +42,9 @@ class FieldKeys {
     uint32_t kek_version = 0;
     int64_t generation = 0;
     std::shared_ptr<const crypto::internal::NonceAead> aead;
+    // The data key itself, from which deterministic and blind index keys
+    // are derived (fields/derived_keys.h).
+    std::shared_ptr<const SecretData> secret;
   };
 
   FieldKeys(std::string key_name, std::shared_ptr<DataClient> client,

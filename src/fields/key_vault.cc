@@ -73,6 +73,12 @@ absl::StatusOr<std::optional<VaultKey>> KeyVault::Current(const KeySlot& slot) {
   return std::optional<VaultKey>(std::move(keys[0]));
 }
 
+absl::StatusOr<std::vector<VaultKey>> KeyVault::Generations(const KeySlot& slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Select("WHERE dataset = $1 AND class = $2 AND tenant = $3 ORDER BY generation DESC",
+                {slot.dataset, slot.class_name, slot.tenant});
+}
+
 absl::StatusOr<std::optional<VaultKey>> KeyVault::Get(uint32_t ref) {
   std::lock_guard<std::mutex> lock(mu_);
   KW_ASSIGN_OR_RETURN(auto keys, Select("WHERE ref = $1", {static_cast<int64_t>(ref)}));

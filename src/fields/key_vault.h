@@ -62,6 +62,8 @@ class KeyVault {
   // Returns kAlreadyExists naming which: "ref" (draw another) or
   // "generation" (someone else made it first: read Current).
   absl::Status Insert(const VaultKey& key);
+  // Every generation of `slot`, newest first.
+  absl::StatusOr<std::vector<VaultKey>> Generations(const KeySlot& slot);
   // Every key of the data set (of one tenant when `tenant` is set).
   absl::StatusOr<std::vector<VaultKey>> List(const std::string& dataset,
                                              const std::optional<std::string>& tenant);

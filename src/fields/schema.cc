@@ -45,6 +45,27 @@ std::string IndexTransformName(const IndexTransform& t) {
   return "?";
 }
 
+bool ParseIndexTransform(absl::string_view text, IndexTransform* out) {
+  using Kind = IndexTransform::Kind;
+  if (text == "lowercase") {
+    out->kind = Kind::kLowercase;
+  } else if (text == "trim") {
+    out->kind = Kind::kTrim;
+  } else if (text == "digits") {
+    out->kind = Kind::kDigits;
+  } else if (text == "normalize:NFKC" || text == "normalize:nfkc") {
+    out->kind = Kind::kNfkc;
+  } else if (absl::StartsWith(text, "last:") || absl::StartsWith(text, "first:")) {
+    const bool last = absl::StartsWith(text, "last:");
+    out->kind = last ? Kind::kLast : Kind::kFirst;
+    return absl::SimpleAtoi(text.substr(last ? 5 : 6), &out->n) && out->n >= 1 && out->n <= 1024;
+  } else {
+    return false;
+  }
+  out->n = 0;
+  return true;
+}
+
 const BlindIndex* TableSchema::Index(absl::string_view index_name) const {
   for (const BlindIndex& index : indexes) {
     if (index.name == index_name) return &index;
@@ -382,30 +403,16 @@ class SchemaParser {
 
   bool ParseTransform(const YAML::Node& n, const std::string& where, IndexTransform* out) {
     const std::string text = n.IsScalar() ? n.Scalar() : "";
-    using Kind = IndexTransform::Kind;
-    if (text == "lowercase") {
-      out->kind = Kind::kLowercase;
-    } else if (text == "trim") {
-      out->kind = Kind::kTrim;
-    } else if (text == "digits") {
-      out->kind = Kind::kDigits;
-    } else if (text == "normalize:NFKC" || text == "normalize:nfkc") {
-      out->kind = Kind::kNfkc;
-    } else if (absl::StartsWith(text, "last:") || absl::StartsWith(text, "first:")) {
-      const bool last = absl::StartsWith(text, "last:");
-      out->kind = last ? Kind::kLast : Kind::kFirst;
-      if (!absl::SimpleAtoi(text.substr(last ? 5 : 6), &out->n) || out->n < 1 || out->n > 1024) {
-        Problem(Line(n), absl::StrCat(where, ": ", text, ": the count after the colon must be "
-                                      "1..1024"));
-        return false;
-      }
+    if (ParseIndexTransform(text, out)) return true;
+    if (absl::StartsWith(text, "last:") || absl::StartsWith(text, "first:")) {
+      Problem(Line(n), absl::StrCat(where, ": ", text, ": the count after the colon must be "
+                                    "1..1024"));
     } else {
       Problem(Line(n), absl::StrCat(where, ": unknown transform \"", text, "\" (expected "
                                     "lowercase, trim, digits, last:N, first:N or "
                                     "normalize:NFKC)"));
-      return false;
     }
-    return true;
+    return false;
   }
 
   // One index, under a field (`column` set) or under the table (compound).

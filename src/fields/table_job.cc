@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "fields/db_values.h"
 #include "fields/encryptor_access.h"
 #include "format/field_value.h"
 #include "keyward/errors.h"
@@ -20,27 +21,6 @@ using appdb::Database;
 using appdb::Dialect;
 
 constexpr char kJobTable[] = "keyward_field_jobs";
-
-FieldValue ToField(appdb::Value&& v) {
-  switch (v.index()) {
-    case 1: return std::get<int64_t>(v);
-    case 2: return std::get<double>(v);
-    case 3: return std::move(std::get<std::string>(v));
-    case 4: return FieldBytes{std::move(std::get<appdb::Blob>(v).bytes)};
-    default: return std::monostate();
-  }
-}
-
-appdb::Value ToDb(FieldValue&& v) {
-  switch (v.index()) {
-    case 1: return std::get<int64_t>(v);
-    case 2: return std::get<double>(v);
-    case 3: return std::move(std::get<std::string>(v));
-    case 4: return appdb::Blob{std::move(std::get<FieldBytes>(v).bytes)};
-    case 5: return std::move(std::get<FieldJson>(v).text);
-    default: return std::monostate();
-  }
-}
 
 std::string Q(absl::string_view name) { return Database::QuoteIdentifier(name); }
 

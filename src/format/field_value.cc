@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "crypto/hkdf.h"
 #include "crypto/random.h"
 #include "keyward/errors.h"
 
@@ -108,6 +109,8 @@ bool DecodeBase64Url(absl::string_view text, std::string* out) {
   return (bad & 0x80000000u) == 0;
 }
 
+absl::StatusOr<FieldType> CheckTypeAndStrip(std::string* payload);
+
 }  // namespace
 
 std::string FieldAad(uint8_t version_and_treatment, uint32_t key_ref, const FieldWhere& where) {
@@ -162,18 +165,16 @@ absl::StatusOr<FieldEnvelope> ParseField(absl::string_view binary) {
     }
     return NotAField("its first byte is not a field format version");
   }
-  if (first == kFieldDeterministicV1) {
-    return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kUnsupportedVersion,
-                     "deterministic field values are not supported by this build");
-  }
-  if (first != kFieldRandomizedV1) {
+  if (first != kFieldRandomizedV1 && first != kFieldDeterministicV1) {
     return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kUnsupportedVersion,
                      absl::StrCat("unknown field treatment ", first & 0x0f));
   }
-  if (binary.size() < kFieldOverhead) {
+  const size_t smallest =
+      first == kFieldRandomizedV1 ? kFieldOverhead : kFieldDeterministicOverhead;
+  if (binary.size() < smallest) {
     return MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kTruncated,
                      absl::StrCat("field value is ", binary.size(), " bytes, the smallest is ",
-                                  kFieldOverhead));
+                                  smallest));
   }
   FieldEnvelope e;
   e.version_and_treatment = first;
@@ -185,6 +186,9 @@ absl::StatusOr<FieldEnvelope> ParseField(absl::string_view binary) {
 absl::StatusOr<FieldType> OpenFieldInto(const crypto::internal::NonceAead& aead,
                                         const FieldEnvelope& envelope, const FieldWhere& where,
                                         std::string* payload) {
+  if (envelope.deterministic()) {
+    return absl::InternalError("a deterministic field value opens with OpenDeterministicFieldInto");
+  }
   // ParseField guarantees nonce, at least the type byte, and the tag.
   const size_t n = envelope.sealed.size() - kFieldNonceSize - 16;
   payload->resize(n);
@@ -196,8 +200,15 @@ absl::StatusOr<FieldType> OpenFieldInto(const crypto::internal::NonceAead& aead,
     payload->clear();  // Open zeroed it
     return AuthenticationFailed(where);
   }
+  return CheckTypeAndStrip(payload);
+}
+
+namespace {
+// The decrypted (type || payload): checks the type byte and the payload's
+// size for it, then drops the type byte.  Wipes and empties on failure.
+absl::StatusOr<FieldType> CheckTypeAndStrip(std::string* payload) {
   const uint8_t type = static_cast<uint8_t>((*payload)[0]);
-  const size_t size = n - 1;
+  const size_t size = payload->size() - 1;
   absl::Status bad;
   if (type < 1 || type > 5) {
     bad = MakeError(absl::StatusCode::kInvalidArgument, ErrorCode::kMalformedHeader,
@@ -214,6 +225,59 @@ absl::StatusOr<FieldType> OpenFieldInto(const crypto::internal::NonceAead& aead,
   }
   payload->erase(0, 1);  // moves the bytes down; the old last byte becomes the terminator
   return static_cast<FieldType>(type);
+}
+}  // namespace
+
+absl::StatusOr<SecretData> DeterministicFieldKey(const SecretData& data_key,
+                                                 const FieldWhere& where) {
+  std::string info = "keyward field deterministic v1";
+  char len[4];
+  for (absl::string_view part : {where.dataset, where.table, where.column, where.tenant}) {
+    absl::big_endian::Store32(len, static_cast<uint32_t>(part.size()));
+    info.append(len, 4);
+    info.append(part.data(), part.size());
+  }
+  return crypto::HkdfExpand(crypto::HashFunction::kSha256, data_key.AsStringView(), info,
+                            crypto::kAesSivKeySize);
+}
+
+absl::Status SealDeterministicFieldInto(const crypto::DeterministicAead& daead,
+                                        uint32_t key_ref, const FieldWhere& where,
+                                        FieldType type, absl::string_view payload,
+                                        std::string* binary) {
+  const FieldWhere column_wide(where.dataset, where.table, where.column, where.tenant, "");
+  std::string plain(1 + payload.size(), '\0');
+  plain[0] = static_cast<char>(type);
+  if (!payload.empty()) std::memcpy(plain.data() + 1, payload.data(), payload.size());
+  absl::StatusOr<std::string> sealed = daead.EncryptDeterministically(
+      plain, AadScratch(kFieldDeterministicV1, key_ref, column_wide));
+  OPENSSL_cleanse(plain.data(), plain.size());
+  if (!sealed.ok()) return sealed.status();
+  binary->resize(kFieldHeaderSize);
+  (*binary)[0] = static_cast<char>(kFieldDeterministicV1);
+  absl::big_endian::Store32(binary->data() + 1, key_ref);
+  binary->append(*sealed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FieldType> OpenDeterministicFieldInto(const crypto::DeterministicAead& daead,
+                                                     const FieldEnvelope& envelope,
+                                                     const FieldWhere& where,
+                                                     std::string* payload) {
+  if (!envelope.deterministic()) {
+    return absl::InternalError("a randomized field value opens with OpenFieldInto");
+  }
+  const FieldWhere column_wide(where.dataset, where.table, where.column, where.tenant, "");
+  absl::StatusOr<SecretData> plain = daead.DecryptDeterministically(
+      envelope.sealed,
+      AadScratch(envelope.version_and_treatment, envelope.key_ref, column_wide));
+  if (!plain.ok() || plain->size() == 0) {
+    payload->clear();
+    return AuthenticationFailed(where);
+  }
+  const absl::string_view opened = plain->AsStringView();
+  payload->assign(opened.data(), opened.size());
+  return CheckTypeAndStrip(payload);
 }
 
 absl::StatusOr<FieldPlaintext> OpenField(const crypto::internal::NonceAead& aead,

@@ -2,17 +2,21 @@
 // "Field values").  Binary form:
 //
 //   u8   version and treatment: 0x11 = v1, randomized (AES-256-GCM);
-//        0x12 is reserved for deterministic (searchable) values
+//        0x12 = v1, deterministic (AES-256-SIV)
 //   u32  key reference: the data key's row in the application's key table
-//   12   nonce
-//   n+1  ciphertext of (u8 type || payload)
-//   16   tag
+//   randomized (0x11):        12 nonce || ciphertext of (u8 type || payload) || 16 tag
+//   deterministic (0x12):     16 synthetic IV || ciphertext of (u8 type || payload)
 //
-// 34 bytes over the plaintext.  Text form (TEXT columns): "kw1." followed by
-// the binary form in unpadded base64url.  The associated data binds the
-// value to where it lives: "keyward field v1" || the first 5 bytes ||
-// u32-length-prefixed dataset, table, column, tenant and row id, so a value
-// copied to another row, column, table, tenant or dataset fails to decrypt.
+// 34 bytes over the plaintext (randomized), 22 (deterministic).  Text form
+// (TEXT columns): "kw1." followed by the binary form in unpadded base64url.
+// The associated data binds the value to where it lives: "keyward field
+// v1" || the first 5 bytes || u32-length-prefixed dataset, table, column,
+// tenant and row id, so a value copied to another row, column, table,
+// tenant or dataset fails to decrypt.  A deterministic value is bound the
+// same way with an empty row id: equal values of one column and tenant
+// encrypt equally, which is what makes them searchable.  Its AES-256-SIV
+// key is derived per (dataset, table, column, tenant) from the data key
+// (DeterministicFieldKey).
 //
 // Thread-safety: stateless functions.
 #ifndef KEYWARD_FORMAT_FIELD_VALUE_H_
@@ -23,16 +27,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "crypto/deterministic_aead.h"
 #include "crypto/internal/nonce_aead.h"
 #include "keyward/secret_data.h"
 
 namespace keyward::format {
 
 inline constexpr uint8_t kFieldRandomizedV1 = 0x11;
-inline constexpr uint8_t kFieldDeterministicV1 = 0x12;  // reserved
+inline constexpr uint8_t kFieldDeterministicV1 = 0x12;
 inline constexpr size_t kFieldHeaderSize = 5;
 inline constexpr size_t kFieldNonceSize = 12;
 inline constexpr size_t kFieldOverhead = kFieldHeaderSize + kFieldNonceSize + 1 + 16;
+inline constexpr size_t kFieldDeterministicOverhead = kFieldHeaderSize + 16 + 1;
 inline constexpr absl::string_view kFieldTextPrefix = "kw1.";
 
 // The plaintext's type, encrypted with it so that it round-trips exactly.
@@ -71,7 +77,10 @@ struct FieldPlaintext {
 struct FieldEnvelope {
   uint8_t version_and_treatment = 0;
   uint32_t key_ref = 0;
-  absl::string_view sealed;  // nonce || ciphertext || tag (into the input)
+  // randomized: nonce || ciphertext || tag; deterministic: SIV ||
+  // ciphertext (a view into the input)
+  absl::string_view sealed;
+  bool deterministic() const { return version_and_treatment == kFieldDeterministicV1; }
 };
 
 std::string FieldAad(uint8_t version_and_treatment, uint32_t key_ref, const FieldWhere& where);
@@ -104,6 +113,26 @@ absl::StatusOr<FieldPlaintext> OpenField(const crypto::internal::NonceAead& aead
 absl::StatusOr<FieldType> OpenFieldInto(const crypto::internal::NonceAead& aead,
                                         const FieldEnvelope& envelope, const FieldWhere& where,
                                         std::string* payload);
+
+// The AES-256-SIV key of a deterministic column: HKDF-Expand-SHA-256 of
+// the 32-byte data key with info "keyward field deterministic v1" ||
+// u32-length-prefixed dataset, table, column and tenant; 64 bytes.
+absl::StatusOr<SecretData> DeterministicFieldKey(const SecretData& data_key,
+                                                 const FieldWhere& where);
+
+// Encrypts one value deterministically (where.row_id is not used: equal
+// values of one column and tenant give equal bytes).  Returns the binary
+// form in `*binary` (replaced).
+absl::Status SealDeterministicFieldInto(const crypto::DeterministicAead& daead,
+                                        uint32_t key_ref, const FieldWhere& where,
+                                        FieldType type, absl::string_view payload,
+                                        std::string* binary);
+// Decrypts a parsed deterministic value into `*payload` (replaced; emptied
+// on failure).  Errors: as OpenFieldInto.
+absl::StatusOr<FieldType> OpenDeterministicFieldInto(const crypto::DeterministicAead& daead,
+                                                     const FieldEnvelope& envelope,
+                                                     const FieldWhere& where,
+                                                     std::string* payload);
 
 // Text form <-> binary form.  FromText errors: kInvalidArgument
 // (kNotAKeywardMessage) without the prefix or with bad base64url.
