@@ -53,7 +53,7 @@ class IndexHasher {
   int bits() const { return bits_; }
 
  private:
-  explicit IndexHasher(int bits);  // defined where State is complete
+  explicit IndexHasher(int bits);  // out of line: State is incomplete here
   struct State;
   std::unique_ptr<State> state_;  // the keyed MAC, ready to copy
   const int bits_;
