@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/str_join.h"
 #include "fields/encryptor_access.h"
 #include "fields/fields_e2e_fixture.h"
 #include "fields/finder.h"
