@@ -30,7 +30,8 @@ namespace keyward::fields {
 inline constexpr size_t kIndexKeySize = 32;
 
 // The value's canonical text for indexing.  Errors: kInvalidArgument for
-// NULL (a NULL value has a NULL index value; callers skip it).
+// NULL (a NULL value has a NULL index value; callers skip it).  The text is
+// a copy of the plaintext: hand it to ApplyTransforms, which wipes it.
 absl::StatusOr<std::string> IndexText(const FieldValue& value);
 
 // Applies `chain` in order.  Errors: kInvalidArgument when a step that
@@ -48,7 +49,8 @@ class IndexHasher {
                                                                         int bits);
   ~IndexHasher();
   // The index value of already transformed parts (one per column of the
-  // index, in the index's column order): below 2^bits.
+  // index, in the index's column order): below 2^bits.  The MAC's state and
+  // tag are wiped before returning.  REQUIRES: each part is under 4 GiB.
   uint64_t Value(const std::vector<absl::string_view>& parts) const;
   int bits() const { return bits_; }
 
