@@ -89,7 +89,7 @@ Domain IndexDomain(const TableSchema& table, const BlindIndex& index,
   out.reason = absl::StrJoin(reasons, " x ");
   if (out.values > rows) {
     if (out.source != DomainSource::kUnknown || index.compound()) {
-      absl::StrAppend(&out.reason, "; at most one value per row: ", Num(rows));
+      absl::StrAppend(&out.reason, "; capped at one value per row");
     }
     out.values = rows;
   }
@@ -408,8 +408,9 @@ absl::StatusOr<TablePlan> PlanIndexes(const TableSchema& table, uint64_t rows,
     plan.refusals.push_back(absl::StrCat(
         "table ", table.name, ": ",
         described.size() == 1 ? "index " : "indexes ",
-        absl::StrJoin(described, ", "), " over ", group_name, " carry ",
-        Bits(g.combined_bits), " bits together",
+        absl::StrJoin(described, ", "), " over ", group_name,
+        described.size() == 1 ? " carries " : " carry ", Bits(g.combined_bits),
+        " bits together",
         sum > g.combined_bits + kEpsilon
             ? absl::StrCat(" (", Bits(sum), " summed, capped by the ",
                            Num(g.domain), " distinct values)")
