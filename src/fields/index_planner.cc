@@ -174,6 +174,14 @@ absl::StatusOr<TablePlan> PlanIndexes(const TableSchema& table, uint64_t rows,
         absl::StrCat("min_matches must be at least 2 (", options.min_matches,
                      " lets an index value single out one row)"));
   }
+  for (const BlindIndex& index : table.indexes) {
+    if (index.columns.empty() || index.bits < 0 || index.bits > kMaxIndexBits) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("table ", table.name, ": index ", index.name,
+                       " needs at least one column and 1..", kMaxIndexBits,
+                       " bits or auto (is the schema checked?)"));
+    }
+  }
   TablePlan plan;
   plan.table = table.name;
   plan.rows = rows;

@@ -88,8 +88,9 @@ struct TablePlan {
 
 // Plans `table`'s blind indexes for `rows` rows.  A plan that breaks the
 // constraint is returned with accepted == false and its refusals; it is
-// not an error.  Errors: kInvalidArgument when rows == 0 or
-// options.min_matches < 2.
+// not an error.  Errors: kInvalidArgument when rows == 0,
+// options.min_matches < 2, or an index has no columns or bits outside
+// 0..kMaxIndexBits (a schema from FieldSchema::Parse never does).
 absl::StatusOr<TablePlan> PlanIndexes(const TableSchema& table, uint64_t rows,
                                       const PlanOptions& options = {});
 

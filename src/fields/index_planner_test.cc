@@ -332,6 +332,11 @@ TEST(IndexPlannerTest, SmallTablesAndBadArguments) {
   EXPECT_EQ(PlanIndexes(table, 10, {.min_matches = 1}).status().code(),
             absl::StatusCode::kInvalidArgument);
 
+  TableSchema broken = table;
+  broken.indexes[0].columns.clear();
+  EXPECT_EQ(PlanIndexes(broken, 10).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
   auto bits = IndexBits(table, 1000000);
   ASSERT_TRUE(bits.ok()) << bits.status();
   EXPECT_EQ(bits->at("email_idx"), 18);
