@@ -96,6 +96,12 @@ bool ParseIndexTransform(absl::string_view name, IndexTransform* out);
 // non-negative integers below 2^bits.
 inline constexpr int kMaxIndexBits = 32;
 
+// Fields with at most this many distinct values (booleans, enums,
+// countries) leak how often each value occurs under deterministic
+// encryption or an index wide enough to tell the values apart: `schema
+// check` warns, and `keyward index plan` keeps auto indexes narrower.
+inline constexpr uint64_t kLowCardinality = 1000;
+
 // A blind index: declared under a field (one column) or under the table's
 // `indexes` (compound: several columns, their transformed values MACed
 // together).  Its values live in an integer column named `name` (version

@@ -66,6 +66,8 @@ absl::Status RunFieldReencrypt(Globals& globals, const std::string& schema, cons
 // After RegisterKeyCommands (adds `key versions`).
 void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterClassifyCommands(CLI::App& app, Globals& globals, Action& action);
+// `keyward index` (plan; later rebuild, retire).
+void RegisterIndexCommands(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace keyward::cli
 

@@ -164,6 +164,7 @@ int Main(int argc, char** argv) {
   RegisterAuditCommands(app, globals, action);
   RegisterRotationCommands(app, globals, action);
   RegisterFieldCommands(app, globals, action);
+  RegisterIndexCommands(app, globals, action);
   RegisterClassifyCommands(app, globals, action);
   RegisterDevCommands(app, globals, action);
 

@@ -104,11 +104,6 @@ absl::StatusOr<const TableSchema*> FieldSchema::Table(absl::string_view name) co
                                           absl::StrJoin(names, ", "), ")"));
 }
 
-// Fields with at most this many distinct values (booleans, enums,
-// countries) leak their frequency under deterministic encryption or a
-// wide index: schema check warns.
-constexpr uint64_t kLowCardinality = 1000;
-
 class SchemaParser {
  public:
   explicit SchemaParser(FieldSchema& out) : out_(out) {}
