@@ -1,8 +1,9 @@
-// Blind index commands: `keyward index plan`.  The group is registered by
-// RegisterIndexCommands; later subcommands (rebuild, retire) join it
-// there.  docs/fields.md ("Planning blind indexes") is the guide and
+// Blind index commands: `keyward index plan`, `rebuild` and `retire`,
+// registered by RegisterIndexCommands.  docs/fields.md ("Planning blind indexes") is the guide and
 // docs/decisions/0025-blind-index-planning.md the reasoning.
 #include <algorithm>
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -14,7 +15,10 @@
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 #include "cli/cli.h"
+#include "appdb/database.h"
+#include "fields/index_job.h"
 #include "fields/index_planner.h"
+#include "keyward/field_encryptor.h"
 #include "keyward/field_schema.h"
 #include "nlohmann/json.hpp"
 
@@ -27,8 +31,11 @@ using Json = nlohmann::ordered_json;
 constexpr uint64_t kMaxRows = uint64_t{1} << 50;
 
 struct IndexArgs {
-  std::string schema, table, rows;
+  std::string schema, table, rows, db;
   uint64_t min_matches = 2;
+  std::vector<std::string> indexes;
+  int batch = 500;
+  double rate = 0;
 };
 
 // "1000000", "1e6", "2.5e6", "1_000_000".
@@ -163,6 +170,137 @@ absl::Status RunIndexPlan(Globals& globals, const IndexArgs& args) {
 
 }  // namespace
 
+struct OpenedIndex {
+  std::shared_ptr<const FieldSchema> schema;
+  std::shared_ptr<FieldEncryptor> encryptor;
+  std::unique_ptr<appdb::Database> db;
+};
+
+absl::StatusOr<OpenedIndex> OpenForIndex(Globals& globals, const IndexArgs& a) {
+  OpenedIndex o;
+  KW_ASSIGN_OR_RETURN(o.schema, FieldSchema::Load(a.schema));
+  KW_RETURN_IF_ERROR(o.schema->Table(a.table).status());
+  KW_ASSIGN_OR_RETURN(o.db, appdb::Database::Open(a.db));
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<DataClient> data, globals.SharedData());
+  KW_ASSIGN_OR_RETURN(o.encryptor, FieldEncryptor::Create(o.schema, std::move(data), a.db));
+  return o;
+}
+
+absl::Status RunIndexRebuild(Globals& globals, const IndexArgs& a) {
+  if (a.batch < 1 || a.batch > 10000) return UsageError("--batch is 1..10000");
+  if (a.rate < 0) return UsageError("--rate must not be negative");
+  KW_ASSIGN_OR_RETURN(OpenedIndex o, OpenForIndex(globals, a));
+  const TableSchema& table = *o.schema->Table(a.table).value();
+  // Auto bits are planned for the larger of the table's rows and --rows.
+  KW_ASSIGN_OR_RETURN(auto count, o.db->Query(absl::StrCat(
+                                      "SELECT COUNT(*) FROM ",
+                                      appdb::Database::QuoteIdentifier(a.table))));
+  uint64_t rows = 0;
+  if (!count.empty()) {
+    if (const int64_t* n = std::get_if<int64_t>(&count[0][0])) rows = static_cast<uint64_t>(*n);
+  }
+  if (!a.rows.empty()) {
+    KW_ASSIGN_OR_RETURN(uint64_t expected, ParseRows(a.rows));
+    rows = std::max(rows, expected);
+  }
+  if (rows == 0) {
+    return UsageError(absl::StrCat("table ", a.table, " is empty: pass --rows with the number "
+                                   "of rows you expect, so auto bits can be planned"));
+  }
+  fields::PlanOptions plan_options;
+  plan_options.min_matches = a.min_matches;
+  using BitsByIndex = std::map<std::string, int>;
+  KW_ASSIGN_OR_RETURN(BitsByIndex bits, fields::IndexBits(table, rows, plan_options));
+  fields::IndexJobOptions opts;
+  opts.indexes = a.indexes;
+  opts.bits = std::move(bits);
+  opts.batch = static_cast<size_t>(a.batch);
+  opts.rate = a.rate;
+  bool drawn = false;
+  if (::isatty(STDERR_FILENO) != 0 && !globals.json) {
+    opts.progress = [&](const fields::IndexJobOptions::Progress& p) {
+      const double pct = p.total > 0 ? 100.0 * p.done / p.total : 100.0;
+      std::fprintf(stderr, "\rbuilding %s %3.0f%%  %llu of %llu rows  %.0f rows/s   ",
+                   p.index.c_str(), pct > 100 ? 100.0 : pct,
+                   static_cast<unsigned long long>(p.done),
+                   static_cast<unsigned long long>(p.total), p.rows_per_s);
+      drawn = true;
+    };
+  }
+  absl::StatusOr<fields::IndexJobReport> report =
+      fields::RebuildIndexes(*o.encryptor, *o.db, a.table, opts);
+  if (drawn) std::fprintf(stderr, "\r\033[K");
+  if (!report.ok()) return report.status();
+  uint64_t failed = 0;
+  std::string first_failure;
+  Json list = Json::array();
+  for (const auto& r : report->indexes) {
+    failed += r.failed;
+    if (first_failure.empty()) first_failure = r.first_failure;
+    list.push_back({{"index", r.name},
+                    {"version", r.version},
+                    {"column", r.column},
+                    {"action", r.action},
+                    {"bits", opts.bits[r.name]},
+                    {"rows", r.rows},
+                    {"updated", r.updated},
+                    {"nulls", r.nulls},
+                    {"failed", r.failed},
+                    {"conflicts", r.conflicts},
+                    {"caught_up", r.caught_up},
+                    {"replaces", r.retired_column},
+                    {"first_failure", r.first_failure},
+                    {"seconds", r.seconds}});
+    if (!globals.json) {
+      if (r.action == "up to date") {
+        std::printf("%s: up to date (version %lld in column %s, %d bits)\n", r.name.c_str(),
+                    static_cast<long long>(r.version), r.column.c_str(), opts.bits[r.name]);
+        continue;
+      }
+      std::printf("%s: %s version %lld in column %s (%d bits): %llu rows, %llu indexed, %llu "
+                  "NULL, %llu failed, %llu written by the application meanwhile, %llu caught "
+                  "up; %.1f s%s\n",
+                  r.name.c_str(), r.action.c_str(), static_cast<long long>(r.version),
+                  r.column.c_str(), opts.bits[r.name], static_cast<unsigned long long>(r.rows),
+                  static_cast<unsigned long long>(r.updated),
+                  static_cast<unsigned long long>(r.nulls),
+                  static_cast<unsigned long long>(r.failed),
+                  static_cast<unsigned long long>(r.conflicts),
+                  static_cast<unsigned long long>(r.caught_up), r.seconds,
+                  r.retired_column.empty()
+                      ? ""
+                      : absl::StrCat("; replaces ", r.retired_column,
+                                     " (drop it with `keyward index retire`)")
+                            .c_str());
+    }
+  }
+  if (globals.json) {
+    std::printf("%s\n", Json{{"table", a.table}, {"rows_planned", rows}, {"indexes", list}}
+                            .dump()
+                            .c_str());
+  }
+  if (failed > 0) {
+    return absl::AbortedError(absl::StrCat(
+        failed, " row(s) could not be indexed and were left NULL (first: ", first_failure,
+        "); they are not found by searches until fixed and rebuilt"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunIndexRetire(Globals& globals, const IndexArgs& a) {
+  KW_ASSIGN_OR_RETURN(OpenedIndex o, OpenForIndex(globals, a));
+  KW_ASSIGN_OR_RETURN(fields::RetireReport report,
+                      fields::RetireIndexes(*o.encryptor, *o.db, a.table, a.indexes));
+  if (globals.json) {
+    std::printf("%s\n", Json{{"table", a.table}, {"dropped", report.dropped}}.dump().c_str());
+  } else if (report.dropped.empty()) {
+    std::printf("%s: no retired index column to drop\n", a.table.c_str());
+  } else {
+    std::printf("%s: dropped %s\n", a.table.c_str(), absl::StrJoin(report.dropped, ", ").c_str());
+  }
+  return absl::OkStatus();
+}
+
 void RegisterIndexCommands(CLI::App& app, Globals& globals, Action& action) {
   static IndexArgs args;
   auto* index =
@@ -192,6 +330,42 @@ void RegisterIndexCommands(CLI::App& app, Globals& globals, Action& action) {
   plan->add_flag("--json", globals.json, "print the plan as one JSON object");
   plan->callback([&globals, &action] {
     action = [&globals] { return RunIndexPlan(globals, args); };
+  });
+
+  auto* rebuild = index->add_subcommand(
+      "rebuild",
+      "Build the table's blind indexes, or a new version of each whose spec, bits or data\n"
+      "key changed (after `keyward reencrypt --schema`), beside the old one and without\n"
+      "downtime: searches use both until the new one is complete.  Resumable and safe to\n"
+      "kill at any moment; rerun the same command to continue.  Auto bits are planned for\n"
+      "the larger of the table's rows and --rows.  Needs keywardd (it decrypts each value).");
+  rebuild->add_option("--schema", args.schema, "the classification schema (YAML)")->required();
+  rebuild->add_option("--db", args.db, "sqlite:PATH or postgresql://USER@HOST:PORT/DB")
+      ->required();
+  rebuild->add_option("--table", args.table, "the table")->required();
+  rebuild->add_option("--index", args.indexes, "only this index (repeat for several)");
+  rebuild->add_option("--rows", args.rows, "rows the table is expected to reach (for auto bits)");
+  rebuild->add_option("--min-matches", args.min_matches,
+                      "rows each index value must be expected to match (default 2)");
+  rebuild->add_option("--batch", args.batch, "rows per transaction (default 500)");
+  rebuild->add_option("--rate", args.rate, "at most this many rows per second (default: no limit)");
+  rebuild->add_flag("--json", globals.json, "print the result as one JSON object");
+  rebuild->callback([&globals, &action] {
+    action = [&globals] { return RunIndexRebuild(globals, args); };
+  });
+
+  auto* retire = index->add_subcommand(
+      "retire",
+      "Drop the columns of index versions a rebuild replaced (the explicit last step).\n"
+      "Writers stop filling them within 2 seconds of the rebuild finishing; drop them once\n"
+      "nothing else (reports, your own SQL) reads them.");
+  retire->add_option("--schema", args.schema, "the classification schema (YAML)")->required();
+  retire->add_option("--db", args.db, "sqlite:PATH or postgresql://USER@HOST:PORT/DB")->required();
+  retire->add_option("--table", args.table, "the table")->required();
+  retire->add_option("--index", args.indexes, "only this index (repeat for several)");
+  retire->add_flag("--json", globals.json, "print {table, dropped: [columns]}");
+  retire->callback([&globals, &action] {
+    action = [&globals] { return RunIndexRetire(globals, args); };
   });
 }
 

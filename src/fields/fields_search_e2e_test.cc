@@ -2,13 +2,22 @@
 // deterministic equality (empty values, several key generations), blind
 // indexes on each transform and compound, false positives dropped, writers
 // filling index columns, and `keyward fields find`.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
+#include <random>
 #include <set>
 
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "fields/db_values.h"
 #include "fields/encryptor_access.h"
 #include "fields/fields_e2e_fixture.h"
 #include "fields/finder.h"
+#include "fields/index_catalog.h"
 #include "fields/index_job.h"
 #include "keyward/errors.h"
 #include "nlohmann/json.hpp"
@@ -44,7 +53,7 @@ tables:
         treatment: randomized
         indexes: [{ name: notes_prefix, transform: ["normalize:NFKC", "first:5"], bits: 10 }]
     indexes:
-      - { name: tenant_card, fields: [card_number, ssn], transform: [digits], bits: 20 }
+      - { name: tenant_card, fields: [card_number, ssn], transform: [digits], bits: 6 }
 )";
 
 class FieldSearchE2eTest : public FieldsE2eTest {
@@ -70,9 +79,7 @@ class FieldSearchE2eTest : public FieldsE2eTest {
       for (auto& [name, v] : *row) {
         names.push_back(name);
         marks.push_back(absl::StrCat("$", marks.size() + 1));
-        if (const int64_t* i = std::get_if<int64_t>(&v)) values.push_back(*i);
-        else if (const std::string* s = std::get_if<std::string>(&v)) values.push_back(*s);
-        else values.push_back(std::monostate());
+        values.push_back(fields::ToDb(std::move(v)));
       }
       KW_ASSERT_OK(db_->Execute(absl::StrCat("INSERT INTO customers (", absl::StrJoin(names, ", "),
                                              ") VALUES (", absl::StrJoin(marks, ", "), ")"),
@@ -250,6 +257,104 @@ TEST_P(FieldSearchE2eTest, FieldsFindPrintsTheDecryptedMatches) {
                           server_->admin_config());
   EXPECT_EQ(bad.exit_code, 3) << bad.err;
   EXPECT_THAT(bad.err, HasSubstr("compound"));
+}
+
+TEST_P(FieldSearchE2eTest, SearchesStayExactWhileAnIndexRebuildAfterRotationIsKilledFiveTimes) {
+  auto enc = Encryptor(server_->admin_config());
+  ASSERT_NE(enc, nullptr);
+  std::vector<Customer> people = People(3000);
+  Insert(*enc, people);
+  Rebuild(*enc);
+  // The pii data key is rotated: email_idx must move to a key of the new generation.
+  ASSERT_TRUE(fields::EncryptorAccess::Keys(*enc).NewGeneration({"customers", "pii", ""}).ok());
+  const std::string user = absl::StrCat("USER1501@", people[1500].tenant, ".example");
+  auto check = [&](int64_t extra_id) {
+    EXPECT_EQ(Ids(*enc, {{"email", std::string("alice@example.com")}}), (std::set<int64_t>{1, 2}));
+    EXPECT_EQ(Ids(*enc, {{"email", user}}), (std::set<int64_t>{1501}));
+    if (extra_id > 0) {
+      EXPECT_EQ(Ids(*enc, {{"email", absl::StrCat("writer", extra_id, "@example.com")}}),
+                (std::set<int64_t>{extra_id}));
+    }
+  };
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> delay_ms(200, 1500);
+  int killed_mid_run = 0, searches = 0;
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::string> args = {KEYWARD_CLI, "--config", server_->admin_config(), "index",
+                                     "rebuild", "--schema", schema_path_, "--db", url_, "--table",
+                                     "customers", "--index", "email_idx", "--rows", "1e6",
+                                     "--batch", "50", "--rate", "1500"};
+    std::fflush(nullptr);  // or the child repeats what this process buffered
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::freopen("/dev/null", "w", stdout);
+      ::freopen("/dev/null", "w", stderr);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Searches and a writer while the job runs.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
+    Customer writer = Sample(10000 + round, "acme");
+    writer.email = absl::StrCat("Writer", writer.id, "@Example.com");
+    Insert(*enc, {writer});
+    while (std::chrono::steady_clock::now() < until) {
+      check(writer.id);
+      ++searches;
+      if (HasFailure()) break;
+    }
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ++killed_mid_run;
+    }
+    check(writer.id);
+    if (HasFailure()) return;
+  }
+  std::printf("index rebuild killed mid-run in %d of 5 rounds; %d searches during the runs\n",
+              killed_mid_run, searches);
+  EXPECT_GE(killed_mid_run, 4) << "the kills should land while the job runs";
+  // The last run finishes: version 2 active, version 1 retired.
+  auto done = CliJson({"index", "rebuild", "--schema", schema_path_, "--db", url_, "--table",
+                       "customers", "--index", "email_idx", "--rows", "1e6", "--json"},
+                      server_->admin_config());
+  ASSERT_EQ(done["indexes"].size(), 1u) << done.dump();
+  EXPECT_EQ(done["indexes"][0]["version"], 2);
+  EXPECT_EQ(done["indexes"][0]["column"], "email_idx_v2");
+  EXPECT_EQ(done["indexes"][0]["failed"], 0);
+  EXPECT_EQ(done["indexes"][0]["replaces"], "email_idx");
+  auto versions = fields::LoadIndexVersions(*db_, "customers", "customers");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  std::map<int64_t, fields::IndexState> states;
+  for (const auto& v : *versions) {
+    if (v.index == "email_idx") states[v.version] = v.state;
+  }
+  EXPECT_EQ(states[1], fields::IndexState::kRetired);
+  EXPECT_EQ(states[2], fields::IndexState::kActive);
+  // Every row has a version-2 value but rows with a NULL email.
+  auto missing = db_->Query("SELECT COUNT(*) FROM customers WHERE email_idx_v2 IS NULL AND "
+                            "email IS NOT NULL");
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  EXPECT_EQ(std::get<int64_t>((*missing)[0][0]), 0);
+  absl::SleepFor(absl::Seconds(fields::kIndexRefreshSeconds));
+  check(10004);
+  // A second run finds it up to date; retire drops the old column.
+  auto again = CliJson({"index", "rebuild", "--schema", schema_path_, "--db", url_, "--table",
+                        "customers", "--index", "email_idx", "--rows", "1e6", "--json"},
+                       server_->admin_config());
+  EXPECT_EQ(again["indexes"][0]["action"], "up to date");
+  auto retired = CliJson({"index", "retire", "--schema", schema_path_, "--db", url_, "--table",
+                          "customers", "--json"},
+                         server_->admin_config());
+  EXPECT_EQ(retired["dropped"], nlohmann::json::array({"email_idx"}));
+  absl::SleepFor(absl::Seconds(fields::kIndexRefreshSeconds));
+  check(10004);
+  auto columns = db_->ListColumns("customers");
+  ASSERT_TRUE(columns.ok());
+  for (const auto& c : *columns) EXPECT_NE(c.name, "email_idx");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FieldSearchE2eTest,
