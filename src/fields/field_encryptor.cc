@@ -248,10 +248,30 @@ class FieldEncryptor::Impl {
 
   absl::StatusOr<std::optional<DecryptedRow>> ConfirmMatch(const Search& search,
                                                            FieldRow candidate) {
+    KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(search.table));
+    // The conditions' columns first: most candidates of a blind index are
+    // false positives, and their other fields need not be decrypted.
+    {
+      KW_ASSIGN_OR_RETURN(Location where, RowLocation(*table, candidate));
+      FieldRow probe;
+      for (const Condition& c : search.conditions) {
+        for (const std::string& column : searchable_.ColumnsOf(*table, c.name)) {
+          auto it = candidate.find(column);
+          if (it == candidate.end() || probe.count(column)) continue;
+          where.column = column;
+          KW_ASSIGN_OR_RETURN(probe[column], Decrypt(where, it->second));
+        }
+      }
+      if (!schema_->tenant_column().empty()) {
+        probe[schema_->tenant_column()] = FieldValue(where.tenant);
+      }
+      absl::StatusOr<bool> match = searchable_.Matches(search, probe, {});
+      fields::WipeRow(probe);
+      if (!match.ok()) return match.status();
+      if (!*match) return std::optional<DecryptedRow>();
+    }
     KW_ASSIGN_OR_RETURN(DecryptedRow row,
                         DecryptRow(search.table, std::move(candidate), Failure::kPartial));
-    KW_ASSIGN_OR_RETURN(bool match, searchable_.Matches(search, row.row, row.failed));
-    if (!match) return std::optional<DecryptedRow>();
     return std::optional<DecryptedRow>(std::move(row));
   }
 

@@ -163,6 +163,24 @@ FieldValue DecodeValue(format::FieldType type, std::string&& payload) {
   return out;
 }
 
+void WipeRow(FieldRow& row) {
+  for (auto& [column, v] : row) {
+    if (std::string* s = std::get_if<std::string>(&v)) OPENSSL_cleanse(s->data(), s->size());
+    if (FieldBytes* b = std::get_if<FieldBytes>(&v)) {
+      OPENSSL_cleanse(b->bytes.data(), b->bytes.size());
+    }
+    if (FieldJson* j = std::get_if<FieldJson>(&v)) OPENSSL_cleanse(j->text.data(), j->text.size());
+  }
+  row.clear();
+}
+
+std::vector<std::string> Searchable::ColumnsOf(const TableSchema& table,
+                                               const std::string& name) const {
+  if (table.fields.count(name)) return {name};
+  if (const BlindIndex* index = table.Index(name)) return index->columns;
+  return {name};
+}
+
 absl::StatusOr<std::optional<std::string>> Canonical(const FieldValue& value,
                                                      const std::vector<IndexTransform>& chain) {
   if (std::holds_alternative<std::monostate>(value)) return std::optional<std::string>();
@@ -270,15 +288,16 @@ absl::StatusOr<std::vector<FieldValue>> Searchable::DeterministicCandidates(
   KW_ASSIGN_OR_RETURN(std::vector<VaultKey> generations, keys_.vault().Generations(slot));
   // The forms a stored value may have: the value itself, and for text
   // holding a decimal integer (as a CLI gives it) the integer too.
-  std::vector<FieldValue> forms;
-  forms.reserve(2);
-  forms.push_back(value);
+  std::vector<const FieldValue*> forms = {&value};
+  FieldValue other;  // the same number in the other form, if any
   int64_t as_int = 0;
   if (const std::string* s = std::get_if<std::string>(&value);
       s != nullptr && absl::SimpleAtoi(*s, &as_int) && absl::StrCat(as_int) == *s) {
-    forms.push_back(as_int);
+    other.emplace<int64_t>(as_int);
+    forms.push_back(&other);
   } else if (const int64_t* i = std::get_if<int64_t>(&value)) {
-    forms.push_back(absl::StrCat(*i));
+    other.emplace<std::string>(absl::StrCat(*i));
+    forms.push_back(&other);
   }
   const format::FieldWhere where(schema_->dataset(), table.name, rule.column, tenant, "");
   std::vector<FieldValue> out;
@@ -286,9 +305,9 @@ absl::StatusOr<std::vector<FieldValue>> Searchable::DeterministicCandidates(
     KW_ASSIGN_OR_RETURN(FieldKeys::Key key, keys_.ForDecryption(SlotView(slot), stored.ref));
     KW_ASSIGN_OR_RETURN(std::shared_ptr<const crypto::DeterministicAead> daead,
                         derived_.Deterministic(key, where));
-    for (const FieldValue& form : forms) {
+    for (const FieldValue* form : forms) {
       EncodedValue encoded;
-      EncodeValue(form, &encoded);
+      EncodeValue(*form, &encoded);
       std::string binary;
       absl::Status sealed = format::SealDeterministicFieldInto(*daead, key.ref, where,
                                                                encoded.type, encoded.payload,

@@ -64,6 +64,9 @@ class Searchable {
   absl::StatusOr<FieldEncryptor::Search> Prepare(absl::string_view table,
                                                  std::vector<FieldEncryptor::Condition> conditions,
                                                  absl::string_view tenant);
+  // The table columns a condition named `name` reads (the index's column
+  // for an index name).
+  std::vector<std::string> ColumnsOf(const TableSchema& table, const std::string& name) const;
   // Whether a decrypted row meets every condition of `search`.  Errors: a
   // condition's column that failed to decrypt (its error, from `failed`).
   absl::StatusOr<bool> Matches(const FieldEncryptor::Search& search, const FieldRow& row,
@@ -94,6 +97,9 @@ class Searchable {
   std::map<std::string, Loaded> loaded_ ABSL_GUARDED_BY(mu_);
   const FieldEncryptor::Encoding encoding_;
 };
+
+// Wipes the text and bytes of a row's values.
+void WipeRow(FieldRow& row);
 
 // The value's canonical text compared by searches (fields/index_value.h's
 // IndexText, then `chain`); nullopt for NULL.
