@@ -36,4 +36,11 @@ echo "== fields/customers"
 "$kw" --config "$work/dev/app.yaml" fields get --schema examples/fields/customers.yaml \
   --db "sqlite:$work/shop.db" --table customers --id 1 | grep -q "ada@acme.example"
 sqlite3 "$work/shop.db" "SELECT email FROM customers WHERE id = 1" | grep -q "^kw1\."
+# Its blind indexes: built, then searched case-insensitively and by the last four digits.
+fields=(--schema examples/fields/customers.yaml --db "sqlite:$work/shop.db" --table customers)
+"$kw" --config "$work/dev/app.yaml" index rebuild "${fields[@]}" --rows 1e5 >/dev/null
+"$kw" --config "$work/dev/app.yaml" fields find "${fields[@]}" --where email=ADA@ACME.EXAMPLE \
+  --json | python3 -c 'import json,sys; r=json.load(sys.stdin); assert [x["id"] for x in r] == [1], r'
+"$kw" --config "$work/dev/app.yaml" fields find "${fields[@]}" --where card_last4=1111 --json |
+  python3 -c 'import json,sys; r=json.load(sys.stdin); assert [x["email"] for x in r] == ["ada@acme.example"], r'
 echo "examples: ok"
