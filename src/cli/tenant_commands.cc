@@ -12,6 +12,7 @@
 #include "appdb/database.h"
 #include "base/status_macros.h"
 #include "cli/fields_cli.h"
+#include "fields/index_job.h"
 #include "fields/key_vault.h"
 #include "keyward/admin_client.h"
 #include "keyward/errors.h"
@@ -123,6 +124,16 @@ absl::Status RunTenantErase(Globals& globals, const FieldArgs& a) {
   // keywardd first: once its tenant key is gone, the rows below are dead
   // whatever happens next.
   KW_RETURN_IF_ERROR(admin->EraseTenant(schema->key(), a.tenant, {/*dry_run=*/false}).status());
+  // Blind index values are keyed per data set, not per tenant: clear the
+  // tenant's, or a reader of the class could test guesses against them.
+  absl::StatusOr<uint64_t> cleared = fields::ClearTenantIndexValues(*db, *schema, a.tenant);
+  if (!cleared.ok()) {
+    return absl::Status(cleared.status().code(),
+                        absl::StrCat("keywardd erased the tenant's key material (its data is "
+                                     "unreadable), but clearing its rows' blind index values "
+                                     "failed: ", cleared.status().message(),
+                                     "; run the same command again to finish"));
+  }
   KW_ASSIGN_OR_RETURN(auto vault, fields::KeyVault::Open(std::move(db)));
   absl::StatusOr<uint64_t> deleted = vault->DeleteTenant(schema->dataset(), a.tenant);
   if (!deleted.ok()) {

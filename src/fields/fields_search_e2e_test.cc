@@ -257,6 +257,21 @@ TEST_P(FieldSearchE2eTest, FieldsFindPrintsTheDecryptedMatches) {
                           server_->admin_config());
   EXPECT_EQ(bad.exit_code, 3) << bad.err;
   EXPECT_THAT(bad.err, HasSubstr("compound"));
+
+  // Erasing a tenant clears its rows' index values too: nothing is left to
+  // test guesses against, and searches find the other tenants' rows only.
+  CliJson({"tenant", "erase", "--schema", schema_path_, "--db", url_, "--tenant", "acme", "--yes",
+           "--json"},
+          server_->admin_config());
+  auto left = db_->Query("SELECT COUNT(*) FROM customers WHERE tenant_id = 'acme' AND "
+                         "(email_idx IS NOT NULL OR card_last4 IS NOT NULL)");
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(std::get<int64_t>((*left)[0][0]), 0);
+  auto after = CliJson({"fields", "find", "--schema", schema_path_, "--db", url_, "--table",
+                        "customers", "--where", "email=ALICE@EXAMPLE.COM", "--json"},
+                       server_->admin_config());
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["id"], 2);
 }
 
 TEST_P(FieldSearchE2eTest, SearchesStayExactWhileAnIndexRebuildAfterRotationIsKilledFiveTimes) {

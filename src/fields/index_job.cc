@@ -379,4 +379,31 @@ absl::StatusOr<RetireReport> RetireIndexes(FieldEncryptor& encryptor, appdb::Dat
   return report;
 }
 
+absl::StatusOr<uint64_t> ClearTenantIndexValues(appdb::Database& db, const FieldSchema& schema,
+                                                const std::string& tenant) {
+  if (schema.tenant_column().empty()) return uint64_t{0};
+  KW_RETURN_IF_ERROR(EnsureIndexTable(db));
+  uint64_t changed = 0;
+  for (const auto& [name, table] : schema.tables()) {
+    KW_ASSIGN_OR_RETURN(std::vector<IndexVersion> versions,
+                        LoadIndexVersions(db, schema.dataset(), name));
+    if (versions.empty()) continue;
+    KW_ASSIGN_OR_RETURN(auto columns, db.ListColumns(name));
+    std::set<std::string> existing;
+    for (const auto& c : columns) existing.insert(c.name);
+    std::vector<std::string> sets;
+    for (const IndexVersion& v : versions) {
+      if (existing.count(v.column)) sets.push_back(absl::StrCat(Q(v.column), " = NULL"));
+    }
+    if (sets.empty()) continue;
+    KW_ASSIGN_OR_RETURN(uint64_t n,
+                        db.Execute(absl::StrCat("UPDATE ", Q(name), " SET ",
+                                                absl::StrJoin(sets, ", "), " WHERE ",
+                                                Q(schema.tenant_column()), " = $1"),
+                                   {tenant}));
+    changed += n;
+  }
+  return changed;
+}
+
 }  // namespace keyward::fields

@@ -82,6 +82,13 @@ absl::StatusOr<RetireReport> RetireIndexes(FieldEncryptor& encryptor, appdb::Dat
                                            const std::string& table,
                                            const std::vector<std::string>& indexes);
 
+// Sets every blind index column of `tenant`'s rows to NULL, in every table
+// of the schema (tenant erasure: the index values would otherwise let a
+// reader of the class test guesses against the erased rows).  Returns the
+// rows changed.
+absl::StatusOr<uint64_t> ClearTenantIndexValues(appdb::Database& db, const FieldSchema& schema,
+                                                const std::string& tenant);
+
 }  // namespace keyward::fields
 
 #endif  // KEYWARD_FIELDS_INDEX_JOB_H_
