@@ -53,6 +53,48 @@ TEST(FieldSchemaTest, TheShippedExampleIsValid) {
   EXPECT_THAT(rules, ::testing::Not(HasSubstr("internal")));
 }
 
+// The searchable example schema/fields.schema.json is checked against
+// (tests/schema/check_json_schema.py) is one keyward accepts, read as
+// written.
+TEST(FieldSchemaTest, TheJsonSchemaSearchableExampleParses) {
+  auto schema = FieldSchema::Load("tests/schema/searchable.yaml");
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  auto table = (*schema)->Table("customers");
+  ASSERT_TRUE(table.ok());
+  const TableSchema& t = **table;
+  EXPECT_EQ(t.fields.at("customer_no").treatment, Treatment::kDeterministic);
+  EXPECT_EQ(t.fields.at("customer_no").cardinality, 1000000u);
+  EXPECT_EQ(t.fields.at("birth_year").cardinality, 120u);
+  EXPECT_EQ(t.fields.at("country").cardinality, 200u);
+  std::vector<std::string> names;
+  for (const BlindIndex& index : t.indexes) names.push_back(index.name);
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("email_idx", "email_domain", "name_nfkc",
+                                                     "phone_last4", "postcode_prefix",
+                                                     "name_year"));
+  auto transforms = [&](absl::string_view name) {
+    std::vector<std::string> out;
+    for (const IndexTransform& step : t.Index(name)->transforms) {
+      out.push_back(IndexTransformName(step));
+    }
+    return out;
+  };
+  ASSERT_NE(t.Index("email_idx"), nullptr);
+  EXPECT_EQ(t.Index("email_idx")->bits, 0);  // auto
+  EXPECT_THAT(transforms("email_idx"), ::testing::ElementsAre("trim", "lowercase"));
+  EXPECT_EQ(t.Index("email_domain")->bits, 8);
+  EXPECT_THAT(transforms("email_domain"), ::testing::ElementsAre("lowercase", "last:11"));
+  EXPECT_THAT(transforms("name_nfkc"), ::testing::ElementsAre("normalize:NFKC"));
+  EXPECT_THAT(transforms("phone_last4"), ::testing::ElementsAre("digits", "last:4"));
+  EXPECT_EQ(t.Index("postcode_prefix")->bits, 0);  // bits left out: auto
+  EXPECT_THAT(transforms("postcode_prefix"), ::testing::ElementsAre("first:3"));
+  const BlindIndex* compound = t.Index("name_year");
+  ASSERT_NE(compound, nullptr);
+  EXPECT_TRUE(compound->compound());
+  EXPECT_THAT(compound->columns, ::testing::ElementsAre("last_name", "birth_year"));
+  EXPECT_THAT(transforms("name_year"), ::testing::ElementsAre("trim"));
+  EXPECT_EQ(compound->bits, 12);
+}
+
 TEST(FieldSchemaTest, ARequiredClassLeftPlaintextIsAnErrorOnItsLine) {
   const std::string yaml = absl::StrCat(kHead, "      email: { class: pii, treatment: plaintext }\n");
   EXPECT_THAT(Problems(yaml), HasSubstr("12: field users.email is left plaintext but its class "

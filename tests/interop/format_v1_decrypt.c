@@ -11,11 +11,16 @@
  *
  * A file whose top-level "format" is "keyward field value v1"
  * (fields_v1/fields.json, §15.5) holds field values: each "stored" text
- * value is base64url-decoded (§15.3), parsed (§15.1) and opened with
- * AES-256-GCM under "data_key" with the associated data of the vector's
- * location (§15.2).  A vector with "type" must decrypt to exactly that type
- * and "payload" and name "key_ref"; one with "expected_error" must fail
- * with exactly that error.  Every other file holds messages:
+ * value is base64url-decoded (§15.3), parsed (§15.1) and opened at the
+ * vector's location: a randomized value (0x11) with AES-256-GCM under
+ * "data_key" and the associated data of §15.2; a deterministic one (0x12,
+ * §15.6) with OpenSSL's AES-256-SIV cipher under the key OpenSSL's HKDF
+ * (Expand only) derives from "data_key", and the associated data with an
+ * empty row id.  A vector with "type" must decrypt to exactly that type
+ * and "payload" and name "key_ref"; for a deterministic one the derived
+ * key must equal "siv_key", and encrypting the plaintext again must give
+ * exactly the stored bytes.  One with "expected_error" must fail with
+ * exactly that error.  Every other file holds messages:
  *
  * Positive vectors (no "expected_error"): the message is decrypted once per
  * entry of "wrapped_keys", each time with only that raw key, and the
@@ -1156,9 +1161,14 @@ done:
 
 static const char FIELD_PREFIX[] = "kw1.";                 /* §15.3 */
 static const char FIELD_AAD_LABEL[] = "keyward field v1";  /* §15.2, 16 bytes */
+static const char FIELD_SIV_INFO_LABEL[] = "keyward field deterministic v1"; /* §15.6, 30 bytes */
 #define FIELD_RANDOMIZED_V1 0x11
+#define FIELD_DETERMINISTIC_V1 0x12
 #define FIELD_HEADER 5u                         /* version and treatment, key reference */
 #define FIELD_OVERHEAD (FIELD_HEADER + 12u + 1u + TAG_LEN) /* 34 */
+#define FIELD_SIV_LEN 16u                       /* the synthetic IV */
+#define FIELD_DET_OVERHEAD (FIELD_HEADER + FIELD_SIV_LEN + 1u) /* 22 */
+#define FIELD_SIV_KEY_LEN 64u                   /* K1 (CMAC) || K2 (CTR) */
 #define FIELD_PARTS 5                           /* data set, table, column, tenant, row id */
 
 static const char *const FIELD_TYPE_NAME[] = {NULL, "integer", "real", "text", "bytes", "json"};
@@ -1215,27 +1225,15 @@ static int field_from_text(const char *text, size_t n, uint8_t **bin, size_t *bi
     return E_OK;
 }
 
-/* §15.1 and §15.2, in the order of §15.3's reading steps: the first byte,
- * the size, AES-256-GCM under the data key with the location's associated
- * data, then the type and its payload size.  On success *plain (type byte
- * and payload) is the caller's to free. */
-static int field_open(const uint8_t *v, size_t n, const uint8_t key[32],
-                      const Bytes where[FIELD_PARTS], uint32_t *key_ref, uint8_t **plain,
-                      size_t *plainlen) {
-    *plain = NULL;
-    if (n == 0) return E_NOT_KEYWARD;
-    if (v[0] >> 4 == 2) return E_UNSUPPORTED_VERSION; /* version 2 */
-    if (v[0] >> 4 != 1) return E_NOT_KEYWARD;
-    if (v[0] != FIELD_RANDOMIZED_V1) return E_UNSUPPORTED_VERSION; /* 0x12, other treatments */
-    if (n < FIELD_OVERHEAD) return E_TRUNCATED;
-    *key_ref = (uint32_t)be(v + 1, 4);
-
-    size_t ll = sizeof FIELD_AAD_LABEL - 1, aadlen = ll + FIELD_HEADER;
-    for (int i = 0; i < FIELD_PARTS; i++) aadlen += 4 + where[i].n;
-    uint8_t *aad = malloc(aadlen);
-    size_t ctlen = n - FIELD_HEADER - 12 - TAG_LEN;
-    uint8_t *out = malloc(ctlen);
-    if (!aad || !out) {
+/* §15.2's associated data for the header v[0..5) at `where`; with
+ * empty_row_id the row id part is empty whatever where[4] holds (§15.6).
+ * Freshly allocated. */
+static uint8_t *field_aad(const uint8_t *v, const Bytes where[FIELD_PARTS], int empty_row_id,
+                          size_t *aadlen) {
+    size_t ll = sizeof FIELD_AAD_LABEL - 1, n = ll + FIELD_HEADER;
+    for (int i = 0; i < FIELD_PARTS; i++) n += 4 + (empty_row_id && i == 4 ? 0 : where[i].n);
+    uint8_t *aad = malloc(n);
+    if (!aad) {
         fprintf(stderr, "internal error: out of memory\n");
         exit(2);
     }
@@ -1243,16 +1241,121 @@ static int field_open(const uint8_t *v, size_t n, const uint8_t key[32],
     memcpy(aad + ll, v, FIELD_HEADER);
     size_t off = ll + FIELD_HEADER;
     for (int i = 0; i < FIELD_PARTS; i++) {
-        for (int k = 0; k < 4; k++) aad[off + k] = (uint8_t)(where[i].n >> (24 - 8 * k));
-        if (where[i].n) memcpy(aad + off + 4, where[i].p, where[i].n);
+        size_t len = empty_row_id && i == 4 ? 0 : where[i].n;
+        for (int k = 0; k < 4; k++) aad[off + k] = (uint8_t)(len >> (24 - 8 * k));
+        if (len) memcpy(aad + off + 4, where[i].p, len);
+        off += 4 + len;
+    }
+    *aadlen = n;
+    return aad;
+}
+
+/* §15.6: K_siv = HKDF-Expand(SHA-256, data key, "keyward field deterministic
+ * v1" || u32-length-prefixed data set, table, column, tenant, 64). */
+static int field_siv_key(const uint8_t key[32], const Bytes where[FIELD_PARTS],
+                         uint8_t out[FIELD_SIV_KEY_LEN]) {
+    size_t ll = sizeof FIELD_SIV_INFO_LABEL - 1, n = ll;
+    for (int i = 0; i < 4; i++) n += 4 + where[i].n;
+    uint8_t *info = malloc(n);
+    if (!info) return 0;
+    memcpy(info, FIELD_SIV_INFO_LABEL, ll);
+    size_t off = ll;
+    for (int i = 0; i < 4; i++) { /* not the row id */
+        for (int k = 0; k < 4; k++) info[off + k] = (uint8_t)(where[i].n >> (24 - 8 * k));
+        if (where[i].n) memcpy(info + off + 4, where[i].p, where[i].n);
         off += 4 + where[i].n;
     }
-    int ok = aead_open(EVP_aes_256_gcm(), key, v + FIELD_HEADER, aad, aadlen,
+    int ok = hkdf_expand(key, 32, info, n, out, FIELD_SIV_KEY_LEN);
+    free(info);
+    return ok;
+}
+
+/* OpenSSL's AES-256-SIV (RFC 5297) with one associated data component.
+ * Decrypts V || C (ctlen bytes of C, at least 1) into out and returns 1
+ * when V verifies. */
+static int siv_open(const uint8_t k[FIELD_SIV_KEY_LEN], const uint8_t *aad, size_t aadlen,
+                    const uint8_t siv[FIELD_SIV_LEN], const uint8_t *ct, size_t ctlen,
+                    uint8_t *out) {
+    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int ok = 0, l;
+    if (!cipher || !c || aadlen > INT32_MAX || ctlen == 0 || ctlen > INT32_MAX) goto done;
+    if (EVP_DecryptInit_ex2(c, cipher, k, NULL, NULL) != 1) goto done;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, FIELD_SIV_LEN, (void *)siv) != 1) goto done;
+    if (EVP_DecryptUpdate(c, NULL, &l, aad, (int)aadlen) != 1) goto done;
+    if (EVP_DecryptUpdate(c, out, &l, ct, (int)ctlen) != 1) goto done;
+    ok = EVP_DecryptFinal_ex(c, out + ctlen, &l) == 1;
+done:
+    if (!ok) OPENSSL_cleanse(out, ctlen);
+    EVP_CIPHER_CTX_free(c);
+    EVP_CIPHER_free(cipher);
+    return ok;
+}
+
+/* OpenSSL's AES-256-SIV encryption of pt (ptlen >= 1): V into siv, C into ct. */
+static int siv_seal(const uint8_t k[FIELD_SIV_KEY_LEN], const uint8_t *aad, size_t aadlen,
+                    const uint8_t *pt, size_t ptlen, uint8_t siv[FIELD_SIV_LEN], uint8_t *ct) {
+    EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int ok = 0, l;
+    if (!cipher || !c || aadlen > INT32_MAX || ptlen == 0 || ptlen > INT32_MAX) goto done;
+    if (EVP_EncryptInit_ex2(c, cipher, k, NULL, NULL) != 1) goto done;
+    if (EVP_EncryptUpdate(c, NULL, &l, aad, (int)aadlen) != 1) goto done;
+    if (EVP_EncryptUpdate(c, ct, &l, pt, (int)ptlen) != 1) goto done;
+    if (EVP_EncryptFinal_ex(c, ct + ptlen, &l) != 1) goto done;
+    ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, FIELD_SIV_LEN, siv) == 1;
+done:
+    EVP_CIPHER_CTX_free(c);
+    EVP_CIPHER_free(cipher);
+    return ok;
+}
+
+/* §15.1, §15.2 and §15.6, in the order of §15.3's reading steps: the first
+ * byte, the size, decryption under the data key (AES-256-GCM) or the key
+ * derived from it (AES-256-SIV) with the location's associated data, then
+ * the type and its payload size.  On success *plain (type byte and
+ * payload) is the caller's to free; for a deterministic value the derived
+ * key is left in siv_key and *deterministic set. */
+static int field_open(const uint8_t *v, size_t n, const uint8_t key[32],
+                      const Bytes where[FIELD_PARTS], uint32_t *key_ref, uint8_t **plain,
+                      size_t *plainlen, int *deterministic, uint8_t siv_key[FIELD_SIV_KEY_LEN]) {
+    *plain = NULL;
+    *deterministic = 0;
+    if (n == 0) return E_NOT_KEYWARD;
+    if (v[0] >> 4 == 2) return E_UNSUPPORTED_VERSION; /* version 2 */
+    if (v[0] >> 4 != 1) return E_NOT_KEYWARD;
+    if (v[0] != FIELD_RANDOMIZED_V1 && v[0] != FIELD_DETERMINISTIC_V1)
+        return E_UNSUPPORTED_VERSION; /* other treatments */
+    int det = v[0] == FIELD_DETERMINISTIC_V1;
+    if (n < (det ? FIELD_DET_OVERHEAD : FIELD_OVERHEAD)) return E_TRUNCATED;
+    *key_ref = (uint32_t)be(v + 1, 4);
+
+    size_t aadlen;
+    uint8_t *aad = field_aad(v, where, det, &aadlen);
+    size_t ctlen = det ? n - FIELD_HEADER - FIELD_SIV_LEN : n - FIELD_HEADER - 12 - TAG_LEN;
+    uint8_t *out = malloc(ctlen + 16); /* room for a cipher's final block */
+    if (!out) {
+        fprintf(stderr, "internal error: out of memory\n");
+        exit(2);
+    }
+    int ok;
+    if (det) {
+        *deterministic = 1;
+        if (!field_siv_key(key, where, siv_key)) {
+            fprintf(stderr, "internal error: HKDF-Expand failed\n");
+            exit(2);
+        }
+        ok = siv_open(siv_key, aad, aadlen, v + FIELD_HEADER, v + FIELD_HEADER + FIELD_SIV_LEN,
+                      ctlen, out);
+    } else {
+        ok = aead_open(EVP_aes_256_gcm(), key, v + FIELD_HEADER, aad, aadlen,
                        v + FIELD_HEADER + 12, ctlen, v + n - TAG_LEN, out);
+    }
     free(aad);
     if (!ok) { free(out); return E_AUTHENTICATION_FAILED; }
     uint8_t type = out[0];
     if (type < 1 || type > 5 || ((type == 1 || type == 2) && ctlen - 1 != 8)) {
+        OPENSSL_cleanse(out, ctlen);
         free(out);
         return E_MALFORMED_HEADER;
     }
@@ -1261,8 +1364,30 @@ static int field_open(const uint8_t *v, size_t n, const uint8_t key[32],
     return E_OK;
 }
 
+/* §15.6: a writer reproduces a deterministic value exactly, at any row
+ * id.  1 if sealing plain again at `where` (its row id ignored) gives the
+ * n bytes of v. */
+static int field_reseal_matches(const uint8_t *v, size_t n, const uint8_t siv_key[FIELD_SIV_KEY_LEN],
+                                const Bytes where[FIELD_PARTS], const uint8_t *plain,
+                                size_t plainlen) {
+    size_t aadlen;
+    uint8_t *aad = field_aad(v, where, 1, &aadlen); /* header v[0..5) as stored */
+    uint8_t *out = malloc(FIELD_HEADER + FIELD_SIV_LEN + plainlen + 16);
+    int ok = 0;
+    if (out) {
+        memcpy(out, v, FIELD_HEADER);
+        ok = siv_seal(siv_key, aad, aadlen, plain, plainlen, out + FIELD_HEADER,
+                      out + FIELD_HEADER + FIELD_SIV_LEN) &&
+             n == FIELD_HEADER + FIELD_SIV_LEN + plainlen && memcmp(out, v, n) == 0;
+    }
+    free(out);
+    free(aad);
+    return ok;
+}
+
 /* One vector of a field value file; 1 if it reads as recorded. */
-static int run_field_vector(const JVal *v, int *valid, char *why, size_t whylen) {
+static int run_field_vector(const JVal *v, int *valid, int *deterministic, char *why,
+                            size_t whylen) {
     static const char *const part_name[FIELD_PARTS] = {"dataset", "table", "column", "tenant",
                                                        "row_id"};
     Bytes where[FIELD_PARTS];
@@ -1271,9 +1396,11 @@ static int run_field_vector(const JVal *v, int *valid, char *why, size_t whylen)
     uint8_t *key = NULL, *bin = NULL, *plain = NULL;
     size_t keylen = 0, binlen = 0, plainlen = 0;
     uint32_t key_ref = 0;
-    int ok = 0;
+    uint8_t siv_key[FIELD_SIV_KEY_LEN];
+    int ok = 0, det = 0;
     why[0] = '\0';
     *valid = expected == NULL;
+    *deterministic = 0;
     for (int i = 0; i < FIELD_PARTS; i++) {
         const JVal *p = jget(v, part_name[i]);
         if (!p || p->type != J_STR) {
@@ -1289,7 +1416,8 @@ static int run_field_vector(const JVal *v, int *valid, char *why, size_t whylen)
         goto done;
     }
     int e = field_from_text(stored->str, stored->slen, &bin, &binlen);
-    if (!e) e = field_open(bin, binlen, key, where, &key_ref, &plain, &plainlen);
+    if (!e) e = field_open(bin, binlen, key, where, &key_ref, &plain, &plainlen, &det, siv_key);
+    *deterministic = det;
     if (expected) {
         ok = strcmp(ERR_NAME[e], expected) == 0;
         if (ok)
@@ -1315,9 +1443,23 @@ static int run_field_vector(const JVal *v, int *valid, char *why, size_t whylen)
         snprintf(why, whylen, "key reference %lu differs", (unsigned long)key_ref);
         goto done;
     }
+    if (det) {
+        if (!eq_hex(siv_key, FIELD_SIV_KEY_LEN, jstr(v, "siv_key"))) {
+            snprintf(why, whylen, "derived AES-SIV key differs from siv_key");
+            goto done;
+        }
+        if (!field_reseal_matches(bin, binlen, siv_key, where, plain, plainlen)) {
+            snprintf(why, whylen, "encrypting again does not give the stored bytes");
+            goto done;
+        }
+    } else if (jget(v, "siv_key")) {
+        snprintf(why, whylen, "siv_key on a randomized value");
+        goto done;
+    }
     ok = 1;
-    snprintf(why, whylen, "%s, %zu bytes", type, plainlen - 1);
+    snprintf(why, whylen, "%s%s, %zu bytes", det ? "deterministic " : "", type, plainlen - 1);
 done:
+    OPENSSL_cleanse(siv_key, sizeof siv_key);
     free(key);
     free(bin);
     free(plain);
@@ -1327,23 +1469,26 @@ done:
 /* A file of field value vectors (§15.5): every vector, then one summary. */
 static int run_field_file(const char *path, const JVal *root) {
     JVal *vectors = jget(root, "vectors");
-    size_t passed = 0, failed = 0, valid = 0, invalid = 0;
+    size_t passed = 0, failed = 0, valid = 0, invalid = 0, det_valid = 0, det_invalid = 0;
     if (!vectors || vectors->type != J_ARR || vectors->n == 0) {
         fprintf(stderr, "%s: no vectors\n", path);
         failed++;
     }
     for (size_t i = 0; vectors && vectors->type == J_ARR && i < vectors->n; i++) {
         char why[256];
-        int is_valid;
+        int is_valid, is_det;
         const char *name = jstr(vectors->items[i], "name");
-        int ok = run_field_vector(vectors->items[i], &is_valid, why, sizeof why);
+        int ok = run_field_vector(vectors->items[i], &is_valid, &is_det, why, sizeof why);
         printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name ? name : "(unnamed)", why[0] ? ": " : "", why);
         if (!ok) { failed++; continue; }
         passed++;
         if (is_valid) valid++; else invalid++;
+        if (is_det && is_valid) det_valid++;
+        if (is_det && !is_valid) det_invalid++;
     }
-    printf("interop fields_v1 %s: %zu passed (%zu valid, %zu invalid), %zu failed\n", path, passed,
-           valid, invalid, failed);
+    printf("interop fields_v1 %s: %zu passed (%zu valid, %zu of them deterministic; %zu invalid, "
+           "%zu of them read as deterministic), %zu failed\n",
+           path, passed, valid, det_valid, invalid, det_invalid, failed);
     return failed == 0 ? 0 : 1;
 }
 
