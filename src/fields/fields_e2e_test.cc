@@ -223,15 +223,15 @@ TEST(FieldsCliTest, SchemaCheckListsEveryProblemWithItsLineAndExitsThree) {
   testing::WriteFileOrDie(dir.File("bad.yaml"), yaml);
   testing::ProcessResult r = testing::RunProcess({KEYWARD_CLI, "schema", "check", dir.File("bad.yaml")});
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  EXPECT_THAT(r.err, HasSubstr(dir.File("bad.yaml") + ":27: field customers.ssn is left plaintext"));
-  EXPECT_THAT(r.err, HasSubstr(":28: unknown key \"tretment\""));
+  EXPECT_THAT(r.err, HasSubstr(dir.File("bad.yaml") + ":40: field customers.ssn is left plaintext"));
+  EXPECT_THAT(r.err, HasSubstr(":41: unknown key \"tretment\""));
   r = testing::RunProcess({KEYWARD_CLI, "schema", "check", "--json", "-"}, yaml);
   EXPECT_EQ(r.exit_code, 3);
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << r.out;
   EXPECT_EQ(j["valid"], false);
   EXPECT_GE(j["problems"].size(), 2u);
-  EXPECT_EQ(j["problems"][0]["line"], 27);
+  EXPECT_EQ(j["problems"][0]["line"], 40);
   r = testing::RunProcess({KEYWARD_CLI, "schema", "check", "examples/fields/customers.yaml"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("valid; data set customers, key customers, 1 table(s), 3 encrypted"));

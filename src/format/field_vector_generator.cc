@@ -1,3 +1,7 @@
+// Long on purpose: one job, the frozen vectors, and most of it is tables of
+// cases (valid and invalid, randomized and deterministic) kept together so
+// the file reads as the list of what the vectors cover.
+//
 // Writes the frozen test vectors of the field value format v1
 // (docs/format.md §15.5) to <dir>/fields.json:
 //   build/release/bin/field_vector_generator tests/vectors/fields_v1
