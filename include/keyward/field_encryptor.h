@@ -110,7 +110,8 @@ class FieldEncryptor {
   };
 
   // Encrypts one value of an encrypted column (a plaintext column's value is
-  // returned as it is).  NULL stays NULL.  Errors: kNotFound for a table
+  // returned as it is).  Blind index columns are not updated: write rows
+  // through EncryptRow, or searches miss the row.  NULL stays NULL.  Errors: kNotFound for a table
   // the schema lacks; kInvalidArgument for a missing row id or tenant;
   // keywardd's (kPermissionDenied with ErrorCode kAccessDenied, ...).
   [[nodiscard]] absl::StatusOr<FieldValue> EncryptValue(const Location& where,

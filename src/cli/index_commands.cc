@@ -246,6 +246,7 @@ absl::Status RunIndexRebuild(Globals& globals, const IndexArgs& a) {
                     {"updated", r.updated},
                     {"nulls", r.nulls},
                     {"failed", r.failed},
+                    {"erased", r.erased},
                     {"conflicts", r.conflicts},
                     {"caught_up", r.caught_up},
                     {"replaces", r.retired_column},
@@ -281,8 +282,9 @@ absl::Status RunIndexRebuild(Globals& globals, const IndexArgs& a) {
   }
   if (failed > 0) {
     return absl::AbortedError(absl::StrCat(
-        failed, " row(s) could not be indexed and were left NULL (first: ", first_failure,
-        "); they are not found by searches until fixed and rebuilt"));
+        failed, " row(s) could not be indexed (first: ", first_failure,
+        "); the new version stays building and is searched beside the old one: fix the cause "
+        "and run the same command again to finish"));
   }
   return absl::OkStatus();
 }

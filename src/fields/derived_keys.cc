@@ -19,6 +19,17 @@ void AppendPart(std::string& out, absl::string_view part) {
   out.append(part.data(), part.size());
 }
 
+template <typename Map>
+void DropExpired(Map& map, absl::Time now) {
+  for (auto it = map.begin(); it != map.end();) {
+    if (it->second.expires <= now) {
+      map.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<SecretData> BlindIndexKey(const std::vector<const SecretData*>& class_keys,
@@ -26,6 +37,9 @@ absl::StatusOr<SecretData> BlindIndexKey(const std::vector<const SecretData*>& c
                                          absl::string_view index, int64_t version) {
   if (class_keys.empty()) return absl::InternalError("a blind index key needs a data key");
   std::string ikm;
+  size_t total = 0;
+  for (const SecretData* k : class_keys) total += k->size();
+  ikm.reserve(total);  // no reallocation: no unwiped copy left behind
   for (const SecretData* k : class_keys) {
     const absl::string_view bytes = k->AsStringView();
     ikm.append(bytes.data(), bytes.size());
@@ -44,9 +58,24 @@ absl::StatusOr<SecretData> BlindIndexKey(const std::vector<const SecretData*>& c
 template <typename T>
 std::shared_ptr<const T> DerivedKeys::Find(absl::flat_hash_map<std::string, Cached<T>>& map,
                                            const std::string& key) {
-  absl::ReaderMutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = map.find(key);
+    if (it != map.end() && it->second.expires > now && now < next_sweep_) {
+      return it->second.value;
+    }
+  }
+  // Expired keys are dropped (and so wiped once unused) at most a second
+  // after their age, however rarely they are asked for again.
+  absl::MutexLock lock(&mu_);
+  if (now >= next_sweep_) {
+    next_sweep_ = now + absl::Seconds(1);
+    DropExpired(deterministic_, now);
+    DropExpired(indexes_, now);
+  }
   auto it = map.find(key);
-  if (it == map.end() || it->second.expires <= absl::Now()) return nullptr;
+  if (it == map.end() || it->second.expires <= now) return nullptr;
   return it->second.value;
 }
 

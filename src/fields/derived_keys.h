@@ -68,6 +68,7 @@ class DerivedKeys {
   absl::flat_hash_map<std::string, Cached<crypto::DeterministicAead>> deterministic_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Cached<IndexHasher>> indexes_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace keyward::fields

@@ -35,6 +35,7 @@ class FieldEncryptor::Impl {
         options_(options),
         derived_(options.cache_max_age, options.cache_entries),
         searchable_(schema_, *keys_, derived_, std::move(catalog), options.encoding) {
+    keys_->set_on_clear([this] { derived_.Clear(); });
     for (const auto& [name, table] : schema_->tables()) {
       auto& columns = tables_[name];
       for (const FieldRule* f : table.EncryptedFields()) columns[f->column] = f;
@@ -259,7 +260,12 @@ class FieldEncryptor::Impl {
           auto it = candidate.find(column);
           if (it == candidate.end() || probe.count(column)) continue;
           where.column = column;
-          KW_ASSIGN_OR_RETURN(probe[column], Decrypt(where, it->second));
+          absl::StatusOr<FieldValue> opened = Decrypt(where, it->second);
+          if (!opened.ok()) {
+            fields::WipeRow(probe);
+            return opened.status();
+          }
+          probe[column] = std::move(*opened);
         }
       }
       if (!schema_->tenant_column().empty()) {

@@ -314,6 +314,7 @@ void FieldKeys::Clear() {
   }
   current_.Clear();
   by_ref_.Clear();
+  if (on_clear_) on_clear_();
 }
 
 }  // namespace keyward::fields

@@ -9,6 +9,7 @@
 #define KEYWARD_FIELDS_FIELD_KEYS_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -60,8 +61,10 @@ class FieldKeys {
   // Makes the next generation for `slot` under the key's primary version
   // and makes it the one ForEncryption returns (rotation).
   absl::StatusOr<Key> NewGeneration(const KeySlot& slot);
-  // Forgets cached keys (after a rotation or an erasure).
+  // Forgets cached keys (after a rotation or an erasure), and calls the
+  // hook that forgets what was derived from them.
   void Clear();
+  void set_on_clear(std::function<void()> hook) { on_clear_ = std::move(hook); }
 
   KeyVault& vault() { return *vault_; }
   DataClient& client() { return *client_; }
@@ -98,6 +101,7 @@ class FieldKeys {
   std::shared_ptr<DataClient> client_;
   std::unique_ptr<KeyVault> vault_;
   const CacheLimits limits_;
+  std::function<void()> on_clear_;
   format::SingleFlightCache<Entry> current_;  // by slot
   format::SingleFlightCache<Entry> by_ref_;   // by ref and slot
   const uint64_t id_;                 // unique per instance, for the memo

@@ -1,6 +1,8 @@
 // keyward_field_indexes (fields/index_catalog.h).
 #include "fields/index_catalog.h"
 
+#include <set>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -166,16 +168,70 @@ absl::Status SaveIndexProgress(appdb::Database& db, absl::string_view dataset,
   return absl::OkStatus();
 }
 
-absl::Status SetIndexState(appdb::Database& db, absl::string_view dataset,
-                           absl::string_view table, absl::string_view index, int64_t version,
-                           IndexState state) {
+absl::StatusOr<bool> SetIndexStateFrom(appdb::Database& db, absl::string_view dataset,
+                                       absl::string_view table, absl::string_view index,
+                                       int64_t version, IndexState from, IndexState to) {
+  KW_ASSIGN_OR_RETURN(
+      uint64_t n,
+      db.Execute(absl::StrCat("UPDATE ", kIndexTable,
+                              " SET state = $1, updated_at = $2 WHERE dataset = $3 AND "
+                              "table_name = $4 AND index_name = $5 AND version = $6 AND "
+                              "state = $7"),
+                 {std::string(IndexStateName(to)), Now(), std::string(dataset),
+                  std::string(table), std::string(index), version,
+                  std::string(IndexStateName(from))}));
+  return n == 1;
+}
+
+absl::Status RetireOthers(appdb::Database& db, absl::string_view dataset, absl::string_view table,
+                          absl::string_view index, int64_t keep) {
   return db
       .Execute(absl::StrCat("UPDATE ", kIndexTable,
-                            " SET state = $1, updated_at = $2 WHERE dataset = $3 AND "
-                            "table_name = $4 AND index_name = $5 AND version = $6"),
-               {std::string(IndexStateName(state)), Now(), std::string(dataset),
-                std::string(table), std::string(index), version})
+                            " SET state = 'retired', updated_at = $1 WHERE dataset = $2 AND "
+                            "table_name = $3 AND index_name = $4 AND version <> $5 AND "
+                            "state = 'active'"),
+               {Now(), std::string(dataset), std::string(table), std::string(index), keep})
       .status();
+}
+
+absl::Status ValidateIndexVersions(const FieldSchema& schema, const TableSchema& table,
+                                   const std::vector<IndexVersion>& versions) {
+  for (const IndexVersion& v : versions) {
+    const std::string which = absl::StrCat("index ", v.index, " version ", v.version);
+    const BlindIndex* index = table.Index(v.index);
+    if (index == nullptr) {
+      // An index removed from the schema: only its retired versions may
+      // stay (for `keyward index retire` to drop).
+      if (v.state != IndexState::kRetired) {
+        return Corrupt(absl::StrCat(which, " is ", IndexStateName(v.state),
+                                    " but the schema has no such index on table ", table.name,
+                                    "; put it back, or retire it by editing its state"));
+      }
+    }
+    if (v.version < 1 || v.column != IndexColumnName(v.index, v.version)) {
+      return Corrupt(absl::StrCat(which, " names column ", v.column));
+    }
+    std::set<std::string> classes;
+    for (const std::string& c : v.columns) {
+      auto f = table.fields.find(c);
+      if (f == table.fields.end() || !f->second.encrypted()) {
+        return Corrupt(absl::StrCat(which, " covers ", c, ", not an encrypted field"));
+      }
+      classes.insert(f->second.class_name);
+    }
+    std::set<std::string> keyed;
+    for (const auto& [cls, ref] : v.key_refs) keyed.insert(cls);
+    if (keyed != classes) {
+      return Corrupt(absl::StrCat(which, " is keyed by classes other than its fields'"));
+    }
+    if (index != nullptr && index->bits > 0 && v.columns == index->columns &&
+        v.transforms == index->transforms && v.bits != index->bits) {
+      return Corrupt(absl::StrCat(which, " has ", v.bits, " bits; the schema declares ",
+                                  index->bits));
+    }
+  }
+  (void)schema;
+  return absl::OkStatus();
 }
 
 absl::Status DeleteIndexVersion(appdb::Database& db, absl::string_view dataset,

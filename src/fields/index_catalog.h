@@ -70,9 +70,21 @@ absl::Status InsertIndexVersion(appdb::Database& db, absl::string_view dataset,
                                 absl::string_view table, const IndexVersion& version);
 absl::Status SaveIndexProgress(appdb::Database& db, absl::string_view dataset,
                                absl::string_view table, const IndexVersion& version);
-absl::Status SetIndexState(appdb::Database& db, absl::string_view dataset,
-                           absl::string_view table, absl::string_view index, int64_t version,
-                           IndexState state);
+// Moves a version from state `from` to `to`; false when it was not in
+// `from` (another rebuild changed it meanwhile).
+absl::StatusOr<bool> SetIndexStateFrom(appdb::Database& db, absl::string_view dataset,
+                                       absl::string_view table, absl::string_view index,
+                                       int64_t version, IndexState from, IndexState to);
+// Retires every active version of `index` but `keep`.
+absl::Status RetireOthers(appdb::Database& db, absl::string_view dataset, absl::string_view table,
+                          absl::string_view index, int64_t keep);
+// Checks versions read from the database against the schema, since anyone
+// who can write the database can write them: each must name an index of
+// the table, its own column (IndexColumnName), encrypted fields of the
+// table, exactly the classes of those fields, and the declared bits when
+// its spec is the schema's.  Errors: kDataLoss naming the row.
+absl::Status ValidateIndexVersions(const FieldSchema& schema, const TableSchema& table,
+                                   const std::vector<IndexVersion>& versions);
 absl::Status DeleteIndexVersion(appdb::Database& db, absl::string_view dataset,
                                 absl::string_view table, absl::string_view index,
                                 int64_t version);

@@ -2,9 +2,11 @@
 #include "fields/index_job.h"
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -22,8 +24,14 @@ using appdb::Database;
 
 std::string Q(absl::string_view name) { return Database::QuoteIdentifier(name); }
 
+// "kw_idx_" and 16 hex digits of SHA-256(table, column): unique per column,
+// and short enough for PostgreSQL's 63-byte names.
 std::string SqlIndexName(absl::string_view table, absl::string_view column) {
-  return absl::StrCat("kw_", table, "_", column);
+  std::string input = absl::StrCat(table.size(), ":", table, column);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return absl::StrCat("kw_idx_", absl::BytesToHexString(absl::string_view(
+                                     reinterpret_cast<const char*>(digest), 8)));
 }
 
 absl::StatusOr<std::string> KeyText(const appdb::Value& v, const std::string& column) {
@@ -72,6 +80,7 @@ class Rebuild {
     }
     KW_ASSIGN_OR_RETURN(std::vector<IndexVersion> versions,
                         LoadIndexVersions(db_, dataset, table_.name));
+    KW_RETURN_IF_ERROR(ValidateIndexVersions(enc_.schema(), table_, versions));
     const IndexVersion* active = nullptr;
     std::optional<IndexVersion> building;
     int64_t last = 0;
@@ -87,20 +96,29 @@ class Rebuild {
     report.action = "built";
     if (building.has_value() && !current(*building)) {
       // Started under another spec or key: abandon it for a current one.
-      KW_RETURN_IF_ERROR(SetIndexState(db_, dataset, table_.name, index.name, building->version,
-                                       IndexState::kRetired));
+      KW_RETURN_IF_ERROR(SetIndexStateFrom(db_, dataset, table_.name, index.name,
+                                           building->version, IndexState::kBuilding,
+                                           IndexState::kRetired)
+                             .status());
       building.reset();
       report.action = "restarted";
     } else if (building.has_value()) {
       report.action = "resumed";
     }
+    if (!building.has_value() && active != nullptr && current(*active)) {
+      // Up to date; still fill the rows left NULL (a run that found
+      // failures, a writer that was paused longer than the refresh).
+      report.action = "up to date";
+      report.version = active->version;
+      report.column = active->column;
+      IndexVersion v = *active;
+      v.checkpoint = appdb::Value();
+      KW_RETURN_IF_ERROR(CatchUp(v, &report, start));
+      report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      return report;
+    }
+    bool fresh = false;
     if (!building.has_value()) {
-      if (active != nullptr && current(*active)) {
-        report.action = "up to date";
-        report.version = active->version;
-        report.column = active->column;
-        return report;
-      }
       IndexVersion v;
       v.index = index.name;
       v.version = last + 1;
@@ -110,10 +128,14 @@ class Rebuild {
       v.bits = bits->second;
       v.key_refs = refs;
       v.state = IndexState::kBuilding;
-      KW_RETURN_IF_ERROR(AddColumn(v.column));
+      KW_RETURN_IF_ERROR(CheckColumnIsFree(v.column));
+      // Recorded before the column exists: a column is only ever added for
+      // a version the catalog names, and retire drops only those.
       KW_RETURN_IF_ERROR(InsertIndexVersion(db_, dataset, table_.name, v));
       building = std::move(v);
+      fresh = true;
     }
+    KW_RETURN_IF_ERROR(EnsureColumn(building->column));
     search_.Reload();
     report.version = building->version;
     report.column = building->column;
@@ -121,32 +143,73 @@ class Rebuild {
     KW_ASSIGN_OR_RETURN(auto count, db_.Query(absl::StrCat("SELECT COUNT(*) FROM ", Q(table_.name))));
     report.rows = count.empty() ? 0 : static_cast<uint64_t>(std::get<int64_t>(count[0][0]));
 
-    // The scan, by id from the checkpoint.
+    // Writers reload the versions within kIndexRefreshSeconds.  Before
+    // that, one could update a row the scan has filled without updating the
+    // new column, leaving a stale value no later pass would notice: wait.
+    if (fresh) absl::SleepFor(absl::Seconds(kIndexRefreshSeconds));
     KW_RETURN_IF_ERROR(Scan(*building, /*catch_up=*/false, &report, start));
-    // Every writer reloads the versions within kIndexRefreshSeconds: after
-    // that, rows they wrote without the new column are the NULL ones left.
+    // Rows a writer inserted before it saw the new version are the NULL
+    // ones left; by now every writer has seen it.
     absl::SleepFor(absl::Seconds(kIndexRefreshSeconds));
     building->checkpoint = appdb::Value();
-    KW_RETURN_IF_ERROR(Scan(*building, /*catch_up=*/true, &report, start));
+    KW_RETURN_IF_ERROR(CatchUp(*building, &report, start));
+    if (report.failed > 0 || report.conflicts_left > 0) {
+      // Not made active: searches keep using the old version too, and the
+      // next run fills what is missing.
+      report.action = "incomplete";
+      report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      return report;
+    }
     KW_RETURN_IF_ERROR(appdb::InTransaction(db_, [&]() -> absl::Status {
-      KW_RETURN_IF_ERROR(SetIndexState(db_, dataset, table_.name, index.name, building->version,
-                                       IndexState::kActive));
-      for (const IndexVersion& v : versions) {
-        if (v.index == index.name && v.version != building->version &&
-            v.state == IndexState::kActive) {
-          KW_RETURN_IF_ERROR(SetIndexState(db_, dataset, table_.name, index.name, v.version,
-                                           IndexState::kRetired));
-        }
+      KW_ASSIGN_OR_RETURN(bool flipped,
+                          SetIndexStateFrom(db_, dataset, table_.name, index.name,
+                                            building->version, IndexState::kBuilding,
+                                            IndexState::kActive));
+      if (!flipped) {
+        return absl::AbortedError(absl::StrCat(
+            "index ", index.name, " version ", building->version,
+            " was changed by another rebuild meanwhile; run the command again"));
       }
-      return absl::OkStatus();
+      return RetireOthers(db_, dataset, table_.name, index.name, building->version);
     }));
     search_.Reload();
     report.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     return report;
   }
 
+  // Catch-up passes until one meets no row changed meanwhile (at most 5).
+  absl::Status CatchUp(IndexVersion& v, IndexJobReport::Index* report, absl::Time start) {
+    for (int pass = 0; pass < 5; ++pass) {
+      const uint64_t before = report->conflicts;
+      v.checkpoint = appdb::Value();
+      KW_RETURN_IF_ERROR(Scan(v, /*catch_up=*/true, report, start));
+      report->conflicts_left = report->conflicts - before;
+      if (report->conflicts_left == 0) break;
+    }
+    return absl::OkStatus();
+  }
+
  private:
-  absl::Status AddColumn(const std::string& column) {
+  // A new version's column must not be one of the application's: free, or
+  // present with nothing in it (created by the application's DDL for the
+  // index, as docs/fields.md allows).
+  absl::Status CheckColumnIsFree(const std::string& column) {
+    KW_ASSIGN_OR_RETURN(auto columns, db_.ListColumns(table_.name));
+    for (const auto& c : columns) {
+      if (c.name != column) continue;
+      KW_ASSIGN_OR_RETURN(auto used, db_.Query(absl::StrCat("SELECT COUNT(", Q(column), ") FROM ",
+                                                            Q(table_.name))));
+      if (!used.empty() && std::get<int64_t>(used[0][0]) != 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "table ", table_.name, " already has a column ", column,
+            " holding values, which no index version of Keyward's names: rename the index in "
+            "the schema (its columns are NAME and NAME_vN)"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status EnsureColumn(const std::string& column) {
     KW_ASSIGN_OR_RETURN(auto columns, db_.ListColumns(table_.name));
     bool exists = false;
     for (const auto& c : columns) exists = exists || c.name == column;
@@ -155,9 +218,12 @@ class Rebuild {
                                                   Q(column), " BIGINT"))
                              .status());
     }
+    // PostgreSQL builds it without blocking writes (outside a transaction).
+    const bool pg = db_.dialect() == appdb::Dialect::kPostgres;
     return db_
-        .Execute(absl::StrCat("CREATE INDEX IF NOT EXISTS ", Q(SqlIndexName(table_.name, column)),
-                              " ON ", Q(table_.name), " (", Q(column), ")"))
+        .Execute(absl::StrCat("CREATE INDEX ", pg ? "CONCURRENTLY " : "", "IF NOT EXISTS ",
+                              Q(SqlIndexName(table_.name, column)), " ON ", Q(table_.name), " (",
+                              Q(column), ")"))
         .status();
   }
 
@@ -257,6 +323,10 @@ class Rebuild {
         // Not encrypted yet (a table being migrated): index the plaintext.
         opened = std::move(as_field);
       }
+      if (!opened.ok() && GetErrorCode(opened.status()) == ErrorCode::kTenantErased) {
+        ++report->erased;  // gone for good: nothing to index
+        return std::optional<Computed>();
+      }
       if (!opened.ok()) {
         if (report->failed++ == 0) {
           report->first_failure = absl::StrCat("row ", where.row_id, ": ",
@@ -353,6 +423,7 @@ absl::StatusOr<RetireReport> RetireIndexes(FieldEncryptor& encryptor, appdb::Dat
   const std::string& dataset = encryptor.schema().dataset();
   KW_ASSIGN_OR_RETURN(std::vector<IndexVersion> versions,
                       LoadIndexVersions(db, dataset, table->name));
+  KW_RETURN_IF_ERROR(ValidateIndexVersions(encryptor.schema(), *table, versions));
   KW_ASSIGN_OR_RETURN(auto columns, db.ListColumns(table->name));
   std::set<std::string> existing;
   for (const auto& c : columns) existing.insert(c.name);
@@ -362,8 +433,8 @@ absl::StatusOr<RetireReport> RetireIndexes(FieldEncryptor& encryptor, appdb::Dat
     if (!indexes.empty() && std::find(indexes.begin(), indexes.end(), v.index) == indexes.end()) {
       continue;
     }
-    // A retired version's column may still be the live one of another
-    // version only if names collided, which IndexColumnName rules out.
+    // Validated above: the column is this version's own (NAME or NAME_vN,
+    // which the schema keeps from colliding with fields and other indexes).
     KW_RETURN_IF_ERROR(db.Execute(absl::StrCat("DROP INDEX IF EXISTS ",
                                                Q(SqlIndexName(table->name, v.column))))
                            .status());
@@ -388,6 +459,7 @@ absl::StatusOr<uint64_t> ClearTenantIndexValues(appdb::Database& db, const Field
     KW_ASSIGN_OR_RETURN(std::vector<IndexVersion> versions,
                         LoadIndexVersions(db, schema.dataset(), name));
     if (versions.empty()) continue;
+    KW_RETURN_IF_ERROR(ValidateIndexVersions(schema, table, versions));
     KW_ASSIGN_OR_RETURN(auto columns, db.ListColumns(name));
     std::set<std::string> existing;
     for (const auto& c : columns) existing.insert(c.name);

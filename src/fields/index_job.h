@@ -10,9 +10,13 @@
 // fills it in batches by id, each batch committed with its checkpoint in
 // one transaction, each row only if its fields still hold what the job
 // read; kill -9 at any moment and a rerun resumes after the last committed
-// batch.  After the scan it waits until every writer has seen the new
-// version (kIndexRefreshSeconds), fills the rows left NULL meanwhile, and
-// in one transaction makes the new version active and the old one retired.
+// batch.  A new version is scanned only once every writer has seen it
+// (kIndexRefreshSeconds); after the scan the job waits as long again, fills
+// the rows left NULL meanwhile, and in one transaction makes the new
+// version active and the old one retired.  Rows that fail (keywardd
+// unreachable, access denied) keep the version building, searched beside
+// the old one, until a rerun fills them; rows of erased tenants are
+// skipped.  A version that is already current still gets the final pass.
 // A rotated data key (`keyward reencrypt --schema`) is a new spec: rerun
 // rebuild after it.
 //
@@ -53,13 +57,18 @@ struct IndexJobReport {
     std::string name;
     int64_t version = 0;
     std::string column;
-    std::string action;  // "up to date", "built", "resumed", "restarted"
+    // "up to date", "built", "resumed", "restarted", or "incomplete" (rows
+    // failed: the version stays building, searched beside the old one, and
+    // the next run fills what is missing)
+    std::string action;
     uint64_t rows = 0;       // rows in the table at the start
     uint64_t updated = 0;    // rows given a value
     uint64_t nulls = 0;      // rows with a NULL field (index value NULL)
     uint64_t failed = 0;     // rows whose fields could not be decrypted (left NULL)
+    uint64_t erased = 0;     // rows of erased tenants (nothing to index)
     uint64_t conflicts = 0;  // rows changed meanwhile (their writer filled them)
     uint64_t caught_up = 0;  // rows filled by the final pass
+    uint64_t conflicts_left = 0;  // changed meanwhile in the last final pass
     std::string first_failure;
     std::string retired_column;  // the column the new version replaces ("" for none)
     double seconds = 0;

@@ -493,6 +493,27 @@ class SchemaParser {
         Problem(index.line, absl::StrCat("table ", t.name, ": two indexes are named ",
                                          index.name));
       }
+      // Its columns are NAME and NAME_vN: keep both from meeting a field
+      // or another index's columns.
+      const auto versioned = [](absl::string_view name) {
+        const size_t v = name.rfind("_v");
+        if (v == absl::string_view::npos || v + 2 == name.size()) return false;
+        for (char c : name.substr(v + 2)) {
+          if (c < '0' || c > '9') return false;
+        }
+        return true;
+      };
+      if (versioned(index.name)) {
+        Problem(index.line, absl::StrCat("table ", t.name, ": index ", index.name,
+                                         " ends like a later version's column (_vN); rename it"));
+      }
+      for (const auto& [column, rule] : t.fields) {
+        if (absl::StartsWith(column, index.name + "_v") && versioned(column)) {
+          Problem(index.line, absl::StrCat("table ", t.name, ": index ", index.name,
+                                           " would one day need column ", column,
+                                           ", which is a field; rename the index"));
+        }
+      }
       if (t.fields.count(index.name) || index.name == t.id_column ||
           index.name == out_.tenant_column_) {
         Problem(index.line, absl::StrCat("table ", t.name, ": index ", index.name,

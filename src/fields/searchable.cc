@@ -109,6 +109,23 @@ absl::StatusOr<ConditionPlan> PlanCondition(const FieldSchema& schema, const Tab
                                 "has no blind index, so it cannot be searched: ", hint));
 }
 
+// Whether a compound index over `column` has a condition on each of its
+// columns.
+bool CoveredByCompound(const TableSchema& table, const std::string& column,
+                       const std::vector<Condition>& all) {
+  for (const BlindIndex* index : table.IndexesOf(column)) {
+    if (!index->compound()) continue;
+    bool covered = true;
+    for (const std::string& col : index->columns) {
+      bool has = false;
+      for (const Condition& other : all) has = has || other.name == col;
+      covered = covered && has;
+    }
+    if (covered) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void EncodeValue(const FieldValue& value, EncodedValue* out) {
@@ -200,6 +217,8 @@ absl::StatusOr<std::shared_ptr<const Searchable::Versions>> Searchable::Versions
   }
   KW_ASSIGN_OR_RETURN(Versions versions,
                       LoadIndexVersions(*catalog_, schema_->dataset(), table));
+  KW_ASSIGN_OR_RETURN(const TableSchema* spec, schema_->Table(table));
+  KW_RETURN_IF_ERROR(ValidateIndexVersions(*schema_, *spec, versions));
   auto shared = std::make_shared<const Versions>(std::move(versions));
   loaded_[table] = Loaded{now, shared};
   return shared;
@@ -315,9 +334,9 @@ absl::StatusOr<std::vector<FieldValue>> Searchable::DeterministicCandidates(
       OPENSSL_cleanse(encoded.number, sizeof(encoded.number));
       KW_RETURN_IF_ERROR(sealed);
       if (encoding_ == FieldEncryptor::Encoding::kBytes) {
-        out.push_back(FieldBytes{std::move(binary)});
+        out.emplace_back(std::in_place_type<FieldBytes>, FieldBytes{std::move(binary)});
       } else {
-        out.push_back(format::FieldToText(binary));
+        out.emplace_back(std::in_place_type<std::string>, format::FieldToText(binary));
       }
     }
   }
@@ -396,10 +415,22 @@ absl::StatusOr<FieldEncryptor::Search> Searchable::Prepare(absl::string_view tab
         search.terms.push_back({SearchColumn{c.name, std::move(candidates)}});
       }
     } else {
+      // An index added to the schema but not built yet is skipped while
+      // another covers the condition (Matches still checks its transform).
+      absl::Status unbuilt;
+      bool any = false;
       for (const BlindIndex* index : SingleIndexes(*table, c.name)) {
-        KW_ASSIGN_OR_RETURN(auto term, IndexTerm(*table, *index, {{c.name, &c.value}}));
-        search.terms.push_back(std::move(term));
+        absl::StatusOr<std::vector<SearchColumn>> term =
+            IndexTerm(*table, *index, {{c.name, &c.value}});
+        if (absl::IsFailedPrecondition(term.status())) {
+          unbuilt = term.status();
+          continue;
+        }
+        if (!term.ok()) return term.status();
+        search.terms.push_back(std::move(*term));
+        any = true;
       }
+      if (!any && !unbuilt.ok() && !CoveredByCompound(*table, c.name, conditions)) return unbuilt;
     }
   }
   // Compound indexes with a condition on each of their columns.
@@ -410,8 +441,21 @@ absl::StatusOr<FieldEncryptor::Search> Searchable::Prepare(absl::string_view tab
     bool covered = true;
     for (const std::string& col : index.columns) covered = covered && values.count(col) > 0;
     if (!covered) continue;
-    KW_ASSIGN_OR_RETURN(auto term, IndexTerm(*table, index, values));
-    search.terms.push_back(std::move(term));
+    absl::StatusOr<std::vector<SearchColumn>> term = IndexTerm(*table, index, values);
+    if (absl::IsFailedPrecondition(term.status())) {
+      // Not built yet: fine when each of its fields is searched otherwise.
+      bool others = true;
+      for (const std::string& col : index.columns) {
+        const auto rule = table->fields.find(col);
+        others = others && rule != table->fields.end() &&
+                 (rule->second.treatment == Treatment::kDeterministic ||
+                  !SingleIndexes(*table, col).empty());
+      }
+      if (others) continue;
+      return term.status();
+    }
+    if (!term.ok()) return term.status();
+    search.terms.push_back(std::move(*term));
   }
   if (!schema_->tenant_column().empty() && !tenant.empty()) {
     search.terms.push_back({SearchColumn{schema_->tenant_column(), {std::string(tenant)}}});
