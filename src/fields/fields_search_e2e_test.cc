@@ -228,6 +228,54 @@ TEST_P(FieldSearchE2eTest, ATwoBitIndexStillReturnsOnlyTrueMatches) {
               static_cast<unsigned long long>(result.false_positives));
 }
 
+// From the attacker's side: someone who can write the database rewrites
+// keyward_field_indexes to aim index writes at a data column, to key an
+// index by another class, or to widen it.  Keyward refuses the rows
+// instead of overwriting, dropping or weakening anything.  (Pointing an
+// index at another field of the same class is not caught: it only makes
+// searches miss rows, as docs/fields.md says.)
+TEST_P(FieldSearchE2eTest, ATamperedIndexCatalogIsRefusedNotObeyed) {
+  auto enc = Encryptor(server_->admin_config());
+  ASSERT_NE(enc, nullptr);
+  Insert(*enc, People(20));
+  Rebuild(*enc);
+  const char* attacks[] = {
+      "UPDATE keyward_field_indexes SET column_name = 'notes' WHERE index_name = 'email_idx'",
+      "UPDATE keyward_field_indexes SET key_refs = replace(key_refs, 'pci:', 'pii:') "
+      "WHERE index_name = 'card_last4'",
+      "UPDATE keyward_field_indexes SET bits = 32 WHERE index_name = 'email_idx'",
+  };
+  for (const char* attack : attacks) {
+    SCOPED_TRACE(attack);
+    KW_ASSERT_OK(db_->Execute("DROP TABLE IF EXISTS saved_indexes").status());
+    KW_ASSERT_OK(db_->Execute("CREATE TABLE saved_indexes AS SELECT * FROM keyward_field_indexes")
+                     .status());
+    KW_ASSERT_OK(db_->Execute(attack).status());
+    auto fresh = Encryptor(server_->admin_config());
+    ASSERT_NE(fresh, nullptr);
+    Customer c = Sample(500, "acme");
+    auto row = fresh->EncryptRow("customers", RowOf(c));
+    EXPECT_EQ(row.status().code(), absl::StatusCode::kDataLoss) << row.status();
+    auto finder = fields::Finder::New(*fresh, *db_, "customers");
+    ASSERT_TRUE(finder.ok());
+    EXPECT_EQ((*finder)->Find({{"email", std::string("bob@example.com")}}).status().code(),
+              absl::StatusCode::kDataLoss);
+    auto retire = server_->Cli({"index", "retire", "--schema", schema_path_, "--db", url_,
+                                "--table", "customers"},
+                               server_->admin_config());
+    EXPECT_EQ(retire.exit_code, 4) << retire.err;  // integrity
+    // Nothing was dropped or overwritten: the notes column still decrypts.
+    auto notes = enc->DecryptRow("customers", StoredRow(3));
+    ASSERT_TRUE(notes.ok()) << notes.status();
+    EXPECT_EQ(notes->row.at("notes"), FieldValue(People(20)[2].notes));
+    KW_ASSERT_OK(db_->Execute("DELETE FROM keyward_field_indexes").status());
+    KW_ASSERT_OK(db_->Execute("INSERT INTO keyward_field_indexes SELECT * FROM saved_indexes")
+                     .status());
+  }
+  auto fresh = Encryptor(server_->admin_config());
+  EXPECT_EQ(Ids(*fresh, {{"email", std::string("bob@example.com")}}), (std::set<int64_t>{3}));
+}
+
 TEST_P(FieldSearchE2eTest, FieldsFindPrintsTheDecryptedMatches) {
   auto enc = Encryptor(server_->admin_config());
   ASSERT_NE(enc, nullptr);
