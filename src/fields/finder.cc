@@ -7,6 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "fields/db_values.h"
+#include "fields/encryptor_access.h"
+#include "fields/searchable.h"
 #include "format/field_value.h"
 
 namespace keyward::fields {
@@ -69,16 +71,22 @@ absl::StatusOr<Finder::Result> Finder::Find(std::vector<FieldEncryptor::Conditio
   Result out;
   out.columns = columns_;
   out.candidates = rows.size();
+  // FieldEncryptor::ConfirmMatch for each candidate, with the conditions
+  // planned and their canonical values computed once for all of them.
+  const Searchable::Matcher matcher(EncryptorAccess::Search(enc_), search);
   for (appdb::ResultRow& r : rows) {
     FieldRow row;
     for (size_t i = 0; i < r.size() && i < columns_.size(); ++i) {
-      row[columns_[i]] = ToField(std::move(r[i]));
+      row.emplace_hint(row.end(), columns_[i], ToField(std::move(r[i])));
     }
-    absl::StatusOr<std::optional<DecryptedRow>> match = enc_.ConfirmMatch(search, std::move(row));
+    absl::StatusOr<DecryptedRow> decrypted =
+        enc_.DecryptRow(search.table, std::move(row), FieldEncryptor::Failure::kPartial);
+    absl::StatusOr<bool> match =
+        decrypted.ok() ? matcher.Matches(decrypted->row, decrypted->failed) : decrypted.status();
     if (!match.ok()) {
       if (out.unreadable++ == 0) out.first_unreadable = match.status();
-    } else if (match->has_value()) {
-      out.rows.push_back(std::move(**match));
+    } else if (*match) {
+      out.rows.push_back(std::move(*decrypted));
     } else {
       ++out.false_positives;
     }

@@ -464,37 +464,76 @@ absl::StatusOr<FieldEncryptor::Search> Searchable::Prepare(absl::string_view tab
   return search;
 }
 
-absl::StatusOr<bool> Searchable::Matches(const FieldEncryptor::Search& search,
-                                         const FieldRow& row,
-                                         const std::map<std::string, absl::Status>& failed) {
-  KW_ASSIGN_OR_RETURN(const TableSchema* table, schema_->Table(search.table));
-  if (!search.tenant.empty() && !schema_->tenant_column().empty()) {
-    auto t = row.find(schema_->tenant_column());
+Searchable::Matcher::Matcher(Searchable& searchable, const FieldEncryptor::Search& search)
+    : search_(search) {
+  const FieldSchema& schema = *searchable.schema_;
+  absl::StatusOr<const TableSchema*> table = schema.Table(search.table);
+  if (!table.ok()) {
+    table_status_ = table.status();
+    return;
+  }
+  if (!search.tenant.empty() && !schema.tenant_column().empty()) {
+    tenant_column_ = &schema.tenant_column();
+  }
+  checks_.reserve(search.conditions.size());
+  for (const Condition& c : search.conditions) {
+    absl::StatusOr<ConditionPlan> plan = PlanCondition(schema, **table, c, search.conditions);
+    if (!plan.ok()) {
+      checks_.push_back(plan.status());
+      continue;
+    }
+    Check check;
+    check.column = std::move(plan->column);
+    for (const std::vector<IndexTransform>* chain : plan->chains) {
+      check.wants.emplace_back(chain, Canonical(c.value, *chain));
+    }
+    checks_.push_back(std::move(check));
+  }
+}
+
+Searchable::Matcher::~Matcher() {
+  for (absl::StatusOr<Check>& check : checks_) {
+    if (!check.ok()) continue;
+    for (auto& [chain, want] : check->wants) {
+      if (want.ok() && want->has_value()) Wipe(**want);
+    }
+  }
+}
+
+absl::StatusOr<bool> Searchable::Matcher::Matches(
+    const FieldRow& row, const std::map<std::string, absl::Status>& failed) const {
+  KW_RETURN_IF_ERROR(table_status_);
+  if (tenant_column_ != nullptr) {
+    auto t = row.find(*tenant_column_);
     KW_ASSIGN_OR_RETURN(std::optional<std::string> have,
                         Canonical(t == row.end() ? FieldValue() : t->second, NoTransform()));
-    if (!have.has_value() || *have != search.tenant) return false;
+    if (!have.has_value() || *have != search_.tenant) return false;
   }
-  for (const Condition& c : search.conditions) {
-    KW_ASSIGN_OR_RETURN(ConditionPlan plan,
-                        PlanCondition(*schema_, *table, c, search.conditions));
-    if (auto f = failed.find(plan.column); f != failed.end()) return f->second;
-    auto it = row.find(plan.column);
+  for (const absl::StatusOr<Check>& check : checks_) {
+    if (!check.ok()) return check.status();
+    if (auto f = failed.find(check->column); f != failed.end()) return f->second;
+    auto it = row.find(check->column);
     if (it == row.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "the candidate row has no column ", plan.column, ": select it to confirm the match"));
+          "the candidate row has no column ", check->column, ": select it to confirm the match"));
     }
-    for (const std::vector<IndexTransform>* chain : plan.chains) {
-      KW_ASSIGN_OR_RETURN(std::optional<std::string> want, Canonical(c.value, *chain));
+    for (const auto& [chain, want] : check->wants) {
+      if (!want.ok()) return want.status();
       absl::StatusOr<std::optional<std::string>> have = Canonical(it->second, *chain);
       // A stored value the transform cannot read (bytes that are not
       // UTF-8) does not match.
-      const bool equal = have.ok() && have->has_value() && want.has_value() && **have == *want;
-      if (want.has_value()) Wipe(*want);
+      const bool equal = have.ok() && have->has_value() && want->has_value() && **have == **want;
       if (have.ok() && have->has_value()) Wipe(**have);
       if (!equal) return false;
     }
   }
   return true;
+}
+
+absl::StatusOr<bool> Searchable::Matches(const FieldEncryptor::Search& search,
+                                         const FieldRow& row,
+                                         const std::map<std::string, absl::Status>& failed) {
+  return Matcher(*this, search).Matches(row, failed);
 }
 
 }  // namespace keyward::fields

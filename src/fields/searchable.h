@@ -72,6 +72,34 @@ class Searchable {
   absl::StatusOr<bool> Matches(const FieldEncryptor::Search& search, const FieldRow& row,
                                const std::map<std::string, absl::Status>& failed);
 
+  // The same checks with the conditions planned and their canonical values
+  // computed once, for the many candidates of one search (fields::Finder).
+  // Errors are reported by Matches, where and when the one-shot Matches
+  // reports them.  Holds plaintext-derived values: wiped when destroyed.
+  class Matcher {
+   public:
+    Matcher(Searchable& searchable, const FieldEncryptor::Search& search);
+    ~Matcher();
+    Matcher(const Matcher&) = delete;
+    Matcher& operator=(const Matcher&) = delete;
+    absl::StatusOr<bool> Matches(const FieldRow& row,
+                                 const std::map<std::string, absl::Status>& failed) const;
+
+   private:
+    struct Check {
+      std::string column;
+      // One per transform chain: the chain and the condition value's
+      // canonical text under it.
+      std::vector<std::pair<const std::vector<IndexTransform>*,
+                            absl::StatusOr<std::optional<std::string>>>>
+          wants;
+    };
+    const FieldEncryptor::Search& search_;
+    const std::string* tenant_column_ = nullptr;  // null: no tenant check
+    absl::Status table_status_;
+    std::vector<absl::StatusOr<Check>> checks_;  // one per condition, in order
+  };
+
  private:
   // The deterministic ciphertexts of `value` in `column` under every
   // generation of its data key.
