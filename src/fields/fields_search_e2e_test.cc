@@ -21,6 +21,7 @@
 #include "fields/index_job.h"
 #include "keyward/errors.h"
 #include "nlohmann/json.hpp"
+#include "testing/subprocess.h"
 
 namespace keyward {
 namespace {
@@ -347,17 +348,7 @@ TEST_P(FieldSearchE2eTest, SearchesStayExactWhileAnIndexRebuildAfterRotationIsKi
                                      "rebuild", "--schema", schema_path_, "--db", url_, "--table",
                                      "customers", "--index", "email_idx", "--rows", "1e6",
                                      "--batch", "50", "--rate", "1500"};
-    std::fflush(nullptr);  // or the child repeats what this process buffered
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::freopen("/dev/null", "w", stdout);
-      ::freopen("/dev/null", "w", stderr);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    const pid_t pid = testing::SpawnQuietly(args);
     // Searches and a writer while the job runs.
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms(rng));
     Customer writer = Sample(10000 + round, "acme");
@@ -368,10 +359,7 @@ TEST_P(FieldSearchE2eTest, SearchesStayExactWhileAnIndexRebuildAfterRotationIsKi
       ++searches;
       if (HasFailure()) break;
     }
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+    if (testing::KillIfRunning(pid)) {
       ++killed_mid_run;
     }
     check(writer.id);
@@ -437,29 +425,14 @@ TEST_P(FieldSearchE2eTest, DeterministicLookupsStayExactWhileReencryptRuns) {
   std::vector<std::string> args = {KEYWARD_CLI, "--config", server_->admin_config(), "reencrypt",
                                    "--schema", schema_path_, "--db", url_, "--table",
                                    "customers", "--batch", "50", "--rate", "1000"};
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::freopen("/dev/null", "w", stdout);
-    ::freopen("/dev/null", "w", stderr);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  const pid_t pid = testing::SpawnQuietly(args);
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1200);
   int searches = 0;
   while (std::chrono::steady_clock::now() < until && !HasFailure()) {
     EXPECT_EQ(Ids(*enc, {{"ssn", std::string("ssn-7")}}, "acme"), want);
     ++searches;
   }
-  int status = 0;
-  const bool killed = ::waitpid(pid, &status, WNOHANG) == 0;
-  if (killed) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-  }
+  const bool killed = testing::KillIfRunning(pid);
   EXPECT_TRUE(killed) << "reencrypt should still be running when killed";
   // Mid-way: some values under the new generation, some under the old.
   auto generations = fields::EncryptorAccess::Keys(*enc).vault().Generations(

@@ -15,6 +15,7 @@
 #include "fields/fields_e2e_fixture.h"
 #include "keyward/errors.h"
 #include "nlohmann/json.hpp"
+#include "testing/subprocess.h"
 
 namespace keyward {
 namespace {
@@ -105,22 +106,10 @@ TEST_P(FieldTablesE2eTest, EncryptTableSurvivesKillNineTenTimesAndLosesNothing) 
       args.push_back("--rate");
       args.push_back("3000");
     }
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::freopen("/dev/null", "w", stdout);
-      ::freopen("/dev/null", "w", stderr);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    const pid_t pid = testing::SpawnQuietly(args);
     std::this_thread::sleep_for(std::chrono::milliseconds(
         throttled ? throttled_delay_ms(rng) : full_speed_delay_ms(rng)));
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+    if (testing::KillIfRunning(pid)) {
       ++killed_mid_run;
     }
     CheckAll(*enc, originals);  // after every kill: nothing lost, nothing half-written

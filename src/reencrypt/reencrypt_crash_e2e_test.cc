@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "reencrypt/reencrypt_e2e_fixture.h"
 #include "reencrypt/sqlite_table.h"
+#include "testing/subprocess.h"
 
 namespace keyward {
 namespace {
@@ -54,22 +55,10 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
                                           : Args({"--batch", "4"})) {
       args.push_back(a);
     }
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::freopen("/dev/null", "w", stdout);
-      ::freopen("/dev/null", "w", stderr);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    const pid_t pid = testing::SpawnQuietly(args);
     std::this_thread::sleep_for(std::chrono::milliseconds(
         throttled ? throttled_delay_ms(rng) : unthrottled_delay_ms(rng)));
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+    if (testing::KillIfRunning(pid)) {
       ++killed_mid_run;
       if (!throttled && Db(db_path_).CheckpointRowsDone() > std::max<int64_t>(done_before, 0)) {
         ++unthrottled_killed_mid_run;

@@ -145,4 +145,28 @@ std::vector<std::string> ListDir(const std::string& path) {
   return names;
 }
 
+pid_t SpawnQuietly(const std::vector<std::string>& argv, const std::string& stdout_path) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (std::freopen(stdout_path.c_str(), "w", stdout) == nullptr) ::_exit(126);
+    if (std::freopen("/dev/null", "w", stderr) == nullptr) ::_exit(126);
+    std::vector<std::string> copy = argv;
+    std::vector<char*> args;
+    for (auto& a : copy) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+bool KillIfRunning(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) != 0) return false;
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return true;
+}
+
 }  // namespace keyward::testing

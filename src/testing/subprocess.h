@@ -3,6 +3,8 @@
 #ifndef KEYWARD_TESTING_SUBPROCESS_H_
 #define KEYWARD_TESTING_SUBPROCESS_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -19,6 +21,16 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::string& stdin_data = "",
                          const std::vector<std::string>& extra_env = {});
+
+// Starts `argv` (argv[0] a path) in the background with its output to
+// `stdout_path` (stderr to /dev/null); returns its pid, for crash tests that
+// kill it mid-run.  Flushes this process's stdio first, so the child does
+// not repeat what was buffered.
+pid_t SpawnQuietly(const std::vector<std::string>& argv,
+                   const std::string& stdout_path = "/dev/null");
+// SIGKILLs `pid` if it is still running, and reaps it either way.  True
+// when it was still running (killed mid-run).
+bool KillIfRunning(pid_t pid);
 
 // A fresh directory under /tmp, removed with its contents on destruction.
 class TempDir {
