@@ -1,6 +1,7 @@
 // Storage of keys and their versions.  Implementations: SqliteKeyStore (the
-// embedded default), MemoryKeyStore (unit tests), and PostgreSQL (high
-// availability, later) — callers see only this interface.
+// embedded default), PostgresKeyStore (several keywardd replicas over one
+// PostgreSQL database, docs/ha.md) and MemoryKeyStore (unit tests) —
+// callers see only this interface.
 //
 // Consistency model: a key and all its versions form one aggregate that is
 // read and written as a whole.  UpdateKey is a compare-and-swap on the key's
@@ -14,7 +15,9 @@
 #define KEYWARD_KEYSTORE_KEY_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,6 +80,31 @@ struct TenantKeyRecord {
 struct VersionRef {
   std::string key_name;
   uint32_t version = 0;
+};
+
+// A change committed to the store, for the caches of every keywardd
+// replica sharing it (KeyStore::Watch).
+struct StoreChange {
+  enum class Kind {
+    kKey,         // key_name's key or one of its versions changed
+    kGrants,      // a grant was created or revoked
+    kTenantKey,   // key_name's key for `tenant` was created or erased
+    kEverything,  // changes may have been missed: forget every cached entry
+  };
+  Kind kind = Kind::kEverything;
+  std::string key_name;
+  std::string tenant;
+};
+
+// A lease on one piece of scheduled work (the rotation scheduler), held by
+// one replica at a time (KeyStore::AcquireLease).
+struct Lease {
+  std::string name;
+  std::string holder;
+  // Grows by one each time the lease passes to a new holder and never goes
+  // back, so work stamped with an older token is recognisably stale.
+  uint64_t fencing_token = 0;
+  absl::Time expires;  // by the store's clock
 };
 
 class KeyStore {
@@ -186,6 +214,37 @@ class KeyStore {
   // log's last sealed checkpoint).
   [[nodiscard]] virtual absl::Status SetSealedSecret(absl::string_view name,
                                                      absl::string_view sealed) = 0;
+
+  // --- Several writers (keywardd replicas) over one store.
+
+  // Delivers every change committed to the store, by this process or any
+  // other, to `on_change` on a thread of the store's, within about a second
+  // of its commit, until the store is destroyed.  After the store lost its
+  // connection and got it back, kEverything is delivered first.  Callbacks
+  // must not block.  Single-process stores (SQLite, memory) deliver nothing:
+  // their one writer updates its caches itself (this default).
+  [[nodiscard]] virtual absl::Status Watch(std::function<void(const StoreChange&)> on_change) {
+    (void)on_change;
+    return absl::OkStatus();
+  }
+
+  // Takes lease `name` for `holder` until now + `ttl` (the store's clock)
+  // when it is free, expired, or already `holder`'s (a renewal, which keeps
+  // the fencing token).  Errors: kFailedPrecondition "held by H until T"
+  // while another holder's lease runs; kUnavailable when the store is.
+  [[nodiscard]] virtual absl::StatusOr<Lease> AcquireLease(absl::string_view name,
+                                                           absl::string_view holder,
+                                                           absl::Duration ttl);
+  // Ends `holder`'s lease at once (a clean shutdown), so that another
+  // replica takes over without waiting for it to expire.  A lease that
+  // `holder` does not hold is left alone (OK).
+  [[nodiscard]] virtual absl::Status ReleaseLease(absl::string_view name,
+                                                  absl::string_view holder);
+
+ private:
+  // The in-process leases of single-process stores (the defaults above).
+  std::mutex leases_mu_;
+  std::map<std::string, Lease, std::less<>> leases_;  // GUARDED_BY(leases_mu_)
 };
 
 }  // namespace keyward::keystore

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "keyward/errors.h"
 
@@ -59,3 +60,42 @@ void ForgetSealed(TenantKeyRecord& record) {
 }
 
 }  // namespace keyward::keystore::internal
+
+namespace keyward::keystore {
+
+absl::StatusOr<Lease> KeyStore::AcquireLease(absl::string_view name, absl::string_view holder,
+                                              absl::Duration ttl) {
+  if (name.empty() || holder.empty() || ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("a lease needs a name, a holder and a positive duration");
+  }
+  const absl::Time now = absl::Now();
+  std::lock_guard<std::mutex> lock(leases_mu_);
+  auto it = leases_.find(name);
+  if (it == leases_.end()) {
+    it = leases_.emplace(std::string(name), Lease{std::string(name), "", 0, now}).first;
+  }
+  Lease& lease = it->second;
+  if (lease.holder != holder) {
+    if (!lease.holder.empty() && lease.expires > now) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("lease ", name, " is held by ", lease.holder, " until ",
+                       absl::FormatTime(absl::RFC3339_sec, lease.expires, absl::UTCTimeZone())));
+    }
+    lease.holder = std::string(holder);
+    ++lease.fencing_token;
+  }
+  lease.expires = now + ttl;
+  return lease;
+}
+
+absl::Status KeyStore::ReleaseLease(absl::string_view name, absl::string_view holder) {
+  std::lock_guard<std::mutex> lock(leases_mu_);
+  auto it = leases_.find(name);
+  if (it != leases_.end() && it->second.holder == holder) {
+    it->second.holder.clear();
+    it->second.expires = absl::Now();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace keyward::keystore
