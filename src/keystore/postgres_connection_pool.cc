@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "appdb/url.h"
 #include "appdb/postgres_database.h"
 #include "base/status_macros.h"
 
@@ -82,18 +85,32 @@ absl::StatusOr<uint64_t> Execute(appdb::Database& db, absl::string_view sql,
   return db.Execute(sql, params.values());
 }
 
-PgConnectionPool::PgConnectionPool(std::string url, std::string hosts, int size,
-                                   absl::Duration timeout)
+PgConnectionPool::PgConnectionPool(std::string url, std::string shown_url, std::string hosts,
+                                   int size, absl::Duration timeout)
     : url_(std::move(url)),
+      redacted_url_(appdb::RedactUrlPassword(url_)),
+      shown_url_(std::move(shown_url)),
       hosts_(std::move(hosts)),
       size_(std::max(1, size)),
       timeout_(timeout) {}
 
 PgConnectionPool::~PgConnectionPool() = default;
 
+std::string PgConnectionPool::Shown(absl::string_view message) const {
+  return absl::StrReplaceAll(message, {{redacted_url_, shown_url_}});
+}
+
+absl::Status PgConnectionPool::WithShownUrl(absl::Status s) const {
+  if (s.ok() || !absl::StrContains(s.message(), redacted_url_)) return s;
+  absl::Status out(s.code(), Shown(s.message()));
+  s.ForEachPayload(
+      [&](absl::string_view type, const absl::Cord& payload) { out.SetPayload(type, payload); });
+  return out;
+}
+
 absl::Status PgConnectionPool::Unreachable(const absl::Status& cause) const {
   return absl::UnavailableError(absl::StrCat("the key store (PostgreSQL ", hosts_,
-                                             ") is unreachable: ", cause.message(),
+                                             ") is unreachable: ", Shown(cause.message()),
                                              "; keywardd retries; check the database"));
 }
 
@@ -167,7 +184,7 @@ absl::Status PgConnectionPool::InTransaction(
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto checkout = Acquire();
-    if (!checkout.ok()) return checkout.status();
+    if (!checkout.ok()) return WithShownUrl(checkout.status());
     appdb::Database& db = *checkout->db;
     absl::Status s = db.Begin();
     if (s.ok()) s = body(db);
@@ -181,19 +198,19 @@ absl::Status PgConnectionPool::InTransaction(
       }
       const bool rolled_back = db.Rollback().ok();
       Release(std::move(*checkout), /*broken=*/!rolled_back);
-      return s;
+      return WithShownUrl(s);
     }
     s = db.Commit();
     if (s.ok() || !ConnectionLost(s)) {
       Release(std::move(*checkout), /*broken=*/false);
-      return s;
+      return WithShownUrl(s);
     }
     Release(std::move(*checkout), /*broken=*/true);
     last = s;
     if (on_unknown == OnUnknownOutcome::kRetry) continue;
     return absl::UnavailableError(absl::StrCat(
         "the key store (PostgreSQL ", hosts_, ") lost the connection while committing (",
-        what, "), so whether it took effect is unknown: ", s.message(),
+        what, "), so whether it took effect is unknown: ", Shown(s.message()),
         "; re-read before repeating it"));
   }
   return Unreachable(last);
@@ -203,11 +220,11 @@ absl::Status PgConnectionPool::Run(absl::FunctionRef<absl::Status(appdb::Databas
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto checkout = Acquire();
-    if (!checkout.ok()) return checkout.status();
+    if (!checkout.ok()) return WithShownUrl(checkout.status());
     absl::Status s = body(*checkout->db);
     const bool lost = ConnectionLost(s);
     Release(std::move(*checkout), lost);
-    if (!lost) return s;
+    if (!lost) return WithShownUrl(s);
     last = s;
   }
   return Unreachable(last);

@@ -65,11 +65,13 @@ enum class OnUnknownOutcome {
 
 class PgConnectionPool {
  public:
-  // `url`: the libpq URI with the store's connection defaults; `hosts`:
-  // how messages name the database ("db1:5432,db2:5432").  Connections are
-  // opened on first use; `timeout` bounds each statement (statement_timeout)
-  // and the wait for a free connection.
-  PgConnectionPool(std::string url, std::string hosts, int size, absl::Duration timeout);
+  // `url`: the libpq URI with the store's connection defaults added to
+  // `shown_url` (the caller's, without its password), which messages show
+  // instead; `hosts`: how messages name the database ("db1:5432,db2:5432").
+  // Connections are opened on first use; `timeout` bounds each statement
+  // (statement_timeout) and the wait for a free connection.
+  PgConnectionPool(std::string url, std::string shown_url, std::string hosts, int size,
+                   absl::Duration timeout);
   ~PgConnectionPool();
   PgConnectionPool(const PgConnectionPool&) = delete;
   PgConnectionPool& operator=(const PgConnectionPool&) = delete;
@@ -92,6 +94,9 @@ class PgConnectionPool {
   const std::string& hosts() const { return hosts_; }
   // `cause` (a lost or refused connection) as the store reports it.
   absl::Status Unreachable(const absl::Status& cause) const;
+  // `message` (from appdb) with the URL as the caller wrote it.
+  std::string Shown(absl::string_view message) const;
+  absl::Status WithShownUrl(absl::Status s) const;
 
  private:
   struct Checkout {
@@ -106,6 +111,8 @@ class PgConnectionPool {
   absl::StatusOr<std::unique_ptr<appdb::PostgresDatabase>> Connect() const;
 
   const std::string url_;
+  const std::string redacted_url_;  // url_ as appdb's messages show it
+  const std::string shown_url_;
   const std::string hosts_;
   const int size_;
   const absl::Duration timeout_;

@@ -117,7 +117,7 @@ absl::StatusOr<std::unique_ptr<PostgresKeyStore>> PostgresKeyStore::OpenWithMigr
   KW_ASSIGN_OR_RETURN(ConnectionSettings settings, Settings(url, options));
   const std::string redacted = appdb::RedactUrlPassword(url);
   auto pool = std::make_unique<PgConnectionPool>(
-      settings.url, settings.hosts, options.connections, options.connect_timeout);
+      settings.url, redacted, settings.hosts, options.connections, options.connect_timeout);
   internal::SchemaState state;
   // Idempotent: a second run finds the migrations applied and the
   // environment recorded.

@@ -316,11 +316,16 @@ TEST_F(OutageTest, OperationsFailClearlyDuringAnOutageAndRecoverAfterIt) {
   EXPECT_TRUE(heard_update) << ::testing::PrintToString(Describe(heard));
 }
 
-TEST(PostgresKeyStoreTest, AnUnreachableServerIsReportedNotWaitedFor) {
-  const std::string url =
-      absl::StrCat("postgresql://keyward@127.0.0.1:", ::keyward::testing::FreePort(), "/x");
-  EXPECT_THAT(PostgresKeyStore::Open(url, "dev"),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("is unreachable")));
+TEST(PostgresKeyStoreTest, AnUnreachableServerIsReportedWithoutThePassword) {
+  const std::string url = absl::StrCat("postgresql://keyward:s3cret-pw@127.0.0.1:",
+                                       ::keyward::testing::FreePort(), "/x");
+  auto store = PostgresKeyStore::Open(url, "dev");
+  EXPECT_THAT(store, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("is unreachable")));
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("s3cret-pw")));
+  // The URL as the operator wrote it, not with the store's defaults added.
+  EXPECT_THAT(store.status().message(), ::testing::Not(HasSubstr("tcp_user_timeout")));
+  EXPECT_THAT(PostgresKeyStore::Open("postgresql://keyward:s3cret-pw@[::1/x", "dev"),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::Not(HasSubstr("s3cret-pw"))));
 }
 
 TEST(PostgresKeyStoreTest, BelongsToOneEnvironment) {
