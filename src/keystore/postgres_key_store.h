@@ -9,9 +9,14 @@
 // it follows the new primary.  A connection found broken is closed with
 // every idle one and opened again on next use; an operation that cannot
 // reach the server fails with kUnavailable ("the key store (PostgreSQL
-// HOSTS) is unreachable: …") within about connect_timeout: libpq's
-// connect_timeout, tcp_user_timeout and keepalives, and the server's
-// statement_timeout, all bounded by it.  An operation whose connection was
+// HOSTS) is unreachable: …"), never waiting much longer than
+// connect_timeout: libpq's connect_timeout (per host listed), its
+// tcp_user_timeout and keepalives, and the server's statement_timeout are
+// all set from it, and a request waits at most twice as long for a free
+// connection (then kUnavailable "all N connections … are busy").  A
+// statement cancelled by statement_timeout fails with kDeadlineExceeded
+// and leaves its connection usable.  Settings
+// the URL names win.  An operation whose connection was
 // lost before it committed runs again once on a fresh connection; one whose
 // COMMIT was lost in flight runs again only when it is idempotent (each
 // says so), else it fails with kUnavailable saying the outcome is unknown.

@@ -328,6 +328,27 @@ TEST(PostgresKeyStoreTest, AnUnreachableServerIsReportedWithoutThePassword) {
               StatusIs(absl::StatusCode::kInvalidArgument, ::testing::Not(HasSubstr("s3cret-pw"))));
 }
 
+TEST(PostgresKeyStoreTest, AStatementStuckOnALockGivesUpAfterTheTimeout) {
+  KW_ASSERT_OK_AND_ASSIGN(std::string url, FreshPostgresDatabase());
+  PostgresKeyStoreOptions options;
+  options.connect_timeout = absl::Seconds(1);
+  KW_ASSERT_OK_AND_ASSIGN(auto store, PostgresKeyStore::Open(url, "dev", options));
+  KW_ASSERT_OK(store->CreateKey(SimpleTestKey("k")));
+  KW_ASSERT_OK_AND_ASSIGN(Key key, store->GetKey("k"));
+  // Another client (a stuck replica) holds the key's row.
+  KW_ASSERT_OK_AND_ASSIGN(auto other, appdb::PostgresDatabase::Open(url));
+  KW_ASSERT_OK(other->Begin());
+  KW_ASSERT_OK(
+      other->Query("SELECT 1 FROM keyward_keys WHERE name = 'k' FOR UPDATE", {}).status());
+  key.labels["x"] = "1";
+  EXPECT_THAT(store->UpdateKey(key), StatusIs(absl::StatusCode::kDeadlineExceeded));
+  KW_ASSERT_OK(other->Rollback());
+  // The connection stayed usable and nothing was written.
+  KW_ASSERT_OK(store->UpdateKey(key));
+  KW_ASSERT_OK_AND_ASSIGN(Key after, store->GetKey("k"));
+  EXPECT_EQ(after.revision, key.revision + 1);
+}
+
 TEST(PostgresKeyStoreTest, BelongsToOneEnvironment) {
   KW_ASSERT_OK_AND_ASSIGN(std::string url, FreshPostgresDatabase());
   { KW_ASSERT_OK_AND_ASSIGN(auto store, PostgresKeyStore::Open(url, "dev")); }
