@@ -145,13 +145,20 @@ class PostgresLogStorage final : public LogStorage {
       override {
     std::lock_guard<std::mutex> lock(mu_);
     KW_RETURN_IF_ERROR(EnsureConnected());
+    // Paged by index: the records' own sequence numbers (checked by
+    // `record`) tell a missing row, not the paging.
     int64_t next = 0;
     for (;;) {
       KW_ASSIGN_OR_RETURN(
-          std::vector<std::string> page,
-          Lines(*writer_, kReadRecords, {options_.log_id, next, kLoadPage}));
-      for (const std::string& line : page) KW_RETURN_IF_ERROR(record(line));
-      next += static_cast<int64_t>(page.size());
+          std::vector<ResultRow> page,
+          writer_->Query(
+              "SELECT idx, line FROM keyward_audit_records "
+              "WHERE log_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+              {options_.log_id, next, kLoadPage}));
+      for (const ResultRow& row : page) {
+        KW_RETURN_IF_ERROR(record(Text(row[1])));
+        next = Int(row[0]) + 1;
+      }
       if (static_cast<int64_t>(page.size()) < kLoadPage) break;
     }
     KW_ASSIGN_OR_RETURN(std::vector<std::string> checkpoints,
