@@ -367,7 +367,7 @@ absl::StatusOr<std::unique_ptr<PostgresAuditReader>> PostgresAuditReader::Open(
     return absl::NotFoundError(
         absl::StrCat("no audit logs in ", db->RedactedUrl(),
                      " (no keyward_audit_records table): is this the database "
-                     "keywardd's audit.postgres_url "
+                     "keywardd's storage.postgres (with audit.storage: postgres) "
                      "names?"));
   }
   return std::unique_ptr<PostgresAuditReader>(

@@ -98,12 +98,12 @@ TEST_F(ReplicasTest, ChangesThroughOneReplicaAreHonouredByTheOther) {
   KW_ASSERT_OK_AND_ASSIGN(SecretData back, app1->DecryptDataKey(from2.encrypted.ciphertext, {{"o", "1"}}));
   EXPECT_EQ(back.AsStringView(), from2.plaintext.AsStringView());
 
-  // Disabling version 2 through r1 (forced: nothing reported it unused):
-  // r2 stops decrypting under it.
-  KW_ASSERT_OK(admin1->SetPrimaryVersion("ha/orders", 1).status());
-  KW_ASSERT_OK(admin1->DisableVersion("ha/orders", 2, /*force=*/true).status());
+  // Disabling version 1 through r1 (forced: nothing reported it unused):
+  // r2, which holds its KEK unsealed, stops decrypting under it.
+  KW_ASSERT_OK(app2->DecryptDataKey(first.encrypted.ciphertext, {}).status());
+  KW_ASSERT_OK(admin1->DisableVersion("ha/orders", 1, /*force=*/true).status());
   EXPECT_TRUE(Until("disablement", [&] {
-    auto d = app2->DecryptDataKey(from2.encrypted.ciphertext, {{"o", "1"}});
+    auto d = app2->DecryptDataKey(first.encrypted.ciphertext, {});
     return !d.ok() && d.status().code() == absl::StatusCode::kFailedPrecondition;
   }));
 

@@ -23,6 +23,7 @@
 #include "keyward/version.h"
 #include "metrics/metrics.h"
 #include "format/wire.h"
+#include "audit/postgres_storage.h"
 #include "server/handshake_audit.h"
 #include "server/replicas.h"
 #include "server/unknown_method.h"
@@ -329,6 +330,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
         config.environment, config.audit.in_postgres ? config.replica_id : "",
         server->store_.get(), server->root_.get());
     audit_options.anchor = server->audit_anchor_.get();
+  }
+  if (config.audit.in_postgres) {
+    // One log per replica, named after it, in the key store's database.
+    KW_ASSIGN_OR_RETURN(audit_options.storage,
+                        audit::OpenPostgresAuditStorage(audit::PostgresAuditOptions{
+                            .url = config.postgres_url,
+                            .log_id = config.replica_id,
+                            .environment = config.environment}));
   }
   audit_options.allow_new_log = config.audit.start_new_log;
   audit_options.adopt_log = config.audit.adopt_log;
