@@ -67,10 +67,13 @@ absl::StatusOr<std::unique_ptr<DevServer>> DevServer::Replica() const {
   r->dir_path_ = r->dir_.File("dev");
   ProcessResult cp = RunProcess({"cp", "-a", dir_path_, r->dir_path_});
   if (cp.exit_code != 0) return absl::InternalError(absl::StrCat("cp -a failed: ", cp.err));
-  char resolved[PATH_MAX];
-  const std::string from = ::realpath(dir_path_.c_str(), resolved) != nullptr ? resolved : dir_path_;
-  const std::string to =
-      ::realpath(r->dir_path_.c_str(), resolved) != nullptr ? resolved : r->dir_path_;
+  // dev init wrote the resolved path into the configs.
+  auto resolve = [](const std::string& path) {
+    char resolved[PATH_MAX];
+    return ::realpath(path.c_str(), resolved) != nullptr ? std::string(resolved) : path;
+  };
+  const std::string from = resolve(dir_path_);
+  const std::string to = resolve(r->dir_path_);
   const std::string old_port = absl::StrCat("127.0.0.1:", port_);
   const std::string old_http = absl::StrCat("127.0.0.1:", http_port_);
   const std::string new_port = absl::StrCat("127.0.0.1:", r->port_);
