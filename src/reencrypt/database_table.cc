@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include <climits>
+#include <utility>
+#include <variant>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -158,9 +160,9 @@ absl::StatusOr<uint64_t> DatabaseTable::CommitBatch(const std::vector<Update>& u
   uint64_t replaced = 0;
   KW_RETURN_IF_ERROR(appdb::InTransaction(*db_, [&]() -> absl::Status {
     for (const Update& up : updates) {
-      KW_ASSIGN_OR_RETURN(uint64_t n, db_->Execute(update, {appdb::Blob{up.new_value},
-                                                            IdValue(up.id),
-                                                            appdb::Blob{up.old_value}}));
+      const std::vector<appdb::Value> params = {appdb::Blob{up.new_value}, IdValue(up.id),
+                                                appdb::Blob{up.old_value}};
+      KW_ASSIGN_OR_RETURN(uint64_t n, db_->Execute(update, params));
       replaced += n;
     }
     appdb::Value after_int, after_text;

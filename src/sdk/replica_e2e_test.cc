@@ -52,10 +52,10 @@ TEST_F(ReplicaTest, ADeadEndpointIsEjectedAndNotTriedAgainWhileAnotherIsHealthy)
   auto app = Open(server_->app_config(), {dead_, live}, absl::Hours(1));
   ASSERT_NE(app, nullptr);
   DataClient data(app);
+  const EncryptionContext ctx = {{"i", "x"}};
   for (int i = 0; i < 50; ++i) {
-    KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey dk, data.GenerateDataKey("k", {{"i", "x"}}));
-    KW_ASSERT_OK_AND_ASSIGN(SecretData pt,
-                            data.DecryptDataKey(dk.encrypted.ciphertext, {{"i", "x"}}));
+    KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey dk, data.GenerateDataKey("k", ctx));
+    KW_ASSERT_OK_AND_ASSIGN(SecretData pt, data.DecryptDataKey(dk.encrypted.ciphertext, ctx));
     EXPECT_EQ(pt.AsStringView(), dk.plaintext.AsStringView());
   }
   const std::vector<EndpointStats> stats = app->Endpoints();

@@ -25,7 +25,7 @@ TEST(RpcRetryTest, EveryMethodOfTheServiceHasARule) {
   const auto& service = Service();
   ASSERT_GT(service.method_count(), 0);
   for (int i = 0; i < service.method_count(); ++i) {
-    const std::string& name = service.method(i)->name();
+    const std::string name(service.method(i)->name());
     const RpcRetryRule* rule = FindRpcRetryRule(name);
     ASSERT_NE(rule, nullptr) << name << " has no row in sdk/rpc_retry.cc";
     EXPECT_FALSE(rule->why.empty()) << name;
