@@ -84,6 +84,14 @@ absl::Status MayHaveBeenApplied(const absl::Status& last, absl::string_view meth
                                 const RpcRetryRule* rule, absl::string_view address) {
   const absl::string_view check =
       rule != nullptr && !rule->check.empty() ? rule->check : "the state it changes";
+  // keywardd answered that it could not record the request: its documented
+  // answer (kUnavailable, audit-unavailable) stands, with the caveat.
+  if (GetErrorCode(last) == ErrorCode::kAuditUnavailable) {
+    return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kAuditUnavailable,
+                     absl::StrCat(last.message(), "; ", method,
+                                  " may have been applied before its record failed: check "
+                                  "with ", check, " before retrying"));
+  }
   return MakeError(
       absl::StatusCode::kUnknown, ErrorCode::kMayHaveBeenApplied,
       absl::StrCat(method, " failed after it was sent to keywardd at ", address, " (",

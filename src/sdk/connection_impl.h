@@ -39,7 +39,8 @@ void SleepJittered(absl::Duration backoff);
 // The error of a call whose connection to `address` could not be made.
 absl::Status NotConnected(absl::string_view address);
 // The error of a state-changing call that failed after it was sent:
-// kUnknown with ErrorCode kMayHaveBeenApplied, naming how to check.
+// kUnknown with ErrorCode kMayHaveBeenApplied, naming how to check; when
+// keywardd answered audit-unavailable, that answer with the same caveat.
 absl::Status MayHaveBeenApplied(const absl::Status& last, absl::string_view method,
                                 const RpcRetryRule* rule, absl::string_view address);
 // The error of a call that failed on every attempt: kUnavailable (safe to
