@@ -65,7 +65,7 @@ absl::StatusOr<std::unique_ptr<DevServer>> DevServer::Replica() const {
     r->http_port_ = FreePort();
   } while (r->http_port_ == r->port_ || r->http_port_ == port_ || r->http_port_ == http_port_);
   r->dir_path_ = r->dir_.File("dev");
-  ProcessResult cp = RunProcess({"cp", "-a", dir_path_, r->dir_path_});
+  ProcessResult cp = RunProcess({"/bin/cp", "-a", dir_path_, r->dir_path_});
   if (cp.exit_code != 0) return absl::InternalError(absl::StrCat("cp -a failed: ", cp.err));
   // dev init wrote the resolved path into the configs.
   auto resolve = [](const std::string& path) {
