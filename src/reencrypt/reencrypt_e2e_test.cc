@@ -241,7 +241,7 @@ TEST_F(ReencryptTest, RowsUnderKeysKeywarddDoesNotHaveAreCountedAndSkipped) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReencryptOnBothTest, ::testing::Values("sqlite", "postgresql"),
-                         [](const auto& info) { return std::string(info.param); });
+                         [](const auto& param_info) { return std::string(param_info.param); });
 
 }  // namespace
 }  // namespace keyward
