@@ -18,9 +18,9 @@
 // erasure, ...) are sent again only when the connection to a server could
 // not be made, which proves the request never left.  A state-changing call
 // that failed after it was sent returns kUnknown with ErrorCode
-// kMayHaveBeenApplied and the command that shows whether it was (when
-// keywardd answered that its audit log is unavailable: that answer,
-// kUnavailable with audit-unavailable, with the same caveat).  Calls that
+// kMayHaveBeenApplied and the command that shows whether it was; when
+// keywardd itself answered (its HSM unavailable, say), its answer as is
+// (audit-unavailable with the same caveat).  Calls that
 // fail on every attempt return kUnavailable naming the servers tried: safe
 // to retry later.
 //

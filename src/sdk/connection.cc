@@ -80,13 +80,20 @@ absl::Status NotConnected(absl::string_view address) {
       "keywardd at ", address, " could not be connected (the request was not sent there)"));
 }
 
-absl::Status MayHaveBeenApplied(const absl::Status& last, absl::string_view method,
-                                const RpcRetryRule* rule, absl::string_view address) {
+bool AnsweredByKeywardd(const grpc::ClientContext& ctx) {
+  // keywardd sends its request id with every answer.
+  return ctx.GetServerTrailingMetadata().count("keyward-request-id") > 0;
+}
+
+absl::Status MayHaveBeenApplied(const absl::Status& last, bool answered,
+                                absl::string_view method, const RpcRetryRule* rule,
+                                absl::string_view address) {
   const absl::string_view check =
       rule != nullptr && !rule->check.empty() ? rule->check : "the state it changes";
-  // keywardd answered that it could not record the request: its documented
-  // answer (kUnavailable, audit-unavailable) stands, with the caveat.
-  if (GetErrorCode(last) == ErrorCode::kAuditUnavailable) {
+  // keywardd's own answer (its HSM or store unavailable, say) stands; when
+  // it could not record the request, with the caveat.
+  if (answered && GetErrorCode(last) != ErrorCode::kAuditUnavailable) return last;
+  if (answered) {
     return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kAuditUnavailable,
                      absl::StrCat(last.message(), "; ", method,
                                   " may have been applied before its record failed: check "

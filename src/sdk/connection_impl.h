@@ -38,11 +38,17 @@ void ToProto(const EncryptionContext& ctx, google::protobuf::Map<std::string, st
 void SleepJittered(absl::Duration backoff);
 // The error of a call whose connection to `address` could not be made.
 absl::Status NotConnected(absl::string_view address);
-// The error of a state-changing call that failed after it was sent:
-// kUnknown with ErrorCode kMayHaveBeenApplied, naming how to check; when
-// keywardd answered audit-unavailable, that answer with the same caveat.
-absl::Status MayHaveBeenApplied(const absl::Status& last, absl::string_view method,
-                                const RpcRetryRule* rule, absl::string_view address);
+// True when keywardd itself answered the call (its request id came back),
+// rather than the transport failing.
+bool AnsweredByKeywardd(const grpc::ClientContext& ctx);
+// The error of a state-changing call that failed after it was sent.  No
+// answer from keywardd (`answered` false): kUnknown with ErrorCode
+// kMayHaveBeenApplied, naming how to check.  keywardd's own answer: as is,
+// except that audit-unavailable gets the same caveat (keywardd records a
+// request after acting on it).
+absl::Status MayHaveBeenApplied(const absl::Status& last, bool answered,
+                                absl::string_view method, const RpcRetryRule* rule,
+                                absl::string_view address);
 // The error of a call that failed on every attempt: kUnavailable (safe to
 // retry later; a state-changing call was never sent), naming the servers
 // tried, with the last error's message and Keyward code.
@@ -126,7 +132,10 @@ struct Connection::Impl {
       }
       e.failures.fetch_add(1, std::memory_order_relaxed);
       Eject(e, o);
-      if (!safe) return sdk::MayHaveBeenApplied(last, method_name, rule, e.address);
+      if (!safe) {
+        return sdk::MayHaveBeenApplied(last, sdk::AnsweredByKeywardd(ctx), method_name, rule,
+                                       e.address);
+      }
     }
     return sdk::Exhausted(last, method_name, tried, safe);
   }
