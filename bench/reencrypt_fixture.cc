@@ -19,7 +19,7 @@
 #include "absl/time/clock.h"
 #include "keyward/data_client.h"
 #include "keyward/encryptor.h"
-#include "reencrypt/sqlite_table.h"
+#include "reencrypt/database_table.h"
 
 namespace {
 
@@ -62,7 +62,8 @@ int Generate(const char* config, const char* db_path, uint64_t rows, size_t size
 }
 
 int PlainUpdate(const char* db_path, size_t batch) {
-  auto table = keyward::reencrypt::SqliteTable::Open(db_path, "items", "secret", "id");
+  auto table = keyward::reencrypt::DatabaseTable::Open(absl::StrCat("sqlite:", db_path),
+                                                       "items", "secret", "id");
   if (!table.ok()) return std::fprintf(stderr, "%s\n", table.status().ToString().c_str()), 1;
   const absl::Time start = absl::Now();
   keyward::reencrypt::Checkpoint cp;

@@ -2,10 +2,29 @@
 // shared by the role clients built on it (keyward/data_client.h for
 // applications, keyward/admin_client.h for tools).
 //
-// Calls are spread round-robin over the configured servers, each with a
-// deadline, and retried with exponential backoff for UNAVAILABLE only (a
-// call that may have changed state is never retried for any other reason).
-// On open the connection asks the server for its environment and refuses
+// Calls are spread round-robin over the configured servers (keywardd
+// replicas), each attempt with a deadline.  A server whose call fails at
+// the transport (UNAVAILABLE, DEADLINE_EXCEEDED) or that reports its key
+// store or audit log unavailable is ejected: skipped for ejection_time,
+// doubling with each further failure up to max_ejection_time, and back in
+// rotation at its first success.  When every server is ejected, the one
+// ejected longest ago is tried.
+//
+// Which calls are retried on another server depends on the operation
+// (docs/sdk.md, "Replicas and retries"): reads and calls whose result is
+// fresh each time (data keys, Encrypt, Decrypt) are retried, with jittered
+// exponential backoff once every server is ejected, up to max_attempts;
+// calls that change state (CreateKey, RotateKey, grants, policy, tenant
+// erasure, ...) are sent again only when the connection to a server could
+// not be made, which proves the request never left.  A state-changing call
+// that failed after it was sent returns kUnknown with ErrorCode
+// kMayHaveBeenApplied and the command that shows whether it was; when
+// keywardd itself answered (its HSM unavailable, say), its answer as is
+// (audit-unavailable with the same caveat).  Calls that
+// fail on every attempt return kUnavailable naming the servers tried: safe
+// to retry later.
+//
+// On open the connection asks a server for its environment and refuses
 // one that differs from its own configuration.
 //
 // Thread-safety: a Connection is safe for concurrent use; open one per
@@ -14,6 +33,7 @@
 #ifndef KEYWARD_CONNECTION_H_
 #define KEYWARD_CONNECTION_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,8 +50,12 @@ struct ClientOptions {
   std::string cert_file;  // this client's certificate (its principal)
   std::string key_file;   // and private key
   absl::Duration deadline = absl::Seconds(10);  // per attempt
-  int max_attempts = 4;                         // UNAVAILABLE only
+  int max_attempts = 4;  // per call, over all servers (see above)
   absl::Duration initial_backoff = absl::Milliseconds(50);
+  // How long a failing server is skipped: ejection_time, doubling with
+  // each failure in a row, at most max_ejection_time.
+  absl::Duration ejection_time = absl::Seconds(1);
+  absl::Duration max_ejection_time = absl::Seconds(30);
   // The audit checkpoint signing key's fingerprint (hex SHA-256 of its
   // SubjectPublicKeyInfo), recorded when the deployment was set up: `keyward
   // audit verify` and `audit checkpoint` trust checkpoints signed by it.
@@ -56,6 +80,15 @@ struct ServerInfo {
   std::string audit_checkpoint_key_fingerprint;
 };
 
+// One server's record on a connection, for monitoring and tests.
+struct EndpointStats {
+  std::string address;
+  uint64_t attempts = 0;   // requests sent or tried (connections attempted) there
+  uint64_t failures = 0;   // attempts that failed at the transport or as unavailable
+  uint64_t ejections = 0;  // times it was taken out of rotation
+  bool ejected = false;    // out of rotation now
+};
+
 class Connection {
  public:
   // Connects and checks the server's environment.  Errors: kInvalidArgument
@@ -69,6 +102,8 @@ class Connection {
 
   const ClientOptions& options() const { return options_; }
   [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo();
+  // Each configured server's counters, in the order of options().servers.
+  std::vector<EndpointStats> Endpoints() const;
 
   // The SDK's own access to the channel (src/sdk); not for applications.
   struct Impl;

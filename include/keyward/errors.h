@@ -40,6 +40,10 @@ enum class ErrorCode {
   // keywardd could not make the request's audit record durable, so it did
   // not answer (kUnavailable); retry once the operator has fixed the log.
   kAuditUnavailable,
+  // A call that changes state failed after it was sent to keywardd (kUnknown):
+  // it may have been applied.  The SDK does not send it again; check (the
+  // message names the command) before retrying.
+  kMayHaveBeenApplied,
 };
 
 // "not-a-keyward-message", "authentication-failed", ... (stable; used in

@@ -29,6 +29,7 @@ constexpr struct {
     {ErrorCode::kAccessDenied, "access-denied"},
     {ErrorCode::kIoError, "io-error"},
     {ErrorCode::kAuditUnavailable, "audit-unavailable"},
+    {ErrorCode::kMayHaveBeenApplied, "may-have-been-applied"},
 };
 }  // namespace
 

@@ -97,6 +97,8 @@ int ExitCodeFor(const absl::Status& status) {
       return kExitIo;
     case ErrorCode::kAuditUnavailable:
       return kExitUnavailable;
+    case ErrorCode::kMayHaveBeenApplied:
+      return kExitFailure;
     case ErrorCode::kNone:
       break;
   }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -14,8 +15,8 @@
 #include "keyward/errors.h"
 #include "keyward/message.h"
 #include "nlohmann/json.hpp"
+#include "reencrypt/database_table.h"
 #include "reencrypt/job.h"
-#include "reencrypt/sqlite_table.h"
 
 namespace keyward::cli {
 namespace {
@@ -59,15 +60,17 @@ absl::Status RunReencrypt(Globals& globals, const ReencryptArgs& a) {
   o.batch = static_cast<size_t>(a.batch);
   o.rate = a.rate;
   o.dry_run = a.dry_run;
-  auto path = reencrypt::SqlitePathFromUrl(a.db);
-  if (!path.ok()) return UsageError(std::string(path.status().message()));
+  if (!absl::StartsWith(a.db, "sqlite:") && !absl::StartsWith(a.db, "postgresql://") &&
+      !absl::StartsWith(a.db, "postgres://")) {
+    return UsageError("--db is sqlite:PATH or postgresql://USER@HOST[:PORT]/DBNAME");
+  }
   if (absl::AsciiStrToLower(a.id_column) == absl::AsciiStrToLower(a.column)) {
     return UsageError(absl::StrCat(
         "--id-column '", a.id_column, "' is the column being re-encrypted; name the table's "
         "unique id column (an INTEGER PRIMARY KEY, or a unique TEXT key)"));
   }
-  KW_ASSIGN_OR_RETURN(auto table, reencrypt::SqliteTable::Open(*path, a.table, a.column,
-                                                               a.id_column));
+  KW_ASSIGN_OR_RETURN(auto table,
+                      reencrypt::DatabaseTable::Open(a.db, a.table, a.column, a.id_column));
   KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
   KW_ASSIGN_OR_RETURN(std::shared_ptr<DataClient> data, globals.SharedData());
   const bool tty = ::isatty(STDERR_FILENO) != 0;
@@ -287,9 +290,10 @@ void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action) {
       "moment.  Ends with rows per key version, reported to keywardd for\n"
       "the retirement gate.  See docs/rotation.md.");
   re->add_option("--db", args.db,
-                 "the database: sqlite:PATH (with --schema also postgresql://...)")->required();
+                 "the database: sqlite:PATH or postgresql://USER@HOST[:PORT]/DBNAME")->required();
   re->add_option("--table", args.table, "table name")->required();
-  re->add_option("--column", args.column, "column holding Keyward messages (BLOB)");
+  re->add_option("--column", args.column,
+                 "column holding Keyward messages (BLOB, or BYTEA in PostgreSQL)");
   re->add_option("--schema", args.schema,
                  "a classification schema: re-encrypt the table's encrypted fields");
   re->add_option("--id-column", args.id_column, "unique, ordered row id column (default id)");

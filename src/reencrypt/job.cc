@@ -426,7 +426,8 @@ absl::StatusOr<Report> Job::Run() {
     }
   }
   KW_ASSIGN_OR_RETURN(std::optional<uint64_t> changes_at_end, table_.ExternalChanges());
-  if (running_exact && changes_at_end == changes_at_start) {
+  // A store that cannot tell (nullopt) gets the scan.
+  if (running_exact && changes_at_start.has_value() && changes_at_end == changes_at_start) {
     for (auto& [key, versions] : running) {
       std::erase_if(versions, [](const auto& entry) { return entry.second == 0; });
     }

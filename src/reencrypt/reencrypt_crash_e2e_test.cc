@@ -17,7 +17,8 @@
 #include "gmock/gmock.h"
 #include "nlohmann/json.hpp"
 #include "reencrypt/reencrypt_e2e_fixture.h"
-#include "reencrypt/sqlite_table.h"
+#include "reencrypt/database_table.h"
+#include "testing/postgres_server.h"
 #include "testing/subprocess.h"
 
 namespace keyward {
@@ -29,7 +30,7 @@ using Json = nlohmann::json;
 
 // kill -9 at random moments, many times, with rotations in between: every
 // row decrypts after every kill, and a final run finishes the job.
-TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
+TEST_P(ReencryptOnBothTest, KillNineAtRandomMomentsLosesNothing) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   Fill("k", 0, 1500);
   KW_ASSERT_OK(admin_->RotateKey("k").status());
@@ -50,7 +51,7 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
     // full speed, with three batches in keywardd while one commits, and
     // small batches so that there are many commits to land between.
     const bool throttled = round % 2 == 0;
-    const int64_t done_before = Db(db_path_).CheckpointRowsDone();
+    const int64_t done_before = Db(db_url_).CheckpointRowsDone();
     for (const std::string& a : throttled ? Args({"--batch", "40", "--rate", "2500"})
                                           : Args({"--batch", "4"})) {
       args.push_back(a);
@@ -60,7 +61,7 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
         throttled ? throttled_delay_ms(rng) : unthrottled_delay_ms(rng)));
     if (testing::KillIfRunning(pid)) {
       ++killed_mid_run;
-      if (!throttled && Db(db_path_).CheckpointRowsDone() > std::max<int64_t>(done_before, 0)) {
+      if (!throttled && Db(db_url_).CheckpointRowsDone() > std::max<int64_t>(done_before, 0)) {
         ++unthrottled_killed_mid_run;
       }
     }
@@ -83,37 +84,60 @@ TEST_F(ReencryptTest, KillNineAtRandomMomentsLosesNothing) {
   EXPECT_EQ(CheckAll()["k"][3], 1500);
 }
 
-TEST(SqliteTableTest, CommitsOnlyUnchangedRowsWithTheCheckpoint) {
+// The table's contract on both backends: CommitBatch replaces only rows
+// that still hold the value read, together with the checkpoint.
+TEST(DatabaseTableTest, CommitsOnlyUnchangedRowsWithTheCheckpoint) {
   testing::TempDir dir;
-  const std::string path = dir.File("t.db");
-  {
-    Db db(path);
-    db.Exec("CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB)");
-    db.Exec("INSERT INTO t VALUES ('a', x'01'), ('b', x'02'), ('c', NULL)");
+  auto pg = testing::SharedPostgresServer();
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  auto pg_url = (*pg)->CreateDatabase(absl::StrCat("reencrypt_table_", ::getpid()));
+  ASSERT_TRUE(pg_url.ok()) << pg_url.status();
+  for (const std::string& url : {"sqlite:" + dir.File("t.db"), *pg_url}) {
+    SCOPED_TRACE(url);
+    {
+      auto created = appdb::Database::Open(url, /*create=*/true);
+      ASSERT_TRUE(created.ok()) << created.status();
+      appdb::Database& db = **created;
+      KW_ASSERT_OK(
+          db.Execute(absl::StrCat("CREATE TABLE t (k TEXT PRIMARY KEY, v ", db.BlobType(), ")"))
+              .status());
+      KW_ASSERT_OK(db.Execute("INSERT INTO t VALUES ($1, $2), ($3, $4), ($5, NULL)",
+                              {"a", appdb::Blob{"\x01"}, "b", appdb::Blob{"\x02"}, "c"})
+                       .status());
+    }
+    auto table = reencrypt::DatabaseTable::Open(url, "t", "v", "k");
+    ASSERT_TRUE(table.ok()) << table.status();
+    EXPECT_EQ(*(*table)->CountRows(), 2u);
+    auto rows = (*table)->ReadBatch(std::nullopt, 10);
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ(std::get<std::string>((*rows)[0].id), "a");
+    EXPECT_EQ((*rows)[1].value, "\x02");
+    reencrypt::Checkpoint cp;
+    cp.after = std::string("b");
+    cp.rows_done = 2;
+    auto replaced = (*table)->CommitBatch(
+        {{std::string("a"), "\x01", "new-a"}, {std::string("b"), "stale", "new-b"}}, "job", cp);
+    ASSERT_TRUE(replaced.ok()) << replaced.status();
+    EXPECT_EQ(*replaced, 1u);  // b changed under us: left alone
+    auto saved = (*table)->LoadCheckpoint("job");
+    ASSERT_TRUE(saved.ok() && saved->has_value());
+    EXPECT_EQ(std::get<std::string>(*(*saved)->after), "b");
+    EXPECT_EQ((*saved)->rows_changed, 1u);
+    EXPECT_EQ((*(*table)->ReadBatch(std::nullopt, 1))[0].value, "new-a");
+    EXPECT_TRUE((*table)->ReadBatch(std::string("b"), 10)->empty());
+    // A second commit updates the checkpoint in place.
+    cp.rows_done = 3;
+    KW_ASSERT_OK((*table)->CommitBatch({}, "job", cp).status());
+    EXPECT_EQ((*(*table)->LoadCheckpoint("job"))->rows_done, 3u);
+    KW_EXPECT_OK((*table)->ClearCheckpoint("job"));
+    EXPECT_FALSE((*table)->LoadCheckpoint("job")->has_value());
+    EXPECT_THAT(reencrypt::DatabaseTable::Open(url, "t", "v\"; --", "k"),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(reencrypt::DatabaseTable::Open(url, "nope", "v", "k"),
+                StatusIs(absl::StatusCode::kNotFound));
   }
-  auto table = reencrypt::SqliteTable::Open(path, "t", "v", "k");
-  ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(*(*table)->CountRows(), 2u);
-  auto rows = (*table)->ReadBatch(std::nullopt, 10);
-  ASSERT_EQ(rows->size(), 2u);
-  EXPECT_EQ(std::get<std::string>((*rows)[0].id), "a");
-  reencrypt::Checkpoint cp;
-  cp.after = std::string("b");
-  cp.rows_done = 2;
-  auto replaced = (*table)->CommitBatch(
-      {{std::string("a"), "\x01", "new-a"}, {std::string("b"), "stale", "new-b"}}, "job", cp);
-  ASSERT_TRUE(replaced.ok()) << replaced.status();
-  EXPECT_EQ(*replaced, 1u);  // b changed under us: left alone
-  auto saved = (*table)->LoadCheckpoint("job");
-  ASSERT_TRUE(saved.ok() && saved->has_value());
-  EXPECT_EQ(std::get<std::string>(*(*saved)->after), "b");
-  EXPECT_EQ((*saved)->rows_changed, 1u);
-  EXPECT_TRUE((*table)->ReadBatch(std::string("b"), 10)->empty());
-  KW_EXPECT_OK((*table)->ClearCheckpoint("job"));
-  EXPECT_FALSE((*table)->LoadCheckpoint("job")->has_value());
-  EXPECT_THAT(reencrypt::SqliteTable::Open(path, "t", "v\"; --", "k"),
-              StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(reencrypt::SqliteTable::Open(dir.File("missing.db"), "t", "v", "k"),
+  EXPECT_THAT(reencrypt::DatabaseTable::Open("sqlite:" + dir.File("missing.db"), "t", "v", "k"),
               StatusIs(absl::StatusCode::kNotFound));
 }
 

@@ -27,28 +27,28 @@ using ::keyward::testing::StatusIs;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-TEST_F(ReencryptTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
+TEST_P(ReencryptOnBothTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   KW_ASSERT_OK(admin_->CreateKey("j").status());
   Fill("k", 0, 300);
   Fill("j", 300, 350);
   {
-    Db db(db_path_);
+    Db db(db_url_);
     db.Insert(1000, "not a keyward message");
     db.Exec("INSERT INTO items (id, secret) VALUES (1001, NULL)");
   }
-  const auto before = Db(db_path_).All();
+  const auto before = Db(db_url_).All();
   KW_ASSERT_OK(admin_->RotateKey("k").status());
 
   // A dry run changes nothing and reports nothing.
   Json dry = CliJson(Args({"--key", "k", "--dry-run", "--json"}));
   EXPECT_EQ(dry["changed"], 300);
-  EXPECT_EQ(Db(db_path_).All(), before);
+  EXPECT_EQ(Db(db_url_).All(), before);
   EXPECT_TRUE(admin_->ListDataSets("k")->empty());
 
   // Evidence that version 1 is still in use keeps it.
   DataSetReportInfo stale;
-  stale.data_set = "sqlite:" + db_path_ + "#items.secret";
+  stale.data_set = DataSet();
   stale.key_name = "k";
   stale.rows_per_version = {{1, 300}};
   stale.rows_total = 300;
@@ -65,7 +65,7 @@ TEST_F(ReencryptTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
   EXPECT_EQ(r["rows_per_version"]["k"]["2"], 300);
   EXPECT_FALSE(r["rows_per_version"]["k"].contains("1"));
   // Bodies untouched, headers moved, everything decrypts.
-  const auto after = Db(db_path_).All();
+  const auto after = Db(db_url_).All();
   for (int64_t id = 0; id < 300; ++id) {
     auto b = InspectMessage(before.at(id));
     auto a = InspectMessage(after.at(id));
@@ -106,10 +106,10 @@ TEST_F(ReencryptTest, RewrapMovesRowsReportsThemAndOpensTheRetirementGate) {
 // The report's rows per version are tallied as batches commit; when another
 // connection writes to the database during the job (here: an old-version
 // value put back behind the job's cursor), the job recounts by scanning.
-TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
+TEST_P(ReencryptOnBothTest, ReportCountsWritesMadeDuringTheJob) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   Fill("k", 0, 2000);
-  const std::string old_row0 = Db(db_path_).All().at(0);
+  const std::string old_row0 = Db(db_url_).All().at(0);
   KW_ASSERT_OK(admin_->RotateKey("k").status());
   const std::string out = server_->File("job.json");
   std::vector<std::string> args = {KEYWARD_CLI, "--config", server_->admin_config()};
@@ -137,14 +137,14 @@ TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
   // Once the job has moved row 0, put its version-1 value back.
   bool moved = false;
   for (int i = 0; i < 500 && !moved; ++i) {
-    const auto rows = Db(db_path_).All();
+    const auto rows = Db(db_url_).All();
     ASSERT_EQ(rows.count(0), 1u);
     auto info = InspectMessage(rows.at(0));
     moved = info.ok() && info->key.key_version == 2;
     if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_TRUE(moved);
-  Db(db_path_).Update(0, old_row0);
+  Db(db_url_).Update(0, old_row0);
   int status = 0;
   ::waitpid(pid, &status, 0);
   reaper.pid = 0;
@@ -155,18 +155,18 @@ TEST_F(ReencryptTest, ReportCountsWritesMadeDuringTheJob) {
   EXPECT_EQ(r["rows_per_version"]["k"]["1"], 1) << r.dump();
   EXPECT_EQ(r["rows_per_version"]["k"]["2"], 1999) << r.dump();
   Json v = CliJson({"key", "versions", "k", "--json"});
-  EXPECT_EQ(v["versions"][0]["rows"]["sqlite:" + db_path_ + "#items.secret"], 1);
+  EXPECT_EQ(v["versions"][0]["rows"][DataSet()], 1);
 }
 
-TEST_F(ReencryptTest, FullModeReplacesDataKeysAndVerifies) {
+TEST_P(ReencryptOnBothTest, FullModeReplacesDataKeysAndVerifies) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   Fill("k", 0, 120);
-  const auto before = Db(db_path_).All();
+  const auto before = Db(db_url_).All();
   KW_ASSERT_OK(admin_->RotateKey("k").status());
   Json r = CliJson(Args({"--mode", "full", "--batch", "50", "--json"}));
   EXPECT_EQ(r["changed"], 120);
   EXPECT_EQ(r["failed"], 0);
-  const auto after = Db(db_path_).All();
+  const auto after = Db(db_url_).All();
   for (const auto& [id, blob] : after) {
     auto a = InspectMessage(blob);
     auto b = InspectMessage(before.at(id));
@@ -179,16 +179,16 @@ TEST_F(ReencryptTest, FullModeReplacesDataKeysAndVerifies) {
 }
 
 TEST_F(ReencryptTest, BadArgumentsAreUsageErrors) {
-  EXPECT_EQ(server_->Cli({"reencrypt", "--db", "postgres://x", "--table", "items", "--column",
+  EXPECT_EQ(server_->Cli({"reencrypt", "--db", "mysql://x", "--table", "items", "--column",
                           "secret"})
                 .exit_code,
             2);
   EXPECT_EQ(server_->Cli(Args({"--mode", "sideways"})).exit_code, 2);
-  ProcessResult injection = server_->Cli({"reencrypt", "--db", "sqlite:" + db_path_, "--table",
+  ProcessResult injection = server_->Cli({"reencrypt", "--db", db_url_, "--table",
                                           "items; DROP TABLE items", "--column", "secret"});
   EXPECT_EQ(injection.exit_code, 3);
   EXPECT_THAT(injection.err, HasSubstr("not a plain SQL identifier"));
-  ProcessResult missing = server_->Cli({"reencrypt", "--db", "sqlite:" + db_path_, "--table",
+  ProcessResult missing = server_->Cli({"reencrypt", "--db", db_url_, "--table",
                                         "nope", "--column", "secret"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_THAT(missing.err, HasSubstr("no such table"));
@@ -206,7 +206,7 @@ TEST_F(ReencryptTest, BadArgumentsAreUsageErrors) {
 TEST_F(ReencryptTest, RowsUnderKeysKeywarddDoesNotHaveAreCountedAndSkipped) {
   KW_ASSERT_OK(admin_->CreateKey("k").status());
   Fill("k", 1, 21);
-  Db db(db_path_);
+  Db db(db_url_);
   // A raw-key message (environment "offline").
   KW_ASSERT_OK_AND_ASSIGN(auto raw, RawAesKeyring::Generate());
   const KeyWrapper* raw_list[] = {raw.get()};
@@ -239,6 +239,9 @@ TEST_F(ReencryptTest, RowsUnderKeysKeywarddDoesNotHaveAreCountedAndSkipped) {
     EXPECT_EQ(db.CheckpointRowsDone(), -1) << "the checkpoint was left behind";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReencryptOnBothTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param_info) { return std::string(param_info.param); });
 
 }  // namespace
 }  // namespace keyward

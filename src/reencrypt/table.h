@@ -1,6 +1,6 @@
 // Where a re-encryption job reads and writes rows: a column of Keyward
-// messages in some database table.  SqliteTable is the implementation for
-// now; PostgreSQL follows with the high-availability work.
+// messages in some database table.  DatabaseTable (database_table.h) is the
+// implementation, over SQLite or PostgreSQL.
 //
 // The contract that makes jobs crash-safe: CommitBatch writes a batch of new
 // values and the job's checkpoint in one transaction, and replaces a row

@@ -147,7 +147,7 @@ absl::StatusOr<KeyInfo> AdminClient::CreateKey(const std::string& name,
   }
   if (options.suite) req.set_suite(std::string(SuiteName(*options.suite)));
   v1::Key resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::CreateKey));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(CreateKey)));
   return FromProto(resp);
 }
 
@@ -155,7 +155,7 @@ absl::StatusOr<KeyInfo> AdminClient::GetKey(const std::string& name) {
   v1::GetKeyRequest req;
   req.set_name(name);
   v1::Key resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::GetKey));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(GetKey)));
   return FromProto(resp);
 }
 
@@ -166,7 +166,7 @@ absl::StatusOr<KeyList> AdminClient::ListKeys(const std::string& prefix, int pag
   req.set_page_size(page_size);
   req.set_page_token(page_token);
   v1::ListKeysResponse resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::ListKeys));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(ListKeys)));
   KeyList out;
   for (const auto& k : resp.keys()) out.keys.push_back(FromProto(k));
   out.next_page_token = resp.next_page_token();
@@ -177,7 +177,7 @@ absl::StatusOr<KeyInfo> AdminClient::RotateKey(const std::string& name) {
   v1::RotateKeyRequest req;
   req.set_name(name);
   v1::Key resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::RotateKey));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(RotateKey)));
   return FromProto(resp);
 }
 
@@ -191,7 +191,7 @@ absl::StatusOr<KeyInfo> AdminClient::UpdateKey(const std::string& name, const Ke
   for (const auto& [k, v] : update.set_labels) (*req.mutable_set_labels())[k] = v;
   for (const auto& k : update.remove_labels) req.add_remove_labels(k);
   v1::Key resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::UpdateKey));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(UpdateKey)));
   return FromProto(resp);
 }
 
@@ -203,7 +203,7 @@ absl::StatusOr<KeyInfo> AdminClient::UpdateKey(const std::string& name, const Ke
     req.set_version(version);                                                   \
     v1::Key resp;                                                               \
     KW_RETURN_IF_ERROR(                                                         \
-        sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::Method));   \
+        sdk::Call(*connection_, req, &resp, KW_RPC(Method)));   \
     return FromProto(resp);                                                     \
   }
 KW_CLIENT_VERSION_CALL(EnableVersion)
@@ -219,7 +219,7 @@ absl::StatusOr<KeyInfo> AdminClient::DisableVersion(const std::string& name, uin
   req.set_force(force);
   v1::Key resp;
   KW_RETURN_IF_ERROR(
-      sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::DisableVersion));
+      sdk::Call(*connection_, req, &resp, KW_RPC(DisableVersion)));
   return FromProto(resp);
 }
 
@@ -234,7 +234,7 @@ absl::StatusOr<KeyInfo> AdminClient::ScheduleVersionDestruction(const std::strin
   req.set_force(force);
   v1::Key resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::ScheduleVersionDestruction));
+                                 KW_RPC(ScheduleVersionDestruction)));
   return FromProto(resp);
 }
 
@@ -248,7 +248,7 @@ absl::StatusOr<TenantErasure> AdminClient::EraseTenant(const std::string& key_na
   req.set_tenant(tenant);
   req.set_dry_run(options.dry_run);
   v1::TenantErasure resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::EraseTenant));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(EraseTenant)));
   TenantErasure out;
   out.state = FromNameIn(kTenantStates, resp.state_before(), TenantErasure::State::kUnknown);
   out.created = OptionalMicros(resp.created_unix_micros());
@@ -285,7 +285,7 @@ void SetContext(const EncryptionContext& context,
 absl::StatusOr<std::string> AdminClient::GetPolicy() {
   v1::GetPolicyRequest req;
   v1::PolicyDocument resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::GetPolicy));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(GetPolicy)));
   return resp.yaml();
 }
 
@@ -293,7 +293,7 @@ absl::StatusOr<std::string> AdminClient::SetPolicy(const std::string& yaml) {
   v1::PolicyDocument req;
   req.set_yaml(yaml);
   v1::PolicyDocument resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::SetPolicy));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(SetPolicy)));
   return resp.yaml();
 }
 
@@ -307,7 +307,7 @@ absl::StatusOr<PolicyDecision> AdminClient::TestPolicy(const std::string& princi
   req.set_operation(operation);
   SetContext(context, req.mutable_encryption_context());
   v1::PolicyDecision resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::TestPolicy));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(TestPolicy)));
   return PolicyDecision{resp.allowed(), resp.rule(), resp.reason()};
 }
 
@@ -320,7 +320,7 @@ absl::StatusOr<GrantInfo> AdminClient::CreateGrant(const GrantSpec& spec) {
   req.set_ttl_seconds(absl::ToInt64Seconds(spec.ttl));
   req.set_reason(spec.reason);
   v1::Grant resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::CreateGrant));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(CreateGrant)));
   return FromProto(resp);
 }
 
@@ -328,7 +328,7 @@ absl::StatusOr<std::vector<GrantInfo>> AdminClient::ListGrants(bool include_inac
   v1::ListGrantsRequest req;
   req.set_include_inactive(include_inactive);
   v1::ListGrantsResponse resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::ListGrants));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(ListGrants)));
   std::vector<GrantInfo> out;
   for (const auto& g : resp.grants()) out.push_back(FromProto(g));
   return out;
@@ -338,7 +338,7 @@ absl::StatusOr<GrantInfo> AdminClient::RevokeGrant(const std::string& id) {
   v1::RevokeGrantRequest req;
   req.set_id(id);
   v1::Grant resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::RevokeGrant));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(RevokeGrant)));
   return FromProto(resp);
 }
 
@@ -349,7 +349,7 @@ absl::StatusOr<AuditCheckpointInfo> AdminClient::GetAuditCheckpoint(bool fresh) 
   req.set_fresh(fresh);
   v1::AuditCheckpoint resp;
   KW_RETURN_IF_ERROR(
-      sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::GetAuditCheckpoint));
+      sdk::Call(*connection_, req, &resp, KW_RPC(GetAuditCheckpoint)));
   AuditCheckpointInfo out;
   out.environment = resp.environment();
   out.tree_size = resp.tree_size();
@@ -369,7 +369,7 @@ absl::StatusOr<AuditInclusionProof> AdminClient::GetInclusionProof(uint64_t inde
   req.set_tree_size(tree_size);
   v1::InclusionProof resp;
   KW_RETURN_IF_ERROR(
-      sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::GetInclusionProof));
+      sdk::Call(*connection_, req, &resp, KW_RPC(GetInclusionProof)));
   return AuditInclusionProof{resp.index(), resp.tree_size(), resp.leaf_hash(),
                              {resp.path().begin(), resp.path().end()}, resp.root_hash()};
 }
@@ -381,7 +381,7 @@ absl::StatusOr<AuditConsistencyProof> AdminClient::GetConsistencyProof(uint64_t 
   req.set_to_size(to_size);
   v1::ConsistencyProof resp;
   KW_RETURN_IF_ERROR(
-      sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::GetConsistencyProof));
+      sdk::Call(*connection_, req, &resp, KW_RPC(GetConsistencyProof)));
   return AuditConsistencyProof{resp.from_size(), resp.to_size(),
                                {resp.path().begin(), resp.path().end()},
                                resp.from_root(), resp.to_root()};
@@ -401,7 +401,7 @@ absl::StatusOr<AuditPage> AdminClient::ReadAuditRecords(const AuditQuery& q) {
   SetContext(q.context, req.mutable_encryption_context());
   v1::ReadAuditRecordsResponse resp;
   KW_RETURN_IF_ERROR(
-      sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::ReadAuditRecords));
+      sdk::Call(*connection_, req, &resp, KW_RPC(ReadAuditRecords)));
   AuditPage page;
   page.records = {resp.records().begin(), resp.records().end()};
   page.next_index = resp.next_index();
@@ -418,14 +418,14 @@ absl::Status AdminClient::ReportDataSet(const DataSetReportInfo& report) {
   }
   req.set_rows_total(report.rows_total);
   v1::DataSetReport resp;
-  return sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::ReportDataSet);
+  return sdk::Call(*connection_, req, &resp, KW_RPC(ReportDataSet));
 }
 
 absl::StatusOr<std::vector<DataSetReportInfo>> AdminClient::ListDataSets(const std::string& key_name) {
   v1::ListDataSetsRequest req;
   req.set_key_name(key_name);
   v1::ListDataSetsResponse resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::ListDataSets));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(ListDataSets)));
   std::vector<DataSetReportInfo> out;
   for (const auto& r : resp.reports()) {
     DataSetReportInfo info;
@@ -445,7 +445,7 @@ absl::StatusOr<std::vector<DrillSampleInfo>> AdminClient::GetDrillSamples(const 
   req.set_key_name(key_name);
   v1::GetDrillSamplesResponse resp;
   KW_RETURN_IF_ERROR(
-      sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::GetDrillSamples));
+      sdk::Call(*connection_, req, &resp, KW_RPC(GetDrillSamples)));
   std::vector<DrillSampleInfo> out;
   for (const auto& d : resp.samples()) {
     out.push_back(

@@ -3,13 +3,16 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/duration.h"
 #include "base/status_macros.h"
+#include "crypto/random.h"
 #include "format/wire_names.h"
 #include "keyward/connection.h"
 #include "sdk/connection_impl.h"
@@ -64,6 +67,61 @@ absl::Status FromGrpc(const grpc::Status& s, const grpc::ClientContext& ctx,
   return absl::Status(code, message);
 }
 
+void SleepJittered(absl::Duration backoff) {
+  auto r = crypto::RandomBytes(2);
+  const double fraction =
+      r.ok() ? (static_cast<uint8_t>((*r)[0]) * 256 + static_cast<uint8_t>((*r)[1])) / 65536.0
+             : 0.5;
+  std::this_thread::sleep_for(absl::ToChronoMicroseconds(backoff * fraction));
+}
+
+absl::Status NotConnected(absl::string_view address) {
+  return absl::UnavailableError(absl::StrCat(
+      "keywardd at ", address, " could not be connected (the request was not sent there)"));
+}
+
+bool AnsweredByKeywardd(const grpc::ClientContext& ctx) {
+  // keywardd sends its request id with every answer.
+  return ctx.GetServerTrailingMetadata().count("keyward-request-id") > 0;
+}
+
+absl::Status MayHaveBeenApplied(const absl::Status& last, bool answered,
+                                absl::string_view method, const RpcRetryRule* rule,
+                                absl::string_view address) {
+  const absl::string_view check =
+      rule != nullptr && !rule->check.empty() ? rule->check : "the state it changes";
+  // keywardd's own answer (its HSM or store unavailable, say) stands; when
+  // it could not record the request, with the caveat.
+  if (answered && GetErrorCode(last) != ErrorCode::kAuditUnavailable) return last;
+  if (answered) {
+    return MakeError(absl::StatusCode::kUnavailable, ErrorCode::kAuditUnavailable,
+                     absl::StrCat(last.message(), "; ", method,
+                                  " may have been applied before its record failed: check "
+                                  "with ", check, " before retrying"));
+  }
+  return MakeError(
+      absl::StatusCode::kUnknown, ErrorCode::kMayHaveBeenApplied,
+      absl::StrCat(method, " failed after it was sent to keywardd at ", address, " (",
+                   last.message(), "); the request may have been applied; check with ",
+                   check, " before retrying (it is not retried automatically because it "
+                   "changes state)"));
+}
+
+absl::Status Exhausted(const absl::Status& last, absl::string_view method,
+                       const std::vector<std::string>& tried, bool safe) {
+  std::vector<std::string> servers;
+  for (const std::string& t : tried) {
+    if (std::find(servers.begin(), servers.end(), t) == servers.end()) servers.push_back(t);
+  }
+  const std::string message = absl::StrCat(
+      method, " failed on ", tried.size(), " attempt(s) at keywardd ",
+      absl::StrJoin(servers, ", "), safe ? "" : " (the request was sent to none of them)",
+      "; it is safe to retry later.  Last error: ", last.message());
+  const ErrorCode code = GetErrorCode(last);
+  return code == ErrorCode::kNone ? absl::UnavailableError(message)
+                                  : MakeError(absl::StatusCode::kUnavailable, code, message);
+}
+
 KeyReference FromProto(const v1::KeyReference& r) {
   return KeyReference{r.environment(), r.key_name(), r.key_version()};
 }
@@ -74,6 +132,70 @@ void ToProto(const EncryptionContext& ctx,
 }
 
 }  // namespace sdk
+
+namespace {
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+}  // namespace
+
+Connection::Impl::Endpoint& Connection::Impl::Pick() {
+  const size_t n = endpoints.size();
+  const size_t start = static_cast<size_t>(next.fetch_add(1, std::memory_order_relaxed) % n);
+  const int64_t now = NowMicros();
+  for (size_t k = 0; k < n; ++k) {
+    Endpoint& e = *endpoints[(start + k) % n];
+    if (e.ejected_until_us.load(std::memory_order_relaxed) <= now) return e;
+  }
+  Endpoint* oldest = endpoints[start].get();
+  for (const auto& e : endpoints) {
+    if (e->ejected_at_us.load(std::memory_order_relaxed) <
+        oldest->ejected_at_us.load(std::memory_order_relaxed)) {
+      oldest = e.get();
+    }
+  }
+  return *oldest;
+}
+
+bool Connection::Impl::AllEjected() const {
+  const int64_t now = NowMicros();
+  for (const auto& e : endpoints) {
+    if (e->ejected_until_us.load(std::memory_order_relaxed) <= now) return false;
+  }
+  return true;
+}
+
+void Connection::Impl::Eject(Endpoint& e, const ClientOptions& o) {
+  const uint32_t streak = e.failures_in_a_row.fetch_add(1, std::memory_order_relaxed);
+  absl::Duration period = o.ejection_time;
+  for (uint32_t i = 0; i < std::min<uint32_t>(streak, 32) && period < o.max_ejection_time; ++i) {
+    period *= 2;
+  }
+  period = std::min(period, o.max_ejection_time);
+  const int64_t now = NowMicros();
+  e.ejected_at_us.store(now, std::memory_order_relaxed);
+  e.ejected_until_us.store(now + absl::ToInt64Microseconds(period), std::memory_order_relaxed);
+  e.ejections.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Connection::Impl::MarkHealthy(Endpoint& e) {
+  if (e.failures_in_a_row.load(std::memory_order_relaxed) == 0) return;
+  e.failures_in_a_row.store(0, std::memory_order_relaxed);
+  e.ejected_until_us.store(0, std::memory_order_relaxed);
+}
+
+bool Connection::Impl::Connect(Endpoint& e, absl::Duration timeout) {
+  const auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout);
+  grpc_connectivity_state state = e.channel->GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    // A channel in TRANSIENT_FAILURE has just failed to connect and waits
+    // to try again: not usable now.
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) return false;
+    if (!e.channel->WaitForStateChange(state, deadline)) return false;
+    state = e.channel->GetState(/*try_to_connect=*/true);
+  }
+  return true;
+}
 
 namespace {
 
@@ -179,9 +301,17 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Open(const ClientOptions
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60000);
-    auto channel = grpc::CreateCustomChannel(address, creds, args);
-    client->impl_->addresses.push_back(address);
-    client->impl_->stubs.push_back(v1::KeyManagement::NewStub(channel));
+    // gRPC's own reconnection backoff (up to 2 minutes by default) would
+    // keep a replica that came back unusable long after its ejection ends.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                static_cast<int>(std::max<int64_t>(
+                    1000, absl::ToInt64Milliseconds(options.max_ejection_time))));
+    auto e = std::make_unique<Impl::Endpoint>();
+    e->address = address;
+    e->channel = grpc::CreateCustomChannel(address, creds, args);
+    e->stub = v1::KeyManagement::NewStub(e->channel);
+    client->impl_->endpoints.push_back(std::move(e));
   }
   KW_ASSIGN_OR_RETURN(ServerInfo info, client->GetServerInfo());
   if (info.environment != options.environment) {
@@ -198,7 +328,7 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Open(const ClientOptions
 absl::StatusOr<ServerInfo> Connection::GetServerInfo() {
   v1::GetServerInfoRequest req;
   v1::ServerInfo resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*this, req, &resp, &v1::KeyManagement::Stub::GetServerInfo));
+  KW_RETURN_IF_ERROR(sdk::Call(*this, req, &resp, KW_RPC(GetServerInfo)));
   ServerInfo out;
   out.environment = resp.environment();
   out.version = resp.version();
@@ -207,6 +337,21 @@ absl::StatusOr<ServerInfo> Connection::GetServerInfo() {
   out.hsm_software = resp.hsm_software();
   out.principal = resp.principal();
   out.audit_checkpoint_key_fingerprint = resp.audit_checkpoint_key_fingerprint();
+  return out;
+}
+
+std::vector<EndpointStats> Connection::Endpoints() const {
+  const int64_t now = NowMicros();
+  std::vector<EndpointStats> out;
+  for (const auto& e : impl_->endpoints) {
+    EndpointStats s;
+    s.address = e->address;
+    s.attempts = e->attempts.load(std::memory_order_relaxed);
+    s.failures = e->failures.load(std::memory_order_relaxed);
+    s.ejections = e->ejections.load(std::memory_order_relaxed);
+    s.ejected = e->ejected_until_us.load(std::memory_order_relaxed) > now;
+    out.push_back(std::move(s));
+  }
   return out;
 }
 

@@ -31,7 +31,7 @@ absl::StatusOr<GeneratedDataKey> DataClient::GenerateDataKey(const std::string& 
   ToProto(context, req.mutable_encryption_context());
   v1::GenerateDataKeyResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::GenerateDataKey));
+                                 KW_RPC(GenerateDataKey)));
   GeneratedDataKey out;
   out.plaintext = SecretData::CopyFrom(resp.plaintext());
   Wipe(resp.mutable_plaintext());
@@ -47,7 +47,7 @@ absl::StatusOr<WrappedKeyResult> DataClient::GenerateDataKeyWithoutPlaintext(
   ToProto(context, req.mutable_encryption_context());
   v1::GenerateDataKeyResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::GenerateDataKeyWithoutPlaintext));
+                                 KW_RPC(GenerateDataKeyWithoutPlaintext)));
   return WrappedKeyResult{resp.wrapped(), FromProto(resp.key())};
 }
 
@@ -58,7 +58,7 @@ absl::StatusOr<SecretData> DataClient::DecryptDataKey(const std::string& wrapped
   ToProto(context, req.mutable_encryption_context());
   v1::DecryptDataKeyResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::DecryptDataKey));
+                                 KW_RPC(DecryptDataKey)));
   SecretData out = SecretData::CopyFrom(resp.plaintext());
   Wipe(resp.mutable_plaintext());
   return out;
@@ -71,7 +71,7 @@ absl::StatusOr<WrappedKeyResult> DataClient::ReWrapDataKey(const std::string& wr
   ToProto(context, req.mutable_encryption_context());
   v1::ReWrapDataKeyResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::ReWrapDataKey));
+                                 KW_RPC(ReWrapDataKey)));
   return WrappedKeyResult{resp.wrapped(), FromProto(resp.key())};
 }
 
@@ -83,7 +83,7 @@ absl::StatusOr<std::vector<GeneratedDataKey>> DataClient::GenerateDataKeys(
   req.set_count(count);
   v1::BatchGenerateDataKeysResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::BatchGenerateDataKeys));
+                                 KW_RPC(BatchGenerateDataKeys)));
   std::vector<GeneratedDataKey> out;
   out.reserve(static_cast<size_t>(resp.data_keys_size()));
   for (auto& dk : *resp.mutable_data_keys()) {
@@ -109,7 +109,7 @@ absl::StatusOr<std::vector<absl::StatusOr<SecretData>>> DataClient::DecryptDataK
   }
   v1::BatchDecryptDataKeysResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::BatchDecryptDataKeys));
+                                 KW_RPC(BatchDecryptDataKeys)));
   std::vector<absl::StatusOr<SecretData>> out;
   out.reserve(static_cast<size_t>(resp.results_size()));
   for (auto& r : *resp.mutable_results()) {
@@ -131,7 +131,7 @@ absl::StatusOr<std::string> DataClient::Encrypt(const std::string& key_name,
   req.set_plaintext(plaintext);
   ToProto(context, req.mutable_encryption_context());
   v1::EncryptResponse resp;
-  absl::Status s = sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::Encrypt);
+  absl::Status s = sdk::Call(*connection_, req, &resp, KW_RPC(Encrypt));
   Wipe(req.mutable_plaintext());
   KW_RETURN_IF_ERROR(s);
   return std::move(*resp.mutable_message());
@@ -143,7 +143,7 @@ absl::StatusOr<SecretData> DataClient::Decrypt(const std::string& message,
   req.set_message(message);
   ToProto(context, req.mutable_encryption_context());
   v1::DecryptResponse resp;
-  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::Decrypt));
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(Decrypt)));
   SecretData out = SecretData::CopyFrom(resp.plaintext());
   Wipe(resp.mutable_plaintext());
   return out;
@@ -156,7 +156,7 @@ absl::StatusOr<RewrappedHeader> DataClient::RewrapMessageHeader(
   ToProto(context, req.mutable_encryption_context());
   v1::RewrapMessageHeaderResponse resp;
   KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp,
-                                 &v1::KeyManagement::Stub::RewrapMessageHeader));
+                                 KW_RPC(RewrapMessageHeader)));
   return RewrappedHeader{std::move(*resp.mutable_header()), FromProto(resp.key())};
 }
 
@@ -191,7 +191,7 @@ absl::StatusOr<std::vector<absl::StatusOr<RewrappedHeader>>> DataClient::RewrapM
     for (size_t i = begin; i < end; ++i) req.add_headers(headers[i]);
     v1::BatchRewrapMessageHeadersResponse resp;
     absl::Status s =
-        sdk::Call(*connection_, req, &resp, &v1::KeyManagement::Stub::BatchRewrapMessageHeaders);
+        sdk::Call(*connection_, req, &resp, KW_RPC(BatchRewrapMessageHeaders));
     if (TooLarge(s)) {
       if (end - begin == 1) {
         out.push_back(MakeError(

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <chrono>
 #include <thread>
 
@@ -16,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "absl/strings/str_replace.h"
 
 namespace keyward::testing {
 
@@ -93,6 +96,44 @@ absl::StatusOr<std::unique_ptr<DevServer>> DevServer::AddReplica(const std::stri
                                              0, r->ClientConfigName(who).size() - 5),
                                          who, {r.get()})
                            .status());
+  }
+  return r;
+}
+
+absl::StatusOr<std::unique_ptr<DevServer>> DevServer::Replica() const {
+  if (running()) {
+    return absl::FailedPreconditionError("stop keywardd before copying its setup");
+  }
+  std::unique_ptr<DevServer> r(new DevServer());
+  r->keyward_ = keyward_;
+  r->keywardd_ = keywardd_;
+  do {
+    r->port_ = FreePort();
+  } while (r->port_ == port_ || r->port_ == http_port_);
+  do {
+    r->http_port_ = FreePort();
+  } while (r->http_port_ == r->port_ || r->http_port_ == port_ || r->http_port_ == http_port_);
+  r->dir_path_ = r->dir_.File("dev");
+  ProcessResult cp = RunProcess({"/bin/cp", "-a", dir_path_, r->dir_path_});
+  if (cp.exit_code != 0) return absl::InternalError(absl::StrCat("cp -a failed: ", cp.err));
+  // dev init wrote the resolved path into the configs.
+  auto resolve = [](const std::string& path) {
+    char resolved[PATH_MAX];
+    return ::realpath(path.c_str(), resolved) != nullptr ? std::string(resolved) : path;
+  };
+  const std::string from = resolve(dir_path_);
+  const std::string to = resolve(r->dir_path_);
+  const std::string old_port = absl::StrCat("127.0.0.1:", port_);
+  const std::string old_http = absl::StrCat("127.0.0.1:", http_port_);
+  const std::string new_port = absl::StrCat("127.0.0.1:", r->port_);
+  const std::string new_http = absl::StrCat("127.0.0.1:", r->http_port_);
+  for (const char* file : {"keywardd.yaml", "hsm/softhsm2.conf", "admin.yaml", "app.yaml"}) {
+    const std::string path = r->File(file);
+    WriteFileOrDie(path, absl::StrReplaceAll(ReadFileOrDie(path),
+                                             {{from, to},
+                                              {old_port + "\n", new_port + "\n"},
+                                              {old_port + "]", new_port + "]"},
+                                              {old_http + "\n", new_http + "\n"}}));
   }
   return r;
 }

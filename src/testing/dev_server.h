@@ -42,6 +42,13 @@ class DevServer {
   // "app") listing every server in `servers`; returns its path.
   absl::StatusOr<std::string> WriteClientConfig(const std::string& name, const std::string& who,
                                                 const std::vector<const DevServer*>& servers) const;
+  // A second keywardd of this setup (a replica for the SDK's failover
+  // tests): a copy of the directory (the same CA and certificates, HSM
+  // token, keys and policy) on new ports, with its own key store and audit
+  // log from the copy on.  Call it while this server is stopped (its store
+  // is then consistent on disk).  Errors: kFailedPrecondition while
+  // running; kInternal when the copy fails.
+  absl::StatusOr<std::unique_ptr<DevServer>> Replica() const;
 
   // Starts keywardd (with `extra_args` after --config) and waits until
   // /healthz answers (up to 20 s).

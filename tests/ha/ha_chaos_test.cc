@@ -341,7 +341,7 @@ TEST_F(HaChaosTest, AcknowledgedWorkSurvivesReplicaAndPrimaryLoss) {
   int inside = 0;
   for (const Failure& f : ledger.failures) {
     bool in_window = false;
-    for (const Window& w : windows_) in_window |= f.start <= w.end && f.end >= w.start;
+    for (const Window& win : windows_) in_window |= f.start <= win.end && f.end >= win.start;
     const bool retryable = absl::IsUnavailable(f.status) || absl::IsDeadlineExceeded(f.status) ||
                            absl::IsAborted(f.status);
     if (in_window && retryable) {
@@ -352,7 +352,7 @@ TEST_F(HaChaosTest, AcknowledgedWorkSurvivesReplicaAndPrimaryLoss) {
                   << ": " << f.status;
   }
   absl::Duration longest;
-  for (const Window& w : windows_) longest = std::max(longest, w.to_whole);
+  for (const Window& win : windows_) longest = std::max(longest, win.to_whole);
   std::printf("ha-chaos: failures are counted inside a window from its fault until %.0f s "
               "after the stack was whole again\n",
               absl::ToDoubleSeconds(kGrace));
