@@ -89,11 +89,12 @@ struct StoreChange {
     kKey,         // key_name's key or one of its versions changed
     kGrants,      // a grant was created or revoked
     kTenantKey,   // key_name's key for `tenant` was created or erased
+    kSecret,      // the service secret named key_name was set (e.g. the policy)
     kEverything,  // changes may have been missed: forget every cached entry
   };
   Kind kind = Kind::kEverything;
-  std::string key_name;
-  std::string tenant;
+  std::string key_name;  // kKey, kTenantKey, kSecret
+  std::string tenant;    // kTenantKey: as the store knows it (may be empty: all)
 };
 
 // A lease on one piece of scheduled work (the rotation scheduler), held by
@@ -221,7 +222,9 @@ class KeyStore {
   // other, to `on_change` on a thread of the store's, within about a second
   // of its commit, until the store is destroyed.  After the store lost its
   // connection and got it back, kEverything is delivered first.  Callbacks
-  // must not block.  Single-process stores (SQLite, memory) deliver nothing:
+  // may read the store (through its other connections) but should be quick:
+  // the next notifications wait for them.  Single-process stores (SQLite,
+  // memory) deliver nothing:
   // their one writer updates its caches itself (this default).
   [[nodiscard]] virtual absl::Status Watch(std::function<void(const StoreChange&)> on_change) {
     (void)on_change;

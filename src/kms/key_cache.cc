@@ -60,6 +60,8 @@ void KeyCache::Install(absl::string_view name, const Key& key) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   std::shared_ptr<const CachedKey> old;
   if (auto it = keys_.find(name); it != keys_.end()) old = it->second;
+  // Refreshes after another replica's change may arrive out of order.
+  if (old && old->key.revision > key.revision) return;
   auto fresh = std::make_shared<CachedKey>();
   for (const KeyVersion& v : key.versions) {
     std::shared_ptr<VersionKek> kek;
@@ -85,6 +87,29 @@ void KeyCache::Install(absl::string_view name, const Key& key) {
 void KeyCache::Forget(absl::string_view name) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   keys_.erase(name);
+}
+
+void KeyCache::Refresh(absl::string_view name) {
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!keys_.contains(name)) return;
+  }
+  absl::StatusOr<Key> key = store_->GetKey(name);
+  if (key.ok()) {
+    Install(name, *key);
+  } else {
+    Forget(name);
+  }
+}
+
+void KeyCache::RefreshAll() {
+  std::vector<std::string> names;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    names.reserve(keys_.size());
+    for (const auto& [name, cached] : keys_) names.push_back(name);
+  }
+  for (const std::string& name : names) Refresh(name);
 }
 
 absl::StatusOr<std::shared_ptr<KeyCache::VersionKek>> KeyCache::Kek(const CachedKey& cached,

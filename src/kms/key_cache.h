@@ -49,6 +49,12 @@ class KeyCache {
   void Install(absl::string_view name, const keystore::Key& key);
   // Forgets `name`: the next Lookup reads the store.
   void Forget(absl::string_view name);
+  // Another replica changed `name` in the store: re-reads it if cached (and
+  // installs it unless a newer revision is already there); forgets it when
+  // the store cannot be read, so that nothing stale is served.
+  void Refresh(absl::string_view name);
+  // Refresh of every cached key (changes may have been missed).
+  void RefreshAll();
   // The KEK of `version` of `cached`, unsealed now for a wrapped-by-root
   // version not used before.  Errors: kNotFound for an unknown version,
   // kFailedPrecondition for a version without key material (destroyed),

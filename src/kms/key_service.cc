@@ -71,6 +71,25 @@ Key KeyService::Public(const Key& key) {
   return out;
 }
 
+void KeyService::OnStoreChange(const keystore::StoreChange& change) {
+  using Kind = keystore::StoreChange::Kind;
+  switch (change.kind) {
+    case Kind::kKey:
+      cache_.Refresh(change.key_name);
+      break;
+    case Kind::kTenantKey:
+      tenants_.Forget(change.key_name, change.tenant);
+      break;
+    case Kind::kGrants:
+    case Kind::kSecret:
+      break;  // access control's, not the core's
+    case Kind::kEverything:
+      cache_.RefreshAll();
+      tenants_.Forget("", "");
+      break;
+  }
+}
+
 absl::StatusOr<Key> KeyService::Mutate(absl::string_view name,
                                        absl::FunctionRef<absl::Status(Key&)> m) {
   for (int attempt = 0; attempt < kMaxMutationAttempts; ++attempt) {

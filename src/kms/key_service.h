@@ -253,8 +253,9 @@ class KeyService {
   // keeps a tombstone (when, by whom) so the tenant never gets a new key
   // there, dropped from this process's cache, and scrubbed from the store's
   // files.  Every data key issued for the tenant under `name` then fails
-  // with kTenantErased, here and on every replica that reads the store (a
-  // replica's cached copy lives until its own cache drops it).  Idempotent:
+  // with kTenantErased, here and on every replica that reads the store
+  // (other replicas drop their cached copy on the store's change
+  // notification, OnStoreChange).  Idempotent:
   // erasing an erased tenant changes nothing and reports state_before
   // kErased with the first erasure.  A tenant that never had a key gets a
   // tombstone too.  Errors also: kUnavailable when the erasure committed
@@ -266,6 +267,12 @@ class KeyService {
 
   // Writes pending usage counters now.
   [[nodiscard]] absl::Status FlushUsage();
+
+  // A change another replica committed to the shared store
+  // (KeyStore::Watch): the caches holding what changed re-read it, so a
+  // rotation, disablement, destruction or tenant erasure made through any
+  // replica is honoured here as soon as the notification arrives.
+  void OnStoreChange(const keystore::StoreChange& change);
 
  private:
   KeyService(KeyServiceOptions options,

@@ -205,15 +205,8 @@ absl::StatusOr<TenantErasure> TenantKeys::Erase(absl::string_view key_name,
   KW_ASSIGN_OR_RETURN(std::string id, StoreId(tenant));
   const absl::Time now = clock_->Now();
   auto before = store_->EraseTenantKey(key_name, id, now, by);
-  {
-    // Also when the store failed: the erasure may have committed.
-    std::lock_guard<std::mutex> lock(mu_);
-    ++epoch_;
-    if (auto it = index_.find(CacheKey{std::string(key_name), id}); it != index_.end()) {
-      lru_.erase(it->second);
-      index_.erase(it);
-    }
-  }
+  // Also when the store failed: the erasure may have committed.
+  Forget(key_name, id);
   if (!before.ok()) return before.status();
   TenantErasure out;
   const TenantKeyStatus was = StatusOf(*before);
@@ -227,6 +220,22 @@ absl::StatusOr<TenantErasure> TenantKeys::Erase(absl::string_view key_name,
     out.status.erased_by = std::string(by);
   }
   return out;
+}
+
+void TenantKeys::Forget(absl::string_view key_name, absl::string_view store_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++epoch_;  // a lookup that read the store before now does not cache its key
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    const CacheKey& k = it->first;
+    const bool match = key_name.empty() || (k.first == key_name &&
+                                            (store_id.empty() || k.second == store_id));
+    if (match) {
+      index_.erase(k);
+      it = lru_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 }  // namespace keyward::kms

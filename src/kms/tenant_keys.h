@@ -84,6 +84,11 @@ class TenantKeys {
   [[nodiscard]] absl::StatusOr<TenantErasure> Erase(absl::string_view key_name,
                                                     absl::string_view tenant,
                                                     absl::string_view by);
+  // Another replica changed tenant keys in the store: drops the cached key
+  // of the tenant the store knows as `store_id` under `key_name` (every
+  // tenant's when `store_id` is empty, every key's when `key_name` is too),
+  // so that an erasure made elsewhere is honoured here.
+  void Forget(absl::string_view key_name, absl::string_view store_id);
 
  private:
   using CacheKey = std::pair<std::string, std::string>;  // key name, store id

@@ -1,5 +1,7 @@
 #include "rotation/scheduler.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "base/duration.h"
 
@@ -26,15 +28,51 @@ std::string RotationDue(const keystore::Key& key, absl::Time now, uint64_t usage
   return "";
 }
 
+bool Scheduler::RenewLease() {
+  if (options_.lease_store == nullptr) return true;
+  const absl::Time asked = absl::Now();
+  absl::StatusOr<keystore::Lease> lease = options_.lease_store->AcquireLease(
+      kSchedulerLease, options_.holder, options_.lease_ttl);
+  std::lock_guard<std::mutex> lock(lease_mu_);
+  if (!lease.ok()) {
+    // Held by another (kFailedPrecondition) or the store is unreachable: in
+    // both cases this replica must not act.  A lease we held stays ours in
+    // the store until it expires, but we stop before then.
+    token_ = 0;
+    return false;
+  }
+  token_ = lease->fencing_token;
+  // Counted from before the request: the store's expiry is at least this
+  // late.  A third of the lease is kept as margin for clock drift and for
+  // an action already under way.
+  act_until_ = asked + options_.lease_ttl * 2 / 3;
+  return true;
+}
+
+uint64_t Scheduler::fencing_token() const {
+  if (options_.lease_store == nullptr) return 0;
+  std::lock_guard<std::mutex> lock(lease_mu_);
+  return token_;
+}
+
+bool Scheduler::MayAct() const {
+  if (options_.lease_store == nullptr) return true;
+  std::lock_guard<std::mutex> lock(lease_mu_);
+  return token_ != 0 && absl::Now() < act_until_;
+}
+
 std::vector<Action> Scheduler::RunOnce() {
   std::vector<Action> actions;
+  if (!MayAct()) return actions;
+  const uint64_t token = fencing_token();
   auto report = [&](Action a) {
+    a.fencing_token = token;
     if (on_action_) on_action_(a);
     actions.push_back(std::move(a));
   };
-  std::string token;
+  std::string page_token;
   do {
-    auto page = service_->ListKeys("", 1000, token);
+    auto page = service_->ListKeys("", 1000, page_token);
     if (!page.ok()) {
       Action a;
       a.reason = "listing keys";
@@ -46,6 +84,7 @@ std::vector<Action> Scheduler::RunOnce() {
       const absl::Time now = clock_->Now();
       std::string why = RotationDue(key, now, usage_limit_, options_.usage_fraction);
       if (why.empty()) continue;
+      if (!MayAct()) return actions;  // the lease ran out mid-pass
       Action a;
       a.key = key.name;
       a.from_version = key.primary_version;
@@ -62,9 +101,10 @@ std::vector<Action> Scheduler::RunOnce() {
       }
       report(std::move(a));
     }
-    token = page->next_page_token;
-  } while (!token.empty());
+    page_token = page->next_page_token;
+  } while (!page_token.empty());
 
+  if (!MayAct()) return actions;
   // One action (and one audit record) per destroyed version, naming it.
   kms::KeyService::DestructionRun run = service_->ProcessDueDestructions();
   for (const keystore::VersionRef& v : run.destroyed) {
@@ -92,13 +132,24 @@ void Scheduler::Start() {
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([this] {
+    // With a lease the loop wakes every lease_ttl / 3 to renew it; a pass
+    // runs every interval while held, and at once when newly taken.
+    const absl::Duration tick = options_.lease_store == nullptr
+                                    ? options_.interval
+                                    : std::min(options_.interval, options_.lease_ttl / 3);
+    absl::Time next_pass = absl::InfinitePast();
+    bool held = false;
     std::unique_lock<std::mutex> loop_lock(mu_);
     while (!stop_) {
       loop_lock.unlock();
-      RunOnce();
+      const bool was_held = held;
+      held = RenewLease();
+      if (held && (!was_held || absl::Now() >= next_pass)) {
+        next_pass = absl::Now() + options_.interval;
+        RunOnce();
+      }
       loop_lock.lock();
-      cv_.wait_for(loop_lock, absl::ToChronoMilliseconds(options_.interval),
-                   [&] { return stop_; });
+      cv_.wait_for(loop_lock, absl::ToChronoMilliseconds(tick), [&] { return stop_; });
     }
   });
 }
@@ -110,6 +161,12 @@ void Scheduler::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (options_.lease_store != nullptr && fencing_token() != 0) {
+    // Another replica takes over at once rather than after the lease runs out.
+    (void)options_.lease_store->ReleaseLease(kSchedulerLease, options_.holder);
+    std::lock_guard<std::mutex> lock(lease_mu_);
+    token_ = 0;
+  }
 }
 
 }  // namespace keyward::rotation

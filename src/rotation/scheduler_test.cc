@@ -103,5 +103,62 @@ TEST_F(SchedulerTest, RunsInTheBackgroundUntilStopped) {
   EXPECT_EQ(Primary("periodic"), 2u);
 }
 
+// Two replicas sharing one store: only the lease holder acts, a released or
+// expired lease passes to the other with a higher fencing token, and a due
+// rotation happens once.
+TEST(SchedulerLeaseTest, OnlyTheLeaseHolderActsAndTheLeasePassesOn) {
+  kms::FakeClock clock;
+  auto store = std::make_shared<keystore::MemoryKeyStore>("dev");
+  auto root = std::make_shared<hsm::testing::SoftwareRootOfTrust>();
+  kms::KeyServiceOptions o;
+  o.environment = "dev";
+  o.usage_flush_interval = absl::ZeroDuration();
+  o.clock = &clock;
+  KW_ASSERT_OK_AND_ASSIGN(auto svc_a, kms::KeyService::Create(o, store, root));
+  KW_ASSERT_OK_AND_ASSIGN(auto svc_b, kms::KeyService::Create(o, store, root));
+  auto options = [&](const std::string& holder) {
+    SchedulerOptions so;
+    so.lease_store = store.get();
+    so.holder = holder;
+    so.lease_ttl = absl::Milliseconds(300);
+    return so;
+  };
+  Scheduler a(svc_a.get(), &clock, 100, options("a"), nullptr);
+  Scheduler b(svc_b.get(), &clock, 100, options("b"), nullptr);
+  KW_ASSERT_OK(svc_a->CreateKey({.name = "k", .rotation_period = absl::Hours(1)}).status());
+  clock.Advance(absl::Hours(2));
+
+  // Nobody acts without the lease.
+  EXPECT_TRUE(a.RunOnce().empty());
+  ASSERT_TRUE(a.RenewLease());
+  EXPECT_FALSE(b.RenewLease());
+  EXPECT_EQ(a.fencing_token(), 1u);
+  EXPECT_EQ(b.fencing_token(), 0u);
+  EXPECT_TRUE(b.RunOnce().empty());
+  auto actions = a.RunOnce();
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_EQ(actions[0].fencing_token, 1u);
+  EXPECT_EQ(svc_b->GetKey("k")->primary_version, 2u);
+
+  // A renewal keeps the token; a release hands the lease over at once.
+  ASSERT_TRUE(a.RenewLease());
+  EXPECT_EQ(a.fencing_token(), 1u);
+  a.Stop();
+  EXPECT_EQ(a.fencing_token(), 0u);
+  ASSERT_TRUE(b.RenewLease());
+  EXPECT_EQ(b.fencing_token(), 2u);
+
+  // b dies without releasing: a gets the lease once it expired, not before.
+  EXPECT_FALSE(a.RenewLease());
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(b.RunOnce().empty()) << "a holder past its margin must not act";
+  ASSERT_TRUE(a.RenewLease());
+  EXPECT_EQ(a.fencing_token(), 3u);
+  clock.Advance(absl::Hours(1));
+  ASSERT_EQ(a.RunOnce().size(), 1u);
+  EXPECT_TRUE(a.RunOnce().empty()) << "rotated once, not again";
+  EXPECT_EQ(svc_a->GetKey("k")->primary_version, 3u);
+}
+
 }  // namespace
 }  // namespace keyward::rotation

@@ -74,11 +74,43 @@ absl::StatusOr<std::shared_ptr<const policy::Policy>> Checked(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Open(
-    std::string policy_path, keystore::KeyStore* store) {
-  std::unique_ptr<AccessControl> ac(new AccessControl(std::move(policy_path), store));
-  KW_ASSIGN_OR_RETURN(ac->policy_, Checked(policy::Policy::Load(ac->path_)));
+    std::string policy_path, keystore::KeyStore* store, std::optional<SharedPolicy> shared) {
+  std::unique_ptr<AccessControl> ac(
+      new AccessControl(std::move(policy_path), store, std::move(shared)));
+  std::optional<std::string> in_store;
+  if (ac->shared_) {
+    KW_ASSIGN_OR_RETURN(in_store, ac->shared_->load());
+  }
+  if (in_store) {
+    KW_ASSIGN_OR_RETURN(ac->policy_, Checked(policy::Policy::Parse(*in_store)));
+  } else {
+    KW_ASSIGN_OR_RETURN(ac->policy_, Checked(policy::Policy::Load(ac->path_)));
+    if (ac->shared_) KW_RETURN_IF_ERROR(ac->shared_->publish(ac->policy_->source()));
+  }
   KW_RETURN_IF_ERROR(ac->RefreshGrants());
   return ac;
+}
+
+absl::StatusOr<PolicyChange> AccessControl::OnSharedPolicyChange() {
+  if (!shared_) return absl::FailedPreconditionError("this keywardd has no shared policy");
+  std::lock_guard<std::mutex> write(write_mu_);
+  KW_ASSIGN_OR_RETURN(std::optional<std::string> yaml, shared_->load());
+  PolicyChange change{Digest(PolicyText()), ""};
+  if (!yaml) {
+    change.new_digest = change.old_digest;
+    return change;
+  }
+  change.new_digest = Digest(*yaml);
+  if (change.new_digest == change.old_digest) return change;
+  KW_ASSIGN_OR_RETURN(auto parsed, Checked(policy::Policy::Parse(*yaml)));
+  std::lock_guard<std::mutex> lock(mu_);
+  policy_ = std::move(parsed);
+  return change;
+}
+
+absl::Status AccessControl::OnGrantsChange() {
+  std::lock_guard<std::mutex> write(write_mu_);
+  return RefreshGrants();
 }
 
 absl::Status AccessControl::RefreshGrants() {
@@ -133,6 +165,7 @@ absl::StatusOr<PolicyChange> AccessControl::ReloadPolicy(
   KW_ASSIGN_OR_RETURN(auto loaded, Checked(policy::Policy::Load(path_)));
   PolicyChange change{Digest(PolicyText()), Digest(loaded->source())};
   if (record) KW_RETURN_IF_ERROR(record(change));
+  if (shared_) KW_RETURN_IF_ERROR(shared_->publish(loaded->source()));
   std::lock_guard<std::mutex> lock(mu_);
   policy_ = std::move(loaded);
   return change;
@@ -144,6 +177,7 @@ absl::StatusOr<PolicyChange> AccessControl::SetPolicy(
   std::lock_guard<std::mutex> write(write_mu_);
   PolicyChange change{Digest(PolicyText()), Digest(yaml)};
   if (record) KW_RETURN_IF_ERROR(record(change));
+  if (shared_) KW_RETURN_IF_ERROR(shared_->publish(std::string(yaml)));
   KW_RETURN_IF_ERROR(ReplaceFile(path_, yaml));
   std::lock_guard<std::mutex> lock(mu_);
   policy_ = std::move(parsed);

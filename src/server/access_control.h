@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,32 @@ struct PolicyChange {
   std::string new_digest;
 };
 
+// Where replicas sharing a store keep the policy in force (keywardd seals
+// it with the HSM root key, so that whoever can write the database cannot
+// forge it).  With one, the shared policy wins over the file at start (the
+// file only seeds a store that has none), every change (SetPolicy, a reload
+// of the file) is published there before it takes effect, and
+// OnSharedPolicyChange takes up another replica's change.
+struct SharedPolicy {
+  std::function<absl::StatusOr<std::optional<std::string>>()> load;
+  std::function<absl::Status(const std::string& yaml)> publish;
+};
+
 class AccessControl {
  public:
-  // Loads the policy at `policy_path` and the active grants.  Errors: as
-  // SetPolicy, for the file.
+  // Loads the policy at `policy_path` (or `shared`'s, see SharedPolicy) and
+  // the active grants.  Errors: as SetPolicy, for the file.
   static absl::StatusOr<std::unique_ptr<AccessControl>> Open(
-      std::string policy_path, keystore::KeyStore* store);
+      std::string policy_path, keystore::KeyStore* store,
+      std::optional<SharedPolicy> shared = std::nullopt);
+
+  // Another replica changed the shared policy: loads and uses it.  Returns
+  // the change (old == new when it was already in force).  Errors: the
+  // store's; kInvalidArgument for a policy that does not parse (the one in
+  // force stays).
+  absl::StatusOr<PolicyChange> OnSharedPolicyChange();
+  // Another replica created or revoked a grant: re-reads the grants.
+  absl::Status OnGrantsChange();
 
   policy::Decision Decide(const policy::Request& request);
   // Policy::EvaluateScope with the grants in force.
@@ -81,12 +102,13 @@ class AccessControl {
   static constexpr absl::Duration kMaxGrantTtl = absl::Hours(24 * 90);
 
  private:
-  AccessControl(std::string path, keystore::KeyStore* store)
-      : path_(std::move(path)), store_(store) {}
+  AccessControl(std::string path, keystore::KeyStore* store, std::optional<SharedPolicy> shared)
+      : path_(std::move(path)), store_(store), shared_(std::move(shared)) {}
   absl::Status RefreshGrants();
 
   const std::string path_;
   keystore::KeyStore* const store_;
+  const std::optional<SharedPolicy> shared_;
   mutable std::mutex mu_;
   std::shared_ptr<const policy::Policy> policy_;                    // GUARDED_BY(mu_)
   std::shared_ptr<const std::vector<policy::Grant>> grants_;        // GUARDED_BY(mu_)

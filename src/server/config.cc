@@ -158,7 +158,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   KW_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"environment", "listen", "http_listen",
                                            "storage", "hsm", "tls", "limits",
                                            "keys", "policy", "audit", "rotation",
-                                           "metrics", "log"}));
+                                           "metrics", "log", "replica"}));
   KW_ASSIGN_OR_RETURN(c.environment, r.String(root, "environment", "environment", true));
   if (!format::ValidateEnvironment(c.environment).ok()) {
     return r.Error("environment", "must be 1-32 characters of a-z, 0-9 and '-'");
@@ -170,9 +170,43 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   KW_RETURN_IF_ERROR(CheckHostPort(r, "http_listen", c.http_listen));
 
   const YAML::Node storage = root["storage"];
-  if (!storage) return r.Error("storage", "is required (storage.sqlite: PATH)");
-  KW_RETURN_IF_ERROR(r.OnlyKeys(storage, "storage", {"sqlite"}));
-  KW_ASSIGN_OR_RETURN(c.sqlite_path, r.Path(storage, "sqlite", "storage.sqlite", true));
+  if (!storage) {
+    return r.Error("storage", "is required (storage.sqlite: PATH, or storage.postgres: URL "
+                              "for several replicas, docs/ha.md)");
+  }
+  KW_RETURN_IF_ERROR(r.OnlyKeys(storage, "storage", {"sqlite", "postgres"}));
+  KW_ASSIGN_OR_RETURN(c.postgres_url, r.String(storage, "postgres", "storage.postgres", false));
+  KW_ASSIGN_OR_RETURN(c.sqlite_path,
+                      r.Path(storage, "sqlite", "storage.sqlite", c.postgres_url.empty()));
+  if (!c.postgres_url.empty()) {
+    if (!c.sqlite_path.empty()) {
+      return r.Error("storage", "set either storage.sqlite or storage.postgres, not both");
+    }
+    if (!absl::StartsWith(c.postgres_url, "postgresql://") &&
+        !absl::StartsWith(c.postgres_url, "postgres://")) {
+      return r.Error("storage.postgres",
+                     "must be a libpq URI: postgresql://USER@HOST1:PORT1,HOST2:PORT2/DB"
+                     "?target_session_attrs=read-write (keep passwords in a passfile)");
+    }
+  }
+  const YAML::Node replica = root["replica"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(replica, "replica", {"id", "lease_ttl"}));
+  if (replica) {
+    KW_ASSIGN_OR_RETURN(c.replica_id, r.String(replica, "id", "replica.id", true));
+    KW_ASSIGN_OR_RETURN(c.lease_ttl,
+                        r.Duration(replica, "lease_ttl", "replica.lease_ttl", c.lease_ttl));
+    if (c.lease_ttl < absl::Seconds(2) || c.lease_ttl > absl::Minutes(10)) {
+      return r.Error("replica.lease_ttl", "must be between 2s and 10m");
+    }
+  }
+  if (!c.replica_id.empty() && !format::ValidateEnvironment(c.replica_id).ok()) {
+    return r.Error("replica.id", "must be 1-32 characters of a-z, 0-9 and '-'");
+  }
+  if (!c.postgres_url.empty() && c.replica_id.empty()) {
+    return r.Error("replica.id",
+                   "is required with storage.postgres: each replica needs a name of its own "
+                   "(its audit log and its claim on the scheduler lease carry it)");
+  }
 
   const YAML::Node hsm = root["hsm"];
   if (!hsm) return r.Error("hsm", "is required");
@@ -350,11 +384,29 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
     return r.Error("audit", "is required: every request is audited "
                             "(audit.dir: DIRECTORY; see docs/audit.md)");
   }
-  KW_RETURN_IF_ERROR(r.OnlyKeys(audit, "audit", {"dir", "in_memory",
+  KW_RETURN_IF_ERROR(r.OnlyKeys(audit, "audit", {"dir", "in_memory", "storage",
                                                  "checkpoint_interval", "max_wait"}));
   KW_ASSIGN_OR_RETURN(c.audit.dir, r.Path(audit, "dir", "audit.dir", false));
   KW_ASSIGN_OR_RETURN(c.audit.in_memory,
                       r.Bool(audit, "in_memory", "audit.in_memory", false));
+  KW_ASSIGN_OR_RETURN(std::string audit_storage,
+                      r.String(audit, "storage", "audit.storage", false,
+                               c.postgres_url.empty() ? "files" : "postgres"));
+  if (audit_storage != "files" && audit_storage != "postgres") {
+    return r.Error("audit.storage", "must be files or postgres");
+  }
+  c.audit.in_postgres = audit_storage == "postgres" && !c.audit.in_memory;
+  if (c.audit.in_postgres && c.postgres_url.empty()) {
+    return r.Error("audit.storage", "postgres needs storage.postgres");
+  }
+  if (!c.postgres_url.empty() && !c.audit.in_memory && !c.audit.in_postgres) {
+    return r.Error("audit.storage",
+                   "must be postgres with storage.postgres: a replica's records must outlive "
+                   "its machine (docs/ha.md)");
+  }
+  if (c.audit.in_postgres && !c.audit.dir.empty()) {
+    return r.Error("audit.dir", "is not used with audit.storage: postgres; remove it");
+  }
   if (c.audit.in_memory) {
     if (!absl::StartsWith(c.environment, "bench")) {
       return r.Error("audit.in_memory",
@@ -364,7 +416,7 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
     if (!c.audit.dir.empty()) {
       return r.Error("audit.in_memory", "set either audit.dir or audit.in_memory");
     }
-  } else if (c.audit.dir.empty()) {
+  } else if (c.audit.dir.empty() && !c.audit.in_postgres) {
     return r.Error("audit.dir", "is required (a directory for the audit log)");
   }
   KW_ASSIGN_OR_RETURN(c.audit.checkpoint_interval,

@@ -53,6 +53,9 @@ struct AuditConfig {
   // Set by `keywardd --adopt-audit-log`: anchor a log the key store holds
   // no anchor for (audit::AuditLogOptions::adopt_log).
   bool adopt_log = false;
+  // audit.storage: postgres — records durable in the key store's
+  // PostgreSQL database, one log per replica (docs/ha.md).
+  bool in_postgres = false;
   absl::Duration checkpoint_interval = absl::Seconds(60);
   // How long a request waits for its record to be durable before failing
   // with UNAVAILABLE.
@@ -65,6 +68,14 @@ struct ServerConfig {
   std::string listen;       // host:port of the gRPC API (TLS only)
   std::string http_listen = "127.0.0.1:9464";  // health (and metrics)
   std::string sqlite_path;  // storage.sqlite
+  // storage.postgres: a libpq URI, perhaps naming several hosts, for
+  // several replicas sharing one database (docs/ha.md).  Exclusive with
+  // sqlite_path.
+  std::string postgres_url;
+  // replica.id: this replica's name (required with postgres_url), and how
+  // long its claim on the scheduler lease lasts without renewal.
+  std::string replica_id;
+  absl::Duration lease_ttl = absl::Seconds(10);
   hsm::Pkcs11Options hsm;
   std::string softhsm2_conf;  // hsm.softhsm2_conf (sets SOFTHSM2_CONF)
   bool allow_software_hsm = false;

@@ -19,12 +19,12 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "hsm/pkcs11_root_of_trust.h"
-#include "keystore/sqlite_key_store.h"
 #include "keyward/errors.h"
 #include "keyward/version.h"
 #include "metrics/metrics.h"
 #include "format/wire.h"
 #include "server/handshake_audit.h"
+#include "server/replicas.h"
 #include "server/unknown_method.h"
 
 namespace keyward::server {
@@ -39,11 +39,12 @@ constexpr const char* kServerCollectors[] = {
     "keyward_audit_queue_depth",       "keyward_audit_unavailable",
     "keyward_ready",                   "keyward_key_primary_age_seconds",
     "keyward_requests_in_progress",    "keyward_requests_waiting_for_cpu",
-    "keyward_saturated"};
+    "keyward_saturated",               "keyward_scheduler_lease_held"};
 
 void RegisterCollectors(kms::KeyService* core, audit::AuditLog* audit_log,
                         std::function<absl::Status()> readiness,
-                        const FairScheduler* scheduler) {
+                        const FairScheduler* scheduler,
+                        const rotation::Scheduler* rotation_scheduler) {
   metrics::Registry& r = metrics::Global();
   metrics::RegisterProcessCollectors(r);
   r.GaugeFamily("keyward_build_info", "Build information (value 1).", {"version"})
@@ -59,6 +60,13 @@ void RegisterCollectors(kms::KeyService* core, audit::AuditLog* audit_log,
                  [audit_log] {
                    return std::vector<metrics::Sample>{
                        {{}, audit_log->Health().ok() ? 0.0 : 1.0}};
+                 });
+  r.SetCollector("keyward_scheduler_lease_held",
+                 "1 while this replica holds the scheduler lease (and runs rotations and "
+                 "destructions); always 1 for a single keywardd.",
+                 {}, [rotation_scheduler] {
+                   return std::vector<metrics::Sample>{
+                       {{}, rotation_scheduler->MayActNow() ? 1.0 : 0.0}};
                  });
   r.SetCollector("keyward_ready", "1 when /readyz answers 200.", {}, [readiness] {
     return std::vector<metrics::Sample>{{{}, readiness().ok() ? 1.0 : 0.0}};
@@ -190,41 +198,39 @@ absl::StatusOr<SecretData> AuditHmacKey(const std::string& environment,
 }
 
 // The audit log's latest checkpoint (size and root), sealed by the HSM root
-// key in the key store: whoever can rewrite the audit directory cannot
-// forge it, so keywardd notices a rewritten log at its next start.
+// key in the key store: whoever can rewrite the audit directory (or the
+// audit tables) cannot forge it, so keywardd notices a rewritten log at its
+// next start.  One anchor per log: a replica's is named after it.
 class SealedCheckpointAnchor final : public audit::CheckpointAnchor {
  public:
-  SealedCheckpointAnchor(const std::string& environment, keystore::KeyStore* store,
-                         hsm::RootOfTrust* root)
-      : store_(store), root_(root),
-        aad_(absl::StrCat("keyward audit anchor v1|", environment)) {}
+  SealedCheckpointAnchor(const std::string& environment, const std::string& log_id,
+                         keystore::KeyStore* store, hsm::RootOfTrust* root)
+      : value_(store, root,
+               log_id.empty() ? std::string(kName) : absl::StrCat(kName, "/", log_id),
+               log_id.empty() ? absl::StrCat("keyward audit anchor v1|", environment)
+                              : absl::StrCat("keyward audit anchor v1|", environment, "|",
+                                             log_id)) {}
   absl::StatusOr<std::optional<Anchor>> Load() override {
-    KW_ASSIGN_OR_RETURN(std::optional<std::string> sealed,
-                        store_->GetSealedSecret(kName));
-    if (!sealed) return std::optional<Anchor>();
-    KW_ASSIGN_OR_RETURN(SecretData plain, root_->Unseal(*sealed, aad_));
-    if (plain.size() != 8 + 32) {
+    KW_ASSIGN_OR_RETURN(std::optional<std::string> plain, value_.Load());
+    if (!plain) return std::optional<Anchor>();
+    if (plain->size() != 8 + 32) {
       return absl::DataLossError("the sealed audit checkpoint in the key store is malformed");
     }
     Anchor a;
-    a.tree_size = format::LoadBigEndian(plain.AsStringView().substr(0, 8));
-    std::memcpy(a.root.data(), plain.data() + 8, 32);
+    a.tree_size = format::LoadBigEndian(absl::string_view(*plain).substr(0, 8));
+    std::memcpy(a.root.data(), plain->data() + 8, 32);
     return std::optional<Anchor>(a);
   }
   absl::Status Store(const Anchor& a) override {
     std::string plain;
     format::AppendBigEndian(&plain, a.tree_size, 8);
     plain.append(reinterpret_cast<const char*>(a.root.data()), a.root.size());
-    KW_ASSIGN_OR_RETURN(std::string sealed,
-                        root_->Seal(SecretData::CopyFrom(plain), aad_));
-    return store_->SetSealedSecret(kName, sealed);
+    return value_.Store(plain);
   }
 
  private:
   static constexpr char kName[] = "audit-checkpoint-anchor";
-  keystore::KeyStore* const store_;
-  hsm::RootOfTrust* const root_;
-  const std::string aad_;
+  const SealedValue value_;
 };
 
 }  // namespace
@@ -266,9 +272,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     ::setenv("SOFTHSM2_CONF", config.softhsm2_conf.c_str(), 1);
   }
   ServerParts parts;
-  KW_ASSIGN_OR_RETURN(parts.store,
-                      keystore::SqliteKeyStore::Open(config.sqlite_path,
-                                                     config.environment));
+  KW_ASSIGN_OR_RETURN(parts.store, OpenKeyStore(config));
   KW_ASSIGN_OR_RETURN(parts.root, hsm::OpenPkcs11(config.hsm));
   return Start(config, std::move(parts));
 }
@@ -293,8 +297,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   options.retirement_quiet_period = config.retirement_quiet_period;
   KW_ASSIGN_OR_RETURN(server->core_,
                       kms::KeyService::Create(options, server->store_, server->root_));
-  KW_ASSIGN_OR_RETURN(server->access_,
-                      AccessControl::Open(config.policy_path, server->store_.get()));
+  const bool replicated = !config.postgres_url.empty();
+  KW_ASSIGN_OR_RETURN(
+      server->access_,
+      AccessControl::Open(config.policy_path, server->store_.get(),
+                          replicated ? std::optional<SharedPolicy>(MakeSharedPolicy(
+                                           config.environment, server->store_.get(),
+                                           server->root_.get()))
+                                     : std::nullopt));
+  if (replicated) {
+    // From here on, what another replica changes reaches this one's caches.
+    server->changes_ =
+        std::make_shared<ChangeRouter>(server->core_.get(), server->access_.get());
+    std::weak_ptr<ChangeRouter> router = server->changes_;
+    KW_RETURN_IF_ERROR(server->store_->Watch([router](const keystore::StoreChange& c) {
+      if (auto r = router.lock()) r->Deliver(c);
+    }));
+  }
   KW_ASSIGN_OR_RETURN(SecretData hmac_key,
                       AuditHmacKey(config.environment, *server->store_, *server->root_));
   KW_ASSIGN_OR_RETURN(server->context_hmac_, crypto::HmacSha256::New(hmac_key, 16));
@@ -307,7 +326,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   audit_options.signing_key_label = absl::StrCat("keyward-audit/", config.environment);
   if (!config.audit.in_memory) {
     server->audit_anchor_ = std::make_unique<SealedCheckpointAnchor>(
-        config.environment, server->store_.get(), server->root_.get());
+        config.environment, config.audit.in_postgres ? config.replica_id : "",
+        server->store_.get(), server->root_.get());
     audit_options.anchor = server->audit_anchor_.get();
   }
   audit_options.allow_new_log = config.audit.start_new_log;
@@ -361,6 +381,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   rotation::SchedulerOptions scheduler_options;
   scheduler_options.interval = config.rotation_check_interval;
   scheduler_options.usage_fraction = config.usage_rotate_fraction;
+  if (replicated) {
+    scheduler_options.lease_store = server->store_.get();
+    scheduler_options.holder = config.replica_id;
+    scheduler_options.lease_ttl = config.lease_ttl;
+  }
   server->scheduler_ = std::make_unique<rotation::Scheduler>(
       server->core_.get(), kms::Clock::Real(), options.max_data_keys_per_version,
       scheduler_options, [log](const rotation::Action& a) {
@@ -376,6 +401,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
         r.result = absl::StatusCodeToString(a.status.code());
         r.detail = a.status.ok() ? a.reason
                                  : absl::StrCat(a.reason, ": ", a.status.message());
+        if (a.fencing_token != 0) {
+          absl::StrAppend(&r.detail, " (scheduler lease, fencing token ", a.fencing_token, ")");
+        }
         static auto& actions = metrics::Global().CounterFamily(
             "keyward_scheduler_actions_total",
             "Rotation scheduler actions (rotate, destroy) by result.", {"action", "result"});
@@ -461,7 +489,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     }
     return probe->Check();
   };
-  RegisterCollectors(core, audit_log, readiness, scheduler);
+  RegisterCollectors(core, audit_log, readiness, scheduler, server->scheduler_.get());
   std::map<std::string, HttpHandler> routes;
   routes["/healthz"] = [] { return HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}; };
   routes["/readyz"] = [readiness] {
@@ -543,6 +571,7 @@ Server::~Server() {
   service_.reset();
   audit_.reset();  // drains and writes the final checkpoint (needs the HSM)
   audit_anchor_.reset();
+  if (changes_) changes_->Detach();  // the store's watcher may still deliver
   access_.reset();
   core_.reset();  // closes the HSM session
 }

@@ -20,6 +20,7 @@
 #include "server/health_probe.h"
 #include "server/http_server.h"
 #include "server/key_management_service.h"
+#include "server/replicas.h"
 #include "server/unknown_method.h"
 
 namespace keyward::server {
@@ -78,6 +79,7 @@ class Server {
   std::shared_ptr<hsm::RootOfTrust> root_;
   std::unique_ptr<kms::KeyService> core_;
   std::unique_ptr<AccessControl> access_;
+  std::shared_ptr<ChangeRouter> changes_;  // with storage.postgres
   std::unique_ptr<crypto::HmacSha256> context_hmac_;
   std::unique_ptr<audit::CheckpointAnchor> audit_anchor_;  // outlives audit_
   std::unique_ptr<audit::AuditLog> audit_;

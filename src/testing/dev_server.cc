@@ -11,7 +11,11 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 
 namespace keyward::testing {
 
@@ -37,15 +41,79 @@ absl::StatusOr<std::unique_ptr<DevServer>> DevServer::Init(const std::string& ke
   do {
     s->http_port_ = FreePort();
   } while (s->http_port_ == s->port_);
-  ProcessResult r = RunProcess({keyward, "dev", "init", s->dir_.File("dev"), "--port",
+  s->dev_dir_ = std::make_shared<TempDir>();
+  ProcessResult r = RunProcess({keyward, "dev", "init", s->dev_dir_->File("dev"), "--port",
                                 std::to_string(s->port_), "--http-port",
                                 std::to_string(s->http_port_)});
   if (r.exit_code != 0) {
     return absl::InternalError(absl::StrCat("keyward dev init failed: ", r.err));
   }
   // Everything lives in DIR/dev; point the helpers there.
-  s->dir_path_ = s->dir_.File("dev");
+  s->dir_path_ = s->dev_dir_->File("dev");
   return s;
+}
+
+absl::StatusOr<std::unique_ptr<DevServer>> DevServer::AddReplica(const std::string& id,
+                                                                 const std::string& postgres_url,
+                                                                 absl::Duration lease_ttl) {
+  std::unique_ptr<DevServer> r(new DevServer());
+  r->keyward_ = keyward_;
+  r->keywardd_ = keywardd_;
+  r->dev_dir_ = dev_dir_;
+  r->dir_path_ = dir_path_;
+  r->replica_id_ = id;
+  r->config_name_ = id + ".yaml";
+  r->port_ = FreePort();
+  do {
+    r->http_port_ = FreePort();
+  } while (r->http_port_ == r->port_);
+  // keywardd.yaml with this replica's ports, storage and audit log.
+  std::string yaml;
+  for (absl::string_view line : absl::StrSplit(ReadFileOrDie(File("keywardd.yaml")), '\n')) {
+    if (absl::StartsWith(line, "listen:")) {
+      absl::StrAppend(&yaml, "listen: 127.0.0.1:", r->port_, "\n");
+    } else if (absl::StartsWith(line, "http_listen:")) {
+      absl::StrAppend(&yaml, "http_listen: 127.0.0.1:", r->http_port_, "\n");
+    } else if (absl::StartsWith(line, "  sqlite:")) {
+      absl::StrAppend(&yaml, "  postgres: \"", postgres_url, "\"\n");
+    } else if (absl::StartsWith(line, "audit:")) {
+      absl::StrAppend(&yaml, "replica:\n  id: ", id, "\n  lease_ttl: ",
+                      absl::ToInt64Milliseconds(lease_ttl), "ms\naudit:\n  storage: postgres\n");
+    } else if (absl::StartsWith(line, "  check_interval:")) {
+      absl::StrAppend(&yaml, "  check_interval: 1s\n");  // the scheduler: tests wait less
+    } else if (absl::StartsWith(line, "  dir:")) {
+      // the audit directory: the log is in PostgreSQL
+    } else if (!line.empty()) {
+      absl::StrAppend(&yaml, line, "\n");
+    }
+  }
+  WriteFileOrDie(File(r->config_name_), yaml);
+  for (const char* who : {"admin", "app"}) {
+    KW_RETURN_IF_ERROR(WriteClientConfig(r->ClientConfigName(who).substr(
+                                             0, r->ClientConfigName(who).size() - 5),
+                                         who, {r.get()})
+                           .status());
+  }
+  return r;
+}
+
+absl::StatusOr<std::string> DevServer::WriteClientConfig(
+    const std::string& name, const std::string& who,
+    const std::vector<const DevServer*>& servers) const {
+  // The dev client config with another server list.
+  std::string yaml;
+  for (absl::string_view line : absl::StrSplit(ReadFileOrDie(File(who + ".yaml")), '\n')) {
+    if (absl::StartsWith(line, "servers:")) {
+      std::vector<std::string> list;
+      for (const DevServer* s : servers) list.push_back(absl::StrCat("127.0.0.1:", s->port()));
+      absl::StrAppend(&yaml, "servers: [", absl::StrJoin(list, ", "), "]\n");
+    } else if (!line.empty()) {
+      absl::StrAppend(&yaml, line, "\n");
+    }
+  }
+  const std::string path = File(name + ".yaml");
+  WriteFileOrDie(path, yaml);
+  return path;
 }
 
 DevServer::~DevServer() {
@@ -57,7 +125,7 @@ std::string DevServer::log() const {
 }
 
 absl::Status DevServer::Start(const std::vector<std::string>& extra_args) {
-  const std::string config = dir_path_ + "/keywardd.yaml";
+  const std::string config = dir_path_ + "/" + config_name_;
   std::vector<char*> argv{const_cast<char*>(keywardd_.c_str()), const_cast<char*>("--config"),
                           const_cast<char*>(config.c_str())};
   for (const std::string& a : extra_args) argv.push_back(const_cast<char*>(a.c_str()));
