@@ -4,11 +4,12 @@
 // ceiling the transport allows.  Used by bench/load_bench.sh, which starts
 // the server.
 //   kms_load --config app.yaml --admin admin.yaml [--seconds 3]
-//            [--concurrency 1,16,64] [--server-pid PID] [--only OPERATION]
+//            [--concurrency 1,16,64] [--server-pid PID] [--only OP[,OP...]]
 //            [--json-out FILE]
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_split.h"
 #include "keyward/admin_client.h"
@@ -148,6 +150,31 @@ int RunBareServer(const std::string& dev_dir, const std::string& listen) {
   return 0;
 }
 
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const keyward::ClientOptions& o) {
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      Read(o.ca_file), std::vector<grpc::experimental::IdentityKeyCertPair>{
+                           {Read(o.key_file), Read(o.cert_file)}});
+  grpc::experimental::TlsChannelCredentialsOptions tls;
+  tls.set_certificate_provider(provider);
+  tls.watch_root_certs();
+  tls.watch_identity_key_cert_pairs();
+  return grpc::experimental::TlsCredentials(tls);
+}
+
+std::vector<std::unique_ptr<KeyManagement::Stub>> MakeStubs(const keyward::ClientOptions& o,
+                                                            int channels) {
+  auto creds = Credentials(o);
+  std::vector<std::unique_ptr<KeyManagement::Stub>> stubs;
+  for (const std::string& server : o.servers) {
+    for (int i = 0; i < channels; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", i);  // distinct connections
+      stubs.push_back(KeyManagement::NewStub(grpc::CreateCustomChannel(server, creds, args)));
+    }
+  }
+  return stubs;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,33 +226,30 @@ int main(int argc, char** argv) {
   }
   const std::string wrapped = sample->encrypted.ciphertext;
 
-  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
-      Read(options->ca_file),
-      std::vector<grpc::experimental::IdentityKeyCertPair>{
-          {Read(options->key_file), Read(options->cert_file)}});
-  grpc::experimental::TlsChannelCredentialsOptions tls;
-  tls.set_certificate_provider(provider);
-  tls.watch_root_certs();
-  tls.watch_identity_key_cert_pairs();
-  auto creds = grpc::experimental::TlsCredentials(tls);
-  // One connection, as the SDK uses per server (KMS_LOAD_CHANNELS=N for
-  // more: higher tail latency on this 2-core machine).
-  std::vector<std::unique_ptr<KeyManagement::Stub>> stubs;
+  // One connection per server, as the SDK uses (KMS_LOAD_CHANNELS=N for
+  // more: higher tail latency on this 2-core machine); calls go round-robin
+  // over every server the config lists.
   const int channels = std::getenv("KMS_LOAD_CHANNELS") ? std::atoi(std::getenv("KMS_LOAD_CHANNELS")) : 1;
-  for (int i = 0; i < channels; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("grpc.channel_id", i);  // distinct connections
-    stubs.push_back(KeyManagement::NewStub(
-        grpc::CreateCustomChannel(options->servers[0], creds, args)));
-  }
-  std::atomic<uint64_t> rr{0};
+  std::vector<std::unique_ptr<KeyManagement::Stub>> stubs = MakeStubs(*options, channels);
+  std::vector<std::unique_ptr<KeyManagement::Stub>> admin_stubs = MakeStubs(*admin_options, 1);
+  std::atomic<uint64_t> rr{0}, admin_rr{0};
   auto stub = [&]() -> KeyManagement::Stub* { return stubs[rr++ % stubs.size()].get(); };
+  auto admin_stub = [&]() -> KeyManagement::Stub* {
+    return admin_stubs[admin_rr++ % admin_stubs.size()].get();
+  };
+  const std::shared_ptr<grpc::ChannelCredentials> creds = Credentials(*options);
 
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   if (server_pid > 0) {
     out.push_back({{"op", "idle"}, {"rss_kib", RssKiB(server_pid)}});
   }
-  auto want = [&](const char* op) { return only.empty() || only == op; };
+  // --only takes a comma-separated list; CreateKey and RotateKey run only
+  // when named (they change the key store).
+  const std::vector<std::string> only_list = absl::StrSplit(only, ',', absl::SkipEmpty());
+  auto named = [&](const char* op) {
+    return std::find(only_list.begin(), only_list.end(), op) != only_list.end();
+  };
+  auto want = [&](const char* op) { return only_list.empty() || named(op); };
   auto record = [&](const char* op, int c, const Result& r) {
     std::printf("%-30s %4d %12.0f %9.2f %9.2f %7llu %10ld\n", op, c, r.ops_per_s, r.p50_ms,
                 r.p99_ms, static_cast<unsigned long long>(r.errors), r.rss_kib);
@@ -283,6 +307,42 @@ int main(int argc, char** argv) {
                done(s.ok());
              });
            }));
+    // Key management through the admin principal: every call a
+    // transaction in the key store (and an HSM operation for the new KEK).
+    std::atomic<uint64_t> created{0};
+    const std::string prefix = absl::StrCat("bench/created-", ::getpid(), "-", c, "/");
+    if (named("CreateKey")) record("CreateKey", c, RunLoad(c, seconds, server_pid, [&](auto done) {
+             auto* ctx = new grpc::ClientContext();
+             auto* req = new keyward::v1::CreateKeyRequest();
+             req->set_name(absl::StrCat(prefix, created++));
+             auto* resp = new keyward::v1::Key();
+             admin_stub()->async()->CreateKey(ctx, req, resp, [=](grpc::Status s) {
+               delete ctx; delete req; delete resp;
+               done(s.ok());
+             });
+           }));
+    // Rotations spread over 64 keys (concurrent rotations of one key
+    // conflict and retry, which is not what this measures).
+    std::atomic<uint64_t> rotated{0};
+    if (named("RotateKey")) {
+      for (int k = 0; k < 64; ++k) {
+        grpc::ClientContext ctx;
+        keyward::v1::CreateKeyRequest req;
+        req.set_name(absl::StrCat("bench/rotated-", k));
+        keyward::v1::Key resp;
+        (void)admin_stub()->CreateKey(&ctx, req, &resp);
+      }
+      record("RotateKey", c, RunLoad(c, seconds, server_pid, [&](auto done) {
+               auto* ctx = new grpc::ClientContext();
+               auto* req = new keyward::v1::RotateKeyRequest();
+               req->set_name(absl::StrCat("bench/rotated-", rotated++ % 64));
+               auto* resp = new keyward::v1::Key();
+               admin_stub()->async()->RotateKey(ctx, req, resp, [=](grpc::Status s) {
+                 delete ctx; delete req; delete resp;
+                 done(s.ok());
+               });
+             }));
+    }
   }
   // Batches of 1,000 wrapped keys per call.
   keyward::v1::BatchDecryptDataKeysRequest batch;

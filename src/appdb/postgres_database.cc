@@ -35,6 +35,9 @@ absl::StatusCode CodeForSqlState(absl::string_view state) {
   if (state == "40001" || state == "40P01") return absl::StatusCode::kAborted;
   if (state == "42501") return absl::StatusCode::kPermissionDenied;
   if (state == "25P02") return absl::StatusCode::kFailedPrecondition;
+  // statement_timeout (or a cancel request): the server was too slow, the
+  // connection is fine, and the statement may be tried again.
+  if (state == "57014") return absl::StatusCode::kDeadlineExceeded;
   if (state == "XX001" || state == "XX002") return absl::StatusCode::kDataLoss;
   if (absl::StartsWith(state, "57P")) return absl::StatusCode::kUnavailable;
   const absl::string_view cls = state.substr(0, 2);

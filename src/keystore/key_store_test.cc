@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "keystore/memory_key_store.h"
 #include "keystore/sqlite_key_store.h"
+#include "keystore/test_stores.h"
 #include "keyward/errors.h"
 #include "testing/status_matchers.h"
 #include "testing/subprocess.h"
@@ -37,13 +37,9 @@ Key MakeKey(const std::string& name, const std::string& env = "dev") {
 class KeyStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "memory") {
-      store_ = std::make_unique<MemoryKeyStore>("dev");
-    } else {
-      auto s = SqliteKeyStore::Open(dir_.File("keys.db"), "dev");
-      ASSERT_TRUE(s.ok()) << s.status();
-      store_ = std::move(*s);
-    }
+    auto s = OpenTestStore(GetParam(), dir_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
   }
   ::keyward::testing::TempDir dir_;
   std::unique_ptr<KeyStore> store_;
@@ -157,8 +153,25 @@ TEST_P(KeyStoreTest, ListsDueDestructions) {
   EXPECT_EQ(due[0].version, 1u);
 }
 
+TEST_P(KeyStoreTest, ALeaseHasOneHolderAtATime) {
+  KW_ASSERT_OK_AND_ASSIGN(Lease a, store_->AcquireLease("rotation", "a", absl::Minutes(1)));
+  EXPECT_EQ(a.holder, "a");
+  EXPECT_THAT(store_->AcquireLease("rotation", "b", absl::Minutes(1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("held by a")));
+  KW_ASSERT_OK_AND_ASSIGN(Lease renewed, store_->AcquireLease("rotation", "a", absl::Minutes(1)));
+  EXPECT_EQ(renewed.fencing_token, a.fencing_token);
+  KW_ASSERT_OK(store_->ReleaseLease("rotation", "b"));  // not b's: nothing happens
+  EXPECT_THAT(store_->AcquireLease("rotation", "b", absl::Minutes(1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  KW_ASSERT_OK(store_->ReleaseLease("rotation", "a"));
+  KW_ASSERT_OK_AND_ASSIGN(Lease b, store_->AcquireLease("rotation", "b", absl::Minutes(1)));
+  EXPECT_EQ(b.fencing_token, a.fencing_token + 1);
+  EXPECT_THAT(store_->AcquireLease("", "b", absl::Minutes(1)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, KeyStoreTest,
-                         ::testing::Values("memory", "sqlite"));
+                         ::testing::Values("memory", "sqlite", "postgres"));
 
 }  // namespace
 }  // namespace keyward::keystore

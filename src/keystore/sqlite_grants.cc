@@ -4,22 +4,21 @@
 #include "absl/strings/str_cat.h"
 #include "keystore/sqlite_key_store.h"
 #include "keystore/sqlite_statement.h"
-#include "nlohmann/json.hpp"
+#include "keystore/store_common.h"
 
 namespace keyward::keystore {
 
 absl::Status SqliteKeyStore::CreateGrant(const policy::Grant& g) {
-  nlohmann::json ops = g.operations;
-  nlohmann::json ctx = nlohmann::json::object();
-  for (const auto& [k, v] : g.context) ctx[k] = v;
+  const std::string ops = internal::GrantOperationsToJson(g);
+  const std::string ctx = internal::GrantContextToJson(g);
   std::lock_guard<std::mutex> lock(mu_);
   return InTransaction(db_, [&]() -> absl::Status {
     Statement s(db_, Prepare(
         "INSERT INTO grants (id, principal, key_pattern, operations, context, "
         "created_us, expires_us, created_by, reason) VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
-    s.Bind(1, g.id).Bind(2, g.principal).Bind(3, g.key).Bind(4, ops.dump())
-        .Bind(5, ctx.dump()).Bind(6, absl::ToUnixMicros(g.created))
+    s.Bind(1, g.id).Bind(2, g.principal).Bind(3, g.key).Bind(4, ops)
+        .Bind(5, ctx).Bind(6, absl::ToUnixMicros(g.created))
         .Bind(7, absl::ToUnixMicros(g.expires)).Bind(8, g.created_by).Bind(9, g.reason);
     if (s.Step() != SQLITE_DONE) {
       if ((sqlite3_errcode(db_) & 0xff) == SQLITE_CONSTRAINT) {
@@ -46,14 +45,7 @@ absl::StatusOr<std::vector<policy::Grant>> SqliteKeyStore::ListGrants(
     g.id = s.Text(0);
     g.principal = s.Text(1);
     g.key = s.Text(2);
-    auto ops = nlohmann::json::parse(s.Text(3), nullptr, false);
-    if (ops.is_array()) {
-      for (const auto& o : ops) g.operations.push_back(o.get<std::string>());
-    }
-    auto ctx = nlohmann::json::parse(s.Text(4), nullptr, false);
-    if (ctx.is_object()) {
-      for (auto it = ctx.begin(); it != ctx.end(); ++it) g.context[it.key()] = it.value();
-    }
+    internal::GrantListsFromJson(s.Text(3), s.Text(4), g);
     g.created = absl::FromUnixMicros(s.Int(5));
     g.expires = absl::FromUnixMicros(s.Int(6));
     g.revoked = s.OptionalTime(7);

@@ -9,7 +9,7 @@
 #include "base/status_macros.h"
 #include "keystore/sqlite_schema.h"
 #include "keystore/sqlite_statement.h"
-#include "keyward/errors.h"
+#include "keystore/store_common.h"
 
 namespace keyward::keystore {
 
@@ -88,12 +88,9 @@ SqliteKeyStore::OpenWithMigrations(const std::string& path,
     if (insert.Step() != SQLITE_DONE) {
       return fail(SqliteError(db, "record the store's environment"));
     }
-  } else if (stored_env != environment) {
-    return fail(MakeError(
-        absl::StatusCode::kFailedPrecondition, ErrorCode::kEnvironmentMismatch,
-        absl::StrCat("the key store ", path, " belongs to environment '",
-                     stored_env, "' but keywardd is configured for '",
-                     environment, "'; each environment has its own store")));
+  } else if (auto s = internal::CheckStoreEnvironment(path, stored_env, environment);
+             !s.ok()) {
+    return fail(s);
   }
   return std::unique_ptr<SqliteKeyStore>(new SqliteKeyStore(
       db, path, environment, UserVersion(db), created));

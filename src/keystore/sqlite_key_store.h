@@ -12,19 +12,12 @@
 #include <vector>
 
 #include "keystore/key_store.h"
+#include "keystore/migration.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace keyward::keystore {
-
-// One numbered schema step.  Applied in order, each in its own transaction,
-// exactly once (PRAGMA user_version records the last applied number).
-struct Migration {
-  int number;
-  const char* description;
-  const char* sql;
-};
 
 // The migrations of this build.
 const std::vector<Migration>& SqliteMigrations();

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keystore/sqlite_key_store.h"
+#include "keystore/test_stores.h"
 #include "keyward/errors.h"
 #include "testing/status_matchers.h"
 #include "testing/subprocess.h"
@@ -17,26 +18,13 @@ namespace {
 using ::keyward::testing::StatusIs;
 using ::testing::HasSubstr;
 
-Key SimpleKey(const std::string& name) {
-  Key key;
-  key.name = name;
-  key.environment = "dev";
-  key.primary_version = 1;
-  key.created = key.updated = absl::FromUnixSeconds(1'700'000'000);
-  KeyVersion v;
-  v.version = 1;
-  v.sealed_kek = "sealed";
-  v.created = key.created;
-  key.versions.push_back(v);
-  return key;
-}
 
 TEST(SqliteKeyStoreTest, SurvivesReopenAndIsPrivate) {
   ::keyward::testing::TempDir dir;
   const std::string path = dir.File("keys.db");
   {
     KW_ASSERT_OK_AND_ASSIGN(auto store, SqliteKeyStore::Open(path, "dev"));
-    KW_ASSERT_OK(store->CreateKey(SimpleKey("k")));
+    KW_ASSERT_OK(store->CreateKey(SimpleTestKey("k")));
   }
   struct stat st;
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
@@ -66,7 +54,7 @@ TEST(SqliteKeyStoreTest, AppliesNewMigrationsOnceAndKeepsData) {
   {
     KW_ASSERT_OK_AND_ASSIGN(auto store,
                             SqliteKeyStore::OpenWithMigrations(path, "dev", v1));
-    KW_ASSERT_OK(store->CreateKey(SimpleKey("k")));
+    KW_ASSERT_OK(store->CreateKey(SimpleTestKey("k")));
   }
   std::vector<Migration> v2 = v1;
   v2.push_back({v1.back().number + 1, "test column",
@@ -104,7 +92,7 @@ TEST(SqliteKeyStoreTest, RefusesADamagedOrForeignFile) {
   {
     KW_ASSERT_OK_AND_ASSIGN(auto store, SqliteKeyStore::Open(path, "dev"));
     for (int i = 0; i < 200; ++i) {
-      KW_ASSERT_OK(store->CreateKey(SimpleKey("key/" + std::to_string(i))));
+      KW_ASSERT_OK(store->CreateKey(SimpleTestKey("key/" + std::to_string(i))));
     }
   }
   {

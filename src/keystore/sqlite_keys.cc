@@ -8,58 +8,16 @@
 #include "keystore/sqlite_key_store.h"
 #include "keystore/sqlite_statement.h"
 #include "keystore/store_common.h"
-#include "nlohmann/json.hpp"
+#include "keystore/store_rows.h"
 
 namespace keyward::keystore {
-namespace {
-
-std::string LabelsToJson(const std::map<std::string, std::string>& labels) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : labels) j[k] = v;
-  return j.dump();
-}
-
-std::map<std::string, std::string> LabelsFromJson(const std::string& text) {
-  std::map<std::string, std::string> labels;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.value().is_string()) labels[it.key()] = it.value();
-    }
-  }
-  return labels;
-}
-
-// The smallest string greater than every string starting with `prefix`
-// (names are ASCII), or empty when there is none.
-std::string PrefixEnd(absl::string_view prefix) {
-  std::string end(prefix);
-  while (!end.empty()) {
-    if (static_cast<unsigned char>(end.back()) < 0xff) {
-      end.back() = static_cast<char>(end.back() + 1);
-      return end;
-    }
-    end.pop_back();
-  }
-  return end;
-}
-
-bool SameStoredFields(const KeyVersion& a, const KeyVersion& b) {
-  return a.state == b.state && a.protection == b.protection &&
-         a.sealed_kek == b.sealed_kek && a.hsm_key_id == b.hsm_key_id &&
-         a.created == b.created && a.destroy_after == b.destroy_after &&
-         a.destroyed == b.destroyed && a.drill_sample == b.drill_sample &&
-         a.state_before_destruction == b.state_before_destruction;
-}
-
-}  // namespace
 
 absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
                                                  const Key* stored) {
   for (const KeyVersion& v : key.versions) {
     if (stored != nullptr) {
       const KeyVersion* old = stored->FindVersion(v.version);
-      if (old != nullptr && SameStoredFields(*old, v)) continue;
+      if (old != nullptr && internal::SameStoredFields(*old, v)) continue;
     }
     Statement s(db_, Prepare(
                 "INSERT INTO key_versions (key_name, version, state, protection, "
@@ -119,7 +77,7 @@ absl::Status SqliteKeyStore::CreateKeyLocked(const Key& key) {
         .Bind(2, static_cast<int64_t>(key.purpose))
         .Bind(3, static_cast<int64_t>(key.suite))
         .Bind(4, key.environment)
-        .Bind(5, LabelsToJson(key.labels))
+        .Bind(5, internal::LabelsToJson(key.labels))
         .Bind(6, absl::ToInt64Seconds(key.rotation_period))
         .Bind(7, key.primary_version)
         .Bind(8, absl::ToUnixMicros(key.created))
@@ -144,17 +102,7 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
   const int rc = s.Step();
   if (rc == SQLITE_DONE) return internal::KeyNotFound(name);
   if (rc != SQLITE_ROW) return SqliteError(db_, "read key");
-  Key key;
-  key.name = s.Text(0);
-  key.purpose = static_cast<KeyPurpose>(s.Int(1));
-  key.suite = static_cast<Suite>(s.Int(2));
-  key.environment = s.Text(3);
-  key.labels = LabelsFromJson(s.Text(4));
-  key.rotation_period = absl::Seconds(s.Int(5));
-  key.primary_version = static_cast<uint32_t>(s.Int(6));
-  key.created = absl::FromUnixMicros(s.Int(7));
-  key.updated = absl::FromUnixMicros(s.Int(8));
-  key.revision = static_cast<uint64_t>(s.Int(9));
+  Key key = internal::ReadKeyColumns(s, 0);
   Statement v(db_, Prepare(
               "SELECT version, state, protection, sealed_kek, hsm_key_id, "
               "created_us, destroy_after_us, destroyed_us, data_keys_issued, "
@@ -164,22 +112,7 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
   v.Bind(1, name);
   int vrc;
   while ((vrc = v.Step()) == SQLITE_ROW) {
-    KeyVersion kv;
-    kv.version = static_cast<uint32_t>(v.Int(0));
-    kv.state = static_cast<VersionState>(v.Int(1));
-    kv.protection = static_cast<KekProtection>(v.Int(2));
-    kv.sealed_kek = v.Text(3);
-    kv.hsm_key_id = v.Text(4);
-    kv.created = absl::FromUnixMicros(v.Int(5));
-    kv.destroy_after = v.OptionalTime(6);
-    kv.destroyed = v.OptionalTime(7);
-    kv.usage.data_keys_issued = static_cast<uint64_t>(v.Int(8));
-    kv.usage.decrypts = static_cast<uint64_t>(v.Int(9));
-    kv.usage.last_used = v.OptionalTime(10);
-    kv.usage.last_decrypt = v.OptionalTime(11);
-    kv.drill_sample = v.Text(12);
-    if (!v.IsNull(13)) kv.state_before_destruction = static_cast<VersionState>(v.Int(13));
-    key.versions.push_back(std::move(kv));
+    key.versions.push_back(internal::ReadVersionColumns(v, 0));
   }
   if (vrc != SQLITE_DONE) return SqliteError(db_, "read key versions");
   return key;
@@ -195,7 +128,7 @@ absl::StatusOr<KeyPage> SqliteKeyStore::ListKeys(absl::string_view prefix,
                                                  absl::string_view token) {
   KW_RETURN_IF_ERROR(internal::CheckPageSize(page_size));
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string end = PrefixEnd(prefix);
+  const std::string end = internal::PrefixEnd(prefix);
   Statement s(db_, Prepare(
               "SELECT name FROM keys WHERE name >= ?1 AND name > ?2 "
               "AND (?3 = '' OR name < ?3) ORDER BY name LIMIT ?4"));
@@ -236,7 +169,7 @@ absl::Status SqliteKeyStore::UpdateKey(const Key& key) {
                 "primary_version = ?4, updated_us = ?5, suite = ?6, "
                 "revision = revision + 1 WHERE name = ?1"));
     s.Bind(1, key.name)
-        .Bind(2, LabelsToJson(key.labels))
+        .Bind(2, internal::LabelsToJson(key.labels))
         .Bind(3, absl::ToInt64Seconds(key.rotation_period))
         .Bind(4, key.primary_version)
         .Bind(5, absl::ToUnixMicros(key.updated))

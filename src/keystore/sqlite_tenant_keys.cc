@@ -7,6 +7,7 @@
 #include "keystore/sqlite_key_store.h"
 #include "keystore/sqlite_statement.h"
 #include "keystore/store_common.h"
+#include "keystore/store_rows.h"
 
 namespace keyward::keystore {
 namespace {
@@ -15,17 +16,6 @@ constexpr char kSelect[] =
     "SELECT sealed, created_us, erased_us, erased_by FROM tenant_keys "
     "WHERE key_name = ?1 AND tenant = ?2";
 
-TenantKeyRecord RecordFrom(const Statement& s, absl::string_view key_name,
-                           absl::string_view tenant) {
-  TenantKeyRecord r;
-  r.key_name = std::string(key_name);
-  r.tenant = std::string(tenant);
-  r.sealed = s.IsNull(0) ? std::string() : s.Text(0);
-  r.created = s.OptionalTime(1);
-  r.erased = s.OptionalTime(2);
-  r.erased_by = s.IsNull(3) ? std::string() : s.Text(3);
-  return r;
-}
 
 }  // namespace
 
@@ -37,7 +27,7 @@ absl::StatusOr<std::optional<TenantKeyRecord>> SqliteKeyStore::GetTenantKey(
   const int rc = s.Step();
   if (rc == SQLITE_DONE) return std::optional<TenantKeyRecord>();
   if (rc != SQLITE_ROW) return SqliteError(db_, "read a tenant key");
-  return std::optional<TenantKeyRecord>(RecordFrom(s, key_name, tenant));
+  return std::optional<TenantKeyRecord>(internal::ReadTenantKeyColumns(s, key_name, tenant));
 }
 
 absl::Status SqliteKeyStore::PutTenantKey(const TenantKeyRecord& record) {
@@ -71,7 +61,7 @@ absl::StatusOr<std::optional<TenantKeyRecord>> SqliteKeyStore::EraseTenantKey(
       read.Bind(1, key_name).BindBlob(2, tenant);
       const int rc = read.Step();
       if (rc == SQLITE_ROW) {
-        before = RecordFrom(read, key_name, tenant);
+        before = internal::ReadTenantKeyColumns(read, key_name, tenant);
         internal::ForgetSealed(*before);
       } else if (rc != SQLITE_DONE) {
         return SqliteError(db_, "read a tenant key");

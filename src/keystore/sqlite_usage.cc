@@ -7,7 +7,7 @@
 #include "base/status_macros.h"
 #include "keystore/sqlite_key_store.h"
 #include "keystore/sqlite_statement.h"
-#include "nlohmann/json.hpp"
+#include "keystore/store_common.h"
 
 namespace keyward::keystore {
 
@@ -71,8 +71,6 @@ absl::StatusOr<uint64_t> SqliteKeyStore::AddDataKeysIssued(absl::string_view key
 }
 
 absl::Status SqliteKeyStore::PutDataSetReport(const DataSetReport& r) {
-  nlohmann::json counts = nlohmann::json::object();
-  for (const auto& [version, rows] : r.rows_per_version) counts[std::to_string(version)] = rows;
   std::lock_guard<std::mutex> lock(mu_);
   Statement s(db_, Prepare(
               "INSERT INTO data_set_reports (key_name, data_set, rows_per_version, "
@@ -83,7 +81,7 @@ absl::Status SqliteKeyStore::PutDataSetReport(const DataSetReport& r) {
               "reported_by = excluded.reported_by"));
   s.Bind(1, r.key_name)
       .Bind(2, r.data_set)
-      .Bind(3, counts.dump())
+      .Bind(3, internal::RowsPerVersionToJson(r.rows_per_version))
       .Bind(4, static_cast<int64_t>(r.rows_total))
       .Bind(5, absl::ToUnixMicros(r.reported))
       .Bind(6, r.reported_by);
@@ -104,13 +102,7 @@ absl::StatusOr<std::vector<DataSetReport>> SqliteKeyStore::ListDataSetReports(
     DataSetReport r;
     r.key_name = std::string(key_name);
     r.data_set = s.Text(0);
-    auto counts = nlohmann::json::parse(s.Text(1), nullptr, false);
-    if (counts.is_object()) {
-      for (const auto& [version, rows] : counts.items()) {
-        r.rows_per_version[static_cast<uint32_t>(std::stoul(version))] =
-            rows.is_number_unsigned() ? rows.get<uint64_t>() : 0;
-      }
-    }
+    r.rows_per_version = internal::RowsPerVersionFromJson(s.Text(1));
     r.rows_total = static_cast<uint64_t>(s.Int(2));
     r.reported = absl::FromUnixMicros(s.Int(3));
     r.reported_by = s.Text(4);

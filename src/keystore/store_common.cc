@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "keyward/errors.h"
+#include "nlohmann/json.hpp"
 
 namespace keyward::keystore::internal {
 
@@ -19,6 +21,15 @@ absl::Status CheckNewKey(const Key& key, absl::string_view store_environment) {
                                   store_environment, "'"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckStoreEnvironment(absl::string_view where, absl::string_view stored,
+                                   absl::string_view configured) {
+  if (stored == configured) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kFailedPrecondition, ErrorCode::kEnvironmentMismatch,
+                   absl::StrCat("the key store ", where, " belongs to environment '", stored,
+                                "' but keywardd is configured for '", configured,
+                                "'; each environment has its own store"));
 }
 
 absl::Status CheckPageSize(int page_size) {
@@ -57,6 +68,89 @@ absl::Status TenantKeyExists(absl::string_view key_name) {
 void ForgetSealed(TenantKeyRecord& record) {
   std::fill(record.sealed.begin(), record.sealed.end(), '\0');
   record.sealed.clear();
+}
+
+std::string PrefixEnd(absl::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    if (static_cast<unsigned char>(end.back()) < 0xff) {
+      end.back() = static_cast<char>(end.back() + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+bool SameStoredFields(const KeyVersion& a, const KeyVersion& b) {
+  return a.state == b.state && a.protection == b.protection &&
+         a.sealed_kek == b.sealed_kek && a.hsm_key_id == b.hsm_key_id &&
+         a.created == b.created && a.destroy_after == b.destroy_after &&
+         a.destroyed == b.destroyed && a.drill_sample == b.drill_sample &&
+         a.state_before_destruction == b.state_before_destruction;
+}
+
+std::string LabelsToJson(const std::map<std::string, std::string>& labels) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : labels) j[k] = v;
+  return j.dump();
+}
+
+std::map<std::string, std::string> LabelsFromJson(const std::string& text) {
+  std::map<std::string, std::string> labels;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.value().is_string()) labels[it.key()] = it.value();
+    }
+  }
+  return labels;
+}
+
+std::string GrantOperationsToJson(const policy::Grant& grant) {
+  nlohmann::json ops = grant.operations;
+  return ops.dump();
+}
+
+std::string GrantContextToJson(const policy::Grant& grant) {
+  nlohmann::json ctx = nlohmann::json::object();
+  for (const auto& [k, v] : grant.context) ctx[k] = v;
+  return ctx.dump();
+}
+
+void GrantListsFromJson(const std::string& operations, const std::string& context,
+                        policy::Grant& grant) {
+  auto ops = nlohmann::json::parse(operations, nullptr, false);
+  if (ops.is_array()) {
+    for (const auto& o : ops) {
+      if (o.is_string()) grant.operations.push_back(o.get<std::string>());
+    }
+  }
+  auto ctx = nlohmann::json::parse(context, nullptr, false);
+  if (ctx.is_object()) {
+    for (auto it = ctx.begin(); it != ctx.end(); ++it) {
+      if (it.value().is_string()) grant.context[it.key()] = it.value();
+    }
+  }
+}
+
+std::string RowsPerVersionToJson(const std::map<uint32_t, uint64_t>& rows) {
+  nlohmann::json counts = nlohmann::json::object();
+  for (const auto& [version, n] : rows) counts[std::to_string(version)] = n;
+  return counts.dump();
+}
+
+std::map<uint32_t, uint64_t> RowsPerVersionFromJson(const std::string& text) {
+  std::map<uint32_t, uint64_t> rows;
+  auto counts = nlohmann::json::parse(text, nullptr, false);
+  if (counts.is_object()) {
+    for (const auto& [version, n] : counts.items()) {
+      uint32_t v = 0;
+      if (!absl::SimpleAtoi(version, &v)) continue;
+      rows[v] = n.is_number_unsigned() ? n.get<uint64_t>() : 0;
+    }
+  }
+  return rows;
 }
 
 }  // namespace keyward::keystore::internal

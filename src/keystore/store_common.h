@@ -2,6 +2,8 @@
 #ifndef KEYWARD_KEYSTORE_STORE_COMMON_H_
 #define KEYWARD_KEYSTORE_STORE_COMMON_H_
 
+#include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -13,6 +15,10 @@ namespace keyward::keystore::internal {
 
 absl::Status CheckNewKey(const Key& key, absl::string_view store_environment);
 absl::Status CheckPageSize(int page_size);
+// kFailedPrecondition (kEnvironmentMismatch) unless the store at `where`,
+// created for `stored`, is opened for that same environment `configured`.
+absl::Status CheckStoreEnvironment(absl::string_view where, absl::string_view stored,
+                                   absl::string_view configured);
 // The page token is the last name of the previous page.
 inline std::string NextPageToken(const std::string& last_name) {
   return last_name;
@@ -25,6 +31,26 @@ absl::Status CheckNewTenantKey(const TenantKeyRecord& record);
 absl::Status TenantKeyExists(absl::string_view key_name);
 // Overwrites and empties a sealed tenant key held in memory.
 void ForgetSealed(TenantKeyRecord& record);
+
+// The smallest string greater than every string starting with `prefix`
+// (names are ASCII), or empty when there is none: the end of a prefix scan.
+std::string PrefixEnd(absl::string_view prefix);
+// True when the stored columns of two versions agree (usage counters are
+// not compared: they are written by AddUsage only).
+bool SameStoredFields(const KeyVersion& a, const KeyVersion& b);
+
+// The JSON text the stores keep in a column for labels, a grant's
+// operations and context, and a data set report's rows per version.
+// Readers skip what is not of the expected shape.
+std::string LabelsToJson(const std::map<std::string, std::string>& labels);
+std::map<std::string, std::string> LabelsFromJson(const std::string& text);
+std::string GrantOperationsToJson(const policy::Grant& grant);
+std::string GrantContextToJson(const policy::Grant& grant);
+// Sets grant.operations and grant.context from their columns.
+void GrantListsFromJson(const std::string& operations, const std::string& context,
+                        policy::Grant& grant);
+std::string RowsPerVersionToJson(const std::map<uint32_t, uint64_t>& rows);
+std::map<uint32_t, uint64_t> RowsPerVersionFromJson(const std::string& text);
 
 }  // namespace keyward::keystore::internal
 

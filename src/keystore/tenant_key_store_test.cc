@@ -11,8 +11,8 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "keystore/memory_key_store.h"
 #include "keystore/sqlite_key_store.h"
+#include "keystore/test_stores.h"
 #include "testing/status_matchers.h"
 #include "testing/subprocess.h"
 
@@ -36,13 +36,9 @@ TenantKeyRecord Active(const std::string& key, const std::string& tenant,
 class TenantKeyStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "memory") {
-      store_ = std::make_unique<MemoryKeyStore>("dev");
-    } else {
-      auto s = SqliteKeyStore::Open(dir_.File("keys.db"), "dev");
-      ASSERT_TRUE(s.ok()) << s.status();
-      store_ = std::move(*s);
-    }
+    auto s = OpenTestStore(GetParam(), dir_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
   }
   ::keyward::testing::TempDir dir_;
   std::unique_ptr<KeyStore> store_;
@@ -158,7 +154,7 @@ TEST_P(TenantKeyStoreTest, ErasingATenantThatNeverHadAKeyBlocksItForGood) {
               StatusIs(absl::StatusCode::kAlreadyExists));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, TenantKeyStoreTest, ::testing::Values("memory", "sqlite"));
+INSTANTIATE_TEST_SUITE_P(Backends, TenantKeyStoreTest, ::testing::Values("memory", "sqlite", "postgres"));
 
 bool FileHolds(const std::string& path, absl::string_view needle) {
   const std::string bytes = ::keyward::testing::ReadFileOrDie(path);

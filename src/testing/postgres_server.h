@@ -17,7 +17,9 @@
 // whole process group) can leak a server; its directory under /tmp is named
 // keyward-pg-*.
 //
-// Thread-safety: Start and CreateDatabase from one thread at a time.
+// Thread-safety: Start, CreateDatabase, Stop and Restart from one thread at
+// a time.  The watchdog reads the postmaster's pid when it runs, so it
+// stops a restarted server too.
 #ifndef KEYWARD_TESTING_POSTGRES_SERVER_H_
 #define KEYWARD_TESTING_POSTGRES_SERVER_H_
 
@@ -48,6 +50,14 @@ class PostgresServer {
   std::string Url(const std::string& dbname = "keyward_test") const;
   // Creates database `name` ([a-z0-9_]+) and returns its URL.
   absl::StatusOr<std::string> CreateDatabase(const std::string& name);
+  // Simulates an outage: stops the server at once (immediate shutdown, as
+  // a crash would; clients see their connections drop) and keeps its data.
+  // Errors: kInternal when pg_ctl fails (with its output).
+  absl::Status Stop();
+  // Starts the stopped server again on the same port with the same data
+  // (crash recovery), waiting until it accepts connections.  Errors:
+  // kInternal when pg_ctl fails, say because the port was taken meanwhile.
+  absl::Status Restart();
   // Version, binaries, address, directory and postmaster pid, for logs.
   std::string Describe() const;
 
@@ -61,6 +71,8 @@ class PostgresServer {
   absl::Status StartWatchdog();
   absl::Status InitCluster();
   absl::Status StartServer();
+  // pg_ctl start on port_; returns its exit code, output and server log.
+  int StartOnPort(std::string* output) const;
   // Runs `argv` (as the postgres user when we are root) in the server's
   // directory; returns its exit code and puts stdout+stderr in `output`.
   int Run(const std::vector<std::string>& argv, std::string* output) const;
