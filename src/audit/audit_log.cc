@@ -1,33 +1,22 @@
 // Opening the audit log (records re-read and their chain checked, history
-// checked, signing key published), durable appends to its files, shutdown.
+// checked, signing key published), shutdown.
 #include "audit/audit_log.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "audit/audit_log_files.h"
-#include "base/file.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/signature.h"
 
 namespace keyward::audit {
 
-absl::Status Tampered(absl::string_view why) {
+absl::Status Tampered(absl::string_view why, absl::string_view verify) {
   return absl::DataLossError(absl::StrCat(
       "the audit log is not the one keywardd wrote: ", why,
-      ". keywardd refuses to start on it rather than sign it. Investigate with "
-      "`keyward audit verify --log DIR --checkpoint-key-fingerprint FP` and restore the log "
-      "from a backup; or, to start a new log deliberately, move the directory aside (it is "
-      "evidence) and start keywardd once with --new-audit-log (recorded in the new log); "
-      "see docs/audit.md"));
+      ". keywardd refuses to start on it rather than sign it. Investigate with `", verify,
+      " --checkpoint-key-fingerprint FP` and restore the log from a backup; or, to start a "
+      "new log deliberately, move the directory aside (it is evidence) and start keywardd "
+      "once with --new-audit-log (recorded in the new log); see docs/audit.md"));
 }
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options) {
@@ -55,93 +44,40 @@ absl::Status AuditLog::Load() {
     KW_ASSIGN_OR_RETURN(key_fingerprint_, crypto::PublicKeyFingerprint(public_key_pem_));
   }
   if (memory()) return absl::OkStatus();
-  if (::mkdir(options_.dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::UnavailableError(absl::StrCat("cannot create the audit directory ",
-                                               options_.dir, ": ", std::strerror(errno)));
-  }
-  // Records written before: rebuild the tree and the offsets.
-  const std::string records = Path(options_.dir, kRecordsFile);
-  auto read = ReadWholeFile(records);
-  if (!read.ok() && read.status().code() != absl::StatusCode::kNotFound) return read.status();
-  if (read.ok()) {
-    const std::string& content = *read;
-    size_t pos = 0;
-    while (pos < content.size()) {
-      const size_t nl = content.find('\n', pos);
-      if (nl == std::string::npos) {
-        // A record torn by a crash was never acknowledged: drop the tail.
-        Log(LogLevel::kWarning, "audit",
-            "dropping an incomplete last record (interrupted write)",
-            {{"bytes", absl::StrCat(content.size() - pos)}});
-        if (::truncate(records.c_str(), static_cast<off_t>(pos)) != 0) {
-          return absl::UnavailableError(absl::StrCat("cannot repair ", records, ": ",
-                                                     std::strerror(errno)));
+  // Records written before: rebuild the tree, checking the chain as it
+  // goes: a record that does not follow the one before it means the log
+  // was edited.
+  std::vector<std::string> checkpoints;
+  KW_RETURN_IF_ERROR(storage_->Load(
+      [&](absl::string_view l) -> absl::Status {
+        const uint64_t index = tree_.size();
+        auto chain = ReadChainFields(l);
+        if (!chain.ok() || chain->seq != index || chain->prev != prev_) {
+          return Tampered(
+              absl::StrCat(
+                  "record ", index,
+                  !chain.ok()           ? " is not a valid audit record"
+                  : chain->seq != index ? absl::StrCat(" carries sequence number ", chain->seq,
+                                                       ": records were removed, inserted or "
+                                                       "reordered")
+                                        : absl::StrCat(" does not chain to record ", index - 1,
+                                                       ": a record was modified, inserted or "
+                                                       "removed")),
+              storage_->VerifyCommand());
         }
-        break;
-      }
-      absl::string_view l(content.data() + pos, nl - pos);
-      // The chain first: a record that does not follow the one before it
-      // means the file was edited.
-      const uint64_t index = tree_.size();
-      auto chain = ReadChainFields(l);
-      if (!chain.ok() || chain->seq != index || chain->prev != prev_) {
-        return Tampered(absl::StrCat(
-            "record ", index,
-            !chain.ok()              ? " is not a valid audit record"
-            : chain->seq != index    ? absl::StrCat(" carries sequence number ", chain->seq,
-                                                    ": records were removed, inserted or reordered")
-                                     : absl::StrCat(" does not chain to record ", index - 1,
-                                                    ": a record was modified, inserted or removed")));
-      }
-      offsets_.push_back(pos);
-      prev_ = LeafHash(l);
-      tree_.Append(prev_);
-      pos = nl + 1;
-    }
-  }
+        prev_ = LeafHash(l);
+        tree_.Append(prev_);
+        return absl::OkStatus();
+      },
+      [&](absl::string_view line) {
+        checkpoints.emplace_back(line);
+        return absl::OkStatus();
+      }));
   next_seq_ = tree_.size();
-  KW_RETURN_IF_ERROR(CheckHistory());
+  KW_RETURN_IF_ERROR(CheckHistory(checkpoints));
   // Publish the signing key for verifiers (kept: old keys verify old
   // checkpoints).
-  if (!public_key_pem_.empty()) {
-    const std::string keys = Path(options_.dir, kKeysFile);
-    std::ifstream kin(keys);
-    std::string existing((std::istreambuf_iterator<char>(kin)), {});
-    if (existing.find(public_key_pem_) == std::string::npos) {
-      KW_RETURN_IF_ERROR(WriteDurably(kKeysFile, public_key_pem_));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status AuditLog::WriteDurably(const std::string& file, const std::string& bytes,
-                                    uint64_t* offset) {
-  const std::string path = Path(options_.dir, file.c_str());
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
-  struct stat st;
-  const off_t start = ::fstat(fd, &st) == 0 ? st.st_size : -1;
-  if (offset != nullptr) *offset = start < 0 ? 0 : static_cast<uint64_t>(start);
-  size_t done = 0;
-  int err = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (err == 0 && ::fdatasync(fd) != 0) err = errno;
-  if (err != 0 && start >= 0) {
-    // Leave no partial record behind; the same bytes are written again.
-    [[maybe_unused]] int rc = ::ftruncate(fd, start);
-  }
-  ::close(fd);
-  if (err != 0) {
-    return absl::UnavailableError(absl::StrCat("writing ", path, ": ", std::strerror(err)));
-  }
+  if (!public_key_pem_.empty()) KW_RETURN_IF_ERROR(storage_->PublishKey(public_key_pem_));
   return absl::OkStatus();
 }
 

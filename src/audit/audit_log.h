@@ -16,6 +16,10 @@
 // checkpoint_interval and on shutdown, signed by a key held in the HSM.
 // docs/audit.md describes the files; audit/verifier.h checks them.
 //
+// Storage: a directory (AuditLogOptions::dir), or any LogStorage
+// (AuditLogOptions::storage), such as a log in PostgreSQL
+// (audit/postgres_storage.h) that outlives the machine keywardd runs on.
+//
 // Thread-safety: every method is safe to call concurrently.
 #ifndef KEYWARD_AUDIT_AUDIT_LOG_H_
 #define KEYWARD_AUDIT_AUDIT_LOG_H_
@@ -35,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "audit/log_storage.h"
 #include "audit/merkle.h"
 #include "audit/record.h"
 #include "hsm/root_of_trust.h"
@@ -62,9 +67,13 @@ class CheckpointAnchor {
 };
 
 struct AuditLogOptions {
-  // Where records.log and checkpoints.log live.  Empty: in memory only,
-  // which is accepted for benchmark environments alone.
+  // Where records.log and checkpoints.log live.  Empty (and no `storage`):
+  // in memory only, which is accepted for benchmark environments alone.
   std::string dir;
+  // Where the log lives instead of `dir` (which must then be empty): e.g.
+  // OpenPostgresAuditStorage(url, log_id) for one keywardd replica's log in
+  // PostgreSQL.  Open loads it; the log keeps it until destroyed.
+  std::shared_ptr<LogStorage> storage;
   std::string environment;
   absl::Duration max_wait = absl::Seconds(2);
   size_t max_pending = 100000;
@@ -183,23 +192,24 @@ class AuditLog {
   Stats GetStats() const;
 
  private:
-  explicit AuditLog(AuditLogOptions options) : options_(std::move(options)) {}
+  explicit AuditLog(AuditLogOptions options)
+      : options_(std::move(options)),
+        storage_(options_.storage        ? options_.storage
+                 : options_.dir.empty() ? OpenMemoryLogStorage()
+                                        : OpenFileLogStorage(options_.dir)) {}
   absl::Status Load();
-  // Checks checkpoints.log and the anchor against the records just loaded.
-  absl::Status CheckHistory();
-  // Appends and fdatasyncs; `offset` (optional) receives where the bytes
-  // start.  On failure the file is cut back to its previous size.
-  absl::Status WriteDurably(const std::string& file, const std::string& bytes,
-                            uint64_t* offset = nullptr);
+  // Checks the checkpoints (each line in `checkpoints`) and the anchor
+  // against the records just loaded.
+  absl::Status CheckHistory(const std::vector<std::string>& checkpoints);
   void WriterLoop();
   void WatchLoop();
   void CompletionLoop();
   void CheckpointLoop();
   void FailAllLocked(const absl::Status& status);
-  absl::StatusOr<std::string> ReadLine(uint64_t index) const;
-  bool memory() const { return options_.dir.empty(); }
+  bool memory() const { return !storage_->durable(); }
 
   const AuditLogOptions options_;
+  std::shared_ptr<LogStorage> storage_;
   bool opened_ = true;  // false when Open failed: the destructor leaves the files alone
   std::optional<CheckpointAnchor::Anchor> replaced_anchor_;
   std::optional<uint64_t> adopted_records_;
@@ -232,10 +242,6 @@ class AuditLog {
   bool stopping_ = false;               // GUARDED_BY(mu_)
   Stats stats_;                         // GUARDED_BY(mu_)
 
-  // Byte offset of each record in records.log (or the lines, in memory).
-  mutable std::mutex lines_mu_;
-  std::vector<uint64_t> offsets_;       // GUARDED_BY(lines_mu_)
-  std::vector<std::string> memory_lines_;  // GUARDED_BY(lines_mu_)
   Hash prev_{};                         // writer thread only
 
   mutable std::mutex checkpoint_mu_;

@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "audit/audit_log.h"
 #include "audit/audit_log_files.h"
-#include "base/file.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/signature.h"
@@ -47,39 +46,30 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line) {
   return c;
 }
 
-absl::Status AuditLog::CheckHistory() {
+absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints) {
   // Every checkpoint's root must be the root of the records it covers.
   // Only the latest needs its signature checked: it covers every earlier
   // checkpoint's records, whose roots then follow from the same leaves.
-  auto content = ReadWholeFile(Path(options_.dir, kCheckpointsFile));
-  if (!content.ok() && content.status().code() != absl::StatusCode::kNotFound) {
-    return content.status();
-  }
+  const std::string verify = storage_->VerifyCommand();
   std::optional<Checkpoint> last;
-  if (content.ok()) {
-    size_t pos = 0;
-    int n = 0;
-    while (pos < content->size()) {
-      const size_t nl = content->find('\n', pos);
-      if (nl == std::string::npos) break;  // a line torn by a crash: never used
-      const absl::string_view line(content->data() + pos, nl - pos);
-      pos = nl + 1;
-      if (line.empty()) continue;
-      ++n;
-      auto c = ParseCheckpoint(line);
-      if (!c.ok()) return Tampered(absl::StrCat("checkpoint ", n, " is malformed"));
-      if (c->tree_size > tree_.size()) {
-        return Tampered(absl::StrCat("checkpoint ", n, " covers ", c->tree_size,
-                                     " records but the log holds ", tree_.size(),
-                                     ": records were removed"));
-      }
-      KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(c->tree_size));
-      if (root != c->root) {
-        return Tampered(absl::StrCat("records 0..", c->tree_size, " no longer match checkpoint ",
-                                     n, ": a record in that range was changed"));
-      }
-      last = std::move(*c);
+  int n = 0;
+  for (const std::string& line : checkpoints) {
+    ++n;
+    auto c = ParseCheckpoint(line);
+    if (!c.ok()) return Tampered(absl::StrCat("checkpoint ", n, " is malformed"), verify);
+    if (c->tree_size > tree_.size()) {
+      return Tampered(absl::StrCat("checkpoint ", n, " covers ", c->tree_size,
+                                   " records but the log holds ", tree_.size(),
+                                   ": records were removed"),
+                      verify);
     }
+    KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(c->tree_size));
+    if (root != c->root) {
+      return Tampered(absl::StrCat("records 0..", c->tree_size, " no longer match checkpoint ",
+                                   n, ": a record in that range was changed"),
+                      verify);
+    }
+    last = std::move(*c);
   }
   if (last && options_.signer != nullptr) {
     if (last->key_fingerprint != key_fingerprint_ ||
@@ -91,7 +81,8 @@ absl::Status AuditLog::CheckHistory() {
       return Tampered(absl::StrCat(
           "the latest checkpoint (", last->tree_size,
           " records) is not signed by this keywardd's HSM key ", key_fingerprint_.substr(0, 16),
-          ": the checkpoints were re-signed or replaced"));
+          ": the checkpoints were re-signed or replaced"),
+          verify);
     }
   }
   if (options_.anchor != nullptr) {
@@ -108,22 +99,24 @@ absl::Status AuditLog::CheckHistory() {
       if (anchor->tree_size > tree_.size()) {
         return Tampered(absl::StrCat("keywardd sealed a checkpoint of ", anchor->tree_size,
                                      " records, but the log holds ", tree_.size(),
-                                     ": records were removed"));
+                                     ": records were removed"),
+                        verify);
       }
       KW_ASSIGN_OR_RETURN(Hash root, tree_.Root(anchor->tree_size));
       if (root != anchor->root) {
         return Tampered(absl::StrCat("records 0..", anchor->tree_size,
-                                     " are not the ones keywardd sealed: the log was rewritten"));
+                                     " are not the ones keywardd sealed: the log was rewritten"),
+                        verify);
       }
     } else if (tree_.size() > 0) {
       if (!options_.adopt_log) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "the key store holds no sealed checkpoint for the audit log in ", options_.dir,
+            "the key store holds no sealed checkpoint for ", storage_->Describe(),
             ", which holds ", tree_.size(),
             " records. Either the anchor was removed from the key store, and the log may have "
             "been cut back to an earlier checkpoint, or the log was written before keywardd "
             "anchored its logs, or the key store was restored without it. keywardd refuses to sign "
-            "it. Check it with `keyward audit verify --log DIR --checkpoint-key-fingerprint "
+            "it. Check it with `", verify, " --checkpoint-key-fingerprint "
             "FP` against a checkpoint you saved; if it is the log you expect, start keywardd "
             "once with --adopt-audit-log (recorded in the log); see docs/audit.md"));
       }
@@ -187,7 +180,7 @@ absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
                               {"key_fingerprint", c.key_fingerprint},
                               {"signature", absl::Base64Escape(c.signature)}};
   c.line = j.dump();
-  if (!memory()) KW_RETURN_IF_ERROR(WriteDurably(kCheckpointsFile, c.line + "\n"));
+  KW_RETURN_IF_ERROR(storage_->AppendCheckpoint(c.line));
   latest_ = c;
   if (options_.anchor != nullptr) {
     if (absl::Status s = options_.anchor->Store({c.tree_size, c.root}); !s.ok()) {

@@ -126,7 +126,7 @@ void AuditLog::WriterLoop() {
     // flips `withheld` and takes `done`, under mu_.
     Hash prev = prev_;
     absl::Duration backoff = absl::Milliseconds(50);
-    uint64_t start = 0;
+    const uint64_t first = inflight_.front().seq;
     for (;;) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -134,7 +134,6 @@ void AuditLog::WriterLoop() {
         for (const Pending& p : inflight_) withheld.push_back(p.withheld);
       }
       // Serialize (again, on a retry: a record may have been marked since).
-      std::string bytes;
       leaves.clear();
       lines.clear();
       prev = prev_;
@@ -152,13 +151,18 @@ void AuditLog::WriterLoop() {
         }
         prev = LeafHash(line);
         leaves.push_back(prev);
-        bytes.append(line);
-        bytes.push_back('\n');
         lines.push_back(std::move(line));
       }
       const absl::Time t0 = absl::Now();
-      absl::Status s = memory() ? absl::OkStatus() : WriteDurably(kRecordsFile, bytes, &start);
+      bool stored_earlier = false;
+      absl::Status s = storage_->AppendRecords(first, &lines, &stored_earlier);
       if (s.ok()) {
+        if (stored_earlier) {
+          // An earlier attempt whose outcome was unknown did land: the tree
+          // takes the lines stored then.
+          for (size_t i = 0; i < lines.size(); ++i) leaves[i] = LeafHash(lines[i]);
+          prev = leaves.back();
+        }
         const absl::Duration took = absl::Now() - t0;
         static auto& fsync = metrics::Global()
                                  .HistogramFamily("keyward_audit_fsync_duration_seconds",
@@ -200,15 +204,6 @@ void AuditLog::WriterLoop() {
       }
       std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
       backoff = std::min(backoff * 2, absl::Seconds(1));
-    }
-    {
-      std::lock_guard<std::mutex> lock(lines_mu_);
-      uint64_t offset = start;
-      for (std::string& line : lines) {
-        offsets_.push_back(offset);
-        offset += line.size() + 1;
-        if (memory()) memory_lines_.push_back(std::move(line));
-      }
     }
     for (const Hash& leaf : leaves) tree_.Append(leaf);
     prev_ = prev;

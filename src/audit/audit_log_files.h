@@ -21,8 +21,9 @@ inline std::string IsoTime(absl::Time t) {
 }
 
 // Open refuses a log that is not the one keywardd wrote: kDataLoss saying
-// `why` and what the operator can do.
-absl::Status Tampered(absl::string_view why);
+// `why` and what the operator can do (`verify`: LogStorage::VerifyCommand).
+absl::Status Tampered(absl::string_view why,
+                      absl::string_view verify = "keyward audit verify --log DIR");
 
 }  // namespace keyward::audit
 

@@ -1,14 +1,10 @@
 // Reading the audit log back: a record by index, and records that match a
 // filter, a bounded number per call.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstring>
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "audit/audit_log.h"
-#include "audit/audit_log_files.h"
 #include "base/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -53,32 +49,6 @@ absl::StatusOr<Hash> AuditLog::LeafAt(uint64_t index) const {
   return tree_.LeafAt(index);
 }
 
-absl::StatusOr<std::string> AuditLog::ReadLine(uint64_t index) const {
-  std::lock_guard<std::mutex> lock(lines_mu_);
-  if (index >= offsets_.size()) return absl::OutOfRangeError("no such record");
-  if (memory()) return memory_lines_[index];
-  const uint64_t start = offsets_[index];
-  int fd = ::open(Path(options_.dir, kRecordsFile).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::UnavailableError("cannot read the audit log");
-  std::string out;
-  char buf[4096];
-  uint64_t pos = start;
-  for (;;) {
-    ssize_t n = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(pos));
-    if (n <= 0) break;
-    const size_t len = static_cast<size_t>(n);
-    const void* nl = std::memchr(buf, '\n', len);
-    if (nl != nullptr) {
-      out.append(buf, static_cast<const char*>(nl) - buf);
-      break;
-    }
-    out.append(buf, len);
-    pos += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  return out;
-}
-
 absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t limit,
                                                         const RecordFilter& filter,
                                                         uint64_t* next) const {
@@ -88,9 +58,17 @@ absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t li
   // Bounded work per call: a selective filter over a long log returns
   // early with `next`, and the caller continues from there.
   constexpr uint64_t kMaxScan = 200000;
-  for (; i < n && out.size() < limit && i - from < kMaxScan; ++i) {
-    KW_ASSIGN_OR_RETURN(std::string line, ReadLine(i));
-    if (filter.Matches(line)) out.push_back(std::move(line));
+  // Fetched in chunks (one query each, on PostgreSQL).
+  constexpr uint64_t kChunk = 1000;
+  while (i < n && out.size() < limit && i - from < kMaxScan) {
+    const uint64_t count = std::min({kChunk, n - i, kMaxScan - (i - from),
+                                     std::max<uint64_t>(limit - out.size(), 64)});
+    KW_ASSIGN_OR_RETURN(std::vector<std::string> lines, storage_->ReadRecords(i, count));
+    for (std::string& line : lines) {
+      ++i;
+      if (filter.Matches(line)) out.push_back(std::move(line));
+      if (out.size() >= limit) break;
+    }
   }
   *next = i;
   return out;

@@ -1,7 +1,5 @@
 #include "audit/verifier.h"
 
-#include "base/file.h"
-
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -9,6 +7,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "audit/postgres_storage.h"
+#include "base/file.h"
+#include "base/status_macros.h"
 #include "crypto/signature.h"
 #include "nlohmann/json.hpp"
 
@@ -58,12 +59,22 @@ absl::StatusOr<SavedCheckpoint> ParseSavedCheckpoint(absl::string_view text) {
   return s;
 }
 
-absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
-                                            const CheckpointTrust& trust,
-                                            const std::optional<SavedCheckpoint>& pinned) {
-  // The trusted keys, by fingerprint.  checkpoint-keys.pem in the directory
-  // is only a place to find a key whose fingerprint was pinned: whoever can
-  // rewrite the log can rewrite that file too.
+namespace {
+
+// A log as read from wherever it is kept.
+struct LogText {
+  std::vector<absl::string_view> records;  // in order
+  bool torn = false;                       // the last record is incomplete
+  std::vector<std::string> checkpoints;    // lines, in order
+  std::string no_checkpoints;              // why there are none, for people
+};
+
+// The trusted keys, by fingerprint.  `published` (the keys the log itself
+// publishes, `where`) is only a place to find a key whose fingerprint was
+// pinned: whoever can rewrite the log can rewrite those too.
+absl::StatusOr<std::map<std::string, std::string>> TrustedKeys(
+    const CheckpointTrust& trust, const std::optional<SavedCheckpoint>& pinned,
+    const std::map<std::string, std::string>& published, absl::string_view where) {
   std::map<std::string, std::string> keys;
   for (const std::string& pem : trust.public_keys_pem) {
     auto fp = crypto::PublicKeyFingerprint(pem);
@@ -72,13 +83,10 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
     }
     keys[*fp] = pem;
   }
-  if (!trust.fingerprints.empty()) {
-    const auto published = ReadKeys(absl::StrCat(dir, "/", kKeysFile));
-    for (const std::string& fp : trust.fingerprints) {
-      const std::string lower = absl::AsciiStrToLower(fp);
-      auto it = published.find(lower);
-      if (it != published.end()) keys[lower] = it->second;
-    }
+  for (const std::string& fp : trust.fingerprints) {
+    const std::string lower = absl::AsciiStrToLower(fp);
+    auto it = published.find(lower);
+    if (it != published.end()) keys[lower] = it->second;
   }
   if (pinned) {
     auto fp = crypto::PublicKeyFingerprint(pinned->public_key_pem);
@@ -94,11 +102,16 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
         "replace it");
   }
   if (keys.empty()) {
-    return absl::DataLossError(
-        "none of the pinned fingerprints matches a key in the log directory's "
-        "checkpoint-keys.pem: the log was signed by another key (re-signed?), or "
-        "pass the key itself with --checkpoint-key FILE");
+    return absl::DataLossError(absl::StrCat(
+        "none of the pinned fingerprints matches a key in ", where,
+        ": the log was signed by another key (re-signed?), or "
+        "pass the key itself with --checkpoint-key FILE"));
   }
+  return keys;
+}
+
+VerifyReport VerifyLogText(const LogText& log, const std::map<std::string, std::string>& keys,
+                           const std::optional<SavedCheckpoint>& pinned) {
   const absl::Time started = absl::Now();
   VerifyReport report;
   auto fail = [&](std::string problem, std::optional<uint64_t> record) {
@@ -108,23 +121,14 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
       report.first_bad_record = record;
     }
   };
-  auto read = ReadWholeFile(absl::StrCat(dir, "/", kRecordsFile));
-  if (!read.ok()) {
-    return absl::NotFoundError(absl::StrCat("no audit log in ", dir, " (", kRecordsFile,
-                                            " is missing or unreadable)"));
-  }
-  const std::string& content = *read;
   // Every sequence number present, to tell a deletion from a reordering;
   // gathered only when the sequence breaks.
   std::vector<uint64_t> seqs;
   auto all_seqs = [&]() -> const std::vector<uint64_t>& {
     if (!seqs.empty()) return seqs;
-    for (size_t p = 0; p < content.size();) {
-      const size_t e = content.find('\n', p);
-      if (e == std::string::npos) break;
-      auto f = ReadChainFields(absl::string_view(content.data() + p, e - p));
+    for (absl::string_view line : log.records) {
+      auto f = ReadChainFields(line);
       if (f.ok()) seqs.push_back(f->seq);
-      p = e + 1;
     }
     std::sort(seqs.begin(), seqs.end());
     return seqs;
@@ -132,15 +136,8 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
   // 1. The chain: seq i at position i, prev = leaf hash of position i-1.
   MerkleTree tree;
   Hash prev{};
-  size_t pos = 0;
   uint64_t i = 0;
-  while (pos < content.size()) {
-    size_t nl = content.find('\n', pos);
-    if (nl == std::string::npos) {
-      fail(absl::StrCat("record ", i, " is incomplete (the file ends inside it)"), i);
-      break;
-    }
-    absl::string_view line(content.data() + pos, nl - pos);
+  for (absl::string_view line : log.records) {
     auto fields = ReadChainFields(line);
     if (!fields.ok()) {
       fail(absl::StrCat("record ", i, " is not a valid audit record: ",
@@ -166,9 +163,9 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
     }
     prev = LeafHash(line);
     tree.Append(prev);
-    pos = nl + 1;
     ++i;
   }
+  if (log.torn) fail(absl::StrCat("record ", i, " is incomplete (the file ends inside it)"), i);
   report.records = tree.size();
 
   // 2. Every checkpoint: signed by a trusted key, and matching the records.
@@ -206,11 +203,8 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
            std::nullopt);
     }
   };
-  std::ifstream cin(absl::StrCat(dir, "/", kCheckpointsFile));
-  std::string line;
   uint64_t n = 0;
-  while (std::getline(cin, line)) {
-    if (line.empty()) continue;
+  for (const std::string& line : log.checkpoints) {
     ++n;
     auto c = ParseCheckpoint(line);
     if (!c.ok()) {
@@ -226,13 +220,112 @@ absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
   }
   if (report.records > 0 && report.checkpoints == 0) {
     // A chain alone proves nothing: whoever wrote the log can rebuild it.
-    fail("no signed checkpoint covers the records (checkpoints.log is missing or empty): "
-         "nothing in the log can be checked against a key you trust; pass a checkpoint you "
-         "saved (--checkpoint FILE)",
+    fail(absl::StrCat("no signed checkpoint covers the records (", log.no_checkpoints,
+                      "): nothing in the log can be checked against a key you trust; pass a "
+                      "checkpoint you saved (--checkpoint FILE)"),
          std::nullopt);
   }
   report.seconds = absl::ToDoubleSeconds(absl::Now() - started);
   return report;
+}
+
+}  // namespace
+
+absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
+                                            const CheckpointTrust& trust,
+                                            const std::optional<SavedCheckpoint>& pinned) {
+  KW_ASSIGN_OR_RETURN(
+      const auto keys,
+      TrustedKeys(trust, pinned,
+                  trust.fingerprints.empty() ? std::map<std::string, std::string>()
+                                             : ReadKeys(absl::StrCat(dir, "/", kKeysFile)),
+                  "the log directory's checkpoint-keys.pem"));
+  auto read = ReadWholeFile(absl::StrCat(dir, "/", kRecordsFile));
+  if (!read.ok()) {
+    return absl::NotFoundError(absl::StrCat("no audit log in ", dir, " (", kRecordsFile,
+                                            " is missing or unreadable)"));
+  }
+  const std::string& content = *read;
+  LogText log;
+  for (size_t pos = 0; pos < content.size();) {
+    const size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos) {
+      log.torn = true;
+      break;
+    }
+    log.records.emplace_back(content.data() + pos, nl - pos);
+    pos = nl + 1;
+  }
+  std::ifstream cin(absl::StrCat(dir, "/", kCheckpointsFile));
+  std::string line;
+  while (std::getline(cin, line)) {
+    if (!line.empty()) log.checkpoints.push_back(line);
+  }
+  log.no_checkpoints = "checkpoints.log is missing or empty";
+  return VerifyLogText(log, keys, pinned);
+}
+
+absl::StatusOr<std::vector<LogVerifyReport>> VerifyAuditLogsInDatabase(
+    const std::string& url, const std::vector<std::string>& log_ids,
+    const CheckpointTrust& trust, const std::optional<SavedCheckpoint>& pinned) {
+  // Usage errors first, before connecting.
+  if (auto usable = TrustedKeys(trust, pinned, {}, ""); absl::IsInvalidArgument(usable.status())) {
+    return usable.status();
+  }
+  KW_ASSIGN_OR_RETURN(std::unique_ptr<PostgresAuditReader> reader,
+                      PostgresAuditReader::Open(url));
+  std::vector<std::string> ids = log_ids;
+  if (ids.empty()) {
+    KW_ASSIGN_OR_RETURN(ids, reader->LogIds());
+    if (ids.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("no audit logs in ", reader->RedactedUrl(), " (the tables are empty)"));
+    }
+  }
+  std::vector<LogVerifyReport> out;
+  for (const std::string& id : ids) {
+    const absl::Time started = absl::Now();
+    KW_ASSIGN_OR_RETURN(StoredAuditLog stored, reader->Load(id));
+    LogVerifyReport r{id, {}};
+    auto failed = [&](std::string problem) {
+      r.report.ok = false;
+      r.report.problem = std::move(problem);
+    };
+    std::map<std::string, std::string> published;
+    for (const std::string& pem : stored.keys_pem) {
+      if (auto fp = crypto::PublicKeyFingerprint(pem); fp.ok()) published[*fp] = pem;
+    }
+    auto keys = TrustedKeys(trust, pinned, published,
+                            absl::StrCat("keyward_audit_keys for log \"", id, "\""));
+    if (!keys.ok() && !absl::IsDataLoss(keys.status())) return keys.status();
+    if (!stored.listed && stored.records.empty() && stored.checkpoints.empty()) {
+      failed(absl::StrCat("there is no audit log \"", id, "\" in ", reader->RedactedUrl()));
+    } else if (stored.listed && stored.records.empty()) {
+      failed(absl::StrCat("the log is listed in keyward_audit_logs but holds no records: "
+                          "its records were deleted",
+                          stored.checkpoints.empty()
+                              ? std::string()
+                              : absl::StrCat(" (", stored.checkpoints.size(),
+                                             " checkpoint(s) remain)")));
+      r.report.checkpoints = stored.checkpoints.size();
+    } else if (!keys.ok()) {
+      failed(std::string(keys.status().message()));
+      r.report.records = stored.records.size();
+    } else {
+      LogText log;
+      log.records.assign(stored.records.begin(), stored.records.end());
+      log.checkpoints = std::move(stored.checkpoints);
+      log.no_checkpoints = "keyward_audit_checkpoints holds none for this log";
+      r.report = VerifyLogText(log, *keys, pinned);
+      if (r.report.ok && !stored.listed && !stored.records.empty()) {
+        failed("the log has records but is not listed in keyward_audit_logs (its row was "
+               "deleted)");
+      }
+    }
+    r.report.seconds = absl::ToDoubleSeconds(absl::Now() - started);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace keyward::audit

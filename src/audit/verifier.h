@@ -1,4 +1,4 @@
-// Checks an audit log directory offline: the record chain (sequence numbers
+// Checks an audit log directory (or the logs in PostgreSQL) offline: the record chain (sequence numbers
 // and previous-record hashes), the Merkle tree against every signed
 // checkpoint, each checkpoint's signature under a key the auditor pinned,
 // and optionally a checkpoint the auditor saved earlier (which also catches
@@ -55,6 +55,25 @@ struct CheckpointTrust {
 absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
                                             const CheckpointTrust& trust,
                                             const std::optional<SavedCheckpoint>& saved);
+
+// The same checks on audit logs in PostgreSQL (audit/postgres_storage.h),
+// one log per keywardd replica: every log in the database, or the named
+// ones.  Besides what VerifyAuditLog finds in each log, a log fails when it
+// is named but absent, when it is listed in keyward_audit_logs but holds no
+// records (they were deleted), or when no trusted key signed it (the
+// published keys are per log, in keyward_audit_keys).  `pinned` applies to
+// every log verified: pass it with one log id.  Errors: kInvalidArgument
+// when no key is trusted at all; kNotFound for a database without audit
+// logs; kUnavailable (and the other appdb::Database::Open errors) when the
+// database cannot be read.  Tampering is an OK status with a report whose
+// ok is false.
+struct LogVerifyReport {
+  std::string log_id;
+  VerifyReport report;
+};
+absl::StatusOr<std::vector<LogVerifyReport>> VerifyAuditLogsInDatabase(
+    const std::string& url, const std::vector<std::string>& log_ids,
+    const CheckpointTrust& trust, const std::optional<SavedCheckpoint>& pinned);
 
 }  // namespace keyward::audit
 

@@ -1,5 +1,6 @@
 // `keyward audit verify|checkpoint|tail|query|export` (docs/audit.md).
-// verify works offline on the log directory; the others ask keywardd.
+// verify works offline on the log directory or the logs in PostgreSQL; the
+// others ask keywardd.
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "audit/audit_log.h"
 #include "audit/verifier.h"
 #include "base/status_macros.h"
@@ -26,6 +28,8 @@ using Json = nlohmann::ordered_json;
 
 struct AuditArgs {
   std::string log_dir;
+  std::string db_url;                // audit logs in PostgreSQL
+  std::vector<std::string> log_ids;  // with db_url: only these
   std::string checkpoint;
   std::vector<std::string> checkpoint_keys;          // PEM files
   std::vector<std::string> checkpoint_fingerprints;  // hex
@@ -115,18 +119,86 @@ absl::StatusOr<audit::CheckpointTrust> Trust(Globals& globals, const AuditArgs& 
   return trust;
 }
 
+Json ReportJson(const audit::VerifyReport& r) {
+  const double rate = r.seconds > 0 ? r.records / r.seconds : 0;
+  Json j = {{"ok", r.ok},
+            {"records", r.records},
+            {"checkpoints", r.checkpoints},
+            {"seconds", r.seconds},
+            {"records_per_second", rate}};
+  if (!r.ok) {
+    j["problem"] = r.problem;
+    j["first_bad_record"] = r.first_bad_record ? Json(*r.first_bad_record) : Json(nullptr);
+  }
+  return j;
+}
+
+std::string Failure(const audit::VerifyReport& r) {
+  return absl::StrCat(r.problem, r.first_bad_record ? absl::StrCat(" (first bad record: ",
+                                                                   *r.first_bad_record, ")")
+                                                    : std::string());
+}
+
+void PrintOk(const std::string& what, const audit::VerifyReport& r,
+             const std::optional<audit::SavedCheckpoint>& pinned) {
+  const double rate = r.seconds > 0 ? r.records / r.seconds : 0;
+  std::printf("%s: OK\n  %llu records chained and in the Merkle tree, %llu "
+              "signed checkpoints valid%s\n  verified in %.2f s (%.0f records/s)\n",
+              what.c_str(), static_cast<unsigned long long>(r.records),
+              static_cast<unsigned long long>(r.checkpoints),
+              pinned ? absl::StrCat(", consistent with your saved checkpoint of ",
+                                    pinned->checkpoint.tree_size, " records")
+                           .c_str()
+                     : "",
+              r.seconds, rate);
+}
+
+// `audit verify --db URL`: every log (one per keywardd replica), reported
+// one by one; exit 4 when any fails.
+absl::Status RunVerifyDatabase(const AuditArgs& a, const audit::CheckpointTrust& trust,
+                               const std::optional<audit::SavedCheckpoint>& pinned, bool json) {
+  if (pinned && a.log_ids.size() != 1) {
+    return UsageError(
+        "a saved checkpoint (--checkpoint) belongs to one replica's log: name it with "
+        "--log-id ID");
+  }
+  KW_ASSIGN_OR_RETURN(std::vector<audit::LogVerifyReport> logs,
+                      audit::VerifyAuditLogsInDatabase(a.db_url, a.log_ids, trust, pinned));
+  std::vector<std::string> failed;
+  Json all = Json::array();
+  for (const audit::LogVerifyReport& l : logs) {
+    if (!l.report.ok) failed.push_back(absl::StrCat("log ", l.log_id, ": ", Failure(l.report)));
+    if (json) {
+      Json j = ReportJson(l.report);
+      j["log_id"] = l.log_id;
+      all.push_back(std::move(j));
+    } else if (l.report.ok) {
+      PrintOk(absl::StrCat("audit log ", l.log_id), l.report, pinned);
+    } else {
+      std::printf("audit log %s: FAILED\n  %s\n", l.log_id.c_str(), Failure(l.report).c_str());
+    }
+  }
+  if (json) {
+    std::printf("%s\n", Json{{"ok", failed.empty()}, {"logs", all}}.dump().c_str());
+  } else if (failed.empty()) {
+    std::printf("all %zu audit logs OK\n", logs.size());
+  }
+  if (failed.empty()) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(failed.size(), " of ", logs.size(),
+                                          " audit logs FAILED verification: ",
+                                          absl::StrJoin(failed, "; ")));
+}
+
 absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
+  if (a.log_dir.empty() == a.db_url.empty()) {
+    return UsageError("audit verify checks either a log directory (--log DIR) or the logs in "
+                      "PostgreSQL (--db URL): give one of them");
+  }
+  if (!a.log_ids.empty() && a.db_url.empty()) return UsageError("--log-id goes with --db URL");
   KW_ASSIGN_OR_RETURN(audit::CheckpointTrust trust, Trust(globals, a));
   std::optional<audit::SavedCheckpoint> pinned;
   if (!a.checkpoint.empty()) {
-    KW_ASSIGN_OR_RETURN(auto input, Input::Open(a.checkpoint));
-    std::string text;
-    uint8_t buf[8192];
-    for (;;) {
-      KW_ASSIGN_OR_RETURN(size_t n, input->stream().Read(absl::MakeSpan(buf)));
-      if (n == 0) break;
-      text.append(reinterpret_cast<const char*>(buf), n);
-    }
+    KW_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(a.checkpoint));
     KW_ASSIGN_OR_RETURN(pinned, audit::ParseSavedCheckpoint(text));
   }
   if (trust.public_keys_pem.empty() && trust.fingerprints.empty() && !pinned) {
@@ -136,6 +208,7 @@ absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
         "and `keyward server-info`, written to the client config as "
         "audit.checkpoint_key_fingerprint), --checkpoint-key FILE, or --checkpoint FILE");
   }
+  if (!a.db_url.empty()) return RunVerifyDatabase(a, trust, pinned, json);
   auto verified = audit::VerifyAuditLog(a.log_dir, trust, pinned);
   if (absl::IsDataLoss(verified.status())) {
     return absl::DataLossError(absl::StrCat("audit log ", a.log_dir,
@@ -143,35 +216,16 @@ absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
                                             verified.status().message()));
   }
   KW_ASSIGN_OR_RETURN(audit::VerifyReport r, std::move(verified));
-  const double rate = r.seconds > 0 ? r.records / r.seconds : 0;
   if (json) {
-    Json j = {{"ok", r.ok},
-              {"records", r.records},
-              {"checkpoints", r.checkpoints},
-              {"seconds", r.seconds},
-              {"records_per_second", rate}};
-    if (!r.ok) {
-      j["problem"] = r.problem;
-      j["first_bad_record"] = r.first_bad_record ? Json(*r.first_bad_record) : Json(nullptr);
-    }
+    Json j = ReportJson(r);
     if (pinned) j["pinned_tree_size"] = pinned->checkpoint.tree_size;
     std::printf("%s\n", j.dump().c_str());
   } else if (r.ok) {
-    std::printf("audit log %s: OK\n  %llu records chained and in the Merkle tree, %llu "
-                "signed checkpoints valid%s\n  verified in %.2f s (%.0f records/s)\n",
-                a.log_dir.c_str(), static_cast<unsigned long long>(r.records),
-                static_cast<unsigned long long>(r.checkpoints),
-                pinned ? absl::StrCat(", consistent with your saved checkpoint of ",
-                                      pinned->checkpoint.tree_size, " records")
-                             .c_str()
-                       : "",
-                r.seconds, rate);
+    PrintOk(absl::StrCat("audit log ", a.log_dir), r, pinned);
   }
   if (r.ok) return absl::OkStatus();
-  return absl::DataLossError(absl::StrCat(
-      "audit log ", a.log_dir, " FAILED verification: ", r.problem,
-      r.first_bad_record ? absl::StrCat(" (first bad record: ", *r.first_bad_record, ")")
-                         : std::string()));
+  return absl::DataLossError(
+      absl::StrCat("audit log ", a.log_dir, " FAILED verification: ", Failure(r)));
 }
 
 absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
@@ -328,12 +382,17 @@ void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action) {
 
   auto* verify = audit->add_subcommand(
       "verify",
-      "Check an audit log directory offline: every record's chain link,\n"
-      "the Merkle tree against every signed checkpoint, every signature, and\n"
-      "(with --checkpoint) that the log still extends the checkpoint you\n"
-      "saved.  Names the first bad record; exit code 4 when anything is wrong.");
-  verify->add_option("--log", args.log_dir, "the audit directory (keywardd.yaml audit.dir)")
-      ->required();
+      "Check an audit log directory, or every replica's log in PostgreSQL,\n"
+      "offline: every record's chain link, the Merkle tree against every\n"
+      "signed checkpoint, every signature, and (with --checkpoint) that the\n"
+      "log still extends the checkpoint you saved.  Names the first bad\n"
+      "record; exit code 4 when anything is wrong.");
+  verify->add_option("--log", args.log_dir, "the audit directory (keywardd.yaml audit.dir)");
+  verify->add_option("--db", args.db_url,
+                     "PostgreSQL URL of the audit logs (one per keywardd replica); every\n"
+                     "log in it is checked");
+  verify->add_option("--log-id", args.log_ids,
+                     "with --db: check only this replica's log (repeatable)");
   verify->add_option("--checkpoint", args.checkpoint,
                      "a checkpoint saved earlier with `keyward audit checkpoint -o FILE`");
   verify->add_option("--checkpoint-key", args.checkpoint_keys,

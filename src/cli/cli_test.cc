@@ -10,9 +10,14 @@
 #include <thread>
 #include <vector>
 
+#include "appdb/database.h"
+#include "audit/audit_log.h"
+#include "audit/postgres_storage.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "testing/postgres_server.h"
+#include "testing/software_root_of_trust.h"
 #include "testing/subprocess.h"
 
 namespace keyward {
@@ -313,6 +318,78 @@ TEST_F(CliTest, OutputsNeverReplaceDevicesFifosLinksOrTheInput) {
   EXPECT_EQ(ReadFileOrDie(data("out.bin")), "secret");
   ASSERT_EQ(::stat(data("out.bin").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// `audit verify --db`: every replica's log in PostgreSQL, one report each,
+// exit 4 when one was tampered with.
+TEST(AuditVerifyDbTest, ChecksEveryReplicasLogAndNamesTheTamperedOne) {
+  auto server = testing::SharedPostgresServer();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto url = (*server)->CreateDatabase("cli_audit_verify");
+  ASSERT_TRUE(url.ok()) << url.status();
+  hsm::testing::SoftwareRootOfTrust signer;
+  for (const char* id : {"kw-1", "kw-2"}) {
+    auto storage = audit::OpenPostgresAuditStorage({*url, id, "dev"});
+    ASSERT_TRUE(storage.ok()) << storage.status();
+    audit::AuditLogOptions o;
+    o.storage = *storage;
+    o.environment = "dev";
+    o.signer = &signer;
+    o.signing_key_label = "keyward-audit/dev";
+    o.checkpoint_interval = absl::ZeroDuration();
+    auto log = audit::AuditLog::Open(std::move(o));
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (int i = 0; i < 5; ++i) {
+      audit::AuditRecord r;
+      r.time = absl::FromUnixSeconds(1'800'000'000 + i);
+      r.operation = "decrypt";
+      r.decision = "allow";
+      r.result = "OK";
+      ASSERT_TRUE((*log)->Append(r).ok());
+    }
+  }  // closing signs a checkpoint of each
+  TempDir dir;
+  WriteFileOrDie(dir.File("key.pem"), *signer.GetOrCreateSigningKey("keyward-audit/dev"));
+  const std::vector<std::string> verify = {"audit", "verify", "--db", *url, "--checkpoint-key",
+                                           dir.File("key.pem"), "--json"};
+  ProcessResult ok = Keyward(verify);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto j = nlohmann::json::parse(ok.out);
+  EXPECT_TRUE(j["ok"].get<bool>());
+  ASSERT_EQ(j["logs"].size(), 2u);
+  EXPECT_EQ(j["logs"][0]["log_id"], "kw-1");
+  EXPECT_EQ(j["logs"][1]["records"], 5);
+
+  auto db = appdb::Database::Open(*url);
+  ASSERT_TRUE(db.ok()) << db.status();
+  ASSERT_TRUE((*db)->Execute("UPDATE keyward_audit_records SET line = replace(line, 'decrypt', "
+                             "'encrypt') WHERE log_id = 'kw-2' AND idx = 2",
+                             {})
+                  .ok());
+  ProcessResult bad = Keyward(verify);
+  EXPECT_EQ(bad.exit_code, 4) << bad.err;
+  j = nlohmann::json::parse(bad.out);
+  EXPECT_FALSE(j["ok"].get<bool>());
+  EXPECT_TRUE(j["logs"][0]["ok"].get<bool>());
+  EXPECT_FALSE(j["logs"][1]["ok"].get<bool>());
+  EXPECT_EQ(j["logs"][1]["first_bad_record"], 2);
+  EXPECT_THAT(bad.err, HasSubstr("log kw-2"));
+  // Only the intact one.
+  std::vector<std::string> one = verify;
+  one.insert(one.end(), {"--log-id", "kw-1"});
+  EXPECT_EQ(Keyward(one).exit_code, 0);
+  // People's output names each log.
+  ProcessResult text = Keyward({"audit", "verify", "--db", *url, "--checkpoint-key",
+                                dir.File("key.pem")});
+  EXPECT_EQ(text.exit_code, 4);
+  EXPECT_THAT(text.out, HasSubstr("audit log kw-1: OK"));
+  EXPECT_THAT(text.out, HasSubstr("audit log kw-2: FAILED"));
+  // Usage errors: no key to trust; a directory and a database at once.
+  EXPECT_EQ(Keyward({"audit", "verify", "--db", *url}).exit_code, 2);
+  EXPECT_EQ(Keyward({"audit", "verify", "--db", *url, "--log", dir.path(), "--checkpoint-key",
+                     dir.File("key.pem")})
+                .exit_code,
+            2);
 }
 
 }  // namespace

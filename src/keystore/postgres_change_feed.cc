@@ -32,6 +32,8 @@ char KindLetter(StoreChange::Kind kind) {
       return 'g';
     case StoreChange::Kind::kTenantKey:
       return 't';
+    case StoreChange::Kind::kSecret:
+      return 's';
     case StoreChange::Kind::kEverything:
       break;
   }
@@ -71,6 +73,9 @@ std::optional<StoreChange> DecodeChange(absl::string_view payload) {
       break;
     case 't':
       change.kind = StoreChange::Kind::kTenantKey;
+      break;
+    case 's':
+      change.kind = StoreChange::Kind::kSecret;
       break;
     case 'e':
       change.kind = StoreChange::Kind::kEverything;

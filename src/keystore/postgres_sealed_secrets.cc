@@ -5,10 +5,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "keystore/postgres_change_feed.h"
 #include "keystore/postgres_connection_pool.h"
 #include "keystore/postgres_key_store.h"
 
 namespace keyward::keystore {
+namespace {
+
+StoreChange SecretChanged(absl::string_view name) {
+  StoreChange change;
+  change.kind = StoreChange::Kind::kSecret;
+  change.key_name = std::string(name);
+  return change;
+}
+
+}  // namespace
 
 absl::StatusOr<std::optional<std::string>> PostgresKeyStore::GetSealedSecret(
     absl::string_view name) {
@@ -32,18 +43,20 @@ absl::Status PostgresKeyStore::PutSealedSecret(absl::string_view name, absl::str
                                     "VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
                                     SqlParams().Text(name).Bytes(sealed)));
         if (inserted == 0) return absl::AlreadyExistsError(absl::StrCat("secret ", name, " exists"));
-        return absl::OkStatus();
+        return internal::NotifyChange(db, SecretChanged(name));
       });
 }
 
 absl::Status PostgresKeyStore::SetSealedSecret(absl::string_view name, absl::string_view sealed) {
   return pool_->InTransaction(
       "store a secret", OnUnknownOutcome::kRetry, [&](appdb::Database& db) -> absl::Status {
-        return Execute(db,
-                       "INSERT INTO keyward_sealed_secrets (name, sealed) VALUES ($1, $2) "
-                       "ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
-                       SqlParams().Text(name).Bytes(sealed))
-            .status();
+        KW_RETURN_IF_ERROR(Execute(db,
+                                   "INSERT INTO keyward_sealed_secrets (name, sealed) "
+                                   "VALUES ($1, $2) "
+                                   "ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
+                                   SqlParams().Text(name).Bytes(sealed))
+                               .status());
+        return internal::NotifyChange(db, SecretChanged(name));
       });
 }
 

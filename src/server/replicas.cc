@@ -4,6 +4,7 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "kms/key_service.h"
+#include "keystore/postgres_key_store.h"
 #include "keystore/sqlite_key_store.h"
 #include "metrics/metrics.h"
 
@@ -11,7 +12,9 @@ namespace keyward::server {
 
 absl::StatusOr<std::unique_ptr<keystore::KeyStore>> OpenKeyStore(const ServerConfig& config) {
   if (!config.postgres_url.empty()) {
-    return absl::UnimplementedError("storage.postgres: this keywardd has no PostgreSQL key store");
+    KW_ASSIGN_OR_RETURN(auto store, keystore::PostgresKeyStore::Open(config.postgres_url,
+                                                                    config.environment));
+    return std::unique_ptr<keystore::KeyStore>(std::move(store));
   }
   KW_ASSIGN_OR_RETURN(auto store,
                       keystore::SqliteKeyStore::Open(config.sqlite_path, config.environment));
