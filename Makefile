@@ -1,5 +1,7 @@
 # Keyward — the two commands that matter:
 #   make run    install what is missing, build, start Keyward (embedded, dev)
+#   make run-ha the same, highly available on loopback: etcd, PostgreSQL
+#               primary + synchronous standby under Patroni, 3 keywardd (docs/ha.md)
 #   make test   install what is missing, build, run every test
 # and the others: make build | install [PREFIX=/usr/local] | package | bench |
 #   fuzz | test-asan | format | clean
@@ -10,7 +12,7 @@ JOBS     ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 PREFIX   ?= /usr/local
 
-.PHONY: all deps configure build install package run test test-asan fuzz fuzz-smoke bench format clean
+.PHONY: all deps configure build install package run run-ha test test-asan fuzz fuzz-smoke bench format clean
 
 all: build
 
@@ -34,6 +36,11 @@ package: build
 
 run: build
 	@scripts/run-dev
+
+# Runs as root (PostgreSQL and Patroni run as the postgres user).  Stop it
+# with `scripts/ha-stack stop build/ha`.
+run-ha: build
+	@KEYWARD_BIN=$(CURDIR)/$(BUILD)/bin scripts/ha-stack start build/ha
 
 test: build
 	@scripts/run-tests $(BUILD)
