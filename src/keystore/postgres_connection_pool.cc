@@ -9,6 +9,7 @@
 #include "appdb/url.h"
 #include "appdb/postgres_database.h"
 #include "base/status_macros.h"
+#include "keyward/errors.h"
 
 namespace keyward::keystore {
 namespace {
@@ -188,6 +189,11 @@ absl::Status PgConnectionPool::InTransaction(
     appdb::Database& db = *checkout->db;
     absl::Status s = db.Begin();
     if (s.ok()) s = body(db);
+    // COMMIT must never be cancelled by statement_timeout: PostgreSQL would
+    // cancel only its wait for the synchronous standby and report the
+    // commit done, acknowledging what the standby may not have.  A COMMIT
+    // that cannot finish ends with its connection instead (unknown outcome).
+    if (s.ok()) s = Execute(db, "SET LOCAL statement_timeout = 0", SqlParams()).status();
     if (!s.ok()) {
       if (ConnectionLost(s)) {
         // Nothing was committed: the server rolls back a transaction whose
@@ -208,10 +214,13 @@ absl::Status PgConnectionPool::InTransaction(
     Release(std::move(*checkout), /*broken=*/true);
     last = s;
     if (on_unknown == OnUnknownOutcome::kRetry) continue;
-    return absl::UnavailableError(absl::StrCat(
-        "the key store (PostgreSQL ", hosts_, ") lost the connection while committing (",
-        what, "), so whether it took effect is unknown: ", Shown(s.message()),
-        "; re-read before repeating it"));
+    // Not UNAVAILABLE: a caller told "retry" would repeat a change that may
+    // have committed (a second rotation, say).
+    return MakeError(absl::StatusCode::kUnknown, ErrorCode::kMayHaveBeenApplied,
+                     absl::StrCat("the key store (PostgreSQL ", hosts_,
+                                  ") lost the connection while committing (", what,
+                                  "), so whether it took effect is unknown: ",
+                                  Shown(s.message()), "; re-read before repeating it"));
   }
   return Unreachable(last);
 }

@@ -68,10 +68,10 @@ std::string DescribeHosts(const std::map<std::string, std::string>& set) {
   return absl::StrJoin(out, ",");
 }
 
-absl::StatusOr<ConnectionSettings> Settings(const std::string& url,
-                                            const PostgresKeyStoreOptions& options) {
+absl::StatusOr<ConnectionSettings> Settings(const std::string& url, absl::Duration timeout,
+                                            absl::string_view application_name) {
   KW_ASSIGN_OR_RETURN(auto set, ParseConninfo(url));
-  const int64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options.connect_timeout));
+  const int64_t timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(timeout));
   // libpq's connect_timeout is whole seconds, and below 2 it uses 2.
   const int64_t timeout_s = std::max<int64_t>(2, (timeout_ms + 999) / 1000);
   const bool is_uri =
@@ -96,11 +96,18 @@ absl::StatusOr<ConnectionSettings> Settings(const std::string& url,
   add_default("keepalives_idle", absl::StrCat(timeout_s));
   add_default("keepalives_interval", "1");
   add_default("keepalives_count", "3");
-  add_default("application_name", "keywardd-keystore");
+  add_default("application_name", std::string(application_name));
   return out;
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> WithReplicaConnectionDefaults(const std::string& url,
+                                                          absl::Duration timeout,
+                                                          absl::string_view application_name) {
+  KW_ASSIGN_OR_RETURN(ConnectionSettings settings, Settings(url, timeout, application_name));
+  return settings.url;
+}
 
 absl::StatusOr<std::unique_ptr<PostgresKeyStore>> PostgresKeyStore::Open(
     const std::string& url, const std::string& environment, PostgresKeyStoreOptions options) {
@@ -114,7 +121,8 @@ absl::StatusOr<std::unique_ptr<PostgresKeyStore>> PostgresKeyStore::OpenWithMigr
     return absl::InvalidArgumentError(
         "the PostgreSQL key store needs at least one connection and a positive connect timeout");
   }
-  KW_ASSIGN_OR_RETURN(ConnectionSettings settings, Settings(url, options));
+  KW_ASSIGN_OR_RETURN(ConnectionSettings settings,
+                      Settings(url, options.connect_timeout, "keywardd-keystore"));
   const std::string redacted = appdb::RedactUrlPassword(url);
   auto pool = std::make_unique<PgConnectionPool>(
       settings.url, redacted, settings.hosts, options.connections, options.connect_timeout);

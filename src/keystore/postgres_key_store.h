@@ -86,6 +86,16 @@ struct PostgresKeyStoreOptions {
 // The migrations of this build.
 const std::vector<Migration>& PostgresMigrations();
 
+// `url` with what keywardd's PostgreSQL connections need, for each setting
+// the URL does not name itself: the primary (target_session_attrs =
+// read-write), connect and TCP timeouts of `timeout`, keepalives, and
+// `application_name`.  The key store applies it; the audit log's
+// connections use it too.  Errors: kInvalidArgument for a URL libpq cannot
+// parse (the message without its password).
+absl::StatusOr<std::string> WithReplicaConnectionDefaults(const std::string& url,
+                                                          absl::Duration timeout,
+                                                          absl::string_view application_name);
+
 class PostgresKeyStore final : public KeyStore {
  public:
   // Connects to `url` (a libpq URI; settings it names win over the store's

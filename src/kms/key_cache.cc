@@ -39,16 +39,22 @@ std::shared_ptr<KeyCache::VersionKek> NewKek(const KeyVersion& v) {
 
 absl::StatusOr<std::shared_ptr<const KeyCache::CachedKey>> KeyCache::Lookup(
     absl::string_view name) {
+  uint64_t epoch = 0;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = keys_.find(name);
     if (it != keys_.end()) return it->second;
+    epoch = epoch_;
   }
   KW_ASSIGN_OR_RETURN(Key key, store_->GetKey(name));
   auto cached = std::make_shared<CachedKey>();
   for (const KeyVersion& v : key.versions) cached->keks[v.version] = NewKek(v);
   cached->key = std::move(key);
   std::unique_lock<std::shared_mutex> lock(mu_);
+  // A change notification arrived while we read: what we read may predate
+  // it, and Refresh skipped the name (not cached yet).  Serve it for this
+  // call only; the next Lookup reads the store again.
+  if (epoch_ != epoch) return std::shared_ptr<const CachedKey>(std::move(cached));
   auto [it, inserted] = keys_.emplace(cached->key.name, cached);
   if (!inserted && it->second->key.revision < cached->key.revision) {
     it->second = cached;
@@ -86,12 +92,14 @@ void KeyCache::Install(absl::string_view name, const Key& key) {
 
 void KeyCache::Forget(absl::string_view name) {
   std::unique_lock<std::shared_mutex> lock(mu_);
+  ++epoch_;
   keys_.erase(name);
 }
 
 void KeyCache::Refresh(absl::string_view name) {
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    ++epoch_;
     if (!keys_.contains(name)) return;
   }
   absl::StatusOr<Key> key = store_->GetKey(name);

@@ -67,6 +67,9 @@ class KeyCache {
   const std::shared_ptr<hsm::RootOfTrust> root_;
   std::shared_mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const CachedKey>> keys_;  // GUARDED_BY(mu_)
+  // Bumped by every Refresh and Forget: a Lookup that read the store before
+  // a change it was told about does not cache what it read.
+  uint64_t epoch_ = 0;  // GUARDED_BY(mu_)
 };
 
 }  // namespace keyward::kms

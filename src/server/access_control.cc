@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
@@ -94,6 +95,10 @@ absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Open(
 absl::StatusOr<PolicyChange> AccessControl::OnSharedPolicyChange() {
   if (!shared_) return absl::FailedPreconditionError("this keywardd has no shared policy");
   std::lock_guard<std::mutex> write(write_mu_);
+  return TakeSharedPolicy();
+}
+
+absl::StatusOr<PolicyChange> AccessControl::TakeSharedPolicy() {
   KW_ASSIGN_OR_RETURN(std::optional<std::string> yaml, shared_->load());
   PolicyChange change{Digest(PolicyText()), ""};
   if (!yaml) {
@@ -103,8 +108,18 @@ absl::StatusOr<PolicyChange> AccessControl::OnSharedPolicyChange() {
   change.new_digest = Digest(*yaml);
   if (change.new_digest == change.old_digest) return change;
   KW_ASSIGN_OR_RETURN(auto parsed, Checked(policy::Policy::Parse(*yaml)));
-  std::lock_guard<std::mutex> lock(mu_);
-  policy_ = std::move(parsed);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy_ = std::move(parsed);
+  }
+  // The local file follows the shared policy, so that a later SIGHUP here
+  // reloads (and publishes) the policy in force, never an older one.
+  if (absl::Status s = ReplaceFile(path_, *yaml); !s.ok()) {
+    Log(LogLevel::kWarning, "policy",
+        "could not write the shared policy to the local policy file; do not reload it "
+        "with SIGHUP until it is fixed",
+        {{"path", path_}, {"error", std::string(s.message())}});
+  }
   return change;
 }
 
@@ -139,6 +154,9 @@ policy::Decision AccessControl::Decide(const policy::Request& request) {
   // revocation made by another keywardd, for at most kGrantRefresh).
   if (stale && write_mu_.try_lock()) {
     (void)RefreshGrants();
+    // A notification of a policy change that could not be taken up (the
+    // store was unreachable just then) is made good here.
+    if (shared_) (void)TakeSharedPolicy();
     write_mu_.unlock();
   }
   return policy->Evaluate(request, *grants);

@@ -2,9 +2,9 @@
 // through the admin API) and the grants in the key store, answering "may
 // this principal do this operation on this key with this context?".
 //
-// Grants are cached in memory and refreshed whenever this process changes
-// them and at least every `grant_refresh` (for grants made by another
-// keywardd sharing the store).
+// Grants (and a shared policy) are cached in memory and refreshed whenever
+// this process changes them, when another replica's change is notified, and
+// at least every `grant_refresh` (in case a notification was missed).
 //
 // Thread-safety: every method is safe to call concurrently; Decide() takes
 // no lock that a writer holds for long.
@@ -105,6 +105,8 @@ class AccessControl {
   AccessControl(std::string path, keystore::KeyStore* store, std::optional<SharedPolicy> shared)
       : path_(std::move(path)), store_(store), shared_(std::move(shared)) {}
   absl::Status RefreshGrants();
+  // Loads the shared policy and uses it if it differs.  Needs write_mu_.
+  absl::StatusOr<PolicyChange> TakeSharedPolicy();
 
   const std::string path_;
   keystore::KeyStore* const store_;

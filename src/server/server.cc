@@ -24,6 +24,7 @@
 #include "metrics/metrics.h"
 #include "format/wire.h"
 #include "audit/postgres_storage.h"
+#include "keystore/postgres_key_store.h"
 #include "server/handshake_audit.h"
 #include "server/replicas.h"
 #include "server/unknown_method.h"
@@ -314,6 +315,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     KW_RETURN_IF_ERROR(server->store_->Watch([router](const keystore::StoreChange& c) {
       if (auto r = router.lock()) r->Deliver(c);
     }));
+    // What another replica changed between our first reads and LISTEN.
+    server->changes_->Deliver(keystore::StoreChange{});  // kEverything
   }
   KW_ASSIGN_OR_RETURN(SecretData hmac_key,
                       AuditHmacKey(config.environment, *server->store_, *server->root_));
@@ -333,9 +336,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   }
   if (config.audit.in_postgres) {
     // One log per replica, named after it, in the key store's database.
+    KW_ASSIGN_OR_RETURN(std::string audit_url,
+                        keystore::WithReplicaConnectionDefaults(
+                            config.postgres_url, absl::Seconds(5), "keywardd-audit"));
     KW_ASSIGN_OR_RETURN(audit_options.storage,
                         audit::OpenPostgresAuditStorage(audit::PostgresAuditOptions{
-                            .url = config.postgres_url,
+                            .url = audit_url,
                             .log_id = config.replica_id,
                             .environment = config.environment}));
   }
@@ -366,6 +372,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
                       " records adopted without an anchor on request (--adopt-audit-log)");
     }
     KW_RETURN_IF_ERROR(server->audit_->Append(std::move(r)));
+  }
+  if (config.audit.in_postgres) {
+    // A replica's log is sealed from its first start on, and what it
+    // acknowledged before a crash is sealed as soon as it is back, rather
+    // than a checkpoint interval later: the log may never get another
+    // checkpoint if this replica does not stay up.
+    KW_RETURN_IF_ERROR(server->audit_->MakeCheckpoint().status());
   }
 
   ServiceDeps deps;
