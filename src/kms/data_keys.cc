@@ -300,7 +300,7 @@ absl::StatusOr<SecretData> KeyService::Decrypt1(
                                   "'; environments never share keys"));
   }
   KW_ASSIGN_OR_RETURN(std::shared_ptr<const KeyCache::CachedKey> cached,
-                      cache_.Lookup(blob.key_name));
+                      cache_.LookupVersion(blob.key_name, blob.key_version));
   const KeyVersion* v = cached->key.FindVersion(blob.key_version);
   if (v == nullptr) return NoSuchVersion(blob.key_name, blob.key_version);
   if (!CanDecrypt(v->state)) return VersionNotUsable(cached->key, *v);

@@ -62,6 +62,14 @@ absl::StatusOr<std::shared_ptr<const KeyCache::CachedKey>> KeyCache::Lookup(
   return it->second;
 }
 
+absl::StatusOr<std::shared_ptr<const KeyCache::CachedKey>> KeyCache::LookupVersion(
+    absl::string_view name, uint32_t version) {
+  KW_ASSIGN_OR_RETURN(std::shared_ptr<const CachedKey> cached, Lookup(name));
+  if (cached->key.FindVersion(version) != nullptr) return cached;
+  Refresh(name);
+  return Lookup(name);
+}
+
 void KeyCache::Install(absl::string_view name, const Key& key) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   std::shared_ptr<const CachedKey> old;

@@ -43,6 +43,11 @@ class KeyCache {
 
   // The cached key, read from the store when absent.  Errors: the store's.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<const CachedKey>> Lookup(absl::string_view name);
+  // Lookup for a caller that needs `version`: when the cached key lacks it
+  // (another replica rotated, and its notification is still on the way),
+  // the store is read again before the version is called unknown.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const CachedKey>> LookupVersion(
+      absl::string_view name, uint32_t version);
   // Installs `key` as just written to the store under `name`.  Versions
   // whose material did not change keep their unsealed KEK; a version that
   // can no longer decrypt drops its KEK from memory here.

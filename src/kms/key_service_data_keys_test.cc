@@ -166,5 +166,29 @@ TEST_P(KeyServiceTest, KeysForSignedMessagesWrapOnlySigningBoundDataKeys) {
                    .status());
 }
 
+// Two replicas over one store, before the rotation's notification reaches
+// the second: a data key wrapped under the new version by the first still
+// unwraps on the second, which reads the store again rather than calling
+// the version unknown.
+TEST(ReplicaCacheTest, AVersionNewerThanTheCacheIsReadFromTheStore) {
+  auto store = std::make_shared<keystore::MemoryKeyStore>("dev");
+  auto root = std::make_shared<hsm::testing::SoftwareRootOfTrust>();
+  KeyServiceOptions o;
+  o.environment = "dev";
+  o.usage_flush_interval = absl::ZeroDuration();
+  KW_ASSERT_OK_AND_ASSIGN(auto a, KeyService::Create(o, store, root));
+  KW_ASSERT_OK_AND_ASSIGN(auto b, KeyService::Create(o, store, root));
+  KW_ASSERT_OK(a->CreateKey({.name = "k"}).status());
+  KW_ASSERT_OK_AND_ASSIGN(auto v1, b->GenerateDataKeys("k", {}, 1));  // b caches version 1
+  KW_ASSERT_OK(a->RotateKey("k").status());
+  KW_ASSERT_OK_AND_ASSIGN(auto v2, a->GenerateDataKeys("k", {}, 1));
+  ASSERT_EQ(v2[0].key.key_version, 2u);
+  KW_ASSERT_OK_AND_ASSIGN(SecretData back, b->DecryptDataKey(v2[0].wrapped, {}));
+  EXPECT_EQ(back.AsStringView(), v2[0].plaintext.AsStringView());
+  // And the version it cached still unwraps.
+  KW_ASSERT_OK_AND_ASSIGN(SecretData first, b->DecryptDataKey(v1[0].wrapped, {}));
+  EXPECT_EQ(first.AsStringView(), v1[0].plaintext.AsStringView());
+}
+
 }  // namespace
 }  // namespace keyward::kms
