@@ -36,7 +36,7 @@ kill "$pid"; wait "$pid" 2>/dev/null || true
 
 # 2 and 3. The HA stack.
 stack="$work/ha"
-KEYWARD_BIN="$build/bin" scripts/ha-stack start "$stack" >"$work/ha-start.log" 2>&1 ||
+KEYWARD_BIN="$(cd "$build" && pwd)/bin" scripts/ha-stack start "$stack" >"$work/ha-start.log" 2>&1 ||
   { cat "$work/ha-start.log" >&2; exit 1; }
 stop_stack() { scripts/ha-stack stop "$stack" >/dev/null 2>&1 || true; bench_cleanup; }
 trap stop_stack EXIT
