@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keystore/postgres_change_feed.h"
-#include "keystore/test_stores.h"
+#include "keystore/key_store_fixture.h"
 #include "keyward/errors.h"
 #include "testing/dev_server.h"
 #include "testing/postgres_server.h"

@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "keystore/sqlite_key_store.h"
-#include "keystore/test_stores.h"
+#include "keystore/key_store_fixture.h"
 #include "testing/status_matchers.h"
 #include "testing/subprocess.h"
 

@@ -374,10 +374,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
     KW_RETURN_IF_ERROR(server->audit_->Append(std::move(r)));
   }
   if (config.audit.in_postgres) {
-    // A replica's log is sealed from its first start on, and what it
-    // acknowledged before a crash is sealed as soon as it is back, rather
-    // than a checkpoint interval later: the log may never get another
-    // checkpoint if this replica does not stay up.
+    // A replica's log is sealed from its first start, and what it
+    // acknowledged before a crash as soon as it is back.
     KW_RETURN_IF_ERROR(server->audit_->MakeCheckpoint().status());
   }
 

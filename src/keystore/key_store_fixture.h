@@ -1,7 +1,7 @@
 // Test support: every KeyStore implementation by name, for the contract
 // tests that run against each ("memory", "sqlite", "postgres").
-#ifndef KEYWARD_KEYSTORE_TEST_STORES_H_
-#define KEYWARD_KEYSTORE_TEST_STORES_H_
+#ifndef KEYWARD_KEYSTORE_KEY_STORE_FIXTURE_H_
+#define KEYWARD_KEYSTORE_KEY_STORE_FIXTURE_H_
 
 #include <unistd.h>
 
@@ -57,4 +57,4 @@ inline absl::StatusOr<std::unique_ptr<KeyStore>> OpenTestStore(
 
 }  // namespace keyward::keystore
 
-#endif  // KEYWARD_KEYSTORE_TEST_STORES_H_
+#endif  // KEYWARD_KEYSTORE_KEY_STORE_FIXTURE_H_
