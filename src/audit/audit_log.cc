@@ -44,6 +44,17 @@ absl::Status AuditLog::Load() {
     KW_ASSIGN_OR_RETURN(key_fingerprint_, crypto::PublicKeyFingerprint(public_key_pem_));
   }
   if (memory()) return absl::OkStatus();
+  // Pruned history: the tree starts from its compact range.
+  KW_ASSIGN_OR_RETURN(std::optional<PrunedHistory> pruned, storage_->LoadPruned());
+  if (pruned) {
+    if (absl::Status s = tree_.StartAfterPruned(pruned->size, pruned->nodes); !s.ok()) {
+      return Tampered(absl::StrCat("pruned.json is inconsistent: ", s.message()),
+                      storage_->VerifyCommand());
+    }
+    prev_ = pruned->last_leaf;
+    std::lock_guard<std::mutex> lock(prune_mu_);
+    pruned_history_ = std::move(pruned);
+  }
   // Records written before: rebuild the tree, checking the chain as it
   // goes: a record that does not follow the one before it means the log
   // was edited.
@@ -52,7 +63,7 @@ absl::Status AuditLog::Load() {
       [&](absl::string_view l) -> absl::Status {
         const uint64_t index = tree_.size();
         auto chain = ReadChainFields(l);
-        if (!chain.ok() || chain->seq != index || chain->prev != prev_) {
+        if (!chain.ok() || chain->seq != index || !chain->Follows(prev_)) {
           return Tampered(
               absl::StrCat(
                   "record ", index,
@@ -75,6 +86,7 @@ absl::Status AuditLog::Load() {
       }));
   next_seq_ = tree_.size();
   KW_RETURN_IF_ERROR(CheckHistory(checkpoints));
+  KW_RETURN_IF_ERROR(CloseUnclosedSegments(checkpoints));
   // Publish the signing key for verifiers (kept: old keys verify old
   // checkpoints).
   if (!public_key_pem_.empty()) KW_RETURN_IF_ERROR(storage_->PublishKey(public_key_pem_));

@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,6 +96,25 @@ struct AuditLogOptions {
   // Without it such a log is refused: a deleted anchor would otherwise let
   // the log be cut back to an earlier checkpoint unnoticed.
   bool adopt_log = false;
+  // Segments of a log directory (dir): closed by size or age, each with a
+  // signed checkpoint of the log up to its last record that names its
+  // SHA-256.
+  SegmentLimits segments;
+  // Automatic retention (audit.retention): every retention_interval,
+  // closed segments are archived to retention_archive_dir (when set), and
+  // archived segments whose last record is older than retention_keep are
+  // pruned (unarchived ones too when retention_force, recorded).  Zero
+  // retention_keep: nothing is pruned automatically.
+  absl::Duration retention_keep = absl::ZeroDuration();
+  std::string retention_archive_dir;
+  bool retention_force = false;
+  absl::Duration retention_interval = absl::Minutes(10);
+};
+
+// The segment a checkpoint closes (checkpoint format v2).
+struct ClosedSegment {
+  uint64_t first = 0, count = 0;
+  Hash sha256{};
 };
 
 struct Checkpoint {
@@ -102,14 +122,20 @@ struct Checkpoint {
   uint64_t tree_size = 0;
   Hash root{};
   absl::Time time;
+  std::optional<ClosedSegment> segment;
   std::string key_fingerprint;  // SHA-256 of the signing key's SPKI, hex
   std::string signature;        // DER ECDSA-SHA256, raw bytes
   std::string line;             // as stored in checkpoints.log
 };
 
-// The bytes a checkpoint signature covers.
+// The bytes a checkpoint signature covers: v1, or v2 naming the segment
+// it closes.
 std::string CheckpointMessage(absl::string_view environment, uint64_t tree_size,
-                              const Hash& root, absl::Time time);
+                              const Hash& root, absl::Time time,
+                              const std::optional<ClosedSegment>& segment = std::nullopt);
+inline std::string CheckpointMessage(const Checkpoint& c) {
+  return CheckpointMessage(c.environment, c.tree_size, c.root, c.time, c.segment);
+}
 // Parses one checkpoints.log line.  Errors: kDataLoss.
 absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line);
 
@@ -117,6 +143,11 @@ struct RecordFilter {
   std::optional<absl::Time> since, until;
   std::string principal, key, operation, decision;
   std::map<std::string, std::string> context;  // as recorded (values HMAC'd)
+  bool empty() const {
+    return !since && !until && principal.empty() && key.empty() && operation.empty() &&
+           decision.empty() && context.empty();
+  }
+  bool Matches(const AuditRecord& record) const;
   bool Matches(absl::string_view line) const;  // parses the JSON
 };
 
@@ -164,6 +195,9 @@ class AuditLog {
 
   // Signs and stores a checkpoint of the current tree now.
   absl::StatusOr<Checkpoint> MakeCheckpoint();
+  // The same, of the first `size` records, naming the segment it closes.
+  absl::StatusOr<Checkpoint> MakeCheckpointAt(uint64_t size,
+                                              const std::optional<ClosedSegment>& segment);
   absl::StatusOr<Checkpoint> LatestCheckpoint() const;
 
   absl::StatusOr<Hash> Root(uint64_t n) const { return tree_.Root(n); }
@@ -182,6 +216,38 @@ class AuditLog {
                                                 const RecordFilter& filter,
                                                 uint64_t* next) const;
 
+  // Segments (a log directory): closed ones oldest first, the open one
+  // last, each with its archive mark.  Empty for other storage.
+  std::vector<SegmentStatus> Segments() const { return storage_->Segments(); }
+  // The records pruned from the live log (0 when none).
+  uint64_t pruned() const { return tree_.pruned(); }
+
+  // Removes closed segments whose last record is before `before`, oldest
+  // first, keeping the compact range of what they held (pruned.json), so
+  // that the live log still proves it extends them.  Refused
+  // (kFailedPrecondition, naming them) when a segment to remove was not
+  // archived with its current digest, unless `force`.  Recorded before
+  // anything is removed (operation prune-audit-log) and after.  A dry run
+  // says what would be removed.  Errors: kFailedPrecondition as above or
+  // for storage without segments; kUnavailable.
+  struct PruneRequest {
+    absl::Time before;
+    bool force = false;
+    bool dry_run = false;
+    std::string principal;
+    std::string request_id;
+    std::string peer;
+    std::string reason;
+  };
+  struct PruneResult {
+    std::vector<SegmentStatus> segments;  // removed (or that would be)
+    uint64_t pruned_before = 0, pruned_after = 0;  // records pruned, before and after
+    std::vector<SegmentStatus> unarchived;         // among them, not archived
+  };
+  absl::StatusOr<PruneResult> Prune(const PruneRequest& request);
+  // Notes that a closed segment was archived (after its copy was checked).
+  absl::Status MarkArchived(const ArchiveMark& mark) { return storage_->MarkArchived(mark); }
+
   struct Stats {
     uint64_t batches = 0;
     uint64_t records = 0;
@@ -196,7 +262,7 @@ class AuditLog {
       : options_(std::move(options)),
         storage_(options_.storage        ? options_.storage
                  : options_.dir.empty() ? OpenMemoryLogStorage()
-                                        : OpenFileLogStorage(options_.dir)) {}
+                                        : OpenFileLogStorage(options_.dir, options_.segments)) {}
   absl::Status Load();
   // Checks the checkpoints (each line in `checkpoints`) and the anchor
   // against the records just loaded.
@@ -205,6 +271,15 @@ class AuditLog {
   void WatchLoop();
   void CompletionLoop();
   void CheckpointLoop();
+  // Closes the open segment when due, and signs its checkpoint (writer
+  // thread, after the tree holds its records).
+  void MaybeCloseSegment();
+  // Closed segments that no checkpoint names yet (a crash between closing
+  // and signing): signed now.
+  absl::Status CloseUnclosedSegments(const std::vector<std::string>& checkpoints);
+  void RetentionPass();
+  // The leaf hash before record `index`, for its JSON "prev".
+  Hash PrevOf(uint64_t index) const;
   void FailAllLocked(const absl::Status& status);
   bool memory() const { return !storage_->durable(); }
 
@@ -246,6 +321,11 @@ class AuditLog {
 
   mutable std::mutex checkpoint_mu_;
   std::optional<Checkpoint> latest_;    // GUARDED_BY(checkpoint_mu_)
+  std::optional<PrunedHistory> pruned_history_;  // GUARDED_BY(prune_mu_)
+  mutable std::mutex prune_mu_;
+  std::mutex prune_serial_;             // one Prune at a time
+  std::set<uint64_t> closing_signed_;   // GUARDED_BY(checkpoint_mu_): segments with a checkpoint
+  absl::Time last_retention_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   // Batches of callers to answer OK, handed from the writer.

@@ -1,6 +1,7 @@
 // The audit log's signed checkpoints and its anchor: the history checked
 // when the log opens, and a checkpoint signed and anchored every interval.
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -10,14 +11,21 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "crypto/signature.h"
+#include "metrics/metrics.h"
 #include "nlohmann/json.hpp"
 
 namespace keyward::audit {
 
 std::string CheckpointMessage(absl::string_view environment, uint64_t tree_size,
-                              const Hash& root, absl::Time time) {
-  return absl::StrCat("keyward audit checkpoint v1\n", environment, "\n", tree_size,
-                      "\n", ToHex(root), "\n", absl::ToUnixMicros(time), "\n");
+                              const Hash& root, absl::Time time,
+                              const std::optional<ClosedSegment>& segment) {
+  if (!segment) {
+    return absl::StrCat("keyward audit checkpoint v1\n", environment, "\n", tree_size,
+                        "\n", ToHex(root), "\n", absl::ToUnixMicros(time), "\n");
+  }
+  return absl::StrCat("keyward audit checkpoint v2\n", environment, "\n", tree_size, "\n",
+                      ToHex(root), "\n", absl::ToUnixMicros(time), "\nsegment ",
+                      segment->first, " ", segment->count, " ", ToHex(segment->sha256), "\n");
 }
 
 absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line) {
@@ -42,6 +50,23 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view line) {
   if (!FromHex(root, &c.root) || !absl::Base64Unescape(sig, &c.signature)) {
     return absl::DataLossError("a checkpoint has a malformed root or signature");
   }
+  if (j.contains("segment")) {
+    ClosedSegment s;
+    try {
+      const auto& sj = j["segment"];
+      s.first = sj.at("first").get<uint64_t>();
+      s.count = sj.at("records").get<uint64_t>();
+      if (!FromHex(sj.at("sha256").get<std::string>(), &s.sha256)) {
+        return absl::DataLossError("a checkpoint names a segment with a malformed digest");
+      }
+    } catch (const nlohmann::json::exception&) {
+      return absl::DataLossError("a checkpoint's segment field is malformed");
+    }
+    if (s.first + s.count != c.tree_size) {
+      return absl::DataLossError("a checkpoint closes a segment that does not end at its size");
+    }
+    c.segment = s;
+  }
   c.line = std::string(line);
   return c;
 }
@@ -57,6 +82,10 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
     ++n;
     auto c = ParseCheckpoint(line);
     if (!c.ok()) return Tampered(absl::StrCat("checkpoint ", n, " is malformed"), verify);
+    if (c->tree_size != 0 && c->tree_size < tree_.pruned()) {
+      last = std::move(*c);  // its records were pruned (and archived): nothing to compare
+      continue;
+    }
     if (c->tree_size > tree_.size()) {
       return Tampered(absl::StrCat("checkpoint ", n, " covers ", c->tree_size,
                                    " records but the log holds ", tree_.size(),
@@ -73,10 +102,7 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
   }
   if (last && options_.signer != nullptr) {
     if (last->key_fingerprint != key_fingerprint_ ||
-        !crypto::VerifyEcdsaP256(public_key_pem_,
-                                 CheckpointMessage(last->environment, last->tree_size,
-                                                   last->root, last->time),
-                                 last->signature)
+        !crypto::VerifyEcdsaP256(public_key_pem_, CheckpointMessage(*last), last->signature)
              .ok()) {
       return Tampered(absl::StrCat(
           "the latest checkpoint (", last->tree_size,
@@ -96,6 +122,13 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
       replaced_anchor_ = *anchor;
       KW_RETURN_IF_ERROR(options_.anchor->Store({0, EmptyRoot()}));
     } else if (anchor) {
+      if (anchor->tree_size != 0 && anchor->tree_size < tree_.pruned()) {
+        return Tampered(absl::StrCat("keywardd sealed a checkpoint of ", anchor->tree_size,
+                                     " records, but the log was pruned up to ", tree_.pruned(),
+                                     " since: the key store was restored from before the "
+                                     "prune, or the log is not this keywardd's"),
+                        verify);
+      }
       if (anchor->tree_size > tree_.size()) {
         return Tampered(absl::StrCat("keywardd sealed a checkpoint of ", anchor->tree_size,
                                      " records, but the log holds ", tree_.size(),
@@ -154,24 +187,34 @@ void AuditLog::CheckpointLoop() {
             {{"error", std::string(c.status().message())}});
       }
     }
+    if (absl::Now() - last_retention_ >= options_.retention_interval) {
+      lock.unlock();
+      RetentionPass();
+      lock.lock();
+      last_retention_ = absl::Now();
+    }
   }
 }
 
 absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
+  return MakeCheckpointAt(tree_.size(), std::nullopt);
+}
+
+absl::StatusOr<Checkpoint> AuditLog::MakeCheckpointAt(
+    uint64_t size, const std::optional<ClosedSegment>& segment) {
   if (options_.signer == nullptr) {
     return absl::FailedPreconditionError("no checkpoint signing key configured");
   }
   std::lock_guard<std::mutex> serial(checkpoint_mu_);
   Checkpoint c;
   c.environment = options_.environment;
-  c.tree_size = tree_.size();
+  c.tree_size = size;
   KW_ASSIGN_OR_RETURN(c.root, tree_.Root(c.tree_size));
   c.time = absl::Now();
   c.key_fingerprint = key_fingerprint_;
+  c.segment = segment;
   KW_ASSIGN_OR_RETURN(c.signature,
-                      options_.signer->Sign(options_.signing_key_label,
-                                            CheckpointMessage(c.environment, c.tree_size,
-                                                              c.root, c.time)));
+                      options_.signer->Sign(options_.signing_key_label, CheckpointMessage(c)));
   nlohmann::ordered_json j = {{"environment", c.environment},
                               {"tree_size", c.tree_size},
                               {"root", ToHex(c.root)},
@@ -179,8 +222,18 @@ absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
                               {"time", IsoTime(c.time)},
                               {"key_fingerprint", c.key_fingerprint},
                               {"signature", absl::Base64Escape(c.signature)}};
+  if (segment) {
+    j["version"] = 2;
+    j["segment"] = {{"first", segment->first},
+                    {"records", segment->count},
+                    {"sha256", ToHex(segment->sha256)}};
+  }
   c.line = j.dump();
   KW_RETURN_IF_ERROR(storage_->AppendCheckpoint(c.line));
+  if (segment) closing_signed_.insert(segment->first);
+  // A segment's checkpoint can be smaller than one signed just before it:
+  // the latest (and the anchor) only move forward.
+  if (latest_ && latest_->tree_size > c.tree_size) return c;
   latest_ = c;
   if (options_.anchor != nullptr) {
     if (absl::Status s = options_.anchor->Store({c.tree_size, c.root}); !s.ok()) {
@@ -189,6 +242,49 @@ absl::StatusOr<Checkpoint> AuditLog::MakeCheckpoint() {
     }
   }
   return c;
+}
+
+absl::Status AuditLog::CloseUnclosedSegments(const std::vector<std::string>& checkpoints) {
+  if (!storage_->segmented() || options_.signer == nullptr) return absl::OkStatus();
+  std::set<uint64_t> named;
+  for (const std::string& line : checkpoints) {
+    if (auto c = ParseCheckpoint(line); c.ok() && c->segment) named.insert(c->segment->first);
+  }
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    closing_signed_.insert(named.begin(), named.end());
+  }
+  for (const SegmentStatus& s : storage_->Segments()) {
+    if (!s.closed || named.contains(s.first)) continue;
+    Log(LogLevel::kInfo, "audit", "signing the checkpoint of a segment closed before a restart",
+        {{"segment", s.path}});
+    KW_RETURN_IF_ERROR(
+        MakeCheckpointAt(s.first + s.count, ClosedSegment{s.first, s.count, s.sha256}).status());
+  }
+  return absl::OkStatus();
+}
+
+void AuditLog::MaybeCloseSegment() {
+  if (!storage_->segmented() || !storage_->SegmentDue(absl::Now())) return;
+  auto closed = storage_->CloseSegment();
+  if (!closed.ok()) {
+    Log(LogLevel::kError, "audit", "could not close the audit segment; records go on in it",
+        {{"error", std::string(closed.status().message())}});
+    return;
+  }
+  static auto& closed_total = metrics::Global()
+                                  .CounterFamily("keyward_audit_segments_closed_total",
+                                                 "Audit log segments closed (by size or age).")
+                                  .With({});
+  closed_total.Inc();
+  if (options_.signer == nullptr) return;
+  auto c = MakeCheckpointAt(closed->first + closed->count,
+                            ClosedSegment{closed->first, closed->count, closed->sha256});
+  if (!c.ok()) {
+    // Signed at the next start if not before (CloseUnclosedSegments).
+    Log(LogLevel::kError, "audit", "could not sign the closed segment's checkpoint",
+        {{"segment", closed->path}, {"error", std::string(c.status().message())}});
+  }
 }
 
 absl::StatusOr<Checkpoint> AuditLog::LatestCheckpoint() const {

@@ -27,7 +27,9 @@ absl::Status Unavailable(absl::string_view why) {
 }  // namespace
 
 void AuditLog::Submit(AuditRecord record, std::function<void(absl::Status)> done) {
-  std::string body = SerializeRecordBody(record);  // in parallel, off the writer
+  // In parallel, off the writer.
+  std::string body =
+      storage_->binary_records() ? EncodeRecordBody(record) : SerializeRecordBody(record);
   std::unique_lock<std::mutex> lock(mu_);
   const absl::Time now = absl::Now();
   if ((!healthy_ && now - failing_since_ >= options_.max_wait) ||
@@ -113,10 +115,17 @@ void AuditLog::WriterLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       if (pending_.empty() && !stopping_) {
         writer_idle_ = true;
-        writer_cv_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+        // Woken at least every second to close a segment that is old enough.
+        writer_cv_.wait_for(lock, std::chrono::seconds(1),
+                            [&] { return !pending_.empty() || stopping_; });
       }
       writer_idle_ = false;
-      if (pending_.empty()) return;  // stopping, nothing left
+      if (pending_.empty() && stopping_) return;  // nothing left
+      if (pending_.empty()) {
+        lock.unlock();
+        MaybeCloseSegment();
+        continue;
+      }
       while (!pending_.empty() && inflight_.size() < kMaxBatch) {
         inflight_.push_back(std::move(pending_.front()));
         pending_.pop_front();
@@ -140,14 +149,17 @@ void AuditLog::WriterLoop() {
       for (size_t i = 0; i < inflight_.size(); ++i) {
         const Pending& p = inflight_[i];
         std::string line;
+        const bool binary = storage_->binary_records();
         if (withheld[i]) {
           AuditRecord marked = p.record;
           marked.detail = absl::StrCat("response withheld: audit log unavailable. ",
                                        marked.detail);
           marked.result = "UNAVAILABLE";
-          line = SerializeRecord(marked, p.seq, prev);
+          line = binary ? ChainBinaryRecord(EncodeRecordBody(marked), p.seq, prev)
+                        : SerializeRecord(marked, p.seq, prev);
         } else {
-          line = ChainRecord(p.body, p.seq, prev);
+          line = binary ? ChainBinaryRecord(p.body, p.seq, prev)
+                        : ChainRecord(p.body, p.seq, prev);
         }
         prev = LeafHash(line);
         leaves.push_back(prev);
@@ -227,7 +239,8 @@ void AuditLog::WriterLoop() {
         gap.detail = absl::StrCat(refused_, " request(s) were refused without an answer "
                                             "because the audit log was unavailable from ",
                                   IsoTime(refused_since_), " to ", IsoTime(gap.time));
-        std::string body = SerializeRecordBody(gap);
+        std::string body = storage_->binary_records() ? EncodeRecordBody(gap)
+                                                      : SerializeRecordBody(gap);
         pending_.push_back({next_seq_++, std::move(gap), std::move(body), nullptr,
                             absl::InfiniteFuture()});
         refused_ = 0;
@@ -239,6 +252,7 @@ void AuditLog::WriterLoop() {
       completions_.push_back(std::move(answered));
       completion_cv_.notify_one();
     }
+    MaybeCloseSegment();
   }
 }
 

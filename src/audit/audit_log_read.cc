@@ -10,11 +10,22 @@
 
 namespace keyward::audit {
 
-bool RecordFilter::Matches(absl::string_view line) const {
-  if (!since && !until && principal.empty() && key.empty() && operation.empty() &&
-      decision.empty() && context.empty()) {
-    return true;
+bool RecordFilter::Matches(const AuditRecord& r) const {
+  if (!principal.empty() && r.principal != principal) return false;
+  if (!key.empty() && r.key != key) return false;
+  if (!operation.empty() && r.operation != operation) return false;
+  if (!decision.empty() && r.decision != decision) return false;
+  for (const auto& [k, v] : context) {
+    auto it = r.context.find(k);
+    if (it == r.context.end() || it->second != v) return false;
   }
+  if (since && r.time < *since) return false;
+  if (until && r.time >= *until) return false;
+  return true;
+}
+
+bool RecordFilter::Matches(absl::string_view line) const {
+  if (empty()) return true;
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (!j.is_object()) return false;
   auto field = [&](const char* name) {
@@ -46,7 +57,22 @@ bool RecordFilter::Matches(absl::string_view line) const {
 
 absl::StatusOr<Hash> AuditLog::LeafAt(uint64_t index) const {
   if (index >= tree_.size()) return absl::OutOfRangeError("no such record");
+  if (index < tree_.pruned()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "record ", index, " was pruned from the live log (records before ", tree_.pruned(),
+        "); its proof is in the archive"));
+  }
   return tree_.LeafAt(index);
+}
+
+Hash AuditLog::PrevOf(uint64_t index) const {
+  if (index == 0) return Hash{};
+  const uint64_t pruned = tree_.pruned();
+  if (index == pruned) {
+    std::lock_guard<std::mutex> lock(prune_mu_);
+    return pruned_history_ ? pruned_history_->last_leaf : Hash{};
+  }
+  return tree_.LeafAt(index - 1);
 }
 
 absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t limit,
@@ -54,6 +80,8 @@ absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t li
                                                         uint64_t* next) const {
   std::vector<std::string> out;
   const uint64_t n = tree_.size();
+  // Records pruned from the live log are in the archive only.
+  from = std::max(from, tree_.pruned());
   uint64_t i = from;
   // Bounded work per call: a selective filter over a long log returns
   // early with `next`, and the caller continues from there.
@@ -65,8 +93,15 @@ absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t li
                                      std::max<uint64_t>(limit - out.size(), 64)});
     KW_ASSIGN_OR_RETURN(std::vector<std::string> lines, storage_->ReadRecords(i, count));
     for (std::string& line : lines) {
-      ++i;
-      if (filter.Matches(line)) out.push_back(std::move(line));
+      const uint64_t index = i++;
+      if (IsJsonRecord(line)) {
+        if (filter.Matches(line)) out.push_back(std::move(line));
+      } else {
+        KW_ASSIGN_OR_RETURN(DecodedRecord d, DecodeBinaryRecord(line));
+        if (filter.Matches(d.record)) {
+          out.push_back(SerializeRecord(d.record, d.seq, PrevOf(index)));
+        }
+      }
       if (out.size() >= limit) break;
     }
   }

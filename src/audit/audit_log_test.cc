@@ -7,8 +7,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "audit/testing/forgery.h"
+#include "audit/testing/log_files.h"
 #include "audit/verifier.h"
 #include "crypto/signature.h"
 #include "gmock/gmock.h"
@@ -93,14 +95,12 @@ class AuditLogTest : public ::testing::Test {
     }
   }
   std::vector<std::string> Lines() {
-    std::vector<std::string> lines = absl::StrSplit(
-        ReadFileOrDie(dir_.File("audit/records.log")), '\n', absl::SkipEmpty());
-    return lines;
+    auto lines = testing::ReadLogLines(dir_.File("audit"));
+    EXPECT_TRUE(lines.ok()) << lines.status();
+    return lines.value_or(std::vector<std::string>{});
   }
-  void WriteLines(const std::vector<std::string>& lines) {
-    std::string out;
-    for (const auto& l : lines) out += l + "\n";
-    WriteFileOrDie(dir_.File("audit/records.log"), out);
+  void WriteLines(const std::vector<std::string>& lines, bool rechain = false) {
+    KW_ASSERT_OK(testing::WriteLogLines(dir_.File("audit"), lines, rechain).status());
   }
   // The signer's key, pinned from outside the log (as an auditor would).
   CheckpointTrust Pinned() {
@@ -186,14 +186,7 @@ TEST_F(AuditLogTest, EveryKindOfTamperingIsDetectedAndLocated) {
   {
     std::vector<std::string> l = good;
     l[12].replace(l[12].find("decrypt"), 7, "encrypt");
-    Hash prev{};
-    for (size_t i = 0; i < l.size(); ++i) {
-      // Rewrite prev of every record to the new chain.
-      const size_t at = l[i].find("\"prev\":\"") + 8;
-      l[i].replace(at, 64, ToHex(prev));
-      prev = LeafHash(l[i]);
-    }
-    WriteLines(l);
+    WriteLines(l, /*rechain=*/true);
     VerifyReport r = Verify();
     EXPECT_FALSE(r.ok);
     EXPECT_THAT(r.problem, HasSubstr("no longer match checkpoint 2"));
@@ -317,8 +310,8 @@ TEST_F(AuditLogTest, FailsClosedWhileTheDiskRefusesAndRecovers) {
   auto log = AuditLog::Open(Options());
   ASSERT_TRUE(log.ok());
   KW_ASSERT_OK((*log)->Append(Rec(0)));
-  // Make records.log unwritable for anyone, root included.
-  const std::string path = dir_.File("audit/records.log");
+  // Make the open segment unwritable for anyone, root included.
+  const std::string path = testing::OpenSegmentPath(dir_.File("audit"));
   ASSERT_EQ(::rename(path.c_str(), (path + ".keep").c_str()), 0);
   ASSERT_EQ(::symlink("/dev/full", path.c_str()), 0);
   absl::Status s = (*log)->Append(Rec(1));
@@ -339,7 +332,7 @@ TEST_F(AuditLogTest, FailsClosedWhileTheDiskRefusesAndRecovers) {
   log->reset();
   VerifyReport r = Verify();
   EXPECT_TRUE(r.ok) << r.problem;
-  const std::string all = ReadFileOrDie(path);
+  const std::string all = absl::StrJoin(Lines(), "\n");
   EXPECT_THAT(all, HasSubstr("req-1"));             // written late, never dropped
   EXPECT_THAT(all, HasSubstr("response withheld"));  // and marked
   EXPECT_THAT(all, HasSubstr("audit-unavailable"));  // the refusal is recorded

@@ -17,14 +17,27 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "audit/segment.h"
 
 namespace keyward::audit {
+
+struct SegmentStatus {
+  uint64_t first = 0, count = 0, bytes = 0;
+  bool json = false;    // a records.log from before segments
+  bool closed = false;
+  absl::Time created, first_time, last_time;
+  Hash sha256{};        // of the file; final once closed
+  std::string path;
+  std::optional<ArchiveMark> archived;
+};
 
 class LogStorage {
  public:
@@ -69,12 +82,51 @@ class LogStorage {
   virtual std::string VerifyCommand() const = 0;
   // False for the in-memory log (no fsync to measure).
   virtual bool durable() const { return true; }
+  // True when records are stored in their binary encoding (a log
+  // directory, memory); false for JSON lines (PostgreSQL).
+  virtual bool binary_records() const { return false; }
+
+  // Segments, archival and pruning: a log directory only.  Elsewhere
+  // segmented() is false and the rest return kFailedPrecondition.
+  virtual bool segmented() const { return false; }
+  // Every segment held, oldest first; the last one is open.
+  virtual std::vector<SegmentStatus> Segments() const { return {}; }
+  // Whether the open segment holds records and is at its size or age limit.
+  virtual bool SegmentDue(absl::Time /*now*/) const { return false; }
+  // Closes the open segment (fsynced, read-only) and opens the next.
+  // Errors: kUnavailable (nothing changed: records keep going to the open
+  // segment).
+  virtual absl::StatusOr<SegmentStatus> CloseSegment() { return Unsupported(); }
+  // What Load must start the tree from: the pruned history, if any.
+  // Called before Load.
+  virtual absl::StatusOr<std::optional<PrunedHistory>> LoadPruned() { return std::nullopt; }
+  // Makes `history` durable, then removes the segments it covers (closed
+  // ones only).  After a crash in between, Load finishes the removal.
+  virtual absl::Status Prune(const PrunedHistory& /*history*/) { return Unsupported(); }
+  // Notes durably that a closed segment was archived.
+  virtual absl::Status MarkArchived(const ArchiveMark& /*mark*/) { return Unsupported(); }
+
+ protected:
+  static absl::Status Unsupported() {
+    return absl::FailedPreconditionError(
+        "segments, archival and pruning are for audit logs in a directory (audit.dir); a "
+        "log in PostgreSQL is retained by the database (docs/audit.md)");
+  }
 };
 
-// records.log, checkpoints.log and checkpoint-keys.pem in `dir` (created,
-// mode 0700, when absent): the format docs/audit.md describes.  Appends
-// are one write + fdatasync; a failed append is cut back.
-std::shared_ptr<LogStorage> OpenFileLogStorage(const std::string& dir);
+// Segment sizes (a log directory).
+struct SegmentLimits {
+  uint64_t max_bytes = 64 << 20;
+  absl::Duration max_age = absl::Hours(24);
+};
+
+// segments/, checkpoints.log, checkpoint-keys.pem, pruned.json and
+// archived.log in `dir` (created, mode 0700, when absent): the format
+// audit/segment.h and docs/audit.md describe.  A records.log from before
+// segments becomes the first segment.  Appends are one write + fdatasync;
+// a failed append is cut back.
+std::shared_ptr<LogStorage> OpenFileLogStorage(const std::string& dir,
+                                               SegmentLimits limits = {});
 // Lines in process memory only (lost on exit): benchmarks.
 std::shared_ptr<LogStorage> OpenMemoryLogStorage();
 

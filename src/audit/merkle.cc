@@ -17,6 +17,12 @@ uint64_t LargestPowerOfTwoBelow(uint64_t n) {  // REQUIRES: n > 1
   return k;
 }
 
+absl::Status PrunedError(uint64_t n) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the tree of ", n, " records needs records that were pruned from the live log; "
+      "verify against the archive (keyward audit verify --archive DIR)"));
+}
+
 absl::string_view View(const Hash& h) {
   return {reinterpret_cast<const char*>(h.data()), h.size()};
 }
@@ -53,6 +59,93 @@ bool FromHex(absl::string_view hex, Hash* out) {
   return true;
 }
 
+std::vector<uint64_t> CompactRangeSizes(uint64_t n) {
+  std::vector<uint64_t> sizes;
+  for (int bit = 63; bit >= 0; --bit) {
+    if ((n >> bit) & 1) sizes.push_back(uint64_t{1} << bit);
+  }
+  return sizes;
+}
+
+Hash RootOfCompactRange(const std::vector<Hash>& nodes) {
+  if (nodes.empty()) return EmptyRoot();
+  Hash r = nodes.back();
+  for (size_t i = nodes.size() - 1; i-- > 0;) r = NodeHash(nodes[i], r);
+  return r;
+}
+
+namespace {
+uint64_t Log2(uint64_t pow2) {
+  uint64_t l = 0;
+  while ((uint64_t{1} << l) < pow2) ++l;
+  return l;
+}
+uint64_t NodeKey(uint64_t start, uint64_t size) { return start << 8 | Log2(size); }
+}  // namespace
+
+absl::Status MerkleTree::Prune(uint64_t p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (p <= pruned_) return absl::OkStatus();
+  if (p > pruned_ + leaves_.size()) return absl::OutOfRangeError("cannot prune beyond the tree");
+  absl::flat_hash_map<uint64_t, Hash> nodes;
+  uint64_t start = 0;
+  for (uint64_t s : CompactRangeSizes(p)) {
+    nodes[NodeKey(start, s)] = Subtree(start, start + s);
+    start += s;
+  }
+  leaves_.erase(leaves_.begin(), leaves_.begin() + static_cast<ptrdiff_t>(p - pruned_));
+  // Cached subtrees of pruned leaves are no longer reachable but through the
+  // compact range: drop them.
+  for (auto it = perfect_.begin(); it != perfect_.end();) {
+    const uint64_t level = it->first >> 48, index = it->first & ((uint64_t{1} << 48) - 1);
+    if ((index << level) < p) {
+      perfect_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  pruned_nodes_ = std::move(nodes);
+  pruned_ = p;
+  return absl::OkStatus();
+}
+
+absl::Status MerkleTree::StartAfterPruned(uint64_t p, std::vector<Hash> nodes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<uint64_t> sizes = CompactRangeSizes(p);
+  if (!leaves_.empty() || pruned_ != 0 || sizes.size() != nodes.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the pruned history's compact range has ", nodes.size(), " nodes; ", p,
+        " records need ", sizes.size()));
+  }
+  uint64_t start = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    pruned_nodes_[NodeKey(start, sizes[i])] = nodes[i];
+    start += sizes[i];
+  }
+  pruned_ = p;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Hash>> MerkleTree::CompactRange(uint64_t n) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (n > pruned_ + leaves_.size() || (n < pruned_ && n != 0)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no compact range of ", n, " records (", pruned_, " pruned)"));
+  }
+  std::vector<Hash> out;
+  uint64_t start = 0;
+  for (uint64_t s : CompactRangeSizes(n)) {
+    out.push_back(Subtree(start, start + s));
+    start += s;
+  }
+  return out;
+}
+
+uint64_t MerkleTree::pruned() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pruned_;
+}
+
 void MerkleTree::Append(const Hash& leaf) {
   std::lock_guard<std::mutex> lock(mu_);
   leaves_.push_back(leaf);
@@ -60,17 +153,24 @@ void MerkleTree::Append(const Hash& leaf) {
 
 uint64_t MerkleTree::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return leaves_.size();
+  return pruned_ + leaves_.size();
 }
 
 Hash MerkleTree::LeafAt(uint64_t index) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return leaves_[index];
+  return leaves_[index - pruned_];
 }
 
 Hash MerkleTree::Subtree(uint64_t start, uint64_t end) const {
   const uint64_t n = end - start;
-  if (n == 1) return leaves_[start];
+  if (start < pruned_) {
+    // The public methods only ask for ranges that are kept nodes or that
+    // split into them ; a perfect subtree inside a kept node
+    // is never reached because the recursion stops at the node.
+    auto it = pruned_nodes_.find(NodeKey(start, n));
+    if (it != pruned_nodes_.end() && (n & (n - 1)) == 0) return it->second;
+  }
+  if (n == 1) return leaves_[start - pruned_];
   // A perfect, aligned subtree of at least 2^8 leaves is cached.
   if ((n & (n - 1)) == 0 && n >= (uint64_t{1} << kCacheLevel) && start % n == 0) {
     uint64_t level = 0;
@@ -88,11 +188,12 @@ Hash MerkleTree::Subtree(uint64_t start, uint64_t end) const {
 
 absl::StatusOr<Hash> MerkleTree::Root(uint64_t n) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (n > leaves_.size()) {
-    return absl::OutOfRangeError(absl::StrCat("the log holds ", leaves_.size(),
+  if (n > pruned_ + leaves_.size()) {
+    return absl::OutOfRangeError(absl::StrCat("the log holds ", pruned_ + leaves_.size(),
                                               " records, not ", n));
   }
   if (n == 0) return EmptyRoot();
+  if (n < pruned_) return PrunedError(n);
   return Subtree(0, n);
 }
 
@@ -114,9 +215,10 @@ void MerkleTree::Path(uint64_t m, uint64_t start, uint64_t end,
 absl::StatusOr<std::vector<Hash>> MerkleTree::InclusionProof(uint64_t index,
                                                              uint64_t n) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (n > leaves_.size() || index >= n) {
+  if (n > pruned_ + leaves_.size() || index >= n) {
     return absl::OutOfRangeError(absl::StrCat("no record ", index, " in a tree of ", n));
   }
+  if (index < pruned_) return PrunedError(index + 1);
   std::vector<Hash> out;
   Path(index, 0, n, &out);
   return out;
@@ -143,9 +245,10 @@ void MerkleTree::SubProof(uint64_t m, uint64_t start, uint64_t end, bool b,
 absl::StatusOr<std::vector<Hash>> MerkleTree::ConsistencyProof(uint64_t m,
                                                                uint64_t n) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (n > leaves_.size() || m > n) {
+  if (n > pruned_ + leaves_.size() || m > n) {
     return absl::OutOfRangeError(absl::StrCat("no consistency proof from ", m, " to ", n));
   }
+  if (m != 0 && m < pruned_) return PrunedError(m);
   std::vector<Hash> out;
   if (m == 0 || m == n) return out;
   SubProof(m, 0, n, true, &out);

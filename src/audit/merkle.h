@@ -27,21 +27,42 @@ Hash EmptyRoot();
 std::string ToHex(const Hash& h);
 bool FromHex(absl::string_view hex, Hash* out);
 
-// Leaf hashes in memory (32 bytes per record) plus a cache of perfect
-// subtrees, so roots and proofs for any size cost O(log n) hashes once warm.
+// The compact range of the first n leaves: the roots of the perfect,
+// aligned subtrees their count decomposes into (one per bit of n, largest
+// first).  MTH of the n leaves is their fold from the right, so they are
+// all a pruned history needs to keep for later trees to extend it.
+std::vector<uint64_t> CompactRangeSizes(uint64_t n);
+Hash RootOfCompactRange(const std::vector<Hash>& nodes);  // EmptyRoot() for none
+
+// Leaf hashes in memory (32 bytes per retained record) plus a cache of
+// perfect subtrees, so roots and proofs for any size cost O(log n) hashes
+// once warm.  After Prune(p) only the compact range of the first p leaves
+// is kept: roots and proofs for trees of p or more leaves still work,
+// anything that needs a pruned leaf returns kFailedPrecondition.
 // Thread-safe.
 class MerkleTree {
  public:
   void Append(const Hash& leaf);
   uint64_t size() const;
-  Hash LeafAt(uint64_t index) const;  // REQUIRES: index < size()
+  uint64_t pruned() const;            // leaves before this one are gone
+  Hash LeafAt(uint64_t index) const;  // REQUIRES: pruned() <= index < size()
 
-  // MTH of the first `n` leaves.  Errors: kOutOfRange when n > size().
+  // MTH of the first `n` leaves.  Errors: kOutOfRange when n > size();
+  // kFailedPrecondition when 0 < n < pruned().
   absl::StatusOr<Hash> Root(uint64_t n) const;
   // Audit path of leaf `index` in the tree of the first `n` leaves.
   absl::StatusOr<std::vector<Hash>> InclusionProof(uint64_t index, uint64_t n) const;
   // Proof that the tree of `m` leaves is a prefix of the tree of `n`.
   absl::StatusOr<std::vector<Hash>> ConsistencyProof(uint64_t m, uint64_t n) const;
+  // The compact range of the first `n` leaves (n >= pruned()).
+  absl::StatusOr<std::vector<Hash>> CompactRange(uint64_t n) const;
+
+  // Forgets leaves 0..p-1, keeping their compact range.  REQUIRES: p <= size().
+  absl::Status Prune(uint64_t p);
+  // Starts a tree whose first `p` leaves are known only by their compact
+  // range `nodes` (a log whose oldest records were pruned).  REQUIRES:
+  // empty tree.  Errors: kInvalidArgument when `nodes` does not fit `p`.
+  absl::Status StartAfterPruned(uint64_t p, std::vector<Hash> nodes);
 
  private:
   Hash Subtree(uint64_t start, uint64_t end) const;  // REQUIRES: mu_
@@ -50,7 +71,10 @@ class MerkleTree {
                 std::vector<Hash>* out) const;
 
   mutable std::mutex mu_;
-  std::vector<Hash> leaves_;
+  uint64_t pruned_ = 0;
+  // Compact range of the pruned leaves: key = start << 8 | log2(size).
+  absl::flat_hash_map<uint64_t, Hash> pruned_nodes_;
+  std::vector<Hash> leaves_;  // leaves pruned_.. ; leaves_[0] is leaf pruned_
   // Perfect, aligned subtrees of 2^k leaves (k >= 8): key = k << 48 | index.
   mutable absl::flat_hash_map<uint64_t, Hash> perfect_;
 };

@@ -1,5 +1,7 @@
 #include "audit/record.h"
 
+#include "audit/record_codec.h"
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -64,6 +66,16 @@ std::string SerializeRecord(const AuditRecord& record, uint64_t seq, const Hash&
 }
 
 absl::StatusOr<ChainFields> ReadChainFields(absl::string_view line) {
+  if (!line.empty() && static_cast<uint8_t>(line[0]) == codec::kBinaryRecordV1) {
+    absl::string_view in = line.substr(1);
+    ChainFields f;
+    if (!codec::GetVarint(&in, &f.seq) || in.size() < codec::kPrevPrefixBytes) {
+      return absl::DataLossError("not an audit record (bad seq)");
+    }
+    std::copy(in.begin(), in.begin() + codec::kPrevPrefixBytes, f.prev.begin());
+    f.prefix_only = true;
+    return f;
+  }
   constexpr absl::string_view kSeq = "{\"seq\":";
   constexpr absl::string_view kPrev = ",\"prev\":\"";
   if (line.substr(0, kSeq.size()) != kSeq) {

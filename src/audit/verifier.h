@@ -29,8 +29,12 @@ std::string SerializeSavedCheckpoint(const SavedCheckpoint& saved);
 absl::StatusOr<SavedCheckpoint> ParseSavedCheckpoint(absl::string_view text);
 
 struct VerifyReport {
-  uint64_t records = 0;
-  uint64_t checkpoints = 0;
+  uint64_t records = 0;      // records checked (from first_record on)
+  uint64_t first_record = 0;  // > 0 when the log starts after pruned history
+  uint64_t pruned = 0;        // records known only by their compact range
+  uint64_t segments = 0;
+  uint64_t checkpoints = 0;   // checked against the records (or pruned history)
+  uint64_t pruned_checkpoints = 0;  // signatures valid, records pruned: not compared
   bool ok = true;
   std::string problem;                      // the first problem, for people
   std::optional<uint64_t> first_bad_record;  // its position, when known
@@ -55,6 +59,26 @@ struct CheckpointTrust {
 absl::StatusOr<VerifyReport> VerifyAuditLog(const std::string& dir,
                                             const CheckpointTrust& trust,
                                             const std::optional<SavedCheckpoint>& saved);
+
+// The same checks over a live log directory and any number of archive
+// directories (`keyward audit archive`), taken together: every segment
+// found, whichever directory holds it, in order from the first.  Besides
+// the checks above it fails on a gap between segments (a segment missing
+// from all of them), a segment whose copies differ, a segment whose digest
+// is not the one its signed closing checkpoint names (altered or
+// substituted), and a log whose first segment starts after record 0 with
+// no signed compact range of what came before (pruned.json, or an
+// archive's prefix file).  With the live log alone after a prune, it
+// proves the retained records and that they extend the pruned history's
+// signed root; checkpoints older than that are counted in
+// pruned_checkpoints unless the kept consistency proofs reach them.
+struct VerifySources {
+  std::string live_dir;                   // may be empty: archives only
+  std::vector<std::string> archive_dirs;
+};
+absl::StatusOr<VerifyReport> VerifyAuditLogDirs(const VerifySources& sources,
+                                                const CheckpointTrust& trust,
+                                                const std::optional<SavedCheckpoint>& saved);
 
 // The same checks on audit logs in PostgreSQL (audit/postgres_storage.h),
 // one log per keywardd replica: every log in the database, or the named

@@ -46,6 +46,56 @@ std::array<uint8_t, kSha256Size> Sha256Concat(
   return out;
 }
 
+namespace {
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  if (md == nullptr) DigestFailed();
+  return md;
+}
+}  // namespace
+
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr ||
+      EVP_DigestInit_ex2(static_cast<EVP_MD_CTX*>(ctx_), Sha256Md(), nullptr) != 1) {
+    DigestFailed();
+  }
+}
+
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+Sha256Stream::Sha256Stream(const Sha256Stream& other) : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr || EVP_MD_CTX_copy_ex(static_cast<EVP_MD_CTX*>(ctx_),
+                                            static_cast<const EVP_MD_CTX*>(other.ctx_)) != 1) {
+    DigestFailed();
+  }
+}
+
+Sha256Stream& Sha256Stream::operator=(const Sha256Stream& other) {
+  if (this != &other &&
+      EVP_MD_CTX_copy_ex(static_cast<EVP_MD_CTX*>(ctx_),
+                         static_cast<const EVP_MD_CTX*>(other.ctx_)) != 1) {
+    DigestFailed();
+  }
+  return *this;
+}
+
+void Sha256Stream::Update(absl::string_view data) {
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size()) != 1) {
+    DigestFailed();
+  }
+}
+
+std::array<uint8_t, kSha256Size> Sha256Stream::Digest() const {
+  Sha256Stream copy(*this);
+  std::array<uint8_t, kSha256Size> out;
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(copy.ctx_), out.data(), &len) != 1 ||
+      len != kSha256Size) {
+    DigestFailed();
+  }
+  return out;
+}
+
 size_t HashSize(HashFunction hash) {
   return hash == HashFunction::kSha512 ? 64 : 32;
 }

@@ -22,6 +22,22 @@ std::array<uint8_t, kSha256Size> Sha256(absl::string_view data);
 std::array<uint8_t, kSha256Size> Sha256Concat(
     std::initializer_list<absl::string_view> parts);
 
+// SHA-256 over data given in pieces (a file as it is appended).  Copyable:
+// Digest() of a copy leaves the original going on.  Not thread-safe.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream& other);
+  Sha256Stream& operator=(const Sha256Stream& other);
+  void Update(absl::string_view data);
+  // The digest of everything so far; the stream can go on.
+  std::array<uint8_t, kSha256Size> Digest() const;
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 // Digest length of `hash` in bytes (32 or 64).
 size_t HashSize(HashFunction hash);
 

@@ -1,4 +1,5 @@
 #include "audit/testing/forgery.h"
+#include "audit/testing/log_files.h"
 
 #include <fstream>
 
@@ -25,22 +26,9 @@ absl::Status Write(const std::string& path, const std::string& content) {
 
 absl::Status RewriteAndResign(const std::string& dir, std::vector<std::string> lines,
                               const std::string& environment) {
-  Hash prev{};
+  KW_ASSIGN_OR_RETURN(std::vector<Hash> leaves, WriteLogLines(dir, lines, /*rechain=*/true));
   MerkleTree tree;
-  std::string records;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const size_t seq_end = lines[i].find(",\"prev\"");
-    const size_t prev_at = lines[i].find("\"prev\":\"");
-    if (seq_end == std::string::npos || prev_at == std::string::npos) {
-      return absl::InvalidArgumentError("not an audit record");
-    }
-    lines[i] = absl::StrCat("{\"seq\":", i, lines[i].substr(seq_end));
-    lines[i].replace(lines[i].find("\"prev\":\"") + 8, 64, ToHex(prev));
-    prev = LeafHash(lines[i]);
-    tree.Append(prev);
-    absl::StrAppend(&records, lines[i], "\n");
-  }
-  KW_RETURN_IF_ERROR(Write(absl::StrCat(dir, "/", kRecordsFile), records));
+  for (const Hash& leaf : leaves) tree.Append(leaf);
   hsm::testing::SoftwareRootOfTrust forger;
   KW_ASSIGN_OR_RETURN(std::string pem, forger.GetOrCreateSigningKey("forged"));
   KW_ASSIGN_OR_RETURN(std::string fingerprint, crypto::PublicKeyFingerprint(pem));
