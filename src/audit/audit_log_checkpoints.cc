@@ -277,6 +277,7 @@ void AuditLog::MaybeCloseSegment() {
                                                  "Audit log segments closed (by size or age).")
                                   .With({});
   closed_total.Inc();
+  CrashPoint("segment-closed");
   if (options_.signer == nullptr) return;
   auto c = MakeCheckpointAt(closed->first + closed->count,
                             ClosedSegment{closed->first, closed->count, closed->sha256});

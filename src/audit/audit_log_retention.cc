@@ -98,6 +98,7 @@ absl::StatusOr<AuditLog::PruneResult> AuditLog::Prune(const PruneRequest& reques
       request.reason.empty() ? std::string() : absl::StrCat("; reason: ", request.reason));
   r.detail = what.substr(0, 600);
   KW_RETURN_IF_ERROR(Append(r));
+  CrashPoint("prune-recorded");
   absl::Status s = storage_->Prune(history);
   if (s.ok()) s = tree_.Prune(p);
   r.time = absl::Now();

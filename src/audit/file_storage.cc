@@ -283,8 +283,10 @@ class FileLogStorage final : public LogStorage {
 
   absl::Status Prune(const PrunedHistory& history) override {
     KW_RETURN_IF_ERROR(WriteFileDurably(Path(dir_, kPrunedFile), SerializePruned(history)));
+    CrashPoint("pruned-json-written");
     std::lock_guard<std::mutex> lock(mu_);
     pruned_ = history.size;
+    bool removed = false;
     while (segments_.size() > 1 &&
            segments_.front().status.first + segments_.front().status.count <= history.size) {
       if (::unlink(segments_.front().status.path.c_str()) != 0 && errno != ENOENT) {
@@ -294,6 +296,8 @@ class FileLogStorage final : public LogStorage {
       }
       tables_.erase(segments_.front().status.first);
       segments_.erase(segments_.begin());
+      if (!removed) CrashPoint("prune-half-removed");
+      removed = true;
     }
     return SyncDirectory(seg_dir_);
   }
@@ -492,6 +496,7 @@ class FileLogStorage final : public LogStorage {
     // The next segment first: if it cannot be created, nothing changed.
     // (Every append was fdatasynced already.)
     KW_RETURN_IF_ERROR(StartSegment(next));
+    CrashPoint("segment-created");
     Segment& closed = segments_[segments_.size() - 2];
     ::chmod(closed.status.path.c_str(), 0400);
     closed.status.closed = true;

@@ -82,7 +82,28 @@ bool ParseIpv4Peer(absl::string_view s, uint8_t out[6]) {
 
 }  // namespace
 
+namespace {
+// Invalid UTF-8 (a principal from a strange certificate) becomes U+FFFD, as
+// in the JSON line, so that a record and its JSON line say the same.
+std::string ValidUtf8(absl::string_view s) {
+  return nlohmann::json::parse(
+             nlohmann::json(std::string(s))
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
+}
+bool Ascii(absl::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+}  // namespace
+
 void PutString(std::string* out, absl::string_view s) {
+  if (!Ascii(s)) {
+    const std::string valid = ValidUtf8(s);
+    if (valid != s) return PutString(out, valid);
+  }
   constexpr absl::string_view kHmac = "hmac:";
   uint8_t ip[6];
   if (absl::StartsWith(s, kHmac) && IsLowerHex(s.substr(kHmac.size()))) {

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 
@@ -378,6 +380,11 @@ absl::StatusOr<ArchiveMark> ParseArchiveMark(absl::string_view line) {
     return absl::DataLossError("archived.log: a malformed line");
   }
   return m;
+}
+
+void CrashPoint(const char* step) {
+  const char* at = std::getenv("KEYWARD_TEST_CRASH_AT");
+  if (at != nullptr && std::strcmp(at, step) == 0) ::kill(::getpid(), SIGKILL);
 }
 
 absl::Status SyncDirectory(const std::string& dir) {

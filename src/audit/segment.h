@@ -126,6 +126,12 @@ absl::Status WriteFileDurably(const std::string& path, absl::string_view content
 absl::Status AppendLineDurably(const std::string& path, absl::string_view line);
 absl::Status SyncDirectory(const std::string& dir);
 
+// Crash tests: kills the process (SIGKILL) at the step named by the
+// environment variable KEYWARD_TEST_CRASH_AT, if it names `step`.  Steps:
+// segment-created, segment-closed, prune-recorded, pruned-json-written,
+// prune-half-removed.  Rare steps only (a getenv each).
+void CrashPoint(const char* step);
+
 }  // namespace keyward::audit
 
 #endif  // KEYWARD_AUDIT_SEGMENT_H_

@@ -35,6 +35,7 @@ struct VerifyReport {
   uint64_t segments = 0;
   uint64_t checkpoints = 0;   // checked against the records (or pruned history)
   uint64_t pruned_checkpoints = 0;  // signatures valid, records pruned: not compared
+  uint64_t later_checkpoints = 0;   // archives only: beyond their last record
   bool ok = true;
   std::string problem;                      // the first problem, for people
   std::optional<uint64_t> first_bad_record;  // its position, when known
