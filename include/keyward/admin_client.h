@@ -227,6 +227,36 @@ struct AuditPage {
   uint64_t size = 0;                 // records in the log
 };
 
+// One segment of keywardd's audit directory (docs/audit.md).
+struct AuditSegmentInfo {
+  uint64_t first_index = 0, records = 0, bytes = 0;
+  bool closed = false;
+  std::string sha256;  // raw 32 bytes
+  std::optional<absl::Time> first_time, last_time;
+  std::string archived_to;  // empty: not archived
+  std::optional<absl::Time> archived_at;
+  std::string file;
+};
+
+struct AuditSegments {
+  bool segmented = false;       // false: a log in PostgreSQL, no segments
+  uint64_t pruned_records = 0;  // records before the first segment
+  std::vector<AuditSegmentInfo> segments;  // oldest first; the last is open
+};
+
+struct AuditPruneRequest {
+  absl::Time before;  // closed segments whose last record is before this
+  bool force = false;  // prune unarchived ones too (recorded as forced)
+  bool dry_run = false;
+  std::string reason;  // recorded, at most 256 bytes
+};
+
+struct AuditPruneResult {
+  std::vector<AuditSegmentInfo> segments;  // removed (or that would be)
+  uint64_t pruned_before = 0, pruned_after = 0;
+  uint64_t unarchived = 0;
+};
+
 class AdminClient {
  public:
   // Opens a connection of its own (Connection::Open's errors).
@@ -309,6 +339,13 @@ class AdminClient {
   [[nodiscard]] absl::StatusOr<AuditConsistencyProof> GetConsistencyProof(
       uint64_t from_size, uint64_t to_size);
   [[nodiscard]] absl::StatusOr<AuditPage> ReadAuditRecords(const AuditQuery& query);
+  // The audit directory's segments (needs read-audit).
+  [[nodiscard]] absl::StatusOr<AuditSegments> ListAuditSegments();
+  // Removes closed, archived segments (needs manage-audit); recorded in the
+  // log before and after.  Errors: kFailedPrecondition when a segment to
+  // remove was never archived (unless force) or the log is in PostgreSQL;
+  // kInvalidArgument without `before`.
+  [[nodiscard]] absl::StatusOr<AuditPruneResult> PruneAuditLog(const AuditPruneRequest& request);
 
  private:
   std::shared_ptr<Connection> connection_;

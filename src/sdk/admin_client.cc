@@ -409,6 +409,52 @@ absl::StatusOr<AuditPage> AdminClient::ReadAuditRecords(const AuditQuery& q) {
   return page;
 }
 
+namespace {
+AuditSegmentInfo FromProto(const v1::AuditSegment& s) {
+  AuditSegmentInfo out;
+  out.first_index = s.first_index();
+  out.records = s.records();
+  out.bytes = s.bytes();
+  out.closed = s.closed();
+  out.sha256 = s.sha256();
+  if (s.records() > 0) {
+    out.first_time = absl::FromUnixMicros(s.first_time_unix_micros());
+    out.last_time = absl::FromUnixMicros(s.last_time_unix_micros());
+  }
+  out.archived_to = s.archived_to();
+  if (!s.archived_to().empty()) out.archived_at = absl::FromUnixMicros(s.archived_unix_micros());
+  out.file = s.file();
+  return out;
+}
+}  // namespace
+
+absl::StatusOr<AuditSegments> AdminClient::ListAuditSegments() {
+  v1::ListAuditSegmentsRequest req;
+  v1::ListAuditSegmentsResponse resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(ListAuditSegments)));
+  AuditSegments out;
+  out.segmented = resp.segmented();
+  out.pruned_records = resp.pruned_records();
+  for (const auto& s : resp.segments()) out.segments.push_back(FromProto(s));
+  return out;
+}
+
+absl::StatusOr<AuditPruneResult> AdminClient::PruneAuditLog(const AuditPruneRequest& r) {
+  v1::PruneAuditLogRequest req;
+  req.set_before_unix_micros(absl::ToUnixMicros(r.before));
+  req.set_force(r.force);
+  req.set_dry_run(r.dry_run);
+  req.set_reason(r.reason);
+  v1::PruneAuditLogResponse resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(PruneAuditLog)));
+  AuditPruneResult out;
+  for (const auto& s : resp.segments()) out.segments.push_back(FromProto(s));
+  out.pruned_before = resp.pruned_before();
+  out.pruned_after = resp.pruned_after();
+  out.unarchived = resp.unarchived();
+  return out;
+}
+
 absl::Status AdminClient::ReportDataSet(const DataSetReportInfo& report) {
   v1::DataSetReport req;
   req.set_data_set(report.data_set);

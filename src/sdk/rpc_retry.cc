@@ -54,6 +54,9 @@ constexpr RpcRetryRule kRules[] = {
     {"GetInclusionProof", kSafe, "read", ""},
     {"GetConsistencyProof", kSafe, "read", ""},
     {"ReadAuditRecords", kSafe, "read", ""},
+    {"ListAuditSegments", kSafe, "read", ""},
+    {"PruneAuditLog", kOnce, "removes segments; a second call finds them gone",
+     "`keyward audit segments`"},
 };
 
 }  // namespace

@@ -385,7 +385,9 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
                             "(audit.dir: DIRECTORY; see docs/audit.md)");
   }
   KW_RETURN_IF_ERROR(r.OnlyKeys(audit, "audit", {"dir", "in_memory", "storage",
-                                                 "checkpoint_interval", "max_wait"}));
+                                                 "checkpoint_interval", "max_wait",
+                                                 "segment_max_mib", "segment_max_age",
+                                                 "retention"}));
   KW_ASSIGN_OR_RETURN(c.audit.dir, r.Path(audit, "dir", "audit.dir", false));
   KW_ASSIGN_OR_RETURN(c.audit.in_memory,
                       r.Bool(audit, "in_memory", "audit.in_memory", false));
@@ -430,6 +432,49 @@ absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path) {
   }
   if (c.audit.max_wait < absl::Milliseconds(10) || c.audit.max_wait > absl::Minutes(1)) {
     return r.Error("audit.max_wait", "must be between 10ms and 1m");
+  }
+  KW_ASSIGN_OR_RETURN(c.audit.segment_max_mib,
+                      r.Int(audit, "segment_max_mib", "audit.segment_max_mib",
+                            c.audit.segment_max_mib, 1, 4096));
+  KW_ASSIGN_OR_RETURN(c.audit.segment_max_age,
+                      r.Duration(audit, "segment_max_age", "audit.segment_max_age",
+                                 c.audit.segment_max_age));
+  if (c.audit.segment_max_age < absl::Minutes(1)) {
+    return r.Error("audit.segment_max_age", "must be at least 1m");
+  }
+  const YAML::Node retention = audit["retention"];
+  KW_RETURN_IF_ERROR(r.OnlyKeys(retention, "audit.retention",
+                                {"keep", "archive_dir", "force", "interval"}));
+  if (retention) {
+    if (c.audit.in_postgres || c.audit.in_memory) {
+      return r.Error("audit.retention",
+                     "applies to an audit directory (audit.dir) only: a log in PostgreSQL is "
+                     "retained by the database (docs/audit.md)");
+    }
+    KW_ASSIGN_OR_RETURN(c.audit.retention_keep,
+                        r.Duration(retention, "keep", "audit.retention.keep",
+                                   absl::ZeroDuration()));
+    KW_ASSIGN_OR_RETURN(c.audit.retention_archive_dir,
+                        r.Path(retention, "archive_dir", "audit.retention.archive_dir", false));
+    KW_ASSIGN_OR_RETURN(c.audit.retention_force,
+                        r.Bool(retention, "force", "audit.retention.force", false));
+    KW_ASSIGN_OR_RETURN(c.audit.retention_interval,
+                        r.Duration(retention, "interval", "audit.retention.interval",
+                                   c.audit.retention_interval));
+    if (c.audit.retention_keep <= absl::ZeroDuration() && c.audit.retention_archive_dir.empty()) {
+      return r.Error("audit.retention", "needs keep (how long records stay in the live log), "
+                                        "archive_dir (where closed segments are copied), or both");
+    }
+    if (c.audit.retention_keep > absl::ZeroDuration() &&
+        c.audit.retention_keep < absl::Hours(1)) {
+      return r.Error("audit.retention.keep", "must be at least 1h");
+    }
+    if (c.audit.retention_force && c.audit.retention_keep <= absl::ZeroDuration()) {
+      return r.Error("audit.retention.force", "needs audit.retention.keep");
+    }
+    if (c.audit.retention_interval < absl::Seconds(10)) {
+      return r.Error("audit.retention.interval", "must be at least 10s");
+    }
   }
   return c;
 }

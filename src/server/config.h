@@ -43,7 +43,7 @@ struct LimitsConfig {
 };
 
 struct AuditConfig {
-  std::string dir;  // records.log, checkpoints.log
+  std::string dir;  // segments/, checkpoints.log (docs/audit.md)
   // Records kept in memory only: accepted solely for environments whose name
   // starts with "bench" (benchmarks compare against it).
   bool in_memory = false;
@@ -60,6 +60,16 @@ struct AuditConfig {
   // How long a request waits for its record to be durable before failing
   // with UNAVAILABLE.
   absl::Duration max_wait = absl::Seconds(2);
+  // Segments of an audit directory close at this size or age.
+  int segment_max_mib = 64;
+  absl::Duration segment_max_age = absl::Hours(24);
+  // audit.retention (audit::AuditLogOptions): archive closed segments to
+  // retention_archive_dir, prune archived ones older than retention_keep
+  // (unarchived ones too when retention_force).
+  absl::Duration retention_keep = absl::ZeroDuration();
+  std::string retention_archive_dir;
+  bool retention_force = false;
+  absl::Duration retention_interval = absl::Minutes(10);
 };
 
 struct ServerConfig {

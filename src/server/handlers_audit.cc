@@ -111,3 +111,67 @@ absl::Status KeyManagementService::ReadAuditRecords(Call& call,
 }
 
 }  // namespace keyward::server
+
+namespace keyward::server {
+namespace {
+
+void ToProto(const audit::SegmentStatus& s, v1::AuditSegment* out) {
+  out->set_first_index(s.first);
+  out->set_records(s.count);
+  out->set_bytes(s.bytes);
+  out->set_closed(s.closed);
+  out->set_sha256(std::string(s.sha256.begin(), s.sha256.end()));
+  if (s.count > 0) {
+    out->set_first_time_unix_micros(absl::ToUnixMicros(s.first_time));
+    out->set_last_time_unix_micros(absl::ToUnixMicros(s.last_time));
+  }
+  if (s.archived && s.archived->sha256 == s.sha256) {
+    out->set_archived_to(s.archived->destination);
+    out->set_archived_unix_micros(absl::ToUnixMicros(s.archived->time));
+  }
+  const size_t slash = s.path.rfind('/');
+  out->set_file(slash == std::string::npos ? s.path : s.path.substr(slash + 1));
+}
+
+}  // namespace
+
+absl::Status KeyManagementService::ListAuditSegments(Call& call,
+                                                     const v1::ListAuditSegmentsRequest&,
+                                                     v1::ListAuditSegmentsResponse* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize("*", {}));
+  std::vector<audit::SegmentStatus> segments = deps_.audit->Segments();
+  resp->set_segmented(!segments.empty());
+  resp->set_pruned_records(deps_.audit->pruned());
+  // Bounded: the newest 10,000 (a year of daily segments is far less).
+  const size_t skip = segments.size() > 10000 ? segments.size() - 10000 : 0;
+  for (size_t i = skip; i < segments.size(); ++i) ToProto(segments[i], resp->add_segments());
+  return absl::OkStatus();
+}
+
+absl::Status KeyManagementService::PruneAuditLog(Call& call, const v1::PruneAuditLogRequest& req,
+                                                 v1::PruneAuditLogResponse* resp) {
+  if (req.before_unix_micros() <= 0) {
+    return absl::InvalidArgumentError(
+        "before is required: the time before which closed segments are pruned");
+  }
+  KW_RETURN_IF_ERROR(call.Authorize("*", {}));
+  audit::AuditLog::PruneRequest p;
+  p.before = absl::FromUnixMicros(req.before_unix_micros());
+  p.force = req.force();
+  p.dry_run = req.dry_run();
+  p.principal = call.principal_;
+  p.request_id = call.request_id_;
+  p.peer = call.peer_;
+  p.reason = req.reason();
+  KW_ASSIGN_OR_RETURN(audit::AuditLog::PruneResult r, deps_.audit->Prune(p));
+  for (const audit::SegmentStatus& s : r.segments) ToProto(s, resp->add_segments());
+  resp->set_pruned_before(r.pruned_before);
+  resp->set_pruned_after(r.pruned_after);
+  resp->set_unarchived(r.unarchived.size());
+  call.set_detail(absl::StrCat(req.dry_run() ? "dry run: would prune " : "pruned ",
+                               r.segments.size(), " segment(s); the live log starts at record ",
+                               r.pruned_after, r.unarchived.empty() ? "" : " (forced)"));
+  return absl::OkStatus();
+}
+
+}  // namespace keyward::server

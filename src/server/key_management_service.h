@@ -115,6 +115,9 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   S GetInclusionProof(Call&, const v1::GetInclusionProofRequest&, v1::InclusionProof*);
   S GetConsistencyProof(Call&, const v1::GetConsistencyProofRequest&, v1::ConsistencyProof*);
   S ReadAuditRecords(Call&, const v1::ReadAuditRecordsRequest&, v1::ReadAuditRecordsResponse*);
+  S ListAuditSegments(Call&, const v1::ListAuditSegmentsRequest&,
+                      v1::ListAuditSegmentsResponse*);
+  S PruneAuditLog(Call&, const v1::PruneAuditLogRequest&, v1::PruneAuditLogResponse*);
 
  private:
   friend class Call;

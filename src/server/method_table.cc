@@ -103,6 +103,8 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("GetInclusionProof", "read-audit", &K::GetInclusionProof);
   Register("GetConsistencyProof", "read-audit", &K::GetConsistencyProof);
   Register("ReadAuditRecords", "read-audit", &K::ReadAuditRecords);
+  Register("ListAuditSegments", "read-audit", &K::ListAuditSegments);
+  Register("PruneAuditLog", "manage-audit", &K::PruneAuditLog);
   const int methods = v1::GetServerInfoRequest::descriptor()
                           ->file()
                           ->FindServiceByName("KeyManagement")

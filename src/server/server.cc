@@ -326,6 +326,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerConfig& config
   audit_options.environment = config.environment;
   audit_options.max_wait = config.audit.max_wait;
   audit_options.checkpoint_interval = config.audit.checkpoint_interval;
+  audit_options.segments.max_bytes = uint64_t(config.audit.segment_max_mib) << 20;
+  audit_options.segments.max_age = config.audit.segment_max_age;
+  audit_options.retention_keep = config.audit.retention_keep;
+  audit_options.retention_archive_dir = config.audit.retention_archive_dir;
+  audit_options.retention_force = config.audit.retention_force;
+  audit_options.retention_interval = config.audit.retention_interval;
   audit_options.signer = server->root_.get();
   audit_options.signing_key_label = absl::StrCat("keyward-audit/", config.environment);
   if (!config.audit.in_memory) {
