@@ -32,7 +32,7 @@ constexpr int kPageLimit = 10000;  // records per ReadAuditRecords, keywardd's m
 constexpr absl::Duration kPoll = absl::Milliseconds(500);
 constexpr absl::Duration kMaxIdlePoll = absl::Seconds(5);
 constexpr absl::Duration kFirstRetry = absl::Seconds(1);
-constexpr absl::Duration kMaxRetry = absl::Seconds(30);
+constexpr absl::Duration kMaxRetry = absl::Seconds(10);
 
 // The signal that asked a streaming export to stop after its batch.
 std::atomic<int> stop_signal{0};
@@ -69,8 +69,10 @@ bool SleepUnlessStopped(absl::Duration d) {
   return false;
 }
 
+// What a keywardd that is restarting, failing over or overloaded answers
+// (a server shutting down cancels the calls in flight).
 bool Retryable(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s);
 }
 
 std::string Rfc3339(absl::Time t) {
@@ -219,6 +221,14 @@ absl::Status Export::Plan() {
   start_ = options_.from_index.value_or(0);
   if (!continued_.empty) {
     const std::string& path = options_.output;
+    if (!options_.query.context.empty()) {
+      // The header names the context keys only, never the values, so it
+      // cannot tell whether they are the same.
+      return UsageError(absl::StrCat(
+          "an export filtered by --context cannot be continued with --append: ", path,
+          " does not hold the context values (they are never written in clear), so keyward "
+          "cannot check that this run's are the same. Write to a new file with --from-index"));
+    }
     const Json had = continued_.header ? (*continued_.header)["filters"] : Json::object();
     if (had != filters_) {
       return UsageError(absl::StrCat(
