@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <cstdio>
 #include <functional>
@@ -421,7 +422,7 @@ absl::Status Export::Run(Globals& globals) {
   absl::Status status = Loop();
   if (!status.ok()) {
     // Whatever was written is whole and stays: say where to go on from.
-    if (written_ > 0 || start_ > 0 || file_ != nullptr) {
+    if (written_ > 0) {
       std::fprintf(stderr, "keyward: exported %llu records before the error; %s\n",
                    static_cast<unsigned long long>(written_), ResumeHint().c_str());
     }
@@ -431,7 +432,10 @@ absl::Status Export::Run(Globals& globals) {
   const bool stopped = Stopped();
   Summary(globals.json, stopped);
   if (stopped && !options_.follow) {
-    return absl::CancelledError("interrupted before the end of the log");
+    // Interrupted before the end of the log: the documented 128+N, after
+    // the whole batches were written and the resume index printed.
+    std::fflush(nullptr);
+    std::_Exit(128 + stop_signal.load());
   }
   return absl::OkStatus();
 }
