@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -185,10 +185,7 @@ absl::Status Export::OpenOutput() {
   const bool to_stdout = options_.output.empty() || options_.output == "-";
   if (to_stdout) {
     stdout_ = std::make_unique<FdOutputStream>(1);
-    write_ = [this](absl::string_view lines) {
-      KW_RETURN_IF_ERROR(stdout_->Write(lines));
-      return absl::OkStatus();
-    };
+    write_ = [this](absl::string_view lines) { return stdout_->Write(lines); };
     return absl::OkStatus();
   }
   if (options_.append) {
@@ -409,12 +406,12 @@ void Export::Summary(bool json, bool stopped) const {
 }
 
 absl::Status Export::Run(Globals& globals) {
-  KW_RETURN_IF_ERROR(OpenOutput());
-  KW_RETURN_IF_ERROR(Plan());
   if (options_.follow) {
     KW_ASSIGN_OR_RETURN(ServerInfo info, client_->GetServerInfo());
     principal_ = info.principal;
   }
+  KW_RETURN_IF_ERROR(OpenOutput());
+  KW_RETURN_IF_ERROR(Plan());
   if (options_.follow || atomic_ == nullptr) {
     stop_signal.store(0);
     InstallStopHandlers();
