@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "audit/audit_log.h"
 #include "audit/verifier.h"
 #include "base/status_macros.h"
+#include "cli/audit_export.h"
 #include "cli/cli.h"
 #include "cli/files.h"
 #include "cli/flags.h"
@@ -39,6 +41,9 @@ struct AuditArgs {
   int lines = 20;
   int limit = 100;
   bool follow = false;
+  bool append = false;      // export
+  std::string from_index;   // export
+  std::string server;       // export
 };
 
 absl::StatusOr<AuditQuery> BuildQuery(const AuditArgs& a) {
@@ -332,33 +337,21 @@ absl::Status RunQuery(Globals& globals, const AuditArgs& a) {
 }
 
 absl::Status RunExport(Globals& globals, const AuditArgs& a) {
-  KW_ASSIGN_OR_RETURN(AuditQuery q, BuildQuery(a));
-  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
-  KW_ASSIGN_OR_RETURN(auto output, AtomicOutput::Create(a.output, 0600));
-  uint64_t next = 0, count = 0;
-  absl::Status write_status;
-  const bool progress = ::isatty(STDERR_FILENO) && !output->is_stdout();
-  KW_RETURN_IF_ERROR(Scan(
-      client, q, 0,
-      [&](const std::string& r) {
-        if (!write_status.ok()) return;
-        write_status = output->stream().Write(r + "\n");
-        if (progress && ++count % 10000 == 0) {
-          std::fprintf(stderr, "\rexported %llu records", static_cast<unsigned long long>(count));
-        }
-      },
-      &next));
-  KW_RETURN_IF_ERROR(write_status);
-  KW_RETURN_IF_ERROR(output->Commit());
-  if (!output->is_stdout()) {
-    if (globals.json) {
-      std::printf("%s\n", Json{{"file", a.output}, {"records", count}}.dump().c_str());
-    } else {
-      std::fprintf(stderr, "%sexported %llu records to %s\n", progress ? "\r" : "",
-                   static_cast<unsigned long long>(count), a.output.c_str());
+  AuditExportOptions options;
+  KW_ASSIGN_OR_RETURN(options.query, BuildQuery(a));
+  options.output = a.output;
+  options.follow = a.follow;
+  options.append = a.append;
+  options.server = a.server;
+  if (!a.from_index.empty()) {
+    uint64_t n = 0;
+    if (!absl::SimpleAtoi(a.from_index, &n)) {
+      return UsageError("--from-index is a record index (0, 1, 2, ...): the \"seq\" of the "
+                        "first record to export");
     }
+    options.from_index = n;
   }
-  return absl::OkStatus();
+  return RunAuditExport(globals, options);
 }
 
 void AddFilters(CLI::App* cmd, AuditArgs& a) {
@@ -436,10 +429,32 @@ void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action) {
   });
 
   auto* export_cmd = audit->add_subcommand(
-      "export", "Write every matching record as JSON lines (for a SIEM)");
-  export_cmd->add_option("-o,--output", args.output, "FILE (or - for stdout)")->required();
+      "export",
+      "Write every matching record as JSON lines, exactly as stored (for a\n"
+      "SIEM).  With --follow, keep writing new records until SIGINT/SIGTERM,\n"
+      "then print the index to resume from and exit 0.  A filtered export\n"
+      "starts with a header line {\"keyward_export\":{\"filtered\":true,...}}\n"
+      "naming the filters, so it is never taken for the whole log; an\n"
+      "unfiltered one holds records only (docs/audit.md).");
+  export_cmd->add_option("-o,--output", args.output,
+                         "FILE (or - for stdout).  Without --follow or --append, FILE is\n"
+                         "written whole or not at all; with them it grows by whole records,\n"
+                         "each batch flushed to disk")
+      ->required();
+  export_cmd->add_flag("-f,--follow", args.follow,
+                       "keep polling for new records (every 0.5 s, up to 5 s when idle;\n"
+                       "retrying while keywardd is unavailable) until SIGINT or SIGTERM");
+  export_cmd->add_option("--from-index", args.from_index,
+                         "start at the record with this \"seq\" (resume where an earlier\n"
+                         "export stopped; it prints the index)");
+  export_cmd->add_flag("--append", args.append,
+                       "continue FILE, an earlier export with the same filters, after its\n"
+                       "last record (an unfinished last line is cut off first)");
+  export_cmd->add_option("--server", args.server,
+                         "HOST:PORT of the keywardd whose log to export; needed when the\n"
+                         "client config lists several (each replica keeps its own log)");
   AddFilters(export_cmd, args);
-  export_cmd->add_flag("--json", globals.json, "print a JSON summary");
+  export_cmd->add_flag("--json", globals.json, "print a JSON summary (on stderr with -o -)");
   export_cmd->callback([&globals, &action] {
     action = [&globals] { return RunExport(globals, args); };
   });
