@@ -45,4 +45,6 @@ for r in $(seq "$rounds"); do
       "$loaded_err" "$(cat "$work/flood.out")"
   done
 done
-echo "keywardd: $(grep -c . "$work/dev/audit/records.log") audit records; peak RSS $(awk '/VmHWM/ {print $2, $3}' /proc/$pid/status)"
+records=$("$build/bin/keyward" --config "$work/dev/admin.yaml" audit segments --json |
+  python3 -c 'import json, sys; s = json.load(sys.stdin); print(s["pruned_records"] + sum(x["records"] for x in s["segments"]))')
+echo "keywardd: $records audit records; peak RSS $(awk '/VmHWM/ {print $2, $3}' /proc/$pid/status)"

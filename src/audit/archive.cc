@@ -208,6 +208,18 @@ absl::StatusOr<ArchiveReport> ArchiveSegments(
       KW_RETURN_IF_ERROR(WriteFileDurably(prefix, SerializePruned(prefix_state)));
     }
   }
+  // The archive lists what it holds, so that a segment later removed from
+  // it is noticed (`audit verify --archive`).
+  std::set<uint64_t> listed;
+  for (const std::string& line : Lines(Path(o.archive_dir, kArchivedFile))) {
+    if (auto m = ParseArchiveMark(line); m.ok()) listed.insert(m->first);
+  }
+  for (const ArchiveMark& m : marks) {
+    if (!listed.contains(m.first)) {
+      KW_RETURN_IF_ERROR(
+          AppendLineDurably(Path(o.archive_dir, kArchivedFile), SerializeArchiveMark(m)));
+    }
+  }
   for (const ArchiveMark& m : marks) KW_RETURN_IF_ERROR(mark(m));
   return report;
 }

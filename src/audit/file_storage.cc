@@ -259,7 +259,16 @@ class FileLogStorage final : public LogStorage {
   bool segmented() const override { return true; }
 
   std::vector<SegmentStatus> Segments() const override {
+    // `keyward audit archive` notes segments in archived.log from outside
+    // keywardd: read it again.
+    std::map<uint64_t, ArchiveMark> marks;
+    if (auto text = ReadWholeFile(Path(dir_, kArchivedFile)); text.ok()) {
+      for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+        if (auto m = ParseArchiveMark(line); m.ok()) marks[m->first] = *m;
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [first, m] : marks) archived_[first] = m;
     std::vector<SegmentStatus> out;
     for (const Segment& s : segments_) {
       SegmentStatus st = s.status;
@@ -550,7 +559,7 @@ class FileLogStorage final : public LogStorage {
   StringTable table_;                    // the open segment's
   crypto::Sha256Stream stream_;          // the open segment's digest so far
   mutable std::map<uint64_t, StringTable> tables_;  // closed segments', a few
-  std::map<uint64_t, ArchiveMark> archived_;        // GUARDED_BY(mu_)
+  mutable std::map<uint64_t, ArchiveMark> archived_;  // GUARDED_BY(mu_)
 };
 
 class MemoryLogStorage final : public LogStorage {

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -97,6 +98,12 @@ struct ParsedJsonRecord {
   AuditRecord record;
 };
 absl::StatusOr<ParsedJsonRecord> ParseJsonRecord(absl::string_view line);
+
+// The leaf hash a record rendered as `line` may have: the line's own (a
+// record stored as JSON) or its binary encoding's (a record stored in a
+// segment).  A reader that chains records accepts either as the next
+// record's "prev".  The second is absent when the line does not parse.
+std::vector<Hash> PossibleLeaves(absl::string_view line);
 
 }  // namespace keyward::audit
 

@@ -342,4 +342,12 @@ absl::StatusOr<ParsedJsonRecord> ParseJsonRecord(absl::string_view line) {
   return p;
 }
 
+std::vector<Hash> PossibleLeaves(absl::string_view line) {
+  std::vector<Hash> out = {LeafHash(line)};
+  if (auto p = ParseJsonRecord(line); p.ok()) {
+    out.push_back(LeafHash(ChainBinaryRecord(EncodeRecordBody(p->record), p->seq, p->prev)));
+  }
+  return out;
+}
+
 }  // namespace keyward::audit

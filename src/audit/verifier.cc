@@ -286,6 +286,7 @@ absl::StatusOr<VerifyReport> VerifyAuditLogDirs(const VerifySources& sources,
   std::set<std::string> seen_lines;
   std::map<uint64_t, PrunedHistory> bases;  // compact ranges, by size
   std::optional<PrunedHistory> live_pruned;
+  std::vector<std::string> archive_problems;
   bool any_log = false;
   for (size_t i = 0; i < dirs.size(); ++i) {
     const std::string& d = dirs[i];
@@ -330,6 +331,29 @@ absl::StatusOr<VerifyReport> VerifyAuditLogDirs(const VerifySources& sources,
         if (p.ok() && PrefixFileName(p->size) == name) bases.emplace(p->size, *p);
       }
       ::closedir(dh);
+    }
+    if (!live) {
+      // What the archive says it holds must be there, unchanged.
+      for (const std::string& line : FileLines(absl::StrCat(d, "/", kArchivedFile))) {
+        auto m = ParseArchiveMark(line);
+        if (!m.ok()) {
+          archive_problems.push_back(absl::StrCat(d, "/", kArchivedFile, " is malformed"));
+          continue;
+        }
+        const std::string path = absl::StrCat(seg_dir, "/", SegmentFileName(m->first, false));
+        auto scan = ScanSegment(path, [](absl::string_view) { return absl::OkStatus(); });
+        if (!scan.ok()) {
+          archive_problems.push_back(absl::StrCat(
+              "the archive ", d, " lists segment ", SegmentFileName(m->first, false),
+              " (records ", m->first, "..", m->first + m->count - 1,
+              ") but it is missing or unreadable: ", scan.status().message()));
+        } else if (scan->sha256 != m->sha256) {
+          archive_problems.push_back(absl::StrCat("the archive ", d, " holds a segment ",
+                                                  SegmentFileName(m->first, false),
+                                                  " that is not the one it archived: altered "
+                                                  "or substituted"));
+        }
+      }
     }
     if (!found && live) {
       return absl::NotFoundError(absl::StrCat("no audit log in ", d, " (neither ", kSegmentsDir,
@@ -595,6 +619,8 @@ absl::StatusOr<VerifyReport> VerifyAuditLogDirs(const VerifySources& sources,
            std::nullopt);
     }
   }
+  // Last, so that a gap or an altered record is named first.
+  for (std::string& p : archive_problems) fail(std::move(p), std::nullopt);
   if (report.records > 0 && report.checkpoints == 0) {
     fail(absl::StrCat("no signed checkpoint covers the records (checkpoints.log is missing or "
                       "empty): nothing in the log can be checked against a key you trust; pass "

@@ -1,9 +1,11 @@
-// `keyward audit verify|checkpoint|tail|query|export` (docs/audit.md).
-// verify works offline on the log directory or the logs in PostgreSQL; the
-// others ask keywardd.
+// `keyward audit verify|checkpoint|tail|query|export|archive|prune|segments`
+// (docs/audit.md).  verify works offline on the log directory, its archives
+// or the logs in PostgreSQL; archive works on the audit directory (on the
+// keywardd host); the others ask keywardd.
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "audit/archive.h"
 #include "audit/audit_log.h"
+#include "audit/segment.h"
 #include "audit/verifier.h"
 #include "base/status_macros.h"
 #include "cli/audit_export.h"
@@ -30,6 +34,12 @@ using Json = nlohmann::ordered_json;
 
 struct AuditArgs {
   std::string log_dir;
+  std::vector<std::string> archive_dirs;  // verify: archives too
+  std::string to_dir;                     // archive: where
+  std::string before;                     // archive, prune: cut-off
+  std::string reason;
+  bool force = false;
+  bool dry_run = false;
   std::string db_url;                // audit logs in PostgreSQL
   std::vector<std::string> log_ids;  // with db_url: only these
   std::string checkpoint;
@@ -195,9 +205,11 @@ absl::Status RunVerifyDatabase(const AuditArgs& a, const audit::CheckpointTrust&
 }
 
 absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
-  if (a.log_dir.empty() == a.db_url.empty()) {
-    return UsageError("audit verify checks either a log directory (--log DIR) or the logs in "
-                      "PostgreSQL (--db URL): give one of them");
+  if ((a.log_dir.empty() && a.archive_dirs.empty()) == a.db_url.empty() ||
+      (!a.db_url.empty() && !a.archive_dirs.empty())) {
+    return UsageError("audit verify checks either a log directory (--log DIR) and the archives "
+                      "of it (--archive DIR, repeatable), or the logs in PostgreSQL (--db "
+                      "URL): give one of them");
   }
   if (!a.log_ids.empty() && a.db_url.empty()) return UsageError("--log-id goes with --db URL");
   KW_ASSIGN_OR_RETURN(audit::CheckpointTrust trust, Trust(globals, a));
@@ -214,23 +226,37 @@ absl::Status RunVerify(Globals& globals, const AuditArgs& a, bool json) {
         "audit.checkpoint_key_fingerprint), --checkpoint-key FILE, or --checkpoint FILE");
   }
   if (!a.db_url.empty()) return RunVerifyDatabase(a, trust, pinned, json);
-  auto verified = audit::VerifyAuditLog(a.log_dir, trust, pinned);
+  const std::string what =
+      a.archive_dirs.empty()
+          ? absl::StrCat("audit log ", a.log_dir)
+          : absl::StrCat(a.log_dir.empty() ? "audit archive" : absl::StrCat("audit log ", a.log_dir, " with archive"),
+                         a.archive_dirs.size() > 1 ? "s " : " ",
+                         absl::StrJoin(a.archive_dirs, ", "));
+  auto verified = audit::VerifyAuditLogDirs({a.log_dir, a.archive_dirs}, trust, pinned);
   if (absl::IsDataLoss(verified.status())) {
-    return absl::DataLossError(absl::StrCat("audit log ", a.log_dir,
-                                            " FAILED verification: ",
+    return absl::DataLossError(absl::StrCat(what, " FAILED verification: ",
                                             verified.status().message()));
   }
   KW_ASSIGN_OR_RETURN(audit::VerifyReport r, std::move(verified));
   if (json) {
     Json j = ReportJson(r);
     if (pinned) j["pinned_tree_size"] = pinned->checkpoint.tree_size;
+    j["first_record"] = r.first_record;
+    j["segments"] = r.segments;
+    j["pruned_checkpoints"] = r.pruned_checkpoints;
     std::printf("%s\n", j.dump().c_str());
   } else if (r.ok) {
-    PrintOk(absl::StrCat("audit log ", a.log_dir), r, pinned);
+    PrintOk(what, r, pinned);
+    if (r.first_record > 0) {
+      std::printf("  records 0..%llu were pruned: the log extends their signed root "
+                  "(%llu older checkpoints are signed but need the archive to be compared; "
+                  "pass it with --archive DIR)\n",
+                  static_cast<unsigned long long>(r.first_record - 1),
+                  static_cast<unsigned long long>(r.pruned_checkpoints));
+    }
   }
   if (r.ok) return absl::OkStatus();
-  return absl::DataLossError(
-      absl::StrCat("audit log ", a.log_dir, " FAILED verification: ", Failure(r)));
+  return absl::DataLossError(absl::StrCat(what, " FAILED verification: ", Failure(r)));
 }
 
 absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
@@ -252,9 +278,8 @@ absl::Status RunCheckpoint(Globals& globals, const AuditArgs& a) {
         "keywardd signed the checkpoint with key ", fingerprint.substr(0, 16),
         " but the client config pins ", pin.substr(0, 16), "; not saving it"));
   }
-  absl::Status sig = crypto::VerifyEcdsaP256(
-      info.public_key_pem, audit::CheckpointMessage(c.environment, c.tree_size, c.root, c.time),
-      c.signature);
+  absl::Status sig =
+      crypto::VerifyEcdsaP256(info.public_key_pem, audit::CheckpointMessage(c), c.signature);
   if (!sig.ok()) {
     return absl::DataLossError("the checkpoint's signature does not verify; not saving it");
   }
@@ -354,6 +379,157 @@ absl::Status RunExport(Globals& globals, const AuditArgs& a) {
   return RunAuditExport(globals, options);
 }
 
+std::string Iso(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+Json SegmentJson(const AuditSegmentInfo& s) {
+  Json j = {{"file", s.file},
+            {"first_index", s.first_index},
+            {"records", s.records},
+            {"bytes", s.bytes},
+            {"closed", s.closed},
+            {"sha256", absl::BytesToHexString(s.sha256)},
+            {"archived_to", s.archived_to}};
+  if (s.first_time) j["first_time"] = Iso(*s.first_time);
+  if (s.last_time) j["last_time"] = Iso(*s.last_time);
+  return j;
+}
+
+// `audit archive`: runs on the keywardd host, on the audit directory.
+absl::Status RunArchive(Globals& globals, const AuditArgs& a) {
+  if (a.log_dir.empty() || a.to_dir.empty() || a.before.empty()) {
+    return UsageError("audit archive needs --log DIR (keywardd.yaml audit.dir), --to DIR and "
+                      "--before TIME");
+  }
+  KW_ASSIGN_OR_RETURN(absl::Time before, ParseTimeFlag(a.before, "--before", absl::Now()));
+  audit::ArchiveOptions o;
+  o.log_dir = a.log_dir;
+  o.archive_dir = a.to_dir;
+  o.before = before;
+  const char* user = std::getenv("USER");
+  o.by = absl::StrCat("keyward audit archive (", user == nullptr ? "unknown user" : user, ")");
+  const std::string marks = absl::StrCat(a.log_dir, "/", audit::kArchivedFile);
+  KW_ASSIGN_OR_RETURN(audit::ArchiveReport report,
+                      audit::ArchiveSegments(o, [&](const audit::ArchiveMark& m) {
+                        return audit::AppendLineDurably(marks, audit::SerializeArchiveMark(m));
+                      }));
+  uint64_t records = 0, fresh = 0;
+  for (const auto& s : report.segments) {
+    records += s.count;
+    if (!s.already) ++fresh;
+  }
+  if (globals.json) {
+    Json segs = Json::array();
+    for (const auto& s : report.segments) {
+      segs.push_back({{"file", s.file},
+                      {"first_index", s.first},
+                      {"records", s.count},
+                      {"sha256", audit::ToHex(s.sha256)},
+                      {"already_archived", s.already}});
+    }
+    std::printf("%s\n", Json{{"archive_dir", a.to_dir},
+                             {"segments", segs},
+                             {"records", records},
+                             {"skipped", report.skipped}}
+                            .dump()
+                            .c_str());
+    return absl::OkStatus();
+  }
+  if (report.segments.empty()) {
+    std::printf("nothing to archive: no closed segment ends before %s\n", Iso(before).c_str());
+  } else {
+    std::printf("archived %zu segment(s) (%llu new), records %llu..%llu, to %s\n"
+                "each copy matches the digest its signed checkpoint names; verify the archive "
+                "with: keyward audit verify --archive %s --checkpoint-key-fingerprint FP\n"
+                "then prune them from keywardd: keyward audit prune --before %s\n",
+                report.segments.size(), static_cast<unsigned long long>(fresh),
+                static_cast<unsigned long long>(report.segments.front().first),
+                static_cast<unsigned long long>(report.segments.back().first +
+                                                report.segments.back().count - 1),
+                a.to_dir.c_str(), a.to_dir.c_str(), Iso(before).c_str());
+  }
+  for (const std::string& s : report.skipped) std::printf("  left: %s\n", s.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunPrune(Globals& globals, const AuditArgs& a) {
+  if (a.before.empty()) return UsageError("audit prune needs --before TIME");
+  KW_ASSIGN_OR_RETURN(absl::Time before, ParseTimeFlag(a.before, "--before", absl::Now()));
+  if (a.force && a.reason.empty()) {
+    return UsageError("--force prunes segments that were never archived: say why with "
+                      "--reason TEXT (it is recorded)");
+  }
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
+  AuditPruneRequest req;
+  req.before = before;
+  req.force = a.force;
+  req.dry_run = a.dry_run;
+  req.reason = a.reason;
+  KW_ASSIGN_OR_RETURN(AuditPruneResult r, client->PruneAuditLog(req));
+  if (globals.json) {
+    Json segs = Json::array();
+    for (const auto& s : r.segments) segs.push_back(SegmentJson(s));
+    std::printf("%s\n", Json{{"dry_run", a.dry_run},
+                             {"segments", segs},
+                             {"pruned_before", r.pruned_before},
+                             {"pruned_after", r.pruned_after},
+                             {"unarchived", r.unarchived}}
+                            .dump()
+                            .c_str());
+    return absl::OkStatus();
+  }
+  if (r.segments.empty()) {
+    std::printf("nothing to prune: no closed segment ends before %s\n", Iso(before).c_str());
+    return absl::OkStatus();
+  }
+  std::printf("%s %zu segment(s), records %llu..%llu%s; the live log %s at record %llu\n",
+              a.dry_run ? "would prune" : "pruned", r.segments.size(),
+              static_cast<unsigned long long>(r.segments.front().first_index),
+              static_cast<unsigned long long>(r.pruned_after - 1),
+              r.unarchived > 0 ? absl::StrCat(" (", r.unarchived, " never archived: FORCED)").c_str()
+                               : "",
+              a.dry_run ? "would start" : "now starts",
+              static_cast<unsigned long long>(r.pruned_after));
+  return absl::OkStatus();
+}
+
+absl::Status RunSegments(Globals& globals) {
+  KW_ASSIGN_OR_RETURN(AdminClient * client, globals.Admin());
+  KW_ASSIGN_OR_RETURN(AuditSegments s, client->ListAuditSegments());
+  if (globals.json) {
+    Json segs = Json::array();
+    for (const auto& seg : s.segments) segs.push_back(SegmentJson(seg));
+    std::printf("%s\n", Json{{"segmented", s.segmented},
+                             {"pruned_records", s.pruned_records},
+                             {"segments", segs}}
+                            .dump()
+                            .c_str());
+    return absl::OkStatus();
+  }
+  if (!s.segmented) {
+    std::printf("this keywardd keeps its audit log in PostgreSQL: no segments\n");
+    return absl::OkStatus();
+  }
+  std::printf("%-26s %10s %10s %-20s %-20s %s\n", "FILE", "RECORDS", "BYTES", "FIRST", "LAST",
+              "STATE");
+  for (const auto& seg : s.segments) {
+    std::printf("%-26s %10llu %10llu %-20s %-20s %s\n", seg.file.c_str(),
+                static_cast<unsigned long long>(seg.records),
+                static_cast<unsigned long long>(seg.bytes),
+                seg.first_time ? Iso(*seg.first_time).c_str() : "-",
+                seg.last_time ? Iso(*seg.last_time).c_str() : "-",
+                !seg.closed               ? "open"
+                : seg.archived_to.empty() ? "closed, not archived"
+                                          : absl::StrCat("archived to ", seg.archived_to).c_str());
+  }
+  if (s.pruned_records > 0) {
+    std::printf("records 0..%llu were pruned (archived, then removed)\n",
+                static_cast<unsigned long long>(s.pruned_records - 1));
+  }
+  return absl::OkStatus();
+}
+
 void AddFilters(CLI::App* cmd, AuditArgs& a) {
   cmd->add_option("--since", a.since, "from this time (2026-11-27T10:00:00Z) or this long ago (1h)");
   cmd->add_option("--until", a.until, "before this time or this long ago");
@@ -381,6 +557,9 @@ void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action) {
       "log still extends the checkpoint you saved.  Names the first bad\n"
       "record; exit code 4 when anything is wrong.");
   verify->add_option("--log", args.log_dir, "the audit directory (keywardd.yaml audit.dir)");
+  verify->add_option("--archive", args.archive_dirs,
+                     "an archive made by `keyward audit archive` (repeatable): verified with\n"
+                     "the live log as one history, or alone without --log");
   verify->add_option("--db", args.db_url,
                      "PostgreSQL URL of the audit logs (one per keywardd replica); every\n"
                      "log in it is checked");
@@ -397,6 +576,49 @@ void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action) {
   verify->add_flag("--json", globals.json, "print one JSON object");
   verify->callback([&globals, &action] {
     action = [&globals] { return RunVerify(globals, args, globals.json); };
+  });
+
+  auto* archive = audit->add_subcommand(
+      "archive",
+      "Copy the closed segments whose last record is before --before to an\n"
+      "archive directory (to ship to object storage), with the checkpoints\n"
+      "that sign them, and note them as archived so that `audit prune` may\n"
+      "remove them.  Runs on the keywardd host (reads the audit directory);\n"
+      "never changes or removes a live segment.");
+  archive->add_option("--log", args.log_dir, "the audit directory (keywardd.yaml audit.dir)")
+      ->required();
+  archive->add_option("--to", args.to_dir, "the archive directory (created; added to)")
+      ->required();
+  archive->add_option("--before", args.before,
+                      "RFC 3339 time, or a duration meaning that long ago (30d)")
+      ->required();
+  archive->add_flag("--json", globals.json, "print one JSON object");
+  archive->callback([&globals, &action] {
+    action = [&globals] { return RunArchive(globals, args); };
+  });
+
+  auto* prune = audit->add_subcommand(
+      "prune",
+      "Have keywardd remove closed, archived segments whose last record is\n"
+      "before --before (needs manage-audit).  What they held stays provable:\n"
+      "keywardd keeps the roots of the pruned subtrees.  Refused for a\n"
+      "segment never archived unless --force (recorded, with --reason).");
+  prune->add_option("--before", args.before,
+                    "RFC 3339 time, or a duration meaning that long ago (30d)")
+      ->required();
+  prune->add_flag("--force", args.force, "also prune segments that were never archived");
+  prune->add_option("--reason", args.reason, "recorded in the audit log (required with --force)");
+  prune->add_flag("--dry-run", args.dry_run, "say what would be pruned; remove nothing");
+  prune->add_flag("--json", globals.json, "print one JSON object");
+  prune->callback([&globals, &action] {
+    action = [&globals] { return RunPrune(globals, args); };
+  });
+
+  auto* segments = audit->add_subcommand(
+      "segments", "List keywardd's audit segments: records, size, times, archived or not");
+  segments->add_flag("--json", globals.json, "print one JSON object");
+  segments->callback([&globals, &action] {
+    action = [&globals] { return RunSegments(globals); };
   });
 
   auto* checkpoint = audit->add_subcommand(

@@ -114,7 +114,7 @@ struct Continued {
   bool empty = true;
   std::optional<Json> header;  // a filtered export's first line
   std::optional<audit::ChainFields> last;
-  audit::Hash last_leaf{};  // of the last record, for the chain check
+  std::vector<audit::Hash> last_leaf;  // of the last record (its possible leaf hashes), for the chain check
 };
 
 absl::StatusOr<Continued> ReadContinued(const LineAppendFile& file) {
@@ -139,7 +139,7 @@ absl::StatusOr<Continued> ReadContinued(const LineAppendFile& file) {
   auto last = audit::ReadChainFields(file.last_line());
   if (!last.ok()) return not_an_export();
   c.last = *last;
-  c.last_leaf = audit::LeafHash(file.last_line());
+  c.last_leaf = audit::PossibleLeaves(file.last_line());
   return c;
 }
 
@@ -177,7 +177,7 @@ class Export {
   bool header_pending_ = false;
   uint64_t start_ = 0, next_ = 0, written_ = 0, log_size_at_start_ = 0;
   std::optional<uint64_t> last_seq_;
-  std::optional<audit::Hash> prev_leaf_;  // unfiltered: the chain continues from it
+  std::optional<std::vector<audit::Hash>> prev_leaf_;  // unfiltered: the chain continues from it
   std::string principal_;                 // follow: to tell our own reads apart
 };
 
@@ -294,14 +294,15 @@ absl::Status Export::Check(const std::string& record, uint64_t page_from) {
                                               " after record ", *last_seq_,
                                               ": the export would have a gap"));
     }
-    if (prev_leaf_ && fields->prev != *prev_leaf_) {
+    if (prev_leaf_ && std::none_of(prev_leaf_->begin(), prev_leaf_->end(),
+                                   [&](const audit::Hash& h) { return fields->Follows(h); })) {
       return absl::DataLossError(absl::StrCat(
           "record ", fields->seq, " does not continue the records exported before it (its "
           "prev hash differs): this keywardd's log is not the one exported so far — another "
           "replica's, or a log started anew. Export it to a new file (with --server naming "
           "the replica)"));
     }
-    prev_leaf_ = audit::LeafHash(record);
+    prev_leaf_ = audit::PossibleLeaves(record);
   }
   last_seq_ = fields->seq;
   return absl::OkStatus();

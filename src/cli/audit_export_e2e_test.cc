@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/testing/log_files.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -202,7 +203,7 @@ TEST_F(AuditExportTest, FollowPicksUpNewRecordsStopsOnSigintAndResumesWithoutGap
 
   // Both parts together are the log as stored, byte for byte: no record
   // twice, none missing.
-  const std::vector<std::string> stored = Lines(ReadFileOrDie(server_->File("audit/records.log")));
+  const std::vector<std::string> stored = Lines(audit::testing::ReadLogText(server_->File("audit")));
   std::vector<std::string> joined = got;
   joined.insert(joined.end(), rest.begin(), rest.end());
   ASSERT_LE(joined.size(), stored.size());
@@ -214,7 +215,7 @@ TEST_F(AuditExportTest, FollowPicksUpNewRecordsStopsOnSigintAndResumesWithoutGap
   EXPECT_THAT(appended.err,
               HasSubstr(absl::StrCat("after its record ", *resume - 1, ": from index ", *resume)));
   const std::vector<std::string> whole = Lines(ReadFileOrDie(first));
-  const std::vector<std::string> now = Lines(ReadFileOrDie(server_->File("audit/records.log")));
+  const std::vector<std::string> now = Lines(audit::testing::ReadLogText(server_->File("audit")));
   ASSERT_GT(whole.size(), got.size());
   ASSERT_LE(whole.size(), now.size());
   EXPECT_EQ(whole, std::vector<std::string>(now.begin(), now.begin() + whole.size()));
@@ -301,7 +302,7 @@ TEST_F(AuditExportTest, UnfilteredExportIsTheStoredRecordsOnly) {
   const std::vector<std::string> lines = Lines(r.out);
   ASSERT_FALSE(lines.empty());
   EXPECT_THAT(r.out, Not(HasSubstr("keyward_export")));
-  const std::vector<std::string> stored = Lines(ReadFileOrDie(server_->File("audit/records.log")));
+  const std::vector<std::string> stored = Lines(audit::testing::ReadLogText(server_->File("audit")));
   ASSERT_LE(lines.size(), stored.size());
   EXPECT_EQ(lines, std::vector<std::string>(stored.begin(), stored.begin() + lines.size()));
 }

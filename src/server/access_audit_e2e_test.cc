@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "audit/testing/log_files.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -63,7 +64,7 @@ class AccessAuditTest : public E2eTest {
   std::vector<Json> Records() {
     std::vector<Json> out;
     for (absl::string_view line :
-         absl::StrSplit(ReadFileOrDie(server_->File("audit/records.log")), '\n',
+         absl::StrSplit(audit::testing::ReadLogText(server_->File("audit")), '\n',
                         absl::SkipEmpty())) {
       out.push_back(Json::parse(line));
     }
@@ -373,7 +374,7 @@ TEST_F(AccessAuditTest, TamperingWithTheStoredLogIsDetectedAndNamed) {
   ASSERT_EQ(server_->Cli({"audit", "checkpoint", "-o", server_->File("cp.json")}).exit_code, 0);
   admin.reset();  // an idle connection makes gRPC's graceful stop wait
   ASSERT_EQ(server_->Stop(), 0);
-  const std::string original = ReadFileOrDie(server_->File("audit/records.log"));
+  const std::string original = audit::testing::ReadLogText(server_->File("audit"));
   std::vector<std::string> lines = absl::StrSplit(original, '\n', absl::SkipEmpty());
   ASSERT_GE(lines.size(), 17u);
   auto join = [](const std::vector<std::string>& ls) {
@@ -405,14 +406,14 @@ TEST_F(AccessAuditTest, TamperingWithTheStoredLogIsDetectedAndNamed) {
     cases.push_back({"truncate", truncated, ""});
   }
   for (const Case& c : cases) {
-    WriteFileOrDie(server_->File("audit/records.log"), join(c.lines));
+    audit::testing::WriteLogText(server_->File("audit"), join(c.lines));
     ProcessResult r = server_->Cli({"audit", "verify", "--log", server_->File("audit"),
                                     "--checkpoint", server_->File("cp.json")});
     EXPECT_EQ(r.exit_code, 4) << c.name << ": " << r.out << r.err;
     EXPECT_THAT(r.err, HasSubstr("FAILED verification")) << c.name;
     EXPECT_THAT(r.err, HasSubstr(c.expected)) << c.name << ": " << r.err;
   }
-  WriteFileOrDie(server_->File("audit/records.log"), original);
+  audit::testing::WriteLogText(server_->File("audit"), original);
   EXPECT_EQ(server_->Cli({"audit", "verify", "--log", server_->File("audit"), "--checkpoint",
                           server_->File("cp.json")})
                 .exit_code,
@@ -424,7 +425,7 @@ TEST_F(AccessAuditTest, AnUnwritableAuditLogFailsRequestsClosedAndRecovers) {
   auto app = Connect(server_->app_config());
   KW_ASSERT_OK(admin->CreateKey("k").status());
   KW_ASSERT_OK_AND_ASSIGN(GeneratedDataKey dk, app->GenerateDataKey("k", {}));
-  const std::string records = server_->File("audit/records.log");
+  const std::string records = audit::testing::OpenSegmentPath(server_->File("audit"));
   // Every write to the log now fails (ENOSPC), as on a full disk.
   ASSERT_EQ(::rename(records.c_str(), (records + ".saved").c_str()), 0);
   ASSERT_EQ(::symlink("/dev/full", records.c_str()), 0);

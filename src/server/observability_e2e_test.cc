@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "audit/testing/log_files.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -170,7 +171,7 @@ TEST_F(ObservabilityTest, LogsAreStructuredCarryRequestIdsAndNoSecrets) {
   // The same request ids as the audit records.
   int matched = 0;
   for (absl::string_view line : absl::StrSplit(
-           testing::ReadFileOrDie(server_->File("audit/records.log")), '\n', absl::SkipEmpty())) {
+           audit::testing::ReadLogText(server_->File("audit")), '\n', absl::SkipEmpty())) {
     Json r = Json::parse(line);
     if (logged_ids.count(r["request_id"].get<std::string>())) ++matched;
   }
@@ -187,7 +188,7 @@ TEST_F(ObservabilityTest, LogsAreStructuredCarryRequestIdsAndNoSecrets) {
 TEST_F(ObservabilityTest, ReadinessFollowsTheAuditStore) {
   auto admin = Connect(server_->admin_config());
   KW_ASSERT_OK(admin->CreateKey("pay/cards").status());
-  const std::string records = server_->File("audit/records.log");
+  const std::string records = audit::testing::OpenSegmentPath(server_->File("audit"));
   ASSERT_EQ(::rename(records.c_str(), (records + ".saved").c_str()), 0);
   ASSERT_EQ(::symlink("/dev/full", records.c_str()), 0);
   // A request fails its audit write; readiness, its gauge and the reason flip.

@@ -20,6 +20,7 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include "audit/testing/log_files.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -143,7 +144,7 @@ class SecurityTest : public ::testing::Test {
   std::vector<nlohmann::json> Records() {
     std::vector<nlohmann::json> out;
     for (absl::string_view line : absl::StrSplit(
-             testing::ReadFileOrDie(server_->File("audit/records.log")), '\n', absl::SkipEmpty())) {
+             audit::testing::ReadLogText(server_->File("audit")), '\n', absl::SkipEmpty())) {
       out.push_back(nlohmann::json::parse(line));
     }
     return out;
@@ -151,7 +152,7 @@ class SecurityTest : public ::testing::Test {
   std::vector<std::string> RawRecordLines() {
     std::vector<std::string> out;
     for (absl::string_view line : absl::StrSplit(
-             testing::ReadFileOrDie(server_->File("audit/records.log")), '\n', absl::SkipEmpty())) {
+             audit::testing::ReadLogText(server_->File("audit")), '\n', absl::SkipEmpty())) {
       out.emplace_back(line);
     }
     return out;

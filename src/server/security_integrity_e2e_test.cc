@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/testing/log_files.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -191,7 +192,7 @@ TEST_F(SecurityTest, KeywarddRefusesALogWhoseAnchorWasRemoved) {
   std::vector<std::string> lines = RawRecordLines();
   ASSERT_GT(lines.size(), first);
   lines.resize(first);
-  WriteFileOrDie(server_->File("audit/records.log"), absl::StrJoin(lines, "\n") + "\n");
+  audit::testing::WriteLogText(server_->File("audit"), absl::StrJoin(lines, "\n") + "\n");
   WriteFileOrDie(server_->File("audit/checkpoints.log"), checkpoints[0] + "\n");
   EXPECT_FALSE(server_->Start().ok());
   EXPECT_THAT(server_->log(), HasSubstr("records were removed"));

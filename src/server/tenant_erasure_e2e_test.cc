@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/testing/log_files.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -188,7 +189,7 @@ TEST_F(TenantErasureTest, ErasureDestroysOneTenantForGoodAndIsAudited) {
   EXPECT_EQ(EraseRecords({{kTenantContextKey, kGlobex}}).size(), 0u);
   // Neither the audit log nor keywardd's log names a tenant in clear,
   // although the failures above were logged with their messages.
-  const std::string audit_file = ReadFileOrDie(server_->File("audit/records.log"));
+  const std::string audit_file = audit::testing::ReadLogText(server_->File("audit"));
   const std::string log = server_->log();
   EXPECT_THAT(log, HasSubstr("was erased from key fields"));
   for (const char* tenant : {kAcme, kGlobex}) {

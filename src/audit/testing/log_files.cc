@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "audit/record.h"
 #include "audit/record_codec.h"
 #include "audit/segment.h"
@@ -107,6 +110,27 @@ absl::StatusOr<std::vector<Hash>> WriteLogLines(const std::string& dir,
   KW_RETURN_IF_ERROR(WriteFileDurably(
       absl::StrCat(dir, "/", kSegmentsDir, "/", SegmentFileName(first, false)), bytes));
   return leaves;
+}
+
+std::string ReadLogText(const std::string& dir) {
+  auto lines = ReadLogLines(dir);
+  if (!lines.ok()) {
+    std::fprintf(stderr, "cannot read the audit log in %s: %s\n", dir.c_str(),
+                 std::string(lines.status().message()).c_str());
+    std::abort();
+  }
+  std::string text;
+  for (const std::string& l : *lines) absl::StrAppend(&text, l, "\n");
+  return text;
+}
+
+void WriteLogText(const std::string& dir, const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  if (absl::Status s = WriteLogLines(dir, lines).status(); !s.ok()) {
+    std::fprintf(stderr, "cannot write the audit log in %s: %s\n", dir.c_str(),
+                 std::string(s.message()).c_str());
+    std::abort();
+  }
 }
 
 }  // namespace keyward::audit::testing

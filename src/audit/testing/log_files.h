@@ -26,6 +26,12 @@ absl::StatusOr<std::vector<Hash>> WriteLogLines(const std::string& dir,
                                                 const std::vector<std::string>& lines,
                                                 bool rechain = false);
 
+// The same as text: the JSON lines, each ending in a newline (what
+// records.log held before segments), and back (not rechained).  Dies on
+// error (tests only).
+std::string ReadLogText(const std::string& dir);
+void WriteLogText(const std::string& dir, const std::string& text);
+
 }  // namespace keyward::audit::testing
 
 #endif  // KEYWARD_AUDIT_TESTING_LOG_FILES_H_
