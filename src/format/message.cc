@@ -47,7 +47,8 @@ absl::Status EncryptWithMaterials(const EncryptionMaterials& materials,
 
 absl::StatusOr<std::string> EncryptBytesWithMaterials(
     const EncryptionMaterials& materials, absl::string_view plaintext) {
-  KW_ASSIGN_OR_RETURN(PreparedHeader prepared, PrepareHeader(materials));
+  KW_ASSIGN_OR_RETURN(PreparedHeader prepared,
+                      PrepareHeader(materials, format::SizeOfBody(plaintext.size())));
   const size_t frames = plaintext.size() / prepared.frame_size + 1;
   std::string message = std::move(prepared.bytes);
   message.reserve(message.size() + plaintext.size() +

@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "crypto/hkdf.h"
 #include "format/wire.h"
 
 namespace keyward::format {
@@ -13,25 +12,64 @@ crypto::AeadAlgorithm SuiteAead(Suite suite) {
              : crypto::AeadAlgorithm::kAes256Gcm;
 }
 
-absl::StatusOr<MessageKeys> DeriveMessageKeys(Suite suite,
-                                              const SecretData& data_key,
-                                              absl::string_view message_id) {
+namespace {
+
+absl::Status CheckDataKey(const SecretData& data_key) {
   if (data_key.size() != kDataKeySize) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data keys are 32 bytes; the keyring returned ", data_key.size()));
   }
-  std::string info(kKeyScheduleLabel.data(), kKeyScheduleLabel.size());
+  return absl::OkStatus();
+}
+
+std::string KeyScheduleInfo(Suite suite, absl::string_view message_id) {
+  std::string info;
+  info.reserve(kKeyScheduleLabel.size() + 2 + message_id.size());
+  info.append(kKeyScheduleLabel.data(), kKeyScheduleLabel.size());
   AppendBigEndian(&info, static_cast<uint16_t>(suite), 2);
   info.append(message_id.data(), message_id.size());
-  KW_ASSIGN_OR_RETURN(SecretData okm,
-                      crypto::HkdfExpand(crypto::HashFunction::kSha256,
-                                         data_key.AsStringView(), info, 64));
+  return info;
+}
+
+// okm[0:32] keys the message's AEAD, okm[32:64] is the commitment.
+absl::StatusOr<MessageKeys> SplitOkm(Suite suite, SecretData okm, MessageSize size) {
   MessageKeys keys;
-  SecretData message_key = SecretData::CopyFrom(okm.span().subspan(0, 32));
   keys.commitment = std::string(okm.AsStringView().substr(32, 32));
-  KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewNonceAead(
-                                     SuiteAead(suite), message_key));
+  okm.Resize(32);  // wipes the commitment half; the message key remains
+  if (size == MessageSize::kSmall && SuiteAead(suite) == crypto::AeadAlgorithm::kAes256Gcm) {
+    KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewAesGcmForSmallRecords(okm));
+  } else {
+    KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewNonceAead(SuiteAead(suite), okm));
+  }
   return keys;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DataKeySchedule>> DataKeySchedule::New(
+    const SecretData& data_key) {
+  KW_RETURN_IF_ERROR(CheckDataKey(data_key));
+  KW_ASSIGN_OR_RETURN(std::unique_ptr<crypto::HkdfSha256Expander> expand,
+                      crypto::HkdfSha256Expander::New(data_key.AsStringView()));
+  return std::unique_ptr<DataKeySchedule>(new DataKeySchedule(std::move(expand)));
+}
+
+absl::StatusOr<MessageKeys> DataKeySchedule::Derive(Suite suite, absl::string_view message_id,
+                                                    MessageSize size) const {
+  SecretData okm(64);
+  KW_RETURN_IF_ERROR(expand_->Expand(KeyScheduleInfo(suite, message_id), okm.mutable_span()));
+  return SplitOkm(suite, std::move(okm), size);
+}
+
+absl::StatusOr<MessageKeys> DeriveMessageKeys(Suite suite,
+                                              const SecretData& data_key,
+                                              absl::string_view message_id,
+                                              MessageSize size) {
+  KW_RETURN_IF_ERROR(CheckDataKey(data_key));
+  KW_ASSIGN_OR_RETURN(SecretData okm,
+                      crypto::HkdfExpand(crypto::HashFunction::kSha256, data_key.AsStringView(),
+                                         KeyScheduleInfo(suite, message_id), 64));
+  return SplitOkm(suite, std::move(okm), size);
 }
 
 std::array<char, 12> SequenceNonce(uint64_t seq) {
