@@ -285,7 +285,7 @@ class SodiumXChaChaNonceAead final : public NonceAead {
 // with AES-NI and CLMUL; NewAesGcmForSmallRecords falls back to EVP.
 class SodiumAesGcmNonceAead final : public NonceAead {
  public:
-  explicit SodiumAesGcmNonceAead(const SecretData& key)
+  explicit SodiumAesGcmNonceAead(const uint8_t* key)
       : storage_(sizeof(crypto_aead_aes256gcm_state) + alignof(crypto_aead_aes256gcm_state)) {
     void* p = storage_.data();
     size_t space = storage_.size();
@@ -294,7 +294,7 @@ class SodiumAesGcmNonceAead final : public NonceAead {
                    p, space));
     // Never fails for a 32-byte key on a CPU where it is available (checked
     // by the factory); if it did, the zeroed state would fail every Open.
-    if (crypto_aead_aes256gcm_beforenm(state_, key.data()) != 0) {
+    if (crypto_aead_aes256gcm_beforenm(state_, key) != 0) {
       sodium_memzero(state_, sizeof(*state_));
     }
   }
@@ -381,12 +381,16 @@ absl::StatusOr<std::unique_ptr<NonceAead>> NewNonceAead(
 }
 
 absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(const SecretData& key) {
-  if (key.size() != kAeadKeySize) return NewNonceAead(AeadAlgorithm::kAes256Gcm, key);
+  return NewAesGcmForSmallRecords(key.span());
+}
+
+absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(
+    absl::Span<const uint8_t> key) {
   InitSodiumOnce();
-  if (crypto_aead_aes256gcm_is_available() == 0) {
-    return NewNonceAead(AeadAlgorithm::kAes256Gcm, key);
+  if (key.size() != kAeadKeySize || crypto_aead_aes256gcm_is_available() == 0) {
+    return NewNonceAead(AeadAlgorithm::kAes256Gcm, SecretData::CopyFrom(key));
   }
-  return std::make_unique<SodiumAesGcmNonceAead>(key);
+  return std::make_unique<SodiumAesGcmNonceAead>(key.data());
 }
 
 bool SmallRecordAesGcmIsAccelerated() {

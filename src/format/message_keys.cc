@@ -1,5 +1,7 @@
 #include "format/message_keys.h"
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "format/wire.h"
@@ -31,15 +33,18 @@ std::string KeyScheduleInfo(Suite suite, absl::string_view message_id) {
   return info;
 }
 
-// okm[0:32] keys the message's AEAD, okm[32:64] is the commitment.
-absl::StatusOr<MessageKeys> SplitOkm(Suite suite, SecretData okm, MessageSize size) {
+// okm[0:32] keys the message's AEAD, okm[32:64] is the commitment.  The
+// caller wipes okm.
+absl::StatusOr<MessageKeys> SplitOkm(Suite suite, absl::Span<const uint8_t> okm,
+                                     MessageSize size) {
   MessageKeys keys;
-  keys.commitment = std::string(okm.AsStringView().substr(32, 32));
-  okm.Resize(32);  // wipes the commitment half; the message key remains
+  keys.commitment.assign(reinterpret_cast<const char*>(okm.data()) + 32, 32);
+  const absl::Span<const uint8_t> message_key = okm.subspan(0, 32);
   if (size == MessageSize::kSmall && SuiteAead(suite) == crypto::AeadAlgorithm::kAes256Gcm) {
-    KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewAesGcmForSmallRecords(okm));
+    KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewAesGcmForSmallRecords(message_key));
   } else {
-    KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewNonceAead(SuiteAead(suite), okm));
+    KW_ASSIGN_OR_RETURN(keys.aead, crypto::internal::NewNonceAead(
+                                       SuiteAead(suite), SecretData::CopyFrom(message_key)));
   }
   return keys;
 }
@@ -56,9 +61,14 @@ absl::StatusOr<std::unique_ptr<DataKeySchedule>> DataKeySchedule::New(
 
 absl::StatusOr<MessageKeys> DataKeySchedule::Derive(Suite suite, absl::string_view message_id,
                                                     MessageSize size) const {
-  SecretData okm(64);
-  KW_RETURN_IF_ERROR(expand_->Expand(KeyScheduleInfo(suite, message_id), okm.mutable_span()));
-  return SplitOkm(suite, std::move(okm), size);
+  // On the stack and wiped here: a locked allocation per message costs
+  // more than the rest of the schedule.
+  uint8_t okm[64];
+  absl::Status expanded = expand_->Expand(KeyScheduleInfo(suite, message_id), okm);
+  absl::StatusOr<MessageKeys> keys =
+      expanded.ok() ? SplitOkm(suite, okm, size) : absl::StatusOr<MessageKeys>(expanded);
+  OPENSSL_cleanse(okm, sizeof(okm));
+  return keys;
 }
 
 absl::StatusOr<MessageKeys> DeriveMessageKeys(Suite suite,
@@ -69,7 +79,7 @@ absl::StatusOr<MessageKeys> DeriveMessageKeys(Suite suite,
   KW_ASSIGN_OR_RETURN(SecretData okm,
                       crypto::HkdfExpand(crypto::HashFunction::kSha256, data_key.AsStringView(),
                                          KeyScheduleInfo(suite, message_id), 64));
-  return SplitOkm(suite, std::move(okm), size);
+  return SplitOkm(suite, okm.span(), size);
 }
 
 std::array<char, 12> SequenceNonce(uint64_t seq) {
