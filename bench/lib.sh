@@ -55,7 +55,7 @@ note_keywardd_rss() {
   peak=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
   [ -n "$peak" ] || return 0
   echo "keywardd RSS: idle ${keywardd_idle_kib:-?} KiB, peak (VmHWM) $peak KiB ($(basename "$0"))"
-  mkdir -p "$root/build/bench"
+  mkdir -p "${root:-.}/build/bench"
   echo "{\"bench\": \"$(basename "$0")\", \"idle_kib\": ${keywardd_idle_kib:-null}, \"peak_kib\": $peak}" \
-    >>"$root/build/bench/keywardd_rss.jsonl"
+    >>"${root:-.}/build/bench/keywardd_rss.jsonl"
 }
