@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "format/wire.h"
@@ -31,6 +33,21 @@ std::string KeyScheduleInfo(Suite suite, absl::string_view message_id) {
   AppendBigEndian(&info, static_cast<uint16_t>(suite), 2);
   info.append(message_id.data(), message_id.size());
   return info;
+}
+
+// The same into `buffer` (no allocation) when the id fits; returns the info.
+absl::string_view KeyScheduleInfo(Suite suite, absl::string_view message_id,
+                                  std::array<char, kKeyScheduleLabel.size() + 2 + 32>& buffer,
+                                  std::string& fallback) {
+  if (message_id.size() > 32) {
+    fallback = KeyScheduleInfo(suite, message_id);
+    return fallback;
+  }
+  std::memcpy(buffer.data(), kKeyScheduleLabel.data(), kKeyScheduleLabel.size());
+  StoreBigEndian(reinterpret_cast<uint8_t*>(buffer.data()) + kKeyScheduleLabel.size(),
+                 static_cast<uint16_t>(suite), 2);
+  std::memcpy(buffer.data() + kKeyScheduleLabel.size() + 2, message_id.data(), message_id.size());
+  return absl::string_view(buffer.data(), kKeyScheduleLabel.size() + 2 + message_id.size());
 }
 
 // okm[0:32] keys the message's AEAD, okm[32:64] is the commitment.  The
@@ -64,7 +81,10 @@ absl::StatusOr<MessageKeys> DataKeySchedule::Derive(Suite suite, absl::string_vi
   // On the stack and wiped here: a locked allocation per message costs
   // more than the rest of the schedule.
   uint8_t okm[64];
-  absl::Status expanded = expand_->Expand(KeyScheduleInfo(suite, message_id), okm);
+  std::array<char, kKeyScheduleLabel.size() + 2 + 32> info_buffer;
+  std::string long_info;
+  absl::Status expanded =
+      expand_->Expand(KeyScheduleInfo(suite, message_id, info_buffer, long_info), okm);
   absl::StatusOr<MessageKeys> keys =
       expanded.ok() ? SplitOkm(suite, okm, size) : absl::StatusOr<MessageKeys>(expanded);
   OPENSSL_cleanse(okm, sizeof(okm));

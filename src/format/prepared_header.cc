@@ -60,15 +60,20 @@ absl::StatusOr<PreparedHeader> PrepareFromTemplate(const format::EncryptionMater
       t.bytes.size() < kMessageIdOffset + kMessageIdSize + kCommitmentSize) {
     return absl::InvalidArgumentError("the header template was made from other materials");
   }
-  KW_ASSIGN_OR_RETURN(std::string message_id, NewMessageId(m));
-  if (message_id.size() != kMessageIdSize) {
-    return absl::InvalidArgumentError("message ids are 32 bytes");
-  }
   PreparedHeader prepared;
-  KW_ASSIGN_OR_RETURN(prepared.keys, KeysOf(m, message_id, size));
   prepared.bytes.reserve(t.bytes.size() + kHeaderTagSize);
   prepared.bytes = t.bytes;
-  std::memcpy(prepared.bytes.data() + kMessageIdOffset, message_id.data(), kMessageIdSize);
+  uint8_t* const id = reinterpret_cast<uint8_t*>(prepared.bytes.data()) + kMessageIdOffset;
+  if (m.message_id.empty()) {
+    KW_RETURN_IF_ERROR(crypto::FillPublicRandom({id, kMessageIdSize}));
+  } else if (m.message_id.size() == kMessageIdSize) {
+    std::memcpy(id, m.message_id.data(), kMessageIdSize);
+  } else {
+    return absl::InvalidArgumentError("message ids are 32 bytes");
+  }
+  KW_ASSIGN_OR_RETURN(prepared.keys,
+                      KeysOf(m, absl::string_view(reinterpret_cast<const char*>(id), kMessageIdSize),
+                             size));
   std::memcpy(prepared.bytes.data() + prepared.bytes.size() - kCommitmentSize,
               prepared.keys.commitment.data(), kCommitmentSize);
   KW_ASSIGN_OR_RETURN(std::string tag, ComputeHeaderTag(*prepared.keys.aead, prepared.bytes));
