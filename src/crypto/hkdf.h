@@ -37,7 +37,8 @@ namespace keyward::crypto {
 // T(i) = HMAC(prk, T(i-1) || info || i)).  HMAC-SHA-256 is keyed once
 // (OpenSSL EVP_MAC) and reset to its keyed state for each block, so a
 // 64-byte expansion is two HMACs without EVP_KDF's per-call context setup
-// and key schedule: ~0.9 us instead of ~2.7 us (docs/decisions/0033).
+// and key schedule: 742 ns instead of 1,982 ns CPU (crypto_bench, same run;
+// docs/decisions/0033).
 // Produces exactly what HkdfExpand(kSha256, prk, info, size) does.
 //
 // Thread-safety: Expand is safe to call concurrently; one caller at a time
