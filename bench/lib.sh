@@ -11,6 +11,7 @@ bench_scratch() {
 }
 bench_cleanup() {
   local p
+  note_keywardd_rss
   for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null
   rm -rf "$work"
@@ -33,10 +34,28 @@ start_keywardd() {
   "$build/bin/keywardd" --config "${1:-$work/dev/keywardd.yaml}" >>"$work/keywardd.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && return 0
+    if curl -sf "http://127.0.0.1:$http/healthz" >/dev/null 2>&1; then
+      sleep 0.5  # settled: what an idle keywardd holds
+      keywardd_idle_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+      return 0
+    fi
     sleep 0.1
   done
   echo "keywardd did not start:" >&2
   cat "$work/keywardd.log" >&2
   exit 1
+}
+
+# keywardd's RSS idle (at start) and its peak (VmHWM) while the script ran,
+# printed and appended to build/bench/keywardd_rss.jsonl (issue 18, memory);
+# called on exit, before keywardd is stopped.
+note_keywardd_rss() {
+  [ -n "${pid:-}" ] && [ -r "/proc/$pid/status" ] || return 0
+  local peak
+  peak=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  [ -n "$peak" ] || return 0
+  echo "keywardd RSS: idle ${keywardd_idle_kib:-?} KiB, peak (VmHWM) $peak KiB ($(basename "$0"))"
+  mkdir -p "${root:-.}/build/bench"
+  echo "{\"bench\": \"$(basename "$0")\", \"idle_kib\": ${keywardd_idle_kib:-null}, \"peak_kib\": $peak}" \
+    >>"${root:-.}/build/bench/keywardd_rss.jsonl"
 }

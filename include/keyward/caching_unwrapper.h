@@ -50,6 +50,9 @@ class CachingUnwrapper final : public KeyUnwrapper {
 
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  // Entries held now: at most limits.max_entries, plus any being used by a
+  // concurrent unwrap when the cache filled up.
+  size_t entries() const;
   // Wipes and drops every cached key.
   void Clear();
 

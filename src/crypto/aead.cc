@@ -283,10 +283,45 @@ class SodiumXChaChaNonceAead final : public NonceAead {
 // small records under one key, where OpenSSL's per-call EVP overhead
 // dominates (docs/benchmarks.md, "Field-level encryption").  Only on CPUs
 // with AES-NI and CLMUL; NewAesGcmForSmallRecords falls back to EVP.
+//
+// The message format makes one per small message (a fresh key each): the
+// locked memory for the state then costs more than the key expansion, so
+// each thread keeps one block of it, zeroed, from the last one destroyed.
+constexpr size_t kSodiumStateBytes =
+    sizeof(crypto_aead_aes256gcm_state) + alignof(crypto_aead_aes256gcm_state);
+
+// Plain pointer in a trivially destructible thread_local, so an object
+// destroyed after the thread's destructors ran (a static) finds "gone"
+// rather than a dead object.
+thread_local SecretData* spare_sodium_state = nullptr;
+thread_local bool spare_sodium_state_gone = false;
+
+struct SpareSodiumStateOwner {
+  SpareSodiumStateOwner() { spare_sodium_state = &block; }
+  ~SpareSodiumStateOwner() {
+    spare_sodium_state = nullptr;
+    spare_sodium_state_gone = true;
+  }  // `block` is wiped as it is freed
+  SecretData block;
+};
+
+// The calling thread's spare block (empty when there is none), or null
+// once the thread is shutting down.
+SecretData* SpareSodiumState() {
+  if (spare_sodium_state_gone) return nullptr;
+  thread_local SpareSodiumStateOwner owner;
+  return spare_sodium_state;
+}
+
+SecretData TakeSodiumState() {
+  SecretData* spare = SpareSodiumState();
+  if (spare != nullptr && spare->size() == kSodiumStateBytes) return std::move(*spare);
+  return SecretData(kSodiumStateBytes);
+}
+
 class SodiumAesGcmNonceAead final : public NonceAead {
  public:
-  explicit SodiumAesGcmNonceAead(const SecretData& key)
-      : storage_(sizeof(crypto_aead_aes256gcm_state) + alignof(crypto_aead_aes256gcm_state)) {
+  explicit SodiumAesGcmNonceAead(const uint8_t* key) : storage_(TakeSodiumState()) {
     void* p = storage_.data();
     size_t space = storage_.size();
     state_ = static_cast<crypto_aead_aes256gcm_state*>(
@@ -294,9 +329,14 @@ class SodiumAesGcmNonceAead final : public NonceAead {
                    p, space));
     // Never fails for a 32-byte key on a CPU where it is available (checked
     // by the factory); if it did, the zeroed state would fail every Open.
-    if (crypto_aead_aes256gcm_beforenm(state_, key.data()) != 0) {
+    if (crypto_aead_aes256gcm_beforenm(state_, key) != 0) {
       sodium_memzero(state_, sizeof(*state_));
     }
+  }
+  ~SodiumAesGcmNonceAead() override {
+    sodium_memzero(storage_.data(), storage_.size());
+    SecretData* spare = SpareSodiumState();
+    if (spare != nullptr && spare->empty()) *spare = std::move(storage_);
   }
   SodiumAesGcmNonceAead(const SodiumAesGcmNonceAead&) = delete;
   SodiumAesGcmNonceAead& operator=(const SodiumAesGcmNonceAead&) = delete;
@@ -343,7 +383,7 @@ class SodiumAesGcmNonceAead final : public NonceAead {
   AeadAlgorithm algorithm() const override { return AeadAlgorithm::kAes256Gcm; }
 
  private:
-  SecretData storage_;  // wiped on free
+  SecretData storage_;  // zeroed when this object goes, wiped on free
   crypto_aead_aes256gcm_state* state_ = nullptr;
 };
 
@@ -381,12 +421,16 @@ absl::StatusOr<std::unique_ptr<NonceAead>> NewNonceAead(
 }
 
 absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(const SecretData& key) {
-  if (key.size() != kAeadKeySize) return NewNonceAead(AeadAlgorithm::kAes256Gcm, key);
+  return NewAesGcmForSmallRecords(key.span());
+}
+
+absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(
+    absl::Span<const uint8_t> key) {
   InitSodiumOnce();
-  if (crypto_aead_aes256gcm_is_available() == 0) {
-    return NewNonceAead(AeadAlgorithm::kAes256Gcm, key);
+  if (key.size() != kAeadKeySize || crypto_aead_aes256gcm_is_available() == 0) {
+    return NewNonceAead(AeadAlgorithm::kAes256Gcm, SecretData::CopyFrom(key));
   }
-  return std::make_unique<SodiumAesGcmNonceAead>(key);
+  return std::make_unique<SodiumAesGcmNonceAead>(key.data());
 }
 
 bool SmallRecordAesGcmIsAccelerated() {

@@ -1,12 +1,16 @@
 #include "crypto/hkdf.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
 #include <cstdio>
 #include <initializer_list>
 #include <cstdlib>
+#include <algorithm>
+#include <cstring>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -98,9 +102,17 @@ absl::StatusOr<SecretData> HkdfExpand(HashFunction hash, absl::string_view prk,
   // sets all the parameters Expand uses (mode, key, info; salt is unused in
   // this mode).  Afterwards the key is overwritten, which wipes OpenSSL's
   // copy of it, so no key outlives the call.
+  //
+  // An empty info gets a context of its own: OpenSSL 3.0.19 keeps the
+  // previous call's info length when given an empty one, and reads past
+  // the freed info (a crash found by HkdfSha256ExpanderTest).
   thread_local internal::KdfCtxPtr sha256 = NewHkdfContext(HashFunction::kSha256);
   thread_local internal::KdfCtxPtr sha512 = NewHkdfContext(HashFunction::kSha512);
-  EVP_KDF_CTX* ctx = hash == HashFunction::kSha512 ? sha512.get() : sha256.get();
+  internal::KdfCtxPtr fresh;
+  if (info.empty()) fresh = NewHkdfContext(hash);
+  EVP_KDF_CTX* ctx = fresh != nullptr                 ? fresh.get()
+                     : hash == HashFunction::kSha512 ? sha512.get()
+                                                     : sha256.get();
   if (ctx == nullptr) return internal::OpenSslError("HKDF context");
   int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
   OSSL_PARAM params[] = {OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
@@ -116,6 +128,79 @@ absl::StatusOr<SecretData> HkdfExpand(HashFunction hash, absl::string_view prk,
   EVP_KDF_CTX_set_params(ctx, wipe);
   if (!ok) return internal::OpenSslError("HKDF-Expand derive");
   return out;
+}
+
+struct HkdfSha256Expander::Contexts {
+  // Keyed and never used: what a concurrent caller duplicates.
+  internal::MacCtxPtr pristine;
+  std::mutex mu;
+  internal::MacCtxPtr work;  // GUARDED_BY(mu): keyed, reset per block
+};
+
+HkdfSha256Expander::HkdfSha256Expander(std::unique_ptr<Contexts> contexts)
+    : contexts_(std::move(contexts)) {}
+HkdfSha256Expander::~HkdfSha256Expander() = default;  // freeing a context wipes it
+
+absl::StatusOr<std::unique_ptr<HkdfSha256Expander>> HkdfSha256Expander::New(
+    absl::string_view prk) {
+  constexpr size_t kHashSize = 32;
+  if (prk.size() < kHashSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HKDF-Expand needs a pseudorandom key of at least ", kHashSize, " bytes, got ",
+        prk.size()));
+  }
+  if (prk.size() > internal::kMaxEvpLength) {
+    return absl::InvalidArgumentError("HKDF key larger than 1 GiB");
+  }
+  auto contexts = std::make_unique<Contexts>();
+  contexts->pristine.reset(EVP_MAC_CTX_new(internal::FetchMac("HMAC")));
+  if (contexts->pristine == nullptr) return internal::OpenSslError("HMAC context");
+  char digest[] = "SHA2-256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (EVP_MAC_init(contexts->pristine.get(), internal::U8(prk), prk.size(), params) != 1) {
+    return internal::OpenSslError("HMAC key");
+  }
+  contexts->work.reset(EVP_MAC_CTX_dup(contexts->pristine.get()));
+  if (contexts->work == nullptr) return internal::OpenSslError("HMAC context copy");
+  return std::unique_ptr<HkdfSha256Expander>(new HkdfSha256Expander(std::move(contexts)));
+}
+
+absl::Status HkdfSha256Expander::Expand(absl::string_view info, absl::Span<uint8_t> out) const {
+  KW_RETURN_IF_ERROR(CheckSizes(HashFunction::kSha256, out.size(), {info}));
+  std::unique_lock<std::mutex> lock(contexts_->mu, std::try_to_lock);
+  internal::MacCtxPtr copy;
+  EVP_MAC_CTX* ctx = contexts_->work.get();
+  if (!lock.owns_lock()) {
+    copy.reset(EVP_MAC_CTX_dup(contexts_->pristine.get()));
+    if (copy == nullptr) return internal::OpenSslError("HMAC context copy");
+    ctx = copy.get();
+  }
+  unsigned char block[32];
+  size_t previous = 0;  // T(0) is empty
+  bool ok = true;
+  for (size_t done = 0, i = 1; ok && done < out.size(); ++i) {
+    const unsigned char counter = static_cast<unsigned char>(i);
+    size_t len = 0;
+    // A null key resets the context to its keyed state (no new key schedule).
+    ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1 &&
+         EVP_MAC_update(ctx, block, previous) == 1 &&
+         EVP_MAC_update(ctx, internal::U8(info), info.size()) == 1 &&
+         EVP_MAC_update(ctx, &counter, 1) == 1 &&
+         EVP_MAC_final(ctx, block, &len, sizeof(block)) == 1 && len == sizeof(block);
+    if (ok) {
+      const size_t take = std::min(sizeof(block), out.size() - done);
+      std::memcpy(out.data() + done, block, take);
+      done += take;
+      previous = sizeof(block);
+    }
+  }
+  OPENSSL_cleanse(block, sizeof(block));
+  if (!ok) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return internal::OpenSslError("HKDF-Expand (HMAC)");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace keyward::crypto

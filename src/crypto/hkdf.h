@@ -2,8 +2,11 @@
 #ifndef KEYWARD_CRYPTO_HKDF_H_
 #define KEYWARD_CRYPTO_HKDF_H_
 
+#include <memory>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "crypto/hash.h"
 #include "keyward/secret_data.h"
 
@@ -29,6 +32,36 @@ namespace keyward::crypto {
                                                     absl::string_view prk,
                                                     absl::string_view info,
                                                     size_t size);
+
+// HKDF-Expand with SHA-256 under one prk, many times (RFC 5869 section 2.3:
+// T(i) = HMAC(prk, T(i-1) || info || i)).  HMAC-SHA-256 is keyed once
+// (OpenSSL EVP_MAC) and reset to its keyed state for each block, so a
+// 64-byte expansion is two HMACs without EVP_KDF's per-call context setup
+// and key schedule: 742 ns instead of 1,982 ns CPU (crypto_bench, same run;
+// docs/decisions/0033).
+// Produces exactly what HkdfExpand(kSha256, prk, info, size) does.
+//
+// Thread-safety: Expand is safe to call concurrently; one caller at a time
+// uses the keyed context, a concurrent one works on a copy of it.
+class HkdfSha256Expander {
+ public:
+  // Errors: kInvalidArgument for a prk under 32 bytes.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HkdfSha256Expander>> New(
+      absl::string_view prk);
+  ~HkdfSha256Expander();
+  HkdfSha256Expander(const HkdfSha256Expander&) = delete;
+  HkdfSha256Expander& operator=(const HkdfSha256Expander&) = delete;
+
+  // Fills `out` (1 to 8160 bytes).  Errors: kInvalidArgument for another
+  // size or an info over 1 GiB; kInternal from OpenSSL.  On error `out` is
+  // zeroed.
+  [[nodiscard]] absl::Status Expand(absl::string_view info, absl::Span<uint8_t> out) const;
+
+ private:
+  struct Contexts;
+  explicit HkdfSha256Expander(std::unique_ptr<Contexts> contexts);
+  const std::unique_ptr<Contexts> contexts_;
+};
 
 }  // namespace keyward::crypto
 

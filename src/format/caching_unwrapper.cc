@@ -88,4 +88,6 @@ bool CachingUnwrapper::Owns(const EncryptedDataKey& encrypted) const {
 
 void CachingUnwrapper::Clear() { cache_->cache.Clear(); }
 
+size_t CachingUnwrapper::entries() const { return cache_->cache.size(); }
+
 }  // namespace keyward

@@ -47,11 +47,13 @@ absl::Status EncryptWithMaterials(const EncryptionMaterials& materials,
 
 absl::StatusOr<std::string> EncryptBytesWithMaterials(
     const EncryptionMaterials& materials, absl::string_view plaintext) {
-  KW_ASSIGN_OR_RETURN(PreparedHeader prepared, PrepareHeader(materials));
+  KW_ASSIGN_OR_RETURN(PreparedHeader prepared,
+                      PrepareHeader(materials, format::SizeOfBody(plaintext.size())));
   const size_t frames = plaintext.size() / prepared.frame_size + 1;
-  std::string message = std::move(prepared.bytes);
-  message.reserve(message.size() + plaintext.size() +
+  std::string message;
+  message.reserve(prepared.bytes.size() + plaintext.size() +
                   frames * (kFramePrefix + kAeadTagSize));
+  message.append(prepared.bytes);
   KW_RETURN_IF_ERROR(SealBody(plaintext, *prepared.keys.aead,
                               prepared.frame_size, &message, prepared.signer));
   return message;

@@ -43,7 +43,9 @@ struct PreparedHeader {
 
 // Validates `m`, derives the message keys and serializes and tags the
 // header; a signed suite's signer is fed the signed prefix.
-absl::StatusOr<PreparedHeader> PrepareHeader(const EncryptionMaterials& m);
+// `size`: the message's body, for the choice of AES-GCM code.
+absl::StatusOr<PreparedHeader> PrepareHeader(const EncryptionMaterials& m,
+                                             MessageSize size = MessageSize::kLarge);
 
 // Asks the keyrings for a data key: keyrings[0] generates it, the others
 // add wrapped copies.  `data_key` receives the plaintext data key.

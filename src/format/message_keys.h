@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "crypto/hkdf.h"
 #include "crypto/internal/nonce_aead.h"
 #include "keyward/message.h"
 #include "keyward/secret_data.h"
@@ -30,10 +31,45 @@ struct MessageKeys {
 
 crypto::AeadAlgorithm SuiteAead(Suite suite);
 
-// Errors: kInvalidArgument for a data key that is not 32 bytes.
+// Which AES-256-GCM code a message key drives; the bytes are the same.
+// OpenSSL's EVP for streams and large messages (its stitched AES-GCM is
+// faster per byte); libsodium's for a message in memory whose body fits in
+// kSmallMessageBody, where EVP's per-key setup costs more than the
+// encryption (docs/decisions/0033).  Other suites always use EVP.
+enum class MessageSize { kLarge, kSmall };
+inline constexpr size_t kSmallMessageBody = 4 << 10;
+inline MessageSize SizeOfBody(size_t body_bytes) {
+  return body_bytes <= kSmallMessageBody ? MessageSize::kSmall : MessageSize::kLarge;
+}
+
+// What the key schedule needs from a data key alone: HKDF-Expand keyed
+// with it once (crypto::HkdfSha256Expander), made once per data key where
+// one data key serves many messages (the SDK's encrypt-side cache).
+//
+// Thread-safety: immutable after New; Derive is safe to call concurrently.
+class DataKeySchedule {
+ public:
+  // Errors: kInvalidArgument for a data key that is not 32 bytes.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<DataKeySchedule>> New(
+      const SecretData& data_key);
+
+  // The message keys of message `message_id`: exactly what
+  // DeriveMessageKeys(suite, data key, message_id) returns.
+  absl::StatusOr<MessageKeys> Derive(Suite suite, absl::string_view message_id,
+                                     MessageSize size = MessageSize::kLarge) const;
+
+ private:
+  explicit DataKeySchedule(std::unique_ptr<crypto::HkdfSha256Expander> expand)
+      : expand_(std::move(expand)) {}
+  const std::unique_ptr<crypto::HkdfSha256Expander> expand_;
+};
+
+// The same for a data key used once.  Errors: kInvalidArgument for a data
+// key that is not 32 bytes.
 absl::StatusOr<MessageKeys> DeriveMessageKeys(Suite suite,
                                               const SecretData& data_key,
-                                              absl::string_view message_id);
+                                              absl::string_view message_id,
+                                              MessageSize size = MessageSize::kLarge);
 
 // 12-byte nonce for sequence number `seq`: four zero bytes, then seq as a
 // big-endian uint64.  Sequence 0 is the header tag; frames count from 1.

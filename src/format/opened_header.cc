@@ -44,7 +44,7 @@ namespace {
 // Checks a parsed header against the options and unwraps its data key.
 absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
                                           absl::Span<const KeyUnwrapper* const> keyrings,
-                                          const DecryptOptions& options) {
+                                          const DecryptOptions& options, MessageSize size) {
   const Header& h = opened.header;
   KW_RETURN_IF_ERROR(CheckExpectations(h, options));
   if (options.require_signed && !IsSignedSuite(h.suite)) {
@@ -85,7 +85,7 @@ absl::StatusOr<OpenedHeader> UnlockHeader(OpenedHeader opened,
       }
       KW_ASSIGN_OR_RETURN(MessageKeys keys,
                           format::DeriveMessageKeys(h.suite, *data_key,
-                                                    h.message_id));
+                                                    h.message_id, size));
       if (!ConstantTimeEquals(keys.commitment, h.commitment)) {
         commitment_failed = true;
         continue;
@@ -149,7 +149,7 @@ absl::StatusOr<OpenedHeader> OpenHeader(InputStream& in,
                                         const DecryptOptions& options) {
   OpenedHeader opened;
   KW_ASSIGN_OR_RETURN(opened.header, format::ReadHeader(in, &opened.authenticated));
-  return UnlockHeader(std::move(opened), keyrings, options);
+  return UnlockHeader(std::move(opened), keyrings, options, MessageSize::kLarge);
 }
 
 absl::StatusOr<OpenedHeader> OpenHeader(absl::string_view bytes,
@@ -157,9 +157,10 @@ absl::StatusOr<OpenedHeader> OpenHeader(absl::string_view bytes,
                                         const DecryptOptions& options,
                                         size_t* header_size) {
   OpenedHeader opened;
-  KW_ASSIGN_OR_RETURN(opened.header,
-                      format::ParseHeader(bytes, &opened.authenticated, header_size));
-  return UnlockHeader(std::move(opened), keyrings, options);
+  size_t parsed = 0;
+  KW_ASSIGN_OR_RETURN(opened.header, format::ParseHeader(bytes, &opened.authenticated, &parsed));
+  if (header_size != nullptr) *header_size = parsed;
+  return UnlockHeader(std::move(opened), keyrings, options, SizeOfBody(bytes.size() - parsed));
 }
 
 }  // namespace keyward::format

@@ -2,6 +2,8 @@
 // then the header serialized, tagged and (signed suites) fed to the signer.
 #include "format/message_header.h"
 
+#include <cstring>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -34,10 +36,57 @@ std::string SignedPrefix(const Header& h) {
   return p;
 }
 
-absl::StatusOr<PreparedHeader> PrepareHeader(
-    const format::EncryptionMaterials& m) {
-  if (m.data_key == nullptr) {
-    return absl::InvalidArgumentError("encryption materials lack a data key");
+namespace {
+
+// Where the message id sits: after the magic, the version and the suite.
+constexpr size_t kMessageIdOffset = kMagic.size() + 1 + 2;
+
+absl::StatusOr<std::string> NewMessageId(const format::EncryptionMaterials& m) {
+  if (!m.message_id.empty()) return m.message_id;
+  return crypto::RandomBytes(format::kMessageIdSize);
+}
+
+absl::StatusOr<MessageKeys> KeysOf(const format::EncryptionMaterials& m,
+                                   absl::string_view message_id, MessageSize size) {
+  if (m.schedule != nullptr) return m.schedule->Derive(m.suite, message_id, size);
+  return format::DeriveMessageKeys(m.suite, *m.data_key, message_id, size);
+}
+
+// The header from its template: the id and commitment written into a copy.
+absl::StatusOr<PreparedHeader> PrepareFromTemplate(const format::EncryptionMaterials& m,
+                                                   MessageSize size) {
+  const HeaderTemplate& t = *m.header;
+  if (t.suite != m.suite || t.frame_size != m.frame_size || IsSignedSuite(m.suite) ||
+      t.bytes.size() < kMessageIdOffset + kMessageIdSize + kCommitmentSize) {
+    return absl::InvalidArgumentError("the header template was made from other materials");
+  }
+  PreparedHeader prepared;
+  prepared.bytes.reserve(t.bytes.size() + kHeaderTagSize);
+  prepared.bytes = t.bytes;
+  uint8_t* const id = reinterpret_cast<uint8_t*>(prepared.bytes.data()) + kMessageIdOffset;
+  if (m.message_id.empty()) {
+    KW_RETURN_IF_ERROR(crypto::FillPublicRandom({id, kMessageIdSize}));
+  } else if (m.message_id.size() == kMessageIdSize) {
+    std::memcpy(id, m.message_id.data(), kMessageIdSize);
+  } else {
+    return absl::InvalidArgumentError("message ids are 32 bytes");
+  }
+  KW_ASSIGN_OR_RETURN(prepared.keys,
+                      KeysOf(m, absl::string_view(reinterpret_cast<const char*>(id), kMessageIdSize),
+                             size));
+  std::memcpy(prepared.bytes.data() + prepared.bytes.size() - kCommitmentSize,
+              prepared.keys.commitment.data(), kCommitmentSize);
+  KW_ASSIGN_OR_RETURN(std::string tag, ComputeHeaderTag(*prepared.keys.aead, prepared.bytes));
+  prepared.bytes.append(tag);
+  prepared.frame_size = t.frame_size;
+  return prepared;
+}
+
+}  // namespace
+
+absl::StatusOr<HeaderTemplate> MakeHeaderTemplate(const format::EncryptionMaterials& m) {
+  if (IsSignedSuite(m.suite)) {
+    return absl::InvalidArgumentError("signed messages have headers of their own");
   }
   KW_RETURN_IF_ERROR(format::ValidateFrameSize(m.frame_size));
   Header h;
@@ -46,16 +95,31 @@ absl::StatusOr<PreparedHeader> PrepareHeader(
   h.key = m.key;
   h.context = m.context;
   h.data_keys = m.data_keys;
-  if (m.message_id.empty()) {
-    KW_ASSIGN_OR_RETURN(h.message_id,
-                        crypto::RandomBytes(format::kMessageIdSize));
-  } else {
-    h.message_id = m.message_id;
+  h.message_id.assign(kMessageIdSize, '\0');
+  h.commitment.assign(kCommitmentSize, '\0');
+  HeaderTemplate t;
+  KW_ASSIGN_OR_RETURN(t.bytes, format::SerializeAuthenticatedHeader(h));
+  t.suite = m.suite;
+  t.frame_size = m.frame_size;
+  return t;
+}
+
+absl::StatusOr<PreparedHeader> PrepareHeader(
+    const format::EncryptionMaterials& m, MessageSize size) {
+  if (m.data_key == nullptr) {
+    return absl::InvalidArgumentError("encryption materials lack a data key");
   }
+  if (m.header != nullptr) return PrepareFromTemplate(m, size);
+  KW_RETURN_IF_ERROR(format::ValidateFrameSize(m.frame_size));
+  Header h;
+  h.suite = m.suite;
+  h.frame_size = m.frame_size;
+  h.key = m.key;
+  h.context = m.context;
+  h.data_keys = m.data_keys;
+  KW_ASSIGN_OR_RETURN(h.message_id, NewMessageId(m));
   PreparedHeader prepared;
-  KW_ASSIGN_OR_RETURN(prepared.keys,
-                      format::DeriveMessageKeys(h.suite, *m.data_key,
-                                                h.message_id));
+  KW_ASSIGN_OR_RETURN(prepared.keys, KeysOf(m, h.message_id, size));
   h.commitment = prepared.keys.commitment;
   KW_ASSIGN_OR_RETURN(prepared.bytes, format::SerializeAuthenticatedHeader(h));
   if (IsSignedSuite(h.suite)) {

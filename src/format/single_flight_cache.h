@@ -83,6 +83,13 @@ class SingleFlightCache {
     slots_.clear();
   }
 
+  // Partitions held now: at most max_entries, plus any that callers are
+  // using at the moment the cache is full.
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return slots_.size();
+  }
+
   // Drops entries past max_age that nobody is fetching, so their keys are
   // wiped (when their last user lets go) even if no one asks again.
   void DropExpired() {

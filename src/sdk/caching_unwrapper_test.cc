@@ -1,11 +1,16 @@
 #include "keyward/caching_unwrapper.h"
 
+#include <malloc.h>
+#include <openssl/crypto.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "format/single_flight_cache.h"
 #include "gtest/gtest.h"
 #include "testing/status_matchers.h"
 
@@ -152,6 +157,84 @@ TEST(CachingUnwrapperTest, LimitsMustBeAboveZero) {
   KW_EXPECT_OK(ValidateCacheLimits(l, "c"));
   l.max_entries = 0;
   EXPECT_FALSE(ValidateCacheLimits(l, "c").ok());
+}
+
+// Memory held by the process's heap and by the locked arena that keys live
+// in (SecretData), for the tests below.
+struct MemoryInUse {
+  size_t heap = mallinfo2().uordblks;
+  size_t locked = CRYPTO_secure_used();
+};
+constexpr int kContexts = 1'000'000;
+constexpr size_t kMaxEntries = 1000;
+// What a bounded cache may still add after warming up: allocator slack, not
+// per-context growth (an unbounded cache of a million entries holds
+// hundreds of MiB).
+constexpr size_t kHeapSlack = size_t{8} << 20;
+constexpr size_t kLockedSlack = size_t{64} << 10;
+
+// A million distinct encryption contexts (one per row, say) through the
+// decrypt-side cache: it never holds more than max_entries, and the memory
+// it holds does not grow with the number of contexts it has seen.
+TEST(CachingUnwrapperTest, AMillionDistinctContextsStayWithinMaxEntries) {
+  auto inner = std::make_shared<FakeUnwrapper>();
+  CacheLimits limits;
+  limits.max_entries = kMaxEntries;
+  CachingUnwrapper cache(inner, limits);
+  const EncryptedDataKey e{"p", "k", "w"};
+  size_t most = 0;
+  MemoryInUse warm;
+  for (int i = 0; i < kContexts; ++i) {
+    KW_ASSERT_OK(cache.UnwrapDataKey(e, {{"row", absl::StrCat(i)}}).status());
+    most = std::max(most, cache.entries());
+    if (i == 10 * static_cast<int>(kMaxEntries)) warm = MemoryInUse();
+  }
+  const MemoryInUse end;
+  EXPECT_LE(most, kMaxEntries);
+  EXPECT_GT(most, kMaxEntries / 2);  // it does cache
+  EXPECT_EQ(inner->calls.load(), kContexts);
+  EXPECT_LE(end.heap, warm.heap + kHeapSlack);
+  EXPECT_LE(end.locked, warm.locked + kLockedSlack);
+  cache.Clear();
+  EXPECT_EQ(cache.entries(), 0u);
+}
+
+// The encrypt-side cache (the same SingleFlightCache, by partition = the
+// serialized context) under a million distinct partitions.
+struct TestEntry {
+  SecretData data_key;
+  absl::Time created;
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> bytes{0};
+};
+
+TEST(SingleFlightCacheTest, AMillionDistinctPartitionsStayWithinMaxEntries) {
+  CacheLimits limits;
+  limits.max_entries = kMaxEntries;
+  format::SingleFlightCache<TestEntry> cache(limits);
+  size_t most = 0, fetches = 0;
+  MemoryInUse warm;
+  for (int i = 0; i < kContexts; ++i) {
+    bool hit = false;
+    auto entry = cache.Acquire(
+        absl::StrCat("tenant-", i), 1024,
+        [&]() -> absl::StatusOr<std::shared_ptr<TestEntry>> {
+          ++fetches;
+          auto e = std::make_shared<TestEntry>();
+          e->data_key = SecretData::CopyFrom(std::string(32, 'k'));
+          return e;
+        },
+        &hit);
+    KW_ASSERT_OK(entry.status());
+    most = std::max(most, cache.size());
+    if (i == 10 * static_cast<int>(kMaxEntries)) warm = MemoryInUse();
+  }
+  const MemoryInUse end;
+  EXPECT_LE(most, kMaxEntries);
+  EXPECT_GT(most, kMaxEntries / 2);
+  EXPECT_EQ(fetches, static_cast<size_t>(kContexts));
+  EXPECT_LE(end.heap, warm.heap + kHeapSlack);
+  EXPECT_LE(end.locked, warm.locked + kLockedSlack);
 }
 
 }  // namespace

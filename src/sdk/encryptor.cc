@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,7 @@
 #include "format/encrypt_materials.h"
 #include "format/header.h"
 #include "format/kms_entries.h"
+#include "format/message_keys.h"
 #include "format/single_flight_cache.h"
 #include "keyward/caching_unwrapper.h"
 #include "keyward/errors.h"
@@ -22,6 +24,10 @@ namespace {
 // A cached data key and what it has protected so far.
 struct Entry {
   SecretData data_key;
+  // What every message's key schedule needs from data_key, made once.
+  std::unique_ptr<format::DataKeySchedule> schedule;
+  // The header every message under this entry shares (unsigned suites).
+  std::optional<format::HeaderTemplate> header;
   std::vector<EncryptedDataKey> data_keys;
   KeyReference key;
   absl::Time created;
@@ -323,6 +329,10 @@ struct Encryptor::State {
         e->data_keys.push_back(std::move(w.encrypted));
       }
       e->data_key = std::move(g.plaintext);
+      KW_ASSIGN_OR_RETURN(e->schedule, format::DataKeySchedule::New(e->data_key));
+      if (!IsSignedSuite(options.format.suite)) {
+        KW_ASSIGN_OR_RETURN(e->header, format::MakeHeaderTemplate(ToMaterials(*e, context)));
+      }
       return e;
     };
     bool hit = false;
@@ -351,6 +361,8 @@ struct Encryptor::State {
     m.context = context;
     m.data_keys = e.data_keys;
     m.data_key = &e.data_key;
+    m.schedule = e.schedule.get();
+    m.header = e.header ? &*e.header : nullptr;
     return m;
   }
 

@@ -57,6 +57,10 @@ class NonceAead {
 // the CPU lacks AES-NI or CLMUL.  Errors: as NewNonceAead.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(
     const SecretData& key);
+// The same from key bytes the caller wipes (the message format's key
+// schedule keeps them on its stack); the key is not copied.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<NonceAead>> NewAesGcmForSmallRecords(
+    absl::Span<const uint8_t> key);
 // Whether NewAesGcmForSmallRecords uses libsodium on this CPU.
 bool SmallRecordAesGcmIsAccelerated();
 
