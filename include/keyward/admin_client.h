@@ -184,6 +184,40 @@ struct GrantInfo {
   std::string reason;
 };
 
+// Break-glass grants (docs/incident-response.md).
+struct BreakGlassSpec {
+  std::string key;            // one key name
+  EncryptionContext context;  // pairs every decrypt under the grant must carry
+  std::string reason;         // required
+  absl::Duration duration = absl::Hours(1);  // from approval; the policy caps it
+  uint64_t max_decrypts = 0;  // 0: no count limit
+};
+
+struct BreakGlassInfo {
+  struct Approval {
+    std::string principal;
+    absl::Time time;
+  };
+  std::string id;
+  std::string requester;
+  std::string key;
+  EncryptionContext context;
+  std::string reason;
+  std::string policy_entry;
+  int quorum = 0;
+  absl::Duration duration;
+  uint64_t max_decrypts = 0;
+  uint64_t decrypts = 0;
+  absl::Time requested;
+  absl::Time request_expires;
+  std::vector<Approval> approvals;
+  std::optional<absl::Time> activated;
+  absl::Time expires;  // pending: when the request lapses
+  std::optional<absl::Time> revoked;
+  std::string revoked_by;
+  std::string state;  // pending, active, expired, exhausted, revoked, lapsed
+};
+
 // The audit log (docs/audit.md).  Hashes are 32 raw bytes.
 struct AuditCheckpointInfo {
   std::string environment;
@@ -330,6 +364,20 @@ class AdminClient {
   [[nodiscard]] absl::StatusOr<GrantInfo> CreateGrant(const GrantSpec& spec);
   [[nodiscard]] absl::StatusOr<std::vector<GrantInfo>> ListGrants(bool include_inactive);
   [[nodiscard]] absl::StatusOr<GrantInfo> RevokeGrant(const std::string& id);
+
+  // Break-glass grants.  Request: the caller must be a requester of the
+  // policy's breakglass entry for the key.  Approve: an approver of it,
+  // never the requester.  Get/List: the requester, its approvers, or a
+  // principal with read-audit (List shows only those).  Revoke: the
+  // requester, an approver or a principal with manage-grants on the key.
+  // Errors: kPermissionDenied (access-denied); kNotFound; kAlreadyExists
+  // (approved twice by one principal); kFailedPrecondition (no longer
+  // pending / already ended); kInvalidArgument.
+  [[nodiscard]] absl::StatusOr<BreakGlassInfo> RequestBreakGlass(const BreakGlassSpec& spec);
+  [[nodiscard]] absl::StatusOr<BreakGlassInfo> ApproveBreakGlass(const std::string& id);
+  [[nodiscard]] absl::StatusOr<BreakGlassInfo> GetBreakGlass(const std::string& id);
+  [[nodiscard]] absl::StatusOr<std::vector<BreakGlassInfo>> ListBreakGlass(bool include_closed);
+  [[nodiscard]] absl::StatusOr<BreakGlassInfo> RevokeBreakGlass(const std::string& id);
 
   // The audit log (needs read-audit).  `fresh` signs a checkpoint now;
   // tree_size 0 means the latest checkpoint's size.

@@ -58,6 +58,8 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterDevCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAccessCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterAuditCommands(CLI::App& app, Globals& globals, Action& action);
+// `keyward breakglass` (docs/incident-response.md).
+void RegisterBreakGlassCommands(CLI::App& app, Globals& globals, Action& action);
 // `keyward schema`, `keyward fields`, `keyward tenant`.
 void RegisterFieldCommands(CLI::App& app, Globals& globals, Action& action);
 // The field mode of `keyward reencrypt` (--schema).

@@ -1,7 +1,7 @@
 // `keyward dev init DIR`: a complete development setup in one directory — a
 // SoftHSM token, a key store location, a dev CA with certificates for the
-// server and two principals (admin, app), the server config and two client
-// configs.  Nothing in it is fit for production, and a production keywardd
+// server and three principals (admin, app, approver), the server config and
+// three client configs.  Nothing in it is fit for production, and a production keywardd
 // refuses its software token and its dev certificates.
 #include <dirent.h>
 #include <fcntl.h>
@@ -29,9 +29,13 @@ namespace keyward::cli {
 namespace {
 
 // The development policy: the admin may do everything, the application the
-// data operations on every key (docs/policy.md).
+// data operations on every key, the approver may read keys and the audit
+// log; keys under restricted/ are decrypted by no one except under a
+// break-glass grant the app requests and two others approve (docs/policy.md,
+// docs/incident-response.md).
 constexpr char kDevPolicy[] = R"(# keywardd access policy (development), written by `keyward dev init`.
-# Default deny; an explicit deny wins.  Reference: docs/policy.md
+# Default deny; an explicit deny wins (only an approved break-glass grant
+# prevails over it).  Reference: docs/policy.md, docs/incident-response.md
 # Change it with `keyward policy set FILE` or edit it and send keywardd SIGHUP.
 rules:
   - name: dev-admin
@@ -42,6 +46,22 @@ rules:
     principals: ["spiffe://keyward.dev/app"]
     keys: ["*"]
     operations: [encrypt, generate-data-key, decrypt, rewrap, describe]
+  - name: dev-approver-review
+    principals: ["spiffe://keyward.dev/approver"]
+    keys: ["*"]
+    operations: [describe, list-keys, read-audit]
+  - name: dev-restricted-sealed
+    effect: deny
+    principals: ["*"]
+    keys: ["restricted/*"]
+    operations: [decrypt, reencrypt]
+breakglass:
+  - name: dev-restricted
+    keys: ["restricted/*"]
+    requesters: ["spiffe://keyward.dev/app"]
+    approvers: ["spiffe://keyward.dev/admin", "spiffe://keyward.dev/approver"]
+    quorum: 2
+    max_duration: 24h
 )";
 
 constexpr char kSoftHsmModule[] = "/usr/lib/softhsm/libsofthsm2.so";
@@ -182,7 +202,7 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
                                       {"127.0.0.1", "::1"}));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/certs/server.pem", server.cert, 0644));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/certs/server.key", server.key, 0600));
-  for (const char* who : {"admin", "app"}) {
+  for (const char* who : {"admin", "app", "approver"}) {
     KW_ASSIGN_OR_RETURN(dev::PemPair p, ca->IssueClient(
                                        who, absl::StrCat("spiffe://keyward.dev/", who)));
     KW_RETURN_IF_ERROR(WriteNewFile(absl::StrCat(dir, "/certs/", who, ".pem"), p.cert, 0644));
@@ -233,7 +253,7 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
           "  level: info\n"),
       0600));
   KW_RETURN_IF_ERROR(WriteNewFile(dir + "/policy.yaml", kDevPolicy, 0644));
-  for (const char* who : {"admin", "app"}) {
+  for (const char* who : {"admin", "app", "approver"}) {
     KW_RETURN_IF_ERROR(WriteNewFile(
         absl::StrCat(dir, "/", who, ".yaml"),
         absl::StrCat("# keyward client config for principal spiffe://keyward.dev/",
@@ -260,7 +280,9 @@ absl::Status RunDevInit(const DevInitOptions& o, bool json) {
         "Created a Keyward development setup in %s\n\n"
         "  start the server:   keywardd --config %s/keywardd.yaml\n"
         "  as the admin:       keyward --config %s/admin.yaml key create demo\n"
-        "  as the application: keyward --config %s/app.yaml encrypt --key demo -o secret.kw FILE\n\n"
+        "  as the application: keyward --config %s/app.yaml encrypt --key demo -o secret.kw FILE\n"
+        "  break-glass:        keys under restricted/ are decrypted only under a grant app\n"
+        "                      requests and admin and approver (approver.yaml) approve\n\n"
         "It holds a SoftHSM token, a dev CA and dev keys: for development only.\n\n"
         "Audit checkpoint signing key (pin it where you keep audit evidence):\n"
         "  fingerprint %s\n  public key  %s/audit-checkpoint-key.pem\n",
@@ -280,7 +302,8 @@ void RegisterDevCommands(CLI::App& app, Globals& globals, Action& action) {
       "init",
       "Create a complete development setup in a new directory: a SoftHSM\n"
       "token, a key store location, a dev CA and certificates for keywardd\n"
-      "and two principals (admin, app), keywardd.yaml, admin.yaml, app.yaml.");
+      "and three principals (admin, app, approver), keywardd.yaml, admin.yaml,\n"
+      "app.yaml, approver.yaml.");
   init->add_option("DIR", opts.dir, "new or empty directory")->required();
   init->add_option("--port", opts.port, "gRPC port on 127.0.0.1 (default 7443)")
       ->check(CLI::Range(1, 65535));

@@ -164,6 +164,7 @@ int Main(int argc, char** argv) {
   RegisterKeyCommands(app, globals, action);
   RegisterAccessCommands(app, globals, action);
   RegisterAuditCommands(app, globals, action);
+  RegisterBreakGlassCommands(app, globals, action);
   RegisterRotationCommands(app, globals, action);
   RegisterFieldCommands(app, globals, action);
   RegisterIndexCommands(app, globals, action);

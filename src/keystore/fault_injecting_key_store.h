@@ -61,6 +61,23 @@ class FaultInjectingKeyStore final : public KeyStore {
   absl::Status RevokeGrant(absl::string_view id, absl::Time when) override {
     return Write([&] { return inner_->RevokeGrant(id, when); });
   }
+  absl::Status CreateBreakGlass(const policy::BreakGlassGrant& g) override {
+    return Write([&] { return inner_->CreateBreakGlass(g); });
+  }
+  absl::StatusOr<std::vector<policy::BreakGlassGrant>> ListBreakGlass(bool all) override {
+    return inner_->ListBreakGlass(all);
+  }
+  absl::StatusOr<policy::BreakGlassGrant> UpdateBreakGlass(
+      absl::string_view id,
+      const std::function<absl::Status(policy::BreakGlassGrant&)>& update) override {
+    absl::StatusOr<policy::BreakGlassGrant> out;
+    absl::Status s = Write([&] {
+      out = inner_->UpdateBreakGlass(id, update);
+      return out.status();
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
   absl::StatusOr<std::optional<std::string>> GetSealedSecret(
       absl::string_view name) override {
     return inner_->GetSealedSecret(name);

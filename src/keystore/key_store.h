@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "keystore/key_model.h"
+#include "policy/breakglass.h"
 #include "policy/grant.h"
 
 namespace keyward::keystore {
@@ -174,6 +175,24 @@ class KeyStore {
   // Errors: kNotFound; kFailedPrecondition when already revoked.
   [[nodiscard]] virtual absl::Status RevokeGrant(absl::string_view id,
                                                  absl::Time when) = 0;
+
+  // --- Break-glass grants (policy::BreakGlassGrant), each stored whole.
+  // Errors: kAlreadyExists for a reused id.
+  [[nodiscard]] virtual absl::Status CreateBreakGlass(const policy::BreakGlassGrant& grant) = 0;
+  // Grants not closed (all of them when `include_closed`), oldest request
+  // first.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<policy::BreakGlassGrant>> ListBreakGlass(
+      bool include_closed) = 0;
+  // In one transaction, serialized with every other writer (other
+  // replicas' too): reads grant `id`, lets `update` change it and, when
+  // `update` returns OK, stores the result and returns it.  `update` may
+  // run more than once (a retried transaction) and must depend only on the
+  // grant it is given.  This is how a decrypt under a grant is counted
+  // before it is answered, so that no restart or replica exceeds the count.
+  // Errors: kNotFound; `update`'s own (then nothing is stored).
+  [[nodiscard]] virtual absl::StatusOr<policy::BreakGlassGrant> UpdateBreakGlass(
+      absl::string_view id,
+      const std::function<absl::Status(policy::BreakGlassGrant&)>& update) = 0;
 
   // --- Data set reports.  Put replaces the report for (data_set, key_name).
   [[nodiscard]] virtual absl::Status PutDataSetReport(const DataSetReport& report) = 0;

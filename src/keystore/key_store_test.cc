@@ -1,6 +1,9 @@
 // The KeyStore contract, run against every implementation.
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -210,6 +213,80 @@ TEST_P(KeyStoreTest, LastDecryptDrillSamplesAndDataSetReports) {
   EXPECT_EQ(reports[0].reported, t1 + absl::Hours(1));
   EXPECT_EQ(reports[1].rows_per_version.at(1), 4u);
   EXPECT_EQ(reports[1].reported_by, "app");
+}
+
+// A break-glass grant round-trips whole; a refused update stores nothing;
+// concurrent uses never pass the count.
+TEST_P(KeyStoreTest, BreakGlassGrantsCountUsesInOneTransaction) {
+  policy::BreakGlassGrant g;
+  g.id = "bg-1";
+  g.requester = "spiffe://x/oncall";
+  g.key = "restricted/a";
+  g.context = {{"incident", "INC-1"}};
+  g.reason = "why";
+  g.rule = "entry";
+  g.quorum = 2;
+  g.duration = absl::Hours(2);
+  g.max_decrypts = 5;
+  g.requested = absl::FromUnixSeconds(100);
+  g.request_expires = absl::FromUnixSeconds(200);
+  g.approvals = {{"spiffe://x/a", absl::FromUnixSeconds(110)},
+                 {"spiffe://x/b", absl::FromUnixSeconds(120)}};
+  g.activated = absl::FromUnixSeconds(120);
+  KW_ASSERT_OK(store_->CreateBreakGlass(g));
+  EXPECT_THAT(store_->CreateBreakGlass(g), StatusIs(absl::StatusCode::kAlreadyExists));
+  KW_ASSERT_OK_AND_ASSIGN(auto open, store_->ListBreakGlass(false));
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].context, g.context);
+  EXPECT_EQ(open[0].approvals.size(), 2u);
+  EXPECT_EQ(open[0].approvals[1].time, absl::FromUnixSeconds(120));
+  EXPECT_EQ(open[0].activated, g.activated);
+  EXPECT_EQ(open[0].duration, g.duration);
+  EXPECT_FALSE(open[0].revoked.has_value());
+
+  EXPECT_THAT(store_->UpdateBreakGlass("bg-1",
+                                       [](policy::BreakGlassGrant& s) {
+                                         s.decrypts = 99;
+                                         return absl::FailedPreconditionError("refused");
+                                       }),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(store_->UpdateBreakGlass("nope", [](policy::BreakGlassGrant&) {
+    return absl::OkStatus();
+  }),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  // Eight threads race for the five uses.
+  const absl::Time now = absl::FromUnixSeconds(130);
+  std::atomic<int> granted{0};
+  std::vector<std::thread> users;
+  for (int t = 0; t < 8; ++t) {
+    users.emplace_back([&] {
+      for (int i = 0; i < 3; ++i) {
+        auto r = store_->UpdateBreakGlass("bg-1", [&](policy::BreakGlassGrant& s) {
+          if (s.StateAt(now) != policy::BreakGlassGrant::State::kActive) {
+            return absl::FailedPreconditionError("not active");
+          }
+          ++s.decrypts;
+          return absl::OkStatus();
+        });
+        if (r.ok()) ++granted;
+      }
+    });
+  }
+  for (auto& u : users) u.join();
+  EXPECT_EQ(granted.load(), 5);
+
+  KW_ASSERT_OK_AND_ASSIGN(auto closed, store_->UpdateBreakGlass("bg-1", [](auto& s) {
+    s.closed = true;
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(closed.decrypts, 5u);
+  KW_ASSERT_OK_AND_ASSIGN(auto none_open, store_->ListBreakGlass(false));
+  EXPECT_TRUE(none_open.empty());
+  KW_ASSERT_OK_AND_ASSIGN(auto all, store_->ListBreakGlass(true));
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].decrypts, 5u);
+  EXPECT_TRUE(all[0].closed);
 }
 
 TEST_P(KeyStoreTest, GrantsAndSecrets) {

@@ -187,6 +187,40 @@ absl::Status MemoryKeyStore::RevokeGrant(absl::string_view id, absl::Time when) 
   return absl::OkStatus();
 }
 
+absl::Status MemoryKeyStore::CreateBreakGlass(const policy::BreakGlassGrant& grant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!breakglass_.emplace(grant.id, grant).second) {
+    return absl::AlreadyExistsError(absl::StrCat("break-glass grant ", grant.id, " exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<policy::BreakGlassGrant>> MemoryKeyStore::ListBreakGlass(
+    bool include_closed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<policy::BreakGlassGrant> out;
+  for (const auto& [id, g] : breakglass_) {
+    if (include_closed || !g.closed) out.push_back(g);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.requested < b.requested;
+  });
+  return out;
+}
+
+absl::StatusOr<policy::BreakGlassGrant> MemoryKeyStore::UpdateBreakGlass(
+    absl::string_view id, const std::function<absl::Status(policy::BreakGlassGrant&)>& update) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = breakglass_.find(id);
+  if (it == breakglass_.end()) {
+    return absl::NotFoundError(absl::StrCat("no break-glass grant '", id, "'"));
+  }
+  policy::BreakGlassGrant g = it->second;
+  KW_RETURN_IF_ERROR(update(g));
+  it->second = g;
+  return g;
+}
+
 absl::StatusOr<std::optional<TenantKeyRecord>> MemoryKeyStore::GetTenantKey(
     absl::string_view key_name, absl::string_view tenant) {
   std::lock_guard<std::mutex> lock(mu_);

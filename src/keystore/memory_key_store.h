@@ -35,6 +35,12 @@ class MemoryKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
                                                         bool include_inactive) override;
   absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::Status CreateBreakGlass(const policy::BreakGlassGrant& grant) override;
+  absl::StatusOr<std::vector<policy::BreakGlassGrant>> ListBreakGlass(
+      bool include_closed) override;
+  absl::StatusOr<policy::BreakGlassGrant> UpdateBreakGlass(
+      absl::string_view id,
+      const std::function<absl::Status(policy::BreakGlassGrant&)>& update) override;
   absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
       absl::string_view key_name, absl::string_view tenant) override;
   absl::Status PutTenantKey(const TenantKeyRecord& record) override;
@@ -53,6 +59,7 @@ class MemoryKeyStore final : public KeyStore {
   std::mutex mu_;
   std::map<std::string, Key, std::less<>> keys_;  // GUARDED_BY(mu_)
   std::map<std::string, policy::Grant, std::less<>> grants_;  // GUARDED_BY(mu_)
+  std::map<std::string, policy::BreakGlassGrant, std::less<>> breakglass_;  // GUARDED_BY(mu_)
   std::map<std::string, std::string, std::less<>> secrets_;   // GUARDED_BY(mu_)
   std::map<std::pair<std::string, std::string>, DataSetReport> reports_;  // GUARDED_BY(mu_)
   std::map<std::pair<std::string, std::string>, TenantKeyRecord> tenant_keys_;  // GUARDED_BY(mu_)

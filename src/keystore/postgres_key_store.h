@@ -142,6 +142,12 @@ class PostgresKeyStore final : public KeyStore {
                                                         bool include_inactive) override;
   // Not retried when the COMMIT was lost (a second run says kFailedPrecondition).
   absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::Status CreateBreakGlass(const policy::BreakGlassGrant& grant) override;
+  absl::StatusOr<std::vector<policy::BreakGlassGrant>> ListBreakGlass(
+      bool include_closed) override;
+  absl::StatusOr<policy::BreakGlassGrant> UpdateBreakGlass(
+      absl::string_view id,
+      const std::function<absl::Status(policy::BreakGlassGrant&)>& update) override;
   absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
       absl::string_view key_name, absl::string_view tenant) override;
   // Not retried when the COMMIT was lost (a second run says kAlreadyExists).

@@ -107,6 +107,47 @@ TEST_F(TwoReplicasTest, DataKeyReservationsFromBothNeverPassTheLimit) {
   EXPECT_THAT(a_->AddDataKeysIssued("k", 2, 1, kLimit), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// A break-glass grant's count is exact across replicas, and a revocation
+// through one is seen by the other's next use (the check is in the store).
+TEST_F(TwoReplicasTest, BreakGlassUsesFromBothNeverPassTheCountAndRevocationIsShared) {
+  policy::BreakGlassGrant g;
+  g.id = "bg-2";
+  g.requester = "spiffe://x/oncall";
+  g.key = "restricted/a";
+  g.quorum = 1;
+  g.duration = absl::Hours(1);
+  g.max_decrypts = 40;
+  g.requested = absl::Now();
+  g.request_expires = g.requested + absl::Hours(24);
+  g.activated = g.requested;
+  KW_ASSERT_OK(a_->CreateBreakGlass(g));
+  auto use = [](policy::BreakGlassGrant& s) {
+    if (s.StateAt(absl::Now()) != policy::BreakGlassGrant::State::kActive) {
+      return absl::FailedPreconditionError("not active");
+    }
+    ++s.decrypts;
+    return absl::OkStatus();
+  };
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      while (Replica(t).UpdateBreakGlass("bg-2", use).ok()) ++granted;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(granted.load(), 40);
+
+  g.id = "bg-3";
+  KW_ASSERT_OK(a_->CreateBreakGlass(g));
+  KW_ASSERT_OK(b_->UpdateBreakGlass("bg-3", use).status());
+  KW_ASSERT_OK(a_->UpdateBreakGlass("bg-3", [](policy::BreakGlassGrant& s) {
+                   s.revoked = absl::Now();
+                   return absl::OkStatus();
+                 }).status());
+  EXPECT_THAT(b_->UpdateBreakGlass("bg-3", use), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
 TEST_F(TwoReplicasTest, ALeaseHasOneHolderAndItsTokenGrowsWithEachNewHolder) {
   KW_ASSERT_OK_AND_ASSIGN(Lease first, a_->AcquireLease("rotation", "replica-a", absl::Minutes(1)));
   EXPECT_EQ(first.holder, "replica-a");

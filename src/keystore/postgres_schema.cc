@@ -95,11 +95,23 @@ CREATE TABLE keyward_leases (
 )
 )sql";
 
+// Break-glass grants: each a JSON document (policy::BreakGlassGrant);
+// `closed` once the record of its end is written.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE keyward_breakglass_grants (
+  id TEXT PRIMARY KEY,
+  requested_us BIGINT NOT NULL,
+  closed INTEGER NOT NULL,
+  grant_json TEXT NOT NULL
+)
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& PostgresMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "keys, versions, grants, secrets, data set reports, tenant keys, leases", kSchemaV1},
+      {2, "break-glass grants", kSchemaV2},
   };
   return *migrations;
 }

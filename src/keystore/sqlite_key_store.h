@@ -57,6 +57,12 @@ class SqliteKeyStore final : public KeyStore {
   absl::StatusOr<std::vector<policy::Grant>> ListGrants(absl::Time now,
                                                         bool include_inactive) override;
   absl::Status RevokeGrant(absl::string_view id, absl::Time when) override;
+  absl::Status CreateBreakGlass(const policy::BreakGlassGrant& grant) override;
+  absl::StatusOr<std::vector<policy::BreakGlassGrant>> ListBreakGlass(
+      bool include_closed) override;
+  absl::StatusOr<policy::BreakGlassGrant> UpdateBreakGlass(
+      absl::string_view id,
+      const std::function<absl::Status(policy::BreakGlassGrant&)>& update) override;
   absl::StatusOr<std::optional<TenantKeyRecord>> GetTenantKey(
       absl::string_view key_name, absl::string_view tenant) override;
   absl::Status PutTenantKey(const TenantKeyRecord& record) override;

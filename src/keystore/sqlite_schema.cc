@@ -101,6 +101,17 @@ CREATE TABLE tenant_keys (
 ) WITHOUT ROWID;
 )sql";
 
+// Break-glass grants: each a JSON document (policy::BreakGlassGrant);
+// `closed` once the record of its end is written.
+constexpr char kSchemaV6[] = R"sql(
+CREATE TABLE breakglass_grants (
+  id TEXT PRIMARY KEY,
+  requested_us INTEGER NOT NULL,
+  closed INTEGER NOT NULL,
+  grant_json TEXT NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 int UserVersion(sqlite3* db) {
   Statement s(db, "PRAGMA user_version");
   return s.Step() == SQLITE_ROW ? static_cast<int>(s.Int(0)) : -1;
@@ -134,6 +145,7 @@ const std::vector<Migration>& SqliteMigrations() {
       {3, "last decrypt, rotation drill samples, data set reports", kSchemaV3},
       {4, "the state a version had before it was scheduled for destruction", kSchemaV4},
       {5, "tenant keys and tenant erasures", kSchemaV5},
+      {6, "break-glass grants", kSchemaV6},
   };
   return *migrations;
 }

@@ -134,6 +134,73 @@ void GrantListsFromJson(const std::string& operations, const std::string& contex
   }
 }
 
+std::string BreakGlassToJson(const policy::BreakGlassGrant& g) {
+  nlohmann::json ctx = nlohmann::json::object();
+  for (const auto& [k, v] : g.context) ctx[k] = v;
+  nlohmann::json approvals = nlohmann::json::array();
+  for (const auto& a : g.approvals) {
+    approvals.push_back({{"principal", a.principal}, {"time_us", absl::ToUnixMicros(a.time)}});
+  }
+  nlohmann::json j = {
+      {"id", g.id},
+      {"requester", g.requester},
+      {"key", g.key},
+      {"context", ctx},
+      {"reason", g.reason},
+      {"rule", g.rule},
+      {"quorum", g.quorum},
+      {"duration_us", absl::ToInt64Microseconds(g.duration)},
+      {"max_decrypts", g.max_decrypts},
+      {"decrypts", g.decrypts},
+      {"requested_us", absl::ToUnixMicros(g.requested)},
+      {"request_expires_us", absl::ToUnixMicros(g.request_expires)},
+      {"approvals", approvals},
+      {"activated_us", g.activated ? nlohmann::json(absl::ToUnixMicros(*g.activated))
+                                   : nlohmann::json(nullptr)},
+      {"revoked_us", g.revoked ? nlohmann::json(absl::ToUnixMicros(*g.revoked))
+                               : nlohmann::json(nullptr)},
+      {"revoked_by", g.revoked_by},
+      {"closed", g.closed}};
+  return j.dump();
+}
+
+absl::StatusOr<policy::BreakGlassGrant> BreakGlassFromJson(absl::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return absl::DataLossError("a stored break-glass grant is not JSON");
+  try {
+    policy::BreakGlassGrant g;
+    g.id = j.at("id").get<std::string>();
+    g.requester = j.at("requester").get<std::string>();
+    g.key = j.at("key").get<std::string>();
+    for (auto it = j.at("context").begin(); it != j.at("context").end(); ++it) {
+      g.context[it.key()] = it.value().get<std::string>();
+    }
+    g.reason = j.at("reason").get<std::string>();
+    g.rule = j.at("rule").get<std::string>();
+    g.quorum = j.at("quorum").get<int>();
+    g.duration = absl::Microseconds(j.at("duration_us").get<int64_t>());
+    g.max_decrypts = j.at("max_decrypts").get<uint64_t>();
+    g.decrypts = j.at("decrypts").get<uint64_t>();
+    g.requested = absl::FromUnixMicros(j.at("requested_us").get<int64_t>());
+    g.request_expires = absl::FromUnixMicros(j.at("request_expires_us").get<int64_t>());
+    for (const auto& a : j.at("approvals")) {
+      g.approvals.push_back({a.at("principal").get<std::string>(),
+                             absl::FromUnixMicros(a.at("time_us").get<int64_t>())});
+    }
+    if (!j.at("activated_us").is_null()) {
+      g.activated = absl::FromUnixMicros(j.at("activated_us").get<int64_t>());
+    }
+    if (!j.at("revoked_us").is_null()) {
+      g.revoked = absl::FromUnixMicros(j.at("revoked_us").get<int64_t>());
+    }
+    g.revoked_by = j.at("revoked_by").get<std::string>();
+    g.closed = j.at("closed").get<bool>();
+    return g;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("a stored break-glass grant is damaged: ", e.what()));
+  }
+}
+
 std::string RowsPerVersionToJson(const std::map<uint32_t, uint64_t>& rows) {
   nlohmann::json counts = nlohmann::json::object();
   for (const auto& [version, n] : rows) counts[std::to_string(version)] = n;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "keystore/key_model.h"
 #include "keystore/key_store.h"
@@ -47,6 +48,10 @@ std::map<std::string, std::string> LabelsFromJson(const std::string& text);
 std::string GrantOperationsToJson(const policy::Grant& grant);
 std::string GrantContextToJson(const policy::Grant& grant);
 // Sets grant.operations and grant.context from their columns.
+// A break-glass grant as the stores keep it: one JSON document.
+std::string BreakGlassToJson(const policy::BreakGlassGrant& grant);
+// Errors: kDataLoss for a document that is not one.
+absl::StatusOr<policy::BreakGlassGrant> BreakGlassFromJson(absl::string_view text);
 void GrantListsFromJson(const std::string& operations, const std::string& context,
                         policy::Grant& grant);
 std::string RowsPerVersionToJson(const std::map<uint32_t, uint64_t>& rows);

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/bounded.h"
+#include "base/duration.h"
+#include "base/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
 namespace keyward::policy {
@@ -88,7 +90,105 @@ std::string CheckConditions(const std::vector<Condition>& conditions,
   return "";
 }
 
+absl::Status BreakGlassError(size_t index, const std::string& name, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "policy breakglass entry ", index + 1,
+      name.empty() ? "" : absl::StrCat(" (", Bounded(name), ")"), ": ", what));
+}
+
+absl::StatusOr<std::vector<std::string>> BreakGlassList(const YAML::Node& n, size_t i,
+                                                        const std::string& name,
+                                                        const char* field) {
+  if (!n || !n.IsSequence() || n.size() == 0) {
+    return BreakGlassError(i, name, absl::StrCat(field, " must be a list of strings, not empty"));
+  }
+  std::vector<std::string> out;
+  for (const auto& v : n) {
+    if (!v.IsScalar() || v.as<std::string>().empty()) {
+      return BreakGlassError(i, name, absl::StrCat(field, " must list strings"));
+    }
+    out.push_back(v.as<std::string>());
+  }
+  return out;
+}
+
+// The `breakglass:` section: who may ask for emergency decrypt access to
+// which keys, who approves, how many approvals it takes.
+absl::StatusOr<std::vector<BreakGlassRule>> ParseBreakGlass(const YAML::Node& section) {
+  if (!section.IsSequence()) {
+    return absl::InvalidArgumentError("policy: `breakglass:` must be a list");
+  }
+  std::vector<BreakGlassRule> out;
+  for (size_t i = 0; i < section.size(); ++i) {
+    const YAML::Node n = section[i];
+    if (!n.IsMap()) return BreakGlassError(i, "", "must be a mapping");
+    BreakGlassRule r;
+    if (!n["name"] || !n["name"].IsScalar() || n["name"].as<std::string>().empty()) {
+      return BreakGlassError(i, "", "name is required");
+    }
+    r.name = n["name"].as<std::string>();
+    for (const auto& kv : n) {
+      const std::string k = kv.first.as<std::string>();
+      if (k != "name" && k != "keys" && k != "requesters" && k != "approvers" &&
+          k != "quorum" && k != "max_duration") {
+        return BreakGlassError(i, r.name, absl::StrCat("unknown field '", Bounded(k), "'"));
+      }
+    }
+    KW_ASSIGN_OR_RETURN(r.keys, BreakGlassList(n["keys"], i, r.name, "keys"));
+    KW_ASSIGN_OR_RETURN(r.requesters, BreakGlassList(n["requesters"], i, r.name, "requesters"));
+    KW_ASSIGN_OR_RETURN(r.approvers, BreakGlassList(n["approvers"], i, r.name, "approvers"));
+    if (!n["quorum"] || !n["quorum"].IsScalar()) {
+      return BreakGlassError(i, r.name,
+                             "quorum is required: how many distinct approvers (at least 1, "
+                             "the requester never counts)");
+    }
+    try {
+      r.quorum = n["quorum"].as<int>();
+    } catch (const YAML::Exception&) {
+      return BreakGlassError(i, r.name, "quorum must be a whole number");
+    }
+    if (r.quorum < 1 || r.quorum > 16) {
+      return BreakGlassError(i, r.name, "quorum must be between 1 and 16");
+    }
+    // With approvers named one by one (no globs), a quorum larger than
+    // their number could never be met.
+    bool literal = true;
+    for (const std::string& a : r.approvers) {
+      if (a.find_first_of("*?") != std::string::npos) literal = false;
+    }
+    if (literal && static_cast<size_t>(r.quorum) > r.approvers.size()) {
+      return BreakGlassError(i, r.name,
+                             absl::StrCat("quorum ", r.quorum, " but only ", r.approvers.size(),
+                                          " approvers are named; no request could ever be "
+                                          "approved"));
+    }
+    if (const YAML::Node d = n["max_duration"]) {
+      if (!d.IsScalar()) return BreakGlassError(i, r.name, "max_duration is a duration like 8h");
+      auto parsed = ParseHumanDuration(d.as<std::string>());
+      if (!parsed.ok()) return BreakGlassError(i, r.name, parsed.status().message());
+      if (*parsed < absl::Seconds(1) || *parsed > kBreakGlassMaxDuration) {
+        return BreakGlassError(i, r.name, "max_duration must be between 1s and 7d");
+      }
+      r.max_duration = *parsed;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace
+
+const BreakGlassRule* Policy::FindBreakGlassRule(absl::string_view requester,
+                                                 absl::string_view key) const {
+  for (const BreakGlassRule& r : breakglass_) {
+    if (Matches(r.requesters, requester) && Matches(r.keys, key)) return &r;
+  }
+  return nullptr;
+}
+
+bool Policy::IsBreakGlassApprover(const BreakGlassRule& rule, absl::string_view principal) {
+  return Matches(rule.approvers, principal);
+}
 
 bool IsKnownOperation(absl::string_view op) {
   for (const char* o : kDataOperations) if (op == o) return true;
@@ -232,11 +332,15 @@ absl::StatusOr<std::shared_ptr<const Policy>> Policy::ParseYaml(absl::string_vie
   policy->source_ = std::string(text);
   if (!root.IsMap()) return absl::InvalidArgumentError("policy: must be a mapping with `rules:`");
   for (const auto& kv : root) {
-    if (kv.first.as<std::string>() != "rules") {
+    const std::string field = kv.first.as<std::string>();
+    if (field != "rules" && field != "breakglass") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "policy: unknown top-level field '", kv.first.as<std::string>().substr(0, 64),
-          "' (only `rules:`)"));
+          "policy: unknown top-level field '", field.substr(0, 64),
+          "' (only `rules:` and `breakglass:`)"));
     }
+  }
+  if (const YAML::Node bg = root["breakglass"]) {
+    KW_ASSIGN_OR_RETURN(policy->breakglass_, ParseBreakGlass(bg));
   }
   const YAML::Node rules = root["rules"];
   if (!rules || !rules.IsSequence()) {

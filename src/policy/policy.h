@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "keyward/keyring.h"
+#include "policy/breakglass.h"
 #include "policy/grant.h"
 
 namespace keyward::policy {
@@ -89,11 +90,19 @@ class Policy {
   // would lock every administrator out for good.
   absl::Status CheckManageable() const;
   const std::vector<Rule>& rules() const { return rules_; }
+  const std::vector<BreakGlassRule>& breakglass() const { return breakglass_; }
+  // The first `breakglass:` entry that lets `requester` ask for break-glass
+  // access to key `key`; nullptr when none does.
+  const BreakGlassRule* FindBreakGlassRule(absl::string_view requester,
+                                           absl::string_view key) const;
+  // Whether `principal` is one of `rule`'s approvers.
+  static bool IsBreakGlassApprover(const BreakGlassRule& rule, absl::string_view principal);
   const std::string& source() const { return source_; }
 
  private:
   static absl::StatusOr<std::shared_ptr<const Policy>> ParseYaml(absl::string_view yaml);
   std::vector<Rule> rules_;
+  std::vector<BreakGlassRule> breakglass_;
   std::string source_;
 };
 

@@ -258,5 +258,83 @@ TEST(PolicyManageableTest, APolicyNobodyCouldChangeIsRefused) {
   EXPECT_FALSE((*conditional)->CheckManageable().ok());
 }
 
+constexpr char kRulesHead[] = R"(rules:
+  - name: admins
+    principals: ["spiffe://keyward.dev/admin"]
+    keys: ["*"]
+    operations: ["*"]
+)";
+
+TEST(BreakGlassPolicyTest, ParsesEntriesAndFindsTheRequestersRule) {
+  auto p = Policy::Parse(absl::StrCat(kRulesHead, R"(breakglass:
+  - name: restricted
+    keys: ["restricted/*"]
+    requesters: ["spiffe://keyward.dev/app"]
+    approvers: ["spiffe://keyward.dev/admin", "spiffe://keyward.dev/approver"]
+    quorum: 2
+    max_duration: 8h
+)"));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ((*p)->breakglass().size(), 1u);
+  EXPECT_EQ((*p)->breakglass()[0].quorum, 2);
+  EXPECT_EQ((*p)->breakglass()[0].max_duration, absl::Hours(8));
+  const BreakGlassRule* r = (*p)->FindBreakGlassRule("spiffe://keyward.dev/app", "restricted/a");
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(Policy::IsBreakGlassApprover(*r, "spiffe://keyward.dev/approver"));
+  EXPECT_FALSE(Policy::IsBreakGlassApprover(*r, "spiffe://keyward.dev/app"));
+  EXPECT_EQ((*p)->FindBreakGlassRule("spiffe://keyward.dev/admin", "restricted/a"), nullptr);
+  EXPECT_EQ((*p)->FindBreakGlassRule("spiffe://keyward.dev/app", "other/a"), nullptr);
+}
+
+TEST(BreakGlassPolicyTest, RefusesEntriesThatCouldNeverWorkOrWidenSilently) {
+  const char* bad[] = {
+      // a quorum two named approvers can never reach
+      R"(breakglass:
+  - {name: b, keys: ["k"], requesters: ["a"], approvers: ["x", "y"], quorum: 3}
+)",
+      // no quorum
+      R"(breakglass:
+  - {name: b, keys: ["k"], requesters: ["a"], approvers: ["x"]}
+)",
+      R"(breakglass:
+  - {name: b, keys: ["k"], requesters: ["a"], approvers: ["x"], quorum: 0}
+)",
+      // a string where a list goes
+      R"(breakglass:
+  - {name: b, keys: "k", requesters: ["a"], approvers: ["x"], quorum: 1}
+)",
+      R"(breakglass:
+  - {name: b, keys: ["k"], requesters: ["a"], approvers: ["x"], quorum: 1, extra: 1}
+)",
+      R"(breakglass:
+  - {name: b, keys: ["k"], requesters: ["a"], approvers: ["x"], quorum: 1, max_duration: 30d}
+)",
+  };
+  for (const char* b : bad) {
+    EXPECT_THAT(Policy::Parse(absl::StrCat(kRulesHead, b)).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("breakglass")))
+        << b;
+  }
+}
+
+TEST(BreakGlassGrantTest, StatesFollowApprovalTimeCountAndRevocation) {
+  const absl::Time t0 = absl::FromUnixSeconds(1000000);
+  BreakGlassGrant g;
+  g.quorum = 2;
+  g.duration = absl::Hours(1);
+  g.max_decrypts = 2;
+  g.requested = t0;
+  g.request_expires = t0 + kBreakGlassRequestLifetime;
+  EXPECT_EQ(g.StateAt(t0), BreakGlassGrant::State::kPending);
+  EXPECT_EQ(g.StateAt(t0 + kBreakGlassRequestLifetime), BreakGlassGrant::State::kLapsed);
+  g.activated = t0 + absl::Minutes(5);
+  EXPECT_EQ(g.StateAt(t0 + absl::Minutes(10)), BreakGlassGrant::State::kActive);
+  EXPECT_EQ(g.StateAt(t0 + absl::Minutes(65)), BreakGlassGrant::State::kExpired);
+  g.decrypts = 2;
+  EXPECT_EQ(g.StateAt(t0 + absl::Minutes(10)), BreakGlassGrant::State::kExhausted);
+  g.revoked = t0 + absl::Minutes(6);
+  EXPECT_EQ(g.StateAt(t0 + absl::Minutes(10)), BreakGlassGrant::State::kRevoked);
+}
+
 }  // namespace
 }  // namespace keyward::policy

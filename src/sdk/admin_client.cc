@@ -342,6 +342,85 @@ absl::StatusOr<GrantInfo> AdminClient::RevokeGrant(const std::string& id) {
   return FromProto(resp);
 }
 
+// --- Break-glass ---------------------------------------------------------------
+
+namespace {
+
+BreakGlassInfo FromProto(const v1::BreakGlassGrant& g) {
+  BreakGlassInfo out;
+  out.id = g.id();
+  out.requester = g.requester();
+  out.key = g.key_name();
+  for (const auto& [k, v] : g.encryption_context()) out.context[k] = v;
+  out.reason = g.reason();
+  out.policy_entry = g.policy_entry();
+  out.quorum = g.quorum();
+  out.duration = absl::Seconds(g.duration_seconds());
+  out.max_decrypts = g.max_decrypts();
+  out.decrypts = g.decrypts();
+  out.requested = absl::FromUnixMicros(g.requested_unix_micros());
+  out.request_expires = absl::FromUnixMicros(g.request_expires_unix_micros());
+  for (const auto& a : g.approvals()) {
+    out.approvals.push_back({a.principal(), absl::FromUnixMicros(a.time_unix_micros())});
+  }
+  if (g.activated_unix_micros() != 0) {
+    out.activated = absl::FromUnixMicros(g.activated_unix_micros());
+  }
+  out.expires = absl::FromUnixMicros(g.expires_unix_micros());
+  if (g.revoked_unix_micros() != 0) out.revoked = absl::FromUnixMicros(g.revoked_unix_micros());
+  out.revoked_by = g.revoked_by();
+  out.state = g.state();
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<BreakGlassInfo> AdminClient::RequestBreakGlass(const BreakGlassSpec& spec) {
+  v1::RequestBreakGlassRequest req;
+  req.set_key_name(spec.key);
+  SetContext(spec.context, req.mutable_encryption_context());
+  req.set_reason(spec.reason);
+  req.set_duration_seconds(absl::ToInt64Seconds(spec.duration));
+  req.set_max_decrypts(spec.max_decrypts);
+  v1::BreakGlassGrant resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(RequestBreakGlass)));
+  return FromProto(resp);
+}
+
+absl::StatusOr<BreakGlassInfo> AdminClient::ApproveBreakGlass(const std::string& id) {
+  v1::BreakGlassIdRequest req;
+  req.set_id(id);
+  v1::BreakGlassGrant resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(ApproveBreakGlass)));
+  return FromProto(resp);
+}
+
+absl::StatusOr<BreakGlassInfo> AdminClient::GetBreakGlass(const std::string& id) {
+  v1::BreakGlassIdRequest req;
+  req.set_id(id);
+  v1::BreakGlassGrant resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(GetBreakGlass)));
+  return FromProto(resp);
+}
+
+absl::StatusOr<std::vector<BreakGlassInfo>> AdminClient::ListBreakGlass(bool include_closed) {
+  v1::ListBreakGlassRequest req;
+  req.set_include_closed(include_closed);
+  v1::ListBreakGlassResponse resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(ListBreakGlass)));
+  std::vector<BreakGlassInfo> out;
+  for (const auto& g : resp.grants()) out.push_back(FromProto(g));
+  return out;
+}
+
+absl::StatusOr<BreakGlassInfo> AdminClient::RevokeBreakGlass(const std::string& id) {
+  v1::BreakGlassIdRequest req;
+  req.set_id(id);
+  v1::BreakGlassGrant resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(RevokeBreakGlass)));
+  return FromProto(resp);
+}
+
 // --- Audit ---------------------------------------------------------------------
 
 absl::StatusOr<AuditCheckpointInfo> AdminClient::GetAuditCheckpoint(bool fresh) {

@@ -132,21 +132,27 @@ absl::Status AccessControl::RefreshGrants() {
   const absl::Time now = absl::Now();
   KW_ASSIGN_OR_RETURN(std::vector<policy::Grant> active,
                       store_->ListGrants(now, /*include_inactive=*/false));
+  KW_ASSIGN_OR_RETURN(std::vector<policy::BreakGlassGrant> open,
+                      store_->ListBreakGlass(/*include_closed=*/false));
   auto shared = std::make_shared<const std::vector<policy::Grant>>(std::move(active));
+  auto shared_bg = std::make_shared<const std::vector<policy::BreakGlassGrant>>(std::move(open));
   std::lock_guard<std::mutex> lock(mu_);
   grants_ = std::move(shared);
+  breakglass_ = std::move(shared_bg);
   grants_loaded_ = now;
   return absl::OkStatus();
 }
 
-policy::Decision AccessControl::Decide(const policy::Request& request) {
+policy::Decision AccessControl::Decide(const policy::Request& request, bool count_breakglass) {
   std::shared_ptr<const policy::Policy> policy;
   std::shared_ptr<const std::vector<policy::Grant>> grants;
+  std::shared_ptr<const std::vector<policy::BreakGlassGrant>> breakglass;
   bool stale = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     policy = policy_;
     grants = grants_;
+    breakglass = breakglass_;
     stale = request.now - grants_loaded_ > kGrantRefresh;
   }
   // One caller refreshes; the others go on with the cached grants (expiry is
@@ -159,7 +165,9 @@ policy::Decision AccessControl::Decide(const policy::Request& request) {
     if (shared_) (void)TakeSharedPolicy();
     write_mu_.unlock();
   }
-  return policy->Evaluate(request, *grants);
+  policy::Decision d = policy->Evaluate(request, *grants);
+  if (d.allowed || request.operation != "decrypt" || breakglass->empty()) return d;
+  return DecideBreakGlass(*policy, *breakglass, request, std::move(d), count_breakglass);
 }
 
 policy::Decision AccessControl::DecideScope(const std::string& principal,

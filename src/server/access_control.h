@@ -34,6 +34,16 @@ struct GrantRequest {
   std::string reason;
 };
 
+// A break-glass request (docs/incident-response.md), as the requester made it.
+struct BreakGlassRequest {
+  std::string requester;
+  std::string key;  // one key name
+  EncryptionContext context;
+  std::string reason;
+  absl::Duration duration;
+  uint64_t max_decrypts = 0;  // 0: no count limit
+};
+
 // A change of the policy in force, for its audit record.
 struct PolicyChange {
   std::string old_digest;  // "sha256:<hex>" of the policy text
@@ -67,7 +77,14 @@ class AccessControl {
   // Another replica created or revoked a grant: re-reads the grants.
   absl::Status OnGrantsChange();
 
-  policy::Decision Decide(const policy::Request& request);
+  // The policy's decision, with the grants.  A `decrypt` no rule or grant
+  // allows (a deny rule included) is allowed under an active break-glass
+  // grant of the caller's on that key whose context pairs the request
+  // carries, while the policy still has a `breakglass:` entry for it; with
+  // `count_breakglass` that use is counted in the key store first, in one
+  // transaction that refuses a grant revoked, expired or used up by then
+  // (other replicas included).  Without it (policy test) nothing changes.
+  policy::Decision Decide(const policy::Request& request, bool count_breakglass = false);
   // Policy::EvaluateScope with the grants in force.
   policy::Decision DecideScope(const std::string& principal, const std::string& operation,
                                const std::string& pattern);
@@ -101,10 +118,52 @@ class AccessControl {
 
   static constexpr absl::Duration kMaxGrantTtl = absl::Hours(24 * 90);
 
+  // --- Break-glass grants (policy/breakglass.h).  Who may request,
+  // approve and revoke is the caller's to decide first, with
+  // BreakGlassRuleFor and policy::Policy::IsBreakGlassApprover.
+
+  // A copy of the policy's `breakglass:` entry that lets `requester` ask
+  // for access to `key`; nullopt when none does.
+  std::optional<policy::BreakGlassRule> BreakGlassRuleFor(const std::string& requester,
+                                                          const std::string& key) const;
+  // A fresh grant id ("bg-" and 16 hex digits).
+  static absl::StatusOr<std::string> NewBreakGlassId();
+  // Stores a pending request under `id`.  Errors: kInvalidArgument (no
+  // reason, a duration outside 1 second..the rule's max_duration).
+  absl::StatusOr<policy::BreakGlassGrant> RequestBreakGlass(const std::string& id,
+                                                            const BreakGlassRequest& request,
+                                                            const policy::BreakGlassRule& rule);
+  // Adds `approver`'s approval; the grant becomes active when the approvals
+  // reach the larger of its quorum and `quorum` (the policy's now).
+  // Errors: kNotFound; kPermissionDenied for the requester;
+  // kAlreadyExists when `approver` approved it already;
+  // kFailedPrecondition when it is no longer pending.
+  absl::StatusOr<policy::BreakGlassGrant> ApproveBreakGlass(const std::string& id,
+                                                            const std::string& approver,
+                                                            int quorum);
+  // Ends it now, on every replica (the count is checked in the store).
+  // Errors: kNotFound; kFailedPrecondition when it already ended.
+  absl::StatusOr<policy::BreakGlassGrant> RevokeBreakGlass(const std::string& id,
+                                                           const std::string& by);
+  absl::StatusOr<policy::BreakGlassGrant> FindBreakGlass(const std::string& id);
+  absl::StatusOr<std::vector<policy::BreakGlassGrant>> ListBreakGlass(bool include_closed);
+  // Re-reads the grants and closes each that ended by itself (expired, used
+  // up, lapsed unapproved) after `record` wrote its audit record; a grant
+  // whose record fails stays open and is tried again next time.  Safe to
+  // run on several replicas at once: each grant is closed by one of them.
+  absl::Status SweepBreakGlass(
+      const std::function<absl::Status(const policy::BreakGlassGrant&)>& record);
+  // Active break-glass grants now (for /metrics).
+  int ActiveBreakGlassGrants() const;
+
  private:
   AccessControl(std::string path, keystore::KeyStore* store, std::optional<SharedPolicy> shared)
       : path_(std::move(path)), store_(store), shared_(std::move(shared)) {}
   absl::Status RefreshGrants();
+  policy::Decision DecideBreakGlass(const policy::Policy& policy,
+                                    const std::vector<policy::BreakGlassGrant>& grants,
+                                    const policy::Request& request, policy::Decision denied,
+                                    bool count);
   // Loads the shared policy and uses it if it differs.  Needs write_mu_.
   absl::StatusOr<PolicyChange> TakeSharedPolicy();
 
@@ -114,6 +173,8 @@ class AccessControl {
   mutable std::mutex mu_;
   std::shared_ptr<const policy::Policy> policy_;                    // GUARDED_BY(mu_)
   std::shared_ptr<const std::vector<policy::Grant>> grants_;        // GUARDED_BY(mu_)
+  // Break-glass grants not closed.
+  std::shared_ptr<const std::vector<policy::BreakGlassGrant>> breakglass_;  // GUARDED_BY(mu_)
   absl::Time grants_loaded_;                                        // GUARDED_BY(mu_)
   std::mutex write_mu_;  // serializes SetPolicy and grant changes
 };

@@ -3,13 +3,16 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace keyward::server {
 
 absl::Status BatchDecisions::Decide(const std::string& key, const EncryptionContext& context) {
-  if (!have_previous_ || key != previous_key_ || !(context == previous_context_)) {
+  // A break-glass decision counts one use: never reused for the next item.
+  if (!have_previous_ || key != previous_key_ || !(context == previous_context_) ||
+      absl::StartsWith(previous_.rule, "breakglass:")) {
     if (std::find(keys_.begin(), keys_.end(), key) == keys_.end() && keys_.size() < 16) {
       keys_.push_back(key);
     }

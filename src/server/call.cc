@@ -3,6 +3,7 @@
 #include "server/call.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "keystore/key_model.h"
@@ -20,6 +21,11 @@ absl::Status Call::Authorize(absl::string_view key, const EncryptionContext& con
   context_ = context;
   decision_ = Check(key, context);
   decided_ = true;
+  // A use of a break-glass grant says which one it was (the count), for the
+  // post-incident review; the rule already links it to the grant.
+  if (decision_.allowed && absl::StartsWith(decision_.rule, "breakglass:")) {
+    detail_ = decision_.reason;
+  }
   if (decision_.allowed) return absl::OkStatus();
   return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
                    absl::StrCat("access denied: ", decision_.reason));
@@ -57,9 +63,23 @@ absl::Status Call::AuthorizePattern(absl::string_view pattern, const char* opera
                    absl::StrCat("access denied: ", decision_.reason));
 }
 
+absl::Status Call::AuthorizeWith(absl::string_view key, const EncryptionContext& context,
+                                 policy::Decision decision) {
+  if (key != "*") KW_RETURN_IF_ERROR(keystore::ValidateKeyName(key));
+  key_ = std::string(key);
+  context_ = context;
+  decision_ = std::move(decision);
+  decided_ = true;
+  if (decision_.allowed) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kPermissionDenied, ErrorCode::kAccessDenied,
+                   absl::StrCat("access denied: ", decision_.reason));
+}
+
 policy::Decision Call::Check(absl::string_view key, const EncryptionContext& context) const {
   policy::Request r{principal_, operation_, std::string(key), &context, absl::Now()};
-  return service_->deps_.access->Decide(r);
+  // A decrypt allowed only by a break-glass grant is counted against it
+  // here, durably, before anything is unwrapped.
+  return service_->deps_.access->Decide(r, /*count_breakglass=*/true);
 }
 
 absl::Status Call::RecordIntent(std::string detail) {

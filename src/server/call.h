@@ -73,6 +73,13 @@ class Call {
   // then do not act.
   [[nodiscard]] absl::Status RecordIntent(std::string detail);
 
+  // Authorize with a decision made by the handler itself (break-glass
+  // requests and approvals are decided by the policy's `breakglass:`
+  // section, not its rules): records it like Authorize.  Errors: as
+  // Authorize.
+  [[nodiscard]] absl::Status AuthorizeWith(absl::string_view key, const EncryptionContext& context,
+                                           policy::Decision decision);
+
   // The policy's decision alone, for the items of a batch (each item is
   // decided on its own; SetBatchOutcome records the whole).
   policy::Decision Check(absl::string_view key, const EncryptionContext& context) const;

@@ -26,6 +26,7 @@
 #include "keyward/v1/keyward.grpc.pb.h"
 #include "kms/key_service.h"
 #include "server/access_control.h"
+#include "server/breakglass_sweeper.h"
 #include "server/call.h"
 #include "server/fair_scheduler.h"
 #include "server/refusal_audit.h"
@@ -110,6 +111,12 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   S CreateGrant(Call&, const v1::CreateGrantRequest&, v1::Grant*);
   S ListGrants(Call&, const v1::ListGrantsRequest&, v1::ListGrantsResponse*);
   S RevokeGrant(Call&, const v1::RevokeGrantRequest&, v1::Grant*);
+  // Break-glass grants (handlers_breakglass.cc).
+  S RequestBreakGlass(Call&, const v1::RequestBreakGlassRequest&, v1::BreakGlassGrant*);
+  S ApproveBreakGlass(Call&, const v1::BreakGlassIdRequest&, v1::BreakGlassGrant*);
+  S GetBreakGlass(Call&, const v1::BreakGlassIdRequest&, v1::BreakGlassGrant*);
+  S ListBreakGlass(Call&, const v1::ListBreakGlassRequest&, v1::ListBreakGlassResponse*);
+  S RevokeBreakGlass(Call&, const v1::BreakGlassIdRequest&, v1::BreakGlassGrant*);
   // The audit log (handlers_audit.cc).
   S GetAuditCheckpoint(Call&, const v1::GetAuditCheckpointRequest&, v1::AuditCheckpoint*);
   S GetInclusionProof(Call&, const v1::GetInclusionProofRequest&, v1::InclusionProof*);
@@ -148,6 +155,8 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   std::vector<std::unique_ptr<Method>> methods_;
   RefusalAudit refusals_;
   Tarpit tarpit_;
+  // Ends break-glass grants on time (their end records, the gauge).
+  BreakGlassSweeper breakglass_sweeper_;
   // Last: destroyed first, its destructor runs the tasks still queued,
   // which use everything above.
   FairScheduler scheduler_;

@@ -51,6 +51,7 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
       core_(deps.core),
       refusals_(deps.audit, deps.refusals),
       tarpit_(deps.tarpit),
+      breakglass_sweeper_(deps.access, deps.audit, absl::Seconds(1)),
       scheduler_(deps.scheduling) {
   using K = KeyManagementService;
   Register("GetServerInfo", "get-server-info", &K::GetServerInfo);
@@ -99,6 +100,12 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("CreateGrant", "manage-grants", &K::CreateGrant);
   Register("ListGrants", "manage-grants", &K::ListGrants);
   Register("RevokeGrant", "manage-grants", &K::RevokeGrant);
+  // Decided by the policy's breakglass section, not by rules on these names.
+  Register("RequestBreakGlass", "breakglass-request", &K::RequestBreakGlass);
+  Register("ApproveBreakGlass", "breakglass-approve", &K::ApproveBreakGlass);
+  Register("GetBreakGlass", "breakglass-read", &K::GetBreakGlass);
+  Register("ListBreakGlass", "breakglass-read", &K::ListBreakGlass);
+  Register("RevokeBreakGlass", "breakglass-revoke", &K::RevokeBreakGlass);
   Register("GetAuditCheckpoint", "read-audit", &K::GetAuditCheckpoint);
   Register("GetInclusionProof", "read-audit", &K::GetInclusionProof);
   Register("GetConsistencyProof", "read-audit", &K::GetConsistencyProof);
@@ -114,8 +121,9 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
                  methods_.size());
     std::abort();
   }
+  breakglass_sweeper_.Start();
 }
 
-KeyManagementService::~KeyManagementService() = default;
+KeyManagementService::~KeyManagementService() { breakglass_sweeper_.Stop(); }
 
 }  // namespace keyward::server
