@@ -95,11 +95,19 @@ CREATE TABLE keyward_leases (
 )
 )sql";
 
+// A version declared compromised: when, why and by whom (never cleared).
+constexpr char kSchemaV2[] = R"sql(
+ALTER TABLE keyward_key_versions ADD COLUMN compromised_us BIGINT;
+ALTER TABLE keyward_key_versions ADD COLUMN compromise_reason TEXT;
+ALTER TABLE keyward_key_versions ADD COLUMN compromised_by TEXT
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& PostgresMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "keys, versions, grants, secrets, data set reports, tenant keys, leases", kSchemaV1},
+      {2, "compromised key versions", kSchemaV2},
   };
   return *migrations;
 }

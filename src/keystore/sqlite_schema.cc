@@ -101,6 +101,13 @@ CREATE TABLE tenant_keys (
 ) WITHOUT ROWID;
 )sql";
 
+// A version declared compromised: when, why and by whom (never cleared).
+constexpr char kSchemaV6[] = R"sql(
+ALTER TABLE key_versions ADD COLUMN compromised_us INTEGER;
+ALTER TABLE key_versions ADD COLUMN compromise_reason TEXT;
+ALTER TABLE key_versions ADD COLUMN compromised_by TEXT;
+)sql";
+
 int UserVersion(sqlite3* db) {
   Statement s(db, "PRAGMA user_version");
   return s.Step() == SQLITE_ROW ? static_cast<int>(s.Int(0)) : -1;
@@ -134,6 +141,7 @@ const std::vector<Migration>& SqliteMigrations() {
       {3, "last decrypt, rotation drill samples, data set reports", kSchemaV3},
       {4, "the state a version had before it was scheduled for destruction", kSchemaV4},
       {5, "tenant keys and tenant erasures", kSchemaV5},
+      {6, "compromised key versions", kSchemaV6},
   };
   return *migrations;
 }

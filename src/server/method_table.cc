@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "metrics/metrics.h"
 #include "server/byte_buffers.h"
 #include "server/key_management_service.h"
 
@@ -64,6 +65,7 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("SetPrimaryVersion", "set-primary", &K::SetPrimaryVersion);
   Register("ScheduleVersionDestruction", "destroy-version", &K::ScheduleVersionDestruction);
   Register("CancelVersionDestruction", "cancel-destroy", &K::CancelVersionDestruction);
+  Register("CompromiseVersion", "compromise-key", &K::CompromiseVersion);
   Register<v1::GenerateDataKeyRequest, v1::GenerateDataKeyResponse>(
       "GenerateDataKey", "generate-data-key", &K::GenerateDataKey,
       [](v1::GenerateDataKeyResponse* r) { WipeString(r->mutable_plaintext()); });
@@ -103,6 +105,7 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("GetInclusionProof", "read-audit", &K::GetInclusionProof);
   Register("GetConsistencyProof", "read-audit", &K::GetConsistencyProof);
   Register("ReadAuditRecords", "read-audit", &K::ReadAuditRecords);
+  RegisterCompromiseMetrics();
   const int methods = v1::GetServerInfoRequest::descriptor()
                           ->file()
                           ->FindServiceByName("KeyManagement")
@@ -114,6 +117,8 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   }
 }
 
-KeyManagementService::~KeyManagementService() = default;
+KeyManagementService::~KeyManagementService() {
+  metrics::Global().RemoveCollector(kCompromisedVersionsMetric);
+}
 
 }  // namespace keyward::server
