@@ -63,7 +63,8 @@ std::string KeyAlgorithm(X509* cert) {
     case EVP_PKEY_ED25519:
       return "Ed25519";
     default:
-      return absl::StrCat(OBJ_nid2sn(EVP_PKEY_get_base_id(key)), " ", bits);
+      const char* name = OBJ_nid2sn(EVP_PKEY_get_base_id(key));
+      return absl::StrCat(name != nullptr ? name : "unknown", " ", bits);
   }
 }
 
@@ -86,7 +87,8 @@ CertificateInfo Describe(X509* cert, const std::string& source, const std::strin
         absl::string_view(reinterpret_cast<const char*>(md), md_len));
   }
   info.key_algorithm = KeyAlgorithm(cert);
-  info.signature_algorithm = OBJ_nid2ln(X509_get_signature_nid(cert));
+  const char* sig = OBJ_nid2ln(X509_get_signature_nid(cert));
+  info.signature_algorithm = sig != nullptr ? sig : "unknown";
   info.not_before = AsTime(X509_get0_notBefore(cert));
   info.not_after = AsTime(X509_get0_notAfter(cert));
   info.is_ca = X509_check_ca(cert) != 0;

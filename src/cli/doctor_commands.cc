@@ -1,6 +1,9 @@
 // `keyward doctor`: checks a deployment and explains each finding with what
 // to do.  Exit status 0 (all good), 1 (warnings), 2 (failures); docs/cli.md.
+#include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <utility>
 #include <set>
 #include <string>
 #include <vector>
@@ -81,8 +84,9 @@ class Doctor {
 
   std::vector<CertificateInfo> ConfiguredCertificates() {
     std::vector<CertificateInfo> out;
-    for (const auto& [source, path] : {std::pair<std::string, std::string>{"client", options_.cert_file},
-                                       {"ca", options_.ca_file}}) {
+    const std::vector<std::pair<std::string, std::string>> files = {
+        {"client", options_.cert_file}, {"ca", options_.ca_file}};
+    for (const auto& [source, path] : files) {
       auto certs = ReadCertificates(path, source);
       if (!certs.ok()) {
         Add({"certificates", Level::kFailure, std::string(certs.status().message()),
@@ -181,58 +185,68 @@ class Doctor {
 
   void CheckAudit() {
     AdminClient* admin = *globals_.Admin();
+    const std::string tampered =
+        "treat the audit log as tampered with: keep a copy, run `keyward audit verify` on "
+        "keywardd's host, see docs/audit.md";
+    // The last checkpoint keywardd signed (none yet on a new log).
+    std::optional<audit::Checkpoint> last;
     auto old_cp = admin->GetAuditCheckpoint(false);
-    if (!old_cp.ok()) return Skipped("audit", old_cp.status(), "read-audit");
-    auto checked = VerifyCheckpoint(*old_cp);
-    if (!checked.ok()) {
-      Add({"audit", Level::kFailure,
-           absl::StrCat("the audit log's last checkpoint does not verify: ",
-                        checked.status().message()),
-           "treat the audit log as tampered with: keep a copy, run `keyward audit verify` on "
-           "keywardd's host, see docs/audit.md"});
-      return;
+    if (old_cp.ok()) {
+      auto checked = VerifyCheckpoint(*old_cp);
+      if (!checked.ok()) {
+        Add({"audit", Level::kFailure,
+             absl::StrCat("the audit log's last checkpoint does not verify: ",
+                          checked.status().message()),
+             tampered});
+        return;
+      }
+      last = *checked;
+    } else if (old_cp.status().code() != absl::StatusCode::kNotFound) {
+      return Skipped("audit", old_cp.status(), "read-audit");
     }
-    const audit::Checkpoint last = *checked;
-    // A fresh checkpoint (signed in the HSM now) must extend the last one.
+    // A fresh checkpoint, signed in the HSM now, must verify and extend the
+    // last one.
+    absl::StatusOr<audit::Checkpoint> fresh = absl::UnavailableError("");
     auto fresh_cp = admin->GetAuditCheckpoint(true);
     absl::Status extends = fresh_cp.status();
     if (fresh_cp.ok()) {
-      auto fresh = VerifyCheckpoint(*fresh_cp);
+      fresh = VerifyCheckpoint(*fresh_cp);
       extends = fresh.status();
-      if (fresh.ok() && last.tree_size > 0 && fresh->tree_size > last.tree_size) {
-        auto proof = admin->GetConsistencyProof(last.tree_size, fresh->tree_size);
-        extends = proof.status();
-        if (proof.ok()) {
-          std::vector<audit::Hash> path;
-          for (const std::string& p : proof->path) {
-            audit::Hash h{};
-            if (p.size() != h.size()) break;
-            std::copy(p.begin(), p.end(), h.begin());
-            path.push_back(h);
-          }
-          extends = audit::VerifyConsistency(last.tree_size, fresh->tree_size, last.root,
-                                             fresh->root, path)
-                        ? absl::OkStatus()
-                        : absl::DataLossError(absl::StrCat(
-                              "the log of ", fresh->tree_size,
-                              " records does not extend the checkpoint of ", last.tree_size));
+    }
+    if (extends.ok() && last && last->tree_size > 0 && fresh->tree_size > last->tree_size) {
+      auto proof = admin->GetConsistencyProof(last->tree_size, fresh->tree_size);
+      extends = proof.status();
+      if (proof.ok()) {
+        std::vector<audit::Hash> path;
+        for (const std::string& p : proof->path) {
+          audit::Hash h{};
+          if (p.size() != h.size()) break;
+          std::copy(p.begin(), p.end(), h.begin());
+          path.push_back(h);
         }
+        extends = audit::VerifyConsistency(last->tree_size, fresh->tree_size, last->root,
+                                           fresh->root, path)
+                      ? absl::OkStatus()
+                      : absl::DataLossError(absl::StrCat(
+                            "the log of ", fresh->tree_size,
+                            " records does not extend the checkpoint of ", last->tree_size));
       }
     }
     if (!extends.ok()) {
       Add({"audit", Level::kFailure,
            absl::StrCat("the audit log does not verify: ", extends.message()),
-           "treat the audit log as tampered with or unavailable: see keywardd's log, run "
-           "`keyward audit verify` on its host (docs/audit.md)"});
+           absl::IsUnavailable(extends) ? "see keywardd's log and /readyz (audit store, HSM)"
+                                        : tampered});
       return;
     }
-    const absl::Duration age = absl::Now() - last.time;
     Add({"audit", Level::kOk,
-         absl::StrCat("audit log verifies: checkpoint of ", last.tree_size,
-                      " records signed by key ", last.key_fingerprint.substr(0, 16),
-                      ", extended by a fresh one"),
+         absl::StrCat("audit log verifies: a checkpoint of ", fresh->tree_size,
+                      " records signed now by key ", fresh->key_fingerprint.substr(0, 16),
+                      last ? " extends the last one" : " (the first)"),
          ""});
-    Add(doctor::CheckpointAge(age));
+    if (last) {
+      Add(doctor::CheckpointAge(absl::Now() - last->time));
+    }
     if (options_.audit_checkpoint_key_fingerprint.empty()) {
       Add({"audit", Level::kWarning,
            "the client config pins no audit checkpoint key: the checkpoints were checked "
@@ -245,7 +259,7 @@ class Doctor {
       if (!options_.audit_checkpoint_key_fingerprint.empty()) {
         trust.fingerprints.push_back(options_.audit_checkpoint_key_fingerprint);
       } else {
-        trust.fingerprints.push_back(last.key_fingerprint);
+        trust.fingerprints.push_back(fresh->key_fingerprint);
       }
       auto report = audit::VerifyAuditLog(args_.audit_log, trust, std::nullopt);
       if (!report.ok() || !report->ok) {

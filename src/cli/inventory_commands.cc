@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -160,8 +161,9 @@ absl::StatusOr<Facts> Gather(Globals& globals, const std::vector<std::string>& c
     token = page.next_page_token;
   } while (!token.empty());
   const ClientOptions& o = admin->options();
-  for (const auto& [source, path] :
-       {std::pair<std::string, std::string>{"client", o.cert_file}, {"ca", o.ca_file}}) {
+  const std::vector<std::pair<std::string, std::string>> files = {{"client", o.cert_file},
+                                                                   {"ca", o.ca_file}};
+  for (const auto& [source, path] : files) {
     KW_ASSIGN_OR_RETURN(auto certs, ReadCertificates(path, source));
     f.certificates.insert(f.certificates.end(), certs.begin(), certs.end());
   }
@@ -293,7 +295,7 @@ absl::StatusOr<Json> CycloneDx(const Facts& f) {
   for (const Algorithm& a : Algorithms()) components.push_back(AlgorithmComponent(a));
   Json suites = Json::array();
   for (const TlsSuite& s : TlsSuites()) {
-    suites.push_back({{"name", s.name}, {"algorithms", s.algorithms}, {"identifiers", {s.id}}});
+    suites.push_back({{"name", s.name}, {"algorithms", s.algorithms}, {"identifiers", Json::array({s.id})}});
   }
   components.push_back(
       {{"type", "cryptographic-asset"},
@@ -327,13 +329,8 @@ absl::StatusOr<Json> CycloneDx(const Facts& f) {
         Json::array({{{"type", "documentation"},
                       {"url", "docs/decisions/0010-hsm-sessions-and-root-key.md"},
                       {"comment", "decision record"}}})}});
-  Json key_refs = Json::array();
   for (const KeyInfo& k : f.keys) {
-    for (const KeyVersionInfo& v : k.versions) {
-      Json c = KeyVersionComponent(k, v);
-      key_refs.push_back(c["bom-ref"]);
-      components.push_back(std::move(c));
-    }
+    for (const KeyVersionInfo& v : k.versions) components.push_back(KeyVersionComponent(k, v));
   }
   for (const CertificateInfo& c : f.certificates) components.push_back(CertificateComponent(c));
   Json dependencies = Json::array();

@@ -91,7 +91,9 @@ class OpsTest : public ::testing::Test {
     std::vector<std::string> out;
     if (!doctor.is_object()) return out;
     for (const Json& c : doctor["checks"]) {
-      if (c["check"] == check && c["status"] == status) out.push_back(c["finding"]);
+      if (c["check"] == check && c["status"] == status) {
+        out.push_back(c["finding"].get<std::string>());
+      }
     }
     return out;
   }
@@ -362,7 +364,9 @@ TEST(OpsDevMaterialTest, DoctorFailsOnDevMaterialOutsideDev) {
   ASSERT_TRUE(d.is_object()) << r.out;
   std::vector<std::string> dev;
   for (const Json& c : d["checks"]) {
-    if (c["check"] == "dev-material" && c["status"] == "FAIL") dev.push_back(c["finding"]);
+    if (c["check"] == "dev-material" && c["status"] == "FAIL") {
+      dev.push_back(c["finding"].get<std::string>());
+    }
   }
   const std::string all = absl::StrJoin(dev, "\n");
   EXPECT_THAT(all, HasSubstr("software HSM"));
@@ -388,7 +392,7 @@ TEST_F(OpsTest, InventoryIsAValidCycloneDx16Cbom) {
   Json j = Json::parse(ReadFileOrDie(bom));
   EXPECT_EQ(j["specVersion"], "1.6");
   std::map<std::string, Json> by_ref;
-  for (const Json& c : j["components"]) by_ref[c["bom-ref"]] = c;
+  for (const Json& c : j["components"]) by_ref[c["bom-ref"].get<std::string>()] = c;
   for (const char* alg : {"algorithm/aes-256-gcm", "algorithm/aes-256-siv", "algorithm/aes-256-kwp",
                           "algorithm/hkdf-sha-256", "algorithm/hmac-sha-256",
                           "algorithm/ecdsa-p256-sha256"}) {
