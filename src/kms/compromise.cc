@@ -41,7 +41,9 @@ absl::StatusOr<CompromiseResult> KeyService::CompromiseVersion(absl::string_view
           " is destroyed: its key material is gone, nothing can be wrapped or "
           "unwrapped with it any more, so there is nothing to contain"));
     }
-    if (version == k.primary_version) {
+    // A primary being crypto-shredded (pending destruction, the last
+    // version) stays so: no new version brings the key back to life.
+    if (version == k.primary_version && v->state == VersionState::kEnabled) {
       const uint32_t next = k.versions.back().version + 1;
       KW_ASSIGN_OR_RETURN(KeyVersion fresh, NewVersion(k, next, options_.default_protection));
       k.versions.push_back(std::move(fresh));

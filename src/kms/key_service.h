@@ -201,7 +201,8 @@ class KeyService {
   // Declares `version` of `name` compromised, for good: in one change of
   // the key, an enabled version becomes decrypt-only and, when it was the
   // primary, a new version is made and becomes primary; the version is
-  // marked (when, `reason`, `by`).  From then on it never wraps a data key
+  // marked (when, `reason`, `by`).  (A primary already scheduled for
+  // destruction — the key being crypto-shredded — is only marked.)  From then on it never wraps a data key
   // and cannot be enabled as such or made primary again; its data keys
   // still unwrap (to re-encrypt the data), and callers flag each such
   // unwrap (IsCompromised).  Every replica sees it through the store's
