@@ -1,6 +1,6 @@
 // `keyward key compromise`: contain a key version whose KEK may be known to
 // someone else, and say what has to be re-encrypted (docs/operations.md,
-// "Key compromise").
+// "Suspected key compromise").
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -124,7 +124,7 @@ absl::Status Run(Globals& globals, const Args& args) {
       "\nThen, once every data set reports 0 rows on version %u:\n"
       "  keyward key disable-version %s %u\n"
       "  keyward key destroy-version %s %u\n"
-      "Runbook: docs/operations.md, \"Key compromise\".\n",
+      "Runbook: docs/operations.md, \"Suspected key compromise\".\n",
       args.version, args.name.c_str(), args.version, args.name.c_str(), args.version);
   return absl::OkStatus();
 }

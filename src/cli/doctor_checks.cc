@@ -148,7 +148,7 @@ std::vector<Finding> VersionsStillUsed(const KeyInfo& key,
                      absl::StrCat("key ", key.name, " version ", v.version,
                                   " is compromised and data is still under it: ", where),
                      "re-encrypt it with new data keys (keyward reencrypt ... --mode full); "
-                     "docs/operations.md, \"Key compromise\""});
+                     "docs/operations.md, \"Suspected key compromise\""});
     }
   }
   return out;

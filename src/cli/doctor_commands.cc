@@ -358,9 +358,12 @@ class Doctor {
         Json r = Json::parse(line, nullptr, false);
         if (!r.is_object() || !r.contains("principal") || !r["principal"].is_string()) continue;
         const std::string p = r["principal"];
-        // keywardd's own records ("keywardd:scheduler") and anonymous peers
+        // keywardd's own records ("keywardd", "keywardd:scheduler") and anonymous peers
         // are not principals a rule could name.
-        if (p.empty() || p.rfind("keywardd:", 0) == 0 || p == "-" || p == "unknown") continue;
+        if (p.empty() || p == "keywardd" || p.rfind("keywardd:", 0) == 0 || p == "-" ||
+            p == "unknown") {
+          continue;
+        }
         principals.insert(p);
       }
     }
