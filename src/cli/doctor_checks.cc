@@ -13,7 +13,10 @@ namespace {
 
 std::string Day(absl::Time t) { return absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()); }
 
-std::string Ago(absl::Duration d) { return FormatHumanDuration(absl::Trunc(d, absl::Seconds(1))); }
+std::string Ago(absl::Duration d) {
+  if (d >= absl::Hours(48)) return absl::StrCat(absl::ToInt64Hours(d) / 24, " days");
+  return FormatHumanDuration(absl::Trunc(d, absl::Seconds(1)));
+}
 
 }  // namespace
 
