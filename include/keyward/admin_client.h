@@ -79,6 +79,10 @@ struct KeyVersionInfo {
   uint64_t decrypts = 0;
   std::optional<absl::Time> last_used;
   std::optional<absl::Time> last_decrypt;  // a reader's, not a re-encryption's
+  // Declared compromised (AdminClient::CompromiseVersion); absent: never.
+  std::optional<absl::Time> compromised;
+  std::string compromise_reason;
+  std::string compromised_by;
 };
 
 struct KeyInfo {
@@ -120,6 +124,16 @@ struct DataSetReportInfo {
   uint64_t rows_total = 0;
   absl::Time reported;      // set by keywardd
   std::string reported_by;  // set by keywardd
+};
+
+// What AdminClient::CompromiseVersion did.
+struct CompromiseInfo {
+  KeyInfo key;                   // after the call
+  uint32_t new_primary_version = 0;  // made primary in its place; 0: none
+  bool already_compromised = false;  // declared before: nothing changed
+  // Data sets whose latest re-encryption report still counts rows on the
+  // version: what must be re-encrypted (docs/operations.md).
+  std::vector<DataSetReportInfo> data_sets;
 };
 
 struct DrillSampleInfo {
@@ -300,7 +314,7 @@ class AdminClient {
   explicit AdminClient(std::shared_ptr<Connection> connection);
 
   const ClientOptions& options() const { return connection_->options(); }
-  [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo();
+  [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo(bool check_health = false);
 
   // Keys.  Errors are the server's, with their Keyward error codes.
   [[nodiscard]] absl::StatusOr<KeyInfo> CreateKey(const std::string& name,
@@ -326,6 +340,16 @@ class AdminClient {
   [[nodiscard]] absl::StatusOr<KeyInfo> CancelVersionDestruction(const std::string& name,
                                                                  uint32_t version);
 
+  // Declares `version` compromised, for good (needs compromise-key;
+  // audited): it stops wrapping at once — a new version becomes primary
+  // when it was the primary — and can never be primary again; its data
+  // keys still decrypt so that the data can be re-encrypted, each such
+  // decrypt flagged.  Idempotent (a second call changes nothing and says
+  // so).  Errors: kInvalidArgument (an empty reason, or over 1024 bytes),
+  // kNotFound (key or version), kFailedPrecondition (a destroyed version).
+  [[nodiscard]] absl::StatusOr<CompromiseInfo> CompromiseVersion(const std::string& name,
+                                                                 uint32_t version,
+                                                                 const std::string& reason);
   // The retirement gate's evidence: rows per version of one data set.
   [[nodiscard]] absl::Status ReportDataSet(const DataSetReportInfo& report);
   [[nodiscard]] absl::StatusOr<std::vector<DataSetReportInfo>> ListDataSets(

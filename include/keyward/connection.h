@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,12 @@ struct ServerInfo {
   // The audit checkpoint signing key's fingerprint, as the server reports
   // it; compare it with the one recorded at setup before pinning it.
   std::string audit_checkpoint_key_fingerprint;
+  // The server's clock when it answered (absent from servers before it was
+  // reported), for clock skew checks (`keyward doctor`).
+  std::optional<absl::Time> server_time;
+  // Only from GetServerInfo(true): "ok", or why keywardd's HSM or key store
+  // is not usable now.
+  std::string health;
 };
 
 // One server's record on a connection, for monitoring and tests.
@@ -101,7 +108,9 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   const ClientOptions& options() const { return options_; }
-  [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo();
+  // `check_health`: keywardd also checks its HSM and key store now and
+  // reports it in ServerInfo::health (`keyward doctor`).
+  [[nodiscard]] absl::StatusOr<ServerInfo> GetServerInfo(bool check_health = false);
   // Each configured server's counters, in the order of options().servers.
   std::vector<EndpointStats> Endpoints() const;
 

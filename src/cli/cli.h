@@ -13,6 +13,7 @@
 #include "keyward/admin_client.h"
 #include "keyward/connection.h"
 #include "keyward/data_client.h"
+#include "nlohmann/json.hpp"
 
 namespace keyward::cli {
 
@@ -29,6 +30,14 @@ enum ExitCode : int {
 };
 
 int ExitCodeFor(const absl::Status& status);
+
+// A status that makes `keyward` exit with `code` and print nothing more
+// (the command printed its own report): `keyward doctor`'s 1 and 2.
+absl::Status ExitWith(int code);
+
+// A key as `key describe` shows it (key_commands.cc).
+nlohmann::ordered_json KeyToJson(const KeyInfo& key);
+void PrintKey(const KeyInfo& key, bool json);
 
 // A status that makes `keyward` exit with kExitUsage.
 absl::Status UsageError(const std::string& message);
@@ -70,6 +79,11 @@ void RegisterRotationCommands(CLI::App& app, Globals& globals, Action& action);
 void RegisterClassifyCommands(CLI::App& app, Globals& globals, Action& action);
 // `keyward index` (plan; later rebuild, retire).
 void RegisterIndexCommands(CLI::App& app, Globals& globals, Action& action);
+// After RegisterKeyCommands (adds `key compromise`).
+void RegisterCompromiseCommands(CLI::App& app, Globals& globals, Action& action);
+// `keyward doctor` and `keyward inventory`.
+void RegisterDoctorCommands(CLI::App& app, Globals& globals, Action& action);
+void RegisterInventoryCommands(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace keyward::cli
 

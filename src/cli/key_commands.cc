@@ -26,7 +26,9 @@ std::string Time(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
 }
 
-Json ToJson(const KeyInfo& k) {
+}  // namespace
+
+Json KeyToJson(const KeyInfo& k) {
   Json versions = Json::array();
   for (const KeyVersionInfo& v : k.versions) {
     Json j = {{"version", v.version},
@@ -39,6 +41,11 @@ Json ToJson(const KeyInfo& k) {
               {"last_decrypt", v.last_decrypt ? Json(Time(*v.last_decrypt)) : Json(nullptr)}};
     if (v.destroy_after) j["destroy_after"] = Time(*v.destroy_after);
     if (v.destroyed) j["destroyed"] = Time(*v.destroyed);
+    if (v.compromised) {
+      j["compromised"] = Time(*v.compromised);
+      j["compromise_reason"] = v.compromise_reason;
+      j["compromised_by"] = v.compromised_by;
+    }
     versions.push_back(j);
   }
   Json labels = Json::object();
@@ -57,7 +64,7 @@ Json ToJson(const KeyInfo& k) {
 
 void PrintKey(const KeyInfo& k, bool json) {
   if (json) {
-    std::printf("%s\n", ToJson(k).dump().c_str());
+    std::printf("%s\n", KeyToJson(k).dump().c_str());
     return;
   }
   std::printf("key          %s\n", k.name.c_str());
@@ -77,6 +84,10 @@ void PrintKey(const KeyInfo& k, bool json) {
     std::string note = v.version == k.primary_version ? "primary" : "";
     if (v.destroy_after) note = "destroyed after " + Time(*v.destroy_after);
     if (v.destroyed) note = "destroyed " + Time(*v.destroyed);
+    if (v.compromised) {
+      note = absl::StrCat("COMPROMISED ", Time(*v.compromised), " by ", v.compromised_by, ": ",
+                          v.compromise_reason, note.empty() ? "" : "; ", note);
+    }
     std::printf("  %-8u %-20s %-16s %-24s %12llu %10llu  %s\n", v.version,
                 std::string(KeyVersionStateName(v.state)).c_str(),
                 std::string(KeyProtectionName(v.protection)).c_str(), Time(v.created).c_str(),
@@ -84,6 +95,8 @@ void PrintKey(const KeyInfo& k, bool json) {
                 static_cast<unsigned long long>(v.decrypts), note.c_str());
   }
 }
+
+namespace {
 
 void WarnForce() {
   std::fprintf(stderr,
@@ -237,7 +250,7 @@ void RegisterKeyCommands(CLI::App& app, Globals& globals, Action& action) {
         KW_ASSIGN_OR_RETURN(KeyList page, client->ListKeys(args.prefix, 500, token));
         for (const KeyInfo& k : page.keys) {
           if (globals.json) {
-            std::printf("%s\n", ToJson(k).dump().c_str());
+            std::printf("%s\n", KeyToJson(k).dump().c_str());
           } else {
             std::printf("%-40s %-8u %-10zu %s\n", k.name.c_str(), k.primary_version,
                         k.versions.size(),

@@ -18,8 +18,15 @@ namespace keyward::cli {
 namespace {
 
 constexpr char kUsagePayload[] = "type.keyward.dev/keyward.cli.Usage";
+constexpr char kExitPayload[] = "type.keyward.dev/keyward.cli.Exit";
 
 }  // namespace
+
+absl::Status ExitWith(int code) {
+  absl::Status status = absl::UnknownError("");
+  status.SetPayload(kExitPayload, absl::Cord(std::to_string(code)));
+  return status;
+}
 
 absl::Status UsageError(const std::string& message) {
   absl::Status status = absl::InvalidArgumentError(message);
@@ -168,6 +175,9 @@ int Main(int argc, char** argv) {
   RegisterRotationCommands(app, globals, action);
   RegisterFieldCommands(app, globals, action);
   RegisterIndexCommands(app, globals, action);
+  RegisterCompromiseCommands(app, globals, action);
+  RegisterDoctorCommands(app, globals, action);
+  RegisterInventoryCommands(app, globals, action);
   RegisterClassifyCommands(app, globals, action);
   RegisterDevCommands(app, globals, action);
 
@@ -179,6 +189,9 @@ int Main(int argc, char** argv) {
   }
   if (!action) return kExitUsage;
   absl::Status status = action();
+  if (auto code = status.GetPayload(kExitPayload); code.has_value()) {
+    return std::atoi(std::string(*code).c_str());
+  }
   if (!status.ok()) {
     std::fprintf(stderr, "keyward: %s\n", std::string(status.message()).c_str());
     return ExitCodeFor(status);

@@ -68,6 +68,19 @@ struct UsageCounters {
   std::optional<absl::Time> last_decrypt;  // unwrapping only
 };
 
+// A version declared compromised (`keyward key compromise`): its KEK may be
+// known to someone else.  It never wraps a new data key again and can never
+// be primary; it still decrypts (so its data can be re-encrypted), and every
+// such decrypt is flagged.  Permanent: nothing clears it.
+struct Compromise {
+  absl::Time when;
+  std::string reason;  // the operator's words
+  std::string by;      // the principal that declared it
+  bool operator==(const Compromise& o) const {
+    return when == o.when && reason == o.reason && by == o.by;
+  }
+};
+
 struct KeyVersion {
   uint32_t version = 0;
   VersionState state = VersionState::kEnabled;
@@ -86,6 +99,7 @@ struct KeyVersion {
   // A small message made under this version when it was created, for
   // `keyward rotation drill` (empty for versions made before drills).
   std::string drill_sample;
+  std::optional<Compromise> compromise;  // set once, never cleared
 };
 
 struct Key {

@@ -287,6 +287,31 @@ TEST_P(KeyStoreTest, BreakGlassGrantsCountUsesInOneTransaction) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].decrypts, 5u);
   EXPECT_TRUE(all[0].closed);
+TEST_P(KeyStoreTest, ACompromiseIsStoredWithItsVersionAndSurvivesOtherChanges) {
+  KW_ASSERT_OK(store_->CreateKey(MakeKey("k")));
+  KW_ASSERT_OK_AND_ASSIGN(Key key, store_->GetKey("k"));
+  EXPECT_FALSE(key.versions[0].compromise.has_value());
+  KeyVersion v2 = key.versions[0];
+  v2.version = 2;
+  key.versions[0].state = VersionState::kDecryptOnly;
+  const absl::Time when = absl::FromUnixSeconds(1'800'000'123);
+  key.versions[0].compromise = Compromise{when, "leaked in ticket INC-42", "spiffe://x/admin"};
+  key.versions.push_back(v2);
+  key.primary_version = 2;
+  KW_ASSERT_OK(store_->UpdateKey(key));
+  KW_ASSERT_OK_AND_ASSIGN(Key after, store_->GetKey("k"));
+  ASSERT_TRUE(after.versions[0].compromise.has_value());
+  EXPECT_EQ(after.versions[0].compromise->when, when);
+  EXPECT_EQ(after.versions[0].compromise->reason, "leaked in ticket INC-42");
+  EXPECT_EQ(after.versions[0].compromise->by, "spiffe://x/admin");
+  EXPECT_FALSE(after.versions[1].compromise.has_value());
+  // A later change of the key (labels) keeps it, and listing shows it too.
+  after.labels["x"] = "y";
+  KW_ASSERT_OK(store_->UpdateKey(after));
+  KW_ASSERT_OK_AND_ASSIGN(KeyPage page, store_->ListKeys("", 10, ""));
+  ASSERT_EQ(page.keys.size(), 1u);
+  ASSERT_TRUE(page.keys[0].versions[0].compromise.has_value());
+  EXPECT_EQ(page.keys[0].versions[0].compromise->when, when);
 }
 
 TEST_P(KeyStoreTest, GrantsAndSecrets) {

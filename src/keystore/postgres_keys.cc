@@ -23,7 +23,8 @@ constexpr char kKeyColumns[] =
     "k.primary_version, k.created_us, k.updated_us, k.revision, "
     "v.version, v.state, v.protection, v.sealed_kek, v.hsm_key_id, v.created_us, "
     "v.destroy_after_us, v.destroyed_us, v.data_keys_issued, v.decrypts, v.last_used_us, "
-    "v.last_decrypt_us, v.drill_sample, v.state_before_destruction ";
+    "v.last_decrypt_us, v.drill_sample, v.state_before_destruction, v.compromised_us, "
+    "v.compromise_reason, v.compromised_by ";
 
 std::vector<Key> KeysFromRows(const std::vector<appdb::ResultRow>& rows) {
   std::vector<Key> keys;
@@ -69,18 +70,27 @@ absl::Status WriteVersions(appdb::Database& db, const Key& key, const Key* store
         v.drill_sample);
     v.state_before_destruction ? p.Int(static_cast<int64_t>(*v.state_before_destruction))
                                : p.Null();
+    if (v.compromise) {
+      p.Time(v.compromise->when).Text(v.compromise->reason).Text(v.compromise->by);
+    } else {
+      p.Null().Null().Null();
+    }
     KW_RETURN_IF_ERROR(
         Execute(db,
                 "INSERT INTO keyward_key_versions (key_name, version, state, protection, "
                 "sealed_kek, hsm_key_id, created_us, destroy_after_us, destroyed_us, "
-                "drill_sample, state_before_destruction) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "drill_sample, state_before_destruction, compromised_us, compromise_reason, "
+                "compromised_by) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
                 "ON CONFLICT (key_name, version) DO UPDATE SET "
                 "state = excluded.state, protection = excluded.protection, "
                 "sealed_kek = excluded.sealed_kek, hsm_key_id = excluded.hsm_key_id, "
                 "destroy_after_us = excluded.destroy_after_us, "
                 "destroyed_us = excluded.destroyed_us, drill_sample = excluded.drill_sample, "
-                "state_before_destruction = excluded.state_before_destruction",
+                "state_before_destruction = excluded.state_before_destruction, "
+                "compromised_us = excluded.compromised_us, "
+                "compromise_reason = excluded.compromise_reason, "
+                "compromised_by = excluded.compromised_by",
                 p)
             .status());
   }

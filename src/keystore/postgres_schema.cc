@@ -106,12 +106,20 @@ CREATE TABLE keyward_breakglass_grants (
 )
 )sql";
 
+// A version declared compromised: when, why and by whom (never cleared).
+constexpr char kSchemaV3[] = R"sql(
+ALTER TABLE keyward_key_versions ADD COLUMN compromised_us BIGINT;
+ALTER TABLE keyward_key_versions ADD COLUMN compromise_reason TEXT;
+ALTER TABLE keyward_key_versions ADD COLUMN compromised_by TEXT
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& PostgresMigrations() {
   static const auto* migrations = new std::vector<Migration>{
       {1, "keys, versions, grants, secrets, data set reports, tenant keys, leases", kSchemaV1},
       {2, "break-glass grants", kSchemaV2},
+      {3, "compromised key versions", kSchemaV3},
   };
   return *migrations;
 }

@@ -22,8 +22,9 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
     Statement s(db_, Prepare(
                 "INSERT INTO key_versions (key_name, version, state, protection, "
                 "sealed_kek, hsm_key_id, created_us, destroy_after_us, "
-                "destroyed_us, drill_sample, state_before_destruction) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+                "destroyed_us, drill_sample, state_before_destruction, "
+                "compromised_us, compromise_reason, compromised_by) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
                 "ON CONFLICT (key_name, version) DO UPDATE SET "
                 "state = excluded.state, protection = excluded.protection, "
                 "sealed_kek = excluded.sealed_kek, "
@@ -31,7 +32,10 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
                 "destroy_after_us = excluded.destroy_after_us, "
                 "destroyed_us = excluded.destroyed_us, "
                 "drill_sample = excluded.drill_sample, "
-                "state_before_destruction = excluded.state_before_destruction"));
+                "state_before_destruction = excluded.state_before_destruction, "
+                "compromised_us = excluded.compromised_us, "
+                "compromise_reason = excluded.compromise_reason, "
+                "compromised_by = excluded.compromised_by"));
     s.Bind(1, key.name)
         .Bind(2, v.version)
         .Bind(3, static_cast<int64_t>(v.state))
@@ -45,6 +49,13 @@ absl::Status SqliteKeyStore::WriteVersionsLocked(const Key& key,
     v.state_before_destruction
         ? s.Bind(11, static_cast<int64_t>(*v.state_before_destruction))
         : s.BindNull(11);
+    if (v.compromise) {
+      s.Bind(12, absl::ToUnixMicros(v.compromise->when))
+          .Bind(13, v.compromise->reason)
+          .Bind(14, v.compromise->by);
+    } else {
+      s.BindNull(12).BindNull(13).BindNull(14);
+    }
     if (s.Step() != SQLITE_DONE) return SqliteError(db_, "write key version");
   }
   return absl::OkStatus();
@@ -107,7 +118,8 @@ absl::StatusOr<Key> SqliteKeyStore::LoadKeyLocked(absl::string_view name) {
               "SELECT version, state, protection, sealed_kek, hsm_key_id, "
               "created_us, destroy_after_us, destroyed_us, data_keys_issued, "
               "decrypts, last_used_us, last_decrypt_us, drill_sample, "
-              "state_before_destruction FROM key_versions "
+              "state_before_destruction, compromised_us, compromise_reason, "
+              "compromised_by FROM key_versions "
               "WHERE key_name = ?1 ORDER BY version"));
   v.Bind(1, name);
   int vrc;

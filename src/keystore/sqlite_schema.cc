@@ -112,6 +112,13 @@ CREATE TABLE breakglass_grants (
 ) WITHOUT ROWID;
 )sql";
 
+// A version declared compromised: when, why and by whom (never cleared).
+constexpr char kSchemaV7[] = R"sql(
+ALTER TABLE key_versions ADD COLUMN compromised_us INTEGER;
+ALTER TABLE key_versions ADD COLUMN compromise_reason TEXT;
+ALTER TABLE key_versions ADD COLUMN compromised_by TEXT;
+)sql";
+
 int UserVersion(sqlite3* db) {
   Statement s(db, "PRAGMA user_version");
   return s.Step() == SQLITE_ROW ? static_cast<int>(s.Int(0)) : -1;
@@ -146,6 +153,7 @@ const std::vector<Migration>& SqliteMigrations() {
       {4, "the state a version had before it was scheduled for destruction", kSchemaV4},
       {5, "tenant keys and tenant erasures", kSchemaV5},
       {6, "break-glass grants", kSchemaV6},
+      {7, "compromised key versions", kSchemaV7},
   };
   return *migrations;
 }

@@ -87,7 +87,8 @@ bool SameStoredFields(const KeyVersion& a, const KeyVersion& b) {
          a.sealed_kek == b.sealed_kek && a.hsm_key_id == b.hsm_key_id &&
          a.created == b.created && a.destroy_after == b.destroy_after &&
          a.destroyed == b.destroyed && a.drill_sample == b.drill_sample &&
-         a.state_before_destruction == b.state_before_destruction;
+         a.state_before_destruction == b.state_before_destruction &&
+         a.compromise == b.compromise;
 }
 
 std::string LabelsToJson(const std::map<std::string, std::string>& labels) {

@@ -36,7 +36,8 @@ Key ReadKeyColumns(const Row& r, int first) {
 // Columns first..first+13: version, state, protection, sealed_kek,
 // hsm_key_id, created_us, destroy_after_us, destroyed_us, data_keys_issued,
 // decrypts, last_used_us, last_decrypt_us, drill_sample,
-// state_before_destruction.
+// state_before_destruction, compromised_us, compromise_reason,
+// compromised_by (kVersionColumns).
 template <typename Row>
 KeyVersion ReadVersionColumns(const Row& r, int first) {
   KeyVersion v;
@@ -55,6 +56,10 @@ KeyVersion ReadVersionColumns(const Row& r, int first) {
   v.drill_sample = r.Text(first + 12);
   if (!r.IsNull(first + 13)) {
     v.state_before_destruction = static_cast<VersionState>(r.Int(first + 13));
+  }
+  if (!r.IsNull(first + 14)) {
+    v.compromise = Compromise{absl::FromUnixMicros(r.Int(first + 14)), r.Text(first + 15),
+                              r.Text(first + 16)};
   }
   return v;
 }

@@ -199,7 +199,7 @@ absl::StatusOr<std::vector<DataKey>> KeyService::GenerateDataKeys(
         ", not envelope encryption"));
   }
   const KeyVersion* primary = key.FindVersion(key.primary_version);
-  if (primary == nullptr || primary->state != VersionState::kEnabled) {
+  if (primary == nullptr || primary->state != VersionState::kEnabled || primary->compromise) {
     return absl::FailedPreconditionError(absl::StrCat(
         "key ", name, " has no enabled primary version (it is being "
         "destroyed); rotate it to create a new version"));
@@ -257,7 +257,7 @@ absl::StatusOr<WrappedKey> KeyService::WrapDataKey(
   const Key& key = cached->key;
   KW_RETURN_IF_ERROR(CheckSignedUse(key, context));
   const KeyVersion* primary = key.FindVersion(key.primary_version);
-  if (primary == nullptr || primary->state != VersionState::kEnabled) {
+  if (primary == nullptr || primary->state != VersionState::kEnabled || primary->compromise) {
     return absl::FailedPreconditionError(
         absl::StrCat("key ", name, " has no enabled primary version"));
   }

@@ -120,4 +120,14 @@ absl::StatusOr<keystore::KeyPage> KeyService::ListKeys(
   return page;
 }
 
+absl::Status KeyService::CheckHealth() {
+  if (absl::Status s = root_->CheckHealth(); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("HSM: ", s.message()));
+  }
+  if (auto n = store_->CountKeys(); !n.ok()) {
+    return absl::UnavailableError(absl::StrCat("key store: ", n.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace keyward::kms

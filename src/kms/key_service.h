@@ -94,6 +94,16 @@ struct WrappedKey {
   KeyReference key;
 };
 
+// What KeyService::CompromiseVersion did.
+struct CompromiseResult {
+  keystore::Key key;      // after the call
+  uint32_t new_primary = 0;  // the version made primary in its place; 0: none
+  bool already = false;   // it was compromised before: nothing changed
+  // The latest data set reports that still count rows under the version:
+  // what has to be re-encrypted.
+  std::vector<keystore::DataSetReport> data_sets;
+};
+
 struct DecryptRequest {
   std::string wrapped;
   EncryptionContext context;
@@ -186,6 +196,28 @@ class KeyService {
   };
   [[nodiscard]] DestructionRun ProcessDueDestructions();
 
+  // --- Compromise response (compromise.cc).
+  static constexpr size_t kMaxCompromiseReason = 1024;
+  // Declares `version` of `name` compromised, for good: in one change of
+  // the key, an enabled version becomes decrypt-only and, when it was the
+  // primary, a new version is made and becomes primary; the version is
+  // marked (when, `reason`, `by`).  (A primary already scheduled for
+  // destruction — the key being crypto-shredded — is only marked.)  From then on it never wraps a data key
+  // and cannot be enabled as such or made primary again; its data keys
+  // still unwrap (to re-encrypt the data), and callers flag each such
+  // unwrap (IsCompromised).  Every replica sees it through the store's
+  // change notification.  Idempotent: a second call changes nothing and
+  // reports `already`.  Errors: kInvalidArgument (reason empty or over
+  // kMaxCompromiseReason), kNotFound (key or version), kFailedPrecondition
+  // (a destroyed version), the store's and the HSM's.
+  [[nodiscard]] absl::StatusOr<CompromiseResult> CompromiseVersion(absl::string_view name,
+                                                                   uint32_t version,
+                                                                   absl::string_view reason,
+                                                                   absl::string_view by);
+  // Whether `version` of `name` is marked compromised, as this process's
+  // cache knows it; false for an unknown key or version.
+  bool IsCompromised(absl::string_view name, uint32_t version);
+
   // --- Data keys.  Every operation takes the encryption context that is
   // bound into the wrapped data key.  A context holding kTenantContextKey
   // (keyward/keyring.h) gets the tenant layer: the data key is sealed under
@@ -264,6 +296,10 @@ class KeyService {
   [[nodiscard]] absl::StatusOr<TenantErasure> EraseTenant(absl::string_view name,
                                                           absl::string_view tenant,
                                                           absl::string_view by);
+
+  // The HSM answers and the key store can be read (a few cheap calls).
+  // Errors: kUnavailable naming which.
+  [[nodiscard]] absl::Status CheckHealth();
 
   // Writes pending usage counters now.
   [[nodiscard]] absl::Status FlushUsage();

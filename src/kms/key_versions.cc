@@ -133,7 +133,9 @@ absl::StatusOr<Key> KeyService::EnableVersion(absl::string_view name,
         return absl::OkStatus();
       case VersionState::kDecryptOnly:
       case VersionState::kDisabled:
-        v->state = VersionState::kEnabled;
+        // A compromised version may decrypt again (to re-encrypt its data),
+        // never wrap.
+        v->state = v->compromise ? VersionState::kDecryptOnly : VersionState::kEnabled;
         return absl::OkStatus();
       case VersionState::kPendingDestruction:
         return absl::FailedPreconditionError(absl::StrCat(
@@ -177,6 +179,12 @@ absl::StatusOr<Key> KeyService::SetPrimaryVersion(absl::string_view name,
   return Mutate(name, [&](Key& key) -> absl::Status {
     KeyVersion* v = key.FindVersion(version);
     if (v == nullptr) return NoSuchVersion(name, version);
+    if (v->compromise) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", name, " version ", version,
+          " was declared compromised and can never be primary again; rotate the key "
+          "for a fresh version"));
+    }
     if (v->state != VersionState::kEnabled) {
       return absl::FailedPreconditionError(absl::StrCat(
           "only an enabled version can be primary; key ", name, " version ",
@@ -252,6 +260,9 @@ absl::StatusOr<Key> KeyService::CancelVersionDestruction(absl::string_view name,
     v->state = v->state_before_destruction.value_or(
         version == key.primary_version ? VersionState::kEnabled : VersionState::kDisabled);
     if (version == key.primary_version) v->state = VersionState::kEnabled;
+    if (v->compromise && v->state == VersionState::kEnabled) {
+      v->state = VersionState::kDecryptOnly;
+    }
     v->state_before_destruction.reset();
     v->destroy_after.reset();
     return absl::OkStatus();

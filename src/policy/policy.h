@@ -32,7 +32,8 @@ inline constexpr const char* kAdminOperations[] = {
     "create-key",      "list-keys",       "rotate-key",     "update-key",
     "enable-version",  "disable-version", "set-primary",    "destroy-version",
     "cancel-destroy",  "manage-policy",   "manage-grants",  "self-grant",
-    "read-audit",      "manage-audit",    "report-data-set", "erase-tenant"};
+    "read-audit",      "manage-audit",    "report-data-set", "erase-tenant",
+    "compromise-key"};
 bool IsKnownOperation(absl::string_view op);
 
 struct Condition {

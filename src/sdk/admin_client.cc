@@ -91,6 +91,9 @@ KeyInfo FromProto(const v1::Key& k) {
     vi.decrypts = v.decrypts();
     vi.last_used = OptionalMicros(v.last_used_unix_micros());
     vi.last_decrypt = OptionalMicros(v.last_decrypt_unix_micros());
+    vi.compromised = OptionalMicros(v.compromised_unix_micros());
+    vi.compromise_reason = v.compromise_reason();
+    vi.compromised_by = v.compromised_by();
     out.versions.push_back(std::move(vi));
   }
   return out;
@@ -134,7 +137,9 @@ absl::StatusOr<std::shared_ptr<AdminClient>> AdminClient::Connect(const ClientOp
 AdminClient::AdminClient(std::shared_ptr<Connection> connection)
     : connection_(std::move(connection)) {}
 
-absl::StatusOr<ServerInfo> AdminClient::GetServerInfo() { return connection_->GetServerInfo(); }
+absl::StatusOr<ServerInfo> AdminClient::GetServerInfo(bool check_health) {
+  return connection_->GetServerInfo(check_health);
+}
 
 absl::StatusOr<KeyInfo> AdminClient::CreateKey(const std::string& name,
                                           const CreateKeyOptions& options) {
@@ -544,6 +549,36 @@ absl::Status AdminClient::ReportDataSet(const DataSetReportInfo& report) {
   req.set_rows_total(report.rows_total);
   v1::DataSetReport resp;
   return sdk::Call(*connection_, req, &resp, KW_RPC(ReportDataSet));
+}
+
+namespace {
+DataSetReportInfo FromProto(const v1::DataSetReport& r) {
+  DataSetReportInfo info;
+  info.data_set = r.data_set();
+  info.key_name = r.key_name();
+  for (const auto& [version, rows] : r.rows_per_version()) info.rows_per_version[version] = rows;
+  info.rows_total = r.rows_total();
+  info.reported = absl::FromUnixMicros(r.reported_unix_micros());
+  info.reported_by = r.reported_by();
+  return info;
+}
+}  // namespace
+
+absl::StatusOr<CompromiseInfo> AdminClient::CompromiseVersion(const std::string& name,
+                                                              uint32_t version,
+                                                              const std::string& reason) {
+  v1::CompromiseVersionRequest req;
+  req.set_name(name);
+  req.set_version(version);
+  req.set_reason(reason);
+  v1::CompromiseVersionResponse resp;
+  KW_RETURN_IF_ERROR(sdk::Call(*connection_, req, &resp, KW_RPC(CompromiseVersion)));
+  CompromiseInfo out;
+  out.key = FromProto(resp.key());
+  out.new_primary_version = resp.new_primary_version();
+  out.already_compromised = resp.already_compromised();
+  for (const auto& r : resp.data_sets()) out.data_sets.push_back(FromProto(r));
+  return out;
 }
 
 absl::StatusOr<std::vector<DataSetReportInfo>> AdminClient::ListDataSets(const std::string& key_name) {

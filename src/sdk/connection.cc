@@ -325,8 +325,9 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Open(const ClientOptions
   return client;
 }
 
-absl::StatusOr<ServerInfo> Connection::GetServerInfo() {
+absl::StatusOr<ServerInfo> Connection::GetServerInfo(bool check_health) {
   v1::GetServerInfoRequest req;
+  req.set_check_health(check_health);
   v1::ServerInfo resp;
   KW_RETURN_IF_ERROR(sdk::Call(*this, req, &resp, KW_RPC(GetServerInfo)));
   ServerInfo out;
@@ -337,6 +338,10 @@ absl::StatusOr<ServerInfo> Connection::GetServerInfo() {
   out.hsm_software = resp.hsm_software();
   out.principal = resp.principal();
   out.audit_checkpoint_key_fingerprint = resp.audit_checkpoint_key_fingerprint();
+  if (resp.server_time_unix_micros() != 0) {
+    out.server_time = absl::FromUnixMicros(resp.server_time_unix_micros());
+  }
+  out.health = resp.health();
   return out;
 }
 

@@ -24,6 +24,8 @@ constexpr RpcRetryRule kRules[] = {
     {"ScheduleVersionDestruction", kOnce, "starts the destruction clock of a version",
      kDescribe},
     {"CancelVersionDestruction", kOnce, "changes a version's state", kDescribe},
+    {"CompromiseVersion", kSafe,
+     "idempotent: declaring a version compromised again changes nothing", ""},
     {"GenerateDataKey", kSafe, "a fresh data key each time; an unused one is harmless", ""},
     {"GenerateDataKeyWithoutPlaintext", kSafe,
      "a fresh wrapped data key each time; an unused one is harmless", ""},

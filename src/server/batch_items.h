@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "base/bounded.h"
 #include "keyward/errors.h"
@@ -123,7 +124,10 @@ class BatchItems {
 
   // Records the batch on its Call.  REQUIRES: ReadAndDecide returned OK
   // and every item was answered.
-  void Finish() { decisions_.Finish(count_, failed_, prefix_); }
+  // `note`: more for the summary, after the prefix.
+  void Finish(absl::string_view note = "") {
+    decisions_.Finish(count_, failed_, absl::StrCat(prefix_, note));
+  }
 
  private:
   static constexpr int kYieldEvery = 256;

@@ -31,6 +31,11 @@ void ToProto(const keystore::Key& key, v1::Key* out) {
     pv->set_decrypts(v.usage.decrypts);
     pv->set_last_used_unix_micros(Micros(v.usage.last_used));
     pv->set_last_decrypt_unix_micros(Micros(v.usage.last_decrypt));
+    if (v.compromise) {
+      pv->set_compromised_unix_micros(absl::ToUnixMicros(v.compromise->when));
+      pv->set_compromise_reason(v.compromise->reason);
+      pv->set_compromised_by(v.compromise->by);
+    }
   }
 }
 

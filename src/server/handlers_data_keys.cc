@@ -2,6 +2,8 @@
 // key the wrapped key (or the message's kms entry) is bound to, and the same
 // key is the one unwrapped, counted and audited.
 #include <algorithm>
+#include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -9,6 +11,7 @@
 #include "keyward/errors.h"
 #include "keystore/key_model.h"
 #include "kms/data_key_blob.h"
+#include "metrics/metrics.h"
 #include "server/batch_items.h"
 #include "server/convert.h"
 #include "server/key_management_service.h"
@@ -20,6 +23,21 @@ namespace {
 // Batches run through the core in slices of this many items, with a
 // Yield() between slices (FairScheduler).
 constexpr int kSlice = 256;
+
+// A data key unwrapped under a version declared compromised: counted, and
+// the caller told, so that the data it protects gets re-encrypted.
+void CountCompromisedDecrypts(const std::string& key, uint64_t n) {
+  static auto& decrypts = metrics::Global().CounterFamily(
+      "keyward_compromised_version_decrypts_total",
+      "Data keys unwrapped under a key version declared compromised (re-encrypt that data).",
+      {"key"});
+  decrypts.With({metrics::KeyLabel(key)}).Inc(n);
+}
+
+std::string CompromisedDetail(uint32_t version) {
+  return absl::StrCat("COMPROMISED: version ", version,
+                      " was declared compromised; re-encrypt the data under it");
+}
 
 }  // namespace
 
@@ -61,6 +79,11 @@ absl::Status KeyManagementService::DecryptDataKey(Call& call,
   KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
   KW_ASSIGN_OR_RETURN(SecretData dek, core_->DecryptDataKey(req.wrapped(), context,
                                                             /*reader=*/!req.for_reencryption()));
+  if (core_->IsCompromised(blob.key_name, blob.key_version)) {
+    resp->set_compromised_version(true);
+    call.set_detail(CompromisedDetail(blob.key_version));
+    CountCompromisedDecrypts(blob.key_name, 1);
+  }
   resp->set_plaintext(dek.data(), dek.size());
   return absl::OkStatus();
 }
@@ -71,6 +94,11 @@ absl::Status KeyManagementService::ReWrapDataKey(Call& call, const v1::ReWrapDat
   const EncryptionContext context = FromProto(req.encryption_context());
   KW_RETURN_IF_ERROR(call.Authorize(blob.key_name, context, blob.key_version));
   KW_ASSIGN_OR_RETURN(kms::WrappedKey wk, core_->ReWrapDataKey(req.wrapped(), context));
+  if (core_->IsCompromised(blob.key_name, blob.key_version)) {
+    call.set_detail(absl::StrCat("moved off version ", blob.key_version,
+                                 ", which was declared compromised"));
+    CountCompromisedDecrypts(blob.key_name, 1);
+  }
   call.set_version(wk.key.key_version);
   resp->set_wrapped(std::move(wk.wrapped));
   ToProto(wk.key, resp->mutable_key());
@@ -154,7 +182,23 @@ absl::Status KeyManagementService::BatchDecryptDataKeys(
     }
   }
   for (int i = 0; i < n; ++i) items.AnswerRefused(i, resp->mutable_results(i));
-  items.Finish();
+  // Flag the items unwrapped under a compromised version.
+  std::map<std::string, uint64_t> compromised;
+  uint64_t flagged = 0;
+  for (int i = 0; i < n; ++i) {
+    v1::BatchDecryptResult* out = resp->mutable_results(i);
+    if (!items.allowed(i) || out->code() != 0) continue;
+    auto blob = kms::DecodeBlob(req.requests(i).wrapped());
+    if (blob.ok() && core_->IsCompromised(blob->key_name, blob->key_version)) {
+      out->set_compromised_version(true);
+      ++compromised[blob->key_name];
+      ++flagged;
+    }
+  }
+  for (const auto& [key, count] : compromised) CountCompromisedDecrypts(key, count);
+  items.Finish(flagged == 0 ? std::string()
+                            : absl::StrCat("COMPROMISED: ", flagged,
+                                           " item(s) under a version declared compromised; "));
   return absl::OkStatus();
 }
 
@@ -179,6 +223,11 @@ absl::Status KeyManagementService::Decrypt(Call& call, const v1::DecryptRequest&
   KW_RETURN_IF_ERROR(call.Authorize(header.key.key_name, header.context, header.key.key_version));
   KW_ASSIGN_OR_RETURN(SecretData pt, core_->Decrypt(header.key.key_name, req.message(),
                                                     FromProto(req.encryption_context())));
+  if (core_->IsCompromised(header.key.key_name, header.key.key_version)) {
+    resp->set_compromised_version(true);
+    call.set_detail(CompromisedDetail(header.key.key_version));
+    CountCompromisedDecrypts(header.key.key_name, 1);
+  }
   resp->set_plaintext(pt.data(), pt.size());
   return absl::OkStatus();
 }

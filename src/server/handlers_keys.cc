@@ -1,7 +1,14 @@
-// Handlers: server info, keys and their versions.
+// Handlers: server info, keys and their versions (and their compromise).
+#include <map>
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "base/bounded.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "keystore/store_common.h"
+#include "metrics/metrics.h"
 #include "keyward/message.h"
 #include "keyward/version.h"
 #include "server/convert.h"
@@ -9,7 +16,7 @@
 
 namespace keyward::server {
 
-absl::Status KeyManagementService::GetServerInfo(Call& call, const v1::GetServerInfoRequest&,
+absl::Status KeyManagementService::GetServerInfo(Call& call, const v1::GetServerInfoRequest& req,
                                                  v1::ServerInfo* resp) {
   call.set_public();
   const hsm::HsmInfo hsm = core_->hsm_info();
@@ -22,6 +29,11 @@ absl::Status KeyManagementService::GetServerInfo(Call& call, const v1::GetServer
   resp->set_hsm_software(hsm.software);
   resp->set_principal(call.principal());
   resp->set_audit_checkpoint_key_fingerprint(deps_.checkpoint_key_fingerprint);
+  resp->set_server_time_unix_micros(absl::ToUnixMicros(absl::Now()));
+  if (req.check_health()) {
+    const absl::Status health = core_->CheckHealth();
+    resp->set_health(health.ok() ? "ok" : Bounded(health.message(), 300));
+  }
   return absl::OkStatus();
 }
 
@@ -176,6 +188,80 @@ absl::Status KeyManagementService::ScheduleVersionDestruction(
   KW_ASSIGN_OR_RETURN(keystore::Key key, core_->ScheduleVersionDestruction(
                                              req.name(), req.version(), wait, req.force()));
   ToProto(key, resp);
+  return absl::OkStatus();
+}
+
+void KeyManagementService::RegisterCompromiseMetrics() {
+  kms::KeyService* core = core_;
+  metrics::Global().SetCollector(
+      kCompromisedVersionsMetric,
+      "Key versions declared compromised (`keyward key compromise`), per key; keys outside "
+      "metrics.key_labels are summed under \"other\".",
+      {"key"}, [core] {
+        std::map<std::string, double> per_key;
+        std::string token;
+        do {
+          auto page = core->ListKeys("", 500, token);
+          if (!page.ok()) break;
+          for (const keystore::Key& k : page->keys) {
+            for (const keystore::KeyVersion& v : k.versions) {
+              if (v.compromise) per_key[metrics::KeyLabel(k.name)] += 1;
+            }
+          }
+          token = page->next_page_token;
+        } while (!token.empty());
+        std::vector<metrics::Sample> out;
+        for (const auto& [key, n] : per_key) out.push_back({{key}, n});
+        return out;
+      });
+}
+
+absl::Status KeyManagementService::CompromiseVersion(Call& call,
+                                                     const v1::CompromiseVersionRequest& req,
+                                                     v1::CompromiseVersionResponse* resp) {
+  KW_RETURN_IF_ERROR(call.Authorize(req.name(), {}, req.version()));
+  if (req.reason().empty()) {
+    return absl::InvalidArgumentError(
+        "a compromise needs --reason (an incident id and one line; it is kept with the "
+        "version and audited)");
+  }
+  // Permanent: the record of who declared it, and why, is durable first.
+  KW_RETURN_IF_ERROR(call.RecordIntent(
+      absl::StrCat("declare version ", req.version(), " compromised: ",
+                   Bounded(req.reason(), 200))));
+  KW_ASSIGN_OR_RETURN(kms::CompromiseResult r,
+                      core_->CompromiseVersion(req.name(), req.version(), req.reason(),
+                                               call.principal()));
+  std::string detail = r.already
+                           ? absl::StrCat("version ", req.version(),
+                                          " was already declared compromised; unchanged")
+                           : absl::StrCat("version ", req.version(), " declared compromised");
+  if (r.new_primary != 0) absl::StrAppend(&detail, "; new primary version ", r.new_primary);
+  absl::StrAppend(&detail, "; ", r.data_sets.size(), " data set(s) still on it");
+  call.set_detail(detail);
+  if (!r.already) {
+    Log(LogLevel::kWarning, "key-compromised",
+        "a key version was declared compromised: it no longer wraps data keys; "
+        "re-encrypt what is still under it",
+        {{"key", req.name()},
+         {"version", absl::StrCat(req.version())},
+         {"new_primary", absl::StrCat(r.new_primary)},
+         {"data_sets_on_version", absl::StrCat(r.data_sets.size())}});
+  }
+  ToProto(r.key, resp->mutable_key());
+  resp->set_new_primary_version(r.new_primary);
+  resp->set_already_compromised(r.already);
+  for (const keystore::DataSetReport& d : r.data_sets) {
+    v1::DataSetReport* out = resp->add_data_sets();
+    out->set_data_set(d.data_set);
+    out->set_key_name(d.key_name);
+    for (const auto& [version, rows] : d.rows_per_version) {
+      (*out->mutable_rows_per_version())[version] = rows;
+    }
+    out->set_rows_total(d.rows_total);
+    out->set_reported_unix_micros(absl::ToUnixMicros(d.reported));
+    out->set_reported_by(d.reported_by);
+  }
   return absl::OkStatus();
 }
 

@@ -82,6 +82,8 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
   S SetPrimaryVersion(Call&, const v1::VersionRequest&, v1::Key*);
   S ScheduleVersionDestruction(Call&, const v1::ScheduleVersionDestructionRequest&, v1::Key*);
   S CancelVersionDestruction(Call&, const v1::VersionRequest&, v1::Key*);
+  S CompromiseVersion(Call&, const v1::CompromiseVersionRequest&,
+                      v1::CompromiseVersionResponse*);
   // Data keys and small payloads (handlers_data_keys.cc).
   S GenerateDataKey(Call&, const v1::GenerateDataKeyRequest&, v1::GenerateDataKeyResponse*);
   S GenerateDataKeyWithoutPlaintext(Call&, const v1::GenerateDataKeyRequest&,
@@ -140,6 +142,10 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
     // Erases secret fields of the response once it is serialized.
     std::function<void(google::protobuf::Message*)> wipe;
   };
+  // The keyward_compromised_versions gauge (handlers_keys.cc), removed
+  // again with the service.
+  static constexpr char kCompromisedVersionsMetric[] = "keyward_compromised_versions";
+  void RegisterCompromiseMetrics();
   template <typename Req, typename Resp>
   void Register(const char* name, const char* operation,
                 absl::Status (KeyManagementService::*handler)(Call&, const Req&, Resp*),

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "metrics/metrics.h"
 #include "server/byte_buffers.h"
 #include "server/key_management_service.h"
 
@@ -65,6 +66,7 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("SetPrimaryVersion", "set-primary", &K::SetPrimaryVersion);
   Register("ScheduleVersionDestruction", "destroy-version", &K::ScheduleVersionDestruction);
   Register("CancelVersionDestruction", "cancel-destroy", &K::CancelVersionDestruction);
+  Register("CompromiseVersion", "compromise-key", &K::CompromiseVersion);
   Register<v1::GenerateDataKeyRequest, v1::GenerateDataKeyResponse>(
       "GenerateDataKey", "generate-data-key", &K::GenerateDataKey,
       [](v1::GenerateDataKeyResponse* r) { WipeString(r->mutable_plaintext()); });
@@ -112,6 +114,7 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   Register("ReadAuditRecords", "read-audit", &K::ReadAuditRecords);
   Register("ListAuditSegments", "read-audit", &K::ListAuditSegments);
   Register("PruneAuditLog", "manage-audit", &K::PruneAuditLog);
+  RegisterCompromiseMetrics();
   const int methods = v1::GetServerInfoRequest::descriptor()
                           ->file()
                           ->FindServiceByName("KeyManagement")
@@ -124,6 +127,9 @@ KeyManagementService::KeyManagementService(const ServiceDeps& deps)
   breakglass_sweeper_.Start();
 }
 
-KeyManagementService::~KeyManagementService() { breakglass_sweeper_.Stop(); }
+KeyManagementService::~KeyManagementService() {
+  breakglass_sweeper_.Stop();
+  metrics::Global().RemoveCollector(kCompromisedVersionsMetric);
+}
 
 }  // namespace keyward::server

@@ -75,6 +75,36 @@ class ReplicasTest : public ::testing::Test {
   std::vector<std::unique_ptr<testing::DevServer>> replicas_;
 };
 
+TEST_F(ReplicasTest, ACompromiseDeclaredThroughOneReplicaIsHonouredByTheOther) {
+  auto admin1 = Connect(replicas_[0]->admin_config());
+  auto app2 = Connect(replicas_[1]->app_config());
+  auto admin2 = Connect(replicas_[1]->admin_config());
+  ASSERT_TRUE(admin1 && app2 && admin2);
+  KW_ASSERT_OK(admin1->CreateKey("ha/cards").status());
+  // r2 reads the key once and caches it, version 1 primary.
+  KW_ASSERT_OK_AND_ASSIGN(auto old_key, app2->GenerateDataKey("ha/cards", {}));
+  EXPECT_EQ(old_key.key.key_version, 1u);
+
+  KW_ASSERT_OK_AND_ASSIGN(CompromiseInfo c,
+                          admin1->CompromiseVersion("ha/cards", 1, "INC-HA: test"));
+  EXPECT_EQ(c.new_primary_version, 2u);
+  // r2 wraps under version 2 without a restart, and flags decrypts under 1.
+  EXPECT_TRUE(Until("compromise", [&] {
+    auto k = app2->GenerateDataKey("ha/cards", {});
+    return k.ok() && k->key.key_version == 2;
+  }));
+  KW_ASSERT_OK(app2->DecryptDataKey(old_key.encrypted.ciphertext, {}).status());
+  AuditQuery q;
+  q.operation = "decrypt";
+  q.key = "ha/cards";
+  KW_ASSERT_OK_AND_ASSIGN(AuditPage page, admin2->ReadAuditRecords(q));  // r2's own log
+  ASSERT_FALSE(page.records.empty());
+  EXPECT_THAT(page.records.back(), HasSubstr("COMPROMISED: version 1"));
+  KW_ASSERT_OK_AND_ASSIGN(KeyInfo k, admin2->GetKey("ha/cards"));
+  ASSERT_TRUE(k.versions[0].compromised.has_value());
+  EXPECT_EQ(k.versions[0].compromise_reason, "INC-HA: test");
+}
+
 TEST_F(ReplicasTest, ChangesThroughOneReplicaAreHonouredByTheOther) {
   auto admin1 = Connect(replicas_[0]->admin_config());
   auto app2 = Connect(replicas_[1]->app_config());
