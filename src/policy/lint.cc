@@ -89,6 +89,17 @@ std::vector<LintFinding> LintPolicy(const Policy& policy,
                      "emergency access, and drop self-grant"});
     }
   }
+  // A break-glass entry one approver can open alone: no second pair of eyes.
+  for (const BreakGlassRule& b : policy.breakglass()) {
+    if (b.quorum < 2) {
+      out.push_back({Severity::kWarning, "break-glass-without-quorum", b.name,
+                     absl::StrCat("break-glass entry '", b.name, "' needs ", b.quorum,
+                                  " approval: one approver (", absl::StrJoin(b.approvers, ", "),
+                                  ") can open emergency access to ",
+                                  absl::StrJoin(b.keys, ", "), " alone"),
+                     "set quorum to at least 2 and name at least 2 approvers"});
+    }
+  }
   for (const std::string& p : principals) {
     const bool named = std::any_of(rules.begin(), rules.end(), [&](const Rule& r) {
       return r.allow && std::any_of(r.principals.begin(), r.principals.end(),

@@ -94,5 +94,21 @@ TEST(PolicyLintTest, PrincipalsWithoutRulesAndSelfGrants) {
                                      "principal-without-rule:"));
 }
 
+TEST(PolicyLintTest, BreakGlassThatOneApproverOpensAlone) {
+  const std::string rules = std::string("rules:") + kAdmin;
+  EXPECT_THAT(Checks(rules + R"(breakglass:
+  - {name: solo, keys: ["restricted/*"], requesters: ["spiffe://x/app"],
+     approvers: ["spiffe://x/admin"], quorum: 1}
+)",
+                     {"spiffe://x/admin"}),
+              ::testing::ElementsAre("break-glass-without-quorum:solo"));
+  EXPECT_THAT(Checks(rules + R"(breakglass:
+  - {name: pair, keys: ["restricted/*"], requesters: ["spiffe://x/app"],
+     approvers: ["spiffe://x/admin", "spiffe://x/approver"], quorum: 2}
+)",
+                     {"spiffe://x/admin"}),
+              IsEmpty());
+}
+
 }  // namespace
 }  // namespace keyward::policy
