@@ -287,6 +287,8 @@ TEST_P(KeyStoreTest, BreakGlassGrantsCountUsesInOneTransaction) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].decrypts, 5u);
   EXPECT_TRUE(all[0].closed);
+}
+
 TEST_P(KeyStoreTest, ACompromiseIsStoredWithItsVersionAndSurvivesOtherChanges) {
   KW_ASSERT_OK(store_->CreateKey(MakeKey("k")));
   KW_ASSERT_OK_AND_ASSIGN(Key key, store_->GetKey("k"));
