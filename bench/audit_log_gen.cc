@@ -107,6 +107,10 @@ int main(int argc, char** argv) {
     a.archive_dir = archive;
     a.by = "audit_log_gen";
     const absl::Time t0 = absl::Now();
+    if (auto s = (*log)->SignClosedSegments(); !s.ok()) {
+      std::fprintf(stderr, "sign: %s\n", s.ToString().c_str());
+      return 1;
+    }
     auto report = keyward::audit::ArchiveSegments(
         a, [&](const keyward::audit::ArchiveMark& m) { return (*log)->MarkArchived(m); });
     if (!report.ok()) {

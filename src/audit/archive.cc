@@ -106,7 +106,14 @@ absl::StatusOr<ArchiveReport> ArchiveSegments(
   std::map<uint64_t, ClosedSegment> closing;
   for (const std::string& line : Lines(Path(o.log_dir, kCheckpointsFile))) {
     auto c = ParseCheckpoint(line);
-    if (c.ok() && c->segment) closing[c->segment->first] = *c->segment;
+    if (!c.ok() || !c->segment) continue;
+    auto [it, fresh] = closing.emplace(c->segment->first, *c->segment);
+    if (!fresh && (it->second.sha256 != c->segment->sha256 || it->second.count != c->segment->count)) {
+      return absl::DataLossError(absl::StrCat(
+          "checkpoints.log names two different segments starting at record ",
+          c->segment->first, ": a checkpoint was forged; nothing was archived (run keyward "
+          "audit verify with your pinned key)"));
+    }
   }
   KW_RETURN_IF_ERROR(Mkdir(o.archive_dir));
   const std::string dest_segments = Path(o.archive_dir, kSegmentsDir);
@@ -125,7 +132,7 @@ absl::StatusOr<ArchiveReport> ArchiveSegments(
                         ScanSegment(src, [](absl::string_view) { return absl::OkStatus(); }));
     if (scan.sha256 != sig->second.sha256 || scan.count != sig->second.count) {
       return absl::DataLossError(absl::StrCat(
-          src, " does not match the digest its signed checkpoint names: the segment was "
+          src, " does not match the digest its closing checkpoint names: the segment was "
                "altered after it closed; nothing was archived from it (run keyward audit "
                "verify)"));
     }

@@ -30,8 +30,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options
   log->writer_ = std::thread([l = log.get()] { l->WriterLoop(); });
   log->watcher_ = std::thread([l = log.get()] { l->WatchLoop(); });
   log->completer_ = std::thread([l = log.get()] { l->CompletionLoop(); });
-  if (log->options_.signer != nullptr &&
-      log->options_.checkpoint_interval > absl::ZeroDuration()) {
+  if (log->options_.signer != nullptr) {
     log->checkpointer_ = std::thread([l = log.get()] { l->CheckpointLoop(); });
   }
   return log;
@@ -47,6 +46,17 @@ absl::Status AuditLog::Load() {
   // Pruned history: the tree starts from its compact range.
   KW_ASSIGN_OR_RETURN(std::optional<PrunedHistory> pruned, storage_->LoadPruned());
   if (pruned) {
+    // Only keywardd prunes, and signs what it keeps: a pruned.json it did
+    // not sign means segments were deleted.
+    if (options_.signer != nullptr &&
+        (pruned->key_fingerprint != key_fingerprint_ ||
+         !crypto::VerifyEcdsaP256(public_key_pem_, PrunedMessage(*pruned), pruned->signature)
+              .ok())) {
+      return Tampered(absl::StrCat("the log starts at record ", pruned->size,
+                                   " but pruned.json is not signed by this keywardd's HSM key: "
+                                   "its oldest segments were deleted, not pruned"),
+                      storage_->VerifyCommand());
+    }
     if (absl::Status s = tree_.StartAfterPruned(pruned->size, pruned->nodes); !s.ok()) {
       return Tampered(absl::StrCat("pruned.json is inconsistent: ", s.message()),
                       storage_->VerifyCommand());
@@ -114,6 +124,10 @@ AuditLog::~AuditLog() {
   if (completer_.joinable()) completer_.join();
   if (checkpointer_.joinable()) checkpointer_.join();
   if (options_.signer != nullptr && opened_) {
+    if (absl::Status s = SignClosedSegments(); !s.ok()) {
+      Log(LogLevel::kError, "audit", "a closed segment's checkpoint is left unsigned",
+          {{"error", std::string(s.message())}});
+    }
     uint64_t last = 0;
     {
       std::lock_guard<std::mutex> l(checkpoint_mu_);

@@ -245,6 +245,9 @@ class AuditLog {
     std::vector<SegmentStatus> unarchived;         // among them, not archived
   };
   absl::StatusOr<PruneResult> Prune(const PruneRequest& request);
+  // Signs now the checkpoints of segments closed since the checkpointer
+  // last did (tests, and before archiving from the same process).
+  absl::Status SignClosedSegments();
   // Notes that a closed segment was archived (after its copy was checked).
   absl::Status MarkArchived(const ArchiveMark& mark) { return storage_->MarkArchived(mark); }
 
@@ -278,8 +281,9 @@ class AuditLog {
   // and signing): signed now.
   absl::Status CloseUnclosedSegments(const std::vector<std::string>& checkpoints);
   void RetentionPass();
-  // The leaf hash before record `index`, for its JSON "prev".
-  Hash PrevOf(uint64_t index) const;
+  // The leaf hash before record `index`, for its JSON "prev".  Errors:
+  // kFailedPrecondition when it was pruned meanwhile.
+  absl::StatusOr<Hash> PrevOf(uint64_t index) const;
   void FailAllLocked(const absl::Status& status);
   bool memory() const { return !storage_->durable(); }
 
@@ -325,6 +329,9 @@ class AuditLog {
   mutable std::mutex prune_mu_;
   std::mutex prune_serial_;             // one Prune at a time
   std::set<uint64_t> closing_signed_;   // GUARDED_BY(checkpoint_mu_): segments with a checkpoint
+  std::mutex closing_mu_;
+  std::deque<ClosedSegment> closed_unsigned_;  // GUARDED_BY(closing_mu_): for the checkpointer
+  absl::Time next_close_attempt_;       // writer thread only
   absl::Time last_retention_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

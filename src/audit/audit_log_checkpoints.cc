@@ -83,8 +83,7 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
     auto c = ParseCheckpoint(line);
     if (!c.ok()) return Tampered(absl::StrCat("checkpoint ", n, " is malformed"), verify);
     if (c->tree_size != 0 && c->tree_size < tree_.pruned()) {
-      last = std::move(*c);  // its records were pruned (and archived): nothing to compare
-      continue;
+      continue;  // its records were pruned (and archived): nothing to compare
     }
     if (c->tree_size > tree_.size()) {
       return Tampered(absl::StrCat("checkpoint ", n, " covers ", c->tree_size,
@@ -98,7 +97,9 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
                                    n, ": a record in that range was changed"),
                       verify);
     }
-    last = std::move(*c);
+    // The latest is the largest: a segment's checkpoint may be written
+    // after a larger periodic one.
+    if (!last || c->tree_size >= last->tree_size) last = std::move(*c);
   }
   if (last && options_.signer != nullptr) {
     if (last->key_fingerprint != key_fingerprint_ ||
@@ -169,13 +170,32 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
 }
 
 void AuditLog::CheckpointLoop() {
+  // Signs the checkpoints of closed segments (retrying until the HSM
+  // answers), a checkpoint every checkpoint_interval, and runs retention.
+  const bool periodic = options_.checkpoint_interval > absl::ZeroDuration();
+  absl::Time next_checkpoint = absl::Now() + options_.checkpoint_interval;
   std::unique_lock<std::mutex> lock(stop_mu_);
   for (;;) {
-    stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.checkpoint_interval));
+    absl::Duration wait = periodic ? next_checkpoint - absl::Now() : absl::Seconds(1);
+    {
+      std::lock_guard<std::mutex> l(closing_mu_);
+      if (!closed_unsigned_.empty()) wait = std::min(wait, absl::Milliseconds(200));
+    }
+    if (wait > absl::ZeroDuration()) {
+      stop_cv_.wait_for(lock, absl::ToChronoMicroseconds(wait));
+    }
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stopping_) return;
     }
+    lock.unlock();
+    if (absl::Status s = SignClosedSegments(); !s.ok()) {
+      Log(LogLevel::kError, "audit", "could not sign a closed segment's checkpoint; retrying",
+          {{"error", std::string(s.message())}});
+    }
+    lock.lock();
+    if (!periodic || absl::Now() < next_checkpoint) continue;
+    next_checkpoint = absl::Now() + options_.checkpoint_interval;
     uint64_t last = 0;
     {
       std::lock_guard<std::mutex> l(checkpoint_mu_);
@@ -193,6 +213,27 @@ void AuditLog::CheckpointLoop() {
       lock.lock();
       last_retention_ = absl::Now();
     }
+  }
+}
+
+absl::Status AuditLog::SignClosedSegments() {
+  for (;;) {
+    ClosedSegment next;
+    {
+      std::lock_guard<std::mutex> l(closing_mu_);
+      if (closed_unsigned_.empty()) return absl::OkStatus();
+      next = closed_unsigned_.front();
+    }
+    bool done = false;
+    {
+      std::lock_guard<std::mutex> l(checkpoint_mu_);
+      done = closing_signed_.contains(next.first);
+    }
+    if (!done) {
+      KW_RETURN_IF_ERROR(MakeCheckpointAt(next.first + next.count, next).status());
+    }
+    std::lock_guard<std::mutex> l(closing_mu_);
+    closed_unsigned_.pop_front();
   }
 }
 
@@ -265,9 +306,15 @@ absl::Status AuditLog::CloseUnclosedSegments(const std::vector<std::string>& che
 }
 
 void AuditLog::MaybeCloseSegment() {
-  if (!storage_->segmented() || !storage_->SegmentDue(absl::Now())) return;
+  // Writer thread: close the file only; the checkpointer signs (the writer
+  // never waits for the HSM).  After a failure, wait before trying again.
+  if (!storage_->segmented() || absl::Now() < next_close_attempt_ ||
+      !storage_->SegmentDue(absl::Now())) {
+    return;
+  }
   auto closed = storage_->CloseSegment();
   if (!closed.ok()) {
+    next_close_attempt_ = absl::Now() + absl::Seconds(10);
     Log(LogLevel::kError, "audit", "could not close the audit segment; records go on in it",
         {{"error", std::string(closed.status().message())}});
     return;
@@ -279,13 +326,12 @@ void AuditLog::MaybeCloseSegment() {
   closed_total.Inc();
   CrashPoint("segment-closed");
   if (options_.signer == nullptr) return;
-  auto c = MakeCheckpointAt(closed->first + closed->count,
-                            ClosedSegment{closed->first, closed->count, closed->sha256});
-  if (!c.ok()) {
-    // Signed at the next start if not before (CloseUnclosedSegments).
-    Log(LogLevel::kError, "audit", "could not sign the closed segment's checkpoint",
-        {{"segment", closed->path}, {"error", std::string(c.status().message())}});
+  {
+    std::lock_guard<std::mutex> l(closing_mu_);
+    closed_unsigned_.push_back(ClosedSegment{closed->first, closed->count, closed->sha256});
   }
+  std::lock_guard<std::mutex> l(stop_mu_);
+  stop_cv_.notify_all();
 }
 
 absl::StatusOr<Checkpoint> AuditLog::LatestCheckpoint() const {

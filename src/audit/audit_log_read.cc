@@ -56,23 +56,25 @@ bool RecordFilter::Matches(absl::string_view line) const {
 }
 
 absl::StatusOr<Hash> AuditLog::LeafAt(uint64_t index) const {
+  Hash leaf;
+  if (tree_.TryLeafAt(index, &leaf)) return leaf;
   if (index >= tree_.size()) return absl::OutOfRangeError("no such record");
-  if (index < tree_.pruned()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "record ", index, " was pruned from the live log (records before ", tree_.pruned(),
-        "); its proof is in the archive"));
-  }
-  return tree_.LeafAt(index);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "record ", index, " was pruned from the live log (records before ", tree_.pruned(),
+      "); its proof is in the archive"));
 }
 
-Hash AuditLog::PrevOf(uint64_t index) const {
+absl::StatusOr<Hash> AuditLog::PrevOf(uint64_t index) const {
   if (index == 0) return Hash{};
-  const uint64_t pruned = tree_.pruned();
-  if (index == pruned) {
+  Hash leaf;
+  if (tree_.TryLeafAt(index - 1, &leaf)) return leaf;
+  {
     std::lock_guard<std::mutex> lock(prune_mu_);
-    return pruned_history_ ? pruned_history_->last_leaf : Hash{};
+    if (pruned_history_ && pruned_history_->size == index) return pruned_history_->last_leaf;
   }
-  return tree_.LeafAt(index - 1);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "record ", index - 1, " was pruned while it was being read; read from record ",
+      tree_.pruned(), " on"));
 }
 
 absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t limit,
@@ -99,7 +101,8 @@ absl::StatusOr<std::vector<std::string>> AuditLog::Read(uint64_t from, size_t li
       } else {
         KW_ASSIGN_OR_RETURN(DecodedRecord d, DecodeBinaryRecord(line));
         if (filter.Matches(d.record)) {
-          out.push_back(SerializeRecord(d.record, d.seq, PrevOf(index)));
+          KW_ASSIGN_OR_RETURN(Hash prev, PrevOf(index));
+          out.push_back(SerializeRecord(d.record, d.seq, prev));
         }
       }
       if (out.size() >= limit) break;

@@ -23,6 +23,7 @@ std::string Range(const std::vector<SegmentStatus>& s) {
 absl::StatusOr<AuditLog::PruneResult> AuditLog::Prune(const PruneRequest& request) {
   if (!storage_->segmented()) return storage_->Prune(PrunedHistory{});  // kFailedPrecondition
   std::lock_guard<std::mutex> serial(prune_serial_);
+  if (options_.signer != nullptr) KW_RETURN_IF_ERROR(SignClosedSegments());
   PruneResult result;
   result.pruned_before = tree_.pruned();
   result.pruned_after = result.pruned_before;
@@ -68,6 +69,13 @@ absl::StatusOr<AuditLog::PruneResult> AuditLog::Prune(const PruneRequest& reques
   }
   history.size = p;
   history.segments += result.segments.size();
+  if (options_.signer != nullptr) {
+    history.environment = options_.environment;
+    history.time = absl::Now();
+    history.key_fingerprint = key_fingerprint_;
+    KW_ASSIGN_OR_RETURN(history.signature,
+                        options_.signer->Sign(options_.signing_key_label, PrunedMessage(history)));
+  }
   // The checkpoint that closed the last segment signs the root at p; one
   // is made now if a crash lost it.
   const SegmentStatus& last = result.segments.back();
@@ -100,7 +108,14 @@ absl::StatusOr<AuditLog::PruneResult> AuditLog::Prune(const PruneRequest& reques
   KW_RETURN_IF_ERROR(Append(r));
   CrashPoint("prune-recorded");
   absl::Status s = storage_->Prune(history);
-  if (s.ok()) s = tree_.Prune(p);
+  if (s.ok()) {
+    // Readers find the last pruned leaf before the tree forgets it.
+    {
+      std::lock_guard<std::mutex> lock(prune_mu_);
+      pruned_history_ = history;
+    }
+    s = tree_.Prune(p);
+  }
   r.time = absl::Now();
   r.result = s.ok() ? "OK" : absl::StatusCodeToString(s.code());
   r.detail = s.ok() ? absl::StrCat("pruned ", Range(result.segments),
@@ -108,10 +123,6 @@ absl::StatusOr<AuditLog::PruneResult> AuditLog::Prune(const PruneRequest& reques
                     : absl::StrCat("prune failed: ", s.message()).substr(0, 600);
   if (absl::Status a = Append(r); !a.ok() && s.ok()) s = a;
   if (!s.ok()) return s;
-  {
-    std::lock_guard<std::mutex> lock(prune_mu_);
-    pruned_history_ = std::move(history);
-  }
   result.pruned_after = p;
   Log(LogLevel::kInfo, "audit", "pruned audit segments",
       {{"segments", absl::StrCat(result.segments.size())},

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -59,6 +60,10 @@ class FileLogStorage final : public LogStorage {
     auto listed = ListSegments();
     if (!listed.ok()) return listed.status();
     std::vector<std::pair<uint64_t, std::string>> files = std::move(*listed);
+    struct stat legacy_st;
+    if (::stat(legacy.c_str(), &legacy_st) == 0 && legacy_st.st_size == 0 && files.empty()) {
+      ::unlink(legacy.c_str());  // an empty records.log: nothing to keep
+    }
     if (::access(legacy.c_str(), F_OK) == 0) {
       if (!files.empty()) {
         return Tampered(absl::StrCat("both ", legacy, " and segment files exist"));
@@ -130,7 +135,7 @@ class FileLogStorage final : public LogStorage {
         table_ = std::move(scan.table);
         stream_ = scan.stream;
       } else if (!scan.json) {
-        Remember(first, std::move(scan.table));
+        Remember(first, std::make_shared<const StringTable>(std::move(scan.table)));
       }
       segments_.push_back(std::move(s));
       expect = first + scan.count;
@@ -229,20 +234,44 @@ class FileLogStorage final : public LogStorage {
 
   absl::StatusOr<std::vector<std::string>> ReadRecords(
       uint64_t from, uint64_t count) const override {
+    // The lock covers only finding the segment: the reads and scans run
+    // without it, so a reader never holds up the writer.
     std::vector<std::string> out;
     out.reserve(count);
-    std::lock_guard<std::mutex> lock(mu_);
     while (count > 0) {
-      if (from < pruned_) return absl::OutOfRangeError("that record was pruned");
-      auto it = std::upper_bound(segments_.begin(), segments_.end(), from,
-                                 [](uint64_t i, const Segment& s) { return i < s.status.first; });
-      if (it == segments_.begin()) return absl::OutOfRangeError("no such record");
-      const Segment& seg = *std::prev(it);
-      if (from >= seg.status.first + seg.status.count) {
-        return absl::OutOfRangeError("no such record");
+      Segment seg;
+      std::shared_ptr<const StringTable> table;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (from < pruned_) return absl::FailedPreconditionError("that record was pruned");
+        auto it = std::upper_bound(segments_.begin(), segments_.end(), from,
+                                   [](uint64_t i, const Segment& s) { return i < s.status.first; });
+        if (it == segments_.begin()) return absl::OutOfRangeError("no such record");
+        seg = *std::prev(it);
+        if (from >= seg.status.first + seg.status.count) {
+          return absl::OutOfRangeError("no such record");
+        }
+        if (!seg.status.json) {
+          if (!seg.status.closed) {
+            table = std::make_shared<const StringTable>(table_);
+          } else if (auto t = tables_.find(seg.status.first); t != tables_.end()) {
+            table = t->second;
+          }
+        }
+      }
+      if (!seg.status.json && table == nullptr) {
+        // A closed segment read for the first time: its strings, once.
+        KW_ASSIGN_OR_RETURN(SegmentScan scan,
+                            ScanSegment(seg.status.path, [](absl::string_view) {
+                              return absl::OkStatus();
+                            }));
+        auto built = std::make_shared<const StringTable>(std::move(scan.table));
+        std::lock_guard<std::mutex> lock(mu_);
+        Remember(seg.status.first, built);
+        table = std::move(built);
       }
       const uint64_t take = std::min(count, seg.status.first + seg.status.count - from);
-      KW_RETURN_IF_ERROR(ReadFromSegment(seg, from - seg.status.first, take, &out));
+      KW_RETURN_IF_ERROR(ReadFromSegment(seg, table.get(), from - seg.status.first, take, &out));
       from += take;
       count -= take;
     }
@@ -353,31 +382,17 @@ class FileLogStorage final : public LogStorage {
     return files;
   }
 
-  void Remember(uint64_t first, StringTable table) const {
+  // REQUIRES: mu_.  Keeps a few closed segments' string tables.
+  void Remember(uint64_t first, std::shared_ptr<const StringTable> table) const {
     if (tables_.size() >= 8) tables_.erase(tables_.begin());
     tables_[first] = std::move(table);
   }
 
-  // REQUIRES: mu_.  The string table of a closed segment (read once).
-  absl::StatusOr<const StringTable*> TableOf(const Segment& seg) const {
-    if (!seg.status.closed) return &table_;
-    auto it = tables_.find(seg.status.first);
-    if (it != tables_.end()) return &it->second;
-    KW_ASSIGN_OR_RETURN(SegmentScan scan,
-                        ScanSegment(seg.status.path, [](absl::string_view) {
-                          return absl::OkStatus();
-                        }));
-    Remember(seg.status.first, std::move(scan.table));
-    return &tables_.at(seg.status.first);
-  }
-
-  // REQUIRES: mu_.  Records k..k+n-1 of `seg`, expanded.
-  absl::Status ReadFromSegment(const Segment& seg, uint64_t k, uint64_t n,
-                               std::vector<std::string>* out) const {
-    const StringTable* table = nullptr;
-    if (!seg.status.json) {
-      KW_ASSIGN_OR_RETURN(table, TableOf(seg));
-    }
+  // Records k..k+n-1 of `seg` (a copy), expanded with `table` (null for
+  // JSON lines).  No lock: closed segments never change, and the open one
+  // is read only up to records already written.
+  static absl::Status ReadFromSegment(const Segment& seg, const StringTable* table, uint64_t k,
+                                      uint64_t n, std::vector<std::string>* out) {
     int fd = ::open(seg.status.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return absl::UnavailableError("cannot read the audit log");
     uint64_t offset = seg.offsets[k / kOffsetStride];
@@ -511,7 +526,7 @@ class FileLogStorage final : public LogStorage {
     closed.status.closed = true;
     if (!closed.status.json) {
       closed.status.sha256 = stream.Digest();
-      Remember(closed.status.first, std::move(table));
+      Remember(closed.status.first, std::make_shared<const StringTable>(std::move(table)));
     }
     return closed.status;
   }
@@ -558,7 +573,8 @@ class FileLogStorage final : public LogStorage {
   std::vector<Segment> segments_;        // GUARDED_BY(mu_); the last is open
   StringTable table_;                    // the open segment's
   crypto::Sha256Stream stream_;          // the open segment's digest so far
-  mutable std::map<uint64_t, StringTable> tables_;  // closed segments', a few
+  // A few closed segments' string tables.  GUARDED_BY(mu_)
+  mutable std::map<uint64_t, std::shared_ptr<const StringTable>> tables_;
   mutable std::map<uint64_t, ArchiveMark> archived_;  // GUARDED_BY(mu_)
 };
 

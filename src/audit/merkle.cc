@@ -161,6 +161,13 @@ Hash MerkleTree::LeafAt(uint64_t index) const {
   return leaves_[index - pruned_];
 }
 
+bool MerkleTree::TryLeafAt(uint64_t index, Hash* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index < pruned_ || index >= pruned_ + leaves_.size()) return false;
+  *out = leaves_[index - pruned_];
+  return true;
+}
+
 Hash MerkleTree::Subtree(uint64_t start, uint64_t end) const {
   const uint64_t n = end - start;
   if (start < pruned_) {

@@ -46,6 +46,9 @@ class MerkleTree {
   uint64_t size() const;
   uint64_t pruned() const;            // leaves before this one are gone
   Hash LeafAt(uint64_t index) const;  // REQUIRES: pruned() <= index < size()
+  // The same, checked under the tree's lock: false for a leaf pruned (or
+  // not yet appended) by the time it is asked for.
+  bool TryLeafAt(uint64_t index, Hash* out) const;
 
   // MTH of the first `n` leaves.  Errors: kOutOfRange when n > size();
   // kFailedPrecondition when 0 < n < pruned().

@@ -217,8 +217,8 @@ absl::StatusOr<SegmentScan> ScanSegment(
         return scan;
       }
       return absl::DataLossError(absl::StrCat(
-          path, " does not start as a segment of record ", scan.first,
-          " must (wrong header): the file was replaced, renamed or damaged"));
+          path, " does not start as the segment of record ", scan.first,
+          " (wrong header): the file was replaced, renamed or damaged"));
     }
     scan.created = absl::FromUnixMicros(static_cast<int64_t>(GetLe64(buf.data() + 16)));
     take(kSegmentHeaderBytes);
@@ -301,6 +301,12 @@ absl::StatusOr<SegmentScan> ScanSegment(
   return scan;
 }
 
+std::string PrunedMessage(const PrunedHistory& p) {
+  return absl::StrCat("keyward audit pruned v1\n", p.environment, "\n", p.size, "\n",
+                      ToHex(RootOfCompactRange(p.nodes)), "\n", absl::ToUnixMicros(p.time),
+                      "\n");
+}
+
 std::string SerializePruned(const PrunedHistory& p) {
   nlohmann::ordered_json j;
   j["format"] = "keyward pruned audit history v1";
@@ -318,6 +324,12 @@ std::string SerializePruned(const PrunedHistory& p) {
   }
   j["hops"] = hops;
   j["segments_removed"] = p.segments;
+  if (!p.signature.empty()) {
+    j["environment"] = p.environment;
+    j["time_unix_micros"] = absl::ToUnixMicros(p.time);
+    j["key_fingerprint"] = p.key_fingerprint;
+    j["signature"] = absl::Base64Escape(p.signature);
+  }
   return j.dump(1) + "\n";
 }
 
@@ -347,6 +359,12 @@ absl::StatusOr<PrunedHistory> ParsePruned(absl::string_view text) {
       p.hops.push_back(std::move(hop));
     }
     p.segments = j.value("segments_removed", uint64_t{0});
+    if (j.contains("signature")) {
+      p.environment = j.at("environment").get<std::string>();
+      p.time = absl::FromUnixMicros(j.at("time_unix_micros").get<int64_t>());
+      p.key_fingerprint = j.at("key_fingerprint").get<std::string>();
+      if (!absl::Base64Unescape(j.at("signature").get<std::string>(), &p.signature)) return bad();
+    }
   } catch (const nlohmann::json::exception&) {
     return bad();
   }

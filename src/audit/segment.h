@@ -103,7 +103,17 @@ struct PrunedHistory {
   };
   std::vector<Hop> hops;
   uint64_t segments = 0;  // segment files removed so far
+  // Signed by keywardd's checkpoint key (PrunedMessage), so that deleting
+  // the oldest segments and writing this file is not mistaken for a prune.
+  // Empty in an archive's prefix file (computed by `keyward audit archive`).
+  std::string environment;
+  absl::Time time;
+  std::string key_fingerprint;
+  std::string signature;  // DER ECDSA-SHA256
 };
+// The bytes a pruned history's signature covers: environment, size, the
+// root its compact range folds to, time.
+std::string PrunedMessage(const PrunedHistory& p);
 std::string SerializePruned(const PrunedHistory& p);
 absl::StatusOr<PrunedHistory> ParsePruned(absl::string_view json);
 

@@ -340,7 +340,12 @@ absl::StatusOr<VerifyReport> VerifyAuditLogDirs(const VerifySources& sources,
           archive_problems.push_back(absl::StrCat(d, "/", kArchivedFile, " is malformed"));
           continue;
         }
-        const std::string path = absl::StrCat(seg_dir, "/", SegmentFileName(m->first, false));
+        std::string path = absl::StrCat(seg_dir, "/", SegmentFileName(m->first, false));
+        if (::access(path.c_str(), F_OK) != 0) {
+          // A records.log from before segments keeps its .jsonl name.
+          const std::string json = absl::StrCat(seg_dir, "/", SegmentFileName(m->first, true));
+          if (::access(json.c_str(), F_OK) == 0) path = json;
+        }
         auto scan = ScanSegment(path, [](absl::string_view) { return absl::OkStatus(); });
         if (!scan.ok()) {
           archive_problems.push_back(absl::StrCat(
@@ -400,6 +405,18 @@ absl::StatusOr<VerifyReport> VerifyAuditLogDirs(const VerifySources& sources,
                         " are missing: no archive given holds them and no pruned history "
                         "(pruned.json) or archive prefix vouches for them; pass every archive "
                         "(--archive DIR)"),
+           0);
+    } else if (live_pruned && live_pruned->size == start &&
+               [&] {
+                 auto key = keys.find(live_pruned->key_fingerprint);
+                 return key == keys.end() ||
+                        !crypto::VerifyEcdsaP256(key->second, PrunedMessage(*live_pruned),
+                                                 live_pruned->signature)
+                             .ok();
+               }()) {
+      fail(absl::StrCat("the log starts at record ", start,
+                        ", but pruned.json is not signed by a key you trust: its oldest "
+                        "segments were deleted, not pruned"),
            0);
     } else {
       KW_RETURN_IF_ERROR(tree.StartAfterPruned(start, base->second.nodes));

@@ -440,8 +440,8 @@ absl::Status RunArchive(Globals& globals, const AuditArgs& a) {
     std::printf("nothing to archive: no closed segment ends before %s\n", Iso(before).c_str());
   } else {
     std::printf("archived %zu segment(s) (%llu new), records %llu..%llu, to %s\n"
-                "each copy matches the digest its signed checkpoint names; verify the archive "
-                "with: keyward audit verify --archive %s --checkpoint-key-fingerprint FP\n"
+                "each copy matches the digest its closing checkpoint names; prove the archive "
+                "against your pinned key with: keyward audit verify --archive %s\n"
                 "then prune them from keywardd: keyward audit prune --before %s\n",
                 report.segments.size(), static_cast<unsigned long long>(fresh),
                 static_cast<unsigned long long>(report.segments.front().first),
