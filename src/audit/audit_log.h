@@ -330,6 +330,7 @@ class AuditLog {
   std::mutex prune_serial_;             // one Prune at a time
   std::set<uint64_t> closing_signed_;   // GUARDED_BY(checkpoint_mu_): segments with a checkpoint
   std::mutex closing_mu_;
+  std::mutex sign_closed_mu_;           // SignClosedSegments, one at a time
   std::deque<ClosedSegment> closed_unsigned_;  // GUARDED_BY(closing_mu_): for the checkpointer
   absl::Time next_close_attempt_;       // writer thread only
   absl::Time last_retention_;

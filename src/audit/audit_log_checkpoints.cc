@@ -172,28 +172,29 @@ absl::Status AuditLog::CheckHistory(const std::vector<std::string>& checkpoints)
 void AuditLog::CheckpointLoop() {
   // Signs the checkpoints of closed segments (retrying until the HSM
   // answers), a checkpoint every checkpoint_interval, and runs retention.
+  // stop_mu_ is held only while waiting: the writer takes it to wake us.
   const bool periodic = options_.checkpoint_interval > absl::ZeroDuration();
   absl::Time next_checkpoint = absl::Now() + options_.checkpoint_interval;
-  std::unique_lock<std::mutex> lock(stop_mu_);
   for (;;) {
     absl::Duration wait = periodic ? next_checkpoint - absl::Now() : absl::Seconds(1);
     {
-      std::lock_guard<std::mutex> l(closing_mu_);
-      if (!closed_unsigned_.empty()) wait = std::min(wait, absl::Milliseconds(200));
-    }
-    if (wait > absl::ZeroDuration()) {
-      stop_cv_.wait_for(lock, absl::ToChronoMicroseconds(wait));
+      std::unique_lock<std::mutex> lock(stop_mu_);
+      {
+        std::lock_guard<std::mutex> l(closing_mu_);
+        if (!closed_unsigned_.empty()) wait = std::min(wait, absl::Milliseconds(200));
+      }
+      if (wait > absl::ZeroDuration()) {
+        stop_cv_.wait_for(lock, absl::ToChronoMicroseconds(wait));
+      }
     }
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stopping_) return;
     }
-    lock.unlock();
     if (absl::Status s = SignClosedSegments(); !s.ok()) {
       Log(LogLevel::kError, "audit", "could not sign a closed segment's checkpoint; retrying",
           {{"error", std::string(s.message())}});
     }
-    lock.lock();
     if (!periodic || absl::Now() < next_checkpoint) continue;
     next_checkpoint = absl::Now() + options_.checkpoint_interval;
     uint64_t last = 0;
@@ -208,15 +209,15 @@ void AuditLog::CheckpointLoop() {
       }
     }
     if (absl::Now() - last_retention_ >= options_.retention_interval) {
-      lock.unlock();
       RetentionPass();
-      lock.lock();
       last_retention_ = absl::Now();
     }
   }
 }
 
 absl::Status AuditLog::SignClosedSegments() {
+  // One signer at a time (the checkpointer, Prune, the destructor, tests).
+  std::lock_guard<std::mutex> serial(sign_closed_mu_);
   for (;;) {
     ClosedSegment next;
     {
@@ -233,7 +234,9 @@ absl::Status AuditLog::SignClosedSegments() {
       KW_RETURN_IF_ERROR(MakeCheckpointAt(next.first + next.count, next).status());
     }
     std::lock_guard<std::mutex> l(closing_mu_);
-    closed_unsigned_.pop_front();
+    if (!closed_unsigned_.empty() && closed_unsigned_.front().first == next.first) {
+      closed_unsigned_.pop_front();
+    }
   }
 }
 
