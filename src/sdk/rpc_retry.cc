@@ -57,6 +57,12 @@ constexpr RpcRetryRule kRules[] = {
     {"GetConsistencyProof", kSafe, "read", ""},
     {"ReadAuditRecords", kSafe, "read", ""},
     {"ListAuditSegments", kSafe, "read", ""},
+    {"RequestBreakGlass", kOnce, "each call files a request", "`keyward breakglass list`"},
+    {"ApproveBreakGlass", kOnce, "adds an approval; a second one by the same approver is refused",
+     "`keyward breakglass show ID`"},
+    {"GetBreakGlass", kSafe, "read", ""},
+    {"ListBreakGlass", kSafe, "read", ""},
+    {"RevokeBreakGlass", kOnce, "ends a grant", "`keyward breakglass show ID`"},
     {"PruneAuditLog", kOnce, "removes segments; a second call finds them gone",
      "`keyward audit segments`"},
 };
