@@ -1,6 +1,8 @@
 // The audit log's directory (segments/, checkpoints.log,
 // checkpoint-keys.pem, pruned.json, archived.log) and its in-memory
 // stand-in, as LogStorage.
+// Long on purpose: one storage with one lock; loading, appending, closing,
+// pruning and reading share the segment list and read best together.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,5 +1,7 @@
 // Compact records, segments, archival, pruning and verification across
 // archives (docs/audit.md "Segments, archival and retention").
+// Long on purpose: the encoding vectors, rollover, archive/prune/verify,
+// tampering and crash tests share one fixture.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>

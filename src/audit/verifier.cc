@@ -1,3 +1,5 @@
+// Long on purpose: every verification (a directory, with archives, the logs
+// in PostgreSQL) shares the trust, chain and checkpoint checks.
 #include "audit/verifier.h"
 
 #include <algorithm>

@@ -2,6 +2,8 @@
 // (docs/audit.md).  verify works offline on the log directory, its archives
 // or the logs in PostgreSQL; archive works on the audit directory (on the
 // keywardd host); the others ask keywardd.
+// Long on purpose: the audit subcommands share their flags, query building
+// and report printing.
 #include <unistd.h>
 
 #include <cstdio>

@@ -2,6 +2,7 @@
 // doctor` (each check provoked) and `keyward inventory` (validated against
 // the official CycloneDX 1.6 schema), and a canary test: no secret in any of
 // their outputs.
+#include <sys/stat.h>
 #include <map>
 #include <string>
 #include <vector>
@@ -339,14 +340,16 @@ TEST_F(OpsTest, DoctorVerifiesAnAuditLogDirectoryAndCatchesTampering) {
   int code = -1;
   Json d = Doctor({"--audit-log", copy}, &code);
   EXPECT_EQ(code, 0) << d.dump(1);
-  // One byte of one record changed: "create-key" becomes "create-kez".
+  // One byte of one record changed: "create-key" becomes "create-kez"
+  // (records are in the segments, in binary, with their strings as written).
   bool tampered = false;
-  for (const std::string& name : testing::ListDir(copy)) {
-    const std::string path = copy + "/" + name;
+  for (const std::string& name : testing::ListDir(copy + "/segments")) {
+    const std::string path = copy + "/segments/" + name;
     std::string text = ReadFileOrDie(path);
-    const size_t at = text.find("\"create-key\"");
+    const size_t at = text.find("create-key");
     if (at == std::string::npos) continue;
-    text[at + 10] = 'z';
+    text[at + 9] = 'z';
+    ::chmod(path.c_str(), 0600);
     WriteFileOrDie(path, text);
     tampered = true;
     break;

@@ -1,3 +1,4 @@
+// Long on purpose: one thin wrapper per administrative RPC, a few lines each.
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "format/wire_names.h"

@@ -1,3 +1,4 @@
+// Long on purpose: keywardd's start-up wiring, in the order it happens.
 #include "server/server.h"
 
 #include <grpcpp/security/server_credentials.h>
