@@ -66,17 +66,29 @@ if f:
               f"(information only)")
 
 k = load("build/bench/kms_load.json")
+fs = load("build/bench/fdatasync_probe.json")
 if k:
     rows = {(r["op"], r.get("concurrency")): r for r in k if "ops_per_s" in r}
-    for c in (64, 1):
-        bare = rows.get(("bare gRPC service (no-op)", c))
-        for op in ("GenerateDataKey", "DecryptDataKey"):
-            r = rows.get((op, c))
-            if bare and r:
-                print(f"3/4. {op} {c} in flight (load_bench.sh, as is): {r['ops_per_s']:.0f}/s "
-                      f"p99 {r['p99_ms']:.2f} ms | bare gRPC {bare['ops_per_s']:.0f}/s p99 "
-                      f"{bare['p99_ms']:.2f} ms -> {r['ops_per_s'] / bare['ops_per_s']:.2f}x, "
-                      f"p99 {r['p99_ms'] / bare['p99_ms']:.2f}x (not this branch's part)")
+    bare = rows.get(("bare gRPC service (no-op)", 64))
+    for op in ("GenerateDataKey", "DecryptDataKey"):
+        r = rows.get((op, 64))
+        if bare and r:
+            t = r["ops_per_s"] / bare["ops_per_s"]
+            p = r["p99_ms"] / bare["p99_ms"]
+            print(f"3. {op} 64 in flight: {r['ops_per_s']:.0f}/s p99 {r['p99_ms']:.2f} ms | bare gRPC "
+                  f"{bare['ops_per_s']:.0f}/s p99 {bare['p99_ms']:.2f} ms -> {t:.2f}x (>= 0.6x "
+                  f"{verdict(t >= 0.6)}), p99 {p:.2f}x (<= 1.5x {verdict(p <= 1.5)})")
+    bare = rows.get(("bare gRPC service (no-op)", 1))
+    for op in ("GenerateDataKey", "DecryptDataKey"):
+        r = rows.get((op, 1))
+        if bare and r and fs:
+            # Mean latency of one client alone is 1 / its rate.
+            lat, bare_lat = 1000 / r["ops_per_s"], 1000 / bare["ops_per_s"]
+            floor = fs["mean_us"] / 1000 + 2 * bare_lat
+            print(f"4. {op} 1 in flight: {lat:.3f} ms mean (p50 {r['p50_ms']:.3f}) | fdatasync "
+                  f"{fs['mean_us'] / 1000:.3f} ms mean (p50 {fs['p50_us'] / 1000:.3f}) + 2 x bare "
+                  f"{bare_lat:.3f} ms = {floor:.3f} ms -> {lat / floor:.2f}x of the bound "
+                  f"(<= 1 {verdict(lat <= floor)})")
 
 mem = []
 if os.path.exists("build/bench/keywardd_rss.jsonl"):

@@ -83,8 +83,11 @@ Result RunLoad(int concurrency, double seconds, int server_pid, Issue issue) {
       const auto t0 = Clock::now();
       issue([&, i, t0](bool ok) {
         const auto t1 = Clock::now();
-        if (!ok) ++errors;
-        {
+        // A refused call is quick and proves nothing: it counts as an
+        // error, not towards the rate or the latencies.
+        if (!ok) {
+          ++errors;
+        } else {
           std::lock_guard<std::mutex> lock(mu);
           latencies.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
         }

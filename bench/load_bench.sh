@@ -16,6 +16,11 @@ bare_port=$(free_port)
 "$build/bench/kms_load" --bare-server "$work/dev" "127.0.0.1:$bare_port" &
 bare=$!
 sleep 0.5
+# The floor under one audited call (issue 18, point 4): one durable append
+# on the disk of the audit log, measured in the same run.
+mkdir -p "$work/dev/audit"
+"$build/bench/fdatasync_probe" "$work/dev/audit" 2000 >build/bench/fdatasync_probe.json
+echo "fdatasync on the audit log's disk: $(cat build/bench/fdatasync_probe.json)"
 echo "keywardd pid $pid, idle RSS $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 "$build/bench/kms_load" --config "$work/dev/app.yaml" --admin "$work/dev/admin.yaml" \
   --seconds "$seconds" --server-pid "$pid" --bare "127.0.0.1:$bare_port"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -92,9 +93,10 @@ TEST(RecordEncodingTest, BinaryEncodingIsFrozen) {
             "8a1f3c2d4e6f7a8b9c0d1e2f3a4b2b33104f4b00f602406e6f746520efbfbd");
   // Both decode to the record, and render as the JSON line readers get.
   StringTable reader;
+  StringTable first_writer;
   KW_ASSERT_OK(ExpandRecord(*CompactRecord(
                                 ChainBinaryRecord(EncodeRecordBody(DataKeyCall(6)), 6, Hash{}),
-                                new StringTable()),
+                                &first_writer),
                             &reader)
                    .status());
   KW_ASSERT_OK_AND_ASSIGN(std::string expanded, ExpandRecord(stored, &reader));
@@ -602,6 +604,11 @@ INSTANTIATE_TEST_SUITE_P(Steps, CrashTest,
                          ::testing::Values("segment-created", "segment-closed", "prune-recorded",
                                            "pruned-json-written", "prune-half-removed"));
 
+bool HasAck(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::file_size(path, ec) > 0 && !ec;
+}
+
 // kill -9 at random moments of a busy log that rolls over and prunes.
 TEST_F(SegmentsTest, KillNineAtRandomMomentsLosesNothing) {
   std::mt19937 rng(42);
@@ -642,6 +649,12 @@ TEST_F(SegmentsTest, KillNineAtRandomMomentsLosesNothing) {
         }
       }
     }
+    // Wait for the child's first acknowledged record (opening the log is
+    // slow under a sanitizer), then kill it at a random moment after.
+    for (int waited = 0; waited < 600 && !HasAck(acked); ++waited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(HasAck(acked)) << "round " << round << ": the child acknowledged nothing in 60 s";
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
     ::kill(pid, SIGKILL);
     int status = 0;
