@@ -16,6 +16,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -122,16 +125,71 @@ Result RunLoad(int concurrency, double seconds, int server_pid, Issue issue) {
   return r;
 }
 
+// One thread running what it is handed, in order.
+class Relay {
+ public:
+  Relay() : thread_([this] { Loop(); }) {}
+  ~Relay() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Post(std::function<void()> f) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto f = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      f();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // The reference: a bare callback service over the same mutual TLS 1.3, with
-// nothing behind GetServerInfo.
+// nothing behind GetServerInfo.  KMS_BARE_HOPS=N answers after N hand-offs
+// between threads instead of on gRPC's thread: what moving a call across
+// threads costs, with no work done.
 class BareService final : public KeyManagement::CallbackService {
+ public:
+  explicit BareService(int hops) : relays_(hops) {}
+
+ private:
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* ctx,
                                           const keyward::v1::GetServerInfoRequest*,
                                           keyward::v1::ServerInfo*) override {
     auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
+    if (relays_.empty()) {
+      r->Finish(grpc::Status::OK);
+    } else {
+      Forward(0, r);
+    }
     return r;
   }
+  void Forward(size_t i, grpc::ServerUnaryReactor* r) {
+    if (i == relays_.size()) return r->Finish(grpc::Status::OK);
+    relays_[i].Post([this, i, r] { Forward(i + 1, r); });
+  }
+  std::vector<Relay> relays_;
 };
 
 int RunBareServer(const std::string& dev_dir, const std::string& listen) {
@@ -143,7 +201,8 @@ int RunBareServer(const std::string& dev_dir, const std::string& listen) {
   tls.watch_root_certs();
   tls.watch_identity_key_cert_pairs();
   tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  BareService service;
+  const char* hops = std::getenv("KMS_BARE_HOPS");
+  BareService service(hops != nullptr ? std::atoi(hops) : 0);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::experimental::TlsServerCredentials(tls));
   builder.RegisterService(&service);

@@ -35,6 +35,7 @@ class FileLogStorage final : public LogStorage {
  public:
   FileLogStorage(std::string dir, SegmentLimits limits)
       : dir_(std::move(dir)), seg_dir_(Path(dir_, kSegmentsDir)), limits_(limits) {}
+  ~FileLogStorage() override { CloseFd(); }
 
   absl::StatusOr<std::optional<PrunedHistory>> LoadPruned() override {
     for (const std::string& d : {dir_, seg_dir_}) {
@@ -57,6 +58,7 @@ class FileLogStorage final : public LogStorage {
       const std::function<absl::Status(absl::string_view)>& record,
       const std::function<absl::Status(absl::string_view)>& checkpoint)
       override {
+    CloseFd();  // what is read here may be cut back to its last whole record
     // A records.log from before segments becomes the first segment, as is.
     const std::string legacy = Path(dir_, kRecordsFile);
     auto listed = ListSegments();
@@ -540,10 +542,31 @@ class FileLogStorage final : public LogStorage {
   absl::Status WriteDurably(const std::string& bytes) {
     const std::string& path = segments_.back().status.path;
     const off_t start = static_cast<off_t>(segments_.back().status.bytes);
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0) {
-      return absl::UnavailableError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+    // The open segment stays open between batches (an open and a close
+    // cost more than the stat); a new segment, a failed write, or a path
+    // that no longer names the file written to (moved, deleted, replaced)
+    // opens it again, so records never go where no reader looks.
+    struct stat now {};
+    if (fd_ >= 0 && (fd_path_ != path || ::stat(path.c_str(), &now) != 0 ||
+                     now.st_dev != fd_dev_ || now.st_ino != fd_ino_)) {
+      CloseFd();
     }
+    if (fd_ < 0) {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd_ < 0) {
+        return absl::UnavailableError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+      }
+      struct stat opened {};
+      if (::fstat(fd_, &opened) != 0) {
+        const int err = errno;
+        CloseFd();
+        return absl::UnavailableError(absl::StrCat("stat ", path, ": ", std::strerror(err)));
+      }
+      fd_path_ = path;
+      fd_dev_ = opened.st_dev;
+      fd_ino_ = opened.st_ino;
+    }
+    const int fd = fd_;
     size_t done = 0;
     int err = 0;
     while (done < bytes.size()) {
@@ -559,12 +582,17 @@ class FileLogStorage final : public LogStorage {
     if (err != 0) {
       // Leave no partial record behind; the same records are written again.
       [[maybe_unused]] int rc = ::ftruncate(fd, start);
-      ::close(fd);
+      CloseFd();
       return absl::UnavailableError(
           absl::StrCat("writing ", path, ": ", std::strerror(err)));
     }
-    ::close(fd);
     return absl::OkStatus();
+  }
+
+  void CloseFd() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    fd_path_.clear();
   }
 
   const std::string dir_;
@@ -573,6 +601,10 @@ class FileLogStorage final : public LogStorage {
   mutable std::mutex mu_;
   uint64_t pruned_ = 0;                  // GUARDED_BY(mu_)
   std::vector<Segment> segments_;        // GUARDED_BY(mu_); the last is open
+  int fd_ = -1;                          // the open segment's, once written to
+  std::string fd_path_;
+  dev_t fd_dev_ = 0;
+  ino_t fd_ino_ = 0;
   StringTable table_;                    // the open segment's
   crypto::Sha256Stream stream_;          // the open segment's digest so far
   // A few closed segments' string tables.  GUARDED_BY(mu_)

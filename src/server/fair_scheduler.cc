@@ -30,6 +30,9 @@ thread_local double tl_slice_start = 0;
 thread_local double tl_task_start = 0;
 // This thread runs below the server's priority and ends with its task.
 thread_local bool tl_demoted = false;
+// The task runs on its caller's thread (RunHereIfIdle), which is not ours
+// to demote.
+thread_local bool tl_here = false;
 
 double ThreadCpuSeconds() {
   timespec ts{};
@@ -129,7 +132,7 @@ absl::StatusOr<std::shared_ptr<FairScheduler::Ticket>> FairScheduler::Admit(
     ++stats_.refused_principal;
     CountRefusal(false);
     const bool by_count = p->requests >= options_.principal_max_requests;
-    if (p->requests == 0 && p->running == 0 && p->ready.empty() && p->paused.empty()) {
+    if (IdleLocked(p)) {
       principals_.erase(principal);
     }
     return Exhausted(absl::StrCat(
@@ -170,15 +173,34 @@ absl::Status FairScheduler::AddCost(Ticket& ticket, int64_t extra) {
   return absl::OkStatus();
 }
 
-FairScheduler::Ticket::~Ticket() { scheduler_->Release(principal_, cost_); }
+FairScheduler::Ticket::~Ticket() {
+  scheduler_->Release(principal_, cost_, counted_.load(std::memory_order_acquire));
+}
 
-void FairScheduler::Release(PrincipalState* p, int64_t cost) {
+void FairScheduler::Ticket::Answered() {
+  if (counted_.exchange(false, std::memory_order_acq_rel)) scheduler_->ReleaseCount(principal_);
+}
+
+bool FairScheduler::IdleLocked(const PrincipalState* p) {
+  return p->requests == 0 && p->cost == 0 && p->running == 0 && p->ready.empty() &&
+         p->paused.empty();
+}
+
+void FairScheduler::ReleaseCount(PrincipalState* p) {
   std::lock_guard<std::mutex> lock(mu_);
   --p->requests;
-  p->cost -= cost;
   --requests_;
+}
+
+void FairScheduler::Release(PrincipalState* p, int64_t cost, bool counted) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (counted) {
+    --p->requests;
+    --requests_;
+  }
+  p->cost -= cost;
   cost_ -= cost;
-  if (p->requests == 0 && p->running == 0 && p->ready.empty() && p->paused.empty()) {
+  if (IdleLocked(p)) {
     // A principal that comes back starts at the current clock, so it cannot
     // bank credit by being idle.
     principals_.erase(p->name);
@@ -196,6 +218,46 @@ void FairScheduler::Run(std::shared_ptr<Ticket> ticket, std::function<void()> ta
   ++queued_;
   waiting_.store(queued_, std::memory_order_relaxed);
   DispatchLocked();
+}
+
+bool FairScheduler::RunHereIfIdle(std::shared_ptr<Ticket> ticket,
+                                  const std::function<void()>& task) {
+  PrincipalState* p = ticket->principal_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || free_slots_ <= 0 || queued_ > 0 || p->running >= PrincipalMaxRunning()) {
+      return false;
+    }
+    if (p->ready.empty() && p->paused.empty() && p->running == 0) {
+      p->vtime = std::max(p->vtime, virtual_now_);
+    }
+    virtual_now_ = std::max(virtual_now_, p->vtime);
+    --free_slots_;
+    ++running_;
+    ++p->running;
+  }
+  tl_principal = p;
+  tl_here = true;
+  tl_slice_start = ThreadCpuSeconds();
+  tl_task_start = tl_slice_start;
+  task();
+  const double used = ThreadCpuSeconds() - tl_slice_start;
+  tl_principal = nullptr;
+  tl_here = false;
+  ticket.reset();  // as a worker drops its task's, before the slot goes back
+  std::lock_guard<std::mutex> lock(mu_);
+  TaskDoneLocked(p, used);
+  return true;
+}
+
+void FairScheduler::TaskDoneLocked(PrincipalState* p, double cpu_seconds) {
+  ChargeLocked(p, cpu_seconds);
+  --p->running;
+  --running_;
+  ++free_slots_;
+  if (IdleLocked(p)) principals_.erase(p->name);
+  DispatchLocked();
+  if (stopping_ && queued_ == 0 && running_ == 0) work_cv_.notify_all();
 }
 
 bool FairScheduler::SomeoneAheadLocked(const PrincipalState* self) const {
@@ -280,16 +342,7 @@ void FairScheduler::WorkerLoop() {
     const double used = ThreadCpuSeconds() - tl_slice_start;
     tl_principal = nullptr;
     lock.lock();
-    ChargeLocked(h.principal, used);
-    --h.principal->running;
-    --running_;
-    ++free_slots_;
-    PrincipalState* p = h.principal;
-    if (p->requests == 0 && p->running == 0 && p->ready.empty() && p->paused.empty()) {
-      principals_.erase(p->name);
-    }
-    DispatchLocked();
-    if (stopping_ && queued_ == 0 && running_ == 0) work_cv_.notify_all();
+    TaskDoneLocked(h.principal, used);
     if (tl_demoted) {
       // DispatchLocked did not count this thread as idle: no handoff waits
       // for it.
@@ -302,7 +355,7 @@ void FairScheduler::WorkerLoop() {
 
 void FairScheduler::DemoteIfLong(double now) {
 #ifdef __linux__
-  if (tl_demoted || options_.background_nice <= 0 ||
+  if (tl_demoted || tl_here || options_.background_nice <= 0 ||
       options_.background_after <= absl::ZeroDuration() ||
       now - tl_task_start < absl::ToDoubleSeconds(options_.background_after)) {
     return;

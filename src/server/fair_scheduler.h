@@ -70,14 +70,19 @@ class FairScheduler {
  public:
   struct PrincipalState;
 
-  // A request's place in keywardd: taken by Admit, given back when the
-  // last reference goes (after the request has been answered).
+  // A request's place in keywardd: taken by Admit.  It counts against the
+  // request limits until Answered (the caller may send its next request as
+  // soon as it has its answer) and against the memory limits until the last
+  // reference goes (gRPC may still hold the request and reply bytes).
   class Ticket {
    public:
     ~Ticket();
     Ticket(const Ticket&) = delete;
     Ticket& operator=(const Ticket&) = delete;
     int64_t cost() const { return cost_; }
+    // The request has been answered: its count goes back now, its memory
+    // cost when the ticket goes.  Idempotent.
+    void Answered();
 
    private:
     friend class FairScheduler;
@@ -86,6 +91,7 @@ class FairScheduler {
     FairScheduler* const scheduler_;
     PrincipalState* const principal_;
     int64_t cost_;
+    std::atomic<bool> counted_{true};
   };
 
   explicit FairScheduler(FairSchedulerOptions options);
@@ -103,13 +109,20 @@ class FairScheduler {
   // Runs `task` on a worker thread when the ticket's principal gets its turn.
   void Run(std::shared_ptr<Ticket> ticket, std::function<void()> task);
 
+  // Runs `task` on the calling thread, now, if a worker would start it now
+  // anyway (a slot is free, nobody waits, the principal is under its share)
+  // and returns true; otherwise does nothing and returns false (then Run
+  // it).  For short tasks only: the caller's thread is busy meanwhile.  It
+  // is charged, and may Yield, like a task on a worker.
+  bool RunHereIfIdle(std::shared_ptr<Ticket> ticket, const std::function<void()>& task);
+
   // From inside a task: lets a waiting principal with less CPU use run
   // first, and returns when this task may go on.  Cheap when nobody waits;
   // a no-op outside a task.
   void Yield();
 
   struct Stats {
-    int requests = 0;        // admitted, not yet finished
+    int requests = 0;        // admitted, not yet answered
     int threads = 0;         // worker threads alive
     uint64_t demoted = 0;    // tasks moved to background priority
     int queued = 0;          // waiting for a slot (new or yielded)
@@ -127,9 +140,14 @@ class FairScheduler {
     std::condition_variable cv;
     bool granted = false;
   };
-  void Release(PrincipalState* p, int64_t cost);
+  void ReleaseCount(PrincipalState* p);
+  void Release(PrincipalState* p, int64_t cost, bool counted);
+  // No request, task or memory cost of the principal's left.
+  static bool IdleLocked(const PrincipalState* p);
   void DispatchLocked();
   void WorkerLoop();
+  // A task of `p` that used `cpu_seconds` is done: its slot goes to the next.
+  void TaskDoneLocked(PrincipalState* p, double cpu_seconds);
   void SpawnerLoop();
   void StartWorkerLocked();
   void ChargeLocked(PrincipalState* p, double cpu_seconds);

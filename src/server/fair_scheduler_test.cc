@@ -65,6 +65,76 @@ TEST(FairScheduler, RefusesAPrincipalOverItsShareButNotOthers) {
   EXPECT_EQ(s.GetStats().refused_principal, 3u);
 }
 
+TEST(FairScheduler, AnAnsweredRequestFreesItsPlaceButNotItsMemory) {
+  FairSchedulerOptions o;
+  o.principal_max_requests = 1;
+  o.principal_max_cost = 100;
+  o.max_cost = 150;
+  FairScheduler s(o);
+  auto a = Admit(s, "a", 60);
+  EXPECT_FALSE(s.Admit("a", 1).ok()) << "one request is the share";
+  // Answered: the caller may send its next request at once...
+  a->Answered();
+  a->Answered();  // twice counts once
+  EXPECT_EQ(s.GetStats().requests, 0);
+  auto next = Admit(s, "a", 40);
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(s.GetStats().requests, 1);
+  // ...while the bytes gRPC still holds for the first count until it goes:
+  // a's memory share is 60 + 40 of 100, the server's 100 of 150.
+  next->Answered();
+  EXPECT_EQ(s.Admit("a", 1).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(s.Admit("b", 51).status().code(), absl::StatusCode::kResourceExhausted);
+  a.reset();
+  EXPECT_TRUE(s.Admit("a", 1).ok());
+  EXPECT_TRUE(s.Admit("b", 51).ok());
+}
+
+TEST(FairScheduler, RunsHereOnlyWhenAWorkerWouldStartItNow) {
+  FairSchedulerOptions o;
+  o.cpu_slots = 3;  // one principal may run 2
+  FairScheduler s(o);
+  const std::thread::id me = std::this_thread::get_id();
+  std::thread::id ran_on;
+  EXPECT_TRUE(s.RunHereIfIdle(Admit(s, "a"), [&] { ran_on = std::this_thread::get_id(); }));
+  EXPECT_EQ(ran_on, me);
+  EXPECT_EQ(s.GetStats().running, 0) << "the slot was given back";
+  // a holds the two slots it may have: a third a runs nowhere here.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> started{0};
+  for (int i = 0; i < 2; ++i) {
+    s.Run(Admit(s, "a"), [&] {
+      ++started;
+      released.wait();
+    });
+  }
+  for (int i = 0; i < 500 && started < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(started.load(), 2);
+  bool ran = false;
+  EXPECT_FALSE(s.RunHereIfIdle(Admit(s, "a"), [&] { ran = true; }));
+  EXPECT_FALSE(ran);
+  // b may take the last slot here; with it taken and a request waiting,
+  // nobody jumps the queue.
+  std::promise<void> b_release;
+  std::shared_future<void> b_released = b_release.get_future().share();
+  std::atomic<bool> b_started{false};
+  s.Run(Admit(s, "b"), [&] {
+    b_started = true;
+    b_released.wait();
+  });
+  for (int i = 0; i < 500 && !b_started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  s.Run(Admit(s, "c"), [] {});  // queued: no slot free
+  EXPECT_FALSE(s.RunHereIfIdle(Admit(s, "d"), [&] { ran = true; }));
+  EXPECT_FALSE(ran);
+  b_release.set_value();
+  release.set_value();
+}
+
 TEST(FairScheduler, RefusesEveryoneWhenTheServerIsFull) {
   FairSchedulerOptions o;
   o.max_requests = 3;

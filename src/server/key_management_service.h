@@ -141,6 +141,9 @@ class KeyManagementService final : public v1::KeyManagement::CallbackService {
         invoke;
     // Erases secret fields of the response once it is serialized.
     std::function<void(google::protobuf::Message*)> wipe;
+    // Short and bounded (one data key): with a slot free, it runs on the
+    // gRPC thread that read it rather than being handed to a worker.
+    bool light = false;
   };
   // The keyward_compromised_versions gauge (handlers_keys.cc), removed
   // again with the service.
