@@ -78,11 +78,16 @@ def flush():
     if not stack:
         return
     total += 1
-    # Frames leaf first.
-    for sym, dso in stack:
-        for name, rx in compiled:
-            if rx.search(sym):
-                return charge(name)
+    # Frames leaf first.  gRPC's own work done on a Keyward thread (the
+    # reply written from the audit writer, a request read before a handler
+    # runs on gRPC's thread) is gRPC's, not the Keyward frame's below it.
+    for depth, (sym, dso) in enumerate(stack):
+        hit = next((name for name, rx in compiled if rx.search(sym)), None)
+        if hit is None:
+            continue
+        if not any("libgrpc" in d for _, d in stack[:depth]):
+            return charge(hit)
+        break
     leaf_sym, leaf_dso = stack[0]
     kernel = "kernel" in leaf_dso
     text = " ".join(s for s, _ in stack)

@@ -4,6 +4,8 @@
 #ifndef KEYWARD_CRYPTO_HMAC_H_
 #define KEYWARD_CRYPTO_HMAC_H_
 
+#include <openssl/types.h>
+
 #include <memory>
 #include <string>
 
@@ -37,10 +39,15 @@ class HmacSha256 {
 
   size_t tag_size() const { return tag_size_; }
 
+  ~HmacSha256();
+
  private:
-  HmacSha256(SecretData key, size_t tag_size)
-      : key_(std::move(key)), tag_size_(tag_size) {}
-  const SecretData key_;
+  struct FreeCtx {
+    void operator()(EVP_MAC_CTX* c) const;  // wipes the key it holds
+  };
+  using KeyedCtx = std::unique_ptr<EVP_MAC_CTX, FreeCtx>;
+  HmacSha256(KeyedCtx keyed, size_t tag_size) : keyed_(std::move(keyed)), tag_size_(tag_size) {}
+  const KeyedCtx keyed_;  // keyed, never finalized
   const size_t tag_size_;
 };
 
