@@ -30,7 +30,10 @@ grep -q "ExecStart=/usr/bin/keywardd" /usr/lib/systemd/system/keywardd.service |
   { echo "the unit does not start /usr/bin/keywardd" >&2; exit 1; }
 PATH=/usr/bin:/bin keyward --help >/dev/null
 PATH=/usr/bin:/bin keywardd --help >/dev/null
-ldconfig -p | grep -q 'libkeyward\.so\.' || { echo "ldconfig does not know libkeyward" >&2; exit 1; }
+# The cache is read whole first: `ldconfig -p | grep -q` fails under
+# pipefail when grep stops early and ldconfig dies of SIGPIPE.
+ldconfig -p >"$work/ld-cache.txt"
+grep -q 'libkeyward\.so\.' "$work/ld-cache.txt" || { echo "ldconfig does not know libkeyward" >&2; exit 1; }
 # Debian's python3 imports the package, which finds the library through
 # the dynamic linker.
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import sys; sys.exit("/usr/lib/python3/dist-packages" not in sys.path)'; then
@@ -45,5 +48,6 @@ fi
 dpkg -r keyward >"$work/dpkg-r.log" 2>&1 || { cat "$work/dpkg-r.log"; exit 1; }
 left=$(echo "$files" | while read -r f; do [ -e "$f" ] && echo "$f"; done || true)
 [ -z "$left" ] || { echo "left behind by dpkg -r: $left" >&2; exit 1; }
-if ldconfig -p | grep -q 'libkeyward\.so\.'; then echo "ldconfig still lists libkeyward" >&2; exit 1; fi
+ldconfig -p >"$work/ld-cache.txt"
+if grep -q 'libkeyward\.so\.' "$work/ld-cache.txt"; then echo "ldconfig still lists libkeyward" >&2; exit 1; fi
 echo "deb test: dpkg -i and dpkg -r clean"

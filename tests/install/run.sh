@@ -40,7 +40,7 @@ export PKG_CONFIG_PATH="$(dirname "$prefix"/lib*/pkgconfig/keyward.pc)"
 # shellcheck disable=SC2046
 c++ -O1 -o "$work/consumer_pc" tests/install/consumer/consumer.cc \
   -std=c++20 $(pkg-config --cflags --libs keyward) -Wl,-rpath,"$(dirname "$so")"
-ldd "$work/consumer_pc" | grep -q "$soname" || { echo "not linked to $soname" >&2; exit 1; }
+grep -q "$soname" <<<"$(ldd "$work/consumer_pc")" || { echo "not linked to $soname" >&2; exit 1; }
 
 dev_setup
 start_keywardd
