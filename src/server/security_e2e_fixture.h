@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -83,6 +84,25 @@ class RawClient {
       r.error_code.assign(it->second.data(), it->second.size());
     }
     return r;
+  }
+  // Sends `request` and calls `done` with the status on gRPC's thread, as
+  // soon as the answer arrives (a client that sends its next call at once).
+  void CallAsync(const std::string& method, const std::string& request,
+                 std::function<void(grpc::Status)> done) {
+    struct Pending {
+      grpc::ClientContext ctx;
+      grpc::ByteBuffer req, resp;
+    };
+    auto* p = new Pending();
+    p->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Slice slice(request);
+    p->req = grpc::ByteBuffer(&slice, 1);
+    stub_->UnaryCall(&p->ctx, absl::StrCat("/keyward.v1.KeyManagement/", method),
+                     grpc::StubOptions(), &p->req, &p->resp,
+                     [p, done = std::move(done)](grpc::Status s) {
+                       delete p;
+                       done(std::move(s));
+                     });
   }
   template <typename Message>
   Reply Call(const std::string& method, const Message& m,

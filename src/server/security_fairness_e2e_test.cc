@@ -15,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +74,49 @@ TEST_F(SecurityTest, OnePrincipalCannotHoldMoreThanItsShareOfRequests) {
   EXPECT_GT(ok.load(), 0);
   const std::string metrics = server_->HttpGet("/metrics");
   EXPECT_THAT(metrics, HasSubstr("keyward_requests_refused_for_share_total{scope=\"principal\"}"));
+}
+
+// The share is what a client sees: a client that keeps exactly its share
+// in flight, sending each next call the moment it has an answer, is never
+// refused (a call stops counting when it is answered, not when keywardd
+// has freed it; docs/decisions/0036).
+TEST_F(SecurityTest, AClientKeepingExactlyItsShareInFlightIsNeverRefused) {
+  KW_ASSERT_OK(admin_->CreateKey("victim").status());
+  v1::GenerateDataKeyRequest req;
+  req.set_key_name("victim");
+  (*req.mutable_encryption_context())["t"] = "1";
+  const std::string bytes = req.SerializeAsString();
+  RawClient connection = Raw("app");  // one connection carries 64 at once
+  constexpr int kShare = 64;          // limits.principal_max_requests
+  constexpr int kCalls = 8000;
+  std::atomic<int> sent{0}, ok{0}, refused{0}, other{0}, finished{0};
+  std::promise<void> all_done;
+  // Each of kShare lanes sends its next call from the callback of the
+  // last, the moment its answer is in.
+  std::function<void()> next = [&] {
+    if (sent.fetch_add(1) >= kCalls) {
+      if (finished.fetch_add(1) + 1 == kShare) all_done.set_value();
+      return;
+    }
+    connection.CallAsync("GenerateDataKey", bytes, [&](grpc::Status s) {
+      if (s.ok()) {
+        ++ok;
+      } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        ++refused;
+      } else {
+        ++other;
+      }
+      next();
+    });
+  };
+  for (int i = 0; i < kShare; ++i) next();
+  ASSERT_EQ(all_done.get_future().wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  std::printf("%d calls, %d in flight, each sent when the last was answered: %d served, "
+              "%d refused, %d failed\n",
+              kCalls, kShare, ok.load(), refused.load(), other.load());
+  EXPECT_EQ(refused.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load(), kCalls);
 }
 
 // Saturation shows: when keywardd as a whole refuses work, /readyz says so
